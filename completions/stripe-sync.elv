@@ -1,0 +1,108 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[stripe-sync] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'stripe-sync'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'stripe-sync'= {
+            cand --db 'The SQLite store (created with mode 0600 on first write)'
+            cand --config 'Routing config [default: stripe-sync.toml in the current directory, if present]'
+            cand --color 'When to use colour (NO_COLOR also turns it off)'
+            cand --json 'Machine output: exactly one JSON document on stdout'
+            cand -q 'Print less on stderr'
+            cand --quiet 'Print less on stderr'
+            cand -v 'Print more on stderr (-vv for debug)'
+            cand --verbose 'Print more on stderr (-vv for debug)'
+            cand --no-input 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand verify 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
+            cand sign 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'stripe-sync;verify'= {
+            cand -s 'Webhook signing secret (whsec_...); repeat it, or comma-separate the env var, during rotation'
+            cand --secret 'Webhook signing secret (whsec_...); repeat it, or comma-separate the env var, during rotation'
+            cand --signature 'The Stripe-Signature header value (a leading "Stripe-Signature:" is dropped)'
+            cand --tolerance 'Maximum age of the timestamp in seconds; 0 disables the age check'
+            cand --now 'Judge the age as of this unix time instead of the clock'
+            cand --db 'The SQLite store (created with mode 0600 on first write)'
+            cand --config 'Routing config [default: stripe-sync.toml in the current directory, if present]'
+            cand --color 'When to use colour (NO_COLOR also turns it off)'
+            cand --json 'Machine output: exactly one JSON document on stdout'
+            cand -q 'Print less on stderr'
+            cand --quiet 'Print less on stderr'
+            cand -v 'Print more on stderr (-vv for debug)'
+            cand --verbose 'Print more on stderr (-vv for debug)'
+            cand --no-input 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'stripe-sync;sign'= {
+            cand -s 'Webhook signing secret (whsec_...)'
+            cand --secret 'Webhook signing secret (whsec_...)'
+            cand --timestamp 'Unix timestamp to sign with [default: now]'
+            cand --db 'The SQLite store (created with mode 0600 on first write)'
+            cand --config 'Routing config [default: stripe-sync.toml in the current directory, if present]'
+            cand --color 'When to use colour (NO_COLOR also turns it off)'
+            cand --json 'Machine output: exactly one JSON document on stdout'
+            cand -q 'Print less on stderr'
+            cand --quiet 'Print less on stderr'
+            cand -v 'Print more on stderr (-vv for debug)'
+            cand --verbose 'Print more on stderr (-vv for debug)'
+            cand --no-input 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'stripe-sync;completions'= {
+            cand --db 'The SQLite store (created with mode 0600 on first write)'
+            cand --config 'Routing config [default: stripe-sync.toml in the current directory, if present]'
+            cand --color 'When to use colour (NO_COLOR also turns it off)'
+            cand --json 'Machine output: exactly one JSON document on stdout'
+            cand -q 'Print less on stderr'
+            cand --quiet 'Print less on stderr'
+            cand -v 'Print more on stderr (-vv for debug)'
+            cand --verbose 'Print more on stderr (-vv for debug)'
+            cand --no-input 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'stripe-sync;help'= {
+            cand verify 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
+            cand sign 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'stripe-sync;help;verify'= {
+        }
+        &'stripe-sync;help;sign'= {
+        }
+        &'stripe-sync;help;completions'= {
+        }
+        &'stripe-sync;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

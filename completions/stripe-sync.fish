@@ -1,0 +1,84 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_stripe_sync_global_optspecs
+    string join \n db= config= json q/quiet v/verbose color= no-input h/help V/version
+end
+
+function __fish_stripe_sync_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_stripe_sync_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_stripe_sync_using_subcommand
+    set -l cmd (__fish_stripe_sync_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -l json -d 'Machine output: exactly one JSON document on stdout'
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -s q -l quiet -d 'Print less on stderr'
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -s v -l verbose -d 'Print more on stderr (-vv for debug)'
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -s h -l help -d 'Print help'
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -s V -l version -d 'Print version'
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "verify" -d 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "sign" -d 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -s s -l secret -d 'Webhook signing secret (whsec_...); repeat it, or comma-separate the env var, during rotation' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l signature -d 'The Stripe-Signature header value (a leading "Stripe-Signature:" is dropped)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l tolerance -d 'Maximum age of the timestamp in seconds; 0 disables the age check' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l now -d 'Judge the age as of this unix time instead of the clock' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l json -d 'Machine output: exactly one JSON document on stdout'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -s q -l quiet -d 'Print less on stderr'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -s v -l verbose -d 'Print more on stderr (-vv for debug)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -s V -l version -d 'Print version'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s s -l secret -d 'Webhook signing secret (whsec_...)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l timestamp -d 'Unix timestamp to sign with [default: now]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l json -d 'Machine output: exactly one JSON document on stdout'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s q -l quiet -d 'Print less on stderr'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s v -l verbose -d 'Print more on stderr (-vv for debug)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s h -l help -d 'Print help'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s V -l version -d 'Print version'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l json -d 'Machine output: exactly one JSON document on stdout'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s q -l quiet -d 'Print less on stderr'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s v -l verbose -d 'Print more on stderr (-vv for debug)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign completions help" -f -a "verify" -d 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign completions help" -f -a "sign" -d 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,165 @@
+//! Every command, flag, environment variable and help text (SPEC.md is the contract).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::secret::Secret;
+
+const AFTER_HELP: &str = "\
+Exit status: 0 done and nothing wrong found; 1 something checked is wrong (invalid
+signature, rejected events, failed syncs, drift, empty filter); 2 could not do the
+job (usage, unreadable input, bad config, refused credentials, unusable store);
+130 interrupted.";
+
+/// Verify, replay and resync Stripe webhooks and subscriptions, offline or against the API.
+#[derive(Debug, Parser)]
+#[command(name = "stripe-sync", version, about, after_help = AFTER_HELP)]
+#[command(propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted before or after the command name.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// The SQLite store (created with mode 0600 on first write)
+    #[arg(long, global = true, env = "STRIPE_SYNC_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Routing config [default: stripe-sync.toml in the current directory, if present]
+    #[arg(long, global = true, env = "STRIPE_SYNC_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Machine output: exactly one JSON document on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print less on stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more on stderr (-vv for debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// When to use colour (NO_COLOR also turns it off)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Never prompt (implied by CI, or when stdin or stderr is not a terminal)
+    #[arg(long, global = true)]
+    pub no_input: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a webhook payload against its Stripe-Signature header, and say why it fails
+    #[command(after_help = VERIFY_EXAMPLES)]
+    Verify(VerifyArgs),
+
+    /// Produce a Stripe-Signature header for a payload (accepted by the official SDKs)
+    #[command(after_help = SIGN_EXAMPLES)]
+    Sign(SignArgs),
+
+    /// Print a shell completion script
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsArgs),
+}
+
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  stripe-sync verify --secret \"$WHSEC\" --signature \"$SIG\" payload.json
+  stripe-sync verify --signature 'Stripe-Signature: t=1767225590,v1=5f0c…' --now 1767225595 - < body.json
+  STRIPE_WEBHOOK_SECRET=whsec_old,whsec_new stripe-sync verify --json --signature \"$SIG\" body.json";
+
+const SIGN_EXAMPLES: &str = "\
+Examples:
+  stripe-sync sign --secret whsec_test payload.json
+  stripe-sync sign --secret whsec_test --timestamp 1767225590 --json payload.json";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  stripe-sync completions bash > ~/.local/share/bash-completion/completions/stripe-sync
+  stripe-sync completions zsh > \"${fpath[1]}/_stripe-sync\"
+  stripe-sync completions fish > ~/.config/fish/completions/stripe-sync.fish";
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Payload file, or - for stdin
+    #[arg(value_name = "PAYLOAD", default_value = "-")]
+    pub payload: PathBuf,
+
+    /// Webhook signing secret (whsec_...); repeat it, or comma-separate the env var, during rotation
+    #[arg(
+        short,
+        long = "secret",
+        env = "STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_name = "SECRET"
+    )]
+    pub secrets: Vec<Secret>,
+
+    /// The Stripe-Signature header value (a leading "Stripe-Signature:" is dropped)
+    #[arg(
+        long,
+        env = "STRIPE_SIGNATURE",
+        value_name = "HEADER",
+        allow_hyphen_values = true
+    )]
+    pub signature: Option<String>,
+
+    /// Maximum age of the timestamp in seconds; 0 disables the age check
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub tolerance: u64,
+
+    /// Judge the age as of this unix time instead of the clock
+    #[arg(long, value_name = "UNIX", allow_negative_numbers = true)]
+    pub now: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Payload file, or - for stdin
+    #[arg(value_name = "PAYLOAD", default_value = "-")]
+    pub payload: PathBuf,
+
+    /// Webhook signing secret (whsec_...)
+    #[arg(
+        short,
+        long,
+        env = "STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub secret: Option<Secret>,
+
+    /// Unix timestamp to sign with [default: now]
+    #[arg(long, value_name = "UNIX", allow_negative_numbers = true)]
+    pub timestamp: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to generate for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+impl Cli {
+    pub fn command() -> clap::Command {
+        <Self as clap::CommandFactory>::command()
+    }
+}

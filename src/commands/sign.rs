@@ -1,0 +1,26 @@
+//! `stripe-sync sign [PAYLOAD]`
+
+use crate::cli::SignArgs;
+use crate::output::Printer;
+use crate::{Status, signature, usage};
+
+pub fn run(args: &SignArgs, printer: &Printer) -> anyhow::Result<Status> {
+    let secret = match &args.secret {
+        None => {
+            return Err(usage(
+                "no webhook secret: pass --secret whsec_... or set STRIPE_WEBHOOK_SECRET",
+            ));
+        }
+        Some(s) if s.is_blank() => return Err(usage("the webhook secret is blank")),
+        Some(s) => s,
+    };
+    let payload = super::read_payload(&args.payload)?;
+    let timestamp = args.timestamp.unwrap_or_else(super::unix_now);
+    let signed = signature::sign(secret, timestamp, &payload);
+    if printer.json {
+        printer.out_json(&signed)?;
+    } else {
+        printer.out(&format!("{}\n", signed.header))?;
+    }
+    Ok(Status::Ok)
+}

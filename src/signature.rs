@@ -1,0 +1,585 @@
+//! Stripe-Signature header parsing, verification, signing and diagnosis.
+//! Pure functions: no I/O, no clock (the caller passes `now`).
+//!
+//! Compatibility rule (SPEC.md): where stripe-node (`src/Webhooks.ts`) and
+//! stripe-python (`stripe/_webhook.py`) agree on accepting or rejecting a
+//! header we agree with them; where they would read a header differently we
+//! reject it. Concretely, per comma-separated entry both split the key off at
+//! the first `=` and cut the value at the next `=`; the key must be exactly
+//! `t` or `v1` (no trimming). The timestamp is read by node's `parseInt` and
+//! python's `int`, which agree only on `[ws] [+-] digits [ws]`; both then sign
+//! the *number* (`t=+0012` signs `12.`), not the text.
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::secret::Secret;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Largest integer node's `parseInt` (a double) renders back exactly.
+const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Ok,
+    NoSignatures,
+    MalformedHeader,
+    SignatureMismatch,
+    TimestampOutOfTolerance,
+    PayloadNotUtf8,
+    /// An empty body: stripe-node refuses it outright (an addition to SPEC.md's list).
+    EmptyPayload,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Ok => "ok",
+            Reason::NoSignatures => "no_signatures",
+            Reason::MalformedHeader => "malformed_header",
+            Reason::SignatureMismatch => "signature_mismatch",
+            Reason::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
+            Reason::PayloadNotUtf8 => "payload_not_utf8",
+            Reason::EmptyPayload => "empty_payload",
+        }
+    }
+}
+
+/// A likely cause of a failure that the tool has tested, not guessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HintCode {
+    /// The signature matches once a trailing newline (or CRLF) is removed.
+    PayloadTrailingNewline,
+    /// The signature matches once CRLF line endings become LF (or back).
+    PayloadLineEndings,
+    /// The signature matches once a UTF-8 byte-order mark is removed.
+    PayloadBom,
+    /// The payload is JSON that was re-serialized after signing.
+    PayloadReformatted,
+    /// The signature matches over the raw bytes, which are not UTF-8.
+    SignedBytesNotUtf8,
+    /// The secret has surrounding whitespace, and matches without it.
+    SecretWhitespace,
+    /// The secret lacks its `whsec_` prefix, and matches with it.
+    SecretMissingPrefix,
+    /// An API key (`sk_`, `rk_`, `pk_`) was given instead of a `whsec_` secret.
+    NotAWebhookSecret,
+    /// The signature is right, the timestamp too old.
+    ExpiredButSignatureValid,
+    /// The timestamp lies in the future of the clock (or `--now`).
+    FutureTimestamp,
+    /// The header has only `v0` (test-mode legacy) signatures.
+    V0Only,
+    /// A `v1` value matches but in uppercase hex, which Stripe never sends.
+    UppercaseHex,
+    /// An entry such as ` v1=` has whitespace around its key, so it is ignored.
+    HeaderWhitespace,
+}
+
+impl HintCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HintCode::PayloadTrailingNewline => "payload_trailing_newline",
+            HintCode::PayloadLineEndings => "payload_line_endings",
+            HintCode::PayloadBom => "payload_bom",
+            HintCode::PayloadReformatted => "payload_reformatted",
+            HintCode::SignedBytesNotUtf8 => "signed_bytes_not_utf8",
+            HintCode::SecretWhitespace => "secret_whitespace",
+            HintCode::SecretMissingPrefix => "secret_missing_prefix",
+            HintCode::NotAWebhookSecret => "not_a_webhook_secret",
+            HintCode::ExpiredButSignatureValid => "expired_but_signature_valid",
+            HintCode::FutureTimestamp => "future_timestamp",
+            HintCode::V0Only => "v0_only",
+            HintCode::UppercaseHex => "uppercase_hex",
+            HintCode::HeaderWhitespace => "header_whitespace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hint {
+    pub code: HintCode,
+    pub message: String,
+}
+
+/// Why a header could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderError {
+    Empty,
+    MissingTimestamp,
+    DuplicateTimestamp,
+    BadTimestamp(String),
+    EntryWithoutValue(&'static str),
+}
+
+impl std::fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderError::Empty => f.write_str("the header is empty"),
+            HeaderError::MissingTimestamp => f.write_str("the header has no `t=` timestamp"),
+            HeaderError::DuplicateTimestamp => f.write_str(
+                "the header has two `t=` entries (the official SDKs disagree on which counts)",
+            ),
+            HeaderError::BadTimestamp(why) => write!(f, "the `t=` timestamp is unusable: {why}"),
+            HeaderError::EntryWithoutValue(key) => {
+                write!(f, "the header has a bare `{key}` entry without `=`")
+            }
+        }
+    }
+}
+
+/// A parsed `Stripe-Signature` header, borrowing from the header text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub timestamp: i64,
+    pub v1: Vec<&'a str>,
+    pub v0_count: usize,
+    /// Values of entries whose key is `v1` only after trimming (` v1=`).
+    pub spaced_v1: Vec<&'a str>,
+}
+
+/// Whitespace that both node's `parseInt` and python's `int` skip.
+fn is_shared_whitespace(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{0b}' | '\u{0c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
+    )
+}
+
+fn parse_timestamp(raw: &str) -> Result<i64, HeaderError> {
+    let bad = |why: &str| Err(HeaderError::BadTimestamp(why.to_owned()));
+    let s = raw.trim_matches(is_shared_whitespace);
+    let (negative, digits) = match s.as_bytes().first() {
+        Some(b'+') => (false, &s[1..]),
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() {
+        return bad("no digits");
+    }
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return bad("not a whole number of seconds");
+    }
+    let magnitude = digits.trim_start_matches('0');
+    if magnitude.len() > 16 {
+        return bad("too large");
+    }
+    let value: i64 = if magnitude.is_empty() {
+        0
+    } else {
+        magnitude
+            .parse()
+            .map_err(|_| HeaderError::BadTimestamp("too large".into()))?
+    };
+    if value > MAX_SAFE_INTEGER {
+        return bad("too large");
+    }
+    let value = if negative { -value } else { value };
+    if value == -1 {
+        // stripe-node takes -1 as "no timestamp"; stripe-python accepts it.
+        return bad("-1 is read as missing by stripe-node");
+    }
+    Ok(value)
+}
+
+/// Parse a header value (without the `Stripe-Signature:` name).
+pub fn parse_header(header: &str) -> Result<Header<'_>, HeaderError> {
+    if header.is_empty() {
+        return Err(HeaderError::Empty);
+    }
+    let mut timestamp = None;
+    let mut v1 = Vec::new();
+    let mut spaced_v1 = Vec::new();
+    let mut v0_count = 0;
+    for item in header.split(',') {
+        let (key, value) = match item.split_once('=') {
+            Some((k, rest)) => (k, Some(rest.split('=').next().unwrap_or(""))),
+            None => (item, None),
+        };
+        match (key, value) {
+            ("t", None) => return Err(HeaderError::EntryWithoutValue("t")),
+            ("v1", None) => return Err(HeaderError::EntryWithoutValue("v1")),
+            ("t", Some(v)) => {
+                if timestamp.is_some() {
+                    return Err(HeaderError::DuplicateTimestamp);
+                }
+                timestamp = Some(parse_timestamp(v)?);
+            }
+            ("v1", Some(v)) => v1.push(v),
+            ("v0", Some(_)) => v0_count += 1,
+            (k, Some(v)) if k.trim() == "v1" => spaced_v1.push(v.trim()),
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or(HeaderError::MissingTimestamp)?;
+    Ok(Header {
+        timestamp,
+        v1,
+        v0_count,
+        spaced_v1,
+    })
+}
+
+/// Lowercase hex HMAC-SHA256 of `"<t>.<payload>"`, keyed by the whole secret.
+pub fn compute_signature(secret: &[u8], timestamp: i64, payload: &[u8]) -> [u8; 64] {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    let mut buf = itoa_buf(timestamp);
+    buf.push(b'.');
+    mac.update(&buf);
+    mac.update(payload);
+    let digest = mac.finalize().into_bytes();
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(digest.as_slice(), &mut hex).expect("64 bytes hold 32 in hex");
+    hex
+}
+
+fn itoa_buf(n: i64) -> Vec<u8> {
+    n.to_string().into_bytes()
+}
+
+fn matches_any(expected: &[u8; 64], candidates: &[&str]) -> bool {
+    // Every candidate is compared, in constant time for equal lengths.
+    let mut found = 0u8;
+    for c in candidates {
+        if c.len() == expected.len() {
+            found |= c.as_bytes().ct_eq(expected).unwrap_u8();
+        }
+    }
+    found == 1
+}
+
+/// The `Stripe-Signature` value for a payload.
+pub fn sign(secret: &Secret, timestamp: i64, payload: &[u8]) -> SignedHeader {
+    let sig = compute_signature(secret.expose().as_bytes(), timestamp, payload);
+    let signature = String::from_utf8_lossy(&sig).into_owned();
+    SignedHeader {
+        header: format!("t={timestamp},v1={signature}"),
+        timestamp,
+        signature,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignedHeader {
+    pub header: String,
+    pub timestamp: i64,
+    pub signature: String,
+}
+
+/// What a verification concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub valid: bool,
+    pub reason: Reason,
+    /// Why the header was malformed, when it was.
+    pub detail: Option<String>,
+    pub timestamp: Option<i64>,
+    pub age_seconds: Option<i64>,
+    pub matched_secret: Option<usize>,
+    pub hints: Vec<Hint>,
+}
+
+/// Strip a leading `Stripe-Signature:` header name (any case) and the
+/// whitespace around the value, as pasted from logs.
+pub fn strip_header_name(raw: &str) -> &str {
+    const NAME: &str = "stripe-signature:";
+    let t = raw.trim_start();
+    let t = match t.get(..NAME.len()) {
+        Some(prefix) if prefix.eq_ignore_ascii_case(NAME) => &t[NAME.len()..],
+        _ => t,
+    };
+    t.trim()
+}
+
+/// The fast path: does the header verify for this payload and secret?
+/// Used by the benchmark and by [`verify`].
+pub fn check(payload: &[u8], header: &Header<'_>, secret: &[u8]) -> bool {
+    let expected = compute_signature(secret, header.timestamp, payload);
+    matches_any(&expected, &header.v1)
+}
+
+/// Verify a payload against a header value and one or more secrets.
+pub fn verify(
+    payload: &[u8],
+    header: &str,
+    secrets: &[Secret],
+    tolerance: u64,
+    now: i64,
+) -> Verdict {
+    let mut verdict = Verdict {
+        valid: false,
+        reason: Reason::Ok,
+        detail: None,
+        timestamp: None,
+        age_seconds: None,
+        matched_secret: None,
+        hints: Vec::new(),
+    };
+    let parsed = parse_header(header);
+    if let Ok(h) = &parsed {
+        verdict.timestamp = Some(h.timestamp);
+        verdict.age_seconds = Some(now.saturating_sub(h.timestamp));
+    }
+
+    if std::str::from_utf8(payload).is_err() {
+        verdict.reason = Reason::PayloadNotUtf8;
+        verdict.detail = Some("the payload is not valid UTF-8; the official SDKs reject it".into());
+        if let Ok(h) = &parsed
+            && let Some(i) = secrets
+                .iter()
+                .position(|s| check(payload, h, s.expose().as_bytes()))
+        {
+            verdict.hints.push(Hint {
+                code: HintCode::SignedBytesNotUtf8,
+                message: format!(
+                    "the signature matches these exact bytes with secret #{}, but they are not UTF-8: \
+                     the sender signed bytes no Stripe SDK accepts",
+                    i + 1
+                ),
+            });
+        }
+        return verdict;
+    }
+
+    if payload.is_empty() {
+        verdict.reason = Reason::EmptyPayload;
+        verdict.detail = Some("the payload is empty; stripe-node rejects an empty body".into());
+        return verdict;
+    }
+
+    let h = match parsed {
+        Ok(h) => h,
+        Err(HeaderError::Empty) => {
+            verdict.reason = Reason::NoSignatures;
+            verdict.detail = Some(HeaderError::Empty.to_string());
+            return verdict;
+        }
+        Err(e) => {
+            verdict.reason = Reason::MalformedHeader;
+            verdict.detail = Some(e.to_string());
+            return verdict;
+        }
+    };
+
+    if h.v1.is_empty() {
+        verdict.reason = Reason::NoSignatures;
+        verdict.detail = Some("the header has no `v1=` signature".into());
+        if h.v0_count > 0 {
+            verdict.hints.push(Hint {
+                code: HintCode::V0Only,
+                message: "the header carries only v0 signatures, which Stripe's SDKs ignore; \
+                          sign with v1 (HMAC-SHA256 of \"<t>.<payload>\")"
+                    .into(),
+            });
+        }
+        diagnose_header_whitespace(payload, &h, secrets, &mut verdict.hints);
+        return verdict;
+    }
+
+    let matched = secrets
+        .iter()
+        .position(|s| check(payload, &h, s.expose().as_bytes()));
+    let age = now.saturating_sub(h.timestamp);
+    match matched {
+        Some(i) => {
+            verdict.matched_secret = Some(i);
+            let tol = i64::try_from(tolerance).unwrap_or(i64::MAX);
+            if tolerance > 0 && age > tol {
+                verdict.reason = Reason::TimestampOutOfTolerance;
+                verdict.hints.push(Hint {
+                    code: HintCode::ExpiredButSignatureValid,
+                    message: format!(
+                        "the signature is valid (secret #{}), but the timestamp is {age} s old, \
+                         {} s past the tolerance of {tolerance} s; to check the signature alone \
+                         use --tolerance 0, or --now to judge at delivery time",
+                        i + 1,
+                        age - tol
+                    ),
+                });
+            } else {
+                verdict.valid = true;
+                verdict.reason = Reason::Ok;
+            }
+        }
+        None => {
+            verdict.reason = Reason::SignatureMismatch;
+            diagnose_mismatch(payload, &h, secrets, now, &mut verdict.hints);
+        }
+    }
+    verdict
+}
+
+fn diagnose_header_whitespace(
+    payload: &[u8],
+    h: &Header<'_>,
+    secrets: &[Secret],
+    hints: &mut Vec<Hint>,
+) {
+    if h.spaced_v1.is_empty() {
+        return;
+    }
+    let hit = secrets.iter().any(|s| {
+        let expected = compute_signature(s.expose().as_bytes(), h.timestamp, payload);
+        matches_any(&expected, &h.spaced_v1)
+    });
+    if hit {
+        hints.push(Hint {
+            code: HintCode::HeaderWhitespace,
+            message: "a ` v1=` entry has a space before its key, so Stripe's SDKs ignore it; \
+                      without the space it matches: the header was re-joined with \", \""
+                .into(),
+        });
+    }
+}
+
+/// Re-run the check on plausible corruptions and report those that match.
+fn diagnose_mismatch(
+    payload: &[u8],
+    h: &Header<'_>,
+    secrets: &[Secret],
+    now: i64,
+    hints: &mut Vec<Hint>,
+) {
+    let any_secret = |p: &[u8]| secrets.iter().any(|s| check(p, h, s.expose().as_bytes()));
+
+    // Payload corruptions.
+    let mut trimmed = payload;
+    while let Some(rest) = trimmed.strip_suffix(b"\n") {
+        trimmed = rest.strip_suffix(b"\r").unwrap_or(rest);
+    }
+    if trimmed.len() != payload.len() && any_secret(trimmed) {
+        hints.push(Hint {
+            code: HintCode::PayloadTrailingNewline,
+            message: "the signature matches once the trailing newline is removed: an editor or \
+                      `echo` added it; verify the exact bytes received"
+                .into(),
+        });
+    }
+    if payload.windows(2).any(|w| w == b"\r\n") {
+        let lf: Vec<u8> = String::from_utf8_lossy(payload)
+            .replace("\r\n", "\n")
+            .into_bytes();
+        if any_secret(&lf) {
+            hints.push(Hint {
+                code: HintCode::PayloadLineEndings,
+                message: "the signature matches once CRLF line endings become LF: the file was \
+                          converted (git autocrlf, a Windows editor)"
+                    .into(),
+            });
+        }
+    } else if payload.contains(&b'\n') {
+        let crlf: Vec<u8> = String::from_utf8_lossy(payload)
+            .replace('\n', "\r\n")
+            .into_bytes();
+        if any_secret(&crlf) {
+            hints.push(Hint {
+                code: HintCode::PayloadLineEndings,
+                message: "the signature matches once LF line endings become CRLF: the file was \
+                          converted after it was received"
+                    .into(),
+            });
+        }
+    }
+    if let Some(rest) = payload.strip_prefix(b"\xef\xbb\xbf")
+        && any_secret(rest)
+    {
+        hints.push(Hint {
+            code: HintCode::PayloadBom,
+            message: "the signature matches once the UTF-8 byte-order mark is removed".into(),
+        });
+    }
+    // Only when no simpler byte-level cause explains the mismatch.
+    let payload_explained = !hints.is_empty();
+    if !payload_explained && let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) {
+        let forms = [
+            serde_json::to_vec(&value).ok(),
+            serde_json::to_vec_pretty(&value).ok(),
+        ];
+        if forms
+            .iter()
+            .flatten()
+            .any(|f| f.as_slice() != payload && any_secret(f))
+        {
+            hints.push(Hint {
+                code: HintCode::PayloadReformatted,
+                message: "the signature matches the same JSON serialized differently: the body \
+                          was parsed and re-serialized (e.g. JSON.stringify(req.body)) before \
+                          verification; verify the raw request body"
+                    .into(),
+            });
+        }
+    }
+
+    // Secret mistakes.
+    for (i, s) in secrets.iter().enumerate() {
+        let text = s.expose();
+        let n = i + 1;
+        let kind = ["sk_", "rk_", "pk_"].iter().find(|p| text.starts_with(**p));
+        if let Some(prefix) = kind {
+            hints.push(Hint {
+                code: HintCode::NotAWebhookSecret,
+                message: format!(
+                    "secret #{n} is an API key ({prefix}…), not a webhook signing secret; use the \
+                     endpoint's whsec_… secret (Dashboard > Webhooks, or `stripe listen`)"
+                ),
+            });
+        }
+        let trimmed = text.trim();
+        if trimmed != text && check(payload, h, trimmed.as_bytes()) {
+            hints.push(Hint {
+                code: HintCode::SecretWhitespace,
+                message: format!(
+                    "secret #{n} has surrounding whitespace (a newline from a file or .env?); \
+                     without it the signature matches"
+                ),
+            });
+        }
+        if !trimmed.starts_with("whsec_") && kind.is_none() {
+            let prefixed = format!("whsec_{trimmed}");
+            if check(payload, h, prefixed.as_bytes()) {
+                hints.push(Hint {
+                    code: HintCode::SecretMissingPrefix,
+                    message: format!(
+                        "secret #{n} lacks its whsec_ prefix; the whole string, prefix included, \
+                         is the HMAC key"
+                    ),
+                });
+            }
+        }
+    }
+
+    // Header mistakes.
+    let upper_hit = secrets.iter().any(|s| {
+        let expected = compute_signature(s.expose().as_bytes(), h.timestamp, payload);
+        h.v1.iter()
+            .any(|v| v.as_bytes() != expected && v.as_bytes().eq_ignore_ascii_case(&expected))
+    });
+    if upper_hit {
+        hints.push(Hint {
+            code: HintCode::UppercaseHex,
+            message: "a v1 signature matches only when case is ignored: Stripe signatures are \
+                      lowercase hex and the SDKs compare them exactly"
+                .into(),
+        });
+    }
+    diagnose_header_whitespace(payload, h, secrets, hints);
+    if h.timestamp > now {
+        hints.push(Hint {
+            code: HintCode::FutureTimestamp,
+            message: format!(
+                "the timestamp is {} s in the future: the signer's clock is off, or the header \
+                 belongs to another delivery",
+                h.timestamp.saturating_sub(now)
+            ),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

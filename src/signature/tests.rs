@@ -1,0 +1,376 @@
+use super::*;
+use proptest::prelude::*;
+
+const SECRET: &str = "whsec_test_secret";
+const PAYLOAD: &[u8] = br#"{"id":"evt_1","object":"event","type":"invoice.paid"}"#;
+const T: i64 = 1_767_225_590;
+
+fn secrets(list: &[&str]) -> Vec<Secret> {
+    list.iter().map(|s| Secret::new(*s)).collect()
+}
+
+fn sig(secret: &str, t: i64, payload: &[u8]) -> String {
+    String::from_utf8(compute_signature(secret.as_bytes(), t, payload).to_vec()).unwrap()
+}
+
+fn run(header: &str) -> Verdict {
+    verify(PAYLOAD, header, &secrets(&[SECRET]), 300, T + 5)
+}
+
+fn codes(v: &Verdict) -> Vec<&'static str> {
+    v.hints.iter().map(|h| h.code.as_str()).collect()
+}
+
+#[test]
+fn known_vector_matches_reference_hmac() {
+    // python3: hmac.new(b"whsec_test_secret", b"1767225590." + PAYLOAD, hashlib.sha256).hexdigest()
+    assert_eq!(
+        sig(SECRET, T, PAYLOAD),
+        "777ef45c837d050036e27e4de1d54cc149683e6e53f4a446ae680bb43cee1dfe"
+    );
+}
+
+#[test]
+fn valid_signature() {
+    let v = run(&format!("t={T},v1={}", sig(SECRET, T, PAYLOAD)));
+    assert!(v.valid);
+    assert_eq!(v.reason, Reason::Ok);
+    assert_eq!(v.timestamp, Some(T));
+    assert_eq!(v.age_seconds, Some(5));
+    assert_eq!(v.matched_secret, Some(0));
+    assert!(v.hints.is_empty());
+}
+
+#[test]
+fn later_v1_entry_matches() {
+    let good = sig(SECRET, T, PAYLOAD);
+    let v = run(&format!("t={T},v1={},v1={},v0=abc", "0".repeat(64), good));
+    assert!(v.valid);
+}
+
+#[test]
+fn v0_only_is_no_signatures_with_hint() {
+    let v = run(&format!("t={T},v0={}", sig(SECRET, T, PAYLOAD)));
+    assert_eq!(v.reason, Reason::NoSignatures);
+    assert_eq!(codes(&v), ["v0_only"]);
+}
+
+#[test]
+fn empty_header_is_no_signatures() {
+    let v = run("");
+    assert_eq!(v.reason, Reason::NoSignatures);
+    assert_eq!(v.timestamp, None);
+}
+
+#[test]
+fn timestamp_without_v1_is_no_signatures() {
+    assert_eq!(run(&format!("t={T}")).reason, Reason::NoSignatures);
+}
+
+#[test]
+fn accepted_header_forms_of_both_sdks() {
+    let good = sig(SECRET, T, PAYLOAD);
+    for header in [
+        format!("t={T},v1={good},"),        // trailing comma
+        format!("t=+{T},v1={good}"),        // explicit plus
+        format!("t= {T},v1={good}"),        // space after '='
+        format!("t={T} ,v1={good}"),        // trailing space in the value
+        format!("t=000{T},v1={good}"),      // leading zeros: the number is signed
+        format!("t={T},v1={good}=extra"),   // value cut at a second '='
+        format!("t={T}=junk,v1={good}"),    // likewise for t
+        format!("v1={good},t={T}"),         // any order
+        format!("t={T},,v1={good},x=y,v2"), // unknown and empty entries
+    ] {
+        let v = run(&header);
+        assert!(v.valid, "{header}: {v:?}");
+    }
+}
+
+#[test]
+fn rejected_header_forms() {
+    let good = sig(SECRET, T, PAYLOAD);
+    let upper = good.to_uppercase();
+    let cases: &[(String, Reason)] = &[
+        (format!("t={T},v1={upper}"), Reason::SignatureMismatch),
+        (format!("t={T}, v1={good}"), Reason::NoSignatures),
+        (format!("T={T},v1={good}"), Reason::MalformedHeader),
+        (format!("v1={good}"), Reason::MalformedHeader),
+        (format!("t={T},t={T},v1={good}"), Reason::MalformedHeader),
+        (format!("t={T}abc,v1={good}"), Reason::MalformedHeader),
+        (
+            format!("t=1_767_225_590,v1={good}"),
+            Reason::MalformedHeader,
+        ),
+        (format!("t=0x10,v1={good}"), Reason::MalformedHeader),
+        (format!("t=,v1={good}"), Reason::MalformedHeader),
+        (format!("t,v1={good}"), Reason::MalformedHeader),
+        (format!("t={T},v1"), Reason::MalformedHeader),
+        (format!("t=-1,v1={good}"), Reason::MalformedHeader),
+        (
+            format!("t=99999999999999999999,v1={good}"),
+            Reason::MalformedHeader,
+        ),
+        (
+            format!("t=9007199254740993,v1={good}"),
+            Reason::MalformedHeader,
+        ),
+        (
+            format!("t=\u{0663}\u{0664},v1={good}"),
+            Reason::MalformedHeader,
+        ),
+    ];
+    for (header, reason) in cases {
+        let v = run(header);
+        assert!(!v.valid, "{header}");
+        assert_eq!(v.reason, *reason, "{header}");
+    }
+}
+
+#[test]
+fn uppercase_hex_hint() {
+    let upper = sig(SECRET, T, PAYLOAD).to_uppercase();
+    assert_eq!(codes(&run(&format!("t={T},v1={upper}"))), ["uppercase_hex"]);
+}
+
+#[test]
+fn spaced_v1_entry_hint() {
+    let good = sig(SECRET, T, PAYLOAD);
+    let v = run(&format!("t={T}, v1={good}"));
+    assert_eq!(codes(&v), ["header_whitespace"]);
+}
+
+#[test]
+fn signs_the_number_not_the_text() {
+    // t=+00123 is read as 123 by both SDKs, which then sign "123.<payload>".
+    let v = verify(
+        PAYLOAD,
+        &format!("t=+00123,v1={}", sig(SECRET, 123, PAYLOAD)),
+        &secrets(&[SECRET]),
+        0,
+        T,
+    );
+    assert!(v.valid);
+    let v = verify(
+        PAYLOAD,
+        &format!("t=-0,v1={}", sig(SECRET, 0, PAYLOAD)),
+        &secrets(&[SECRET]),
+        0,
+        T,
+    );
+    assert!(v.valid);
+}
+
+#[test]
+fn tolerance_boundaries() {
+    let good = sig(SECRET, T, PAYLOAD);
+    let header = format!("t={T},v1={good}");
+    let s = secrets(&[SECRET]);
+    assert!(
+        verify(PAYLOAD, &header, &s, 300, T + 300).valid,
+        "age == tolerance passes"
+    );
+    let late = verify(PAYLOAD, &header, &s, 300, T + 301);
+    assert_eq!(late.reason, Reason::TimestampOutOfTolerance);
+    assert_eq!(late.matched_secret, Some(0));
+    assert_eq!(codes(&late), ["expired_but_signature_valid"]);
+    assert!(late.hints[0].message.contains("301 s old"));
+    assert!(late.hints[0].message.contains("1 s past"));
+    assert!(
+        verify(PAYLOAD, &header, &s, 0, T + 10_000_000).valid,
+        "tolerance 0 disables"
+    );
+    let future = verify(PAYLOAD, &header, &s, 300, T - 10_000);
+    assert!(future.valid, "future timestamps pass");
+    assert_eq!(future.age_seconds, Some(-10_000));
+}
+
+#[test]
+fn future_timestamp_hint_on_mismatch() {
+    let header = format!("t={},v1={}", T + 600, "0".repeat(64));
+    let v = verify(PAYLOAD, &header, &secrets(&[SECRET]), 300, T);
+    assert_eq!(v.reason, Reason::SignatureMismatch);
+    assert_eq!(codes(&v), ["future_timestamp"]);
+    assert!(v.hints[0].message.contains("600 s"));
+}
+
+#[test]
+fn rotation_any_secret_matches() {
+    let header = format!("t={T},v1={}", sig("whsec_new", T, PAYLOAD));
+    let v = verify(
+        PAYLOAD,
+        &header,
+        &secrets(&["whsec_old", "whsec_new"]),
+        300,
+        T,
+    );
+    assert!(v.valid);
+    assert_eq!(v.matched_secret, Some(1));
+    let v = verify(
+        PAYLOAD,
+        &header,
+        &secrets(&["whsec_old", "whsec_older"]),
+        300,
+        T,
+    );
+    assert_eq!(v.reason, Reason::SignatureMismatch);
+    assert_eq!(v.matched_secret, None);
+}
+
+#[test]
+fn trailing_newline_hint() {
+    let header = format!("t={T},v1={}", sig(SECRET, T, PAYLOAD));
+    for suffix in ["\n", "\r\n", "\n\n"] {
+        let mut body = PAYLOAD.to_vec();
+        body.extend_from_slice(suffix.as_bytes());
+        let v = verify(&body, &header, &secrets(&[SECRET]), 300, T);
+        assert_eq!(v.reason, Reason::SignatureMismatch);
+        assert_eq!(codes(&v), ["payload_trailing_newline"], "{suffix:?}");
+    }
+}
+
+#[test]
+fn line_ending_and_bom_hints() {
+    let lf = b"{\n  \"id\": \"evt_1\"\n}";
+    let crlf = b"{\r\n  \"id\": \"evt_1\"\r\n}";
+    let signed_lf = format!("t={T},v1={}", sig(SECRET, T, lf));
+    let v = verify(crlf, &signed_lf, &secrets(&[SECRET]), 300, T);
+    assert!(codes(&v).contains(&"payload_line_endings"));
+    let signed_crlf = format!("t={T},v1={}", sig(SECRET, T, crlf));
+    let v = verify(lf, &signed_crlf, &secrets(&[SECRET]), 300, T);
+    assert!(codes(&v).contains(&"payload_line_endings"));
+
+    let mut bom = b"\xef\xbb\xbf".to_vec();
+    bom.extend_from_slice(PAYLOAD);
+    let header = format!("t={T},v1={}", sig(SECRET, T, PAYLOAD));
+    let v = verify(&bom, &header, &secrets(&[SECRET]), 300, T);
+    assert_eq!(codes(&v), ["payload_bom"]);
+}
+
+#[test]
+fn reformatted_json_hint() {
+    let original = b"{\n  \"id\": \"evt_1\",\n  \"object\": \"event\"\n}";
+    let compact = br#"{"id":"evt_1","object":"event"}"#;
+    let header = format!("t={T},v1={}", sig(SECRET, T, original));
+    let v = verify(compact, &header, &secrets(&[SECRET]), 300, T);
+    assert_eq!(codes(&v), ["payload_reformatted"]);
+}
+
+#[test]
+fn secret_hints() {
+    let header = format!("t={T},v1={}", sig(SECRET, T, PAYLOAD));
+    let v = verify(PAYLOAD, &header, &secrets(&["whsec_test_secret\n"]), 300, T);
+    assert_eq!(codes(&v), ["secret_whitespace"]);
+    let v = verify(PAYLOAD, &header, &secrets(&["test_secret"]), 300, T);
+    assert_eq!(codes(&v), ["secret_missing_prefix"]);
+    let v = verify(
+        PAYLOAD,
+        &header,
+        &secrets(&["sk_test_abc", "rk_live_x"]),
+        300,
+        T,
+    );
+    assert_eq!(codes(&v), ["not_a_webhook_secret", "not_a_webhook_secret"]);
+    assert!(!v.hints.iter().any(|h| h.message.contains("sk_test_abc")));
+}
+
+#[test]
+fn non_utf8_payload_rejected() {
+    let body = b"{\"id\":\"evt_\xff\"}";
+    let header = format!("t={T},v1={}", sig(SECRET, T, body));
+    let v = verify(body, &header, &secrets(&[SECRET]), 300, T);
+    assert_eq!(v.reason, Reason::PayloadNotUtf8);
+    assert!(!v.valid);
+    assert_eq!(codes(&v), ["signed_bytes_not_utf8"]);
+    let v = verify(body, "t=1,v1=00", &secrets(&[SECRET]), 300, T);
+    assert_eq!(v.reason, Reason::PayloadNotUtf8);
+    assert!(v.hints.is_empty());
+}
+
+#[test]
+fn header_name_is_stripped() {
+    assert_eq!(strip_header_name("Stripe-Signature: t=1,v1=a"), "t=1,v1=a");
+    assert_eq!(
+        strip_header_name("stripe-signature:t=1,v1=a\r\n"),
+        "t=1,v1=a"
+    );
+    assert_eq!(strip_header_name("  t=1,v1=a "), "t=1,v1=a");
+    assert_eq!(strip_header_name("Stripe-Sig"), "Stripe-Sig");
+    assert_eq!(strip_header_name("Stripe-Signatur€"), "Stripe-Signatur€");
+}
+
+#[test]
+fn sign_output_verifies() {
+    let s = Secret::new(SECRET);
+    let signed = sign(&s, T, PAYLOAD);
+    assert_eq!(signed.header, format!("t={T},v1={}", signed.signature));
+    assert!(verify(PAYLOAD, &signed.header, &[s], 300, T).valid);
+}
+
+#[test]
+fn garbage_headers_do_not_panic() {
+    let commas = ",".repeat(10_000);
+    for h in [
+        commas.as_str(),
+        "\x00\x1b[2J",
+        "t=\u{202e}1",
+        "=",
+        "==,==",
+        "t==",
+        "v1==",
+    ] {
+        let v = run(h);
+        assert!(!v.valid);
+    }
+}
+
+proptest! {
+    #[test]
+    fn sign_then_verify(payload in ".+", secret in "whsec_[A-Za-z0-9]{1,40}", t in 0i64..4_000_000_000) {
+        let s = Secret::new(secret);
+        let header = sign(&s, t, payload.as_bytes()).header;
+        let v = verify(payload.as_bytes(), &header, &[s], 0, t);
+        prop_assert!(v.valid);
+    }
+
+    #[test]
+    fn any_payload_byte_flip_fails(payload in "[ -~]{1,200}", idx in any::<prop::sample::Index>(), bit in 0u8..7) {
+        let s = Secret::new(SECRET);
+        let header = sign(&s, T, payload.as_bytes()).header;
+        let mut bytes = payload.into_bytes();
+        let i = idx.index(bytes.len());
+        bytes[i] ^= 1 << bit;
+        let v = verify(&bytes, &header, &[s], 0, T);
+        prop_assert!(!v.valid);
+    }
+
+    #[test]
+    fn any_signature_char_change_fails(payload in ".{1,100}", idx in 0usize..64, c in "[0-9a-f]") {
+        let s = Secret::new(SECRET);
+        let signed = sign(&s, T, payload.as_bytes());
+        let mut chars: Vec<char> = signed.signature.chars().collect();
+        let new = c.chars().next().unwrap();
+        prop_assume!(chars[idx] != new);
+        chars[idx] = new;
+        let header = format!("t={T},v1={}", chars.into_iter().collect::<String>());
+        prop_assert_eq!(verify(payload.as_bytes(), &header, &[s], 0, T).reason, Reason::SignatureMismatch);
+    }
+
+    #[test]
+    fn parser_never_panics(header in any::<String>(), payload in any::<Vec<u8>>()) {
+        let _ = parse_header(&header);
+        let _ = verify(&payload, &header, &secrets(&[SECRET, "sk_test_x", " whsec_y "]), 300, T);
+    }
+
+    #[test]
+    fn parser_never_panics_on_header_like_text(header in "[tv01=, +\\-0-9a-f\u{a0}\u{202e}]{0,80}") {
+        let _ = verify(PAYLOAD, &header, &secrets(&[SECRET]), 300, T);
+    }
+}
+
+#[test]
+fn empty_payload_rejected_like_stripe_node() {
+    let header = format!("t={T},v1={}", sig(SECRET, T, b""));
+    let v = verify(b"", &header, &secrets(&[SECRET]), 300, T);
+    assert!(!v.valid);
+    assert_eq!(v.reason, Reason::EmptyPayload);
+}

@@ -1,0 +1,51 @@
+//! The committed scripts in completions/ must match what the CLI generates.
+//! Regenerate them with: `cargo run -- completions <shell> > completions/<file>`
+//! for each shell, or `STRIPE_SYNC_BLESS=1 cargo test completions`.
+
+use std::path::Path;
+
+use crate::common::{cmd_in, run, tempdir};
+
+const SHELLS: &[(&str, &str)] = &[
+    ("bash", "stripe-sync.bash"),
+    ("zsh", "_stripe-sync"),
+    ("fish", "stripe-sync.fish"),
+    ("powershell", "_stripe-sync.ps1"),
+    ("elvish", "stripe-sync.elv"),
+];
+
+#[test]
+fn committed_completions_are_current() {
+    let dir = tempdir();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+    let bless = std::env::var_os("STRIPE_SYNC_BLESS").is_some();
+    let mut stale = Vec::new();
+    for (shell, file) in SHELLS {
+        let out = run(cmd_in(dir.path()).args(["completions", shell]));
+        assert_eq!(out.status, 0, "{shell}: {}", out.stderr);
+        assert!(out.stdout.contains("stripe-sync"), "{shell}");
+        let path = root.join(file);
+        if bless {
+            std::fs::create_dir_all(&root).unwrap();
+            std::fs::write(&path, &out.stdout).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(out.stdout.as_str()) {
+            stale.push(path.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "completion scripts are stale or missing: {stale:?}\nregenerate them with: STRIPE_SYNC_BLESS=1 cargo test --test cli completions"
+    );
+}
+
+#[test]
+fn unknown_shell_is_usage_error() {
+    let dir = tempdir();
+    let out = run(cmd_in(dir.path()).args(["completions", "tcsh"]));
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.contains("invalid value 'tcsh'"),
+        "{}",
+        out.stderr
+    );
+}

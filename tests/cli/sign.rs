@@ -1,0 +1,65 @@
+use stripe_sync::secret::Secret;
+use stripe_sync::signature;
+
+use crate::common::{cmd_in, json, run, tempdir};
+
+#[test]
+fn sign_prints_header_that_verifies() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("p.json"), "{\"id\":\"evt_9\"}").unwrap();
+    let out = run(cmd_in(dir.path()).args([
+        "sign",
+        "--secret",
+        "whsec_abc",
+        "--timestamp",
+        "1767225590",
+        "p.json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+    // python3: hmac.new(b"whsec_abc", b'1767225590.{"id":"evt_9"}', sha256).hexdigest()
+    let expected = signature::sign(
+        &Secret::new("whsec_abc"),
+        1_767_225_590,
+        b"{\"id\":\"evt_9\"}",
+    );
+    assert_eq!(out.stdout, format!("{}\n", expected.header));
+    assert!(out.stdout.starts_with("t=1767225590,v1="));
+
+    let verify = run(cmd_in(dir.path()).args([
+        "verify",
+        "--secret",
+        "whsec_abc",
+        "--signature",
+        out.stdout.trim(),
+        "--now",
+        "1767225590",
+        "p.json",
+    ]));
+    assert_eq!(verify.status, 0, "{}", verify.stdout);
+}
+
+#[test]
+fn sign_json_and_stdin_and_env() {
+    let dir = tempdir();
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_WEBHOOK_SECRET", "whsec_abc")
+        .args(["sign", "--json", "--timestamp", "42"])
+        .write_stdin("hello"));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let v = json(&out.stdout);
+    assert_eq!(v["timestamp"], 42);
+    let sig = v["signature"].as_str().unwrap();
+    assert_eq!(sig.len(), 64);
+    assert_eq!(v["header"], format!("t=42,v1={sig}"));
+    assert!(!out.stdout.contains("whsec_abc"));
+}
+
+#[test]
+fn sign_without_secret_is_usage_error() {
+    let dir = tempdir();
+    let out = run(cmd_in(dir.path()).args(["sign"]).write_stdin("x"));
+    assert_eq!(out.status, 2);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("no webhook secret"), "{}", out.stderr);
+}

@@ -1,0 +1,416 @@
+use std::fs;
+
+use stripe_sync::secret::Secret;
+use stripe_sync::signature;
+
+use crate::common::{cmd_in, json, run, tempdir};
+
+const SECRET: &str = "whsec_cli_test_secret_9f8e7d";
+const T: i64 = 1_767_225_590;
+const PAYLOAD: &str =
+    "{\n  \"id\": \"evt_1\",\n  \"object\": \"event\",\n  \"type\": \"invoice.paid\"\n}";
+
+fn header(t: i64, payload: &[u8]) -> String {
+    signature::sign(&Secret::new(SECRET), t, payload).header
+}
+
+fn setup(payload: &[u8]) -> (tempfile::TempDir, String) {
+    let dir = tempdir();
+    fs::write(dir.path().join("payload.json"), payload).unwrap();
+    let h = header(T, payload);
+    (dir, h)
+}
+
+fn assert_no_secret(out: &crate::common::Output) {
+    assert!(
+        !out.stdout.contains("cli_test_secret"),
+        "secret in stdout: {}",
+        out.stdout
+    );
+    assert!(
+        !out.stderr.contains("cli_test_secret"),
+        "secret in stderr: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn valid_payload_json_fields_exactly_as_spec() {
+    let (dir, h) = setup(PAYLOAD.as_bytes());
+    let out = run(cmd_in(dir.path())
+        .args([
+            "verify",
+            "--json",
+            "--secret",
+            SECRET,
+            "--signature",
+            &h,
+            "--now",
+        ])
+        .arg((T + 5).to_string())
+        .arg("payload.json"));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+    let v = json(&out.stdout);
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["reason"], "ok");
+    assert_eq!(v["timestamp"], T);
+    assert_eq!(v["age_seconds"], 5);
+    assert_eq!(v["matched_secret"], 0);
+    assert_eq!(
+        v["event"],
+        serde_json::json!({"id": "evt_1", "type": "invoice.paid"})
+    );
+    assert_eq!(v["hints"], serde_json::json!([]));
+    assert_no_secret(&out);
+}
+
+#[test]
+fn human_output_valid() {
+    let (dir, h) = setup(PAYLOAD.as_bytes());
+    let out = run(cmd_in(dir.path()).args([
+        "verify",
+        "-s",
+        SECRET,
+        "--signature",
+        &h,
+        "--now",
+        "1767225600",
+        "payload.json",
+    ]));
+    assert_eq!(out.status, 0);
+    assert_eq!(
+        out.stdout,
+        "valid signature matches secret #1 (t=1767225590, 10 s old)\nevent evt_1 invoice.paid\n"
+    );
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn stdin_and_prefixed_header_and_env_secrets() {
+    let dir = tempdir();
+    let h = header(T, PAYLOAD.as_bytes());
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_WEBHOOK_SECRET", format!("whsec_old,{SECRET}"))
+        .env("STRIPE_SIGNATURE", format!("Stripe-Signature: {h}"))
+        .args(["verify", "--json", "--tolerance", "0"])
+        .write_stdin(PAYLOAD));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let v = json(&out.stdout);
+    assert_eq!(v["matched_secret"], 1);
+    assert_no_secret(&out);
+}
+
+#[test]
+fn explicit_dash_reads_stdin() {
+    let dir = tempdir();
+    let h = header(T, b"x");
+    let out = run(cmd_in(dir.path())
+        .args([
+            "verify",
+            "--secret",
+            SECRET,
+            "--signature",
+            &h,
+            "--tolerance",
+            "0",
+            "-",
+        ])
+        .write_stdin("x"));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+}
+
+#[test]
+fn mismatch_is_status_1_with_hint() {
+    let dir = tempdir();
+    let mut body = PAYLOAD.as_bytes().to_vec();
+    let h = header(T, &body);
+    body.push(b'\n');
+    fs::write(dir.path().join("p.json"), &body).unwrap();
+    let out = run(cmd_in(dir.path()).args([
+        "verify",
+        "--json",
+        "--secret",
+        SECRET,
+        "--signature",
+        &h,
+        "--now",
+        "1767225590",
+        "p.json",
+    ]));
+    assert_eq!(out.status, 1);
+    assert_eq!(out.stderr, "");
+    let v = json(&out.stdout);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["reason"], "signature_mismatch");
+    assert_eq!(v["matched_secret"], serde_json::Value::Null);
+    assert_eq!(v["hints"], serde_json::json!(["payload_trailing_newline"]));
+    assert_no_secret(&out);
+
+    let out = run(cmd_in(dir.path()).args([
+        "verify",
+        "--secret",
+        SECRET,
+        "--signature",
+        &h,
+        "--now",
+        "1767225590",
+        "p.json",
+    ]));
+    assert_eq!(out.status, 1);
+    assert!(
+        out.stdout
+            .starts_with("invalid signature_mismatch: no v1 signature matches the secret"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("hint payload_trailing_newline:"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn expired_reports_by_how_much() {
+    let (dir, h) = setup(PAYLOAD.as_bytes());
+    let out = run(cmd_in(dir.path()).args([
+        "verify",
+        "--json",
+        "-s",
+        SECRET,
+        "--signature",
+        &h,
+        "--now",
+        "1767226000",
+        "payload.json",
+    ]));
+    assert_eq!(out.status, 1);
+    let v = json(&out.stdout);
+    assert_eq!(v["reason"], "timestamp_out_of_tolerance");
+    assert_eq!(v["matched_secret"], 0);
+    assert_eq!(v["age_seconds"], 410);
+    assert_eq!(
+        v["hints"],
+        serde_json::json!(["expired_but_signature_valid"])
+    );
+    assert!(
+        v["diagnosis"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("110 s past the tolerance of 300 s")
+    );
+}
+
+#[test]
+fn api_key_as_secret_is_diagnosed_and_not_printed() {
+    let (dir, h) = setup(PAYLOAD.as_bytes());
+    let key = "sk_test_51Hxyzcli_test_secret";
+    let out = run(cmd_in(dir.path()).args([
+        "-vv",
+        "verify",
+        "--json",
+        "--secret",
+        key,
+        "--signature",
+        &h,
+        "payload.json",
+    ]));
+    assert_eq!(out.status, 1);
+    let v = json(&out.stdout);
+    assert_eq!(v["hints"], serde_json::json!(["not_a_webhook_secret"]));
+    assert!(out.stderr.contains("debug: verifying"), "{}", out.stderr);
+    assert_no_secret(&out);
+}
+
+#[test]
+fn malformed_and_empty_headers() {
+    let (dir, _) = setup(PAYLOAD.as_bytes());
+    for (h, reason) in [
+        ("garbage", "malformed_header"),
+        ("", "no_signatures"),
+        ("t=1,v0=ab", "no_signatures"),
+        (&",".repeat(10_000), "malformed_header"),
+        ("t=1,v1=\u{202e}\x1b[2J", "signature_mismatch"),
+    ] {
+        let out = run(cmd_in(dir.path()).args([
+            "verify",
+            "--json",
+            "-s",
+            SECRET,
+            "--signature",
+            h,
+            "payload.json",
+        ]));
+        assert_eq!(out.status, 1, "{h}: {}", out.stderr);
+        assert_eq!(json(&out.stdout)["reason"], reason, "{h}");
+    }
+}
+
+#[test]
+fn payload_not_utf8() {
+    let dir = tempdir();
+    fs::write(dir.path().join("bin"), b"\xff\xfe\x00garbage").unwrap();
+    let out = run(cmd_in(dir.path()).args([
+        "verify",
+        "--json",
+        "-s",
+        SECRET,
+        "--signature",
+        "t=1,v1=00",
+        "bin",
+    ]));
+    assert_eq!(out.status, 1);
+    let v = json(&out.stdout);
+    assert_eq!(v["reason"], "payload_not_utf8");
+    assert_eq!(v["event"], serde_json::Value::Null);
+}
+
+#[test]
+fn large_payload_verifies() {
+    let dir = tempdir();
+    let mut body = String::from("{\"id\":\"evt_big\",\"type\":\"x\",\"pad\":\"");
+    body.push_str(&"a".repeat(50 * 1024 * 1024));
+    body.push_str("\"}");
+    fs::write(dir.path().join("big.json"), &body).unwrap();
+    let h = header(T, body.as_bytes());
+    let out = run(cmd_in(dir.path()).args([
+        "verify",
+        "-s",
+        SECRET,
+        "--signature",
+        &h,
+        "--tolerance",
+        "0",
+        "big.json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+}
+
+#[test]
+fn usage_errors_are_status_2() {
+    let (dir, h) = setup(PAYLOAD.as_bytes());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["verify", "--signature", &h, "payload.json"],
+            "no webhook secret",
+        ),
+        (
+            vec!["verify", "-s", SECRET, "payload.json"],
+            "no signature header",
+        ),
+        (
+            vec!["verify", "-s", "   ", "--signature", &h, "payload.json"],
+            "webhook secret #1 is blank",
+        ),
+        (
+            vec!["verify", "-s", SECRET, "--signature", &h, "missing.json"],
+            "cannot read payload file missing.json",
+        ),
+        (
+            vec![
+                "verify",
+                "-s",
+                SECRET,
+                "--signature",
+                &h,
+                "--tolerance",
+                "-3",
+                "payload.json",
+            ],
+            "-3",
+        ),
+        (vec!["verify", "--bogus"], "unexpected argument"),
+    ];
+    for (args, needle) in cases {
+        let out = run(cmd_in(dir.path()).args(&args));
+        assert_eq!(out.status, 2, "{args:?}");
+        assert_eq!(out.stdout, "", "{args:?}");
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+        assert_no_secret(&out);
+    }
+}
+
+#[test]
+fn blank_entry_in_env_is_usage_error() {
+    let (dir, h) = setup(PAYLOAD.as_bytes());
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_WEBHOOK_SECRET", format!("{SECRET},"))
+        .args(["verify", "--signature", &h, "payload.json"]));
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.contains("webhook secret #2 is blank"),
+        "{}",
+        out.stderr
+    );
+    assert_no_secret(&out);
+}
+
+#[test]
+fn help_never_shows_env_secret() {
+    let dir = tempdir();
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_WEBHOOK_SECRET", SECRET)
+        .args(["verify", "--help"]));
+    assert_eq!(out.status, 0);
+    assert!(out.stdout.contains("STRIPE_WEBHOOK_SECRET"));
+    assert!(out.stdout.contains("Examples:"));
+    assert_no_secret(&out);
+}
+
+#[test]
+fn global_flags_before_or_after_command() {
+    let (dir, h) = setup(PAYLOAD.as_bytes());
+    let a = run(cmd_in(dir.path()).args([
+        "--json",
+        "verify",
+        "-s",
+        SECRET,
+        "--signature",
+        &h,
+        "--now",
+        "1767225590",
+        "payload.json",
+    ]));
+    let b = run(cmd_in(dir.path()).args([
+        "verify",
+        "-s",
+        SECRET,
+        "--signature",
+        &h,
+        "--now",
+        "1767225590",
+        "payload.json",
+        "--json",
+    ]));
+    assert_eq!(a.status, 0);
+    assert_eq!(a.stdout, b.stdout);
+}
+
+#[test]
+fn closed_stdout_pipe_is_quiet_success() {
+    use std::process::{Command, Stdio};
+    let (dir, h) = setup(PAYLOAD.as_bytes());
+    let bin = assert_cmd::cargo::cargo_bin("stripe-sync");
+    let mut child = Command::new(bin)
+        .current_dir(dir.path())
+        .env_remove("STRIPE_WEBHOOK_SECRET")
+        .args([
+            "verify",
+            "-s",
+            SECRET,
+            "--signature",
+            &h,
+            "--tolerance",
+            "0",
+            "payload.json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before anything is written
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
