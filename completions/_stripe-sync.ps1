@@ -36,6 +36,8 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check a webhook payload against its Stripe-Signature header, and say why it fails')
             [CompletionResult]::new('sign', 'sign', [CompletionResultType]::ParameterValue, 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Run events through the routing logic and sync routed customers into the store')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show the resolved user -> customer -> subscription mapping')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -80,6 +82,47 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'stripe-sync;replay' {
+            [CompletionResult]::new('--user-key', '--user-key', [CompletionResultType]::ParameterName, 'Metadata key holding the app''s user id [default: from config, else clerkUserId]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite store (created with mode 0600 on first write)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Routing config [default: stripe-sync.toml in the current directory, if present]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR also turns it off)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Route and resolve only; write nothing (no store file is created)')
+            [CompletionResult]::new('--live', '--live', [CompletionResultType]::ParameterName, 'Sync routed customers from the Stripe API instead of from the events')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Count unresolved events as failures (exit 1)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine output: exactly one JSON document on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less on stderr')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less on stderr')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more on stderr (-vv for debug)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more on stderr (-vv for debug)')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'stripe-sync;inspect' {
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only this user (repeatable)')
+            [CompletionResult]::new('--customer', '--customer', [CompletionResultType]::ParameterName, 'Only this customer (repeatable)')
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only these statuses, comma-separated (`none`: no subscription)')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite store (created with mode 0600 on first write)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Routing config [default: stripe-sync.toml in the current directory, if present]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR also turns it off)')
+            [CompletionResult]::new('--unmapped', '--unmapped', [CompletionResultType]::ParameterName, 'Only customers with no user id')
+            [CompletionResult]::new('--csv', '--csv', [CompletionResultType]::ParameterName, 'CSV instead of a table')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine output: exactly one JSON document on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less on stderr')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less on stderr')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more on stderr (-vv for debug)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more on stderr (-vv for debug)')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'stripe-sync;completions' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite store (created with mode 0600 on first write)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Routing config [default: stripe-sync.toml in the current directory, if present]')
@@ -99,6 +142,8 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
         'stripe-sync;help' {
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check a webhook payload against its Stripe-Signature header, and say why it fails')
             [CompletionResult]::new('sign', 'sign', [CompletionResultType]::ParameterValue, 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Run events through the routing logic and sync routed customers into the store')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show the resolved user -> customer -> subscription mapping')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -107,6 +152,12 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             break
         }
         'stripe-sync;help;sign' {
+            break
+        }
+        'stripe-sync;help;replay' {
+            break
+        }
+        'stripe-sync;help;inspect' {
             break
         }
         'stripe-sync;help;completions' {

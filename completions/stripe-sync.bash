@@ -22,6 +22,12 @@ _stripe__sync() {
             stripe__sync,help)
                 cmd="stripe__sync__subcmd__help"
                 ;;
+            stripe__sync,inspect)
+                cmd="stripe__sync__subcmd__inspect"
+                ;;
+            stripe__sync,replay)
+                cmd="stripe__sync__subcmd__replay"
+                ;;
             stripe__sync,sign)
                 cmd="stripe__sync__subcmd__sign"
                 ;;
@@ -33,6 +39,12 @@ _stripe__sync() {
                 ;;
             stripe__sync__subcmd__help,help)
                 cmd="stripe__sync__subcmd__help__subcmd__help"
+                ;;
+            stripe__sync__subcmd__help,inspect)
+                cmd="stripe__sync__subcmd__help__subcmd__inspect"
+                ;;
+            stripe__sync__subcmd__help,replay)
+                cmd="stripe__sync__subcmd__help__subcmd__replay"
                 ;;
             stripe__sync__subcmd__help,sign)
                 cmd="stripe__sync__subcmd__help__subcmd__sign"
@@ -47,7 +59,7 @@ _stripe__sync() {
 
     case "${cmd}" in
         stripe__sync)
-            opts="-q -v -h -V --db --config --json --quiet --verbose --color --no-input --help --version verify sign completions help"
+            opts="-q -v -h -V --db --config --json --quiet --verbose --color --no-input --help --version verify sign replay inspect completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -99,7 +111,7 @@ _stripe__sync() {
             return 0
             ;;
         stripe__subcmd__sync__subcmd__help)
-            opts="verify sign completions help"
+            opts="verify sign replay inspect completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -140,6 +152,34 @@ _stripe__sync() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        stripe__subcmd__sync__subcmd__help__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stripe__subcmd__sync__subcmd__help__subcmd__replay)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         stripe__subcmd__sync__subcmd__help__subcmd__sign)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -161,6 +201,74 @@ _stripe__sync() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stripe__subcmd__sync__subcmd__inspect)
+            opts="-q -v -h -V --user --customer --status --unmapped --csv --db --config --json --quiet --verbose --color --no-input --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --customer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --status)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stripe__subcmd__sync__subcmd__replay)
+            opts="-q -v -h -V --dry-run --live --strict --user-key --db --config --json --quiet --verbose --color --no-input --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

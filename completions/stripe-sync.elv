@@ -33,6 +33,8 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand --version 'Print version'
             cand verify 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
             cand sign 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
+            cand replay 'Run events through the routing logic and sync routed customers into the store'
+            cand inspect 'Show the resolved user -> customer -> subscription mapping'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -74,6 +76,45 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'stripe-sync;replay'= {
+            cand --user-key 'Metadata key holding the app''s user id [default: from config, else clerkUserId]'
+            cand --db 'The SQLite store (created with mode 0600 on first write)'
+            cand --config 'Routing config [default: stripe-sync.toml in the current directory, if present]'
+            cand --color 'When to use colour (NO_COLOR also turns it off)'
+            cand --dry-run 'Route and resolve only; write nothing (no store file is created)'
+            cand --live 'Sync routed customers from the Stripe API instead of from the events'
+            cand --strict 'Count unresolved events as failures (exit 1)'
+            cand --json 'Machine output: exactly one JSON document on stdout'
+            cand -q 'Print less on stderr'
+            cand --quiet 'Print less on stderr'
+            cand -v 'Print more on stderr (-vv for debug)'
+            cand --verbose 'Print more on stderr (-vv for debug)'
+            cand --no-input 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'stripe-sync;inspect'= {
+            cand --user 'Only this user (repeatable)'
+            cand --customer 'Only this customer (repeatable)'
+            cand --status 'Only these statuses, comma-separated (`none`: no subscription)'
+            cand --db 'The SQLite store (created with mode 0600 on first write)'
+            cand --config 'Routing config [default: stripe-sync.toml in the current directory, if present]'
+            cand --color 'When to use colour (NO_COLOR also turns it off)'
+            cand --unmapped 'Only customers with no user id'
+            cand --csv 'CSV instead of a table'
+            cand --json 'Machine output: exactly one JSON document on stdout'
+            cand -q 'Print less on stderr'
+            cand --quiet 'Print less on stderr'
+            cand -v 'Print more on stderr (-vv for debug)'
+            cand --verbose 'Print more on stderr (-vv for debug)'
+            cand --no-input 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'stripe-sync;completions'= {
             cand --db 'The SQLite store (created with mode 0600 on first write)'
             cand --config 'Routing config [default: stripe-sync.toml in the current directory, if present]'
@@ -92,12 +133,18 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
         &'stripe-sync;help'= {
             cand verify 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
             cand sign 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
+            cand replay 'Run events through the routing logic and sync routed customers into the store'
+            cand inspect 'Show the resolved user -> customer -> subscription mapping'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'stripe-sync;help;verify'= {
         }
         &'stripe-sync;help;sign'= {
+        }
+        &'stripe-sync;help;replay'= {
+        }
+        &'stripe-sync;help;inspect'= {
         }
         &'stripe-sync;help;completions'= {
         }

@@ -37,6 +37,8 @@ complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -s h -l help -d 'P
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -s V -l version -d 'Print version'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "verify" -d 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "sign" -d 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "replay" -d 'Run events through the routing logic and sync routed customers into the store'
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "inspect" -d 'Show the resolved user -> customer -> subscription mapping'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -s s -l secret -d 'Webhook signing secret (whsec_...); repeat it, or comma-separate the env var, during rotation' -r
@@ -67,6 +69,37 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s v -l ve
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s h -l help -d 'Print help'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s V -l version -d 'Print version'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l user-key -d 'Metadata key holding the app\'s user id [default: from config, else clerkUserId]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l dry-run -d 'Route and resolve only; write nothing (no store file is created)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l live -d 'Sync routed customers from the Stripe API instead of from the events'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l strict -d 'Count unresolved events as failures (exit 1)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l json -d 'Machine output: exactly one JSON document on stdout'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -s q -l quiet -d 'Print less on stderr'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -s v -l verbose -d 'Print more on stderr (-vv for debug)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -s h -l help -d 'Print help'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -s V -l version -d 'Print version'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l user -d 'Only this user (repeatable)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l customer -d 'Only this customer (repeatable)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l status -d 'Only these statuses, comma-separated (`none`: no subscription)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l unmapped -d 'Only customers with no user id'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l csv -d 'CSV instead of a table'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l json -d 'Machine output: exactly one JSON document on stdout'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -s q -l quiet -d 'Print less on stderr'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -s v -l verbose -d 'Print more on stderr (-vv for debug)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -s h -l help -d 'Print help'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -s V -l version -d 'Print version'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
@@ -78,7 +111,9 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s 
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign completions help" -f -a "verify" -d 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign completions help" -f -a "sign" -d 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay inspect completions help" -f -a "verify" -d 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay inspect completions help" -f -a "sign" -d 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay inspect completions help" -f -a "replay" -d 'Run events through the routing logic and sync routed customers into the store'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay inspect completions help" -f -a "inspect" -d 'Show the resolved user -> customer -> subscription mapping'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay inspect completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay inspect completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

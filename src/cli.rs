@@ -73,6 +73,14 @@ pub enum Command {
     #[command(after_help = SIGN_EXAMPLES)]
     Sign(SignArgs),
 
+    /// Run events through the routing logic and sync routed customers into the store
+    #[command(after_help = REPLAY_EXAMPLES)]
+    Replay(ReplayArgs),
+
+    /// Show the resolved user -> customer -> subscription mapping
+    #[command(after_help = INSPECT_EXAMPLES)]
+    Inspect(InspectArgs),
+
     /// Print a shell completion script
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
@@ -83,6 +91,18 @@ Examples:
   stripe-sync verify --secret \"$WHSEC\" --signature \"$SIG\" payload.json
   stripe-sync verify --signature 'Stripe-Signature: t=1767225590,v1=5f0c…' --now 1767225595 - < body.json
   STRIPE_WEBHOOK_SECRET=whsec_old,whsec_new stripe-sync verify --json --signature \"$SIG\" body.json";
+
+const REPLAY_EXAMPLES: &str = "\
+Examples:
+  stripe-sync replay fixtures/
+  stripe-sync replay --dry-run --json 'events/*.ndjson' > routes.json
+  stripe events list --limit 100 | stripe-sync replay --strict -";
+
+const INSPECT_EXAMPLES: &str = "\
+Examples:
+  stripe-sync inspect
+  stripe-sync inspect --status active,trialing --json
+  stripe-sync inspect --unmapped --csv > unmapped.csv";
 
 const SIGN_EXAMPLES: &str = "\
 Examples:
@@ -149,6 +169,52 @@ pub struct SignArgs {
     /// Unix timestamp to sign with [default: now]
     #[arg(long, value_name = "UNIX", allow_negative_numbers = true)]
     pub timestamp: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Event files, directories (recursive: *.json, *.jsonl, *.ndjson), globs, or - for stdin
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<String>,
+
+    /// Route and resolve only; write nothing (no store file is created)
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Sync routed customers from the Stripe API instead of from the events
+    #[arg(long)]
+    pub live: bool,
+
+    /// Count unresolved events as failures (exit 1)
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Metadata key holding the app's user id [default: from config, else clerkUserId]
+    #[arg(long, value_name = "KEY")]
+    pub user_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Only this user (repeatable)
+    #[arg(long = "user", value_name = "ID")]
+    pub users: Vec<String>,
+
+    /// Only this customer (repeatable)
+    #[arg(long = "customer", value_name = "ID")]
+    pub customers: Vec<String>,
+
+    /// Only these statuses, comma-separated (`none`: no subscription)
+    #[arg(long, value_name = "S[,S...]", value_delimiter = ',')]
+    pub status: Vec<String>,
+
+    /// Only customers with no user id
+    #[arg(long)]
+    pub unmapped: bool,
+
+    /// CSV instead of a table
+    #[arg(long)]
+    pub csv: bool,
 }
 
 #[derive(Debug, Args)]

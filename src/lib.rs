@@ -7,9 +7,18 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod event;
+pub mod objects;
 pub mod output;
+pub mod parallel;
+pub mod resolve;
+pub mod routing;
 pub mod secret;
 pub mod signature;
+pub mod store;
+pub mod stripe;
+pub mod sync;
 
 use std::process::ExitCode;
 
@@ -76,6 +85,8 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<Status> {
     match cli.command {
         Command::Verify(args) => commands::verify::run(&args, printer),
         Command::Sign(args) => commands::sign::run(&args, printer),
+        Command::Replay(args) => commands::replay::run(&args, &cli.global, printer),
+        Command::Inspect(args) => commands::inspect::run(&args, &cli.global, printer),
         Command::Completions(args) => commands::completions::run(&args, printer),
     }
 }

@@ -1,6 +1,8 @@
 //! One file per subcommand: each a short function wiring the pieces together.
 
 pub mod completions;
+pub mod inspect;
+pub mod replay;
 pub mod sign;
 pub mod verify;
 

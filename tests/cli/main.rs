@@ -2,5 +2,8 @@
 
 mod common;
 mod completions;
+mod inspect;
+mod props;
+mod replay;
 mod sign;
 mod verify;

@@ -1,0 +1,559 @@
+//! `stripe-sync replay [INPUT]...`: route events, resolve users, sync each
+//! routed customer once, after all inputs are read.
+//!
+//! Memory stays flat in the number of events: decisions are spooled to an
+//! anonymous temp file and printed at the end (so events resolved by later
+//! inputs still print in input order); only per-customer and
+//! per-subscription state, and the ids seen, are kept.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::Status;
+use crate::cli::ReplayArgs;
+use crate::config::Config;
+use crate::event::{self, Source};
+use crate::output::{self, Printer};
+use crate::parallel;
+use crate::resolve::{self, Resolution};
+use crate::routing::{self, Route, Routed, Via};
+use crate::store::{self, LoggedEvent, Store};
+use crate::sync::{self, EventSnapshots};
+
+/// Customers written per transaction: whole customers only, so a crash
+/// never leaves half of one; batching saves rewriting the same pages.
+const WRITE_BATCH: usize = 1000;
+
+/// One event's decision (SPEC.md field names).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Decision {
+    pub event_id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub created: Option<i64>,
+    pub route: Route,
+    pub user_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub resolved_via: Option<Via>,
+    pub reason: Option<String>,
+    pub source: String,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Summary {
+    pub events: u64,
+    pub sync: u64,
+    pub ignored: u64,
+    pub rejected: u64,
+    pub unresolved: u64,
+    pub duplicate: u64,
+    pub invalid: u64,
+    pub customers_synced: u64,
+    pub sync_failures: u64,
+    pub api_requests: u64,
+}
+
+impl Summary {
+    fn count(&mut self, route: Route) {
+        self.events += 1;
+        match route {
+            Route::Sync => self.sync += 1,
+            Route::Ignored => self.ignored += 1,
+            Route::Rejected => self.rejected += 1,
+            Route::Unresolved => self.unresolved += 1,
+            Route::Duplicate => self.duplicate += 1,
+            Route::Invalid => self.invalid += 1,
+        }
+    }
+}
+
+/// An input problem that is not one event's (unreadable file, broken JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct InputError {
+    pub source: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncFailure {
+    pub customer_id: String,
+    pub error: String,
+}
+
+/// Per-customer plan: who the routing says the user is, and the events to log.
+#[derive(Debug, Default)]
+struct CustomerPlan {
+    user_hint: Option<(String, i64, u64)>,
+    events: Vec<LoggedEvent>,
+    routed: bool,
+}
+
+struct Pending {
+    line: u64,
+    customer: String,
+    event: LoggedEvent,
+}
+
+/// The routing pass over every input.
+struct Pass<'a> {
+    cfg: &'a Config,
+    store: Option<&'a Store>,
+    seen: HashSet<Box<str>>,
+    snapshots: EventSnapshots,
+    plans: BTreeMap<String, CustomerPlan>,
+    ignored_log: Vec<LoggedEvent>,
+    pending: Vec<Pending>,
+    spool: BufWriter<std::fs::File>,
+    lines: u64,
+    seq: u64,
+    summary: Summary,
+    errors: Vec<InputError>,
+    bar: indicatif::ProgressBar,
+}
+
+impl Pass<'_> {
+    fn emit(&mut self, d: &Decision) -> anyhow::Result<()> {
+        serde_json::to_writer(&mut self.spool, d)?;
+        self.spool.write_all(b"\n")?;
+        self.lines += 1;
+        self.summary.count(d.route);
+        if self.summary.events.is_multiple_of(4096) {
+            self.bar.set_position(self.summary.events);
+        }
+        Ok(())
+    }
+
+    fn item(&mut self, source: Source, parsed: Result<event::Event, String>) -> anyhow::Result<()> {
+        self.seq += 1;
+        let seq = self.seq;
+        let src = source.to_string();
+        let invalid = |reason: String| Decision {
+            event_id: None,
+            kind: None,
+            created: None,
+            route: Route::Invalid,
+            user_id: None,
+            customer_id: None,
+            resolved_via: None,
+            reason: Some(reason),
+            source: src.clone(),
+        };
+        let ev = match parsed {
+            Ok(ev) => ev,
+            Err(e) => return self.emit(&invalid(e)),
+        };
+        let obj = &ev.data.object;
+        let mut d = Decision {
+            event_id: Some(ev.id.clone()),
+            kind: Some(ev.kind.clone()),
+            created: Some(ev.created),
+            route: Route::Ignored,
+            user_id: None,
+            customer_id: obj.customer_id().map(str::to_owned),
+            resolved_via: None,
+            reason: None,
+            source: src,
+        };
+
+        let earlier_run = match self.store {
+            Some(s) => s.event_seen(&ev.id)?,
+            None => false,
+        };
+        if earlier_run || !self.seen.insert(ev.id.as_str().into()) {
+            d.route = Route::Duplicate;
+            d.reason = Some(if earlier_run {
+                "already processed in an earlier run (store's event log)".into()
+            } else {
+                "event id already seen in this run (redelivery)".into()
+            });
+            return self.emit(&d);
+        }
+
+        self.snapshots
+            .observe(&ev.kind, obj, &self.cfg.user_key, ev.created, seq);
+        let logged =
+            |route: &'static str, user: Option<String>, customer: Option<String>| LoggedEvent {
+                id: ev.id.clone(),
+                kind: ev.kind.clone(),
+                created: ev.created,
+                route,
+                user_id: user,
+                customer_id: customer,
+            };
+
+        match routing::route(&ev, self.cfg) {
+            Routed::Ignored => {
+                d.reason = Some("type not in sync_events".into());
+                self.ignored_log
+                    .push(logged("ignored", None, d.customer_id.clone()));
+            }
+            Routed::Rejected {
+                user,
+                customer,
+                reason,
+            } => {
+                d.route = Route::Rejected;
+                d.user_id = user;
+                d.customer_id = customer;
+                d.reason = Some(reason);
+            }
+            routed => match resolve::resolve_now(routed, self.store)? {
+                Resolution::Sync {
+                    user,
+                    customer,
+                    via,
+                } => {
+                    d.route = Route::Sync;
+                    d.user_id = Some(user.clone());
+                    d.customer_id = Some(customer.clone());
+                    d.resolved_via = Some(via);
+                    let plan = self.plans.entry(customer.clone()).or_default();
+                    plan.routed = true;
+                    if plan
+                        .user_hint
+                        .as_ref()
+                        .is_none_or(|(_, c, s)| (ev.created, seq) >= (*c, *s))
+                    {
+                        plan.user_hint = Some((user.clone(), ev.created, seq));
+                    }
+                    plan.events.push(logged("sync", Some(user), Some(customer)));
+                }
+                Resolution::Pending { customer } => {
+                    // Decided after all inputs are read; spooled as unresolved for now.
+                    d.route = Route::Unresolved;
+                    d.customer_id = Some(customer.clone());
+                    self.pending.push(Pending {
+                        line: self.lines,
+                        customer: customer.clone(),
+                        event: logged("sync", None, Some(customer.clone())),
+                    });
+                    self.plans.entry(customer).or_default();
+                }
+                Resolution::Unresolved { customer, reason } => {
+                    d.route = Route::Unresolved;
+                    d.customer_id = customer;
+                    d.reason = Some(reason);
+                }
+            },
+        }
+        self.emit(&d)
+    }
+}
+
+pub fn run(
+    args: &ReplayArgs,
+    global: &crate::cli::GlobalArgs,
+    printer: &Printer,
+) -> anyhow::Result<Status> {
+    if args.inputs.is_empty() {
+        return Err(crate::usage(
+            "no INPUT: name event files, directories or globs (or - for stdin), e.g. `stripe-sync replay fixtures/`",
+        ));
+    }
+    if args.live {
+        return Err(crate::usage(
+            "--live needs the API client, which this build does not have yet",
+        ));
+    }
+    let cfg = Config::load(global.config.as_deref())?.with_user_key(args.user_key.as_deref());
+    let db = store::db_path(global.db.as_deref());
+
+    // Dry runs read an existing store (for `store` resolution and duplicates) and write nothing.
+    let mut store = if args.dry_run {
+        Store::open_read_only(&db)?
+    } else {
+        Some(Store::open(&db)?)
+    };
+
+    let (inputs, expand_errors) = event::expand(&args.inputs);
+    let spool_file =
+        tempfile::tempfile().context("cannot create a temporary file for decisions")?;
+    let bar = printer.progress(None, "{spinner} {pos} events  {per_sec}  {elapsed}");
+    let mut pass = Pass {
+        cfg: &cfg,
+        store: store.as_ref(),
+        seen: HashSet::new(),
+        snapshots: EventSnapshots::default(),
+        plans: BTreeMap::new(),
+        ignored_log: Vec::new(),
+        pending: Vec::new(),
+        spool: BufWriter::with_capacity(256 * 1024, spool_file),
+        lines: 0,
+        seq: 0,
+        summary: Summary::default(),
+        errors: expand_errors
+            .into_iter()
+            .map(|(source, message)| InputError { source, message })
+            .collect(),
+        bar,
+    };
+
+    let started = std::time::Instant::now();
+    for unit in parallel::parse_inputs(&inputs) {
+        match unit {
+            parallel::Unit::Item(source, parsed) => pass.item(source, parsed)?,
+            parallel::Unit::FileError(source, message) => {
+                pass.errors.push(InputError { source, message })
+            }
+        }
+    }
+    pass.bar.finish_and_clear();
+    printer.verbose(&format!(
+        "routed {} events from {} inputs in {:.2} s",
+        pass.summary.events,
+        inputs.len(),
+        started.elapsed().as_secs_f64()
+    ));
+
+    // Resolve what waited for the whole input: customer objects anywhere in it.
+    let mut patches: HashMap<u64, Result<(String, Via), String>> = HashMap::new();
+    for p in std::mem::take(&mut pass.pending) {
+        let outcome = resolve::resolve_later(&p.customer, &pass.snapshots, &cfg.user_key);
+        if let Ok((user, _)) = &outcome {
+            let plan = pass.plans.entry(p.customer.clone()).or_default();
+            plan.routed = true;
+            let mut ev = p.event;
+            ev.user_id = Some(user.clone());
+            plan.events.push(ev);
+            pass.summary.unresolved -= 1;
+            pass.summary.sync += 1;
+        }
+        patches.insert(p.line, outcome);
+    }
+
+    // Customers the inputs describe, even without a routed event: what the
+    // store learns of them (user mapping, unmapped customers) is kept.
+    let extra: Vec<String> = pass
+        .snapshots
+        .customer_ids()
+        .filter(|c| !pass.plans.contains_key(*c))
+        .cloned()
+        .collect();
+    for c in extra {
+        pass.plans.entry(c).or_default();
+    }
+
+    let Pass {
+        plans,
+        mut snapshots,
+        ignored_log,
+        spool,
+        mut summary,
+        errors,
+        ..
+    } = pass;
+    let mut failures = Vec::new();
+    let total = plans.len() as u64;
+    let bar = printer.progress(Some(total), "{bar:30} {pos}/{len} customers  {elapsed}");
+    match store.as_mut().filter(|_| !args.dry_run) {
+        Some(store) => {
+            let mut jobs = plans.into_iter().map(|(customer_id, plan)| sync::Job {
+                customer_id,
+                user_hint: plan.user_hint.map(|(u, _, _)| u),
+                events: plan.events,
+            });
+            loop {
+                let chunk: Vec<sync::Job> = jobs.by_ref().take(WRITE_BATCH).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                let n = chunk.len() as u64;
+                for (customer, result) in
+                    sync::sync_batch(store, &mut snapshots, chunk, &cfg.user_key, false)?
+                {
+                    match result {
+                        Ok(_) => summary.customers_synced += 1,
+                        Err(e) => {
+                            printer.error(&format!("customer {customer}: sync failed: {e}"));
+                            failures.push(SyncFailure {
+                                customer_id: customer,
+                                error: e,
+                            });
+                            summary.sync_failures += 1;
+                        }
+                    }
+                }
+                bar.inc(n);
+            }
+            store
+                .log_events(&ignored_log)
+                .context("cannot log the ignored events")?;
+        }
+        None => summary.customers_synced = total,
+    }
+    bar.finish_and_clear();
+    printer.verbose(&format!(
+        "synced {} customers ({} s since start)",
+        summary.customers_synced,
+        started.elapsed().as_secs_f64()
+    ));
+
+    print(printer, spool, &patches, &summary, &errors, &failures)?;
+
+    for e in &errors {
+        printer.error(&e.message);
+    }
+    let status = if !errors.is_empty() || summary.invalid > 0 {
+        Status::Failure
+    } else {
+        Status::from_problems(
+            summary.rejected > 0
+                || summary.sync_failures > 0
+                || (args.strict && summary.unresolved > 0),
+        )
+    };
+    Ok(status)
+}
+
+fn patch(d: &mut Decision, outcome: &Result<(String, Via), String>) {
+    match outcome {
+        Ok((user, via)) => {
+            d.route = Route::Sync;
+            d.user_id = Some(user.clone());
+            d.resolved_via = Some(*via);
+            d.reason = None;
+        }
+        Err(reason) => d.reason = Some(reason.clone()),
+    }
+}
+
+fn print(
+    printer: &Printer,
+    spool: BufWriter<std::fs::File>,
+    patches: &HashMap<u64, Result<(String, Via), String>>,
+    summary: &Summary,
+    errors: &[InputError],
+    failures: &[SyncFailure],
+) -> anyhow::Result<()> {
+    let mut file = spool.into_inner().map_err(|e| e.into_error())?;
+    file.rewind()?;
+    let reader = BufReader::with_capacity(256 * 1024, file);
+    let mut out = printer.stdout_writer();
+    if printer.json {
+        out.write_all(b"{\"events\":[")?;
+    } else {
+        writeln!(out, "{}", table_line(&HEADER.map(String::from)))?;
+    }
+    for (i, line) in reader.lines().enumerate() {
+        let line = line?;
+        let patched = patches.get(&(i as u64));
+        if printer.json {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            out.write_all(b"\n")?;
+            match patched {
+                None => out.write_all(line.as_bytes())?,
+                Some(p) => {
+                    let mut d: Decision = serde_json::from_str(&line)?;
+                    patch(&mut d, p);
+                    serde_json::to_writer(&mut out, &d)?;
+                }
+            }
+        } else {
+            let mut d: Decision = serde_json::from_str(&line)?;
+            if let Some(p) = patched {
+                patch(&mut d, p);
+            }
+            writeln!(out, "{}", human_row(&d, printer))?;
+        }
+    }
+    if printer.json {
+        #[derive(Serialize)]
+        struct Tail<'a> {
+            summary: &'a Summary,
+            errors: &'a [InputError],
+            sync_failures: &'a [SyncFailure],
+        }
+        let tail = serde_json::to_string(&Tail {
+            summary,
+            errors,
+            sync_failures: failures,
+        })?;
+        // `tail` is `{...}`: splice its fields after the events array.
+        write!(out, "\n],{}\n", &tail[1..])?;
+    } else {
+        writeln!(
+            out,
+            "\n{} events: {} sync, {} ignored, {} rejected, {} unresolved, {} duplicate, {} invalid; {} customers synced, {} failed",
+            summary.events,
+            summary.sync,
+            summary.ignored,
+            summary.rejected,
+            summary.unresolved,
+            summary.duplicate,
+            summary.invalid,
+            summary.customers_synced,
+            summary.sync_failures
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+const HEADER: [&str; 7] = [
+    "EVENT",
+    "TYPE",
+    "ROUTE",
+    "USER",
+    "CUSTOMER",
+    "VIA",
+    "REASON / SOURCE",
+];
+const WIDTHS: [usize; 6] = [30, 44, 10, 34, 20, 21];
+
+fn fit(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        format!("{s:<width$}")
+    } else {
+        let cut: String = s.chars().take(width - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+fn table_line(cells: &[String; 7]) -> String {
+    let mut line = String::with_capacity(200);
+    for (cell, w) in cells.iter().zip(WIDTHS) {
+        line.push_str(&fit(cell, w));
+        line.push(' ');
+    }
+    line.push_str(&cells[6]);
+    line.trim_end().to_owned()
+}
+
+fn human_row(d: &Decision, printer: &Printer) -> String {
+    let esc = |s: &Option<String>| {
+        s.as_deref()
+            .map(|v| output::escape_text(v).into_owned())
+            .unwrap_or_else(|| "-".into())
+    };
+    let note = match &d.reason {
+        Some(r) if d.route != Route::Sync => format!("{} ({})", output::escape_text(r), d.source),
+        _ => d.source.clone(),
+    };
+    let row = table_line(&[
+        esc(&d.event_id),
+        esc(&d.kind),
+        d.route.as_str().to_owned(),
+        esc(&d.user_id),
+        esc(&d.customer_id),
+        d.resolved_via
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_else(|| "-".into()),
+        note,
+    ]);
+    let style = match d.route {
+        Route::Sync => None,
+        Route::Rejected | Route::Invalid => Some(output::RED),
+        Route::Unresolved => Some(output::YELLOW),
+        Route::Ignored | Route::Duplicate => Some(output::DIM),
+    };
+    match style {
+        Some(s) => printer.paint(&row, s).into_owned(),
+        None => row,
+    }
+}

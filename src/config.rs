@@ -1,0 +1,167 @@
+//! The routing config (`stripe-sync.toml`): which events sync, where the user id lives.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+pub const DEFAULT_API_VERSION: &str = "2025-06-30.basil";
+
+/// The 18 event types the pattern tracks (SPEC.md).
+pub const DEFAULT_SYNC_EVENTS: [&str; 18] = [
+    "checkout.session.completed",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "customer.subscription.pending_update_applied",
+    "customer.subscription.pending_update_expired",
+    "customer.subscription.trial_will_end",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.payment_action_required",
+    "invoice.upcoming",
+    "invoice.marked_uncollectible",
+    "invoice.payment_succeeded",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub user_key: String,
+    pub checkout_required_metadata: Vec<String>,
+    pub sync_events: Vec<String>,
+    pub api_version: String,
+    /// Where it was read from, for messages.
+    pub path: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            user_key: "clerkUserId".into(),
+            checkout_required_metadata: vec!["clerkUserId".into(), "tier".into()],
+            sync_events: DEFAULT_SYNC_EVENTS.iter().map(|s| s.to_string()).collect(),
+            api_version: DEFAULT_API_VERSION.into(),
+            path: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    user_key: Option<String>,
+    checkout_required_metadata: Option<Vec<String>>,
+    sync_events: Option<Vec<String>>,
+    api_version: Option<String>,
+}
+
+impl Config {
+    /// `--config PATH` (must exist), else `./stripe-sync.toml` if present, else defaults.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
+        let (path, required) = match explicit {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from("stripe-sync.toml"), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Config::default());
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read config {}", path.display()));
+            }
+        };
+        Self::parse(&text)
+            .with_context(|| format!("bad config {}", path.display()))
+            .map(|mut c| {
+                c.path = Some(path);
+                c
+            })
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        let file: File =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim()))?;
+        let mut c = Config::default();
+        if let Some(k) = file.user_key {
+            if k.trim().is_empty() {
+                anyhow::bail!("`user_key` is empty");
+            }
+            c.checkout_required_metadata = c
+                .checkout_required_metadata
+                .iter()
+                .map(|m| {
+                    if m == "clerkUserId" {
+                        k.clone()
+                    } else {
+                        m.clone()
+                    }
+                })
+                .collect();
+            c.user_key = k;
+        }
+        if let Some(m) = file.checkout_required_metadata {
+            c.checkout_required_metadata = m;
+        }
+        if let Some(e) = file.sync_events {
+            c.sync_events = e;
+        }
+        if let Some(v) = file.api_version {
+            if v.trim().is_empty() {
+                anyhow::bail!("`api_version` is empty");
+            }
+            c.api_version = v;
+        }
+        Ok(c)
+    }
+
+    /// Apply `--user-key`.
+    pub fn with_user_key(mut self, key: Option<&str>) -> Config {
+        if let Some(k) = key {
+            for m in &mut self.checkout_required_metadata {
+                if *m == self.user_key {
+                    *m = k.to_owned();
+                }
+            }
+            self.user_key = k.to_owned();
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_when_empty() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.sync_events.len(), 18);
+        assert_eq!(c.user_key, "clerkUserId");
+        assert_eq!(c.api_version, "2025-06-30.basil");
+    }
+
+    #[test]
+    fn user_key_carries_into_checkout_requirement() {
+        let c = Config::parse("user_key = \"appUserId\"").unwrap();
+        assert_eq!(c.checkout_required_metadata, ["appUserId", "tier"]);
+        let c = Config::default().with_user_key(Some("uid"));
+        assert_eq!(c.user_key, "uid");
+        assert_eq!(c.checkout_required_metadata, ["uid", "tier"]);
+    }
+
+    #[test]
+    fn unknown_key_and_wrong_type_name_the_key() {
+        let e = Config::parse("user_keys = \"x\"").unwrap_err().to_string();
+        assert!(e.contains("user_keys"), "{e}");
+        let e = Config::parse("sync_events = \"invoice.paid\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sync_events"), "{e}");
+    }
+}

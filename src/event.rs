@@ -1,0 +1,454 @@
+//! Reading events: files, directories, globs and stdin; one event, an array,
+//! a Stripe list object or NDJSON. Every error names the file and position.
+
+use std::fmt;
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::objects::StripeObject;
+
+/// Where an event came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub file: Arc<str>,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pos {
+    /// The whole file is one event.
+    Whole,
+    /// 0-based index in a JSON array or a list object's `data`.
+    Index(usize),
+    /// 1-based line of NDJSON.
+    Line(usize),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pos {
+            Pos::Whole => write!(f, "{}", self.file),
+            Pos::Index(i) => write!(f, "{}[{i}]", self.file),
+            Pos::Line(n) => write!(f, "{}:{n}", self.file),
+        }
+    }
+}
+
+/// One input named on the command line, after expansion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Input {
+    pub fn display(&self) -> String {
+        match self {
+            Input::Stdin => "-".into(),
+            Input::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+fn is_event_file(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("json" | "jsonl" | "ndjson")
+    )
+}
+
+/// Expand INPUT arguments: `-`, files, directories (recursive, sorted) and
+/// glob patterns (for shells that do not expand them). Problems are returned
+/// beside the inputs that could be found, so the rest still run.
+pub fn expand(args: &[String]) -> (Vec<Input>, Vec<(String, String)>) {
+    let mut inputs = Vec::new();
+    let mut errors = Vec::new();
+    for arg in args {
+        if arg == "-" {
+            inputs.push(Input::Stdin);
+            continue;
+        }
+        let path = Path::new(arg);
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = Vec::new();
+            for entry in walkdir::WalkDir::new(path)
+                .follow_links(true)
+                .sort_by_file_name()
+            {
+                match entry {
+                    Ok(e) if e.file_type().is_file() && is_event_file(e.path()) => {
+                        found.push(e.into_path())
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        errors.push((arg.clone(), format!("{arg}: cannot read directory: {e}")))
+                    }
+                }
+            }
+            if found.is_empty() {
+                errors.push((
+                    arg.clone(),
+                    format!("{arg}: no *.json, *.jsonl or *.ndjson files in this directory"),
+                ));
+            }
+            inputs.extend(found.into_iter().map(Input::File));
+        } else if path.exists() {
+            inputs.push(Input::File(path.to_path_buf()));
+        } else if arg.contains(['*', '?', '[']) {
+            match glob::glob(arg) {
+                Ok(paths) => {
+                    let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+                    found.sort();
+                    let before = inputs.len();
+                    for p in found {
+                        if p.is_dir() {
+                            let (sub, errs) = expand(&[p.display().to_string()]);
+                            inputs.extend(sub);
+                            errors.extend(errs);
+                        } else {
+                            inputs.push(Input::File(p));
+                        }
+                    }
+                    if inputs.len() == before {
+                        errors.push((arg.clone(), format!("{arg}: the pattern matches no file")));
+                    }
+                }
+                Err(e) => errors.push((arg.clone(), format!("{arg}: bad glob pattern: {e}"))),
+            }
+        } else {
+            errors.push((arg.clone(), format!("{arg}: no such file or directory")));
+        }
+    }
+    (inputs, errors)
+}
+
+/// One raw element: the exact bytes of an event as they stand in the input.
+pub struct RawItem<'a> {
+    pub source: Source,
+    pub text: &'a str,
+}
+
+/// Visit every element of one input. An element that is not JSON is passed
+/// as `Err(message)`; a file that cannot be read or split at all is the
+/// function's error (the message names the file).
+pub fn for_each_item(
+    input: &Input,
+    f: &mut dyn FnMut(Source, Result<&str, String>),
+) -> Result<(), String> {
+    let name: Arc<str> = Arc::from(input.display());
+    match input {
+        Input::Stdin => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut buf)
+                .map_err(|e| format!("-: cannot read stdin: {e}"))?;
+            split_document(&name, &buf, f)
+        }
+        Input::File(path) => {
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if matches!(ext, "ndjson" | "jsonl") {
+                let file =
+                    std::fs::File::open(path).map_err(|e| format!("{name}: cannot open: {e}"))?;
+                split_lines(
+                    &name,
+                    std::io::BufReader::with_capacity(256 * 1024, file),
+                    f,
+                )
+            } else {
+                let buf = std::fs::read(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
+                split_document(&name, &buf, f)
+            }
+        }
+    }
+}
+
+fn utf8<'a>(name: &str, where_: &str, bytes: &'a [u8]) -> Result<&'a str, String> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{name}{where_}: not UTF-8 text (invalid byte at offset {})",
+            e.valid_up_to()
+        )
+    })
+}
+
+/// Stream NDJSON line by line; memory stays at one line.
+fn split_lines(
+    name: &Arc<str>,
+    mut reader: impl BufRead,
+    f: &mut dyn FnMut(Source, Result<&str, String>),
+) -> Result<(), String> {
+    let mut line = Vec::with_capacity(8 * 1024);
+    let mut n = 0usize;
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("{name}:{}: cannot read: {e}", n + 1))?;
+        if read == 0 {
+            return Ok(());
+        }
+        n += 1;
+        let source = Source {
+            file: name.clone(),
+            pos: Pos::Line(n),
+        };
+        let bytes = trim_ascii(&line);
+        if bytes.is_empty() {
+            continue;
+        }
+        f(source, utf8(name, &format!(":{n}"), bytes));
+    }
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let b = b.strip_prefix(b"\xef\xbb\xbf").unwrap_or(b);
+    b.trim_ascii()
+}
+
+#[derive(Deserialize)]
+struct ListProbe<'a> {
+    object: Option<&'a str>,
+    #[serde(borrow)]
+    data: Option<Vec<&'a RawValue>>,
+}
+
+/// A whole document: one event, an array, a list object, or NDJSON.
+fn split_document(
+    name: &Arc<str>,
+    buf: &[u8],
+    f: &mut dyn FnMut(Source, Result<&str, String>),
+) -> Result<(), String> {
+    let bytes = trim_ascii(buf);
+    if bytes.is_empty() {
+        return Err(format!("{name}: empty file, expected JSON events"));
+    }
+    let text = utf8(name, "", bytes)?;
+    let src = |pos| Source {
+        file: name.clone(),
+        pos,
+    };
+    if text.starts_with('[') {
+        let items: Vec<&RawValue> =
+            serde_json::from_str(text).map_err(|e| format!("{name}: invalid JSON array: {e}"))?;
+        for (i, item) in items.into_iter().enumerate() {
+            f(src(Pos::Index(i)), Ok(item.get()));
+        }
+        return Ok(());
+    }
+    match serde_json::from_str::<&RawValue>(text) {
+        Ok(one) => {
+            if let Ok(ListProbe {
+                object: Some("list"),
+                data: Some(items),
+            }) = serde_json::from_str::<ListProbe<'_>>(one.get())
+            {
+                for (i, item) in items.into_iter().enumerate() {
+                    f(src(Pos::Index(i)), Ok(item.get()));
+                }
+            } else {
+                f(src(Pos::Whole), Ok(one.get()));
+            }
+            Ok(())
+        }
+        Err(whole_err) => {
+            // Several values: newline-delimited if the first line stands alone.
+            let first = text.lines().next().unwrap_or("");
+            if serde_json::from_str::<&RawValue>(first).is_err() {
+                return Err(format!("{name}: invalid JSON: {whole_err}"));
+            }
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if !line.is_empty() {
+                    f(src(Pos::Line(i + 1)), Ok(line));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A webhook event, as much of it as routing and sync read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created: i64,
+    #[serde(default)]
+    pub object: Option<String>,
+    pub data: EventData,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventData {
+    pub object: StripeObject,
+}
+
+/// Parse one element as an event; the error says which field is wrong.
+pub fn parse_event(text: &str) -> Result<Event, String> {
+    match serde_json::from_str::<Event>(text) {
+        Ok(ev) => {
+            if let Some(o) = &ev.object
+                && o != "event"
+            {
+                return Err(format!("not an event: \"object\" is \"{o}\""));
+            }
+            if ev.id.is_empty() || ev.kind.is_empty() {
+                return Err("not an event: empty \"id\" or \"type\"".into());
+            }
+            Ok(ev)
+        }
+        Err(_) => {
+            // Slow path, errors only: find the field path for the message.
+            let de = &mut serde_json::Deserializer::from_str(text);
+            match serde_path_to_error::deserialize::<_, Event>(de) {
+                Ok(_) => Err("not an event".into()),
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let inner = e.into_inner();
+                    if inner.is_syntax() || inner.is_eof() {
+                        Err(format!("invalid JSON: {inner}"))
+                    } else if path == "." {
+                        Err(format!("not an event: {inner}"))
+                    } else {
+                        Err(format!("not an event: field `{path}`: {inner}"))
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Items = Vec<(String, Result<String, String>)>;
+
+    fn collect(name: &str, text: &str) -> Result<Items, String> {
+        let mut out = Vec::new();
+        split_document(&Arc::from(name), text.as_bytes(), &mut |s, r| {
+            out.push((s.to_string(), r.map(str::to_owned)))
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn single_array_list_and_ndjson() {
+        let one = collect("a.json", r#" {"id":"evt_1"} "#).unwrap();
+        assert_eq!(
+            one,
+            [("a.json".to_string(), Ok(r#"{"id":"evt_1"}"#.to_string()))]
+        );
+        let arr = collect("b.json", r#"[{"id":"e1"}, 5]"#).unwrap();
+        assert_eq!(arr[1], ("b.json[1]".to_string(), Ok("5".to_string())));
+        let list = collect(
+            "c.json",
+            r#"{"object":"list","data":[{"id":"e1"},{"id":"e2"}],"has_more":false}"#,
+        )
+        .unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[1].0, "c.json[1]");
+        let nd = collect("d.json", "{\"id\":\"e1\"}\n\n{\"id\":\"e2\"}\n{bad\n").unwrap();
+        assert_eq!(nd.len(), 3);
+        assert_eq!(nd[1].0, "d.json:3");
+        assert_eq!(nd[2].0, "d.json:4");
+    }
+
+    #[test]
+    fn empty_truncated_and_binary_files() {
+        assert!(
+            collect("e.json", "  \n")
+                .unwrap_err()
+                .contains("e.json: empty file")
+        );
+        let e = collect("t.json", "{\"id\": \"evt_1\",\n \"type\":").unwrap_err();
+        assert!(e.starts_with("t.json: invalid JSON"), "{e}");
+        let e =
+            split_document(&Arc::from("bin.json"), b"\x00\xff\xfe", &mut |_, _| {}).unwrap_err();
+        assert!(e.contains("bin.json: not UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        for (_, item) in collect("deep.json", &deep).unwrap() {
+            assert!(parse_event(&item.unwrap()).is_err());
+        }
+        let deep_obj = format!(
+            "{{\"id\":\"e\",\"x\":{}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let r = collect("deep2.json", &deep_obj);
+        assert!(
+            r.is_err()
+                || r.unwrap()
+                    .iter()
+                    .all(|(_, x)| parse_event(x.as_deref().unwrap_or("")).is_err())
+        );
+    }
+
+    #[test]
+    fn ndjson_lines_stream_with_numbers() {
+        let text = "{\"a\":1}\n\r\n{\"b\":2}\r\n";
+        let mut seen = Vec::new();
+        split_lines(&Arc::from("x.ndjson"), text.as_bytes(), &mut |s, r| {
+            seen.push((s.to_string(), r.unwrap().to_string()))
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("x.ndjson:1".into(), "{\"a\":1}".into()),
+                ("x.ndjson:3".into(), "{\"b\":2}".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn event_errors_name_the_field() {
+        let e = parse_event(
+            r#"{"id":"evt_1","type":"invoice.paid","created":"yesterday","data":{"object":{}}}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("created"), "{e}");
+        let e = parse_event(r#"{"id":"evt_1","type":"x","created":1}"#).unwrap_err();
+        assert!(e.contains("data"), "{e}");
+        let e = parse_event("5").unwrap_err();
+        assert!(e.starts_with("not an event"), "{e}");
+        let e = parse_event(
+            r#"{"id":"cus_1","object":"customer","type":"x","created":1,"data":{"object":{}}}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("\"customer\""), "{e}");
+        let ok = parse_event(r#"{"id":"evt_1","object":"event","type":"invoice.paid","created":5,"data":{"object":{"id":"in_1","customer":"cus_1"}}}"#).unwrap();
+        assert_eq!(ok.data.object.customer_id(), Some("cus_1"));
+    }
+
+    #[test]
+    fn expand_reports_missing_paths_and_empty_globs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("b.txt"), "x").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/c.ndjson"), "{}").unwrap();
+        let d = dir.path().display().to_string();
+        let (inputs, errors) = expand(&[
+            d.clone(),
+            format!("{d}/*.nothing"),
+            format!("{d}/missing.json"),
+        ]);
+        assert_eq!(inputs.len(), 2);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].1.contains("matches no file"));
+        assert!(errors[1].1.contains("no such file"));
+        let (inputs, _) = expand(&[format!("{d}/*.json")]);
+        assert_eq!(inputs, [Input::File(dir.path().join("a.json"))]);
+    }
+}

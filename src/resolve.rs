@@ -1,0 +1,89 @@
+//! Decision -> (user, customer): what routing could not settle from the
+//! event itself is looked up in the store now, and in the replayed inputs
+//! (or the API) once every input has been read.
+
+use crate::routing::{Routed, Via};
+use crate::store::Store;
+use crate::sync::EventSnapshots;
+
+/// The outcome of resolving one tracked event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// User and customer known.
+    Sync {
+        user: String,
+        customer: String,
+        via: Via,
+    },
+    /// Must wait for the whole input (customer objects later in the input, or the API).
+    Pending { customer: String },
+    /// No user can be found; skipped as the app does.
+    Unresolved {
+        customer: Option<String>,
+        reason: String,
+    },
+}
+
+/// Resolve with what is known while reading: the event itself, then the store.
+pub fn resolve_now(routed: Routed, store: Option<&Store>) -> anyhow::Result<Resolution> {
+    Ok(match routed {
+        Routed::Resolved {
+            user,
+            via,
+            customer: Some(customer),
+        } => Resolution::Sync {
+            user,
+            customer,
+            via,
+        },
+        Routed::Resolved {
+            user,
+            customer: None,
+            ..
+        } => Resolution::Unresolved {
+            customer: None,
+            reason: format!("user {user} found, but the object names no customer to sync"),
+        },
+        Routed::NeedsCustomer { customer } => match store
+            .map(|s| s.customer_user(&customer))
+            .transpose()?
+            .flatten()
+        {
+            Some(user) => Resolution::Sync {
+                user,
+                customer,
+                via: Via::Store,
+            },
+            None => Resolution::Pending { customer },
+        },
+        Routed::NoCustomer { reason } => Resolution::Unresolved {
+            customer: None,
+            reason,
+        },
+        // Callers settle these before resolving; answer sensibly all the same.
+        Routed::Ignored => Resolution::Unresolved {
+            customer: None,
+            reason: "type not tracked".into(),
+        },
+        Routed::Rejected {
+            customer, reason, ..
+        } => Resolution::Unresolved { customer, reason },
+    })
+}
+
+/// Resolve a pending customer once all inputs are read.
+pub fn resolve_later(
+    customer: &str,
+    inputs: &EventSnapshots,
+    user_key: &str,
+) -> Result<(String, Via), String> {
+    match inputs.customer_user(customer) {
+        Some(user) => Ok((user.to_owned(), Via::CustomerMetadata)),
+        None if inputs.customers.contains_key(customer) => Err(format!(
+            "customer {customer} has no `{user_key}` in its metadata (unmapped customer)"
+        )),
+        None => Err(format!(
+            "no `{user_key}` on the event, and customer {customer} is neither in the store nor among the inputs (try --live)"
+        )),
+    }
+}

@@ -1,0 +1,99 @@
+//! Schema migrations, by `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+/// Marks a file as a stripe-sync store ("STSY").
+pub const APPLICATION_ID: i64 = 0x5354_5359;
+
+/// The schema this build writes. A store with a higher version was made by
+/// a newer stripe-sync and is refused rather than misread.
+pub const VERSION: i64 = 1;
+
+const V1: &str = "
+CREATE TABLE customers (
+    id          TEXT PRIMARY KEY,
+    user_id     TEXT,
+    user_key    TEXT NOT NULL,
+    email       TEXT,
+    deleted     INTEGER NOT NULL DEFAULT 0,
+    snapshot_at INTEGER,
+    source      TEXT NOT NULL,
+    synced_at   TEXT NOT NULL
+);
+CREATE INDEX customers_user ON customers(user_id);
+CREATE TABLE subscriptions (
+    id                   TEXT PRIMARY KEY,
+    customer_id          TEXT NOT NULL,
+    status               TEXT NOT NULL,
+    price_id             TEXT,
+    current_period_start INTEGER,
+    current_period_end   INTEGER,
+    cancel_at_period_end INTEGER NOT NULL,
+    payment_method_id    TEXT,
+    card_brand           TEXT,
+    card_last4           TEXT,
+    created              INTEGER NOT NULL,
+    snapshot_at          INTEGER NOT NULL,
+    source               TEXT NOT NULL,
+    synced_at            TEXT NOT NULL
+);
+CREATE INDEX subscriptions_customer ON subscriptions(customer_id, created);
+CREATE TABLE events (
+    id           TEXT PRIMARY KEY,
+    type         TEXT NOT NULL,
+    created      INTEGER,
+    route        TEXT NOT NULL,
+    user_id      TEXT,
+    customer_id  TEXT,
+    processed_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE sync_state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error(
+        "it was written by a newer stripe-sync (schema {found}, this build knows {VERSION}); upgrade stripe-sync"
+    )]
+    TooNew { found: i64 },
+    #[error("it is an SQLite database of another application, not a stripe-sync store")]
+    Foreign,
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// The store's schema version, checking it is ours and not newer.
+pub fn check(conn: &Connection) -> Result<i64, SchemaError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let app: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    if version > 0 && app != APPLICATION_ID {
+        return Err(SchemaError::Foreign);
+    }
+    if version == 0 && app == 0 {
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        if tables > 0 {
+            return Err(SchemaError::Foreign);
+        }
+    }
+    if version > VERSION {
+        return Err(SchemaError::TooNew { found: version });
+    }
+    Ok(version)
+}
+
+/// Bring the schema up to [`VERSION`], in one transaction.
+pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version = check(&tx)?;
+    if version < 1 {
+        tx.execute_batch(V1)?;
+        tx.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 1;"
+        ))?;
+    }
+    tx.commit()?;
+    Ok(())
+}

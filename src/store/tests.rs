@@ -1,0 +1,251 @@
+use super::*;
+
+fn sub(id: &str, status: &str, created: i64) -> SubscriptionRecord {
+    SubscriptionRecord {
+        id: id.into(),
+        customer_id: "cus_1".into(),
+        status: status.into(),
+        price_id: Some("price_1".into()),
+        current_period_start: Some(1),
+        current_period_end: Some(2),
+        cancel_at_period_end: false,
+        payment_method_id: Some("pm_1".into()),
+        card: Some(Card {
+            brand: Some("visa".into()),
+            last4: Some("4242".into()),
+        }),
+        created,
+    }
+}
+
+fn write(
+    subs: Vec<(SubscriptionRecord, i64)>,
+    user: Option<&str>,
+    at: Option<i64>,
+) -> CustomerWrite {
+    CustomerWrite {
+        customer_id: "cus_1".into(),
+        info: CustomerInfo {
+            user_id: user.map(str::to_owned),
+            email: None,
+            deleted: false,
+            snapshot_at: at,
+        },
+        user_key: "clerkUserId".into(),
+        subscriptions: subs,
+        source: RecordSource::Events,
+        events: vec![],
+    }
+}
+
+#[test]
+fn migrates_from_empty_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let s = Store::open(&path).unwrap();
+    drop(s);
+    let s = Store::open(&path).unwrap();
+    let v: i64 = s
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, schema::VERSION);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn older_snapshot_never_overwrites_newer() {
+    let mut s = Store::in_memory().unwrap();
+    s.write_customer(
+        &write(vec![(sub("sub_1", "past_due", 10), 200)], Some("u"), None),
+        false,
+    )
+    .unwrap();
+    let out = s
+        .write_customer(
+            &write(vec![(sub("sub_1", "active", 10), 100)], Some("u"), None),
+            false,
+        )
+        .unwrap();
+    assert!(!out.changed);
+    assert_eq!(s.mapping_of("cus_1").unwrap().unwrap().status, "past_due");
+    // Equal time: the later write wins (later input breaks ties).
+    s.write_customer(
+        &write(vec![(sub("sub_1", "canceled", 10), 200)], Some("u"), None),
+        false,
+    )
+    .unwrap();
+    assert_eq!(s.mapping_of("cus_1").unwrap().unwrap().status, "canceled");
+}
+
+#[test]
+fn mapping_takes_newest_subscription_by_created() {
+    let mut s = Store::in_memory().unwrap();
+    s.write_customer(
+        &write(
+            vec![
+                (sub("sub_old", "canceled", 5), 900),
+                (sub("sub_new", "active", 9), 100),
+            ],
+            Some("u"),
+            None,
+        ),
+        false,
+    )
+    .unwrap();
+    let row = s.mapping_of("cus_1").unwrap().unwrap();
+    assert_eq!(row.subscription_id.as_deref(), Some("sub_new"));
+    assert_eq!(row.status, "active");
+    assert_eq!(row.payment_method.unwrap().last4.as_deref(), Some("4242"));
+}
+
+#[test]
+fn customer_without_subscription_is_none() {
+    let mut s = Store::in_memory().unwrap();
+    s.write_customer(&write(vec![], None, Some(1)), false)
+        .unwrap();
+    let row = s.mapping_of("cus_1").unwrap().unwrap();
+    assert_eq!(row.status, "none");
+    assert_eq!(row.user_id, None);
+    let f = Filter {
+        unmapped: true,
+        ..Filter::default()
+    };
+    assert_eq!(s.mapping(&f).unwrap().len(), 1);
+    let f = Filter {
+        statuses: vec!["active".into()],
+        ..Filter::default()
+    };
+    assert!(s.mapping(&f).unwrap().is_empty());
+}
+
+#[test]
+fn customer_object_beats_inferred_user_and_older_objects() {
+    let mut s = Store::in_memory().unwrap();
+    s.write_customer(&write(vec![], Some("from_event"), None), false)
+        .unwrap();
+    assert_eq!(
+        s.customer_user("cus_1").unwrap().as_deref(),
+        Some("from_event")
+    );
+    s.write_customer(&write(vec![], Some("from_customer"), Some(50)), false)
+        .unwrap();
+    assert_eq!(
+        s.customer_user("cus_1").unwrap().as_deref(),
+        Some("from_customer")
+    );
+    s.write_customer(&write(vec![], None, Some(40)), false)
+        .unwrap();
+    assert_eq!(
+        s.customer_user("cus_1").unwrap().as_deref(),
+        Some("from_customer")
+    );
+    s.write_customer(&write(vec![], Some("guess"), None), false)
+        .unwrap();
+    assert_eq!(
+        s.customer_user("cus_1").unwrap().as_deref(),
+        Some("from_customer")
+    );
+}
+
+#[test]
+fn dry_run_writes_nothing_but_reports_change() {
+    let mut s = Store::in_memory().unwrap();
+    s.write_customer(
+        &write(vec![(sub("sub_1", "active", 1), 1)], Some("u"), None),
+        false,
+    )
+    .unwrap();
+    let out = s
+        .write_customer(
+            &write(vec![(sub("sub_1", "past_due", 1), 2)], Some("u"), None),
+            true,
+        )
+        .unwrap();
+    assert!(out.changed);
+    assert_eq!(out.after.unwrap().status, "past_due");
+    assert_eq!(s.mapping_of("cus_1").unwrap().unwrap().status, "active");
+}
+
+#[test]
+fn events_are_logged_with_the_customer_and_idempotent() {
+    let mut s = Store::in_memory().unwrap();
+    let ev = LoggedEvent {
+        id: "evt_1".into(),
+        kind: "invoice.paid".into(),
+        created: 1,
+        route: "sync",
+        user_id: Some("u".into()),
+        customer_id: Some("cus_1".into()),
+    };
+    let mut w = write(vec![], Some("u"), None);
+    w.events = vec![ev.clone()];
+    s.write_customer(&w, false).unwrap();
+    s.write_customer(&w, false).unwrap();
+    assert!(s.event_seen("evt_1").unwrap());
+    assert!(!s.event_seen("evt_2").unwrap());
+    let n: i64 = s
+        .conn
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn a_failed_write_leaves_no_half_customer() {
+    let mut s = Store::in_memory().unwrap();
+    // A subscription row that violates NOT NULL (status) fails mid-transaction.
+    s.conn.execute_batch("CREATE TRIGGER boom BEFORE INSERT ON subscriptions WHEN NEW.id = 'sub_bad' BEGIN SELECT RAISE(ABORT, 'boom'); END;").unwrap();
+    let w = write(
+        vec![
+            (sub("sub_ok", "active", 1), 1),
+            (sub("sub_bad", "active", 2), 1),
+        ],
+        Some("u"),
+        None,
+    );
+    assert!(s.write_customer(&w, false).is_err());
+    assert!(s.mapping_of("cus_1").unwrap().is_none());
+    assert!(s.subscriptions_of("cus_1").unwrap().is_empty());
+}
+
+#[test]
+fn refuses_newer_schema_and_foreign_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let newer = dir.path().join("newer.db");
+    {
+        let c = Connection::open(&newer).unwrap();
+        c.execute_batch(&format!(
+            "PRAGMA application_id = {}; PRAGMA user_version = 99;",
+            schema::APPLICATION_ID
+        ))
+        .unwrap();
+    }
+    let e = Store::open(&newer).unwrap_err().to_string();
+    assert!(e.contains("newer stripe-sync (schema 99"), "{e}");
+    let e = Store::open_read_only(&newer).unwrap_err().to_string();
+    assert!(e.contains("newer"), "{e}");
+
+    let foreign = dir.path().join("other.db");
+    Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x);")
+        .unwrap();
+    let e = Store::open(&foreign).unwrap_err().to_string();
+    assert!(e.contains("another application"), "{e}");
+
+    let text = dir.path().join("notes.db");
+    std::fs::write(
+        &text,
+        "this is not sqlite, just text that is long enough to have a header",
+    )
+    .unwrap();
+    let e = Store::open(&text).unwrap_err().to_string();
+    assert!(e.contains("not an SQLite database"), "{e}");
+    assert!(e.contains("notes.db"), "{e}");
+}

@@ -1,0 +1,150 @@
+use std::fs;
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::common::{cmd_in, json, run, tempdir};
+
+fn replayed() -> tempfile::TempDir {
+    let dir = tempdir();
+    let out = run(cmd_in(dir.path())
+        .arg("replay")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")));
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    dir
+}
+
+#[test]
+fn table_csv_json_and_filters() {
+    let dir = replayed();
+    let d = dir.path();
+    let out = run(cmd_in(d).args(["inspect"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+    assert!(
+        out.stdout.contains("mastercard •••• 4444"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("2026-04-02 → 2026-05-02"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.stdout.lines().count(), 7, "header + 6 customers");
+
+    let out = run(cmd_in(d).args(["inspect", "--json", "--status", "active,trialing"]));
+    let rows = json(&out.stdout);
+    assert_eq!(rows.as_array().unwrap().len(), 5);
+    let keys: Vec<&str> = rows[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "user_id",
+            "customer_id",
+            "email",
+            "subscription_id",
+            "status",
+            "price_id",
+            "current_period_start",
+            "current_period_end",
+            "cancel_at_period_end",
+            "payment_method",
+            "synced_at",
+            "source",
+            "deleted"
+        ]
+    );
+    let synced = rows[0]["synced_at"].as_str().unwrap();
+    assert!(
+        time::OffsetDateTime::parse(synced, &time::format_description::well_known::Rfc3339).is_ok(),
+        "{synced}"
+    );
+
+    let out = run(cmd_in(d).args([
+        "inspect",
+        "--json",
+        "--user",
+        "user_24DqvypdTaxjEZmCRfl01cQzv24",
+    ]));
+    let rows = json(&out.stdout);
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["status"], "past_due");
+
+    let out = run(cmd_in(d).args(["--json", "inspect", "--customer", "cus_njhAmuZQRSZSmF"]));
+    assert_eq!(json(&out.stdout)[0]["user_id"], serde_json::Value::Null);
+    let out = run(cmd_in(d).args(["inspect", "--unmapped", "--json"]));
+    assert_eq!(json(&out.stdout).as_array().unwrap().len(), 1);
+
+    let out = run(cmd_in(d).args(["inspect", "--csv", "--customer", "cus_1gIHnbN8OoIW0c"]));
+    assert_eq!(out.status, 0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "user_id,customer_id,email,subscription_id,status,price_id,current_period_start,current_period_end,cancel_at_period_end,card_brand,card_last4,synced_at,source"
+    );
+    assert!(lines[1].starts_with("user_23q4rvzWDYkqJ0g9tlqhv8lWozr,cus_1gIHnbN8OoIW0c,ada@example.com,sub_1ImifjRkT3sQ8vLmmGj8uznS,active,price_1uYMpZRkT3sQ8vLm0xjneFTC,1775124248,1777716248,true,mastercard,4444,"), "{}", lines[1]);
+}
+
+#[test]
+fn no_match_is_status_1_and_missing_store_2() {
+    let dir = replayed();
+    let out = run(cmd_in(dir.path()).args(["inspect", "--json", "--status", "canceled"]));
+    assert_eq!(out.status, 1);
+    assert_eq!(json(&out.stdout), json!([]));
+    let empty = tempdir();
+    let out = run(cmd_in(empty.path()).args(["inspect"]));
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.contains("no store at stripe-sync.db"),
+        "{}",
+        out.stderr
+    );
+    let out = run(cmd_in(dir.path()).args(["inspect", "--csv", "--json"]));
+    assert_eq!(out.status, 2);
+}
+
+#[test]
+fn duplicate_customers_warn_and_text_is_escaped() {
+    let dir = tempdir();
+    let d = dir.path();
+    let mk = |evt: &str, cus: &str, email: &str| {
+        json!({"id": evt, "object": "event", "type": "customer.created", "created": 1,
+        "data": {"object": {"id": cus, "object": "customer", "email": email, "metadata": {"clerkUserId": "user_dup"}}}})
+    };
+    let lines = [
+        mk("evt_a", "cus_a", "evil\u{1b}[2J@x.io"),
+        mk("evt_b", "cus_b", "rtl\u{202e}@x.io"),
+    ];
+    fs::write(
+        d.join("c.ndjson"),
+        lines
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    assert_eq!(run(cmd_in(d).args(["replay", "c.ndjson"])).status, 0);
+    let out = run(cmd_in(d).args(["inspect"]));
+    assert_eq!(out.status, 0);
+    assert!(
+        out.stderr
+            .contains("user user_dup maps to 2 customers (cus_a, cus_b)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains('\u{1b}'), "raw escape in table");
+    assert!(
+        !out.stdout.contains('\u{202e}'),
+        "raw bidi override in table"
+    );
+    assert!(out.stdout.contains("evil\\u{1b}[2J@x.io"), "{}", out.stdout);
+    let out = run(cmd_in(d).args(["-q", "inspect"]));
+    assert_eq!(out.stderr, "", "--quiet hides the warning");
+}

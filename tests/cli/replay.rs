@@ -1,0 +1,480 @@
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::common::{cmd_in, json, run, tempdir};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Every fixture event as one compact JSON line, in the tool's reading order.
+pub fn fixture_events() -> Vec<String> {
+    let dir = tempdir();
+    let out = run(cmd_in(dir.path())
+        .args(["replay", "--dry-run", "--json"])
+        .arg(fixtures()));
+    let v = json(&out.stdout);
+    let mut order: Vec<String> = Vec::new();
+    for d in v["events"].as_array().unwrap() {
+        order.push(d["event_id"].as_str().unwrap().to_owned());
+    }
+    // Read the raw events back from the files in the same order.
+    let mut by_id = std::collections::HashMap::new();
+    for entry in walk(&fixtures()) {
+        let text = fs::read_to_string(&entry).unwrap();
+        let values: Vec<Value> = if entry.extension().unwrap() == "ndjson" {
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        } else {
+            match serde_json::from_str::<Value>(&text).unwrap() {
+                Value::Array(a) => a,
+                v if v["object"] == "list" => v["data"].as_array().unwrap().clone(),
+                v => vec![v],
+            }
+        };
+        for v in values {
+            by_id.insert(
+                v["id"].as_str().unwrap().to_owned(),
+                serde_json::to_string(&v).unwrap(),
+            );
+        }
+    }
+    order.iter().map(|id| by_id[id].clone()).collect()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("json" | "ndjson")
+        ) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `inspect --json` without the per-run `synced_at`.
+pub fn mapping(dir: &Path, db: &str) -> Value {
+    let out = run(cmd_in(dir).args(["inspect", "--json", "--db", db]));
+    assert!(out.status == 0 || out.status == 1, "{}", out.stderr);
+    let mut v = json(&out.stdout);
+    for row in v.as_array_mut().unwrap() {
+        row.as_object_mut().unwrap().remove("synced_at");
+    }
+    v
+}
+
+#[test]
+fn fixtures_route_as_documented() {
+    let dir = tempdir();
+    let out = run(cmd_in(dir.path())
+        .args(["replay", "--json"])
+        .arg(fixtures()));
+    assert_eq!(out.status, 1, "one rejected checkout: {}", out.stderr);
+    assert_eq!(out.stderr, "");
+    let v = json(&out.stdout);
+    assert_eq!(
+        v["summary"],
+        json!({"events": 45, "sync": 29, "ignored": 11, "rejected": 1, "unresolved": 3, "duplicate": 1,
+               "invalid": 0, "customers_synced": 6, "sync_failures": 0, "api_requests": 0})
+    );
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 45);
+    let keys: Vec<&str> = events[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "event_id",
+            "type",
+            "created",
+            "route",
+            "user_id",
+            "customer_id",
+            "resolved_via",
+            "reason",
+            "source"
+        ]
+    );
+    let by_id = |id: &str| events.iter().find(|e| e["event_id"] == id).unwrap().clone();
+    // A customer's user found only in a later file.
+    let k = by_id("evt_16Ur8wRkT3sQ8vLmYb8SClzv");
+    assert_eq!(k["route"], "sync");
+    assert_eq!(k["resolved_via"], "customer_metadata");
+    assert_eq!(k["user_id"], "user_2qglbdQZKD8NxCVHfYv8vBVtdm3");
+    assert!(
+        k["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("06-katherine-trial.ndjson:1")
+    );
+    let rejected = by_id("evt_1djGUORkT3sQ8vLmJhFak61D");
+    assert_eq!(rejected["route"], "rejected");
+    assert!(rejected["reason"].as_str().unwrap().contains("tier"));
+    assert_eq!(
+        by_id("evt_1S7NM5RkT3sQ8vLmkgRU67bY")["resolved_via"],
+        "expanded_customer"
+    );
+    assert_eq!(
+        by_id("evt_1bZxy1RkT3sQ8vLmqaWu7al9")["resolved_via"],
+        "subscription_metadata"
+    );
+    assert_eq!(by_id("evt_1JPSgqRkT3sQ8vLmO5vm9Bi9")["route"], "unresolved");
+    let dup: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["route"] == "duplicate")
+        .collect();
+    assert_eq!(dup.len(), 1);
+    assert_eq!(dup[0]["event_id"], "evt_1TXUcrRkT3sQ8vLmgAwVDbaL");
+    assert!(
+        dup[0]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("01-resent-from-dashboard.ndjson:2")
+    );
+
+    // The store's mapping: fixtures/README.md, "Expected final state".
+    let m = mapping(dir.path(), "stripe-sync.db");
+    let row = |c: &str| {
+        m.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["customer_id"] == c)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        row("cus_1gIHnbN8OoIW0c"),
+        json!({"user_id": "user_23q4rvzWDYkqJ0g9tlqhv8lWozr", "customer_id": "cus_1gIHnbN8OoIW0c",
+               "email": "ada@example.com", "subscription_id": "sub_1ImifjRkT3sQ8vLmmGj8uznS",
+               "status": "active", "price_id": "price_1uYMpZRkT3sQ8vLm0xjneFTC",
+               "current_period_start": 1775124248, "current_period_end": 1777716248,
+               "cancel_at_period_end": true, "payment_method": {"brand": "mastercard", "last4": "4444"},
+               "source": "events", "deleted": false})
+    );
+    let grace = row("cus_iRVVPNjHoKAHeU");
+    assert_eq!(
+        (
+            grace["status"].clone(),
+            grace["current_period_start"].clone()
+        ),
+        (json!("active"), json!(1772546400))
+    );
+    assert_eq!(grace["payment_method"], Value::Null);
+    let alan = row("cus_njFgSzPz2mwWH0");
+    assert_eq!(alan["subscription_id"], "sub_17nYJDRkT3sQ8vLm61sbYBCR");
+    assert_eq!(
+        alan["payment_method"],
+        json!({"brand": "visa", "last4": "5556"})
+    );
+    let edsger = row("cus_SfClaTlRZe2I0c");
+    assert_eq!(edsger["status"], "past_due");
+    assert_eq!(edsger["current_period_end"], 1777820400);
+    let katherine = row("cus_rfpsSSfpYR3idB");
+    assert_eq!(katherine["user_id"], "user_2qglbdQZKD8NxCVHfYv8vBVtdm3");
+    let initech = row("cus_njhAmuZQRSZSmF");
+    assert_eq!(initech["user_id"], Value::Null, "kept, unmapped");
+}
+
+#[test]
+fn second_run_sees_duplicates_and_changes_nothing() {
+    let dir = tempdir();
+    run(cmd_in(dir.path()).arg("replay").arg(fixtures()));
+    let before = mapping(dir.path(), "stripe-sync.db");
+    let out = run(cmd_in(dir.path())
+        .args(["replay", "--json"])
+        .arg(fixtures()));
+    let v = json(&out.stdout);
+    assert_eq!(v["summary"]["sync"], 0);
+    // 29 synced + 11 ignored logged in the first run; the redelivery is a duplicate again.
+    assert_eq!(v["summary"]["duplicate"], 41);
+    assert_eq!(mapping(dir.path(), "stripe-sync.db"), before);
+}
+
+#[test]
+fn dry_run_creates_no_store() {
+    let dir = tempdir();
+    let out = run(cmd_in(dir.path())
+        .args(["replay", "--dry-run"])
+        .arg(fixtures()));
+    assert_eq!(out.status, 1);
+    assert!(out.stdout.contains("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate, 0 invalid; 6 customers synced, 0 failed"), "{}", out.stdout);
+    assert!(!dir.path().join("stripe-sync.db").exists());
+    assert!(
+        fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing written to the working dir"
+    );
+}
+
+#[test]
+fn human_table_has_a_row_per_event() {
+    let dir = tempdir();
+    let out = run(cmd_in(dir.path())
+        .args(["replay", "--dry-run"])
+        .arg(fixtures().join("2026-03-onboarding/09-edsger-signup.json")));
+    assert_eq!(out.status, 1);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("EVENT"), "{}", out.stdout);
+    assert!(
+        lines[2].contains("checkout.session.completed") && lines[2].contains("rejected"),
+        "{}",
+        out.stdout
+    );
+    assert!(lines[2].contains("lacks required metadata: tier"));
+    assert!(lines[2].contains("09-edsger-signup.json[1]"));
+}
+
+#[test]
+fn bad_inputs_are_named_and_good_ones_still_run() {
+    let dir = tempdir();
+    let d = dir.path();
+    let good = fixtures().join("2026-04-billing/02-alan-seats-applied.json");
+    fs::write(d.join("empty.json"), "").unwrap();
+    fs::write(d.join("truncated.json"), "{\"id\": \"evt_1\", \"type\":").unwrap();
+    fs::write(d.join("binary.json"), b"\x00\x01\xff\xfe").unwrap();
+    fs::write(d.join("mixed.json"), "[5, {\"id\":\"evt_x\",\"object\":\"event\",\"type\":\"invoice.paid\",\"created\":\"yesterday\",\"data\":{\"object\":{}}}]").unwrap();
+    fs::write(d.join("lines.ndjson"), "{\"id\":\"evt_ok\",\"object\":\"event\",\"type\":\"product.created\",\"created\":1,\"data\":{\"object\":{}}}\n{not json\n").unwrap();
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    fs::write(d.join("deep.json"), deep).unwrap();
+    let out = run(cmd_in(d)
+        .args([
+            "replay",
+            "--json",
+            "empty.json",
+            "truncated.json",
+            "binary.json",
+            "mixed.json",
+            "lines.ndjson",
+            "deep.json",
+            "missing.json",
+            "nomatch*.json",
+        ])
+        .arg(&good));
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    let v = json(&out.stdout);
+    assert_eq!(v["summary"]["sync"], 1, "the good event still synced");
+    assert_eq!(v["summary"]["customers_synced"], 1);
+    let errs: Vec<String> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect();
+    let joined = errs.join("\n");
+    for needle in [
+        "empty.json: empty file",
+        "truncated.json: invalid JSON",
+        "binary.json: not UTF-8",
+        "missing.json: no such file",
+        "nomatch*.json: the pattern matches no file",
+    ] {
+        assert!(joined.contains(needle), "{needle} not in {joined}");
+        assert!(out.stderr.contains(needle), "{needle} not on stderr");
+    }
+    let invalid: Vec<&Value> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["route"] == "invalid")
+        .collect();
+    let sources: Vec<&str> = invalid
+        .iter()
+        .map(|e| e["source"].as_str().unwrap())
+        .collect();
+    assert!(sources.contains(&"mixed.json[0]"), "{sources:?}");
+    assert!(sources.contains(&"mixed.json[1]"));
+    assert!(sources.contains(&"lines.ndjson:2"));
+    let created = invalid
+        .iter()
+        .find(|e| e["source"] == "mixed.json[1]")
+        .unwrap();
+    assert!(
+        created["reason"].as_str().unwrap().contains("created"),
+        "{created}"
+    );
+    assert_eq!(v["summary"]["ignored"], 1, "the good NDJSON line");
+}
+
+#[test]
+fn stdin_and_list_objects() {
+    let dir = tempdir();
+    let events = fixture_events();
+    let list = format!(
+        "{{\"object\":\"list\",\"url\":\"/v1/events\",\"has_more\":false,\"data\":[{}]}}",
+        events[..3].join(",")
+    );
+    let out = run(cmd_in(dir.path())
+        .args(["replay", "--dry-run", "--json", "-"])
+        .write_stdin(list));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let v = json(&out.stdout);
+    assert_eq!(v["summary"]["events"], 3);
+    assert_eq!(v["events"][2]["source"], "-[2]");
+    let nd = events[..4].join("\n");
+    let out = run(cmd_in(dir.path())
+        .args(["replay", "--dry-run", "--json", "-"])
+        .write_stdin(nd));
+    assert_eq!(json(&out.stdout)["events"][3]["source"], "-:4");
+}
+
+#[test]
+fn usage_errors() {
+    let dir = tempdir();
+    let out = run(cmd_in(dir.path()).args(["replay"]));
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("no INPUT"), "{}", out.stderr);
+    fs::write(dir.path().join("stripe-sync.toml"), "user_keys = \"x\"\n").unwrap();
+    let out = run(cmd_in(dir.path())
+        .args(["replay", "--dry-run"])
+        .arg(fixtures()));
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.contains("stripe-sync.toml") && out.stderr.contains("user_keys"),
+        "{}",
+        out.stderr
+    );
+    let out = run(cmd_in(dir.path())
+        .args(["replay", "--config", "nope.toml"])
+        .arg(fixtures()));
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.contains("cannot read config nope.toml"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn strict_counts_unresolved() {
+    let dir = tempdir();
+    let guest = fixtures().join("2026-03-onboarding/07-guest-tip-payment.json");
+    let out = run(cmd_in(dir.path()).args(["replay", "--dry-run"]).arg(&guest));
+    assert_eq!(out.status, 0);
+    let out = run(cmd_in(dir.path())
+        .args(["replay", "--dry-run", "--strict"])
+        .arg(&guest));
+    assert_eq!(out.status, 1);
+}
+
+#[test]
+fn user_key_flag_and_config() {
+    let dir = tempdir();
+    let ev = json!({"id": "evt_k", "object": "event", "type": "invoice.paid", "created": 5,
+        "data": {"object": {"id": "in_1", "object": "invoice", "customer": "cus_k", "metadata": {"appUser": "u_77"}}}});
+    fs::write(dir.path().join("e.json"), ev.to_string()).unwrap();
+    let out = run(cmd_in(dir.path()).args(["replay", "--dry-run", "--json", "e.json"]));
+    assert_eq!(json(&out.stdout)["events"][0]["route"], "unresolved");
+    let out = run(cmd_in(dir.path()).args([
+        "replay",
+        "--dry-run",
+        "--json",
+        "--user-key",
+        "appUser",
+        "e.json",
+    ]));
+    assert_eq!(json(&out.stdout)["events"][0]["user_id"], "u_77");
+    fs::write(
+        dir.path().join("stripe-sync.toml"),
+        "user_key = \"appUser\"\n",
+    )
+    .unwrap();
+    let out = run(cmd_in(dir.path()).args(["replay", "--dry-run", "--json", "e.json"]));
+    assert_eq!(
+        json(&out.stdout)["events"][0]["resolved_via"],
+        "object_metadata"
+    );
+}
+
+#[test]
+fn store_resolution_on_a_later_run() {
+    let dir = tempdir();
+    let d = dir.path();
+    let cust = json!({"id": "evt_c", "object": "event", "type": "customer.created", "created": 1,
+        "data": {"object": {"id": "cus_s", "object": "customer", "metadata": {"clerkUserId": "user_s"}}}});
+    let inv = json!({"id": "evt_i", "object": "event", "type": "invoice.paid", "created": 2,
+        "data": {"object": {"id": "in_s", "object": "invoice", "customer": "cus_s", "metadata": {}}}});
+    fs::write(d.join("c.json"), cust.to_string()).unwrap();
+    fs::write(d.join("i.json"), inv.to_string()).unwrap();
+    assert_eq!(run(cmd_in(d).args(["replay", "c.json"])).status, 0);
+    let out = run(cmd_in(d).args(["replay", "--json", "i.json"]));
+    let v = json(&out.stdout);
+    assert_eq!(v["events"][0]["resolved_via"], "store");
+    assert_eq!(v["events"][0]["user_id"], "user_s");
+}
+
+#[test]
+fn unusable_stores_are_status_2() {
+    let dir = tempdir();
+    let d = dir.path();
+    fs::write(
+        d.join("bad.db"),
+        "not a database, just some text long enough for a header....",
+    )
+    .unwrap();
+    let out = run(cmd_in(d).args(["replay", "--db", "bad.db"]).arg(fixtures()));
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.contains("bad.db") && out.stderr.contains("not an SQLite database"),
+        "{}",
+        out.stderr
+    );
+    let out = run(cmd_in(d).args(["inspect", "--db", "bad.db"]));
+    assert_eq!(out.status, 2);
+    let out = run(cmd_in(d)
+        .args(["replay", "--db", "no/such/dir/s.db"])
+        .arg(fixtures()));
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("no/such/dir/s.db"), "{}", out.stderr);
+}
+
+#[test]
+fn two_replays_on_one_store_at_once() {
+    let dir = tempdir();
+    let d = dir.path();
+    let events = fixture_events();
+    fs::write(d.join("a.ndjson"), events[..25].join("\n")).unwrap();
+    fs::write(d.join("b.ndjson"), events[20..].join("\n")).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("stripe-sync");
+    let spawn = |f: &str| {
+        std::process::Command::new(&bin)
+            .current_dir(d)
+            .env_remove("STRIPE_SYNC_DB")
+            .args(["replay", "--json", f])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("a.ndjson"), spawn("b.ndjson"));
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(0) || out.status.code() == Some(1),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("locked"), "{stderr}");
+    }
+    // Same mapping as one run over everything.
+    let single = tempdir();
+    fs::write(single.path().join("all.ndjson"), events.join("\n")).unwrap();
+    run(cmd_in(single.path()).args(["replay", "all.ndjson"]));
+    run(cmd_in(d).args(["replay", "a.ndjson", "b.ndjson"]));
+    assert_eq!(
+        mapping(d, "stripe-sync.db"),
+        mapping(single.path(), "stripe-sync.db")
+    );
+}

@@ -1,0 +1,3829 @@
+//! A stateful fake of the (read side of the) Stripe REST API, for integration
+//! tests and benchmarks.
+//!
+//! Depends only on std, axum, tokio, serde and serde_json, so it can be used
+//! from `tests/*.rs` (`mod support;` then `use support::fake_stripe::*;`) and
+//! from benches (`#[path = "../tests/support/fake_stripe.rs"] mod fake_stripe;`).
+//!
+//! The server runs on its own background thread with its own tokio runtime,
+//! listens on `127.0.0.1:<random port>` and stops when the handle is dropped,
+//! so it works from plain synchronous `#[test]` functions that run the
+//! compiled binary.
+//!
+//! # Quick start
+//!
+//! ```ignore
+//! let fake = FakeStripe::start(Account::generate(50, 60, 7));
+//! // point the CLI at fake.url() with fake.api_key() ...
+//! assert!(fake.count_path("/v1/subscriptions") > 0);
+//! ```
+//!
+//! # Public API
+//!
+//! ```ignore
+//! // server handle (Drop stops the server)
+//! FakeStripe::start(account: Account) -> FakeStripe            // panics if it cannot bind
+//! FakeStripe::try_start(account: Account) -> io::Result<FakeStripe>
+//! FakeStripe::builder() -> FakeStripeBuilder                   // .account(a) .latency(d) .rate_limit(n)
+//!                                                              // .search_enabled(b) .search_lag(d) .start()
+//! fake.url() -> String                     // "http://127.0.0.1:PORT" (no trailing slash)
+//! fake.addr() -> SocketAddr
+//! fake.api_key() -> &str                   // the accepted key (default "sk_test_fake_123")
+//! // state changes at runtime (drift tests); the value is merged into the stored
+//! // object if the id exists (metadata keys set to "" or null are removed), else
+//! // a new full object is made from it; the stored object is returned.
+//! fake.upsert_customer(Value) -> Value
+//! fake.upsert_subscription(Value) -> Value // accepts shorthands, see `Account::add_subscription`
+//! fake.upsert_payment_method(Value) -> Value
+//! fake.delete_customer(id)                 // GET then answers {"id","object":"customer","deleted":true};
+//!                                          // like Stripe, the customer's live subscriptions are canceled now
+//! fake.purge(id) -> bool                   // forget an object entirely (GET answers 404)
+//! fake.customer(id) / subscription(id) / payment_method(id) -> Option<Value>  // stored (basil) shape
+//! fake.customers() / subscriptions() -> Vec<Value>           // newest first, incl. deleted/canceled
+//! // faults
+//! fake.set_latency(Duration)               // added to every request
+//! fake.set_rate_limit(Option<u32>)         // > N requests in a sliding 1 s window -> 429
+//! fake.set_search_rate_limit(Option<u32>)  // same, only for `/search` paths (Stripe: 20/s; off by default)
+//! fake.push_fault(impl Into<FaultRule>)    // queued; `Fault` alone = once, any path
+//! fake.clear_faults(); fake.pending_faults() -> usize
+//! fake.set_search_enabled(bool)            // off -> search answers 400 (region without search)
+//! fake.set_search_lag(Duration)            // see "Search" below
+//! // observation
+//! fake.requests() -> Vec<RecordedRequest>
+//! fake.request_count() -> usize
+//! fake.count_path(prefix) -> usize         // note "/v1/customers" also counts "/v1/customers/search"
+//! fake.count_where(|r: &RecordedRequest| ...) -> usize
+//! fake.max_requests_in_window(Duration) -> usize  // peak count in any sliding window (all requests)
+//! fake.rate_limited_count() -> usize       // number of 429 responses sent (rate limiter + 429 faults)
+//! fake.reset_counters()                    // clears recorded requests and the 429 count
+//!
+//! Fault::Status { code, should_retry: Option<bool>, retry_after: Option<u64> }  // Stripe-style JSON error
+//! Fault::Timeout(Duration)                 // sleep, then answer normally (use > the client's timeout)
+//! Fault::TruncatedBody                     // status 200, first half of the real body, Content-Length = half
+//! Fault::Html                              // 502 text/html "<html>..502 Bad Gateway" (no Request-Id)
+//! Fault::Raw { status, content_type, body }
+//! Fault::status(code) -> Fault             // Status without retry headers
+//! FaultRule { fault, times, path_prefix }  // FaultRule::new(f).times(3).on_path("/v1/customers/search")
+//! fault.times(n) / fault.on_path(p) / fault.forever() -> FaultRule
+//!
+//! Account::new() / Account::default()      // empty account, key DEFAULT_API_KEY
+//! Account::generate(customers, subscriptions, seed)          // realistic, deterministic data
+//! Account::generate_at(customers, subscriptions, seed, now_unix) // fully deterministic (timestamps too)
+//! account.with_api_key(key) -> Account
+//! account.add_customer(v) / add_subscription(v) / add_payment_method(v) / add_price(v) / add_product(v)
+//!        -> &mut Account   (chainable: account.customer(v) / .subscription(v) / ... consume and return self)
+//! account.customers / subscriptions / payment_methods / prices / products : Vec<Value> (full objects)
+//! account.find_customer_by_clerk_id(id) -> Option<&Value>; account.subscriptions_of(cus) -> Vec<&Value>
+//! ```
+//!
+//! # Behaviour (follows https://docs.stripe.com/api)
+//!
+//! * Auth: `Authorization: Bearer <key>` (HTTP Basic with the key as user name
+//!   also works, like Stripe). Missing -> 401 "You did not provide an API key...";
+//!   wrong -> 401 "Invalid API Key provided: sk_test_****_123" (masked).
+//! * Every response carries `Request-Id: req_...`, `Content-Type: application/json`
+//!   and `Stripe-Version` (the version used). Exception: `Fault::Html`.
+//! * `Stripe-Version` request header: absent -> [`DEFAULT_API_VERSION`]; malformed -> 400.
+//!   Before [`BASIL_VERSION_DATE`] subscriptions are rendered in the pre-basil
+//!   shape: `current_period_start/end` on the subscription and NOT on the items
+//!   (as Stripe did). Objects are always stored in the basil shape.
+//! * Endpoints (GET only; anything else -> 404 "Unrecognized request URL"):
+//!   `/v1/customers` (email, created[..], limit, starting_after, ending_before, expand),
+//!   `/v1/customers/search` (query, limit, page, expand), `/v1/customers/{id}`,
+//!   `/v1/subscriptions` (customer, status, price, collection_method, created[..], ...),
+//!   `/v1/subscriptions/{id}`, `/v1/payment_methods` (customer, type), `/v1/payment_methods/{id}`,
+//!   `/v1/prices/{id}`, `/v1/products/{id}`.
+//! * Lists are newest first (created desc, ties by id desc), `limit` 1..=100
+//!   (default 10), cursors are resolved by sort key like Stripe, unknown
+//!   parameters -> 400 `parameter_unknown`. Deleted customers are not listed.
+//!   `/v1/subscriptions` without `status` excludes `canceled`; `status=all`, `ended`
+//!   and specific statuses are supported.
+//! * `expand[]` (also `expand%5B%5D` and `expand[0]`) works on any field holding
+//!   an id of a known object (customer, subscription, payment method, price,
+//!   product), at most 4 levels; lists need the `data.` prefix; `total_count`
+//!   can be expanded on lists and search results.
+//! * Search: `metadata['k']:'v'` (or double quotes), `email:`, `name:`, `phone:`,
+//!   `created>N`..., `~` substring (>= 3 chars), `-` negation, `AND` / `OR` /
+//!   space (not mixed), `null`. Matching of email/name/phone is case-insensitive,
+//!   metadata is exact. Search lag: a customer created or changed less than
+//!   `lag` ago is matched against its previous version (so a new customer is
+//!   not found yet), like Stripe's asynchronously updated search index.
+//!   Deleted customers disappear from search at once.
+#![allow(dead_code)]
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State as AxState};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+/// The API key accepted by default.
+pub const DEFAULT_API_KEY: &str = "sk_test_fake_123";
+/// The API version used when a request has no `Stripe-Version` header.
+pub const DEFAULT_API_VERSION: &str = "2025-06-30.basil";
+/// Versions whose date is before this one get the pre-basil subscription shape.
+pub const BASIL_VERSION_DATE: &str = "2025-03-31";
+/// Search needs at least this API version (documented by Stripe).
+const SEARCH_MIN_VERSION_DATE: &str = "2020-08-27";
+
+const DAY: i64 = 86_400;
+
+// ---------------------------------------------------------------------------
+// Faults
+// ---------------------------------------------------------------------------
+
+/// A misbehaviour to apply to a request (see [`FaultRule`] and [`FakeStripe::push_fault`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with `code` and a Stripe-style JSON error, optionally with the
+    /// `Stripe-Should-Retry: true|false` and `Retry-After: N` headers.
+    Status {
+        code: u16,
+        should_retry: Option<bool>,
+        retry_after: Option<u64>,
+    },
+    /// Sleep this long, then answer normally (use a delay longer than the client's timeout).
+    Timeout(Duration),
+    /// Status 200 with only the first half of the real body (Content-Length matches what is sent).
+    TruncatedBody,
+    /// 502 with an HTML body, like a proxy in front of the API would send.
+    Html,
+    /// Anything else.
+    Raw {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
+}
+
+impl Fault {
+    /// A `Status` fault without retry headers.
+    pub fn status(code: u16) -> Fault {
+        Fault::Status {
+            code,
+            should_retry: None,
+            retry_after: None,
+        }
+    }
+
+    /// Apply this fault to the next `n` matching requests.
+    pub fn times(self, n: usize) -> FaultRule {
+        FaultRule::new(self).times(n)
+    }
+
+    /// Apply this fault only to requests whose path starts with `prefix`.
+    pub fn on_path(self, prefix: &str) -> FaultRule {
+        FaultRule::new(self).on_path(prefix)
+    }
+
+    /// Apply this fault to every matching request until `clear_faults`.
+    pub fn forever(self) -> FaultRule {
+        FaultRule::new(self).forever()
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Fault::Status { code, .. } => format!("status {code}"),
+            Fault::Timeout(d) => format!("timeout {}ms", d.as_millis()),
+            Fault::TruncatedBody => "truncated body".to_owned(),
+            Fault::Html => "html".to_owned(),
+            Fault::Raw { status, .. } => format!("raw {status}"),
+        }
+    }
+}
+
+/// A queued fault: applied to the next `times` requests whose path starts
+/// with `path_prefix` (any path when `None`). `times == usize::MAX` means forever.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultRule {
+    pub fault: Fault,
+    pub times: usize,
+    pub path_prefix: Option<String>,
+}
+
+impl FaultRule {
+    pub fn new(fault: Fault) -> FaultRule {
+        FaultRule {
+            fault,
+            times: 1,
+            path_prefix: None,
+        }
+    }
+
+    pub fn times(mut self, n: usize) -> FaultRule {
+        self.times = n;
+        self
+    }
+
+    pub fn on_path(mut self, prefix: &str) -> FaultRule {
+        self.path_prefix = Some(prefix.to_owned());
+        self
+    }
+
+    pub fn forever(mut self) -> FaultRule {
+        self.times = usize::MAX;
+        self
+    }
+}
+
+impl From<Fault> for FaultRule {
+    fn from(fault: Fault) -> FaultRule {
+        FaultRule::new(fault)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Recorded requests
+// ---------------------------------------------------------------------------
+
+/// What the `Authorization` header of a request looked like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthState {
+    Missing,
+    Invalid,
+    Valid,
+}
+
+/// One request as seen by the fake.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    /// Arrival order, starting at 0 (not reset by `reset_counters`).
+    pub seq: u64,
+    pub method: String,
+    pub path: String,
+    /// The raw query string (still percent-encoded), "" when absent.
+    pub query: String,
+    /// All headers (lower-case names) except `Authorization`.
+    pub headers: Vec<(String, String)>,
+    pub auth: AuthState,
+    /// The `Stripe-Version` header as sent, if any.
+    pub stripe_version: Option<String>,
+    /// The `Idempotency-Key` header as sent, if any.
+    pub idempotency_key: Option<String>,
+    /// Status sent; 0 while in flight or if the client went away first.
+    pub status: u16,
+    /// The `Request-Id` the response carried.
+    pub request_id: String,
+    /// Arrival time.
+    pub at: Instant,
+    /// "rate_limit" or a description of the fault applied, if any.
+    pub fault: Option<String>,
+}
+
+impl RecordedRequest {
+    /// A header value by (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The decoded query parameters, in order.
+    pub fn query_params(&self) -> Vec<(String, String)> {
+        parse_query_string(&self.query)
+    }
+
+    /// The last value of a decoded query parameter.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query_params()
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Account (initial data)
+// ---------------------------------------------------------------------------
+
+/// The data a [`FakeStripe`] starts with. All `Vec<Value>` hold full Stripe
+/// objects (the `add_*` methods complete partial objects).
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub api_key: String,
+    pub customers: Vec<Value>,
+    pub subscriptions: Vec<Value>,
+    pub payment_methods: Vec<Value>,
+    pub prices: Vec<Value>,
+    pub products: Vec<Value>,
+}
+
+impl Default for Account {
+    fn default() -> Account {
+        Account::new()
+    }
+}
+
+impl Account {
+    /// An empty account accepting [`DEFAULT_API_KEY`].
+    pub fn new() -> Account {
+        Account {
+            api_key: DEFAULT_API_KEY.to_owned(),
+            customers: Vec::new(),
+            subscriptions: Vec::new(),
+            payment_methods: Vec::new(),
+            prices: Vec::new(),
+            products: Vec::new(),
+        }
+    }
+
+    pub fn with_api_key(mut self, key: &str) -> Account {
+        self.api_key = key.to_owned();
+        self
+    }
+
+    /// Add a customer. Missing fields are filled in (id `cus_...`, `created`
+    /// = now, ...). A value with `"deleted": true` makes a deleted customer.
+    pub fn add_customer(&mut self, customer: Value) -> &mut Account {
+        let id = customer
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let existing = id.and_then(|id| self.customers.iter().position(|c| c["id"] == id));
+        let base = existing.map(|i| self.customers[i].clone());
+        if let Some(c) = normalize_customer(customer, base.as_ref(), now_unix()) {
+            match existing {
+                Some(i) => self.customers[i] = c,
+                None => self.customers.push(c),
+            }
+        }
+        self
+    }
+
+    /// Add a subscription. Besides full objects it accepts shorthands:
+    /// `"price": "price_x"` (or a price object) and `"quantity"` for a single
+    /// item, `"items": [ {...} ]` or `{"data": [...]}`, and
+    /// `current_period_start/end` on the subscription (moved onto the items).
+    /// Unknown prices are created (monthly, 20.00 usd) with their product.
+    pub fn add_subscription(&mut self, subscription: Value) -> &mut Account {
+        let id = subscription
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let existing = id.and_then(|id| self.subscriptions.iter().position(|s| s["id"] == id));
+        let base = existing.map(|i| self.subscriptions[i].clone());
+        let now = now_unix();
+        let mut prices = std::mem::take(&mut self.prices);
+        let mut products = std::mem::take(&mut self.products);
+        let mut price_of = |r: &Value| vec_catalog_price(&mut prices, &mut products, r, now);
+        let normalized = normalize_subscription(subscription, base.as_ref(), &mut price_of, now);
+        self.prices = prices;
+        self.products = products;
+        if let Some(s) = normalized {
+            match existing {
+                Some(i) => self.subscriptions[i] = s,
+                None => self.subscriptions.push(s),
+            }
+        }
+        self
+    }
+
+    /// Add a (card) payment method; `card.brand` / `card.last4` etc. can be given partially.
+    pub fn add_payment_method(&mut self, payment_method: Value) -> &mut Account {
+        let id = payment_method
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let existing = id.and_then(|id| self.payment_methods.iter().position(|p| p["id"] == id));
+        let base = existing.map(|i| self.payment_methods[i].clone());
+        if let Some(p) = normalize_payment_method(payment_method, base.as_ref(), now_unix()) {
+            match existing {
+                Some(i) => self.payment_methods[i] = p,
+                None => self.payment_methods.push(p),
+            }
+        }
+        self
+    }
+
+    pub fn add_price(&mut self, price: Value) -> &mut Account {
+        let now = now_unix();
+        if let Some(p) = normalize_price(price, now) {
+            ensure_vec_product(&mut self.products, &p["product"], now);
+            let id = p["id"].clone();
+            self.prices.retain(|x| x["id"] != id);
+            self.prices.push(p);
+        }
+        self
+    }
+
+    pub fn add_product(&mut self, product: Value) -> &mut Account {
+        if let Some(p) = normalize_product(product, now_unix()) {
+            let id = p["id"].clone();
+            self.products.retain(|x| x["id"] != id);
+            self.products.push(p);
+        }
+        self
+    }
+
+    pub fn customer(mut self, customer: Value) -> Account {
+        self.add_customer(customer);
+        self
+    }
+
+    pub fn subscription(mut self, subscription: Value) -> Account {
+        self.add_subscription(subscription);
+        self
+    }
+
+    pub fn payment_method(mut self, payment_method: Value) -> Account {
+        self.add_payment_method(payment_method);
+        self
+    }
+
+    pub fn price(mut self, price: Value) -> Account {
+        self.add_price(price);
+        self
+    }
+
+    pub fn product(mut self, product: Value) -> Account {
+        self.add_product(product);
+        self
+    }
+
+    pub fn customer_ids(&self) -> Vec<String> {
+        self.customers
+            .iter()
+            .filter_map(|c| c["id"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    pub fn find_customer_by_clerk_id(&self, clerk_user_id: &str) -> Option<&Value> {
+        self.customers
+            .iter()
+            .find(|c| c["metadata"]["clerkUserId"] == clerk_user_id)
+    }
+
+    pub fn subscriptions_of(&self, customer_id: &str) -> Vec<&Value> {
+        self.subscriptions
+            .iter()
+            .filter(|s| s["customer"] == customer_id)
+            .collect()
+    }
+
+    /// Realistic random data, deterministic given `seed` (timestamps are
+    /// relative to the current time; use [`Account::generate_at`] to pin them).
+    ///
+    /// * customers `cus_...` with names and emails; customer `i` (index in
+    ///   `customers`) has metadata `{"clerkUserId": "user_i"}`, except ~3%
+    ///   which have other or no metadata; ~2% have no email and ~2% share the
+    ///   email of another customer; ~10% share their `created` with another.
+    /// * 3 products and 4 prices (monthly and yearly).
+    /// * subscriptions spread uniformly at random over the customers (so
+    ///   some have none, some several); statuses ~60% active, 10% trialing,
+    ///   8% past_due, 12% canceled, 4% incomplete, 2% incomplete_expired,
+    ///   2% unpaid, 2% paused; each with one item (price, quantity, coherent
+    ///   `current_period_start < current_period_end`), `default_payment_method`
+    ///   = the customer's card (null for incomplete / incomplete_expired).
+    /// * one card payment method per customer with subscriptions (and ~20% of
+    ///   the others), also set as the customer's invoice default.
+    ///
+    /// With 0 customers no subscriptions are generated.
+    pub fn generate(customers: usize, subscriptions: usize, seed: u64) -> Account {
+        Account::generate_at(customers, subscriptions, seed, now_unix())
+    }
+
+    /// Like [`Account::generate`] with an explicit "now" (unix seconds).
+    pub fn generate_at(customers: usize, subscriptions: usize, seed: u64, now: i64) -> Account {
+        generate_account(customers, subscriptions, seed, now)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The server handle
+// ---------------------------------------------------------------------------
+
+/// Handle of a running fake; dropping it stops the server.
+pub struct FakeStripe {
+    shared: Shared,
+    addr: SocketAddr,
+    api_key: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Builder for [`FakeStripe`] with initial fault settings.
+#[derive(Default)]
+pub struct FakeStripeBuilder {
+    account: Option<Account>,
+    latency: Duration,
+    rate_limit: Option<u32>,
+    search_rate_limit: Option<u32>,
+    search_enabled: Option<bool>,
+    search_lag: Duration,
+}
+
+impl FakeStripeBuilder {
+    pub fn account(mut self, account: Account) -> Self {
+        self.account = Some(account);
+        self
+    }
+    pub fn latency(mut self, d: Duration) -> Self {
+        self.latency = d;
+        self
+    }
+    pub fn rate_limit(mut self, per_second: u32) -> Self {
+        self.rate_limit = Some(per_second);
+        self
+    }
+    pub fn search_rate_limit(mut self, per_second: u32) -> Self {
+        self.search_rate_limit = Some(per_second);
+        self
+    }
+    pub fn search_enabled(mut self, on: bool) -> Self {
+        self.search_enabled = Some(on);
+        self
+    }
+    pub fn search_lag(mut self, d: Duration) -> Self {
+        self.search_lag = d;
+        self
+    }
+    pub fn start(self) -> FakeStripe {
+        let fake = FakeStripe::start(self.account.unwrap_or_default());
+        {
+            let mut st = fake.lock();
+            st.latency = self.latency;
+            st.rate_limit = self.rate_limit;
+            st.search_rate_limit = self.search_rate_limit;
+            st.search_enabled = self.search_enabled.unwrap_or(true);
+            st.search_lag = self.search_lag;
+        }
+        fake
+    }
+}
+
+impl FakeStripe {
+    /// Start a fake serving `account`. Panics if no local port can be bound.
+    pub fn start(account: Account) -> FakeStripe {
+        match FakeStripe::try_start(account) {
+            Ok(f) => f,
+            Err(e) => panic!("fake_stripe: cannot start the server: {e}"),
+        }
+    }
+
+    pub fn builder() -> FakeStripeBuilder {
+        FakeStripeBuilder::default()
+    }
+
+    /// Start a fake serving `account`.
+    pub fn try_start(account: Account) -> std::io::Result<FakeStripe> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let api_key = account.api_key.clone();
+        let shared: Shared = Arc::new(Mutex::new(ServerState::from_account(account)));
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
+        let app_state = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name(format!("fake-stripe-{}", addr.port()))
+            .spawn(move || serve_thread(listener, app_state, shutdown_rx, ready_tx))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(std::io::Error::other("fake_stripe: server thread died")),
+        }
+        Ok(FakeStripe {
+            shared,
+            addr,
+            api_key,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The API key the fake accepts.
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ServerState> {
+        lock(&self.shared)
+    }
+
+    // ----- state -----
+
+    /// Create or update (merge into) a customer; returns the stored object.
+    pub fn upsert_customer(&self, customer: Value) -> Value {
+        self.lock().upsert_customer(customer, Instant::now())
+    }
+
+    /// Create or update (merge into) a subscription; returns the stored object.
+    pub fn upsert_subscription(&self, subscription: Value) -> Value {
+        self.lock().upsert_subscription(subscription)
+    }
+
+    /// Create or update (merge into) a payment method; returns the stored object.
+    pub fn upsert_payment_method(&self, payment_method: Value) -> Value {
+        let mut st = self.lock();
+        let id = payment_method.get("id").and_then(Value::as_str);
+        let base = id
+            .and_then(|id| st.payment_methods.get(id))
+            .map(|e| e.obj.clone());
+        match normalize_payment_method(payment_method, base.as_ref(), now_unix()) {
+            Some(pm) => {
+                st.payment_methods.insert(Entry::new(pm.clone()));
+                pm
+            }
+            None => Value::Null,
+        }
+    }
+
+    /// Delete a customer like `DELETE /v1/customers/{id}`: it answers the
+    /// deleted stub from now on and its live subscriptions are canceled.
+    /// An unknown id becomes a deleted stub too.
+    pub fn delete_customer(&self, id: &str) {
+        self.lock().delete_customer(id, Instant::now());
+    }
+
+    /// Forget an object of any kind (GET answers 404). Returns whether it existed.
+    pub fn purge(&self, id: &str) -> bool {
+        let mut st = self.lock();
+        let mut found = false;
+        for kind in Kind::ALL {
+            found |= st.store_mut(kind).remove(id);
+        }
+        found
+    }
+
+    pub fn customer(&self, id: &str) -> Option<Value> {
+        let st = self.lock();
+        st.customers.get(id).map(|e| {
+            if e.deleted {
+                deleted_stub(id)
+            } else {
+                e.obj.clone()
+            }
+        })
+    }
+
+    pub fn subscription(&self, id: &str) -> Option<Value> {
+        self.lock().subscriptions.get(id).map(|e| e.obj.clone())
+    }
+
+    pub fn payment_method(&self, id: &str) -> Option<Value> {
+        self.lock().payment_methods.get(id).map(|e| e.obj.clone())
+    }
+
+    /// All customers, newest first; deleted ones as stubs.
+    pub fn customers(&self) -> Vec<Value> {
+        let st = self.lock();
+        st.customers
+            .iter_ordered()
+            .map(|e| {
+                if e.deleted {
+                    deleted_stub(e.id())
+                } else {
+                    e.obj.clone()
+                }
+            })
+            .collect()
+    }
+
+    /// All subscriptions (any status), newest first.
+    pub fn subscriptions(&self) -> Vec<Value> {
+        let st = self.lock();
+        st.subscriptions
+            .iter_ordered()
+            .map(|e| e.obj.clone())
+            .collect()
+    }
+
+    // ----- faults -----
+
+    pub fn set_latency(&self, d: Duration) {
+        self.lock().latency = d;
+    }
+
+    pub fn set_rate_limit(&self, per_second: Option<u32>) {
+        let mut st = self.lock();
+        st.rate_limit = per_second;
+        st.rate_window.clear();
+    }
+
+    pub fn set_search_rate_limit(&self, per_second: Option<u32>) {
+        let mut st = self.lock();
+        st.search_rate_limit = per_second;
+        st.search_window.clear();
+    }
+
+    pub fn push_fault(&self, rule: impl Into<FaultRule>) {
+        let rule = rule.into();
+        if rule.times > 0 {
+            self.lock().faults.push_back(rule);
+        }
+    }
+
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Number of queued fault rules not yet used up.
+    pub fn pending_faults(&self) -> usize {
+        self.lock().faults.len()
+    }
+
+    pub fn set_search_enabled(&self, on: bool) {
+        self.lock().search_enabled = on;
+    }
+
+    pub fn set_search_lag(&self, d: Duration) {
+        self.lock().search_lag = d;
+    }
+
+    // ----- observation -----
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().requests.clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.lock().requests.len()
+    }
+
+    pub fn count_path(&self, path_prefix: &str) -> usize {
+        self.count_where(|r| r.path.starts_with(path_prefix))
+    }
+
+    pub fn count_where(&self, f: impl Fn(&RecordedRequest) -> bool) -> usize {
+        self.lock().requests.iter().filter(|r| f(r)).count()
+    }
+
+    /// The largest number of requests that arrived within any sliding window
+    /// of length `window` (all requests, including rejected ones).
+    pub fn max_requests_in_window(&self, window: Duration) -> usize {
+        if window.is_zero() {
+            return 0;
+        }
+        let mut times: Vec<Instant> = self.lock().requests.iter().map(|r| r.at).collect();
+        times.sort();
+        let mut best = 0;
+        let mut start = 0;
+        for (end, t) in times.iter().enumerate() {
+            while t.duration_since(times[start]) >= window {
+                start += 1;
+            }
+            best = best.max(end - start + 1);
+        }
+        best
+    }
+
+    /// How many 429 responses were sent.
+    pub fn rate_limited_count(&self) -> usize {
+        self.lock().status_429
+    }
+
+    /// Clear recorded requests and the 429 count (state and faults are kept).
+    pub fn reset_counters(&self) {
+        let mut st = self.lock();
+        st.requests.clear();
+        st.status_429 = 0;
+    }
+}
+
+impl Drop for FakeStripe {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve_thread(
+    listener: std::net::TcpListener,
+    shared: Shared,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+    ready: std::sync::mpsc::Sender<std::io::Result<()>>,
+) {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("fake-stripe-worker")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let app = Router::new().fallback(handle).with_state(shared);
+        let server = axum::serve(listener, app).into_future();
+        tokio::select! {
+            _ = server => {}
+            _ = shutdown => {}
+        }
+    });
+    // Drop in-flight connections (e.g. requests sleeping in a Timeout fault).
+    rt.shutdown_background();
+}
+
+// ---------------------------------------------------------------------------
+// Server state
+// ---------------------------------------------------------------------------
+
+type Shared = Arc<Mutex<ServerState>>;
+
+fn lock(m: &Mutex<ServerState>) -> MutexGuard<'_, ServerState> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+type SortKey = (Reverse<i64>, Reverse<String>);
+
+#[derive(Clone, Debug)]
+struct Entry {
+    obj: Value,
+    deleted: bool,
+    /// When it was last changed at runtime (None: indexed long ago).
+    changed_at: Option<Instant>,
+    /// The version search saw before the last change (None: invisible).
+    search_prev: Option<Value>,
+}
+
+impl Entry {
+    fn new(obj: Value) -> Entry {
+        Entry {
+            obj,
+            deleted: false,
+            changed_at: None,
+            search_prev: None,
+        }
+    }
+
+    fn id(&self) -> &str {
+        self.obj["id"].as_str().unwrap_or("")
+    }
+
+    fn key(&self) -> SortKey {
+        sort_key(&self.obj)
+    }
+}
+
+fn sort_key(obj: &Value) -> SortKey {
+    (
+        Reverse(obj["created"].as_i64().unwrap_or(0)),
+        Reverse(obj["id"].as_str().unwrap_or("").to_owned()),
+    )
+}
+
+#[derive(Default, Debug)]
+struct Store {
+    by_id: HashMap<String, Entry>,
+    order: BTreeSet<SortKey>,
+}
+
+impl Store {
+    fn insert(&mut self, entry: Entry) {
+        let id = entry.id().to_owned();
+        if let Some(old) = self.by_id.get(&id) {
+            let k = old.key();
+            self.order.remove(&k);
+        }
+        self.order.insert(entry.key());
+        self.by_id.insert(id, entry);
+    }
+
+    fn remove(&mut self, id: &str) -> bool {
+        match self.by_id.remove(id) {
+            Some(old) => {
+                self.order.remove(&old.key());
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<&Entry> {
+        self.by_id.get(id)
+    }
+
+    fn get_mut(&mut self, id: &str) -> Option<&mut Entry> {
+        self.by_id.get_mut(id)
+    }
+
+    fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    fn entry_for(&self, key: &SortKey) -> Option<&Entry> {
+        self.by_id.get(&key.1.0)
+    }
+
+    /// Newest first.
+    fn iter_ordered(&self) -> impl Iterator<Item = &Entry> + '_ {
+        self.order.iter().filter_map(|k| self.entry_for(k))
+    }
+
+    /// Entries strictly older than `key`, newest first.
+    fn after(&self, key: &SortKey) -> impl Iterator<Item = &Entry> + '_ {
+        self.order
+            .range((Bound::Excluded(key.clone()), Bound::Unbounded))
+            .filter_map(|k| self.entry_for(k))
+    }
+
+    /// Entries strictly newer than `key`, closest to `key` first.
+    fn before(&self, key: &SortKey) -> impl Iterator<Item = &Entry> + '_ {
+        self.order
+            .range((Bound::Unbounded, Bound::Excluded(key.clone())))
+            .rev()
+            .filter_map(|k| self.entry_for(k))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Customer,
+    Subscription,
+    PaymentMethod,
+    Price,
+    Product,
+}
+
+impl Kind {
+    const ALL: [Kind; 5] = [
+        Kind::Customer,
+        Kind::Subscription,
+        Kind::PaymentMethod,
+        Kind::Price,
+        Kind::Product,
+    ];
+
+    /// As in Stripe's "No such X: 'id'" messages.
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Customer => "customer",
+            Kind::Subscription => "subscription",
+            Kind::PaymentMethod => "PaymentMethod",
+            Kind::Price => "price",
+            Kind::Product => "product",
+        }
+    }
+
+    fn list_url(self) -> &'static str {
+        match self {
+            Kind::Customer => "/v1/customers",
+            Kind::Subscription => "/v1/subscriptions",
+            Kind::PaymentMethod => "/v1/payment_methods",
+            Kind::Price => "/v1/prices",
+            Kind::Product => "/v1/products",
+        }
+    }
+
+    fn for_id(id: &str) -> Option<Kind> {
+        if id.starts_with("cus_") {
+            Some(Kind::Customer)
+        } else if id.starts_with("sub_") {
+            Some(Kind::Subscription)
+        } else if id.starts_with("pm_") || id.starts_with("card_") || id.starts_with("src_") {
+            Some(Kind::PaymentMethod)
+        } else if id.starts_with("price_") || id.starts_with("plan_") {
+            Some(Kind::Price)
+        } else if id.starts_with("prod_") {
+            Some(Kind::Product)
+        } else {
+            None
+        }
+    }
+}
+
+enum Decision {
+    Normal,
+    RateLimited,
+    Fault(Fault),
+}
+
+struct ServerState {
+    api_key: String,
+    customers: Store,
+    subscriptions: Store,
+    payment_methods: Store,
+    prices: Store,
+    products: Store,
+    latency: Duration,
+    rate_limit: Option<u32>,
+    search_rate_limit: Option<u32>,
+    rate_window: VecDeque<Instant>,
+    search_window: VecDeque<Instant>,
+    faults: VecDeque<FaultRule>,
+    search_enabled: bool,
+    search_lag: Duration,
+    requests: Vec<RecordedRequest>,
+    next_seq: u64,
+    status_429: usize,
+    rng: Rng,
+}
+
+impl ServerState {
+    fn from_account(account: Account) -> ServerState {
+        let mut st = ServerState {
+            api_key: account.api_key,
+            customers: Store::default(),
+            subscriptions: Store::default(),
+            payment_methods: Store::default(),
+            prices: Store::default(),
+            products: Store::default(),
+            latency: Duration::ZERO,
+            rate_limit: None,
+            search_rate_limit: None,
+            rate_window: VecDeque::new(),
+            search_window: VecDeque::new(),
+            faults: VecDeque::new(),
+            search_enabled: true,
+            search_lag: Duration::ZERO,
+            requests: Vec::new(),
+            next_seq: 0,
+            status_429: 0,
+            rng: entropy_rng(),
+        };
+        let now = now_unix();
+        for p in account.products {
+            if let Some(p) = normalize_product(p, now) {
+                st.products.insert(Entry::new(p));
+            }
+        }
+        for p in account.prices {
+            if let Some(p) = normalize_price(p, now) {
+                st.ensure_product(&p["product"], now);
+                st.prices.insert(Entry::new(p));
+            }
+        }
+        // Objects made by `Account::add_*` / `generate` are complete already and
+        // are inserted as they are (much faster for big accounts); anything
+        // else is completed again.
+        let pm_template = payment_method_template("");
+        for p in account.payment_methods {
+            let p = if has_all_keys(&p, &pm_template) {
+                Some(p)
+            } else {
+                normalize_payment_method(p, None, now)
+            };
+            if let Some(p) = p {
+                st.payment_methods.insert(Entry::new(p));
+            }
+        }
+        let customer_template = customer_template("");
+        for c in account.customers {
+            let deleted = c.get("deleted") == Some(&Value::Bool(true));
+            let c = if !deleted && has_all_keys(&c, &customer_template) {
+                Some(c)
+            } else {
+                normalize_customer(c, None, now)
+            };
+            if let Some(c) = c {
+                let mut e = Entry::new(c);
+                e.deleted = deleted;
+                st.customers.insert(e);
+            }
+        }
+        let sub_template = subscription_template("");
+        let item_template = subscription_item_template("", "", 0);
+        for s in account.subscriptions {
+            let complete = has_all_keys(&s, &sub_template)
+                && s.get("current_period_start").is_none()
+                && s["items"]["data"].as_array().is_some_and(|items| {
+                    !items.is_empty()
+                        && items.iter().all(|i| {
+                            has_all_keys(i, &item_template)
+                                && i["price"]["object"] == "price"
+                                && i["current_period_start"].is_i64()
+                                && i["current_period_end"].is_i64()
+                                && i["price"]["id"]
+                                    .as_str()
+                                    .is_some_and(|id| st.prices.get(id).is_some())
+                        })
+                });
+            let s = if complete {
+                Some(s)
+            } else {
+                st.normalize_subscription(s, false)
+            };
+            if let Some(s) = s {
+                st.subscriptions.insert(Entry::new(s));
+            }
+        }
+        st
+    }
+
+    fn store(&self, kind: Kind) -> &Store {
+        match kind {
+            Kind::Customer => &self.customers,
+            Kind::Subscription => &self.subscriptions,
+            Kind::PaymentMethod => &self.payment_methods,
+            Kind::Price => &self.prices,
+            Kind::Product => &self.products,
+        }
+    }
+
+    fn store_mut(&mut self, kind: Kind) -> &mut Store {
+        match kind {
+            Kind::Customer => &mut self.customers,
+            Kind::Subscription => &mut self.subscriptions,
+            Kind::PaymentMethod => &mut self.payment_methods,
+            Kind::Price => &mut self.prices,
+            Kind::Product => &mut self.products,
+        }
+    }
+
+    fn ensure_product(&mut self, product: &Value, now: i64) {
+        if let Some(id) = product.as_str()
+            && self.products.get(id).is_none()
+            && let Some(p) = normalize_product(json!({ "id": id }), now)
+        {
+            self.products.insert(Entry::new(p));
+        }
+    }
+
+    fn price_for(&mut self, r: &Value, now: i64) -> Value {
+        let id = match r {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(m) => m.get("id").and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        };
+        if let Some(e) = id.as_deref().and_then(|id| self.prices.get(id))
+            && !r.is_object()
+        {
+            return e.obj.clone();
+        }
+        let partial = match r {
+            Value::Object(_) => r.clone(),
+            Value::String(s) => json!({ "id": s }),
+            _ => json!({}),
+        };
+        let price = normalize_price(partial, now).unwrap_or_else(|| json!({}));
+        self.ensure_product(&price["product"], now);
+        self.prices.insert(Entry::new(price.clone()));
+        price
+    }
+
+    fn normalize_subscription(&mut self, partial: Value, merge_existing: bool) -> Option<Value> {
+        let now = now_unix();
+        let existing = if merge_existing {
+            partial
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|id| self.subscriptions.get(id))
+                .map(|e| e.obj.clone())
+        } else {
+            None
+        };
+        let mut price_of = |r: &Value| self.price_for(r, now);
+        normalize_subscription(partial, existing.as_ref(), &mut price_of, now)
+    }
+
+    fn upsert_subscription(&mut self, partial: Value) -> Value {
+        match self.normalize_subscription(partial, true) {
+            Some(s) => {
+                self.subscriptions.insert(Entry::new(s.clone()));
+                s
+            }
+            None => Value::Null,
+        }
+    }
+
+    fn search_view<'a>(&self, e: &'a Entry, now: Instant) -> Option<&'a Value> {
+        if e.deleted {
+            return None;
+        }
+        match e.changed_at {
+            Some(t) if now.saturating_duration_since(t) < self.search_lag => e.search_prev.as_ref(),
+            _ => Some(&e.obj),
+        }
+    }
+
+    fn upsert_customer(&mut self, partial: Value, now: Instant) -> Value {
+        let id = partial.get("id").and_then(Value::as_str).map(str::to_owned);
+        let existing = id.as_deref().and_then(|id| self.customers.get(id));
+        let prev_visible = existing.and_then(|e| self.search_view(e, now)).cloned();
+        let base = existing.filter(|e| !e.deleted).map(|e| e.obj.clone());
+        match normalize_customer(partial, base.as_ref(), now_unix()) {
+            Some(c) => {
+                self.customers.insert(Entry {
+                    obj: c.clone(),
+                    deleted: false,
+                    changed_at: Some(now),
+                    search_prev: prev_visible,
+                });
+                c
+            }
+            None => Value::Null,
+        }
+    }
+
+    fn delete_customer(&mut self, id: &str, now: Instant) {
+        let ts = now_unix();
+        match self.customers.get_mut(id) {
+            Some(e) => {
+                e.deleted = true;
+                e.changed_at = Some(now);
+                e.search_prev = None;
+            }
+            None => {
+                let mut obj = customer_template(id);
+                obj["created"] = json!(ts);
+                let mut e = Entry::new(obj);
+                e.deleted = true;
+                e.changed_at = Some(now);
+                self.customers.insert(e);
+            }
+        }
+        // Stripe: deleting a customer immediately cancels its subscriptions.
+        let ids: Vec<String> = self
+            .subscriptions
+            .by_id
+            .values()
+            .filter(|e| {
+                e.obj["customer"] == id
+                    && !matches!(
+                        e.obj["status"].as_str(),
+                        Some("canceled") | Some("incomplete_expired")
+                    )
+            })
+            .map(|e| e.id().to_owned())
+            .collect();
+        for sid in ids {
+            if let Some(e) = self.subscriptions.get_mut(&sid) {
+                e.obj["status"] = json!("canceled");
+                e.obj["canceled_at"] = json!(ts);
+                e.obj["ended_at"] = json!(ts);
+                e.obj["cancel_at_period_end"] = json!(false);
+            }
+        }
+    }
+
+    fn take_fault(&mut self, path: &str) -> Option<Fault> {
+        let idx = self.faults.iter().position(|r| {
+            r.path_prefix
+                .as_deref()
+                .is_none_or(|prefix| path.starts_with(prefix))
+        })?;
+        let rule = &mut self.faults[idx];
+        let fault = rule.fault.clone();
+        if rule.times != usize::MAX {
+            rule.times = rule.times.saturating_sub(1);
+            if rule.times == 0 {
+                self.faults.remove(idx);
+            }
+        }
+        Some(fault)
+    }
+
+    /// Look an id up in any store and render it (for expansion).
+    fn resolve(&self, id: &str, version: &ApiVersion) -> Option<Value> {
+        let kind = Kind::for_id(id)?;
+        let e = self.store(kind).get(id)?;
+        Some(render(kind, e, version))
+    }
+}
+
+/// True when `obj` has every top-level key of `template`.
+fn has_all_keys(obj: &Value, template: &Value) -> bool {
+    match (obj.as_object(), template.as_object()) {
+        (Some(o), Some(t)) => t.keys().all(|k| o.contains_key(k)),
+        _ => false,
+    }
+}
+
+fn deleted_stub(id: &str) -> Value {
+    json!({ "id": id, "object": "customer", "deleted": true })
+}
+
+fn render(kind: Kind, e: &Entry, version: &ApiVersion) -> Value {
+    match kind {
+        Kind::Customer if e.deleted => deleted_stub(e.id()),
+        Kind::Subscription => render_subscription(&e.obj, version),
+        _ => e.obj.clone(),
+    }
+}
+
+fn render_subscription(sub: &Value, version: &ApiVersion) -> Value {
+    let mut v = sub.clone();
+    if version.date.as_str() < BASIL_VERSION_DATE {
+        let first = sub["items"]["data"].get(0);
+        let start = first.map_or(Value::Null, |i| i["current_period_start"].clone());
+        let end = first.map_or(Value::Null, |i| i["current_period_end"].clone());
+        if let Some(items) = v["items"]["data"].as_array_mut() {
+            for item in items {
+                if let Some(m) = item.as_object_mut() {
+                    m.remove("current_period_start");
+                    m.remove("current_period_end");
+                }
+            }
+        }
+        if let Some(m) = v.as_object_mut() {
+            m.insert("current_period_start".to_owned(), start);
+            m.insert("current_period_end".to_owned(), end);
+        }
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------
+// HTTP handling
+// ---------------------------------------------------------------------------
+
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+    content_type: &'static str,
+    headers: Vec<(&'static str, String)>,
+    /// Add Request-Id / Stripe-Version.
+    stripe: bool,
+    version: Option<String>,
+}
+
+impl Reply {
+    fn json(status: u16, v: &Value) -> Reply {
+        Reply {
+            status,
+            body: serde_json::to_vec_pretty(v).unwrap_or_default(),
+            content_type: "application/json",
+            headers: Vec::new(),
+            stripe: true,
+            version: None,
+        }
+    }
+
+    fn error(
+        status: u16,
+        etype: &str,
+        message: impl Into<String>,
+        code: Option<&str>,
+        param: Option<&str>,
+    ) -> Reply {
+        let mut err = Map::new();
+        if let Some(code) = code {
+            err.insert("code".into(), json!(code));
+            err.insert(
+                "doc_url".into(),
+                json!(format!(
+                    "https://stripe.com/docs/error-codes/{}",
+                    code.replace('_', "-")
+                )),
+            );
+        }
+        err.insert("message".into(), json!(message.into()));
+        if let Some(param) = param {
+            err.insert("param".into(), json!(param));
+        }
+        err.insert("type".into(), json!(etype));
+        Reply::json(status, &json!({ "error": Value::Object(err) }))
+    }
+
+    fn invalid(message: impl Into<String>, code: Option<&str>, param: Option<&str>) -> Reply {
+        Reply::error(400, "invalid_request_error", message, code, param)
+    }
+}
+
+fn unrecognized(method: &str, path: &str) -> Reply {
+    Reply::error(
+        404,
+        "invalid_request_error",
+        format!(
+            "Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/."
+        ),
+        None,
+        None,
+    )
+}
+
+fn rate_limit_reply() -> Reply {
+    Reply::error(
+        429,
+        "invalid_request_error",
+        "Request rate limit exceeded. You can learn more about rate limits here https://stripe.com/docs/rate-limits.",
+        Some("rate_limit"),
+        None,
+    )
+}
+
+fn status_fault_reply(code: u16, should_retry: Option<bool>, retry_after: Option<u64>) -> Reply {
+    let mut r = match code {
+        400 => Reply::invalid("Invalid request (injected by fake_stripe).", None, None),
+        401 => Reply::error(
+            401,
+            "invalid_request_error",
+            "Invalid API Key provided: sk_test_****",
+            None,
+            None,
+        ),
+        402 => Reply::error(
+            402,
+            "card_error",
+            "Your card was declined.",
+            Some("card_declined"),
+            None,
+        ),
+        403 => Reply::error(
+            403,
+            "invalid_request_error",
+            "The provided key does not have the required permissions for this endpoint.",
+            None,
+            None,
+        ),
+        404 => Reply::error(
+            404,
+            "invalid_request_error",
+            "No such object (injected by fake_stripe).",
+            Some("resource_missing"),
+            None,
+        ),
+        409 => Reply::error(
+            409,
+            "invalid_request_error",
+            "This object cannot be accessed right now because another API request or Stripe process is currently accessing it. If you see this error intermittently, retry the request. If you see this error frequently and are making multiple concurrent requests to a single object, make your requests serially or at a lower rate.",
+            Some("lock_timeout"),
+            None,
+        ),
+        429 => rate_limit_reply(),
+        c if c >= 500 => Reply::error(c, "api_error", "An unknown error occurred", None, None),
+        c => Reply::error(
+            c,
+            "invalid_request_error",
+            format!("Injected error {c}"),
+            None,
+            None,
+        ),
+    };
+    r.status = code;
+    if let Some(b) = should_retry {
+        r.headers.push(("stripe-should-retry", b.to_string()));
+    }
+    if let Some(s) = retry_after {
+        r.headers.push(("retry-after", s.to_string()));
+    }
+    r
+}
+
+const HTML_502: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+async fn handle(AxState(shared): AxState<Shared>, req: Request) -> Response {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let headers = req.headers().clone();
+    drop(req);
+
+    let (seq, request_id, latency, decision) = {
+        let mut st = lock(&shared);
+        let now = Instant::now();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let request_id = format!("req_{}", st.rng.alnum(14));
+        let (auth, _) = auth_state(&headers, &st.api_key);
+        let limit = st.rate_limit;
+        let mut admitted = window_admit(&mut st.rate_window, limit, now);
+        if admitted && path.ends_with("/search") {
+            let limit = st.search_rate_limit;
+            admitted = window_admit(&mut st.search_window, limit, now);
+        }
+        let decision = if !admitted {
+            Decision::RateLimited
+        } else {
+            match st.take_fault(&path) {
+                Some(f) => Decision::Fault(f),
+                None => Decision::Normal,
+            }
+        };
+        let recorded_headers = headers
+            .iter()
+            .filter(|(k, _)| k.as_str() != "authorization")
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        st.requests.push(RecordedRequest {
+            seq,
+            method: method.clone(),
+            path: path.clone(),
+            query: query.clone(),
+            headers: recorded_headers,
+            auth,
+            stripe_version: header_str(&headers, "stripe-version"),
+            idempotency_key: header_str(&headers, "idempotency-key"),
+            status: 0,
+            request_id: request_id.clone(),
+            at: now,
+            fault: match &decision {
+                Decision::Normal => None,
+                Decision::RateLimited => Some("rate_limit".to_owned()),
+                Decision::Fault(f) => Some(f.describe()),
+            },
+        });
+        (seq, request_id, st.latency, decision)
+    };
+
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+
+    let mut truncate = false;
+    let mut reply = match decision {
+        Decision::RateLimited => rate_limit_reply(),
+        Decision::Normal => process(&shared, &method, &path, &query, &headers),
+        Decision::Fault(fault) => match fault {
+            Fault::Status {
+                code,
+                should_retry,
+                retry_after,
+            } => status_fault_reply(code, should_retry, retry_after),
+            Fault::Timeout(d) => {
+                tokio::time::sleep(d).await;
+                process(&shared, &method, &path, &query, &headers)
+            }
+            Fault::TruncatedBody => {
+                truncate = true;
+                process(&shared, &method, &path, &query, &headers)
+            }
+            Fault::Html => Reply {
+                status: 502,
+                body: HTML_502.as_bytes().to_vec(),
+                content_type: "text/html",
+                headers: Vec::new(),
+                stripe: false,
+                version: None,
+            },
+            Fault::Raw {
+                status,
+                content_type,
+                body,
+            } => {
+                let mut r = Reply::json(status, &Value::Null);
+                r.body = body.into_bytes();
+                r.headers.push(("content-type", content_type));
+                r.content_type = "";
+                r
+            }
+        },
+    };
+    if truncate {
+        reply.status = 200;
+        let half = reply.body.len() / 2;
+        reply.body.truncate(half);
+    }
+    if reply.stripe && reply.version.is_none() {
+        reply.version = Some(DEFAULT_API_VERSION.to_owned());
+    }
+
+    let response = build_response(reply, &request_id);
+    let sent = response.status().as_u16();
+    {
+        let mut st = lock(&shared);
+        if let Some(r) = st.requests.iter_mut().rev().find(|r| r.seq == seq) {
+            r.status = sent;
+        }
+        if sent == 429 {
+            st.status_429 += 1;
+        }
+    }
+    response
+}
+
+fn build_response(reply: Reply, request_id: &str) -> Response {
+    let mut b = Response::builder().status(reply.status);
+    if !reply.content_type.is_empty() {
+        b = b.header("content-type", reply.content_type);
+    }
+    if reply.stripe {
+        b = b.header("request-id", request_id);
+        if let Some(v) = &reply.version {
+            b = b.header("stripe-version", v.as_str());
+        }
+    }
+    if reply.status == 401 {
+        b = b.header("www-authenticate", "Basic realm=\"Stripe\"");
+    }
+    for (k, v) in reply.headers {
+        b = b.header(k, v);
+    }
+    b.body(Body::from(reply.body)).unwrap_or_else(|_| {
+        let mut r = Response::new(Body::from(
+            "fake_stripe: could not build the response (bad status or header)",
+        ));
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
+
+fn window_admit(window: &mut VecDeque<Instant>, limit: Option<u32>, now: Instant) -> bool {
+    let Some(limit) = limit else {
+        return true;
+    };
+    while let Some(&front) = window.front() {
+        if now.saturating_duration_since(front) >= Duration::from_secs(1) {
+            window.pop_front();
+        } else {
+            break;
+        }
+    }
+    if window.len() >= limit as usize {
+        false
+    } else {
+        window.push_back(now);
+        true
+    }
+}
+
+/// Returns the auth state and the key presented, if any.
+fn auth_state(headers: &HeaderMap, key: &str) -> (AuthState, Option<String>) {
+    let Some(raw) = headers.get("authorization") else {
+        return (AuthState::Missing, None);
+    };
+    let s = String::from_utf8_lossy(raw.as_bytes()).trim().to_owned();
+    let scheme = |name: &str| {
+        s.get(..name.len())
+            .filter(|p| p.eq_ignore_ascii_case(name))
+            .and_then(|_| s.get(name.len()..))
+            .map(str::trim)
+    };
+    let presented = if let Some(k) = scheme("bearer ") {
+        k.to_owned()
+    } else if let Some(b64) = scheme("basic ") {
+        let decoded = base64_decode(b64).unwrap_or_default();
+        let decoded = String::from_utf8_lossy(&decoded).into_owned();
+        decoded.split(':').next().unwrap_or("").to_owned()
+    } else if s.eq_ignore_ascii_case("bearer") || s.eq_ignore_ascii_case("basic") {
+        String::new()
+    } else {
+        s.clone()
+    };
+    if presented.is_empty() {
+        (AuthState::Missing, None)
+    } else if presented == key {
+        (AuthState::Valid, Some(presented))
+    } else {
+        (AuthState::Invalid, Some(presented))
+    }
+}
+
+/// Mask a key like Stripe does: keep the `sk_test_` style prefix and the last
+/// four characters, star the rest; never return the key whole.
+fn mask_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    let underscores: Vec<usize> = chars
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == '_')
+        .map(|(i, _)| i)
+        .take(2)
+        .collect();
+    let prefix_len = match underscores.as_slice() {
+        [_, second] if *second < 8 => second + 1,
+        _ => 0,
+    };
+    let rest = chars.len() - prefix_len;
+    let prefix: String = chars[..prefix_len].iter().collect();
+    if rest <= 4 {
+        format!("{prefix}{}", "*".repeat(rest.max(1)))
+    } else {
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{prefix}{}{tail}", "*".repeat(rest - 4))
+    }
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = 0u32;
+    let mut bits = 0u32;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        buf = (buf << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((buf >> bits) & 0xff) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[derive(Clone, Debug)]
+struct ApiVersion {
+    full: String,
+    date: String,
+}
+
+fn parse_version(v: &str) -> Option<ApiVersion> {
+    let v = v.trim();
+    let b = v.as_bytes();
+    if b.len() < 10 {
+        return None;
+    }
+    let date_ok = b[..10].iter().enumerate().all(|(i, c)| match i {
+        4 | 7 => *c == b'-',
+        _ => c.is_ascii_digit(),
+    });
+    if !date_ok {
+        return None;
+    }
+    let rest = &v[10..];
+    let suffix_ok = rest.is_empty()
+        || (rest.len() > 1
+            && rest.starts_with('.')
+            && rest[1..]
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c == b'_'));
+    if !suffix_ok {
+        return None;
+    }
+    Some(ApiVersion {
+        full: v.to_owned(),
+        date: v[..10].to_owned(),
+    })
+}
+
+fn process(shared: &Shared, method: &str, path: &str, query: &str, headers: &HeaderMap) -> Reply {
+    let st = lock(shared);
+    match auth_state(headers, &st.api_key) {
+        (AuthState::Valid, _) => {}
+        (AuthState::Missing, _) => {
+            return Reply::error(
+                401,
+                "invalid_request_error",
+                "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/.",
+                None,
+                None,
+            );
+        }
+        (AuthState::Invalid, presented) => {
+            return Reply::error(
+                401,
+                "invalid_request_error",
+                format!(
+                    "Invalid API Key provided: {}",
+                    mask_key(presented.as_deref().unwrap_or(""))
+                ),
+                None,
+                None,
+            );
+        }
+    }
+    let version = match header_str(headers, "stripe-version") {
+        None => parse_version(DEFAULT_API_VERSION),
+        Some(v) => match parse_version(&v) {
+            Some(v) => Some(v),
+            None => {
+                return Reply::invalid(format!("Invalid Stripe API version: {v}"), None, None);
+            }
+        },
+    };
+    let Some(version) = version else {
+        return Reply::error(500, "api_error", "bad default version", None, None);
+    };
+    let mut reply = route(&st, method, path, query, &version);
+    reply.version = Some(version.full.clone());
+    reply
+}
+
+fn route(st: &ServerState, method: &str, path: &str, query: &str, version: &ApiVersion) -> Reply {
+    if method != "GET" {
+        return unrecognized(method, path);
+    }
+    let segs: Vec<String> = path
+        .split('/')
+        .skip(1)
+        .map(|s| percent_decode(s, false))
+        .collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let pairs = parse_query_string(query);
+    let now = Instant::now();
+    let result = match segs.as_slice() {
+        ["v1", "customers"] => list_customers(st, &pairs, version),
+        ["v1", "customers", "search"] => search_customers(st, &pairs, version, now),
+        ["v1", "customers", id] if !id.is_empty() => {
+            retrieve(st, Kind::Customer, id, &pairs, version)
+        }
+        ["v1", "subscriptions"] => list_subscriptions(st, &pairs, version),
+        ["v1", "subscriptions", id] if !id.is_empty() => {
+            retrieve(st, Kind::Subscription, id, &pairs, version)
+        }
+        ["v1", "payment_methods"] => list_payment_methods(st, &pairs, version),
+        ["v1", "payment_methods", id] if !id.is_empty() => {
+            retrieve(st, Kind::PaymentMethod, id, &pairs, version)
+        }
+        ["v1", "prices", id] if !id.is_empty() => retrieve(st, Kind::Price, id, &pairs, version),
+        ["v1", "products", id] if !id.is_empty() => {
+            retrieve(st, Kind::Product, id, &pairs, version)
+        }
+        _ => return unrecognized(method, path),
+    };
+    match result {
+        Ok(v) => Reply::json(200, &v),
+        Err(r) => r,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Parameters
+// ---------------------------------------------------------------------------
+
+#[derive(Default, Debug)]
+struct Params {
+    single: HashMap<String, String>,
+    expand: Vec<String>,
+    created: Vec<(String, i64)>,
+}
+
+impl Params {
+    fn get(&self, k: &str) -> Option<&str> {
+        self.single.get(k).map(String::as_str)
+    }
+}
+
+/// Split `key[sub]` into (`key`, Some(`sub`)).
+fn split_key(k: &str) -> (&str, Option<&str>) {
+    match k.find('[') {
+        Some(i) if k.ends_with(']') => (&k[..i], Some(&k[i + 1..k.len() - 1])),
+        _ => (k, None),
+    }
+}
+
+fn parse_params(pairs: &[(String, String)], allowed: &[&str]) -> Result<Params, Reply> {
+    let mut p = Params::default();
+    for (k, v) in pairs {
+        let (base, sub) = split_key(k);
+        let unknown = || {
+            Reply::invalid(
+                format!("Received unknown parameter: {k}"),
+                Some("parameter_unknown"),
+                Some(k),
+            )
+        };
+        if base == "expand" {
+            match sub {
+                Some(s) if s.is_empty() || s.bytes().all(|c| c.is_ascii_digit()) => {
+                    if !v.is_empty() {
+                        p.expand.push(v.clone());
+                    }
+                }
+                None => {
+                    return Err(Reply::invalid(
+                        "Invalid array",
+                        Some("parameter_invalid_array"),
+                        Some("expand"),
+                    ));
+                }
+                Some(_) => return Err(unknown()),
+            }
+            continue;
+        }
+        if !allowed.contains(&base) {
+            return Err(unknown());
+        }
+        if base == "created" {
+            let op = match sub {
+                None => "eq",
+                Some(op @ ("gt" | "gte" | "lt" | "lte")) => op,
+                Some(_) => return Err(unknown()),
+            };
+            if v.is_empty() {
+                continue;
+            }
+            let n: i64 = v.parse().map_err(|_| {
+                Reply::invalid(
+                    format!("Invalid integer: {v}"),
+                    Some("parameter_invalid_integer"),
+                    Some(k),
+                )
+            })?;
+            p.created.push((op.to_owned(), n));
+            continue;
+        }
+        if sub.is_some() {
+            return Err(unknown());
+        }
+        if !v.is_empty() {
+            p.single.insert(base.to_owned(), v.clone());
+        }
+    }
+    Ok(p)
+}
+
+fn parse_limit(p: &Params) -> Result<usize, Reply> {
+    let Some(raw) = p.get("limit") else {
+        return Ok(10);
+    };
+    let n: i64 = raw.trim().parse().map_err(|_| {
+        Reply::invalid(
+            format!("Invalid integer: {raw}"),
+            Some("parameter_invalid_integer"),
+            Some("limit"),
+        )
+    })?;
+    if n < 1 {
+        return Err(Reply::invalid(
+            "This value must be greater than or equal to 1.",
+            Some("parameter_invalid_integer"),
+            Some("limit"),
+        ));
+    }
+    if n > 100 {
+        return Err(Reply::invalid(
+            "This value must be less than or equal to 100.",
+            Some("parameter_invalid_integer"),
+            Some("limit"),
+        ));
+    }
+    Ok(n as usize)
+}
+
+fn created_matches(obj: &Value, filters: &[(String, i64)]) -> bool {
+    let c = obj["created"].as_i64().unwrap_or(0);
+    filters.iter().all(|(op, n)| match op.as_str() {
+        "gt" => c > *n,
+        "gte" => c >= *n,
+        "lt" => c < *n,
+        "lte" => c <= *n,
+        _ => c == *n,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Endpoints
+// ---------------------------------------------------------------------------
+
+fn retrieve(
+    st: &ServerState,
+    kind: Kind,
+    id: &str,
+    pairs: &[(String, String)],
+    version: &ApiVersion,
+) -> Result<Value, Reply> {
+    let p = parse_params(pairs, &[])?;
+    let Some(e) = st.store(kind).get(id) else {
+        return Err(Reply::error(
+            404,
+            "invalid_request_error",
+            format!("No such {}: '{id}'", kind.noun()),
+            Some("resource_missing"),
+            Some("id"),
+        ));
+    };
+    let mut v = render(kind, e, version);
+    if !(kind == Kind::Customer && e.deleted) {
+        apply_expansions(st, &mut v, &p.expand, version, None)?;
+    }
+    Ok(v)
+}
+
+fn list_customers(
+    st: &ServerState,
+    pairs: &[(String, String)],
+    version: &ApiVersion,
+) -> Result<Value, Reply> {
+    let p = parse_params(
+        pairs,
+        &[
+            "limit",
+            "starting_after",
+            "ending_before",
+            "email",
+            "created",
+            "test_clock",
+        ],
+    )?;
+    let email = p.get("email").map(str::to_owned);
+    let clock = p.get("test_clock").map(str::to_owned);
+    let filter = |e: &Entry| {
+        !e.deleted
+            && email.as_deref().is_none_or(|m| e.obj["email"] == m)
+            && clock.as_deref().is_none_or(|c| e.obj["test_clock"] == c)
+            && created_matches(&e.obj, &p.created)
+    };
+    list(st, Kind::Customer, &p, filter, version)
+}
+
+const SUBSCRIPTION_STATUSES: [&str; 8] = [
+    "active",
+    "past_due",
+    "unpaid",
+    "canceled",
+    "incomplete",
+    "incomplete_expired",
+    "trialing",
+    "paused",
+];
+
+fn list_subscriptions(
+    st: &ServerState,
+    pairs: &[(String, String)],
+    version: &ApiVersion,
+) -> Result<Value, Reply> {
+    let p = parse_params(
+        pairs,
+        &[
+            "limit",
+            "starting_after",
+            "ending_before",
+            "customer",
+            "status",
+            "price",
+            "collection_method",
+            "created",
+            "test_clock",
+        ],
+    )?;
+    let status = p.get("status").map(str::to_owned);
+    if let Some(s) = status.as_deref()
+        && !SUBSCRIPTION_STATUSES.contains(&s)
+        && s != "all"
+        && s != "ended"
+    {
+        return Err(Reply::invalid(
+            format!(
+                "Invalid status: must be one of active, past_due, unpaid, canceled, incomplete, incomplete_expired, trialing, paused, all, or ended (got {s})"
+            ),
+            Some("parameter_invalid_string"),
+            Some("status"),
+        ));
+    }
+    if let Some(cm) = p.get("collection_method")
+        && cm != "charge_automatically"
+        && cm != "send_invoice"
+    {
+        return Err(Reply::invalid(
+            format!(
+                "Invalid collection_method: must be one of charge_automatically or send_invoice (got {cm})"
+            ),
+            Some("parameter_invalid_string"),
+            Some("collection_method"),
+        ));
+    }
+    let customer = p.get("customer").map(str::to_owned);
+    let price = p.get("price").map(str::to_owned);
+    let cm = p.get("collection_method").map(str::to_owned);
+    let clock = p.get("test_clock").map(str::to_owned);
+    let filter = |e: &Entry| {
+        let s = e.obj["status"].as_str().unwrap_or("");
+        let status_ok = match status.as_deref() {
+            None => s != "canceled",
+            Some("all") => true,
+            Some("ended") => s == "canceled" || s == "incomplete_expired",
+            Some(want) => s == want,
+        };
+        status_ok
+            && customer.as_deref().is_none_or(|c| e.obj["customer"] == c)
+            && price.as_deref().is_none_or(|pr| {
+                e.obj["items"]["data"]
+                    .as_array()
+                    .is_some_and(|items| items.iter().any(|i| i["price"]["id"] == pr))
+            })
+            && cm
+                .as_deref()
+                .is_none_or(|c| e.obj["collection_method"] == c)
+            && clock.as_deref().is_none_or(|c| e.obj["test_clock"] == c)
+            && created_matches(&e.obj, &p.created)
+    };
+    list(st, Kind::Subscription, &p, filter, version)
+}
+
+fn list_payment_methods(
+    st: &ServerState,
+    pairs: &[(String, String)],
+    version: &ApiVersion,
+) -> Result<Value, Reply> {
+    let p = parse_params(
+        pairs,
+        &[
+            "limit",
+            "starting_after",
+            "ending_before",
+            "customer",
+            "type",
+        ],
+    )?;
+    let customer = p.get("customer").map(str::to_owned);
+    let ptype = p.get("type").map(str::to_owned);
+    let filter = |e: &Entry| {
+        customer.as_deref().is_none_or(|c| e.obj["customer"] == c)
+            && ptype.as_deref().is_none_or(|t| e.obj["type"] == t)
+    };
+    list(st, Kind::PaymentMethod, &p, filter, version)
+}
+
+fn list(
+    st: &ServerState,
+    kind: Kind,
+    p: &Params,
+    filter: impl Fn(&Entry) -> bool,
+    version: &ApiVersion,
+) -> Result<Value, Reply> {
+    let limit = parse_limit(p)?;
+    let store = st.store(kind);
+    let cursor_key = |param: &str, id: &str| -> Result<SortKey, Reply> {
+        store.get(id).map(Entry::key).ok_or_else(|| {
+            Reply::invalid(
+                format!("No such {}: '{id}'", kind.noun()),
+                Some("resource_missing"),
+                Some(param),
+            )
+        })
+    };
+    let (page, has_more): (Vec<&Entry>, bool) =
+        match (p.get("starting_after"), p.get("ending_before")) {
+            (Some(_), Some(_)) => {
+                return Err(Reply::invalid(
+                    "You may only specify one of these parameters: ending_before, starting_after.",
+                    None,
+                    None,
+                ));
+            }
+            (Some(after), None) => {
+                let key = cursor_key("starting_after", after)?;
+                let mut v: Vec<&Entry> = store
+                    .after(&key)
+                    .filter(|e| filter(e))
+                    .take(limit + 1)
+                    .collect();
+                let more = v.len() > limit;
+                v.truncate(limit);
+                (v, more)
+            }
+            (None, Some(before)) => {
+                let key = cursor_key("ending_before", before)?;
+                let mut v: Vec<&Entry> = store
+                    .before(&key)
+                    .filter(|e| filter(e))
+                    .take(limit + 1)
+                    .collect();
+                let more = v.len() > limit;
+                v.truncate(limit);
+                v.reverse();
+                (v, more)
+            }
+            (None, None) => {
+                let mut v: Vec<&Entry> = store
+                    .iter_ordered()
+                    .filter(|e| filter(e))
+                    .take(limit + 1)
+                    .collect();
+                let more = v.len() > limit;
+                v.truncate(limit);
+                (v, more)
+            }
+        };
+    let data: Vec<Value> = page.iter().map(|e| render(kind, e, version)).collect();
+    let mut out = json!({
+        "object": "list",
+        "data": data,
+        "has_more": has_more,
+        "url": kind.list_url(),
+    });
+    let total = || store.iter_ordered().filter(|e| filter(e)).count();
+    apply_expansions(st, &mut out, &p.expand, version, Some(&total))?;
+    Ok(out)
+}
+
+fn search_customers(
+    st: &ServerState,
+    pairs: &[(String, String)],
+    version: &ApiVersion,
+    now: Instant,
+) -> Result<Value, Reply> {
+    if !st.search_enabled {
+        return Err(Reply::invalid(
+            "Search is not available for this account: it is not supported in your region. Use the list API (GET /v1/customers) instead.",
+            None,
+            None,
+        ));
+    }
+    if version.date.as_str() < SEARCH_MIN_VERSION_DATE {
+        return Err(Reply::invalid(
+            format!(
+                "Search is not supported on API version {}. Update your API version, or set the API version of this request to 2020-08-27 or greater.",
+                version.full
+            ),
+            None,
+            None,
+        ));
+    }
+    let p = parse_params(pairs, &["query", "limit", "page"])?;
+    let Some(q) = p.get("query") else {
+        return Err(Reply::invalid(
+            "Missing required param: query.",
+            Some("parameter_missing"),
+            Some("query"),
+        ));
+    };
+    let query = parse_search(q).map_err(|detail| {
+        Reply::invalid(
+            format!(
+                "Invalid search query: {detail}. Use the format `metadata['key']:'value'` to query metadata or `field:'value'` for other fields; see https://stripe.com/docs/search#search-query-language."
+            ),
+            Some("parameter_invalid_string"),
+            Some("query"),
+        )
+    })?;
+    let limit = parse_limit(&p)?;
+    let store = &st.customers;
+    let matches = |e: &Entry| st.search_view(e, now).is_some_and(|v| query.matches(v));
+    let iter: Box<dyn Iterator<Item = &Entry>> = match p.get("page") {
+        Some(token) => {
+            let key = decode_page_token(token).ok_or_else(|| {
+                Reply::invalid(
+                    "Invalid page token.",
+                    Some("parameter_invalid_string"),
+                    Some("page"),
+                )
+            })?;
+            Box::new(store.after(&key))
+        }
+        None => Box::new(store.iter_ordered()),
+    };
+    let mut page: Vec<&Entry> = iter.filter(|e| matches(e)).take(limit + 1).collect();
+    let has_more = page.len() > limit;
+    page.truncate(limit);
+    let next_page = if has_more {
+        page.last()
+            .map_or(Value::Null, |e| json!(encode_page_token(&e.key())))
+    } else {
+        Value::Null
+    };
+    let data: Vec<Value> = page
+        .iter()
+        .map(|e| render(Kind::Customer, e, version))
+        .collect();
+    let mut out = json!({
+        "object": "search_result",
+        "data": data,
+        "has_more": has_more,
+        "next_page": next_page,
+        "url": "/v1/customers/search",
+    });
+    let total = || store.iter_ordered().filter(|e| matches(e)).count();
+    apply_expansions(st, &mut out, &p.expand, version, Some(&total))?;
+    Ok(out)
+}
+
+fn encode_page_token(key: &SortKey) -> String {
+    let raw = format!("{}:{}", key.0.0, key.1.0);
+    let mut s = String::from("pg_");
+    for b in raw.bytes() {
+        let _ = write!(s, "{:02x}", b ^ 0x5a);
+    }
+    s
+}
+
+fn decode_page_token(token: &str) -> Option<SortKey> {
+    let hex = token.strip_prefix("pg_")?;
+    if hex.len() % 2 != 0 || !hex.is_ascii() {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&hex[i..i + 2], 16)
+                .ok()
+                .map(|b| b ^ 0x5a)
+        })
+        .collect();
+    let raw = String::from_utf8(bytes?).ok()?;
+    let (created, id) = raw.split_once(':')?;
+    Some((Reverse(created.parse().ok()?), Reverse(id.to_owned())))
+}
+
+// ---------------------------------------------------------------------------
+// Expansion
+// ---------------------------------------------------------------------------
+
+fn cannot_expand(path: &str) -> Reply {
+    Reply::invalid(
+        format!("This property cannot be expanded ({path})."),
+        None,
+        Some("expand"),
+    )
+}
+
+fn apply_expansions(
+    st: &ServerState,
+    v: &mut Value,
+    expand: &[String],
+    version: &ApiVersion,
+    total_count: Option<&dyn Fn() -> usize>,
+) -> Result<(), Reply> {
+    for path in expand {
+        if path == "total_count"
+            && let Some(count) = total_count
+        {
+            v["total_count"] = json!(count());
+            continue;
+        }
+        let segs: Vec<&str> = path.split('.').collect();
+        if segs.len() > 4 {
+            return Err(Reply::invalid(
+                format!("You cannot expand more than 4 levels of a property. Property: {path}"),
+                None,
+                Some("expand"),
+            ));
+        }
+        if segs.iter().any(|s| s.is_empty()) {
+            return Err(cannot_expand(path));
+        }
+        expand_path(st, v, &segs, path, version)?;
+    }
+    Ok(())
+}
+
+fn expand_path(
+    st: &ServerState,
+    v: &mut Value,
+    segs: &[&str],
+    full: &str,
+    version: &ApiVersion,
+) -> Result<(), Reply> {
+    let Some((first, rest)) = segs.split_first() else {
+        return Ok(());
+    };
+    match v {
+        Value::Array(items) => {
+            for item in items {
+                expand_path(st, item, segs, full, version)?;
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            let Some(field) = map.get_mut(*first) else {
+                return Err(cannot_expand(full));
+            };
+            if let Value::String(id) = field {
+                match st.resolve(id, version) {
+                    Some(obj) => *field = obj,
+                    None => return Err(cannot_expand(full)),
+                }
+            }
+            expand_path(st, field, rest, full, version)
+        }
+        Value::Null => Ok(()),
+        _ => Err(cannot_expand(full)),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Search query language
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+enum SField {
+    Email,
+    Name,
+    Phone,
+    Created,
+    Metadata(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum SOp {
+    Eq,
+    Contains,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum SValue {
+    Str(String),
+    Null,
+}
+
+#[derive(Debug, Clone)]
+struct SClause {
+    negate: bool,
+    field: SField,
+    op: SOp,
+    value: SValue,
+}
+
+#[derive(Debug, Clone)]
+struct SQuery {
+    clauses: Vec<SClause>,
+    any: bool,
+}
+
+impl SQuery {
+    fn matches(&self, obj: &Value) -> bool {
+        if self.any {
+            self.clauses.iter().any(|c| c.matches(obj))
+        } else {
+            self.clauses.iter().all(|c| c.matches(obj))
+        }
+    }
+}
+
+impl SClause {
+    fn matches(&self, obj: &Value) -> bool {
+        let hit = match &self.field {
+            SField::Created => {
+                let c = obj["created"].as_i64().unwrap_or(0);
+                let n = match &self.value {
+                    SValue::Str(s) => s.parse::<i64>().unwrap_or(0),
+                    SValue::Null => return self.negate,
+                };
+                match self.op {
+                    SOp::Eq => c == n,
+                    SOp::Gt => c > n,
+                    SOp::Gte => c >= n,
+                    SOp::Lt => c < n,
+                    SOp::Lte => c <= n,
+                    SOp::Contains => false,
+                }
+            }
+            SField::Metadata(k) => {
+                let v = obj["metadata"].get(k).and_then(Value::as_str);
+                match (&self.value, self.op) {
+                    (SValue::Null, _) => v.is_none(),
+                    (SValue::Str(s), SOp::Contains) => v.is_some_and(|v| v.contains(s.as_str())),
+                    (SValue::Str(s), _) => v == Some(s.as_str()),
+                }
+            }
+            f => {
+                let name = match f {
+                    SField::Email => "email",
+                    SField::Name => "name",
+                    _ => "phone",
+                };
+                let v = obj[name].as_str().map(str::to_lowercase);
+                match (&self.value, self.op) {
+                    (SValue::Null, _) => v.is_none(),
+                    (SValue::Str(s), SOp::Contains) => {
+                        v.is_some_and(|v| v.contains(&s.to_lowercase()))
+                    }
+                    (SValue::Str(s), _) => v.is_some_and(|v| v == s.to_lowercase()),
+                }
+            }
+        };
+        hit != self.negate
+    }
+}
+
+fn parse_quoted(chars: &[char], i: &mut usize) -> Result<String, String> {
+    let Some(&quote) = chars.get(*i) else {
+        return Err("expected a quoted string".into());
+    };
+    if quote != '\'' && quote != '"' {
+        return Err(format!("expected a quoted string at position {}", *i));
+    }
+    *i += 1;
+    let mut out = String::new();
+    while let Some(&c) = chars.get(*i) {
+        *i += 1;
+        if c == '\\' {
+            if let Some(&n) = chars.get(*i) {
+                out.push(n);
+                *i += 1;
+            }
+        } else if c == quote {
+            return Ok(out);
+        } else {
+            out.push(c);
+        }
+    }
+    Err("unterminated string".into())
+}
+
+fn keyword_at(chars: &[char], i: usize) -> Option<(bool, usize)> {
+    for (word, is_or) in [("AND", false), ("OR", true)] {
+        let n = word.len();
+        if chars.len() > i + n
+            && chars[i..i + n]
+                .iter()
+                .zip(word.chars())
+                .all(|(a, b)| a.eq_ignore_ascii_case(&b))
+            && chars[i + n].is_whitespace()
+        {
+            return Some((is_or, n));
+        }
+    }
+    None
+}
+
+fn parse_search(q: &str) -> Result<SQuery, String> {
+    let chars: Vec<char> = q.chars().collect();
+    let mut i = 0;
+    let mut clauses = Vec::new();
+    let mut conj: Option<bool> = None;
+    let skip_ws = |i: &mut usize| {
+        while chars.get(*i).is_some_and(|c| c.is_whitespace()) {
+            *i += 1;
+        }
+    };
+    loop {
+        skip_ws(&mut i);
+        if i >= chars.len() {
+            break;
+        }
+        if !clauses.is_empty() {
+            let (is_or, len) = keyword_at(&chars, i).unwrap_or((false, 0));
+            if conj.is_some_and(|c| c != is_or) {
+                return Err("AND and OR cannot be combined in the same query".into());
+            }
+            conj = Some(is_or);
+            i += len;
+            skip_ws(&mut i);
+            if i >= chars.len() {
+                return Err("the query ends with AND/OR".into());
+            }
+        }
+        let negate = chars[i] == '-';
+        if negate {
+            i += 1;
+        }
+        let start = i;
+        while chars
+            .get(i)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+        {
+            i += 1;
+        }
+        let name: String = chars[start..i].iter().collect();
+        if name.is_empty() {
+            return Err(format!("expected a field name at position {i}"));
+        }
+        let field = match name.as_str() {
+            "metadata" => {
+                if chars.get(i) != Some(&'[') {
+                    return Err("expected metadata['key']".into());
+                }
+                i += 1;
+                let key = parse_quoted(&chars, &mut i)?;
+                if chars.get(i) != Some(&']') {
+                    return Err("expected ] after the metadata key".into());
+                }
+                i += 1;
+                SField::Metadata(key)
+            }
+            "email" => SField::Email,
+            "name" => SField::Name,
+            "phone" => SField::Phone,
+            "created" => SField::Created,
+            other => {
+                return Err(format!(
+                    "Field `{other}` is an unsupported search field for resource `customers`. See http://stripe.com/docs/search#query-fields-for-customers for a list of supported fields"
+                ));
+            }
+        };
+        let op = match chars.get(i) {
+            Some(':') => SOp::Eq,
+            Some('~') => SOp::Contains,
+            Some('>') if chars.get(i + 1) == Some(&'=') => SOp::Gte,
+            Some('<') if chars.get(i + 1) == Some(&'=') => SOp::Lte,
+            Some('>') => SOp::Gt,
+            Some('<') => SOp::Lt,
+            _ => return Err(format!("expected an operator after `{name}`")),
+        };
+        i += if matches!(op, SOp::Gte | SOp::Lte) {
+            2
+        } else {
+            1
+        };
+        let value = match chars.get(i) {
+            Some('\'') | Some('"') => SValue::Str(parse_quoted(&chars, &mut i)?),
+            _ => {
+                let start = i;
+                while chars.get(i).is_some_and(|c| !c.is_whitespace()) {
+                    i += 1;
+                }
+                let raw: String = chars[start..i].iter().collect();
+                if raw.is_empty() {
+                    return Err(format!("expected a value after `{name}`"));
+                }
+                if raw == "null" {
+                    SValue::Null
+                } else {
+                    SValue::Str(raw)
+                }
+            }
+        };
+        match (&field, op, &value) {
+            (SField::Created, SOp::Contains, _) => {
+                return Err("`~` is not supported on numeric fields".into());
+            }
+            (SField::Created, _, SValue::Str(s)) if s.parse::<i64>().is_err() => {
+                return Err(format!("`{s}` is not a valid number for `created`"));
+            }
+            (SField::Created, _, _) => {}
+            (_, SOp::Gt | SOp::Gte | SOp::Lt | SOp::Lte, _) => {
+                return Err(format!("numeric comparators are not supported on `{name}`"));
+            }
+            (_, SOp::Contains, SValue::Str(s)) if s.chars().count() < 3 => {
+                return Err("substring matches (~) need at least 3 characters".into());
+            }
+            _ => {}
+        }
+        clauses.push(SClause {
+            negate,
+            field,
+            op,
+            value,
+        });
+        if clauses.len() > 10 {
+            return Err("a query can contain at most 10 clauses".into());
+        }
+    }
+    if clauses.is_empty() {
+        return Err("the query is empty".into());
+    }
+    Ok(SQuery {
+        clauses,
+        any: conj == Some(true),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Query strings
+// ---------------------------------------------------------------------------
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-decode (`+` is a space when `plus_as_space`); bad escapes are kept literally.
+pub fn percent_decode(s: &str, plus_as_space: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex_val(b[i + 1]), hex_val(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b'+' if plus_as_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parse `a=1&b=x+y&expand%5B%5D=z` into decoded pairs, in order.
+pub fn parse_query_string(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k, true), percent_decode(v, true))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Object templates and normalization
+// ---------------------------------------------------------------------------
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn deep_merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                if k == "metadata" {
+                    merge_metadata(b.entry(k).or_insert_with(|| json!({})), v);
+                    continue;
+                }
+                match b.get_mut(&k) {
+                    Some(slot) if slot.is_object() && v.is_object() => deep_merge(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+/// Stripe metadata semantics: keys are merged; a key set to "" (or null) is removed;
+/// metadata set to "" (or null) clears it.
+fn merge_metadata(slot: &mut Value, patch: Value) {
+    match patch {
+        Value::Object(p) => {
+            if !slot.is_object() {
+                *slot = json!({});
+            }
+            if let Some(m) = slot.as_object_mut() {
+                for (k, v) in p {
+                    if v.is_null() || v == "" {
+                        m.remove(&k);
+                    } else {
+                        m.insert(k, v);
+                    }
+                }
+            }
+        }
+        Value::Null => *slot = json!({}),
+        Value::String(s) if s.is_empty() => *slot = json!({}),
+        other => *slot = other,
+    }
+}
+
+fn take_id(v: &Value) -> Option<String> {
+    v.get("id").and_then(Value::as_str).map(str::to_owned)
+}
+
+fn customer_template(id: &str) -> Value {
+    json!({
+        "id": id,
+        "object": "customer",
+        "address": null,
+        "balance": 0,
+        "created": 0,
+        "currency": null,
+        "default_source": null,
+        "delinquent": false,
+        "description": null,
+        "discount": null,
+        "email": null,
+        "invoice_prefix": "",
+        "invoice_settings": {
+            "custom_fields": null,
+            "default_payment_method": null,
+            "footer": null,
+            "rendering_options": null
+        },
+        "livemode": false,
+        "metadata": {},
+        "name": null,
+        "next_invoice_sequence": 1,
+        "phone": null,
+        "preferred_locales": [],
+        "shipping": null,
+        "tax_exempt": "none",
+        "test_clock": null
+    })
+}
+
+fn normalize_customer(partial: Value, existing: Option<&Value>, now: i64) -> Option<Value> {
+    let Value::Object(mut p) = partial else {
+        return None;
+    };
+    p.remove("deleted");
+    p.remove("object");
+    let mut c = match existing {
+        Some(e) => e.clone(),
+        None => {
+            let id = p
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| random_id("cus_", 14));
+            let mut t = customer_template(&id);
+            t["created"] = json!(now);
+            t["invoice_prefix"] = json!(entropy_rng().hex_upper(8));
+            t
+        }
+    };
+    // Accept an expanded default payment method.
+    if let Some(pm) = p
+        .get_mut("invoice_settings")
+        .and_then(|s| s.get_mut("default_payment_method"))
+        && let Some(id) = take_id(pm)
+    {
+        *pm = json!(id);
+    }
+    deep_merge(&mut c, Value::Object(p));
+    Some(c)
+}
+
+fn payment_method_template(id: &str) -> Value {
+    json!({
+        "id": id,
+        "object": "payment_method",
+        "allow_redisplay": "unspecified",
+        "billing_details": {
+            "address": {
+                "city": null,
+                "country": null,
+                "line1": null,
+                "line2": null,
+                "postal_code": null,
+                "state": null
+            },
+            "email": null,
+            "name": null,
+            "phone": null,
+            "tax_id": null
+        },
+        "card": {
+            "brand": "visa",
+            "checks": {
+                "address_line1_check": null,
+                "address_postal_code_check": null,
+                "cvc_check": "pass"
+            },
+            "country": "US",
+            "display_brand": "visa",
+            "exp_month": 12,
+            "exp_year": 2030,
+            "fingerprint": "",
+            "funding": "credit",
+            "generated_from": null,
+            "last4": "4242",
+            "networks": { "available": ["visa"], "preferred": null },
+            "regulated_status": "unregulated",
+            "three_d_secure_usage": { "supported": true },
+            "wallet": null
+        },
+        "created": 0,
+        "customer": null,
+        "customer_account": null,
+        "livemode": false,
+        "metadata": {},
+        "type": "card"
+    })
+}
+
+fn normalize_payment_method(partial: Value, existing: Option<&Value>, now: i64) -> Option<Value> {
+    let Value::Object(mut p) = partial else {
+        return None;
+    };
+    p.remove("object");
+    if let Some(id) = p.get("customer").and_then(take_id) {
+        p.insert("customer".into(), json!(id));
+    }
+    let explicit_display = p
+        .get("card")
+        .is_some_and(|c| c.get("display_brand").is_some());
+    let explicit_networks = p.get("card").is_some_and(|c| c.get("networks").is_some());
+    let mut pm = match existing {
+        Some(e) => e.clone(),
+        None => {
+            let id = p
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| random_id("pm_1", 23));
+            let mut t = payment_method_template(&id);
+            t["created"] = json!(now);
+            t["card"]["fingerprint"] = json!(entropy_rng().alnum(16));
+            t
+        }
+    };
+    deep_merge(&mut pm, Value::Object(p));
+    let brand = pm["card"]["brand"].clone();
+    if pm["card"].is_object() {
+        if !explicit_display {
+            pm["card"]["display_brand"] = brand.clone();
+        }
+        if !explicit_networks {
+            pm["card"]["networks"] = json!({ "available": [brand], "preferred": null });
+        }
+    }
+    Some(pm)
+}
+
+fn product_template(id: &str) -> Value {
+    json!({
+        "id": id,
+        "object": "product",
+        "active": true,
+        "created": 0,
+        "default_price": null,
+        "description": null,
+        "images": [],
+        "livemode": false,
+        "marketing_features": [],
+        "metadata": {},
+        "name": "Subscription",
+        "package_dimensions": null,
+        "shippable": null,
+        "statement_descriptor": null,
+        "tax_code": null,
+        "type": "service",
+        "unit_label": null,
+        "updated": 0,
+        "url": null
+    })
+}
+
+fn normalize_product(partial: Value, now: i64) -> Option<Value> {
+    let Value::Object(mut p) = partial else {
+        return None;
+    };
+    p.remove("object");
+    let id = p
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| random_id("prod_", 14));
+    let mut t = product_template(&id);
+    t["created"] = json!(now);
+    t["updated"] = json!(now);
+    deep_merge(&mut t, Value::Object(p));
+    Some(t)
+}
+
+fn price_template(id: &str, product: &str) -> Value {
+    json!({
+        "id": id,
+        "object": "price",
+        "active": true,
+        "billing_scheme": "per_unit",
+        "created": 0,
+        "currency": "usd",
+        "custom_unit_amount": null,
+        "livemode": false,
+        "lookup_key": null,
+        "metadata": {},
+        "nickname": null,
+        "product": product,
+        "recurring": {
+            "interval": "month",
+            "interval_count": 1,
+            "meter": null,
+            "trial_period_days": null,
+            "usage_type": "licensed"
+        },
+        "tax_behavior": "unspecified",
+        "tiers_mode": null,
+        "transform_quantity": null,
+        "type": "recurring",
+        "unit_amount": 2000,
+        "unit_amount_decimal": "2000"
+    })
+}
+
+fn normalize_price(partial: Value, now: i64) -> Option<Value> {
+    let Value::Object(mut p) = partial else {
+        return None;
+    };
+    p.remove("object");
+    if let Some(id) = p.get("product").and_then(take_id) {
+        p.insert("product".into(), json!(id));
+    }
+    let explicit_decimal = p.contains_key("unit_amount_decimal");
+    let id = p
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| random_id("price_1", 23));
+    let mut t = price_template(&id, &random_id("prod_", 14));
+    t["created"] = json!(now);
+    deep_merge(&mut t, Value::Object(p));
+    if !explicit_decimal && let Some(a) = t["unit_amount"].as_i64() {
+        t["unit_amount_decimal"] = json!(a.to_string());
+    }
+    Some(t)
+}
+
+fn plan_from_price(price: &Value) -> Value {
+    json!({
+        "id": price["id"],
+        "object": "plan",
+        "active": price["active"],
+        "amount": price["unit_amount"],
+        "amount_decimal": price["unit_amount_decimal"],
+        "billing_scheme": price["billing_scheme"],
+        "created": price["created"],
+        "currency": price["currency"],
+        "interval": price["recurring"]["interval"],
+        "interval_count": price["recurring"]["interval_count"],
+        "livemode": false,
+        "metadata": price["metadata"],
+        "meter": null,
+        "nickname": price["nickname"],
+        "product": price["product"],
+        "tiers_mode": price["tiers_mode"],
+        "transform_usage": null,
+        "trial_period_days": null,
+        "usage_type": price["recurring"]["usage_type"]
+    })
+}
+
+fn vec_catalog_price(
+    prices: &mut Vec<Value>,
+    products: &mut Vec<Value>,
+    r: &Value,
+    now: i64,
+) -> Value {
+    let id = match r {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(_) => take_id(r),
+        _ => None,
+    };
+    if !r.is_object()
+        && let Some(p) = id
+            .as_deref()
+            .and_then(|id| prices.iter().find(|p| p["id"] == id))
+    {
+        return p.clone();
+    }
+    let partial = match r {
+        Value::Object(_) => r.clone(),
+        Value::String(s) => json!({ "id": s }),
+        _ => json!({}),
+    };
+    let price = normalize_price(partial, now).unwrap_or_else(|| json!({}));
+    ensure_vec_product(products, &price["product"], now);
+    prices.retain(|p| p["id"] != price["id"]);
+    prices.push(price.clone());
+    price
+}
+
+fn ensure_vec_product(products: &mut Vec<Value>, product: &Value, now: i64) {
+    if let Some(id) = product.as_str()
+        && !products.iter().any(|p| p["id"] == id)
+        && let Some(p) = normalize_product(json!({ "id": id }), now)
+    {
+        products.push(p);
+    }
+}
+
+fn subscription_template(id: &str) -> Value {
+    let mut t = json!({
+        "id": id,
+        "object": "subscription",
+        "application": null,
+        "application_fee_percent": null,
+        "automatic_tax": { "disabled_reason": null, "enabled": false, "liability": null },
+        "billing_cycle_anchor": null,
+        "billing_cycle_anchor_config": null,
+        "billing_mode": { "flexible": null, "type": "classic" },
+        "billing_schedules": [],
+        "billing_thresholds": null,
+        "cancel_at": null,
+        "cancel_at_period_end": false,
+        "canceled_at": null,
+        "cancellation_details": { "comment": null, "feedback": null, "reason": null },
+        "collection_method": "charge_automatically",
+        "created": 0,
+        "currency": "usd",
+        "customer": null,
+        "customer_account": null,
+        "days_until_due": null,
+        "default_payment_method": null,
+        "default_source": null,
+        "default_tax_rates": [],
+        "description": null,
+        "discounts": [],
+        "ended_at": null,
+    });
+    let rest = json!({
+        "invoice_settings": {
+            "account_tax_ids": null,
+            "custom_fields": null,
+            "description": null,
+            "footer": null,
+            "issuer": { "type": "self" }
+        },
+        "items": { "object": "list", "data": [], "has_more": false, "url": "" },
+        "latest_invoice": null,
+        "livemode": false,
+        "managed_payments": { "enabled": false },
+        "metadata": {},
+        "next_pending_invoice_item_invoice": null,
+        "on_behalf_of": null,
+        "pause_collection": null,
+        "payment_settings": {
+            "payment_method_options": null,
+            "payment_method_types": null,
+            "save_default_payment_method": "off"
+        },
+        "pending_invoice_item_interval": null,
+        "pending_setup_intent": null,
+        "pending_update": null,
+        "schedule": null,
+        "start_date": null,
+        "status": "active",
+        "test_clock": null,
+        "transfer_data": null,
+        "trial_end": null,
+        "trial_settings": { "end_behavior": { "missing_payment_method": "create_invoice" } },
+        "trial_start": null
+    });
+    if let (Some(m), Value::Object(r)) = (t.as_object_mut(), rest) {
+        m.extend(r);
+    }
+    t
+}
+
+fn subscription_item_template(id: &str, sub_id: &str, created: i64) -> Value {
+    json!({
+        "id": id,
+        "object": "subscription_item",
+        "billing_thresholds": null,
+        "created": created,
+        "current_period_end": null,
+        "current_period_start": null,
+        "discounts": [],
+        "metadata": {},
+        "plan": null,
+        "price": null,
+        "quantity": 1,
+        "subscription": sub_id,
+        "tax_rates": []
+    })
+}
+
+fn normalize_subscription(
+    partial: Value,
+    existing: Option<&Value>,
+    price_of: &mut dyn FnMut(&Value) -> Value,
+    now: i64,
+) -> Option<Value> {
+    let Value::Object(mut p) = partial else {
+        return None;
+    };
+    p.remove("object");
+    let items_in = p.remove("items");
+    let price_short = p.remove("price");
+    let quantity_short = p.remove("quantity");
+    let period_start = p.remove("current_period_start");
+    let period_end = p.remove("current_period_end");
+    for k in ["customer", "default_payment_method", "latest_invoice"] {
+        if let Some(id) = p.get(k).and_then(take_id) {
+            p.insert(k.to_owned(), json!(id));
+        }
+    }
+    let mut sub = match existing {
+        Some(e) => e.clone(),
+        None => {
+            let id = p
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| random_id("sub_1", 23));
+            let mut t = subscription_template(&id);
+            t["created"] = json!(now);
+            t
+        }
+    };
+    deep_merge(&mut sub, Value::Object(p));
+    let sub_id = sub["id"].as_str().unwrap_or("").to_owned();
+    let created = sub["created"].as_i64().unwrap_or(now);
+
+    let mut items: Vec<Value> = match items_in {
+        Some(Value::Object(mut m)) => match m.remove("data") {
+            Some(Value::Array(a)) => a,
+            _ => Vec::new(),
+        },
+        Some(Value::Array(a)) => a,
+        _ => sub["items"]["data"].as_array().cloned().unwrap_or_default(),
+    };
+    if items.is_empty() {
+        items.push(json!({}));
+    }
+    if let Some(pr) = price_short {
+        items[0]["price"] = pr;
+        if let Some(m) = items[0].as_object_mut() {
+            m.remove("plan");
+        }
+    }
+    if let Some(q) = quantity_short {
+        items[0]["quantity"] = q;
+    }
+    let mut normalized = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Object(mut it) = item else {
+            continue;
+        };
+        let price_ref = it.remove("price").unwrap_or(Value::Null);
+        it.remove("plan");
+        it.remove("object");
+        let item_id = it
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| random_id("si_", 14));
+        let mut full = subscription_item_template(&item_id, &sub_id, created);
+        deep_merge(&mut full, Value::Object(it));
+        full["subscription"] = json!(sub_id);
+        let price = price_of(&price_ref);
+        full["plan"] = plan_from_price(&price);
+        full["price"] = price;
+        if let Some(s) = &period_start {
+            full["current_period_start"] = s.clone();
+        }
+        if let Some(e) = &period_end {
+            full["current_period_end"] = e.clone();
+        }
+        let start = match full["current_period_start"].as_i64() {
+            Some(s) => s,
+            None => {
+                let s = sub["billing_cycle_anchor"].as_i64().unwrap_or(created);
+                full["current_period_start"] = json!(s);
+                s
+            }
+        };
+        if full["current_period_end"].as_i64().is_none() {
+            let interval = full["price"]["recurring"]["interval"]
+                .as_str()
+                .unwrap_or("month")
+                .to_owned();
+            let count = full["price"]["recurring"]["interval_count"]
+                .as_i64()
+                .unwrap_or(1);
+            full["current_period_end"] = json!(add_interval(start, &interval, count));
+        }
+        normalized.push(full);
+    }
+    if let Some(first) = normalized.first() {
+        if sub["billing_cycle_anchor"].is_null() {
+            sub["billing_cycle_anchor"] = first["current_period_start"].clone();
+        }
+        if let Some(cur) = first["price"]["currency"].as_str() {
+            sub["currency"] = json!(cur);
+        }
+    }
+    if sub["start_date"].is_null() {
+        sub["start_date"] = json!(created);
+    }
+    sub["items"] = json!({
+        "object": "list",
+        "data": normalized,
+        "has_more": false,
+        "url": format!("/v1/subscription_items?subscription={sub_id}"),
+    });
+    if let Some(m) = sub.as_object_mut() {
+        m.remove("current_period_start");
+        m.remove("current_period_end");
+    }
+    Some(sub)
+}
+
+// ---------------------------------------------------------------------------
+// Calendar helpers
+// ---------------------------------------------------------------------------
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    days_from_civil(ny, nm, 1) - days_from_civil(y, m, 1)
+}
+
+/// `ts` plus `count` intervals, with calendar months (day clamped like Stripe).
+fn add_interval(ts: i64, interval: &str, count: i64) -> i64 {
+    let count = count.max(1);
+    match interval {
+        "day" => ts + DAY * count,
+        "week" => ts + 7 * DAY * count,
+        "month" | "year" => {
+            let months = if interval == "year" {
+                12 * count
+            } else {
+                count
+            };
+            let days = ts.div_euclid(DAY);
+            let secs = ts.rem_euclid(DAY);
+            let (y, m, d) = civil_from_days(days);
+            let total = y * 12 + (m - 1) + months;
+            let ny = total.div_euclid(12);
+            let nm = total.rem_euclid(12) + 1;
+            let nd = d.min(days_in_month(ny, nm));
+            days_from_civil(ny, nm, nd) * DAY + secs
+        }
+        _ => ts + 30 * DAY * count,
+    }
+}
+
+/// The billing period (anchored at `anchor`) that contains `at`.
+fn period_containing(anchor: i64, interval: &str, count: i64, at: i64) -> (i64, i64) {
+    let mut start = anchor;
+    for _ in 0..100_000 {
+        let next = add_interval(start, interval, count);
+        if next > at {
+            return (start, next);
+        }
+        start = next;
+    }
+    (start, add_interval(start, interval, count))
+}
+
+// ---------------------------------------------------------------------------
+// RNG (xorshift64*), no rand crate
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Rng(u64);
+
+const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        // splitmix64 to spread the seed; the state must not be 0.
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        Rng(if z == 0 { 0x2545_F491_4F6C_DD1D } else { z })
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next_u64() % n }
+    }
+
+    /// Uniform in `lo..hi` (`lo` when the range is empty).
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        if hi <= lo {
+            lo
+        } else {
+            lo + self.below((hi - lo) as u64) as i64
+        }
+    }
+
+    fn pct(&mut self, p: u64) -> bool {
+        self.below(100) < p
+    }
+
+    fn alnum(&mut self, n: usize) -> String {
+        (0..n)
+            .map(|_| ALNUM[self.below(ALNUM.len() as u64) as usize] as char)
+            .collect()
+    }
+
+    fn digits(&mut self, n: usize) -> String {
+        (0..n)
+            .map(|_| char::from(b'0' + self.below(10) as u8))
+            .collect()
+    }
+
+    fn hex_upper(&mut self, n: usize) -> String {
+        (0..n)
+            .map(|_| char::from(b"0123456789ABCDEF"[self.below(16) as usize]))
+            .collect()
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+fn entropy_rng() -> Rng {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    Rng::new(nanos ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+fn random_id(prefix: &str, len: usize) -> String {
+    format!("{prefix}{}", entropy_rng().alnum(len))
+}
+
+// ---------------------------------------------------------------------------
+// Data generation
+// ---------------------------------------------------------------------------
+
+const FIRST_NAMES: [&str; 24] = [
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Ken",
+    "Barbara",
+    "Dennis",
+    "Frances",
+    "John",
+    "Radia",
+    "Edsger",
+    "Hedy",
+    "Donald",
+    "Katherine",
+    "Tim",
+    "Sophie",
+    "Guido",
+    "Anita",
+    "Bjarne",
+    "Joan",
+    "Niklaus",
+    "Shafi",
+    "Yukihiro",
+];
+const LAST_NAMES: [&str; 24] = [
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Thompson",
+    "Liskov",
+    "Ritchie",
+    "Allen",
+    "McCarthy",
+    "Perlman",
+    "Dijkstra",
+    "Lamarr",
+    "Knuth",
+    "Johnson",
+    "Berners-Lee",
+    "Wilson",
+    "Rossum",
+    "Borg",
+    "Stroustrup",
+    "Clarke",
+    "Wirth",
+    "Goldwasser",
+    "Matsumoto",
+];
+const DOMAINS: [&str; 5] = [
+    "example.com",
+    "example.org",
+    "mail.test",
+    "acme.test",
+    "corp.example",
+];
+
+struct GenPrice {
+    id: String,
+    interval: &'static str,
+    per_seat: bool,
+}
+
+fn generate_account(n_customers: usize, n_subscriptions: usize, seed: u64, now: i64) -> Account {
+    let mut rng = Rng::new(seed);
+    let mut acc = Account::new();
+    let epoch = now - 900 * DAY;
+
+    // Catalog: 3 products, 4 prices.
+    let products = [
+        ("Starter", "Starter plan"),
+        ("Pro", "Pro plan"),
+        ("Team", "Team plan, billed per seat"),
+    ];
+    let mut product_ids = Vec::new();
+    for (name, desc) in products {
+        let id = format!("prod_{}", rng.alnum(14));
+        acc.add_product(json!({
+            "id": id, "name": name, "description": desc,
+            "created": epoch, "updated": epoch,
+        }));
+        product_ids.push(id);
+    }
+    let price_specs = [
+        (0usize, 900i64, "month", "starter-monthly", false),
+        (1, 2900, "month", "pro-monthly", false),
+        (1, 29000, "year", "pro-yearly", false),
+        (2, 1200, "month", "team-monthly", true),
+    ];
+    let mut prices = Vec::new();
+    for (prod, amount, interval, lookup, per_seat) in price_specs {
+        let id = format!("price_1{}", rng.alnum(23));
+        acc.add_price(json!({
+            "id": id,
+            "product": product_ids[prod],
+            "unit_amount": amount,
+            "lookup_key": lookup,
+            "nickname": lookup,
+            "created": epoch,
+            "recurring": { "interval": interval, "interval_count": 1 },
+        }));
+        prices.push(GenPrice {
+            id,
+            interval,
+            per_seat,
+        });
+    }
+
+    // Customers (partials, completed below).
+    struct GenCustomer {
+        id: String,
+        created: i64,
+        email: Option<String>,
+        name: String,
+        metadata: Value,
+        pm: Option<String>,
+        statuses: Vec<&'static str>,
+    }
+    let mut customers: Vec<GenCustomer> = Vec::with_capacity(n_customers);
+    for i in 0..n_customers {
+        let created = match customers.last() {
+            Some(prev) if rng.pct(10) => prev.created,
+            _ => now - 3600 - rng.range(0, 730 * DAY),
+        };
+        let first = *rng.pick(&FIRST_NAMES);
+        let last = *rng.pick(&LAST_NAMES);
+        let email = if rng.pct(2) {
+            None
+        } else if rng.pct(2) && !customers.is_empty() {
+            let j = rng.below(customers.len() as u64) as usize;
+            customers[j].email.clone()
+        } else {
+            Some(format!(
+                "{}.{}{}@{}",
+                first.to_lowercase(),
+                last.to_lowercase().replace('-', ""),
+                i,
+                rng.pick(&DOMAINS)
+            ))
+        };
+        let metadata = match rng.below(100) {
+            0 => json!({}),
+            1 => json!({ "source": "import" }),
+            2 => json!({ "clerkUserID": format!("user_{i}"), "note": "legacy key casing" }),
+            _ => json!({ "clerkUserId": format!("user_{i}") }),
+        };
+        customers.push(GenCustomer {
+            id: format!("cus_{}", rng.alnum(14)),
+            created,
+            email,
+            name: format!("{first} {last}"),
+            metadata,
+            pm: None,
+            statuses: Vec::new(),
+        });
+    }
+
+    // Subscriptions: customer, status and price first.
+    let n_subscriptions = if n_customers == 0 { 0 } else { n_subscriptions };
+    let mut subs = Vec::with_capacity(n_subscriptions);
+    for _ in 0..n_subscriptions {
+        let ci = rng.below(n_customers as u64) as usize;
+        let status = match rng.below(100) {
+            0..=59 => "active",
+            60..=69 => "trialing",
+            70..=77 => "past_due",
+            78..=89 => "canceled",
+            90..=93 => "incomplete",
+            94..=95 => "incomplete_expired",
+            96..=97 => "unpaid",
+            _ => "paused",
+        };
+        let pi = match rng.below(100) {
+            0..=39 => 0,
+            40..=69 => 1,
+            70..=84 => 2,
+            _ => 3,
+        };
+        customers[ci].statuses.push(status);
+        subs.push((ci, status, pi));
+    }
+
+    // Payment methods: one per customer with subscriptions, ~20% of the others.
+    for c in customers.iter_mut() {
+        if c.statuses.is_empty() && !rng.pct(20) {
+            continue;
+        }
+        let (brand, last4s): (&str, &[&str]) = match rng.below(10) {
+            0..=5 => ("visa", &["4242", "1881", "0077", "5556", "3155"]),
+            6..=8 => ("mastercard", &["4444", "5100", "8210", "0005"]),
+            _ => ("amex", &["8431", "0005", "1000"]),
+        };
+        let last4 = if rng.pct(70) {
+            (*rng.pick(last4s)).to_owned()
+        } else {
+            rng.digits(4)
+        };
+        let id = format!("pm_1{}", rng.alnum(23));
+        let exp_year = 1970 + (now / (365 * DAY + DAY / 4)) + rng.range(1, 6);
+        let pm = json!({
+            "id": id,
+            "created": c.created + 30,
+            "customer": c.id,
+            "billing_details": { "email": c.email, "name": c.name },
+            "card": {
+                "brand": brand,
+                "last4": last4,
+                "exp_month": rng.range(1, 13),
+                "exp_year": exp_year,
+                "fingerprint": rng.alnum(16),
+                "funding": if rng.pct(80) { "credit" } else { "debit" },
+                "checks": { "cvc_check": "pass", "address_line1_check": null, "address_postal_code_check": null },
+            },
+        });
+        // Pushed directly: `add_*` look ids up linearly, too slow for big accounts.
+        if let Some(pm) = normalize_payment_method(pm, None, now) {
+            acc.payment_methods.push(pm);
+        }
+        c.pm = Some(id);
+    }
+
+    for c in &customers {
+        let delinquent = c
+            .statuses
+            .iter()
+            .any(|s| matches!(*s, "past_due" | "unpaid"));
+        let phone = if rng.pct(30) {
+            Value::String(format!("+1555{}", rng.digits(7)))
+        } else {
+            Value::Null
+        };
+        let customer = json!({
+            "id": c.id,
+            "created": c.created,
+            "email": c.email,
+            "name": c.name,
+            "phone": phone,
+            "metadata": c.metadata,
+            "currency": if c.statuses.is_empty() { Value::Null } else { json!("usd") },
+            "delinquent": delinquent,
+            "invoice_prefix": rng.hex_upper(8),
+            "next_invoice_sequence": 1 + c.statuses.len() as i64 * 3,
+            "invoice_settings": { "default_payment_method": c.pm },
+        });
+        if let Some(customer) = normalize_customer(customer, None, now) {
+            acc.customers.push(customer);
+        }
+    }
+
+    for (ci, status, pi) in subs {
+        let c = &customers[ci];
+        let price = &prices[pi];
+        let earliest = c.created + 60;
+        let mut sub = Map::new();
+        let mut status = status;
+        let created: i64;
+        let (start, end): (i64, i64);
+        match status {
+            "trialing" => {
+                created = earliest.max(now - 600 - rng.range(0, 13 * DAY));
+                start = created;
+                end = created + 14 * DAY;
+                sub.insert("trial_start".into(), json!(start));
+                sub.insert("trial_end".into(), json!(end));
+            }
+            "incomplete" => {
+                created = earliest.max(now - 300 - rng.range(0, 20 * 3600));
+                start = created;
+                end = add_interval(start, price.interval, 1);
+            }
+            "incomplete_expired" if now - earliest > 2 * DAY => {
+                created = rng.range(earliest, now - 2 * DAY);
+                start = created;
+                end = add_interval(start, price.interval, 1);
+                sub.insert("ended_at".into(), json!(created + 23 * 3600));
+            }
+            "incomplete_expired" => {
+                status = "incomplete";
+                created = earliest.max(now - 300 - rng.range(0, 20 * 3600));
+                start = created;
+                end = add_interval(start, price.interval, 1);
+            }
+            "canceled" => {
+                created = rng.range(earliest, now - 120);
+                let stop = rng.range(created + 60, now - 60);
+                (start, end) = period_containing(created, price.interval, 1, stop);
+                sub.insert("canceled_at".into(), json!(stop));
+                sub.insert("ended_at".into(), json!(stop));
+                let reason = if rng.pct(30) {
+                    "payment_failed"
+                } else {
+                    "cancellation_requested"
+                };
+                sub.insert(
+                    "cancellation_details".into(),
+                    json!({ "comment": null, "feedback": null, "reason": reason }),
+                );
+            }
+            _ => {
+                created = rng.range(earliest, now - 120);
+                (start, end) = period_containing(created, price.interval, 1, now);
+                if status == "active" && rng.pct(10) {
+                    sub.insert("cancel_at_period_end".into(), json!(true));
+                    sub.insert("cancel_at".into(), json!(end));
+                    sub.insert("canceled_at".into(), json!(rng.range(start, now)));
+                    sub.insert(
+                        "cancellation_details".into(),
+                        json!({ "comment": null, "feedback": null, "reason": "cancellation_requested" }),
+                    );
+                }
+            }
+        }
+        let has_pm = !matches!(status, "incomplete" | "incomplete_expired");
+        let id = format!("sub_1{}", rng.alnum(23));
+        let item_id = format!("si_{}", rng.alnum(14));
+        let quantity = if price.per_seat { rng.range(2, 11) } else { 1 };
+        let metadata = match c.metadata.get("clerkUserId") {
+            Some(clerk) if rng.pct(70) => json!({ "clerkUserId": clerk }),
+            _ => json!({}),
+        };
+        sub.insert("id".into(), json!(id));
+        sub.insert("customer".into(), json!(c.id));
+        sub.insert("status".into(), json!(status));
+        sub.insert("created".into(), json!(created));
+        sub.insert("start_date".into(), json!(created));
+        sub.insert(
+            "billing_cycle_anchor".into(),
+            json!(if status == "trialing" { end } else { created }),
+        );
+        sub.insert(
+            "default_payment_method".into(),
+            if has_pm { json!(c.pm) } else { Value::Null },
+        );
+        sub.insert(
+            "latest_invoice".into(),
+            json!(format!("in_1{}", rng.alnum(23))),
+        );
+        sub.insert("metadata".into(), metadata);
+        sub.insert(
+            "items".into(),
+            json!([{
+                "id": item_id,
+                "created": created,
+                "price": price.id,
+                "quantity": quantity,
+                "current_period_start": start,
+                "current_period_end": end,
+            }]),
+        );
+        let mut price_of =
+            |r: &Value| vec_catalog_price(&mut acc.prices, &mut acc.products, r, now);
+        if let Some(sub) = normalize_subscription(Value::Object(sub), None, &mut price_of, now) {
+            acc.subscriptions.push(sub);
+        }
+    }
+    acc
+}
