@@ -37,6 +37,7 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check a webhook payload against its Stripe-Signature header, and say why it fails')
             [CompletionResult]::new('sign', 'sign', [CompletionResultType]::ParameterValue, 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Run events through the routing logic and sync routed customers into the store')
+            [CompletionResult]::new('resync', 'resync', [CompletionResultType]::ParameterValue, 'Pull the truth from the Stripe API into the store (one user, one customer, or all)')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show the resolved user -> customer -> subscription mapping')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -84,12 +85,47 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
         }
         'stripe-sync;replay' {
             [CompletionResult]::new('--user-key', '--user-key', [CompletionResultType]::ParameterName, 'Metadata key holding the app''s user id [default: from config, else clerkUserId]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]')
+            [CompletionResult]::new('--api-key-file', '--api-key-file', [CompletionResultType]::ParameterName, 'Read the key from a file (first line)')
+            [CompletionResult]::new('--api-base', '--api-base', [CompletionResultType]::ParameterName, 'API base URL; plain http:// only for loopback hosts')
+            [CompletionResult]::new('--api-version', '--api-version', [CompletionResultType]::ParameterName, 'Stripe-Version header [default: from config, else 2025-06-30.basil]')
+            [CompletionResult]::new('--max-rps', '--max-rps', [CompletionResultType]::ParameterName, 'Request rate ceiling [default: 20 for test keys, 80 for live keys]')
+            [CompletionResult]::new('--max-retries', '--max-retries', [CompletionResultType]::ParameterName, 'Retries of network errors, timeouts, 409, 429 and 5xx')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite store (created with mode 0600 on first write)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Routing config [default: stripe-sync.toml in the current directory, if present]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR also turns it off)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Route and resolve only; write nothing (no store file is created)')
             [CompletionResult]::new('--live', '--live', [CompletionResultType]::ParameterName, 'Sync routed customers from the Stripe API instead of from the events')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Count unresolved events as failures (exit 1)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine output: exactly one JSON document on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less on stderr')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less on stderr')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more on stderr (-vv for debug)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more on stderr (-vv for debug)')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'stripe-sync;resync' {
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'The user''s customers: store mapping, else Customer Search, else a scan (repeatable)')
+            [CompletionResult]::new('--customer', '--customer', [CompletionResultType]::ParameterName, 'One customer (repeatable)')
+            [CompletionResult]::new('--user-key', '--user-key', [CompletionResultType]::ParameterName, 'Metadata key for the user id [default: from config, else clerkUserId]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]')
+            [CompletionResult]::new('--api-key-file', '--api-key-file', [CompletionResultType]::ParameterName, 'Read the key from a file (first line)')
+            [CompletionResult]::new('--api-base', '--api-base', [CompletionResultType]::ParameterName, 'API base URL; plain http:// only for loopback hosts')
+            [CompletionResult]::new('--api-version', '--api-version', [CompletionResultType]::ParameterName, 'Stripe-Version header [default: from config, else 2025-06-30.basil]')
+            [CompletionResult]::new('--max-rps', '--max-rps', [CompletionResultType]::ParameterName, 'Request rate ceiling [default: 20 for test keys, 80 for live keys]')
+            [CompletionResult]::new('--max-retries', '--max-retries', [CompletionResultType]::ParameterName, 'Retries of network errors, timeouts, 409, 429 and 5xx')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite store (created with mode 0600 on first write)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Routing config [default: stripe-sync.toml in the current directory, if present]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR also turns it off)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Backfill every customer and subscription; resumes an interrupted backfill')
+            [CompletionResult]::new('--restart', '--restart', [CompletionResultType]::ParameterName, 'With --all: start over instead of resuming')
+            [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Fetch and compare; write nothing; exit 1 on any drift')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Skip the confirmation --all asks for on a live key')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine output: exactly one JSON document on stdout')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less on stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less on stderr')
@@ -143,6 +179,7 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check a webhook payload against its Stripe-Signature header, and say why it fails')
             [CompletionResult]::new('sign', 'sign', [CompletionResultType]::ParameterValue, 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Run events through the routing logic and sync routed customers into the store')
+            [CompletionResult]::new('resync', 'resync', [CompletionResultType]::ParameterValue, 'Pull the truth from the Stripe API into the store (one user, one customer, or all)')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show the resolved user -> customer -> subscription mapping')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -155,6 +192,9 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             break
         }
         'stripe-sync;help;replay' {
+            break
+        }
+        'stripe-sync;help;resync' {
             break
         }
         'stripe-sync;help;inspect' {

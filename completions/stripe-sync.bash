@@ -28,6 +28,9 @@ _stripe__sync() {
             stripe__sync,replay)
                 cmd="stripe__sync__subcmd__replay"
                 ;;
+            stripe__sync,resync)
+                cmd="stripe__sync__subcmd__resync"
+                ;;
             stripe__sync,sign)
                 cmd="stripe__sync__subcmd__sign"
                 ;;
@@ -46,6 +49,9 @@ _stripe__sync() {
             stripe__sync__subcmd__help,replay)
                 cmd="stripe__sync__subcmd__help__subcmd__replay"
                 ;;
+            stripe__sync__subcmd__help,resync)
+                cmd="stripe__sync__subcmd__help__subcmd__resync"
+                ;;
             stripe__sync__subcmd__help,sign)
                 cmd="stripe__sync__subcmd__help__subcmd__sign"
                 ;;
@@ -59,7 +65,7 @@ _stripe__sync() {
 
     case "${cmd}" in
         stripe__sync)
-            opts="-q -v -h -V --db --config --json --quiet --verbose --color --no-input --help --version verify sign replay inspect completions help"
+            opts="-q -v -h -V --db --config --json --quiet --verbose --color --no-input --help --version verify sign replay resync inspect completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -111,7 +117,7 @@ _stripe__sync() {
             return 0
             ;;
         stripe__subcmd__sync__subcmd__help)
-            opts="verify sign replay inspect completions help"
+            opts="verify sign replay resync inspect completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -167,6 +173,20 @@ _stripe__sync() {
             return 0
             ;;
         stripe__subcmd__sync__subcmd__help__subcmd__replay)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stripe__subcmd__sync__subcmd__help__subcmd__resync)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -247,13 +267,99 @@ _stripe__sync() {
             return 0
             ;;
         stripe__subcmd__sync__subcmd__replay)
-            opts="-q -v -h -V --dry-run --live --strict --user-key --db --config --json --quiet --verbose --color --no-input --help --version"
+            opts="-q -v -h -V --dry-run --live --strict --user-key --api-key --api-key-file --api-base --api-version --max-rps --max-retries --db --config --json --quiet --verbose --color --no-input --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --user-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-base)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-rps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stripe__subcmd__sync__subcmd__resync)
+            opts="-q -v -h -V --user --customer --all --restart --check --yes --user-key --api-key --api-key-file --api-base --api-version --max-rps --max-retries --db --config --json --quiet --verbose --color --no-input --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --customer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-base)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-rps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-retries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -34,6 +34,7 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand verify 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
             cand sign 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
             cand replay 'Run events through the routing logic and sync routed customers into the store'
+            cand resync 'Pull the truth from the Stripe API into the store (one user, one customer, or all)'
             cand inspect 'Show the resolved user -> customer -> subscription mapping'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -78,12 +79,46 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
         }
         &'stripe-sync;replay'= {
             cand --user-key 'Metadata key holding the app''s user id [default: from config, else clerkUserId]'
+            cand --api-key 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]'
+            cand --api-key-file 'Read the key from a file (first line)'
+            cand --api-base 'API base URL; plain http:// only for loopback hosts'
+            cand --api-version 'Stripe-Version header [default: from config, else 2025-06-30.basil]'
+            cand --max-rps 'Request rate ceiling [default: 20 for test keys, 80 for live keys]'
+            cand --max-retries 'Retries of network errors, timeouts, 409, 429 and 5xx'
             cand --db 'The SQLite store (created with mode 0600 on first write)'
             cand --config 'Routing config [default: stripe-sync.toml in the current directory, if present]'
             cand --color 'When to use colour (NO_COLOR also turns it off)'
             cand --dry-run 'Route and resolve only; write nothing (no store file is created)'
             cand --live 'Sync routed customers from the Stripe API instead of from the events'
             cand --strict 'Count unresolved events as failures (exit 1)'
+            cand --json 'Machine output: exactly one JSON document on stdout'
+            cand -q 'Print less on stderr'
+            cand --quiet 'Print less on stderr'
+            cand -v 'Print more on stderr (-vv for debug)'
+            cand --verbose 'Print more on stderr (-vv for debug)'
+            cand --no-input 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'stripe-sync;resync'= {
+            cand --user 'The user''s customers: store mapping, else Customer Search, else a scan (repeatable)'
+            cand --customer 'One customer (repeatable)'
+            cand --user-key 'Metadata key for the user id [default: from config, else clerkUserId]'
+            cand --api-key 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]'
+            cand --api-key-file 'Read the key from a file (first line)'
+            cand --api-base 'API base URL; plain http:// only for loopback hosts'
+            cand --api-version 'Stripe-Version header [default: from config, else 2025-06-30.basil]'
+            cand --max-rps 'Request rate ceiling [default: 20 for test keys, 80 for live keys]'
+            cand --max-retries 'Retries of network errors, timeouts, 409, 429 and 5xx'
+            cand --db 'The SQLite store (created with mode 0600 on first write)'
+            cand --config 'Routing config [default: stripe-sync.toml in the current directory, if present]'
+            cand --color 'When to use colour (NO_COLOR also turns it off)'
+            cand --all 'Backfill every customer and subscription; resumes an interrupted backfill'
+            cand --restart 'With --all: start over instead of resuming'
+            cand --check 'Fetch and compare; write nothing; exit 1 on any drift'
+            cand --yes 'Skip the confirmation --all asks for on a live key'
             cand --json 'Machine output: exactly one JSON document on stdout'
             cand -q 'Print less on stderr'
             cand --quiet 'Print less on stderr'
@@ -134,6 +169,7 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand verify 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
             cand sign 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
             cand replay 'Run events through the routing logic and sync routed customers into the store'
+            cand resync 'Pull the truth from the Stripe API into the store (one user, one customer, or all)'
             cand inspect 'Show the resolved user -> customer -> subscription mapping'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -143,6 +179,8 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
         &'stripe-sync;help;sign'= {
         }
         &'stripe-sync;help;replay'= {
+        }
+        &'stripe-sync;help;resync'= {
         }
         &'stripe-sync;help;inspect'= {
         }

@@ -38,6 +38,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -s V -l version -d
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "verify" -d 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "sign" -d 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "replay" -d 'Run events through the routing logic and sync routed customers into the store'
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "resync" -d 'Pull the truth from the Stripe API into the store (one user, one customer, or all)'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "inspect" -d 'Show the resolved user -> customer -> subscription mapping'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -70,6 +71,12 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l no-inpu
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s h -l help -d 'Print help'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s V -l version -d 'Print version'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l user-key -d 'Metadata key holding the app\'s user id [default: from config, else clerkUserId]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l api-key -d 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l api-key-file -d 'Read the key from a file (first line)' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l api-base -d 'API base URL; plain http:// only for loopback hosts' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l api-version -d 'Stripe-Version header [default: from config, else 2025-06-30.basil]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l max-rps -d 'Request rate ceiling [default: 20 for test keys, 80 for live keys]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
@@ -84,6 +91,30 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -s v -l 
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -s h -l help -d 'Print help'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -s V -l version -d 'Print version'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l user -d 'The user\'s customers: store mapping, else Customer Search, else a scan (repeatable)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l customer -d 'One customer (repeatable)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l user-key -d 'Metadata key for the user id [default: from config, else clerkUserId]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l api-key -d 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l api-key-file -d 'Read the key from a file (first line)' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l api-base -d 'API base URL; plain http:// only for loopback hosts' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l api-version -d 'Stripe-Version header [default: from config, else 2025-06-30.basil]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l max-rps -d 'Request rate ceiling [default: 20 for test keys, 80 for live keys]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l all -d 'Backfill every customer and subscription; resumes an interrupted backfill'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l restart -d 'With --all: start over instead of resuming'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l check -d 'Fetch and compare; write nothing; exit 1 on any drift'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l yes -d 'Skip the confirmation --all asks for on a live key'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l json -d 'Machine output: exactly one JSON document on stdout'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s q -l quiet -d 'Print less on stderr'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s v -l verbose -d 'Print more on stderr (-vv for debug)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s h -l help -d 'Print help'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s V -l version -d 'Print version'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l user -d 'Only this user (repeatable)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l customer -d 'Only this customer (repeatable)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l status -d 'Only these statuses, comma-separated (`none`: no subscription)' -r
@@ -111,9 +142,10 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s 
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay inspect completions help" -f -a "verify" -d 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay inspect completions help" -f -a "sign" -d 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay inspect completions help" -f -a "replay" -d 'Run events through the routing logic and sync routed customers into the store'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay inspect completions help" -f -a "inspect" -d 'Show the resolved user -> customer -> subscription mapping'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay inspect completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay inspect completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync inspect completions help" -f -a "verify" -d 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync inspect completions help" -f -a "sign" -d 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync inspect completions help" -f -a "replay" -d 'Run events through the routing logic and sync routed customers into the store'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync inspect completions help" -f -a "resync" -d 'Pull the truth from the Stripe API into the store (one user, one customer, or all)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync inspect completions help" -f -a "inspect" -d 'Show the resolved user -> customer -> subscription mapping'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync inspect completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync inspect completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

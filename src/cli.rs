@@ -17,7 +17,7 @@ job (usage, unreadable input, bad config, refused credentials, unusable store);
 #[command(name = "stripe-sync", version, about, after_help = AFTER_HELP)]
 #[command(propagate_version = true, max_term_width = 100)]
 pub struct Cli {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Global options")]
     pub global: GlobalArgs,
 
     #[command(subcommand)]
@@ -77,6 +77,10 @@ pub enum Command {
     #[command(after_help = REPLAY_EXAMPLES)]
     Replay(ReplayArgs),
 
+    /// Pull the truth from the Stripe API into the store (one user, one customer, or all)
+    #[command(after_help = RESYNC_EXAMPLES)]
+    Resync(ResyncArgs),
+
     /// Show the resolved user -> customer -> subscription mapping
     #[command(after_help = INSPECT_EXAMPLES)]
     Inspect(InspectArgs),
@@ -97,6 +101,12 @@ Examples:
   stripe-sync replay fixtures/
   stripe-sync replay --dry-run --json 'events/*.ndjson' > routes.json
   stripe events list --limit 100 | stripe-sync replay --strict -";
+
+const RESYNC_EXAMPLES: &str = "\
+Examples:
+  stripe-sync resync --user user_2abc --json
+  stripe-sync resync --customer cus_QXg1o8vcGmoR32 --check
+  STRIPE_API_KEY=rk_test_... stripe-sync resync --all --max-rps 20";
 
 const INSPECT_EXAMPLES: &str = "\
 Examples:
@@ -192,6 +202,76 @@ pub struct ReplayArgs {
     /// Metadata key holding the app's user id [default: from config, else clerkUserId]
     #[arg(long, value_name = "KEY")]
     pub user_key: Option<String>,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// How to reach the Stripe API (resync, replay --live).
+#[derive(Debug, Args, Clone)]
+pub struct ApiArgs {
+    /// Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]
+    #[arg(long, value_name = "KEY", conflicts_with = "api_key_file")]
+    pub api_key: Option<Secret>,
+
+    /// Read the key from a file (first line)
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// API base URL; plain http:// only for loopback hosts
+    #[arg(
+        long,
+        env = "STRIPE_API_BASE",
+        value_name = "URL",
+        default_value = "https://api.stripe.com"
+    )]
+    pub api_base: String,
+
+    /// Stripe-Version header [default: from config, else 2025-06-30.basil]
+    #[arg(long, value_name = "V")]
+    pub api_version: Option<String>,
+
+    /// Request rate ceiling [default: 20 for test keys, 80 for live keys]
+    #[arg(long, value_name = "N")]
+    pub max_rps: Option<f64>,
+
+    /// Retries of network errors, timeouts, 409, 429 and 5xx
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub max_retries: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ResyncArgs {
+    /// The user's customers: store mapping, else Customer Search, else a scan (repeatable)
+    #[arg(long = "user", value_name = "ID")]
+    pub users: Vec<String>,
+
+    /// One customer (repeatable)
+    #[arg(long = "customer", value_name = "ID")]
+    pub customers: Vec<String>,
+
+    /// Backfill every customer and subscription; resumes an interrupted backfill
+    #[arg(long, conflicts_with_all = ["users", "customers"])]
+    pub all: bool,
+
+    /// With --all: start over instead of resuming
+    #[arg(long, requires = "all")]
+    pub restart: bool,
+
+    /// Fetch and compare; write nothing; exit 1 on any drift
+    #[arg(long)]
+    pub check: bool,
+
+    /// Skip the confirmation --all asks for on a live key
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Metadata key for the user id [default: from config, else clerkUserId]
+    #[arg(long, value_name = "KEY")]
+    pub user_key: Option<String>,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Args)]

@@ -86,6 +86,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<Status> {
         Command::Verify(args) => commands::verify::run(&args, printer),
         Command::Sign(args) => commands::sign::run(&args, printer),
         Command::Replay(args) => commands::replay::run(&args, &cli.global, printer),
+        Command::Resync(args) => commands::resync::run(&args, &cli.global, printer),
         Command::Inspect(args) => commands::inspect::run(&args, &cli.global, printer),
         Command::Completions(args) => commands::completions::run(&args, printer),
     }

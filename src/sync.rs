@@ -77,7 +77,7 @@ pub fn sync_batch(
             Err(e) => results.push((job.customer_id, Err(format!("{e:#}")))),
         }
     }
-    let outcomes = store.write_batch(&writes, &[], dry_run)?;
+    let outcomes = store.write_batch(&writes, &[], &[], dry_run)?;
     results.extend(
         writes
             .into_iter()
@@ -249,6 +249,96 @@ impl SubscriptionSource for EventSnapshots {
                 subscriptions.push((rec, *created));
             }
         }
+        Ok(CustomerState {
+            info,
+            subscriptions,
+        })
+    }
+}
+
+/// Online source: the customer's newest subscription (`status=all`,
+/// `limit=1`, payment method expanded) and, when the store does not know the
+/// customer yet, the customer object itself.
+pub struct ApiSource<'a> {
+    pub rt: &'a tokio::runtime::Runtime,
+    pub client: &'a crate::stripe::Client,
+    pub user_key: String,
+    /// Fetch time: the snapshot time of everything this source returns.
+    pub now: i64,
+    /// Customers whose identity need not be fetched (known to the store).
+    pub known: std::collections::HashSet<String>,
+    /// Customer objects already fetched (search results, `--live` resolution).
+    pub prefetched: HashMap<String, CustomerInfo>,
+    /// Customers Stripe reports deleted; the caller marks them in the store.
+    pub deleted: Vec<String>,
+    /// A refused key stops the run; set on the first 401/403.
+    pub fatal: Option<crate::stripe::ApiError>,
+}
+
+impl ApiSource<'_> {
+    fn check(&mut self, e: crate::stripe::ApiError) -> anyhow::Error {
+        if e.is_auth() && self.fatal.is_none() {
+            self.fatal = Some(e.clone());
+        }
+        anyhow::Error::new(e)
+    }
+
+    /// The customer object, or `None` if Stripe says it was deleted.
+    pub fn customer(&mut self, customer_id: &str) -> anyhow::Result<Option<CustomerInfo>> {
+        use crate::stripe::CustomerFetch;
+        if let Some(e) = &self.fatal {
+            return Err(anyhow::Error::new(e.clone()));
+        }
+        match self.rt.block_on(self.client.customer(customer_id)) {
+            Ok(CustomerFetch::Found(o)) => {
+                Ok(Some(customer_info(&o, &self.user_key, self.now, false)))
+            }
+            Ok(CustomerFetch::Deleted) => Ok(None),
+            Ok(CustomerFetch::Missing) => {
+                anyhow::bail!("no such customer {customer_id} in this Stripe account (404)")
+            }
+            Err(e) => Err(self.check(e)),
+        }
+    }
+}
+
+impl SubscriptionSource for ApiSource<'_> {
+    fn source(&self) -> RecordSource {
+        RecordSource::Api
+    }
+
+    fn fetch(&mut self, customer_id: &str) -> anyhow::Result<CustomerState> {
+        if let Some(e) = &self.fatal {
+            return Err(anyhow::Error::new(e.clone()));
+        }
+        let info = match self.prefetched.remove(customer_id) {
+            Some(info) => Some(info),
+            None if self.known.contains(customer_id) => None,
+            None => match self.customer(customer_id)? {
+                Some(info) => Some(info),
+                None => {
+                    self.deleted.push(customer_id.to_owned());
+                    None
+                }
+            },
+        };
+        let latest = match self
+            .rt
+            .block_on(self.client.latest_subscription(customer_id))
+        {
+            Ok(s) => s,
+            Err(e) => return Err(self.check(e)),
+        };
+        let subscriptions = match &latest {
+            None => Vec::new(),
+            Some(o) => match SubscriptionRecord::from_object(o) {
+                Some(r) => vec![(r, self.now)],
+                None => anyhow::bail!(
+                    "subscription {} of customer {customer_id} lacks id, customer, status or created",
+                    o.id.as_deref().unwrap_or("(no id)")
+                ),
+            },
+        };
         Ok(CustomerState {
             info,
             subscriptions,

@@ -3,6 +3,7 @@
 pub mod completions;
 pub mod inspect;
 pub mod replay;
+pub mod resync;
 pub mod sign;
 pub mod verify;
 
@@ -32,4 +33,71 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// The API key from `--api-key`, `--api-key-file`, `STRIPE_API_KEY` or
+/// `STRIPE_SECRET_KEY`, in that order. The key never appears in a message.
+pub fn api_key(args: &crate::cli::ApiArgs) -> anyhow::Result<crate::secret::Secret> {
+    use crate::secret::Secret;
+    let key = if let Some(k) = &args.api_key {
+        k.clone()
+    } else if let Some(path) = &args.api_key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read API key file {}", path.display()))?;
+        Secret::new(text.lines().next().unwrap_or("").trim())
+    } else {
+        let env = |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        match env("STRIPE_API_KEY").or_else(|| env("STRIPE_SECRET_KEY")) {
+            Some(k) => Secret::new(k.trim()),
+            None => {
+                return Err(crate::usage(
+                    "no Stripe API key: pass --api-key or --api-key-file, or set STRIPE_API_KEY (or STRIPE_SECRET_KEY)",
+                ));
+            }
+        }
+    };
+    let text = key.expose();
+    if text.is_empty() {
+        return Err(crate::usage("the Stripe API key is blank"));
+    }
+    if text.starts_with("pk_") {
+        return Err(crate::usage(
+            "a publishable key (pk_...) cannot read subscriptions: use a secret (sk_) or restricted (rk_) key",
+        ));
+    }
+    if text.starts_with("whsec_") {
+        return Err(crate::usage(
+            "that is a webhook signing secret (whsec_...), not an API key: use a secret (sk_) or restricted (rk_) key",
+        ));
+    }
+    Ok(key)
+}
+
+/// A client for `resync` and `replay --live`, checked before any request.
+pub fn api_client(
+    args: &crate::cli::ApiArgs,
+    cfg: &crate::config::Config,
+) -> anyhow::Result<(crate::stripe::Client, crate::stripe::KeyMode)> {
+    use crate::stripe::{Client, ClientConfig, key_mode, validate_api_base};
+    let key = api_key(args)?;
+    validate_api_base(&args.api_base).map_err(crate::usage)?;
+    if let Some(rps) = args.max_rps
+        && !(rps.is_finite() && rps > 0.0)
+    {
+        return Err(crate::usage("--max-rps must be a positive number"));
+    }
+    let mode = key_mode(&key);
+    let mut config = ClientConfig::new(key);
+    config.api_base = args.api_base.clone();
+    config.api_version = args
+        .api_version
+        .clone()
+        .unwrap_or_else(|| cfg.api_version.clone());
+    config.max_rps = args.max_rps;
+    config.max_retries = args.max_retries;
+    let client = Client::new(config).map_err(|e| match e {
+        crate::stripe::ApiError::InvalidBase(m) => crate::usage(m),
+        other => anyhow::Error::new(other),
+    })?;
+    Ok((client, mode))
 }

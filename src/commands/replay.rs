@@ -253,12 +253,19 @@ pub fn run(
             "no INPUT: name event files, directories or globs (or - for stdin), e.g. `stripe-sync replay fixtures/`",
         ));
     }
-    if args.live {
-        return Err(crate::usage(
-            "--live needs the API client, which this build does not have yet",
-        ));
-    }
     let cfg = Config::load(global.config.as_deref())?.with_user_key(args.user_key.as_deref());
+    // --live: customers come from the API, checked before any input is read.
+    let live = match args.live {
+        true => {
+            let (client, _) = super::api_client(&args.api, &cfg)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            Some((client, rt))
+        }
+        false => None,
+    };
     let db = store::db_path(global.db.as_deref());
 
     // Dry runs read an existing store (for `store` resolution and duplicates) and write nothing.
@@ -308,10 +315,46 @@ pub fn run(
         started.elapsed().as_secs_f64()
     ));
 
-    // Resolve what waited for the whole input: customer objects anywhere in it.
+    // Resolve what waited for the whole input: customer objects anywhere in
+    // it, else (--live) the customer fetched from the API, once per customer.
+    let mut api = live.as_ref().map(|(client, rt)| sync::ApiSource {
+        rt,
+        client,
+        user_key: cfg.user_key.clone(),
+        now: super::unix_now(),
+        known: HashSet::new(),
+        prefetched: HashMap::new(),
+        deleted: Vec::new(),
+        fatal: None,
+    });
+    let mut fetched: HashMap<String, Result<(String, Via), String>> = HashMap::new();
     let mut patches: HashMap<u64, Result<(String, Via), String>> = HashMap::new();
     for p in std::mem::take(&mut pass.pending) {
-        let outcome = resolve::resolve_later(&p.customer, &pass.snapshots, &cfg.user_key);
+        let mut outcome = resolve::resolve_later(&p.customer, &pass.snapshots, &cfg.user_key);
+        if let (Err(_), Some(api)) = (&outcome, api.as_mut())
+            && !pass.snapshots.customers.contains_key(&p.customer)
+        {
+            outcome = fetched
+                .entry(p.customer.clone())
+                .or_insert_with(|| match api.customer(&p.customer) {
+                    Ok(Some(info)) => {
+                        let user = info.user_id.clone();
+                        api.prefetched.insert(p.customer.clone(), info);
+                        user.map(|u| (u, Via::Api)).ok_or_else(|| {
+                            format!(
+                                "customer {} has no `{}` in its metadata (fetched from the API)",
+                                p.customer, cfg.user_key
+                            )
+                        })
+                    }
+                    Ok(None) => Err(format!("customer {} is deleted in Stripe", p.customer)),
+                    Err(e) => Err(format!("customer {}: {e:#}", p.customer)),
+                })
+                .clone();
+        }
+        if let Some(e) = api.as_mut().and_then(|a| a.fatal.take()) {
+            return Err(anyhow::Error::new(e));
+        }
         if let Ok((user, _)) = &outcome {
             let plan = pass.plans.entry(p.customer.clone()).or_default();
             plan.routed = true;
@@ -361,9 +404,22 @@ pub fn run(
                     break;
                 }
                 let n = chunk.len() as u64;
-                for (customer, result) in
-                    sync::sync_batch(store, &mut snapshots, chunk, &cfg.user_key, false)?
-                {
+                let results = match api.as_mut() {
+                    Some(api) => {
+                        for job in &chunk {
+                            if store.customer_known(&job.customer_id)? {
+                                api.known.insert(job.customer_id.clone());
+                            }
+                        }
+                        let r = sync::sync_batch(store, api, chunk, &cfg.user_key, false)?;
+                        if let Some(e) = api.fatal.take() {
+                            return Err(anyhow::Error::new(e));
+                        }
+                        r
+                    }
+                    None => sync::sync_batch(store, &mut snapshots, chunk, &cfg.user_key, false)?,
+                };
+                for (customer, result) in results {
                     match result {
                         Ok(_) => summary.customers_synced += 1,
                         Err(e) => {
@@ -384,6 +440,16 @@ pub fn run(
         }
         None => summary.customers_synced = total,
     }
+    if let Some(api) = &mut api {
+        for c in std::mem::take(&mut api.deleted) {
+            if let Some(store) = store.as_mut().filter(|_| !args.dry_run) {
+                store.mark_deleted(&c)?;
+            }
+        }
+    }
+    summary.api_requests = live
+        .as_ref()
+        .map_or(0, |(client, _)| client.stats().requests);
     bar.finish_and_clear();
     printer.verbose(&format!(
         "synced {} customers ({} s since start)",

@@ -152,6 +152,28 @@ impl Store {
         }))
     }
 
+    /// A private in-memory copy of an existing store (`None` if there is no
+    /// file): `--check` runs its rolled-back writes there, so the file is
+    /// never touched, not even by a migration.
+    pub fn open_snapshot(path: &Path) -> anyhow::Result<Option<Store>> {
+        let Some(file) = Store::open_read_only(path)? else {
+            return Ok(None);
+        };
+        let mut conn = Connection::open_in_memory()?;
+        conn.restore(
+            rusqlite::MAIN_DB,
+            path,
+            None::<fn(rusqlite::backup::Progress)>,
+        )
+        .map_err(|e| describe(path, unusable(&e)))?;
+        drop(file);
+        schema::migrate(&mut conn).map_err(|e| describe(path, unusable_schema(&e)))?;
+        Ok(Some(Store {
+            conn,
+            path: path.to_path_buf(),
+        }))
+    }
+
     /// An in-memory store, for tests.
     pub fn in_memory() -> anyhow::Result<Store> {
         let mut conn = Connection::open_in_memory()?;
@@ -240,7 +262,7 @@ impl Store {
         w: &CustomerWrite,
         dry_run: bool,
     ) -> anyhow::Result<WriteOutcome> {
-        let mut out = self.write_batch(std::slice::from_ref(w), &[], dry_run)?;
+        let mut out = self.write_batch(std::slice::from_ref(w), &[], &[], dry_run)?;
         out.pop()
             .ok_or_else(|| anyhow::anyhow!("no outcome for customer {}", w.customer_id))
     }
@@ -270,6 +292,22 @@ impl Store {
             params![customer_id, now_rfc3339()],
         )?;
         Ok(n > 0)
+    }
+
+    /// Forget which customers the last backfill saw (a fresh pass starts).
+    pub fn backfill_reset(&mut self) -> anyhow::Result<()> {
+        self.conn.execute_batch("DELETE FROM backfill_seen;")?;
+        Ok(())
+    }
+
+    /// Customers in the store (not yet deleted) that the backfill did not see.
+    pub fn backfill_unseen(&self) -> anyhow::Result<Vec<String>> {
+        let mut st = self.conn.prepare(
+            "SELECT id FROM customers WHERE deleted = 0
+             AND id NOT IN (SELECT customer_id FROM backfill_seen) ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// All customer ids in the store.
@@ -333,6 +371,7 @@ impl Store {
         &mut self,
         writes: &[CustomerWrite],
         state: &[(&str, Option<&str>)],
+        seen: &[&str],
         dry_run: bool,
     ) -> anyhow::Result<Vec<WriteOutcome>> {
         let path = self.path.clone();
@@ -344,6 +383,10 @@ impl Store {
         let mut outcomes = Vec::with_capacity(writes.len());
         for w in writes {
             outcomes.push(apply(&tx, w, &now)?);
+        }
+        for c in seen {
+            tx.prepare_cached("INSERT OR IGNORE INTO backfill_seen(customer_id) VALUES (?1)")?
+                .execute([c])?;
         }
         for (k, v) in state {
             match v {

@@ -7,7 +7,7 @@ pub const APPLICATION_ID: i64 = 0x5354_5359;
 
 /// The schema this build writes. A store with a higher version was made by
 /// a newer stripe-sync and is refused rather than misread.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 const V1: &str = "
 CREATE TABLE customers (
@@ -53,6 +53,14 @@ CREATE TABLE sync_state (
 );
 ";
 
+/// v2: customers seen by the running backfill, to mark the rest deleted
+/// after a complete pass (kept across an interrupted run).
+const V2: &str = "
+CREATE TABLE backfill_seen (
+    customer_id TEXT PRIMARY KEY
+) WITHOUT ROWID;
+";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error(
@@ -93,6 +101,10 @@ pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
         tx.execute_batch(&format!(
             "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 1;"
         ))?;
+    }
+    if version < 2 {
+        tx.execute_batch(V2)?;
+        tx.execute_batch("PRAGMA user_version = 2;")?;
     }
     tx.commit()?;
     Ok(())

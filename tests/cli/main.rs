@@ -5,5 +5,8 @@ mod completions;
 mod inspect;
 mod props;
 mod replay;
+mod resync;
 mod sign;
+#[path = "../support/mod.rs"]
+mod support;
 mod verify;

@@ -1,0 +1,563 @@
+//! resync and replay --live against the fake Stripe in tests/support.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::{cmd_in, json, run, tempdir};
+use crate::support::fake_stripe::{Account, FakeStripe, Fault, FaultRule};
+
+fn resync(dir: &Path, fake: &FakeStripe, args: &[&str]) -> crate::common::Output {
+    run(cmd_in(dir)
+        .env("STRIPE_API_KEY", fake.api_key())
+        .args(["resync", "--api-base", &fake.url()])
+        .args(args))
+}
+
+fn rows(dir: &Path) -> HashMap<String, Value> {
+    let out = run(cmd_in(dir).args(["inspect", "--json"]));
+    json(&out.stdout)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["customer_id"].as_str().unwrap().to_owned(), r.clone()))
+        .collect()
+}
+
+/// What the mapping must say, computed from the fake's own objects.
+fn truth(fake: &FakeStripe) -> HashMap<String, (Option<String>, String)> {
+    let mut newest: HashMap<String, (i64, String, String)> = HashMap::new();
+    for s in fake.subscriptions() {
+        let c = s["customer"].as_str().unwrap().to_owned();
+        let key = (
+            s["created"].as_i64().unwrap(),
+            s["id"].as_str().unwrap().to_owned(),
+        );
+        let e = newest
+            .entry(c)
+            .or_insert((i64::MIN, String::new(), String::new()));
+        if (key.0, key.1.clone()) > (e.0, e.1.clone()) {
+            *e = (key.0, key.1, s["status"].as_str().unwrap().to_owned());
+        }
+    }
+    fake.customers()
+        .into_iter()
+        .filter(|c| c["deleted"] != true)
+        .map(|c| {
+            let id = c["id"].as_str().unwrap().to_owned();
+            let user = c["metadata"]["clerkUserId"].as_str().map(str::to_owned);
+            let status = newest
+                .get(&id)
+                .map(|e| e.2.clone())
+                .unwrap_or_else(|| "none".into());
+            (id, (user, status))
+        })
+        .collect()
+}
+
+fn assert_matches_truth(dir: &Path, fake: &FakeStripe) {
+    let got = rows(dir);
+    let want = truth(fake);
+    assert_eq!(got.len(), want.len(), "customer count");
+    for (id, (user, status)) in want {
+        let row = &got[&id];
+        assert_eq!(row["user_id"].as_str().map(str::to_owned), user, "{id}");
+        assert_eq!(row["status"], status, "{id}");
+        assert_eq!(row["source"], "api");
+    }
+}
+
+fn small_account() -> Account {
+    Account::new()
+        .customer(json!({"id": "cus_a", "email": "a@x.io", "metadata": {"clerkUserId": "user_a"}, "created": 1_700_000_000}))
+        .customer(json!({"id": "cus_b", "email": "b@x.io", "metadata": {"clerkUserId": "user_b"}, "created": 1_700_000_100}))
+        .customer(json!({"id": "cus_b2", "email": "b@x.io", "metadata": {"clerkUserId": "user_b"}, "created": 1_700_000_200}))
+        .customer(json!({"id": "cus_none", "metadata": {}, "created": 1_700_000_300}))
+        .payment_method(json!({"id": "pm_a", "customer": "cus_a", "card": {"brand": "visa", "last4": "4242"}}))
+        .subscription(json!({"id": "sub_a_old", "customer": "cus_a", "status": "canceled", "created": 1_700_000_010, "price": "price_basic"}))
+        .subscription(json!({"id": "sub_a", "customer": "cus_a", "status": "active", "created": 1_700_000_020, "price": "price_pro",
+            "current_period_start": 1_700_000_020, "current_period_end": 1_702_592_020, "default_payment_method": "pm_a"}))
+        .subscription(json!({"id": "sub_b", "customer": "cus_b", "status": "past_due", "created": 1_700_000_110, "price": "price_pro"}))
+}
+
+#[test]
+fn customer_with_unknown_then_known_store() {
+    let fake = FakeStripe::start(small_account());
+    let dir = tempdir();
+    let out = resync(dir.path(), &fake, &["--customer", "cus_a", "--json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let v = json(&out.stdout);
+    assert_eq!(v["customers"][0]["customer_id"], "cus_a");
+    assert_eq!(v["customers"][0]["user_id"], "user_a");
+    assert_eq!(v["customers"][0]["status"], "active");
+    assert_eq!(v["customers"][0]["changed"], true);
+    assert_eq!(
+        v["summary"]["api_requests"], 2,
+        "customer object + latest subscription"
+    );
+    let keys: Vec<&str> = v["summary"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "customers",
+            "changed",
+            "failed",
+            "api_requests",
+            "retries",
+            "elapsed_ms"
+        ]
+    );
+    let sub_req = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v1/subscriptions")
+        .unwrap();
+    let q = sub_req.query_params();
+    for (k, val) in [
+        ("customer", "cus_a"),
+        ("status", "all"),
+        ("limit", "1"),
+        ("expand[]", "data.default_payment_method"),
+    ] {
+        assert!(q.contains(&(k.to_owned(), val.to_owned())), "{k} in {q:?}");
+    }
+    assert_eq!(sub_req.stripe_version.as_deref(), Some("2025-06-30.basil"));
+    let row = &rows(dir.path())["cus_a"];
+    assert_eq!(
+        row["payment_method"],
+        json!({"brand": "visa", "last4": "4242"})
+    );
+    assert_eq!(row["current_period_end"], 1_702_592_020);
+    assert_eq!(row["subscription_id"], "sub_a");
+
+    fake.reset_counters();
+    let out = resync(dir.path(), &fake, &["--customer", "cus_a", "--json"]);
+    let v = json(&out.stdout);
+    assert_eq!(
+        v["summary"]["api_requests"], 1,
+        "store knows the customer: one request"
+    );
+    assert_eq!(v["customers"][0]["changed"], false);
+    assert!(!out.stdout.contains(fake.api_key()) && !out.stderr.contains(fake.api_key()));
+}
+
+#[test]
+fn user_via_store_search_and_scan() {
+    let fake = FakeStripe::start(small_account());
+    let dir = tempdir();
+    let out = resync(dir.path(), &fake, &["--user", "user_a", "--json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(
+        json(&out.stdout)["summary"]["api_requests"],
+        2,
+        "search + subscriptions"
+    );
+    fake.reset_counters();
+    let out = resync(dir.path(), &fake, &["--user", "user_a", "--json"]);
+    assert_eq!(
+        json(&out.stdout)["summary"]["api_requests"],
+        1,
+        "known mapping: one request"
+    );
+
+    // Duplicate customers: both synced, with a warning.
+    let out = resync(dir.path(), &fake, &["--user", "user_b", "--json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let v = json(&out.stdout);
+    assert_eq!(v["customers"].as_array().unwrap().len(), 2);
+    assert!(
+        out.stderr
+            .contains("user user_b has 2 customers (cus_b, cus_b2)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(rows(dir.path())["cus_b2"]["status"], "none");
+
+    // Search unavailable: a paged scan, with a warning.
+    fake.set_search_enabled(false);
+    let other = tempdir();
+    let out = resync(other.path(), &fake, &["--user", "user_a", "--json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("scanning all customers"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(rows(other.path())["cus_a"]["status"], "active");
+
+    // Nobody: status 1 and a clear message.
+    fake.set_search_enabled(true);
+    let out = resync(dir.path(), &fake, &["--user", "user_nobody", "--json"]);
+    assert_eq!(out.status, 1);
+    let v = json(&out.stdout);
+    assert!(
+        v["customers"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no customer for user user_nobody")
+    );
+}
+
+#[test]
+fn credentials_and_base_url_errors_are_status_2() {
+    let fake = FakeStripe::start(small_account());
+    let dir = tempdir();
+    let wrong = "sk_test_wrongkey_987654";
+    let out = run(cmd_in(dir.path()).args([
+        "resync",
+        "--customer",
+        "cus_a",
+        "--api-base",
+        &fake.url(),
+        "--api-key",
+        wrong,
+    ]));
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("401"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("wrongkey_987654") && !out.stdout.contains("wrongkey_987654"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fake.count_path("/v1/"), 1, "401 is not retried");
+
+    let before = fake.request_count();
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_API_KEY", fake.api_key())
+        .args([
+            "resync",
+            "--customer",
+            "cus_a",
+            "--api-base",
+            "http://example.com",
+        ]));
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("example.com"), "{}", out.stderr);
+    assert_eq!(
+        fake.request_count(),
+        before,
+        "no request before the usage error"
+    );
+
+    let out =
+        run(cmd_in(dir.path()).args(["resync", "--customer", "cus_a", "--api-base", &fake.url()]));
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("no Stripe API key"), "{}", out.stderr);
+    let out = run(cmd_in(dir.path())
+        .args(["resync", "--api-base", &fake.url()])
+        .env("STRIPE_API_KEY", fake.api_key()));
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("nothing to resync"), "{}", out.stderr);
+
+    // STRIPE_SECRET_KEY is the fallback, and --api-key-file works.
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_SECRET_KEY", fake.api_key())
+        .args(["resync", "--customer", "cus_a", "--api-base", &fake.url()]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    std::fs::write(dir.path().join("key"), format!("{}\n", fake.api_key())).unwrap();
+    let out = run(cmd_in(dir.path()).args([
+        "resync",
+        "--customer",
+        "cus_a",
+        "--api-base",
+        &fake.url(),
+        "--api-key-file",
+        "key",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let store = std::fs::read(dir.path().join("stripe-sync.db")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&store).contains(fake.api_key()),
+        "key in the store"
+    );
+}
+
+#[test]
+fn faults_are_retried_and_counted() {
+    let fake = FakeStripe::start(small_account());
+    let dir = tempdir();
+    fake.push_fault(
+        FaultRule::new(Fault::Status {
+            code: 429,
+            should_retry: Some(true),
+            retry_after: None,
+        })
+        .times(2),
+    );
+    fake.push_fault(Fault::TruncatedBody);
+    fake.push_fault(Fault::Html);
+    let out = resync(dir.path(), &fake, &["--customer", "cus_a", "--json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let v = json(&out.stdout);
+    assert_eq!(v["summary"]["retries"], 4);
+    assert_eq!(v["summary"]["api_requests"], 6);
+    assert_eq!(rows(dir.path())["cus_a"]["status"], "active");
+
+    // A 400 on one customer fails that customer only; Stripe-Should-Retry: false is obeyed.
+    fake.push_fault(
+        FaultRule::new(Fault::Status {
+            code: 400,
+            should_retry: None,
+            retry_after: None,
+        })
+        .on_path("/v1/customers/cus_b"),
+    );
+    fake.push_fault(
+        FaultRule::new(Fault::Status {
+            code: 503,
+            should_retry: Some(false),
+            retry_after: None,
+        })
+        .on_path("/v1/customers/cus_b2"),
+    );
+    let out = resync(
+        dir.path(),
+        &fake,
+        &[
+            "--customer",
+            "cus_b",
+            "--customer",
+            "cus_b2",
+            "--customer",
+            "cus_none",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    let v = json(&out.stdout);
+    assert_eq!(v["summary"]["failed"], 2);
+    assert_eq!(v["summary"]["retries"], 0);
+    let errs: Vec<&str> = v["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["error"].as_str())
+        .collect();
+    assert!(
+        errs.iter().all(|e| e.contains("req_")),
+        "request ids named: {errs:?}"
+    );
+    assert!(out.stderr.contains("customer cus_b:"), "{}", out.stderr);
+    assert_eq!(rows(dir.path())["cus_none"]["status"], "none");
+}
+
+#[test]
+fn pre_basil_api_version_reads_periods_from_the_subscription() {
+    let fake = FakeStripe::start(small_account());
+    let dir = tempdir();
+    let out = resync(
+        dir.path(),
+        &fake,
+        &["--customer", "cus_a", "--api-version", "2024-06-20"],
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(
+        fake.requests()[0].stripe_version.as_deref(),
+        Some("2024-06-20")
+    );
+    assert_eq!(
+        rows(dir.path())["cus_a"]["current_period_end"],
+        1_702_592_020
+    );
+}
+
+#[test]
+fn backfill_pages_everything_in_few_requests() {
+    let fake = FakeStripe::start(Account::generate(250, 320, 11));
+    let dir = tempdir();
+    let out = resync(dir.path(), &fake, &["--all", "--json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let v = json(&out.stdout);
+    // ceil(250/100) + ceil(320/100)
+    assert_eq!(v["summary"]["api_requests"], 3 + 4);
+    assert_eq!(v["summary"]["customers"], 250);
+    assert_matches_truth(dir.path(), &fake);
+    let subs_req = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v1/subscriptions")
+        .unwrap();
+    assert_eq!(subs_req.query_param("limit").as_deref(), Some("100"));
+    assert_eq!(subs_req.query_param("status").as_deref(), Some("all"));
+
+    // A customer deleted in Stripe is marked deleted after a complete pass.
+    let gone = fake.customers()[5]["id"].as_str().unwrap().to_owned();
+    fake.delete_customer(&gone);
+    fake.purge(&gone);
+    let out = resync(dir.path(), &fake, &["--all", "--json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = run(cmd_in(dir.path()).args(["inspect", "--json", "--customer", &gone]));
+    assert_eq!(json(&out.stdout)[0]["deleted"], true);
+}
+
+#[test]
+fn check_reports_exactly_the_drift_and_writes_nothing() {
+    let fake = FakeStripe::start(Account::generate(60, 70, 5));
+    let dir = tempdir();
+    assert_eq!(resync(dir.path(), &fake, &["--all"]).status, 0);
+    let out = resync(dir.path(), &fake, &["--all", "--check", "--json"]);
+    assert_eq!(out.status, 0, "no drift yet: {}", out.stdout);
+
+    let subs = fake.subscriptions();
+    let target = subs.iter().find(|s| s["status"] == "active").unwrap();
+    let customer = target["customer"].as_str().unwrap().to_owned();
+    // Only if it is that customer's newest subscription does the mapping change.
+    let newest = subs
+        .iter()
+        .filter(|s| s["customer"] == customer.as_str())
+        .max_by_key(|s| (s["created"].as_i64(), s["id"].as_str().map(str::to_owned)))
+        .unwrap()
+        .clone();
+    fake.upsert_subscription(
+        json!({"id": newest["id"], "status": "past_due", "cancel_at_period_end": true}),
+    );
+    let before = std::fs::read(dir.path().join("stripe-sync.db")).unwrap();
+    let out = resync(dir.path(), &fake, &["--all", "--check", "--json"]);
+    assert_eq!(out.status, 1);
+    let v = json(&out.stdout);
+    let drifted: Vec<&Value> = v["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["changed"] == true)
+        .collect();
+    assert_eq!(drifted.len(), 1, "{drifted:?}");
+    assert_eq!(drifted[0]["customer_id"], customer.as_str());
+    assert_eq!(drifted[0]["diff"]["status"]["store"], newest["status"]);
+    assert_eq!(drifted[0]["diff"]["status"]["stripe"], "past_due");
+    assert_eq!(drifted[0]["diff"]["cancel_at_period_end"]["stripe"], true);
+    assert_eq!(
+        std::fs::read(dir.path().join("stripe-sync.db")).unwrap(),
+        before,
+        "--check writes nothing"
+    );
+
+    let out = resync(dir.path(), &fake, &["--customer", &customer, "--check"]);
+    assert_eq!(out.status, 1);
+    assert!(out.stdout.contains("status"), "{}", out.stdout);
+}
+
+#[test]
+fn pacing_never_exceeds_max_rps() {
+    let fake = FakeStripe::start(Account::generate(40, 40, 3));
+    let dir = tempdir();
+    let mut args = vec!["--max-rps".to_owned(), "8".to_owned(), "--json".to_owned()];
+    for c in fake.customers().iter().take(20) {
+        args.push("--customer".into());
+        args.push(c["id"].as_str().unwrap().to_owned());
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = resync(dir.path(), &fake, &refs);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(fake.request_count(), 40);
+    let peak = fake.max_requests_in_window(Duration::from_secs(1));
+    assert!(
+        peak <= 8,
+        "peak {peak} requests in one second with --max-rps 8"
+    );
+}
+
+#[test]
+fn rate_limited_backfill_retries_without_losing_data() {
+    let fake = FakeStripe::builder()
+        .account(Account::generate(120, 150, 9))
+        .rate_limit(3)
+        .start();
+    let dir = tempdir();
+    let out = resync(dir.path(), &fake, &["--all", "--json", "--max-rps", "50"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let v = json(&out.stdout);
+    assert!(
+        v["summary"]["retries"].as_u64().unwrap() >= 1,
+        "the fake's 429s were retried"
+    );
+    assert_matches_truth(dir.path(), &fake);
+}
+
+#[test]
+fn interrupted_backfill_resumes_with_fewer_requests() {
+    let fake = FakeStripe::builder()
+        .account(Account::generate(900, 900, 21))
+        .latency(Duration::from_millis(60))
+        .start();
+    let dir = tempdir();
+    let bin = assert_cmd::cargo::cargo_bin("stripe-sync");
+    let mut child = std::process::Command::new(&bin)
+        .current_dir(dir.path())
+        .env("STRIPE_API_KEY", fake.api_key())
+        .env_remove("STRIPE_SYNC_DB")
+        .args([
+            "resync",
+            "--all",
+            "--max-rps",
+            "100",
+            "--api-base",
+            &fake.url(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let a few pages land, then kill -9.
+    let t0 = std::time::Instant::now();
+    while fake.request_count() < 6 && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first = fake.request_count();
+    assert!(first < 18, "killed mid-run ({first} requests)");
+    fake.reset_counters();
+    let out = resync(dir.path(), &fake, &["--all", "--json", "--max-rps", "100"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("resuming"), "{}", out.stderr);
+    let resumed = fake.request_count();
+    assert!(
+        resumed < 18,
+        "resume fetched {resumed} pages, a restart needs 18"
+    );
+    assert_matches_truth(dir.path(), &fake);
+    let check = resync(dir.path(), &fake, &["--all", "--check"]);
+    assert_eq!(
+        check.status, 0,
+        "same store as an uninterrupted run: {}",
+        check.stdout
+    );
+}
+
+#[test]
+fn replay_live_resolves_and_syncs_through_the_api() {
+    let fake = FakeStripe::start(small_account());
+    let dir = tempdir();
+    let d = dir.path();
+    let ev = json!({"id": "evt_live", "object": "event", "type": "invoice.paid", "created": 1_700_000_500,
+        "data": {"object": {"id": "in_1", "object": "invoice", "customer": "cus_a", "metadata": {}}}});
+    std::fs::write(d.join("e.json"), ev.to_string()).unwrap();
+    let out = run(cmd_in(d).env("STRIPE_API_KEY", fake.api_key()).args([
+        "replay",
+        "--live",
+        "--json",
+        "--api-base",
+        &fake.url(),
+        "e.json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let v = json(&out.stdout);
+    assert_eq!(v["events"][0]["route"], "sync");
+    assert_eq!(v["events"][0]["resolved_via"], "api");
+    assert_eq!(v["events"][0]["user_id"], "user_a");
+    assert_eq!(
+        v["summary"]["api_requests"], 2,
+        "the customer once, then its subscription"
+    );
+    let row = &rows(d)["cus_a"];
+    assert_eq!(row["source"], "api");
+    assert_eq!(row["status"], "active");
+}
