@@ -100,6 +100,7 @@ const REPLAY_EXAMPLES: &str = "\
 Examples:
   stripe-sync replay fixtures/
   stripe-sync replay --dry-run --json 'events/*.ndjson' > routes.json
+  stripe-sync replay fixtures/ --forward-to http://localhost:3000/api/stripe --secret whsec_...
   stripe events list --limit 100 | stripe-sync replay --strict -";
 
 const RESYNC_EXAMPLES: &str = "\
@@ -202,6 +203,66 @@ pub struct ReplayArgs {
     /// Metadata key holding the app's user id [default: from config, else clerkUserId]
     #[arg(long, value_name = "KEY")]
     pub user_key: Option<String>,
+
+    /// POST each event, signed now, to this webhook endpoint (the store is not written)
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "live",
+        help_heading = "Forwarding"
+    )]
+    pub forward_to: Option<String>,
+
+    /// Endpoint's signing secret for --forward-to
+    #[arg(
+        short,
+        long,
+        env = "STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET",
+        help_heading = "Forwarding"
+    )]
+    pub secret: Option<Secret>,
+
+    /// Deliveries in flight at once (1 keeps input order)
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_name = "N",
+        help_heading = "Forwarding"
+    )]
+    pub concurrency: usize,
+
+    /// Per-request timeout in seconds
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "SECONDS",
+        help_heading = "Forwarding"
+    )]
+    pub timeout: f64,
+
+    /// Extra header on every delivery, `Name: value` (repeatable)
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "HEADER",
+        help_heading = "Forwarding"
+    )]
+    pub headers: Vec<String>,
+
+    /// Pause between deliveries, in milliseconds
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "MS",
+        help_heading = "Forwarding"
+    )]
+    pub delay: u64,
+
+    /// Allow plain http:// to a host that is not loopback
+    #[arg(long, help_heading = "Forwarding")]
+    pub allow_remote: bool,
 
     #[command(flatten)]
     pub api: ApiArgs,

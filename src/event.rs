@@ -218,7 +218,7 @@ struct ListProbe<'a> {
 }
 
 /// A whole document: one event, an array, a list object, or NDJSON.
-fn split_document(
+pub fn split_document(
     name: &Arc<str>,
     buf: &[u8],
     f: &mut dyn FnMut(Source, Result<&str, String>),

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod event;
+pub mod forward;
 pub mod objects;
 pub mod output;
 pub mod parallel;

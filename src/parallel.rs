@@ -12,7 +12,8 @@ use crate::event::{self, Event, Input, Source};
 // Units travel in Vecs; boxing every event would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
 pub enum Unit {
-    Item(Source, Result<Event, String>),
+    /// The parsed event, and its exact text when the caller asked to keep it.
+    Item(Source, Result<Event, String>, Option<String>),
     /// A file that could not be read or split (its name, the message).
     FileError(String, String),
 }
@@ -26,7 +27,7 @@ const BATCH: usize = 256;
 const DEPTH: usize = 8;
 
 /// Parse every input; the iterator yields units in input order.
-pub fn parse_inputs(inputs: &[Input]) -> impl Iterator<Item = Unit> {
+pub fn parse_inputs(inputs: &[Input], keep_raw: bool) -> impl Iterator<Item = Unit> {
     let inputs = inputs.to_vec();
     let workers = thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -81,9 +82,10 @@ pub fn parse_inputs(inputs: &[Input]) -> impl Iterator<Item = Unit> {
                     .into_iter()
                     .map(|raw| match raw {
                         Raw::Item(source, Ok(text)) => {
-                            Unit::Item(source, event::parse_event(&text))
+                            let parsed = event::parse_event(&text);
+                            Unit::Item(source, parsed, keep_raw.then_some(text))
                         }
-                        Raw::Item(source, Err(e)) => Unit::Item(source, Err(e)),
+                        Raw::Item(source, Err(e)) => Unit::Item(source, Err(e), None),
                         Raw::FileError(name, message) => Unit::FileError(name, message),
                     })
                     .collect();

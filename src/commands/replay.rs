@@ -16,6 +16,7 @@ use crate::Status;
 use crate::cli::ReplayArgs;
 use crate::config::Config;
 use crate::event::{self, Source};
+use crate::forward;
 use crate::output::{self, Printer};
 use crate::parallel;
 use crate::resolve::{self, Resolution};
@@ -40,6 +41,9 @@ pub struct Decision {
     pub resolved_via: Option<Via>,
     pub reason: Option<String>,
     pub source: String,
+    /// With --forward-to: what the endpoint answered.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub forward: Option<forward::Delivery>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -54,6 +58,9 @@ pub struct Summary {
     pub customers_synced: u64,
     pub sync_failures: u64,
     pub api_requests: u64,
+    /// With --forward-to: deliveries answered 2xx, and the others.
+    pub forwarded: u64,
+    pub forward_failures: u64,
 }
 
 impl Summary {
@@ -112,6 +119,7 @@ struct Pass<'a> {
     summary: Summary,
     errors: Vec<InputError>,
     bar: indicatif::ProgressBar,
+    forwarder: Option<forward::Forwarder>,
 }
 
 impl Pass<'_> {
@@ -126,7 +134,16 @@ impl Pass<'_> {
         Ok(())
     }
 
-    fn item(&mut self, source: Source, parsed: Result<event::Event, String>) -> anyhow::Result<()> {
+    fn item(
+        &mut self,
+        source: Source,
+        parsed: Result<event::Event, String>,
+        raw: Option<String>,
+    ) -> anyhow::Result<()> {
+        // Every event is delivered, duplicates too: Stripe redelivers them.
+        if let (Some(fwd), Ok(_), Some(raw)) = (self.forwarder.as_mut(), &parsed, raw) {
+            fwd.send(self.lines, raw);
+        }
         self.seq += 1;
         let seq = self.seq;
         let src = source.to_string();
@@ -140,6 +157,7 @@ impl Pass<'_> {
             resolved_via: None,
             reason: Some(reason),
             source: src.clone(),
+            forward: None,
         };
         let ev = match parsed {
             Ok(ev) => ev,
@@ -156,6 +174,7 @@ impl Pass<'_> {
             resolved_via: None,
             reason: None,
             source: src,
+            forward: None,
         };
 
         let earlier_run = match self.store {
@@ -268,8 +287,14 @@ pub fn run(
     };
     let db = store::db_path(global.db.as_deref());
 
-    // Dry runs read an existing store (for `store` resolution and duplicates) and write nothing.
-    let mut store = if args.dry_run {
+    let forwarder = match &args.forward_to {
+        Some(url) => Some(forward::Forwarder::new(forward_settings(args, url)?)?),
+        None => None,
+    };
+    // Dry runs read an existing store (for `store` resolution and duplicates)
+    // and write nothing; so does forwarding, where the endpoint is under test.
+    let no_writes = args.dry_run || forwarder.is_some();
+    let mut store = if no_writes {
         Store::open_read_only(&db)?
     } else {
         Some(Store::open(&db)?)
@@ -296,12 +321,14 @@ pub fn run(
             .map(|(source, message)| InputError { source, message })
             .collect(),
         bar,
+        forwarder,
     };
 
     let started = std::time::Instant::now();
-    for unit in parallel::parse_inputs(&inputs) {
+    let keep_raw = pass.forwarder.is_some();
+    for unit in parallel::parse_inputs(&inputs, keep_raw) {
         match unit {
-            parallel::Unit::Item(source, parsed) => pass.item(source, parsed)?,
+            parallel::Unit::Item(source, parsed, raw) => pass.item(source, parsed, raw)?,
             parallel::Unit::FileError(source, message) => {
                 pass.errors.push(InputError { source, message })
             }
@@ -386,12 +413,24 @@ pub fn run(
         spool,
         mut summary,
         errors,
+        forwarder,
         ..
     } = pass;
+    let forwarding = forwarder.is_some();
+    let deliveries = forwarder
+        .map(forward::Forwarder::finish)
+        .unwrap_or_default();
+    for d in deliveries.values() {
+        if d.ok() {
+            summary.forwarded += 1;
+        } else {
+            summary.forward_failures += 1;
+        }
+    }
     let mut failures = Vec::new();
     let total = plans.len() as u64;
     let bar = printer.progress(Some(total), "{bar:30} {pos}/{len} customers  {elapsed}");
-    match store.as_mut().filter(|_| !args.dry_run) {
+    match store.as_mut().filter(|_| !no_writes) {
         Some(store) => {
             let mut jobs = plans.into_iter().map(|(customer_id, plan)| sync::Job {
                 customer_id,
@@ -438,11 +477,12 @@ pub fn run(
                 .log_events(&ignored_log)
                 .context("cannot log the ignored events")?;
         }
+        None if forwarding => {}
         None => summary.customers_synced = total,
     }
     if let Some(api) = &mut api {
         for c in std::mem::take(&mut api.deleted) {
-            if let Some(store) = store.as_mut().filter(|_| !args.dry_run) {
+            if let Some(store) = store.as_mut().filter(|_| !no_writes) {
                 store.mark_deleted(&c)?;
             }
         }
@@ -457,7 +497,15 @@ pub fn run(
         started.elapsed().as_secs_f64()
     ));
 
-    print(printer, spool, &patches, &summary, &errors, &failures)?;
+    print(
+        printer,
+        spool,
+        &patches,
+        &deliveries,
+        &summary,
+        &errors,
+        &failures,
+    )?;
 
     for e in &errors {
         printer.error(&e.message);
@@ -468,10 +516,46 @@ pub fn run(
         Status::from_problems(
             summary.rejected > 0
                 || summary.sync_failures > 0
+                || summary.forward_failures > 0
                 || (args.strict && summary.unresolved > 0),
         )
     };
     Ok(status)
+}
+
+/// `--forward-to` options, checked before any input is read.
+fn forward_settings(args: &ReplayArgs, url: &str) -> anyhow::Result<forward::Settings> {
+    let url = forward::check_url(url, args.allow_remote).map_err(crate::usage)?;
+    let secret = match &args.secret {
+        Some(s) if !s.is_blank() => s.clone(),
+        Some(_) => return Err(crate::usage("the webhook secret for --forward-to is blank")),
+        None => {
+            return Err(crate::usage(
+                "--forward-to needs the endpoint's signing secret: pass --secret whsec_... or set STRIPE_WEBHOOK_SECRET",
+            ));
+        }
+    };
+    if args.concurrency == 0 {
+        return Err(crate::usage("--concurrency must be at least 1"));
+    }
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(crate::usage(
+            "--timeout must be a positive number of seconds",
+        ));
+    }
+    let mut headers = reqwest::header::HeaderMap::new();
+    for raw in &args.headers {
+        let (name, value) = forward::parse_header(raw).map_err(crate::usage)?;
+        headers.append(name, value);
+    }
+    Ok(forward::Settings {
+        url,
+        secret,
+        concurrency: args.concurrency,
+        timeout: std::time::Duration::from_secs_f64(args.timeout),
+        headers,
+        delay: std::time::Duration::from_millis(args.delay),
+    })
 }
 
 fn patch(d: &mut Decision, outcome: &Result<(String, Via), String>) {
@@ -490,6 +574,7 @@ fn print(
     printer: &Printer,
     spool: BufWriter<std::fs::File>,
     patches: &HashMap<u64, Result<(String, Via), String>>,
+    deliveries: &HashMap<u64, forward::Delivery>,
     summary: &Summary,
     errors: &[InputError],
     failures: &[SyncFailure],
@@ -506,24 +591,25 @@ fn print(
     for (i, line) in reader.lines().enumerate() {
         let line = line?;
         let patched = patches.get(&(i as u64));
+        let delivery = deliveries.get(&(i as u64));
         if printer.json {
             if i > 0 {
                 out.write_all(b",")?;
             }
             out.write_all(b"\n")?;
-            match patched {
-                None => out.write_all(line.as_bytes())?,
-                Some(p) => {
-                    let mut d: Decision = serde_json::from_str(&line)?;
-                    patch(&mut d, p);
-                    serde_json::to_writer(&mut out, &d)?;
-                }
+            if patched.is_none() && delivery.is_none() {
+                out.write_all(line.as_bytes())?;
+                continue;
             }
+        }
+        let mut d: Decision = serde_json::from_str(&line)?;
+        if let Some(p) = patched {
+            patch(&mut d, p);
+        }
+        d.forward = delivery.cloned();
+        if printer.json {
+            serde_json::to_writer(&mut out, &d)?;
         } else {
-            let mut d: Decision = serde_json::from_str(&line)?;
-            if let Some(p) = patched {
-                patch(&mut d, p);
-            }
             writeln!(out, "{}", human_row(&d, printer))?;
         }
     }
@@ -544,7 +630,7 @@ fn print(
     } else {
         writeln!(
             out,
-            "\n{} events: {} sync, {} ignored, {} rejected, {} unresolved, {} duplicate, {} invalid; {} customers synced, {} failed",
+            "\n{} events: {} sync, {} ignored, {} rejected, {} unresolved, {} duplicate, {} invalid; {} customers synced, {} failed{}",
             summary.events,
             summary.sync,
             summary.ignored,
@@ -553,7 +639,15 @@ fn print(
             summary.duplicate,
             summary.invalid,
             summary.customers_synced,
-            summary.sync_failures
+            summary.sync_failures,
+            if deliveries.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; forwarded {} (2xx), {} failed",
+                    summary.forwarded, summary.forward_failures
+                )
+            }
         )?;
     }
     out.flush()?;
@@ -597,10 +691,18 @@ fn human_row(d: &Decision, printer: &Printer) -> String {
             .map(|v| output::escape_text(v).into_owned())
             .unwrap_or_else(|| "-".into())
     };
-    let note = match &d.reason {
+    let mut note = match &d.reason {
         Some(r) if d.route != Route::Sync => format!("{} ({})", output::escape_text(r), d.source),
         _ => d.source.clone(),
     };
+    if let Some(f) = &d.forward {
+        let answer = match (f.status, &f.error) {
+            (Some(s), _) => format!("→ {s} in {} ms", f.ms),
+            (None, Some(e)) => format!("→ failed: {}", output::escape_text(e)),
+            (None, None) => "→ no answer".into(),
+        };
+        note = format!("{answer} · {note}");
+    }
     let row = table_line(&[
         esc(&d.event_id),
         esc(&d.kind),

@@ -144,7 +144,7 @@ pub fn validate_api_base(url: &str) -> Result<Url, String> {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
+pub fn is_loopback(host: &str) -> bool {
     let bare = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))

@@ -13,7 +13,7 @@ pub mod pacing;
 
 pub use client::{
     Client, ClientConfig, CustomerFetch, DEFAULT_API_BASE, DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, KeyMode, Stats, key_mode, metadata_search_query,
-    validate_api_base,
+    DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, KeyMode, Stats, is_loopback, key_mode,
+    metadata_search_query, validate_api_base,
 };
 pub use error::{ApiError, redact};

@@ -2,6 +2,7 @@
 
 mod common;
 mod completions;
+mod forward;
 mod inspect;
 mod props;
 mod replay;

@@ -1,0 +1,285 @@
+//! replay --forward-to against a local endpoint that verifies every signature
+//! with the project's own verifier.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use stripe_sync::secret::Secret;
+use stripe_sync::signature;
+
+use crate::common::{cmd_in, json, run, tempdir};
+
+const SECRET: &str = "whsec_forward_test_3c1d";
+
+#[derive(Clone, Default)]
+struct Seen {
+    bodies: Arc<Mutex<Vec<(Vec<u8>, bool, HeaderMap)>>>,
+}
+
+struct Endpoint {
+    url: String,
+    seen: Seen,
+    _rt: tokio::runtime::Runtime,
+}
+
+/// An endpoint answering `status` after `delay`, recording what it got.
+fn endpoint(status: u16, delay: Duration) -> Endpoint {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let seen = Seen::default();
+    let state = seen.clone();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let state = state.clone();
+            async move {
+                tokio::time::sleep(delay).await;
+                let sig = headers
+                    .get("stripe-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let now = stripe_sync::commands::unix_now();
+                let valid = signature::verify(&body, sig, &[Secret::new(SECRET)], 300, now).valid;
+                state
+                    .bodies
+                    .lock()
+                    .unwrap()
+                    .push((body.to_vec(), valid, headers));
+                let code = if valid { status } else { 400 };
+                (StatusCode::from_u16(code).unwrap(), "ok")
+            }
+        }),
+    );
+    rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Endpoint {
+        url: format!("http://{addr}/hook"),
+        seen,
+        _rt: rt,
+    }
+}
+
+fn fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+#[test]
+fn delivers_signed_exact_bytes_in_order() {
+    let ep = endpoint(200, Duration::ZERO);
+    let dir = tempdir();
+    // A pretty-printed single event, an array element, and an NDJSON line.
+    let single =
+        std::fs::read(fixtures().join("2026-03-onboarding/00-product-created.json")).unwrap();
+    std::fs::copy(
+        fixtures().join("2026-03-onboarding/00-product-created.json"),
+        dir.path().join("a.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("b.json"), "[ {\"id\":\"evt_b1\",\"object\":\"event\",\"type\":\"x.y\",\"created\":1,\"data\":{\"object\":{}}} ,\n  {\"id\": \"evt_b2\", \"object\": \"event\", \"type\": \"x.y\", \"created\": 2, \"data\": {\"object\": {\"n\": \"\\u00e9\"}}}]").unwrap();
+    std::fs::write(dir.path().join("c.ndjson"), "{\"id\":\"evt_c1\",\"object\":\"event\",\"type\":\"x.y\",\"created\":3,\"data\":{\"object\":{}}}\n").unwrap();
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_WEBHOOK_SECRET", SECRET)
+        .args([
+            "replay",
+            "--json",
+            "--forward-to",
+            &ep.url,
+            "-H",
+            "X-Test: yes",
+            "a.json",
+            "b.json",
+            "c.ndjson",
+        ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let v = json(&out.stdout);
+    assert_eq!(v["summary"]["forwarded"], 4);
+    assert_eq!(v["summary"]["forward_failures"], 0);
+    assert_eq!(v["summary"]["customers_synced"], 0);
+    assert_eq!(v["events"][0]["forward"]["status"], 200);
+    assert!(v["events"][0]["forward"]["ms"].is_u64());
+    let got = ep.seen.bodies.lock().unwrap();
+    assert_eq!(got.len(), 4);
+    assert!(
+        got.iter().all(|(_, valid, _)| *valid),
+        "every signature verifies"
+    );
+    assert_eq!(
+        got[0].0,
+        String::from_utf8(single).unwrap().trim().as_bytes(),
+        "whole file, byte for byte"
+    );
+    assert_eq!(got[1].0, b"{\"id\":\"evt_b1\",\"object\":\"event\",\"type\":\"x.y\",\"created\":1,\"data\":{\"object\":{}}}");
+    assert_eq!(got[2].0, "{\"id\": \"evt_b2\", \"object\": \"event\", \"type\": \"x.y\", \"created\": 2, \"data\": {\"object\": {\"n\": \"\\u00e9\"}}}".as_bytes(), "the element's own text, escapes kept");
+    let h = &got[0].2;
+    assert_eq!(h["content-type"], "application/json; charset=utf-8");
+    assert!(h["user-agent"].to_str().unwrap().starts_with("Stripe/1.0"));
+    assert_eq!(h["x-test"], "yes");
+    assert!(
+        !dir.path().join("stripe-sync.db").exists(),
+        "the store is not written"
+    );
+    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
+}
+
+#[test]
+fn order_is_kept_at_concurrency_1_and_all_arrive_at_4() {
+    let ep = endpoint(200, Duration::from_millis(5));
+    let dir = tempdir();
+    let out = run(cmd_in(dir.path())
+        .args([
+            "replay",
+            "--json",
+            "--secret",
+            SECRET,
+            "--forward-to",
+            &ep.url,
+        ])
+        .arg(fixtures()));
+    assert_eq!(
+        out.status, 1,
+        "the fixtures hold one rejected checkout: {}",
+        out.stderr
+    );
+    let v = json(&out.stdout);
+    let ids: Vec<String> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    let got: Vec<String> = ep
+        .seen
+        .bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(b, _, _)| {
+            serde_json::from_slice::<serde_json::Value>(b).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        got, ids,
+        "45 deliveries (the redelivery too) in input order"
+    );
+
+    let ep4 = endpoint(200, Duration::from_millis(20));
+    let out = run(cmd_in(dir.path())
+        .args([
+            "replay",
+            "--json",
+            "--secret",
+            SECRET,
+            "--concurrency",
+            "4",
+            "--forward-to",
+            &ep4.url,
+        ])
+        .arg(fixtures()));
+    assert_eq!(json(&out.stdout)["summary"]["forwarded"], 45);
+    assert_eq!(ep4.seen.bodies.lock().unwrap().len(), 45);
+}
+
+#[test]
+fn failures_timeouts_and_bad_urls() {
+    let ep = endpoint(500, Duration::ZERO);
+    let dir = tempdir();
+    let one = fixtures().join("2026-04-billing/02-alan-seats-applied.json");
+    let out = run(cmd_in(dir.path())
+        .args([
+            "replay",
+            "--json",
+            "--secret",
+            SECRET,
+            "--forward-to",
+            &ep.url,
+        ])
+        .arg(&one));
+    assert_eq!(out.status, 1);
+    let v = json(&out.stdout);
+    assert_eq!(v["events"][0]["forward"]["status"], 500);
+    assert_eq!(v["summary"]["forward_failures"], 1);
+
+    let slow = endpoint(200, Duration::from_secs(5));
+    let out = run(cmd_in(dir.path())
+        .args([
+            "replay",
+            "--secret",
+            SECRET,
+            "--timeout",
+            "0.3",
+            "--forward-to",
+            &slow.url,
+        ])
+        .arg(&one));
+    assert_eq!(out.status, 1);
+    assert!(
+        out.stdout.contains("→ failed: timed out after 0.3 s"),
+        "{}",
+        out.stdout
+    );
+
+    // Nothing listens on this port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = run(cmd_in(dir.path())
+        .args([
+            "replay",
+            "--json",
+            "--secret",
+            SECRET,
+            "--forward-to",
+            &format!("http://{closed}/hook"),
+        ])
+        .arg(&one));
+    assert_eq!(out.status, 1);
+    assert!(
+        json(&out.stdout)["events"][0]["forward"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect")
+    );
+
+    for (url, needle) in [
+        ("http://example.com/hook", "--allow-remote"),
+        ("ftp://x/y", "unsupported scheme"),
+        ("nope", "invalid --forward-to"),
+    ] {
+        let out = run(cmd_in(dir.path())
+            .args(["replay", "--secret", SECRET, "--forward-to", url])
+            .arg(&one));
+        assert_eq!(out.status, 2, "{url}");
+        assert!(out.stderr.contains(needle), "{url}: {}", out.stderr);
+    }
+    let out = run(cmd_in(dir.path())
+        .args(["replay", "--forward-to", &ep.url])
+        .arg(&one));
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("signing secret"), "{}", out.stderr);
+    let out = run(cmd_in(dir.path())
+        .args([
+            "replay",
+            "--secret",
+            SECRET,
+            "-H",
+            "bad header",
+            "--forward-to",
+            &ep.url,
+        ])
+        .arg(&one));
+    assert_eq!(out.status, 2);
+}
