@@ -13,9 +13,12 @@ use crate::common::{cmd_in, json, run, tempdir};
 
 const SECRET: &str = "whsec_forward_test_3c1d";
 
+/// Body, whether its signature verified, headers.
+type Received = (Vec<u8>, bool, HeaderMap);
+
 #[derive(Clone, Default)]
 struct Seen {
-    bodies: Arc<Mutex<Vec<(Vec<u8>, bool, HeaderMap)>>>,
+    bodies: Arc<Mutex<Vec<Received>>>,
 }
 
 struct Endpoint {
