@@ -85,6 +85,14 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
         }
         'stripe-sync;replay' {
             [CompletionResult]::new('--user-key', '--user-key', [CompletionResultType]::ParameterName, 'Metadata key holding the app''s user id [default: from config, else clerkUserId]')
+            [CompletionResult]::new('--forward-to', '--forward-to', [CompletionResultType]::ParameterName, 'POST each event, signed now, to this webhook endpoint (the store is not written)')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Endpoint''s signing secret for --forward-to')
+            [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'Endpoint''s signing secret for --forward-to')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Deliveries in flight at once (1 keeps input order)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Per-request timeout in seconds')
+            [CompletionResult]::new('-H', '-H ', [CompletionResultType]::ParameterName, 'Extra header on every delivery, `Name: value` (repeatable)')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Extra header on every delivery, `Name: value` (repeatable)')
+            [CompletionResult]::new('--delay', '--delay', [CompletionResultType]::ParameterName, 'Pause between deliveries, in milliseconds')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]')
             [CompletionResult]::new('--api-key-file', '--api-key-file', [CompletionResultType]::ParameterName, 'Read the key from a file (first line)')
             [CompletionResult]::new('--api-base', '--api-base', [CompletionResultType]::ParameterName, 'API base URL; plain http:// only for loopback hosts')
@@ -97,6 +105,7 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Route and resolve only; write nothing (no store file is created)')
             [CompletionResult]::new('--live', '--live', [CompletionResultType]::ParameterName, 'Sync routed customers from the Stripe API instead of from the events')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Count unresolved events as failures (exit 1)')
+            [CompletionResult]::new('--allow-remote', '--allow-remote', [CompletionResultType]::ParameterName, 'Allow plain http:// to a host that is not loopback')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine output: exactly one JSON document on stdout')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less on stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less on stderr')

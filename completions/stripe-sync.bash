@@ -267,13 +267,45 @@ _stripe__sync() {
             return 0
             ;;
         stripe__subcmd__sync__subcmd__replay)
-            opts="-q -v -h -V --dry-run --live --strict --user-key --api-key --api-key-file --api-base --api-version --max-rps --max-retries --db --config --json --quiet --verbose --color --no-input --help --version"
+            opts="-s -H -q -v -h -V --dry-run --live --strict --user-key --forward-to --secret --concurrency --timeout --header --delay --allow-remote --api-key --api-key-file --api-base --api-version --max-rps --max-retries --db --config --json --quiet --verbose --color --no-input --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --user-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --forward-to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -H)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -79,6 +79,14 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
         }
         &'stripe-sync;replay'= {
             cand --user-key 'Metadata key holding the app''s user id [default: from config, else clerkUserId]'
+            cand --forward-to 'POST each event, signed now, to this webhook endpoint (the store is not written)'
+            cand -s 'Endpoint''s signing secret for --forward-to'
+            cand --secret 'Endpoint''s signing secret for --forward-to'
+            cand --concurrency 'Deliveries in flight at once (1 keeps input order)'
+            cand --timeout 'Per-request timeout in seconds'
+            cand -H 'Extra header on every delivery, `Name: value` (repeatable)'
+            cand --header 'Extra header on every delivery, `Name: value` (repeatable)'
+            cand --delay 'Pause between deliveries, in milliseconds'
             cand --api-key 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]'
             cand --api-key-file 'Read the key from a file (first line)'
             cand --api-base 'API base URL; plain http:// only for loopback hosts'
@@ -91,6 +99,7 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand --dry-run 'Route and resolve only; write nothing (no store file is created)'
             cand --live 'Sync routed customers from the Stripe API instead of from the events'
             cand --strict 'Count unresolved events as failures (exit 1)'
+            cand --allow-remote 'Allow plain http:// to a host that is not loopback'
             cand --json 'Machine output: exactly one JSON document on stdout'
             cand -q 'Print less on stderr'
             cand --quiet 'Print less on stderr'

@@ -71,6 +71,12 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l no-inpu
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s h -l help -d 'Print help'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s V -l version -d 'Print version'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l user-key -d 'Metadata key holding the app\'s user id [default: from config, else clerkUserId]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l forward-to -d 'POST each event, signed now, to this webhook endpoint (the store is not written)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -s s -l secret -d 'Endpoint\'s signing secret for --forward-to' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l concurrency -d 'Deliveries in flight at once (1 keeps input order)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l timeout -d 'Per-request timeout in seconds' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -s H -l header -d 'Extra header on every delivery, `Name: value` (repeatable)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l delay -d 'Pause between deliveries, in milliseconds' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l api-key -d 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l api-key-file -d 'Read the key from a file (first line)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l api-base -d 'API base URL; plain http:// only for loopback hosts' -r
@@ -85,6 +91,7 @@ never\t''"
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l dry-run -d 'Route and resolve only; write nothing (no store file is created)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l live -d 'Sync routed customers from the Stripe API instead of from the events'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l strict -d 'Count unresolved events as failures (exit 1)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l allow-remote -d 'Allow plain http:// to a host that is not loopback'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l json -d 'Machine output: exactly one JSON document on stdout'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -s q -l quiet -d 'Print less on stderr'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -s v -l verbose -d 'Print more on stderr (-vv for debug)'

@@ -126,7 +126,7 @@ Examples:
   stripe-sync completions zsh > \"${fpath[1]}/_stripe-sync\"
   stripe-sync completions fish > ~/.config/fish/completions/stripe-sync.fish";
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct VerifyArgs {
     /// Payload file, or - for stdin
     #[arg(value_name = "PAYLOAD", default_value = "-")]

@@ -149,6 +149,21 @@ impl Printer {
         bar
     }
 
+    /// Ask for a secret with a hidden prompt; `None` when prompting is not
+    /// allowed (CI, --no-input, no terminal) or the user gave nothing.
+    pub fn ask_secret(&self, prompt: &str) -> Option<crate::secret::Secret> {
+        if !self.interactive {
+            return None;
+        }
+        dialoguer::Password::new()
+            .with_prompt(prompt)
+            .allow_empty_password(true)
+            .interact()
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .map(crate::secret::Secret::new)
+    }
+
     /// Ask a yes/no question on stderr; `None` when prompting is not allowed.
     pub fn confirm(&self, question: &str) -> Option<bool> {
         if !self.interactive {

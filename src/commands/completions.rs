@@ -15,3 +15,22 @@ pub fn run(args: &CompletionsArgs, printer: &Printer) -> anyhow::Result<Status> 
     printer.out(&script(args.shell))?;
     Ok(Status::Ok)
 }
+
+/// Man pages: `stripe-sync.1` and one `stripe-sync-<command>.1` per command,
+/// as (file name, roff text).
+pub fn man_pages() -> Vec<(String, Vec<u8>)> {
+    let cmd = Cli::command();
+    let mut pages = Vec::new();
+    let mut render = |c: clap::Command, name: String| {
+        let mut buf = Vec::new();
+        if clap_mangen::Man::new(c).render(&mut buf).is_ok() {
+            pages.push((format!("{name}.1"), buf));
+        }
+    };
+    render(cmd.clone(), "stripe-sync".into());
+    for sub in cmd.get_subcommands() {
+        let name = format!("stripe-sync-{}", sub.get_name());
+        render(sub.clone().name(name.clone()), name);
+    }
+    pages
+}

@@ -37,7 +37,10 @@ pub fn unix_now() -> i64 {
 
 /// The API key from `--api-key`, `--api-key-file`, `STRIPE_API_KEY` or
 /// `STRIPE_SECRET_KEY`, in that order. The key never appears in a message.
-pub fn api_key(args: &crate::cli::ApiArgs) -> anyhow::Result<crate::secret::Secret> {
+pub fn api_key(
+    args: &crate::cli::ApiArgs,
+    printer: &crate::output::Printer,
+) -> anyhow::Result<crate::secret::Secret> {
     use crate::secret::Secret;
     let key = if let Some(k) = &args.api_key {
         k.clone()
@@ -47,8 +50,12 @@ pub fn api_key(args: &crate::cli::ApiArgs) -> anyhow::Result<crate::secret::Secr
         Secret::new(text.lines().next().unwrap_or("").trim())
     } else {
         let env = |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        match env("STRIPE_API_KEY").or_else(|| env("STRIPE_SECRET_KEY")) {
-            Some(k) => Secret::new(k.trim()),
+        match env("STRIPE_API_KEY")
+            .or_else(|| env("STRIPE_SECRET_KEY"))
+            .map(|k| Secret::new(k.trim()))
+            .or_else(|| printer.ask_secret("Stripe API key (sk_... or rk_...)"))
+        {
+            Some(k) => k,
             None => {
                 return Err(crate::usage(
                     "no Stripe API key: pass --api-key or --api-key-file, or set STRIPE_API_KEY (or STRIPE_SECRET_KEY)",
@@ -77,9 +84,10 @@ pub fn api_key(args: &crate::cli::ApiArgs) -> anyhow::Result<crate::secret::Secr
 pub fn api_client(
     args: &crate::cli::ApiArgs,
     cfg: &crate::config::Config,
+    printer: &crate::output::Printer,
 ) -> anyhow::Result<(crate::stripe::Client, crate::stripe::KeyMode)> {
     use crate::stripe::{Client, ClientConfig, key_mode, validate_api_base};
-    let key = api_key(args)?;
+    let key = api_key(args, printer)?;
     validate_api_base(&args.api_base).map_err(crate::usage)?;
     if let Some(rps) = args.max_rps
         && !(rps.is_finite() && rps > 0.0)

@@ -276,7 +276,7 @@ pub fn run(
     // --live: customers come from the API, checked before any input is read.
     let live = match args.live {
         true => {
-            let (client, _) = super::api_client(&args.api, &cfg)?;
+            let (client, _) = super::api_client(&args.api, &cfg, printer)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -288,7 +288,9 @@ pub fn run(
     let db = store::db_path(global.db.as_deref());
 
     let forwarder = match &args.forward_to {
-        Some(url) => Some(forward::Forwarder::new(forward_settings(args, url)?)?),
+        Some(url) => Some(forward::Forwarder::new(forward_settings(
+            args, url, printer,
+        )?)?),
         None => None,
     };
     // Dry runs read an existing store (for `store` resolution and duplicates)
@@ -524,16 +526,20 @@ pub fn run(
 }
 
 /// `--forward-to` options, checked before any input is read.
-fn forward_settings(args: &ReplayArgs, url: &str) -> anyhow::Result<forward::Settings> {
+fn forward_settings(
+    args: &ReplayArgs,
+    url: &str,
+    printer: &Printer,
+) -> anyhow::Result<forward::Settings> {
     let url = forward::check_url(url, args.allow_remote).map_err(crate::usage)?;
     let secret = match &args.secret {
         Some(s) if !s.is_blank() => s.clone(),
         Some(_) => return Err(crate::usage("the webhook secret for --forward-to is blank")),
-        None => {
-            return Err(crate::usage(
+        None => printer.ask_secret("Endpoint signing secret (whsec_...)").ok_or_else(|| {
+            crate::usage(
                 "--forward-to needs the endpoint's signing secret: pass --secret whsec_... or set STRIPE_WEBHOOK_SECRET",
-            ));
-        }
+            )
+        })?,
     };
     if args.concurrency == 0 {
         return Err(crate::usage("--concurrency must be at least 1"));

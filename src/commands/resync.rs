@@ -54,7 +54,7 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     }
     let started = Instant::now();
     let cfg = Config::load(global.config.as_deref())?.with_user_key(args.user_key.as_deref());
-    let (client, mode) = super::api_client(&args.api, &cfg)?;
+    let (client, mode) = super::api_client(&args.api, &cfg, printer)?;
     if args.all && mode == KeyMode::Live && !args.yes {
         match printer
             .confirm("Backfill every customer of this LIVE Stripe account (GET requests only)?")

@@ -5,12 +5,19 @@ use crate::output::Printer;
 use crate::{Status, signature, usage};
 
 pub fn run(args: &SignArgs, printer: &Printer) -> anyhow::Result<Status> {
+    let asked;
     let secret = match &args.secret {
-        None => {
-            return Err(usage(
-                "no webhook secret: pass --secret whsec_... or set STRIPE_WEBHOOK_SECRET",
-            ));
-        }
+        None => match printer.ask_secret("Webhook signing secret (whsec_...)") {
+            Some(s) => {
+                asked = s;
+                &asked
+            }
+            None => {
+                return Err(usage(
+                    "no webhook secret: pass --secret whsec_... or set STRIPE_WEBHOOK_SECRET",
+                ));
+            }
+        },
         Some(s) if s.is_blank() => return Err(usage("the webhook secret is blank")),
         Some(s) => s,
     };

@@ -34,11 +34,21 @@ fn event_ref(payload: &[u8]) -> Option<EventRef> {
 }
 
 pub fn run(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Status> {
-    if args.secrets.is_empty() {
-        return Err(usage(
-            "no webhook secret: pass --secret whsec_... (repeatable) or set STRIPE_WEBHOOK_SECRET",
-        ));
+    let mut secrets = args.secrets.clone();
+    if secrets.is_empty() {
+        match printer.ask_secret("Webhook signing secret (whsec_...)") {
+            Some(s) => secrets.push(s),
+            None => {
+                return Err(usage(
+                    "no webhook secret: pass --secret whsec_... (repeatable) or set STRIPE_WEBHOOK_SECRET",
+                ));
+            }
+        }
     }
+    let args = &VerifyArgs {
+        secrets,
+        ..args.clone()
+    };
     if let Some(i) = args.secrets.iter().position(|s| s.is_blank()) {
         return Err(usage(format!(
             "webhook secret #{} is blank (check --secret and STRIPE_WEBHOOK_SECRET for empty entries)",

@@ -375,10 +375,20 @@ impl Store {
         dry_run: bool,
     ) -> anyhow::Result<Vec<WriteOutcome>> {
         let path = self.path.clone();
+        self.write_batch_inner(writes, state, seen, dry_run)
+            .map_err(|e| name_store_error(&path, e))
+    }
+
+    fn write_batch_inner(
+        &mut self,
+        writes: &[CustomerWrite],
+        state: &[(&str, Option<&str>)],
+        seen: &[&str],
+        dry_run: bool,
+    ) -> anyhow::Result<Vec<WriteOutcome>> {
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| describe(&path, unusable(&e)))?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_rfc3339();
         let mut outcomes = Vec::with_capacity(writes.len());
         for w in writes {
@@ -401,9 +411,18 @@ impl Store {
         if dry_run {
             tx.rollback()?;
         } else {
-            tx.commit().map_err(|e| describe(&path, unusable(&e)))?;
+            tx.commit()?;
         }
         Ok(outcomes)
+    }
+}
+
+/// SQLite errors from a write, turned into a message that names the store
+/// and says what is wrong (read-only, disk full, busy, corrupt).
+fn name_store_error(path: &Path, e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<rusqlite::Error>() {
+        Some(se) => describe(path, unusable(se)),
+        None => e,
     }
 }
 

@@ -249,3 +249,55 @@ fn refuses_newer_schema_and_foreign_files() {
     assert!(e.contains("not an SQLite database"), "{e}");
     assert!(e.contains("notes.db"), "{e}");
 }
+
+#[test]
+fn full_disk_is_a_clear_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full.db");
+    let mut s = Store::open(&path).unwrap();
+    s.write_customer(
+        &write(vec![(sub("sub_1", "active", 1), 1)], Some("u"), None),
+        false,
+    )
+    .unwrap();
+    // Simulate a full disk: the file may not grow past its current size.
+    let pages: i64 = s
+        .conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    s.conn
+        .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+        .unwrap();
+    let many: Vec<CustomerWrite> = (0..2000)
+        .map(|i| {
+            let mut w = write(vec![], Some("u"), Some(1));
+            w.customer_id = format!("cus_{i:05}_{}", "x".repeat(200));
+            w
+        })
+        .collect();
+    let e = s
+        .write_batch(&many, &[], &[], false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("disk is full") || e.contains("full"), "{e}");
+    assert!(
+        e.contains("full.db") || e.contains("database or disk is full"),
+        "{e}"
+    );
+    // Nothing of the failed batch landed; the earlier customer is intact.
+    assert_eq!(s.customer_ids().unwrap(), ["cus_1"]);
+    assert_eq!(s.mapping_of("cus_1").unwrap().unwrap().status, "active");
+}
+
+#[test]
+fn read_only_connection_names_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro.db");
+    Store::open(&path).unwrap();
+    let mut ro = Store::open_read_only(&path).unwrap().unwrap();
+    let e = ro
+        .write_customer(&write(vec![], Some("u"), Some(1)), false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ro.db") && e.contains("read-only"), "{e}");
+}

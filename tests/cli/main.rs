@@ -2,11 +2,15 @@
 
 mod common;
 mod completions;
+mod crash;
 mod forward;
 mod inspect;
+mod manpages;
+mod prompt;
 mod props;
 mod replay;
 mod resync;
+mod secrets;
 mod sign;
 #[path = "../support/mod.rs"]
 mod support;
