@@ -65,7 +65,9 @@ fn secrets_never_leak() {
             .unwrap()
     );
 
-    let mut runs: Vec<(Vec<String>, Vec<(&str, String)>)> = Vec::new();
+    /// Arguments, and environment variables to set.
+    type Run = (Vec<String>, Vec<(&'static str, String)>);
+    let mut runs: Vec<Run> = Vec::new();
     let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     for extra in [
         &[][..],
