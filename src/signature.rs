@@ -6,9 +6,10 @@
 //! header we agree with them; where they would read a header differently we
 //! reject it. Concretely, per comma-separated entry both split the key off at
 //! the first `=` and cut the value at the next `=`; the key must be exactly
-//! `t` or `v1` (no trimming). The timestamp is read by node's `parseInt` and
-//! python's `int`, which agree only on `[ws] [+-] digits [ws]`; both then sign
-//! the *number* (`t=+0012` signs `12.`), not the text.
+//! `t` or `v1` (no trimming). Python reads the first `t` with `int()`, node
+//! the last with `parseInt`; a header counts only when both get the same
+//! number, and both then sign the *number* (`t=+0012` signs `12.`), not the
+//! text. `scripts/sdk_conformance.sh` checks this against the real SDKs.
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
@@ -18,9 +19,6 @@ use subtle::ConstantTimeEq;
 use crate::secret::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// Largest integer node's `parseInt` (a double) renders back exactly.
-const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -123,7 +121,7 @@ impl std::fmt::Display for HeaderError {
             HeaderError::Empty => f.write_str("the header is empty"),
             HeaderError::MissingTimestamp => f.write_str("the header has no `t=` timestamp"),
             HeaderError::DuplicateTimestamp => f.write_str(
-                "the header has two `t=` entries (the official SDKs disagree on which counts)",
+                "the header has `t=` entries of different values (stripe-python reads the first, stripe-node the last)",
             ),
             HeaderError::BadTimestamp(why) => write!(f, "the `t=` timestamp is unusable: {why}"),
             HeaderError::EntryWithoutValue(key) => {
@@ -143,49 +141,106 @@ pub struct Header<'a> {
     pub spaced_v1: Vec<&'a str>,
 }
 
-/// Whitespace that both node's `parseInt` and python's `int` skip.
-fn is_shared_whitespace(c: char) -> bool {
+/// Whitespace JavaScript's `parseInt` skips before a number (StrWhiteSpaceChar;
+/// checked against Node 20 for every BMP code point).
+fn is_js_whitespace(c: char) -> bool {
     matches!(
         c,
         '\t' | '\n' | '\u{0b}' | '\u{0c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
+    )
+}
+
+/// Whitespace Python's `int()` strips around a number (found by trying every
+/// code point with CPython 3.11: not quite `str.isspace`, which adds \x1c-\x1f).
+fn is_python_whitespace(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n'
+            | '\u{0b}'
+            | '\u{0c}'
+            | '\r'
+            | ' '
+            | '\u{85}'
+            | '\u{a0}'
+            | '\u{1680}'
+            | '\u{2000}'
             ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
     )
 }
 
-fn parse_timestamp(raw: &str) -> Result<i64, HeaderError> {
-    let bad = |why: &str| Err(HeaderError::BadTimestamp(why.to_owned()));
-    let s = raw.trim_matches(is_shared_whitespace);
-    let (negative, digits) = match s.as_bytes().first() {
+/// stripe-python's reading of a `t` value: `int(value)`. `None` where it
+/// raises. (Non-ASCII digits, which Python also accepts, are left out: node
+/// reads them as NaN, so the two never agree on them anyway.)
+fn python_int(raw: &str) -> Option<i128> {
+    let s = raw.trim_matches(is_python_whitespace);
+    let (negative, body) = match s.as_bytes().first() {
         Some(b'+') => (false, &s[1..]),
         Some(b'-') => (true, &s[1..]),
         _ => (false, s),
     };
-    if digits.is_empty() {
-        return bad("no digits");
+    // Digits with single underscores between them (PEP 515).
+    if body.is_empty() || body.starts_with('_') || body.ends_with('_') || body.contains("__") {
+        return None;
     }
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return bad("not a whole number of seconds");
+    let mut value: i128 = 0;
+    for b in body.bytes() {
+        match b {
+            b'0'..=b'9' => value = value.checked_mul(10)?.checked_add(i128::from(b - b'0'))?,
+            b'_' => {}
+            _ => return None,
+        }
     }
-    let magnitude = digits.trim_start_matches('0');
-    if magnitude.len() > 16 {
-        return bad("too large");
-    }
-    let value: i64 = if magnitude.is_empty() {
-        0
-    } else {
-        magnitude
-            .parse()
-            .map_err(|_| HeaderError::BadTimestamp("too large".into()))?
+    Some(if negative { -value } else { value })
+}
+
+/// stripe-node's reading: `parseInt(value, 10)`, then `${timestamp}` in the
+/// signed string. `None` for NaN, or where the double would not print the
+/// same integer back (beyond 2^53 it rounds; from 1e21 it prints exponents).
+fn node_parse_int(raw: &str) -> Option<i128> {
+    let s = raw.trim_start_matches(is_js_whitespace);
+    let (negative, body) = match s.as_bytes().first() {
+        Some(b'+') => (false, &s[1..]),
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
     };
-    if value > MAX_SAFE_INTEGER {
-        return bad("too large");
+    let digits: &str = &body[..body.bytes().take_while(u8::is_ascii_digit).count()];
+    if digits.is_empty() {
+        return None;
     }
-    let value = if negative { -value } else { value };
-    if value == -1 {
-        // stripe-node takes -1 as "no timestamp"; stripe-python accepts it.
-        return bad("-1 is read as missing by stripe-node");
+    let mut value: i128 = 0;
+    for b in digits.bytes() {
+        value = value.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
     }
-    Ok(value)
+    if value > (1 << 53) {
+        return None;
+    }
+    Some(if negative { -value } else { value })
+}
+
+/// The timestamp both SDKs would sign, or why they would not agree on one.
+/// stripe-python reads the first `t` with `int()`; stripe-node the last with
+/// `parseInt` and treats -1 as missing. Both sign the number, not the text.
+fn agreed_timestamp(first: &str, last: &str) -> Result<i64, HeaderError> {
+    let bad = |why: &str| Err(HeaderError::BadTimestamp(why.to_owned()));
+    let (py, node) = (python_int(first), node_parse_int(last));
+    match (py, node) {
+        (None, _) | (_, None) if first != last => Err(HeaderError::DuplicateTimestamp),
+        (None, _) => bad("not a whole number of seconds (stripe-python cannot read it)"),
+        (_, None) => bad("stripe-node cannot read it (NaN, or beyond 2^53)"),
+        (Some(p), Some(n)) if p != n && first != last => Err(HeaderError::DuplicateTimestamp),
+        (Some(p), Some(n)) if p != n => {
+            bad("the SDKs read it differently (stripe-node stops at the first non-digit)")
+        }
+        (Some(_), Some(-1)) => bad("-1 is read as missing by stripe-node"),
+        (Some(p), Some(_)) => i64::try_from(p).or_else(|_| bad("too large")),
+    }
 }
 
 /// Parse a header value (without the `Stripe-Signature:` name).
@@ -193,7 +248,8 @@ pub fn parse_header(header: &str) -> Result<Header<'_>, HeaderError> {
     if header.is_empty() {
         return Err(HeaderError::Empty);
     }
-    let mut timestamp = None;
+    let mut first_t: Option<&str> = None;
+    let mut last_t: Option<&str> = None;
     let mut v1 = Vec::new();
     let mut spaced_v1 = Vec::new();
     let mut v0_count = 0;
@@ -206,10 +262,8 @@ pub fn parse_header(header: &str) -> Result<Header<'_>, HeaderError> {
             ("t", None) => return Err(HeaderError::EntryWithoutValue("t")),
             ("v1", None) => return Err(HeaderError::EntryWithoutValue("v1")),
             ("t", Some(v)) => {
-                if timestamp.is_some() {
-                    return Err(HeaderError::DuplicateTimestamp);
-                }
-                timestamp = Some(parse_timestamp(v)?);
+                first_t.get_or_insert(v);
+                last_t = Some(v);
             }
             ("v1", Some(v)) => v1.push(v),
             ("v0", Some(_)) => v0_count += 1,
@@ -217,7 +271,10 @@ pub fn parse_header(header: &str) -> Result<Header<'_>, HeaderError> {
             _ => {}
         }
     }
-    let timestamp = timestamp.ok_or(HeaderError::MissingTimestamp)?;
+    let (Some(first), Some(last)) = (first_t, last_t) else {
+        return Err(HeaderError::MissingTimestamp);
+    };
+    let timestamp = agreed_timestamp(first, last)?;
     Ok(Header {
         timestamp,
         v1,

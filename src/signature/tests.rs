@@ -71,15 +71,18 @@ fn timestamp_without_v1_is_no_signatures() {
 fn accepted_header_forms_of_both_sdks() {
     let good = sig(SECRET, T, PAYLOAD);
     for header in [
-        format!("t={T},v1={good},"),        // trailing comma
-        format!("t=+{T},v1={good}"),        // explicit plus
-        format!("t= {T},v1={good}"),        // space after '='
-        format!("t={T} ,v1={good}"),        // trailing space in the value
-        format!("t=000{T},v1={good}"),      // leading zeros: the number is signed
-        format!("t={T},v1={good}=extra"),   // value cut at a second '='
-        format!("t={T}=junk,v1={good}"),    // likewise for t
-        format!("v1={good},t={T}"),         // any order
-        format!("t={T},,v1={good},x=y,v2"), // unknown and empty entries
+        format!("t={T},v1={good},"),            // trailing comma
+        format!("t=+{T},v1={good}"),            // explicit plus
+        format!("t= {T},v1={good}"),            // space after '='
+        format!("t={T} ,v1={good}"),            // trailing space in the value
+        format!("t=000{T},v1={good}"),          // leading zeros: the number is signed
+        format!("t={T},v1={good}=extra"),       // value cut at a second '='
+        format!("t={T}=junk,v1={good}"),        // likewise for t
+        format!("v1={good},t={T}"),             // any order
+        format!("t={T},,v1={good},x=y,v2"),     // unknown and empty entries
+        format!("t={T},t=+{T},v1={good}"),      // two t: both SDKs read the same number
+        format!("t={T},t={T}abc,v1={good}"),    // python reads the first, node parseInt()s the last
+        format!("t=\u{a0}{T}\u{85},v1={good}"), // whitespace each SDK skips
     ] {
         let v = run(&header);
         assert!(v.valid, "{header}: {v:?}");
@@ -95,7 +98,14 @@ fn rejected_header_forms() {
         (format!("t={T}, v1={good}"), Reason::NoSignatures),
         (format!("T={T},v1={good}"), Reason::MalformedHeader),
         (format!("v1={good}"), Reason::MalformedHeader),
-        (format!("t={T},t={T},v1={good}"), Reason::MalformedHeader),
+        (format!("t=1,t={T},v1={good}"), Reason::MalformedHeader),
+        (format!("t={T},t=1,v1={good}"), Reason::MalformedHeader),
+        (format!("t={T}x,t={T},v1={good}"), Reason::MalformedHeader),
+        (
+            format!("t=\u{a0}{T}\u{1c},v1={good}"),
+            Reason::MalformedHeader,
+        ),
+        (format!("t=\u{feff}{T},v1={good}"), Reason::MalformedHeader),
         (format!("t={T}abc,v1={good}"), Reason::MalformedHeader),
         (
             format!("t=1_767_225_590,v1={good}"),

@@ -85,7 +85,8 @@ fn fixtures_route_as_documented() {
     assert_eq!(
         v["summary"],
         json!({"events": 45, "sync": 29, "ignored": 11, "rejected": 1, "unresolved": 3, "duplicate": 1,
-               "invalid": 0, "customers_synced": 6, "sync_failures": 0, "api_requests": 0})
+               "invalid": 0, "customers_synced": 6, "sync_failures": 0, "api_requests": 0,
+               "forwarded": 0, "forward_failures": 0})
     );
     let events = v["events"].as_array().unwrap();
     assert_eq!(events.len(), 45);
