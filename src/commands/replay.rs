@@ -90,28 +90,47 @@ pub struct SyncFailure {
     pub error: String,
 }
 
-/// Per-customer plan: who the routing says the user is, and the events to log.
+/// Per-customer plan: who the routing says the user is.
 #[derive(Debug, Default)]
 struct CustomerPlan {
     user_hint: Option<(String, i64, u64)>,
-    events: Vec<LoggedEvent>,
     routed: bool,
 }
 
 struct Pending {
     line: u64,
     customer: String,
-    event: LoggedEvent,
+}
+
+/// Event ids seen in this run, as 128-bit keyed hashes: 16 bytes an event
+/// instead of ~80 for the strings, so a 1 GB input stays well under 100 MB.
+/// With random keys a false "duplicate" needs a 128-bit collision (about
+/// 1e-28 for a million events), not something an input can aim for.
+#[derive(Default)]
+struct SeenIds {
+    keys: (
+        std::collections::hash_map::RandomState,
+        std::collections::hash_map::RandomState,
+    ),
+    set: HashSet<u128>,
+}
+
+impl SeenIds {
+    fn insert(&mut self, id: &str) -> bool {
+        use std::hash::BuildHasher;
+        let hi = u128::from(self.keys.0.hash_one(id));
+        let lo = u128::from(self.keys.1.hash_one(id));
+        self.set.insert((hi << 64) | lo)
+    }
 }
 
 /// The routing pass over every input.
 struct Pass<'a> {
     cfg: &'a Config,
     store: Option<&'a Store>,
-    seen: HashSet<Box<str>>,
+    seen: SeenIds,
     snapshots: EventSnapshots,
     plans: BTreeMap<String, CustomerPlan>,
-    ignored_log: Vec<LoggedEvent>,
     pending: Vec<Pending>,
     spool: BufWriter<std::fs::File>,
     lines: u64,
@@ -181,7 +200,7 @@ impl Pass<'_> {
             Some(s) => s.event_seen(&ev.id)?,
             None => false,
         };
-        if earlier_run || !self.seen.insert(ev.id.as_str().into()) {
+        if earlier_run || !self.seen.insert(&ev.id) {
             d.route = Route::Duplicate;
             d.reason = Some(if earlier_run {
                 "already processed in an earlier run (store's event log)".into()
@@ -193,21 +212,9 @@ impl Pass<'_> {
 
         self.snapshots
             .observe(&ev.kind, obj, &self.cfg.user_key, ev.created, seq);
-        let logged =
-            |route: &'static str, user: Option<String>, customer: Option<String>| LoggedEvent {
-                id: ev.id.clone(),
-                kind: ev.kind.clone(),
-                created: ev.created,
-                route,
-                user_id: user,
-                customer_id: customer,
-            };
-
         match routing::route(&ev, self.cfg) {
             Routed::Ignored => {
                 d.reason = Some("type not in sync_events".into());
-                self.ignored_log
-                    .push(logged("ignored", None, d.customer_id.clone()));
             }
             Routed::Rejected {
                 user,
@@ -236,9 +243,8 @@ impl Pass<'_> {
                         .as_ref()
                         .is_none_or(|(_, c, s)| (ev.created, seq) >= (*c, *s))
                     {
-                        plan.user_hint = Some((user.clone(), ev.created, seq));
+                        plan.user_hint = Some((user, ev.created, seq));
                     }
-                    plan.events.push(logged("sync", Some(user), Some(customer)));
                 }
                 Resolution::Pending { customer } => {
                     // Decided after all inputs are read; spooled as unresolved for now.
@@ -247,7 +253,6 @@ impl Pass<'_> {
                     self.pending.push(Pending {
                         line: self.lines,
                         customer: customer.clone(),
-                        event: logged("sync", None, Some(customer.clone())),
                     });
                     self.plans.entry(customer).or_default();
                 }
@@ -309,10 +314,9 @@ pub fn run(
     let mut pass = Pass {
         cfg: &cfg,
         store: store.as_ref(),
-        seen: HashSet::new(),
+        seen: SeenIds::default(),
         snapshots: EventSnapshots::default(),
         plans: BTreeMap::new(),
-        ignored_log: Vec::new(),
         pending: Vec::new(),
         spool: BufWriter::with_capacity(256 * 1024, spool_file),
         lines: 0,
@@ -387,9 +391,9 @@ pub fn run(
         if let Ok((user, _)) = &outcome {
             let plan = pass.plans.entry(p.customer.clone()).or_default();
             plan.routed = true;
-            let mut ev = p.event;
-            ev.user_id = Some(user.clone());
-            plan.events.push(ev);
+            if plan.user_hint.is_none() {
+                plan.user_hint = Some((user.clone(), i64::MIN, 0));
+            }
             pass.summary.unresolved -= 1;
             pass.summary.sync += 1;
         }
@@ -411,7 +415,6 @@ pub fn run(
     let Pass {
         plans,
         mut snapshots,
-        ignored_log,
         spool,
         mut summary,
         errors,
@@ -437,7 +440,7 @@ pub fn run(
             let mut jobs = plans.into_iter().map(|(customer_id, plan)| sync::Job {
                 customer_id,
                 user_hint: plan.user_hint.map(|(u, _, _)| u),
-                events: plan.events,
+                events: Vec::new(),
             });
             loop {
                 let chunk: Vec<sync::Job> = jobs.by_ref().take(WRITE_BATCH).collect();
@@ -475,9 +478,6 @@ pub fn run(
                 }
                 bar.inc(n);
             }
-            store
-                .log_events(&ignored_log)
-                .context("cannot log the ignored events")?;
         }
         None if forwarding => {}
         None => summary.customers_synced = total,
@@ -499,15 +499,26 @@ pub fn run(
         started.elapsed().as_secs_f64()
     ));
 
-    print(
-        printer,
-        spool,
-        &patches,
-        &deliveries,
-        &summary,
-        &errors,
-        &failures,
-    )?;
+    // The event log is written last, from the spool: an event is marked
+    // processed only once its customer is committed, so a crash before this
+    // point means rework on the next run, never a lost event.
+    let failed: HashSet<&str> = failures.iter().map(|f| f.customer_id.as_str()).collect();
+    let mut log = store.as_mut().filter(|_| !no_writes).map(|s| EventLog {
+        store: s,
+        batch: Vec::new(),
+        failed: &failed,
+    });
+    let outputs = Outputs {
+        patches: &patches,
+        deliveries: &deliveries,
+        summary: &summary,
+        errors: &errors,
+        failures: &failures,
+    };
+    print(printer, spool, &outputs, log.as_mut())?;
+    if let Some(log) = log.as_mut() {
+        log.flush()?;
+    }
 
     for e in &errors {
         printer.error(&e.message);
@@ -564,6 +575,58 @@ fn forward_settings(
     })
 }
 
+/// Writes processed events to the store's log in large transactions.
+struct EventLog<'a> {
+    store: &'a mut Store,
+    batch: Vec<LoggedEvent>,
+    failed: &'a HashSet<&'a str>,
+}
+
+impl EventLog<'_> {
+    fn record(&mut self, d: &Decision) -> anyhow::Result<()> {
+        let route = match d.route {
+            Route::Sync => "sync",
+            Route::Ignored => "ignored",
+            // Rejected and unresolved events may succeed on a later run; the
+            // rest are not events, or were logged already.
+            _ => return Ok(()),
+        };
+        // A customer whose sync failed gets its events again next time.
+        if d.route == Route::Sync
+            && d.customer_id
+                .as_deref()
+                .is_some_and(|c| self.failed.contains(c))
+        {
+            return Ok(());
+        }
+        let (Some(id), Some(kind), Some(created)) = (&d.event_id, &d.kind, d.created) else {
+            return Ok(());
+        };
+        self.batch.push(LoggedEvent {
+            id: id.clone(),
+            kind: kind.clone(),
+            created,
+            route,
+            user_id: d.user_id.clone(),
+            customer_id: d.customer_id.clone(),
+        });
+        if self.batch.len() >= 20_000 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        // Sorted, the random ids land in the B-tree page by page.
+        self.batch.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        self.store
+            .log_events(&self.batch)
+            .context("cannot write the event log")?;
+        self.batch.clear();
+        Ok(())
+    }
+}
+
 fn patch(d: &mut Decision, outcome: &Result<(String, Via), String>) {
     match outcome {
         Ok((user, via)) => {
@@ -576,15 +639,28 @@ fn patch(d: &mut Decision, outcome: &Result<(String, Via), String>) {
     }
 }
 
+/// What the final pass merges into the spooled decisions.
+struct Outputs<'a> {
+    patches: &'a HashMap<u64, Result<(String, Via), String>>,
+    deliveries: &'a HashMap<u64, forward::Delivery>,
+    summary: &'a Summary,
+    errors: &'a [InputError],
+    failures: &'a [SyncFailure],
+}
+
 fn print(
     printer: &Printer,
     spool: BufWriter<std::fs::File>,
-    patches: &HashMap<u64, Result<(String, Via), String>>,
-    deliveries: &HashMap<u64, forward::Delivery>,
-    summary: &Summary,
-    errors: &[InputError],
-    failures: &[SyncFailure],
+    o: &Outputs<'_>,
+    mut log: Option<&mut EventLog<'_>>,
 ) -> anyhow::Result<()> {
+    let Outputs {
+        patches,
+        deliveries,
+        summary,
+        errors,
+        failures,
+    } = *o;
     let mut file = spool.into_inner().map_err(|e| e.into_error())?;
     file.rewind()?;
     let reader = BufReader::with_capacity(256 * 1024, file);
@@ -598,12 +674,13 @@ fn print(
         let line = line?;
         let patched = patches.get(&(i as u64));
         let delivery = deliveries.get(&(i as u64));
+        let fast = patched.is_none() && delivery.is_none() && log.is_none();
         if printer.json {
             if i > 0 {
                 out.write_all(b",")?;
             }
             out.write_all(b"\n")?;
-            if patched.is_none() && delivery.is_none() {
+            if fast {
                 out.write_all(line.as_bytes())?;
                 continue;
             }
@@ -613,6 +690,9 @@ fn print(
             patch(&mut d, p);
         }
         d.forward = delivery.cloned();
+        if let Some(log) = log.as_deref_mut() {
+            log.record(&d)?;
+        }
         if printer.json {
             serde_json::to_writer(&mut out, &d)?;
         } else {

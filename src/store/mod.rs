@@ -492,9 +492,9 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-    // A 32 MiB page cache keeps a large replay's random event-id inserts from
-    // spilling and re-reading pages (10x fewer writes on 100k events).
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768;")?;
+    // A 16 MiB page cache keeps a large replay's random event-id inserts from
+    // spilling and re-reading pages, within the replay's memory budget.
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384;")?;
     Ok(())
 }
 
