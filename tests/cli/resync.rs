@@ -561,3 +561,31 @@ fn replay_live_resolves_and_syncs_through_the_api() {
     assert_eq!(row["source"], "api");
     assert_eq!(row["status"], "active");
 }
+
+#[test]
+fn live_key_backfill_needs_yes_without_a_terminal() {
+    let fake = FakeStripe::start(Account::generate(5, 5, 1).with_api_key("sk_live_confirm_me_1"));
+    let dir = tempdir();
+    let out = resync(dir.path(), &fake, &["--all"]);
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("--yes"), "{}", out.stderr);
+    assert_eq!(fake.request_count(), 0, "refused before any request");
+    let out = resync(dir.path(), &fake, &["--all", "--yes", "--json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(json(&out.stdout)["summary"]["customers"], 5);
+    assert!(!out.stderr.contains("confirm_me"));
+}
+
+#[test]
+fn unreachable_api_fails_the_customer_with_a_clear_message() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dir = tempdir();
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_API_KEY", "sk_test_unreachable_1")
+        .args(["resync", "--customer", "cus_1", "--max-retries", "1", "--json", "--api-base", &format!("http://{closed}")]));
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    let v = json(&out.stdout);
+    let err = v["customers"][0]["error"].as_str().unwrap();
+    assert!(err.contains("network error") && err.contains("cus_1"), "{err}");
+    assert_eq!(v["summary"]["retries"], 1);
+}
