@@ -351,17 +351,7 @@ impl Store {
     }
 
     pub fn set_state(&mut self, key: &str, value: Option<&str>) -> anyhow::Result<()> {
-        match value {
-            Some(v) => self.conn.execute(
-                "INSERT INTO sync_state(key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![key, v],
-            )?,
-            None => self
-                .conn
-                .execute("DELETE FROM sync_state WHERE key = ?1", [key])?,
-        };
-        Ok(())
+        put_state(&self.conn, key, value)
     }
 
     /// Several whole customers (and an optional checkpoint) in one
@@ -399,14 +389,7 @@ impl Store {
                 .execute([c])?;
         }
         for (k, v) in state {
-            match v {
-                Some(v) => tx.execute(
-                    "INSERT INTO sync_state(key, value) VALUES (?1, ?2)
-                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    params![k, v],
-                )?,
-                None => tx.execute("DELETE FROM sync_state WHERE key = ?1", [k])?,
-            };
+            put_state(&tx, k, *v)?;
         }
         if dry_run {
             tx.rollback()?;
@@ -424,6 +407,19 @@ fn name_store_error(path: &Path, e: anyhow::Error) -> anyhow::Error {
         Some(se) => describe(path, unusable(se)),
         None => e,
     }
+}
+
+/// Set or clear one checkpoint value.
+fn put_state(conn: &Connection, key: &str, value: Option<&str>) -> anyhow::Result<()> {
+    match value {
+        Some(v) => conn.execute(
+            "INSERT INTO sync_state(key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, v],
+        )?,
+        None => conn.execute("DELETE FROM sync_state WHERE key = ?1", [key])?,
+    };
+    Ok(())
 }
 
 /// One customer's rows; the caller owns the transaction.

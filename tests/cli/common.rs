@@ -50,3 +50,12 @@ pub fn json(s: &str) -> serde_json::Value {
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
+
+/// The field names of a JSON object, in document order.
+pub fn keys(v: &serde_json::Value) -> Vec<&str> {
+    v.as_object()
+        .expect("a JSON object")
+        .keys()
+        .map(String::as_str)
+        .collect()
+}

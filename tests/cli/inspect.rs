@@ -36,12 +36,7 @@ fn table_csv_json_and_filters() {
     let out = run(cmd_in(d).args(["inspect", "--json", "--status", "active,trialing"]));
     let rows = json(&out.stdout);
     assert_eq!(rows.as_array().unwrap().len(), 5);
-    let keys: Vec<&str> = rows[0]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys = crate::common::keys(&rows[0]);
     assert_eq!(
         keys,
         [

@@ -90,12 +90,7 @@ fn fixtures_route_as_documented() {
     );
     let events = v["events"].as_array().unwrap();
     assert_eq!(events.len(), 45);
-    let keys: Vec<&str> = events[0]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys = crate::common::keys(&events[0]);
     assert_eq!(
         keys,
         [

@@ -97,12 +97,7 @@ fn customer_with_unknown_then_known_store() {
         v["summary"]["api_requests"], 2,
         "customer object + latest subscription"
     );
-    let keys: Vec<&str> = v["summary"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys = crate::common::keys(&v["summary"]);
     assert_eq!(
         keys,
         [
@@ -578,14 +573,29 @@ fn live_key_backfill_needs_yes_without_a_terminal() {
 
 #[test]
 fn unreachable_api_fails_the_customer_with_a_clear_message() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let dir = tempdir();
     let out = run(cmd_in(dir.path())
         .env("STRIPE_API_KEY", "sk_test_unreachable_1")
-        .args(["resync", "--customer", "cus_1", "--max-retries", "1", "--json", "--api-base", &format!("http://{closed}")]));
+        .args([
+            "resync",
+            "--customer",
+            "cus_1",
+            "--max-retries",
+            "1",
+            "--json",
+            "--api-base",
+            &format!("http://{closed}"),
+        ]));
     assert_eq!(out.status, 1, "{}", out.stderr);
     let v = json(&out.stdout);
     let err = v["customers"][0]["error"].as_str().unwrap();
-    assert!(err.contains("network error") && err.contains("cus_1"), "{err}");
+    assert!(
+        err.contains("network error") && err.contains("cus_1"),
+        "{err}"
+    );
     assert_eq!(v["summary"]["retries"], 1);
 }
