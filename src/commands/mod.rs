@@ -16,6 +16,11 @@ use anyhow::Context;
 pub fn read_payload(path: &Path) -> anyhow::Result<Vec<u8>> {
     let mut buf = Vec::new();
     if path.as_os_str() == "-" {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return Err(crate::usage(
+                "no PAYLOAD: name a file, or pipe the payload in (stdin is a terminal)",
+            ));
+        }
         std::io::stdin()
             .lock()
             .read_to_end(&mut buf)

@@ -308,6 +308,12 @@ pub fn run(
     };
 
     let (inputs, expand_errors) = event::expand(&args.inputs);
+    if inputs.contains(&event::Input::Stdin) && std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        return Err(crate::usage(
+            "INPUT - reads events from stdin, which is a terminal: pipe them in, or name files",
+        ));
+    }
     let spool_file =
         tempfile::tempfile().context("cannot create a temporary file for decisions")?;
     let bar = printer.progress(None, "{spinner} {pos} events  {per_sec}  {elapsed}");
@@ -515,10 +521,11 @@ pub fn run(
         errors: &errors,
         failures: &failures,
     };
-    print(printer, spool, &outputs, log.as_mut())?;
+    let printed = print(printer, spool, &outputs, log.as_mut());
     if let Some(log) = log.as_mut() {
         log.flush()?;
     }
+    printed?;
 
     for e in &errors {
         printer.error(&e.message);
@@ -664,7 +671,12 @@ fn print(
     let mut file = spool.into_inner().map_err(|e| e.into_error())?;
     file.rewind()?;
     let reader = BufReader::with_capacity(256 * 1024, file);
-    let mut out = printer.stdout_writer();
+    // A reader that goes away (`| head`) must not cut the event log short:
+    // output errors are held until every decision has been logged.
+    let mut out = Tolerant {
+        inner: printer.stdout_writer(),
+        error: None,
+    };
     if printer.json {
         out.write_all(b"{\"events\":[")?;
     } else {
@@ -737,7 +749,36 @@ fn print(
         )?;
     }
     out.flush()?;
-    Ok(())
+    match out.error.take() {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// A writer that keeps the first error and swallows the rest.
+struct Tolerant<W: Write> {
+    inner: W,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> Write for Tolerant<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.error.is_none()
+            && let Err(e) = self.inner.write_all(buf)
+        {
+            self.error = Some(e);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.error.is_none()
+            && let Err(e) = self.inner.flush()
+        {
+            self.error = Some(e);
+        }
+        Ok(())
+    }
 }
 
 const HEADER: [&str; 7] = [

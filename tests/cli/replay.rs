@@ -474,3 +474,51 @@ fn two_replays_on_one_store_at_once() {
         mapping(single.path(), "stripe-sync.db")
     );
 }
+
+#[test]
+fn closed_pipe_is_status_0_and_the_event_log_is_complete() {
+    use std::io::Read;
+    let dir = tempdir();
+    // Output far larger than a pipe buffer, so the writer does hit the hang-up.
+    let mut lines = Vec::new();
+    for (k, line) in fixture_events().iter().cycle().take(45 * 40).enumerate() {
+        lines.push(line.replacen("\"evt_", &format!("\"evt_{k}x"), 1));
+    }
+    fs::write(dir.path().join("many.ndjson"), lines.join("\n")).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("stripe-sync");
+    let mut child = std::process::Command::new(&bin)
+        .current_dir(dir.path())
+        .env_remove("STRIPE_SYNC_DB")
+        .args(["replay", "--json", "many.ndjson"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read a few bytes, then hang up, as `| head -c 10` does.
+    let mut first = [0u8; 10];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    let again = run(cmd_in(dir.path()).args(["replay", "--json", "many.ndjson"]));
+    let v = json(&again.stdout);
+    assert_eq!(
+        v["summary"]["sync"], 0,
+        "every routed event was logged before exiting"
+    );
+    assert_eq!(
+        v["summary"]["ignored"], 0,
+        "every ignored event was logged too"
+    );
+}
