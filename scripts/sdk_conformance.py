@@ -52,6 +52,8 @@ cases = [
     ("empty header", "", PAYLOAD, T),
     ("empty payload", f"t={T},v1={sig(T, '')}", "", T),
     ("bare v1", f"t={T},v1", PAYLOAD, T),
+    ("empty v1 then good", f"t={T},v1=,v1={good}", PAYLOAD, T),
+    ("good then empty v1", f"t={T},v1={good},v1=", PAYLOAD, T),
     ("bare t", f"t,v1={good}", PAYLOAD, T),
     ("huge t", f"t=9007199254740993,v1={sig(9007199254740993)}", PAYLOAD, T),
 ]

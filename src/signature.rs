@@ -113,6 +113,8 @@ pub enum HeaderError {
     DuplicateTimestamp,
     BadTimestamp(String),
     EntryWithoutValue(&'static str),
+    /// A `v1=` with nothing after it: stripe-node's secureCompare throws on it.
+    EmptySignature,
 }
 
 impl std::fmt::Display for HeaderError {
@@ -127,6 +129,9 @@ impl std::fmt::Display for HeaderError {
             HeaderError::EntryWithoutValue(key) => {
                 write!(f, "the header has a bare `{key}` entry without `=`")
             }
+            HeaderError::EmptySignature => f.write_str(
+                "the header has an empty `v1=` entry, which stripe-node refuses outright (its secureCompare throws)",
+            ),
         }
     }
 }
@@ -265,6 +270,7 @@ pub fn parse_header(header: &str) -> Result<Header<'_>, HeaderError> {
                 first_t.get_or_insert(v);
                 last_t = Some(v);
             }
+            ("v1", Some("")) => return Err(HeaderError::EmptySignature),
             ("v1", Some(v)) => v1.push(v),
             ("v0", Some(_)) => v0_count += 1,
             (k, Some(v)) if k.trim() == "v1" => spaced_v1.push(v.trim()),
@@ -309,6 +315,12 @@ fn matches_any(expected: &[u8; 64], candidates: &[&str]) -> bool {
         }
     }
     found == 1
+}
+
+/// Whether both SDKs can verify a header signed at `t` (they cannot agree
+/// on -1, or on numbers a double does not hold exactly).
+pub fn signable_timestamp(t: i64) -> bool {
+    t != -1 && t.unsigned_abs() <= 1 << 53
 }
 
 /// The `Stripe-Signature` value for a payload.

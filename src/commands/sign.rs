@@ -23,6 +23,11 @@ pub fn run(args: &SignArgs, printer: &Printer) -> anyhow::Result<Status> {
     };
     let payload = super::read_payload(&args.payload)?;
     let timestamp = args.timestamp.unwrap_or_else(super::unix_now);
+    if !signature::signable_timestamp(timestamp) {
+        return Err(usage(format!(
+            "--timestamp {timestamp}: the official SDKs cannot verify it (stripe-node reads -1 as missing and rounds past 2^53)"
+        )));
+    }
     let signed = signature::sign(secret, timestamp, &payload);
     if printer.json {
         printer.out_json(&signed)?;

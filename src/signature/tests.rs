@@ -137,6 +137,33 @@ fn rejected_header_forms() {
 }
 
 #[test]
+fn empty_v1_entry_is_refused_like_stripe_node() {
+    // Found by fuzzing against both SDKs: node throws on an empty v1 even
+    // when a later one matches; python accepts. They disagree, so reject.
+    let good = sig(SECRET, T, PAYLOAD);
+    for header in [
+        format!("t={T},v1=,v1={good}"),
+        format!("t={T},v1={good},v1="),
+        format!("t={T},v1="),
+    ] {
+        let v = run(&header);
+        assert!(!v.valid, "{header}");
+        assert_eq!(v.reason, Reason::MalformedHeader, "{header}");
+    }
+}
+
+#[test]
+fn signable_timestamps() {
+    assert!(signable_timestamp(T));
+    assert!(signable_timestamp(0));
+    assert!(signable_timestamp(-5));
+    assert!(signable_timestamp(1 << 53));
+    assert!(!signable_timestamp(-1));
+    assert!(!signable_timestamp((1 << 53) + 1));
+    assert!(!signable_timestamp(i64::MIN));
+}
+
+#[test]
 fn uppercase_hex_hint() {
     let upper = sig(SECRET, T, PAYLOAD).to_uppercase();
     assert_eq!(codes(&run(&format!("t={T},v1={upper}"))), ["uppercase_hex"]);

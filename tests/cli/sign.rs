@@ -63,3 +63,16 @@ fn sign_without_secret_is_usage_error() {
     assert_eq!(out.stdout, "");
     assert!(out.stderr.contains("no webhook secret"), "{}", out.stderr);
 }
+
+#[test]
+fn sign_refuses_timestamps_the_sdks_cannot_verify() {
+    let dir = tempdir();
+    for t in ["-1", "9007199254740993"] {
+        let out = run(cmd_in(dir.path())
+            .args(["sign", "--secret", "whsec_abc", "--timestamp", t])
+            .write_stdin("x"));
+        assert_eq!(out.status, 2, "{t}");
+        assert_eq!(out.stdout, "");
+        assert!(out.stderr.contains("cannot verify"), "{}", out.stderr);
+    }
+}
