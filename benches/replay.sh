@@ -15,12 +15,17 @@ python3 benches/gen_events.py --events "$events" --customers "$customers" --seed
 size=$(du -m "$work/events.ndjson" | cut -f1)
 echo "input: $events events, $customers customers, ${size} MB NDJSON"
 
-measure() { # label, command...
+measure() { # label, command... (3 runs: median time, largest peak RSS)
   local label=$1; shift
-  /usr/bin/time -f '%e %M' -o "$work/time" "$@" > /dev/null 2> "$work/err" || true
-  read -r secs kb < <(tail -n 1 "$work/time")
-  awk -v l="$label" -v s="$secs" -v kb="$kb" -v n="$events" \
-    'BEGIN { printf "%-32s %7.2f s  %9.0f events/s  peak RSS %6.1f MB\n", l, s, n / s, kb / 1024 }'
+  : > "$work/runs"
+  for _ in 1 2 3; do
+    rm -f "$work"/fresh.db*
+    /usr/bin/time -f '%e %M' -o "$work/time" "$@" > /dev/null 2> "$work/err" || true
+    tail -n 1 "$work/time" >> "$work/runs"
+  done
+  sort -n "$work/runs" | awk -v l="$label" -v n="$events" \
+    '{ s[NR] = $1; if ($2 > kb) kb = $2 }
+     END { printf "%-34s %6.2f s  %7.0f events/s  peak RSS %6.1f MB\n", l, s[2], n / s[2], kb / 1024 }'
 }
 
 cd "$work"

@@ -6,6 +6,7 @@
 //! inputs still print in input order); only per-customer and
 //! per-subscription state, and the ids seen, are kept.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 
@@ -128,6 +129,8 @@ impl SeenIds {
 struct Pass<'a> {
     cfg: &'a Config,
     store: Option<&'a Store>,
+    /// Whether the store has logged any event (a fresh one skips the lookups).
+    store_has_events: bool,
     seen: SeenIds,
     snapshots: EventSnapshots,
     plans: BTreeMap<String, CustomerPlan>,
@@ -197,8 +200,8 @@ impl Pass<'_> {
         };
 
         let earlier_run = match self.store {
-            Some(s) => s.event_seen(&ev.id)?,
-            None => false,
+            Some(s) if self.store_has_events => s.event_seen(&ev.id)?,
+            _ => false,
         };
         if earlier_run || !self.seen.insert(&ev.id) {
             d.route = Route::Duplicate;
@@ -320,6 +323,10 @@ pub fn run(
     let mut pass = Pass {
         cfg: &cfg,
         store: store.as_ref(),
+        store_has_events: match &store {
+            Some(s) => s.has_events()?,
+            None => false,
+        },
         seen: SeenIds::default(),
         snapshots: EventSnapshots::default(),
         plans: BTreeMap::new(),
@@ -582,6 +589,22 @@ fn forward_settings(
     })
 }
 
+/// The fields of a spooled decision the event log needs, borrowed from the
+/// line: cheaper than a whole `Decision` when the line is printed as is.
+#[derive(Deserialize)]
+struct LogView<'a> {
+    #[serde(borrow)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    created: Option<i64>,
+    route: Route,
+    #[serde(borrow)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    customer_id: Option<Cow<'a, str>>,
+}
+
 /// Writes processed events to the store's log in large transactions.
 struct EventLog<'a> {
     store: &'a mut Store,
@@ -591,6 +614,17 @@ struct EventLog<'a> {
 
 impl EventLog<'_> {
     fn record(&mut self, d: &Decision) -> anyhow::Result<()> {
+        self.record_view(&LogView {
+            event_id: d.event_id.as_deref().map(Cow::Borrowed),
+            kind: d.kind.as_deref().map(Cow::Borrowed),
+            created: d.created,
+            route: d.route,
+            user_id: d.user_id.as_deref().map(Cow::Borrowed),
+            customer_id: d.customer_id.as_deref().map(Cow::Borrowed),
+        })
+    }
+
+    fn record_view(&mut self, d: &LogView<'_>) -> anyhow::Result<()> {
         let route = match d.route {
             Route::Sync => "sync",
             Route::Ignored => "ignored",
@@ -610,12 +644,12 @@ impl EventLog<'_> {
             return Ok(());
         };
         self.batch.push(LoggedEvent {
-            id: id.clone(),
-            kind: kind.clone(),
+            id: id.to_string(),
+            kind: kind.to_string(),
             created,
             route,
-            user_id: d.user_id.clone(),
-            customer_id: d.customer_id.clone(),
+            user_id: d.user_id.as_deref().map(str::to_owned),
+            customer_id: d.customer_id.as_deref().map(str::to_owned),
         });
         if self.batch.len() >= 20_000 {
             self.flush()?;
@@ -686,13 +720,16 @@ fn print(
         let line = line?;
         let patched = patches.get(&(i as u64));
         let delivery = deliveries.get(&(i as u64));
-        let fast = patched.is_none() && delivery.is_none() && log.is_none();
+        let unchanged = patched.is_none() && delivery.is_none();
         if printer.json {
             if i > 0 {
                 out.write_all(b",")?;
             }
             out.write_all(b"\n")?;
-            if fast {
+            if unchanged {
+                if let Some(log) = log.as_deref_mut() {
+                    log.record_view(&serde_json::from_str(&line)?)?;
+                }
                 out.write_all(line.as_bytes())?;
                 continue;
             }

@@ -195,6 +195,13 @@ impl Store {
         Ok(st.exists([id])?)
     }
 
+    /// Whether any event has been logged yet.
+    pub fn has_events(&self) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT EXISTS(SELECT 1 FROM events)", [], |r| r.get(0))?)
+    }
+
     /// The user id the store maps a customer to.
     pub fn customer_user(&self, customer_id: &str) -> anyhow::Result<Option<String>> {
         let mut st = self
