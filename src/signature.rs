@@ -115,6 +115,8 @@ pub enum HeaderError {
     EntryWithoutValue(&'static str),
     /// A `v1=` with nothing after it: stripe-node's secureCompare throws on it.
     EmptySignature,
+    /// A non-ASCII `v1` value of 64 UTF-16 units: node's timingSafeEqual throws.
+    UncomparableSignature,
 }
 
 impl std::fmt::Display for HeaderError {
@@ -129,6 +131,9 @@ impl std::fmt::Display for HeaderError {
             HeaderError::EntryWithoutValue(key) => {
                 write!(f, "the header has a bare `{key}` entry without `=`")
             }
+            HeaderError::UncomparableSignature => f.write_str(
+                "a `v1=` value has non-ASCII characters that stripe-node cannot compare (its timingSafeEqual throws)",
+            ),
             HeaderError::EmptySignature => f.write_str(
                 "the header has an empty `v1=` entry, which stripe-node refuses outright (its secureCompare throws)",
             ),
@@ -223,10 +228,14 @@ fn node_parse_int(raw: &str) -> Option<i128> {
     for b in digits.bytes() {
         value = value.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
     }
-    if value > (1 << 53) {
+    let value = if negative { -value } else { value };
+    // `${timestamp}` prints the double's shortest round-trip digits (plain
+    // below 1e21). Python prints the exact integer; only where the two
+    // strings are the same can both signatures be the same.
+    if value.unsigned_abs() >= 10u128.pow(21) || format!("{}", value as f64) != value.to_string() {
         return None;
     }
-    Some(if negative { -value } else { value })
+    Some(value)
 }
 
 /// The timestamp both SDKs would sign, or why they would not agree on one.
@@ -271,6 +280,10 @@ pub fn parse_header(header: &str) -> Result<Header<'_>, HeaderError> {
                 last_t = Some(v);
             }
             ("v1", Some("")) => return Err(HeaderError::EmptySignature),
+            // Same JS length as a signature but more bytes: node throws.
+            ("v1", Some(v)) if !v.is_ascii() && v.encode_utf16().count() == 64 => {
+                return Err(HeaderError::UncomparableSignature);
+            }
             ("v1", Some(v)) => v1.push(v),
             ("v0", Some(_)) => v0_count += 1,
             (k, Some(v)) if k.trim() == "v1" => spaced_v1.push(v.trim()),
@@ -317,10 +330,11 @@ fn matches_any(expected: &[u8; 64], candidates: &[&str]) -> bool {
     found == 1
 }
 
-/// Whether both SDKs can verify a header signed at `t` (they cannot agree
-/// on -1, or on numbers a double does not hold exactly).
+/// Whether both SDKs can verify a header signed at `t`: not -1 (node reads
+/// it as missing), and a number node's double prints back digit for digit.
 pub fn signable_timestamp(t: i64) -> bool {
-    t != -1 && t.unsigned_abs() <= 1 << 53
+    let text = t.to_string();
+    agreed_timestamp(&text, &text).is_ok()
 }
 
 /// The `Stripe-Signature` value for a payload.
@@ -370,7 +384,21 @@ pub fn strip_header_name(raw: &str) -> &str {
 /// Used by the benchmark and by [`verify`].
 pub fn check(payload: &[u8], header: &Header<'_>, secret: &[u8]) -> bool {
     let expected = compute_signature(secret, header.timestamp, payload);
-    matches_any(&expected, &header.v1)
+    // stripe-python stops at the first match, and raises on a non-ASCII
+    // value it reaches before one (hmac.compare_digest on str).
+    // Each value is compared in constant time; only where a match sits is
+    // branched on.
+    let mut first = None;
+    for (i, v) in header.v1.iter().enumerate() {
+        let equal = v.len() == expected.len() && bool::from(v.as_bytes().ct_eq(&expected));
+        if equal && first.is_none() {
+            first = Some(i);
+        }
+    }
+    match first {
+        Some(i) => header.v1[..i].iter().all(|v| v.is_ascii()),
+        None => false,
+    }
 }
 
 /// Verify a payload against a header value and one or more secrets.

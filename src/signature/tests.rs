@@ -153,11 +153,47 @@ fn empty_v1_entry_is_refused_like_stripe_node() {
 }
 
 #[test]
+fn non_ascii_v1_values_follow_both_sdks() {
+    let good = sig(SECRET, T, PAYLOAD);
+    let odd64 = format!("{}é", "a".repeat(63)); // 64 UTF-16 units, 65 bytes
+    // python raises on a non-ASCII value it reaches before the match.
+    let v = run(&format!("t={T},v1=é,v1={good}"));
+    assert!(!v.valid);
+    // Reached after the match, python never compares it; node's length check
+    // skips a short one: both accept.
+    assert!(run(&format!("t={T},v1={good},v1=é")).valid);
+    // node's timingSafeEqual throws on a 64-unit non-ASCII value, anywhere.
+    for header in [
+        format!("t={T},v1={good},v1={odd64}"),
+        format!("t={T},v1={odd64},v1={good}"),
+    ] {
+        let v = run(&header);
+        assert_eq!(v.reason, Reason::MalformedHeader, "{header}");
+    }
+}
+
+#[test]
+fn timestamps_past_2_53_count_where_node_prints_them_exactly() {
+    // 2^54 is a double node prints digit for digit; 2^53 + 1 is not.
+    let t = 1i64 << 54;
+    let header = format!("t={t},v1={}", sig(SECRET, t, PAYLOAD));
+    assert!(verify(PAYLOAD, &header, &secrets(&[SECRET]), 0, T).valid);
+    assert!(signable_timestamp(t));
+    let t = (1i64 << 53) + 1;
+    let header = format!("t={t},v1={}", sig(SECRET, t, PAYLOAD));
+    assert_eq!(
+        verify(PAYLOAD, &header, &secrets(&[SECRET]), 0, T).reason,
+        Reason::MalformedHeader
+    );
+}
+
+#[test]
 fn signable_timestamps() {
     assert!(signable_timestamp(T));
     assert!(signable_timestamp(0));
     assert!(signable_timestamp(-5));
     assert!(signable_timestamp(1 << 53));
+    assert!(signable_timestamp(1 << 54));
     assert!(!signable_timestamp(-1));
     assert!(!signable_timestamp((1 << 53) + 1));
     assert!(!signable_timestamp(i64::MIN));

@@ -4,6 +4,7 @@ mod common;
 mod completions;
 mod crash;
 mod forward;
+mod fuzz_regressions;
 mod inspect;
 mod manpages;
 mod prompt;
