@@ -132,9 +132,10 @@ pub struct RawItem<'a> {
     pub text: &'a str,
 }
 
-/// Visit every element of one input. An element that is not JSON is passed
-/// as `Err(message)`; a file that cannot be read or split at all is the
-/// function's error (the message names the file).
+/// Visit every element of one input, as its exact text. An element that is
+/// not UTF-8 is passed as `Err(message)` (whether the text is an event is
+/// `parse_event`'s to say); a file that cannot be read or split at all is
+/// the function's error (the message names the file).
 pub fn for_each_item(
     input: &Input,
     f: &mut dyn FnMut(Source, Result<&str, String>),

@@ -171,16 +171,9 @@ impl Forwarder {
     }
 
     fn collect_one(&mut self) {
-        if let Some(joined) = self.rt.block_on(self.inflight.join_next()) {
-            match joined {
-                Ok((key, d)) => {
-                    self.results.insert(key, d);
-                }
-                Err(e) => {
-                    // A task that panicked or was cancelled: nothing to attribute.
-                    let _ = e;
-                }
-            }
+        // A task that was cancelled has no result to attribute.
+        if let Some(Ok((key, d))) = self.rt.block_on(self.inflight.join_next()) {
+            self.results.insert(key, d);
         }
     }
 

@@ -41,19 +41,6 @@ impl Printer {
         }
     }
 
-    /// A printer for tests and library use: no colour, no prompts.
-    pub fn plain(json: bool) -> Printer {
-        Printer {
-            json,
-            quiet: false,
-            verbosity: 0,
-            color_out: false,
-            color_err: false,
-            interactive: false,
-            stderr_tty: false,
-        }
-    }
-
     /// Whether the user may be asked questions.
     pub fn interactive(&self) -> bool {
         self.interactive

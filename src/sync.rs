@@ -22,30 +22,6 @@ pub trait SubscriptionSource {
     fn fetch(&mut self, customer_id: &str) -> anyhow::Result<CustomerState>;
 }
 
-/// Sync one customer: ask the source, write one transaction.
-/// `user_hint` is the user the routing resolved (used when the source does
-/// not know the customer object); `events` are logged in the same transaction.
-pub fn sync_customer(
-    store: &mut Store,
-    source: &mut dyn SubscriptionSource,
-    customer_id: &str,
-    user_hint: Option<&str>,
-    user_key: &str,
-    events: Vec<LoggedEvent>,
-    dry_run: bool,
-) -> anyhow::Result<WriteOutcome> {
-    let state = source.fetch(customer_id)?;
-    let write = plan_write(
-        customer_id,
-        state,
-        user_hint,
-        user_key,
-        source.source(),
-        events,
-    );
-    store.write_customer(&write, dry_run)
-}
-
 /// One customer to sync: id, the routing's user, the events to log with it.
 pub struct Job {
     pub customer_id: String,

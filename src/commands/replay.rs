@@ -95,7 +95,6 @@ pub struct SyncFailure {
 #[derive(Debug, Default)]
 struct CustomerPlan {
     user_hint: Option<(String, i64, u64)>,
-    routed: bool,
 }
 
 struct Pending {
@@ -240,7 +239,6 @@ impl Pass<'_> {
                     d.customer_id = Some(customer.clone());
                     d.resolved_via = Some(via);
                     let plan = self.plans.entry(customer.clone()).or_default();
-                    plan.routed = true;
                     if plan
                         .user_hint
                         .as_ref()
@@ -403,7 +401,6 @@ pub fn run(
         }
         if let Ok((user, _)) = &outcome {
             let plan = pass.plans.entry(p.customer.clone()).or_default();
-            plan.routed = true;
             if plan.user_hint.is_none() {
                 plan.user_hint = Some((user.clone(), i64::MIN, 0));
             }

@@ -104,7 +104,7 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
             summary: &summary,
         })?;
     } else {
-        printer.out(&human(&reports, &summary, args.check, printer))?;
+        printer.out(&human(&reports, &summary, args.check))?;
     }
     let drift = args.check && summary.changed > 0;
     Ok(Status::from_problems(summary.failed > 0 || drift))
@@ -647,7 +647,7 @@ fn compare_all(
     Ok(reports)
 }
 
-fn human(reports: &[CustomerReport], s: &Summary, check: bool, p: &Printer) -> String {
+fn human(reports: &[CustomerReport], s: &Summary, check: bool) -> String {
     let mut b = tabled::builder::Builder::default();
     b.push_record([
         "CUSTOMER",
@@ -699,6 +699,5 @@ fn human(reports: &[CustomerReport], s: &Summary, check: bool, p: &Printer) -> S
         s.retries,
         s.elapsed_ms as f64 / 1000.0
     ));
-    let _ = p;
     out
 }
