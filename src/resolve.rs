@@ -3,7 +3,7 @@
 //! (or the API) once every input has been read.
 
 use crate::routing::{Routed, Via};
-use crate::store::Store;
+use crate::store::{Known, Store};
 use crate::sync::EventSnapshots;
 
 /// The outcome of resolving one tracked event.
@@ -25,7 +25,7 @@ pub enum Resolution {
 }
 
 /// Resolve with what is known while reading: the event itself, then the store.
-pub fn resolve_now(routed: Routed, store: Option<&Store>) -> anyhow::Result<Resolution> {
+pub(crate) fn resolve_now(routed: Routed, store: &Store) -> anyhow::Result<Resolution> {
     Ok(match routed {
         Routed::Resolved {
             user,
@@ -44,17 +44,15 @@ pub fn resolve_now(routed: Routed, store: Option<&Store>) -> anyhow::Result<Reso
             customer: None,
             reason: format!("user {user} found, but the object names no customer to sync"),
         },
-        Routed::NeedsCustomer { customer } => match store
-            .map(|s| s.customer_user(&customer))
-            .transpose()?
-            .flatten()
-        {
-            Some(user) => Resolution::Sync {
+        Routed::NeedsCustomer { customer } => match store.customer_user(&customer)? {
+            Known::User(user) => Resolution::Sync {
                 user,
                 customer,
                 via: Via::Store,
             },
-            None => Resolution::Pending { customer },
+            // Known to the store, and unmapped there: the inputs may still
+            // hold a newer customer object that names the user.
+            Known::Unmapped | Known::Unknown => Resolution::Pending { customer },
         },
         Routed::NoCustomer { reason } => Resolution::Unresolved {
             customer: None,
@@ -72,9 +70,10 @@ pub fn resolve_now(routed: Routed, store: Option<&Store>) -> anyhow::Result<Reso
 }
 
 /// Resolve a pending customer once all inputs are read.
-pub fn resolve_later(
+pub(crate) fn resolve_later(
     customer: &str,
     inputs: &EventSnapshots,
+    store: &Store,
     user_key: &str,
 ) -> Result<(String, Via), String> {
     match inputs.customer_user(customer) {
@@ -82,8 +81,13 @@ pub fn resolve_later(
         None if inputs.customers.contains_key(customer) => Err(format!(
             "customer {customer} has no `{user_key}` in its metadata (unmapped customer)"
         )),
-        None => Err(format!(
-            "no `{user_key}` on the event, and customer {customer} is neither in the store nor among the inputs (try --live)"
-        )),
+        None => match store.customer_user(customer) {
+            Ok(Known::Unmapped) => Err(format!(
+                "customer {customer} has no `{user_key}` in its metadata (unmapped customer, as the store knows it)"
+            )),
+            _ => Err(format!(
+                "no `{user_key}` on the event, and customer {customer} is neither in the store nor among the inputs (try --live)"
+            )),
+        },
     }
 }

@@ -32,6 +32,20 @@ pub fn read_payload(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The routing config, with `--user-key` applied; its warnings (unknown
+/// event types) go to stderr.
+pub fn load_config(
+    global: &crate::cli::GlobalArgs,
+    user_key: Option<&str>,
+    printer: &crate::output::Printer,
+) -> anyhow::Result<crate::config::Config> {
+    let cfg = crate::config::Config::load(global.config.as_deref())?.with_user_key(user_key);
+    for w in cfg.warnings() {
+        printer.warn(&w);
+    }
+    Ok(cfg)
+}
+
 /// Seconds since the epoch, by the system clock.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

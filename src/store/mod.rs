@@ -2,6 +2,7 @@
 //! and backfill checkpoints. One transaction per synced customer, so a crash
 //! never leaves half a customer; an older snapshot never overwrites a newer.
 
+pub(crate) mod checkpoint;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
@@ -41,17 +42,41 @@ pub struct CustomerInfo {
     pub snapshot_at: Option<i64>,
 }
 
+/// Which subscription the customer's mapping shows, as the source knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Current {
+    /// The API listed this one first (`status=all&limit=1`), or none at all:
+    /// the rule itself, as of the write's snapshot time.
+    Listed(Option<String>, i64),
+    /// The backfill's listing (newest first, ties in the API's order): the
+    /// first subscription of the customer seen in this pass is its current one.
+    FirstInPass(String, i64),
+    /// Offline replay: the newest `created` among what the store and the
+    /// inputs know; on a tie the current pointer stays, else the greater id.
+    Newest,
+    /// The source says nothing about subscriptions (a customers page).
+    Keep,
+}
+
 /// Everything one sync writes for one customer, in one transaction.
 #[derive(Debug, Clone)]
-pub struct CustomerWrite {
+pub(crate) struct CustomerWrite {
     pub customer_id: String,
     pub info: CustomerInfo,
     pub user_key: String,
     /// Subscription snapshots with the time each was true.
     pub subscriptions: Vec<(SubscriptionRecord, i64)>,
+    pub current: Current,
     pub source: RecordSource,
-    /// Processed events to log with this customer.
-    pub events: Vec<LoggedEvent>,
+}
+
+/// Backfill bookkeeping written in the same transaction as a page.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PassStep<'a> {
+    /// The checkpoint after this page.
+    pub checkpoint: Option<&'a checkpoint::Backfill>,
+    /// Customers the listing showed (the rest are deleted after a full pass).
+    pub seen: Vec<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,9 +135,23 @@ fn describe(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("store {}: {e}", path.display())
 }
 
+/// How long a write waits for another process's transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn not_a_directory(path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        return Err(describe(
+            path,
+            "is a directory: --db names the store's file (e.g. --db stripe-sync.db)",
+        ));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Open for writing, creating (mode 0600) and migrating as needed.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
+        not_a_directory(path)?;
         if !path.exists() {
             create_private(path).map_err(|e| describe(path, format!("cannot create: {e}")))?;
         }
@@ -129,19 +168,42 @@ impl Store {
         })
     }
 
-    /// Open an existing store for reading; `None` when there is no file.
+    /// Open an existing store for reading; `None` when there is no file (or
+    /// an empty one). Works on a read-only file or directory: when SQLite
+    /// cannot create the WAL's shared-memory file there, the store is read
+    /// as immutable (nobody can be writing to it either).
     pub fn open_read_only(path: &Path) -> anyhow::Result<Option<Store>> {
+        not_a_directory(path)?;
         if !path.exists() {
             return Ok(None);
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| describe(path, format!("cannot open: {e}")))?;
-        conn.busy_timeout(Duration::from_secs(30))
-            .map_err(|e| describe(path, unusable(&e)))?;
-        let version = schema::check(&conn).map_err(|e| describe(path, unusable_schema(&e)))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        // SQLite's own failures may be retried as immutable; a schema verdict
+        // (foreign, too new) is final.
+        type Checked = (Connection, Result<i64, schema::SchemaError>);
+        let attempt = |conn: Connection| -> Result<Checked, rusqlite::Error> {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            match schema::check(&conn) {
+                Err(schema::SchemaError::Sqlite(e)) => Err(e),
+                checked => Ok((conn, checked)),
+            }
+        };
+        let opened = Connection::open_with_flags(path, flags).and_then(attempt);
+        let (conn, checked) = match opened {
+            Ok(ok) => ok,
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+                ) =>
+            {
+                Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+                    .and_then(attempt)
+                    .map_err(|e| describe(path, read_error(&e)))?
+            }
+            Err(e) => return Err(describe(path, read_error(&e))),
+        };
+        let version = checked.map_err(|e| describe(path, unusable_schema(&e)))?;
         if version == 0 {
             // An empty file: nothing stored yet.
             return Ok(None);
@@ -152,26 +214,25 @@ impl Store {
         }))
     }
 
-    /// A private in-memory copy of an existing store (`None` if there is no
-    /// file): `--check` runs its rolled-back writes there, so the file is
+    /// A private in-memory copy of the store (empty when there is no file):
+    /// dry runs and `--check` run the real writes there, so the file is
     /// never touched, not even by a migration.
-    pub fn open_snapshot(path: &Path) -> anyhow::Result<Option<Store>> {
+    pub fn open_copy(path: &Path) -> anyhow::Result<Store> {
         let Some(file) = Store::open_read_only(path)? else {
-            return Ok(None);
+            let mut s = Store::in_memory()?;
+            s.path = path.to_path_buf();
+            return Ok(s);
         };
         let mut conn = Connection::open_in_memory()?;
-        conn.restore(
-            rusqlite::MAIN_DB,
-            path,
-            None::<fn(rusqlite::backup::Progress)>,
-        )
-        .map_err(|e| describe(path, unusable(&e)))?;
+        rusqlite::backup::Backup::new(&file.conn, &mut conn)
+            .and_then(|b| b.run_to_completion(1024, Duration::ZERO, None))
+            .map_err(|e| describe(path, unusable(&e)))?;
         drop(file);
         schema::migrate(&mut conn).map_err(|e| describe(path, unusable_schema(&e)))?;
-        Ok(Some(Store {
+        Ok(Store {
             conn,
             path: path.to_path_buf(),
-        }))
+        })
     }
 
     /// An in-memory store, for tests.
@@ -184,8 +245,13 @@ impl Store {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Fold the WAL back into the file and close, so a normal exit leaves no
+    /// `-wal`/`-shm` files when nothing else holds the store.
+    pub fn close(self) {
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = self.conn.close();
     }
 
     pub fn event_seen(&self, id: &str) -> anyhow::Result<bool> {
@@ -202,15 +268,21 @@ impl Store {
             .query_row("SELECT EXISTS(SELECT 1 FROM events)", [], |r| r.get(0))?)
     }
 
-    /// The user id the store maps a customer to.
-    pub fn customer_user(&self, customer_id: &str) -> anyhow::Result<Option<String>> {
+    /// What the store knows of a customer's user.
+    pub(crate) fn customer_user(&self, customer_id: &str) -> anyhow::Result<Known> {
         let mut st = self
             .conn
             .prepare_cached("SELECT user_id FROM customers WHERE id = ?1")?;
-        Ok(st
-            .query_row([customer_id], |r| r.get::<_, Option<String>>(0))
-            .optional()?
-            .flatten())
+        Ok(
+            match st
+                .query_row([customer_id], |r| r.get::<_, Option<String>>(0))
+                .optional()?
+            {
+                None => Known::Unknown,
+                Some(None) => Known::Unmapped,
+                Some(Some(u)) => Known::User(u),
+            },
+        )
     }
 
     pub fn customer_known(&self, customer_id: &str) -> anyhow::Result<bool> {
@@ -226,101 +298,6 @@ impl Store {
             .conn
             .prepare_cached("SELECT id FROM customers WHERE user_id = ?1 ORDER BY id")?;
         let rows = st.query_map([user_id], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Every subscription stored for a customer, with its snapshot time.
-    pub fn subscriptions_of(
-        &self,
-        customer_id: &str,
-    ) -> anyhow::Result<Vec<(SubscriptionRecord, i64)>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT id, customer_id, status, price_id, current_period_start, current_period_end,
-                    cancel_at_period_end, payment_method_id, card_brand, card_last4, created, snapshot_at
-             FROM subscriptions WHERE customer_id = ?1",
-        )?;
-        let rows = st.query_map([customer_id], |r| {
-            let brand: Option<String> = r.get(8)?;
-            let last4: Option<String> = r.get(9)?;
-            Ok((
-                SubscriptionRecord {
-                    id: r.get(0)?,
-                    customer_id: r.get(1)?,
-                    status: r.get(2)?,
-                    price_id: r.get(3)?,
-                    current_period_start: r.get(4)?,
-                    current_period_end: r.get(5)?,
-                    cancel_at_period_end: r.get(6)?,
-                    payment_method_id: r.get(7)?,
-                    card: (brand.is_some() || last4.is_some()).then_some(Card { brand, last4 }),
-                    created: r.get(10)?,
-                },
-                r.get(11)?,
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Write one customer in one transaction; returns whether its mapping
-    /// row changed. With `dry_run` the transaction is rolled back, so the
-    /// caller learns what would change (drift) and nothing is written.
-    pub fn write_customer(
-        &mut self,
-        w: &CustomerWrite,
-        dry_run: bool,
-    ) -> anyhow::Result<WriteOutcome> {
-        let mut out = self.write_batch(std::slice::from_ref(w), &[], &[], dry_run)?;
-        out.pop()
-            .ok_or_else(|| anyhow::anyhow!("no outcome for customer {}", w.customer_id))
-    }
-
-    /// Log events that belong to no customer write (ignored types), in one transaction.
-    pub fn log_events(&mut self, events: &[LoggedEvent]) -> anyhow::Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| describe(&path, unusable(&e)))?;
-        let now = now_rfc3339();
-        for e in events {
-            log_event(&tx, e, &now)?;
-        }
-        tx.commit().map_err(|e| describe(&path, unusable(&e)))?;
-        Ok(())
-    }
-
-    /// Mark a customer deleted (it is kept, not dropped silently).
-    pub fn mark_deleted(&mut self, customer_id: &str) -> anyhow::Result<bool> {
-        let n = self.conn.execute(
-            "UPDATE customers SET deleted = 1, synced_at = ?2 WHERE id = ?1 AND deleted = 0",
-            params![customer_id, now_rfc3339()],
-        )?;
-        Ok(n > 0)
-    }
-
-    /// Forget which customers the last backfill saw (a fresh pass starts).
-    pub fn backfill_reset(&mut self) -> anyhow::Result<()> {
-        self.conn.execute_batch("DELETE FROM backfill_seen;")?;
-        Ok(())
-    }
-
-    /// Customers in the store (not yet deleted) that the backfill did not see.
-    pub fn backfill_unseen(&self) -> anyhow::Result<Vec<String>> {
-        let mut st = self.conn.prepare(
-            "SELECT id FROM customers WHERE deleted = 0
-             AND id NOT IN (SELECT customer_id FROM backfill_seen) ORDER BY id",
-        )?;
-        let rows = st.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// All customer ids in the store.
-    pub fn customer_ids(&self) -> anyhow::Result<Vec<String>> {
-        let mut st = self.conn.prepare("SELECT id FROM customers ORDER BY id")?;
-        let rows = st.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -348,62 +325,129 @@ impl Store {
         mapping_for(&self.conn, customer_id)
     }
 
-    pub fn get_state(&self, key: &str) -> anyhow::Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM sync_state WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
-            .optional()?)
+    /// The backfill in progress, if any.
+    pub(crate) fn backfill(&self) -> anyhow::Result<Option<checkpoint::Backfill>> {
+        Ok(checkpoint::load_backfill(&self.conn)?)
     }
 
-    pub fn set_state(&mut self, key: &str, value: Option<&str>) -> anyhow::Result<()> {
-        put_state(&self.conn, key, value)
+    /// Start a fresh backfill pass: forget the last pass's bookkeeping.
+    pub(crate) fn begin_backfill(&mut self, b: &checkpoint::Backfill) -> anyhow::Result<()> {
+        let path = self.path.clone();
+        let run = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch("DELETE FROM backfill_seen; DELETE FROM backfill_subs_seen;")?;
+            checkpoint::clear_backfill(&tx)?;
+            checkpoint::save_backfill(&tx, b)?;
+            tx.commit()
+        };
+        run(&mut self.conn).map_err(|e| describe(&path, unusable(&e)))
     }
 
-    /// Several whole customers (and an optional checkpoint) in one
-    /// transaction: still never half a customer, and far fewer page writes
-    /// than a commit per customer when thousands are synced.
-    pub fn write_batch(
+    /// The backfill finished: forget its checkpoint.
+    pub(crate) fn end_backfill(&mut self) -> anyhow::Result<()> {
+        let path = self.path.clone();
+        checkpoint::clear_backfill(&self.conn).map_err(|e| describe(&path, unusable(&e)))
+    }
+
+    /// After a complete pass: customers (not yet deleted) the listing did not
+    /// show, and customers none of whose subscriptions it listed.
+    pub(crate) fn backfill_unseen(&self) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+        let ids = |sql: &str| -> anyhow::Result<Vec<String>> {
+            let mut st = self.conn.prepare(sql)?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
+        Ok((
+            ids("SELECT id FROM customers WHERE deleted = 0
+                 AND id NOT IN (SELECT customer_id FROM backfill_seen) ORDER BY id")?,
+            ids(
+                "SELECT id FROM customers WHERE deleted = 0 AND subscription_id IS NOT NULL
+                 AND id NOT IN (SELECT customer_id FROM backfill_subs_seen) ORDER BY id",
+            )?,
+        ))
+    }
+
+    /// Write whole customers (and backfill bookkeeping) in one transaction.
+    /// Only the sync engine calls this: it is the one writer of customers
+    /// and subscriptions. A write that changes nothing touches no row.
+    pub(crate) fn apply(
         &mut self,
         writes: &[CustomerWrite],
-        state: &[(&str, Option<&str>)],
-        seen: &[&str],
-        dry_run: bool,
+        step: &PassStep<'_>,
     ) -> anyhow::Result<Vec<WriteOutcome>> {
         let path = self.path.clone();
-        self.write_batch_inner(writes, state, seen, dry_run)
-            .map_err(|e| name_store_error(&path, e))
-    }
-
-    fn write_batch_inner(
-        &mut self,
-        writes: &[CustomerWrite],
-        state: &[(&str, Option<&str>)],
-        seen: &[&str],
-        dry_run: bool,
-    ) -> anyhow::Result<Vec<WriteOutcome>> {
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| describe(&path, unusable(&e)))?;
         let now = now_rfc3339();
         let mut outcomes = Vec::with_capacity(writes.len());
-        for w in writes {
-            outcomes.push(apply(&tx, w, &now)?);
-        }
-        for c in seen {
-            tx.prepare_cached("INSERT OR IGNORE INTO backfill_seen(customer_id) VALUES (?1)")?
-                .execute([c])?;
-        }
-        for (k, v) in state {
-            put_state(&tx, k, *v)?;
-        }
-        if dry_run {
-            tx.rollback()?;
-        } else {
-            tx.commit()?;
-        }
+        let result = (|| -> anyhow::Result<()> {
+            for w in writes {
+                outcomes.push(apply(&tx, w, &now)?);
+            }
+            for c in &step.seen {
+                tx.prepare_cached("INSERT OR IGNORE INTO backfill_seen(customer_id) VALUES (?1)")?
+                    .execute([c])?;
+            }
+            if let Some(b) = step.checkpoint {
+                checkpoint::save_backfill(&tx, b)?;
+            }
+            Ok(())
+        })();
+        result.map_err(|e| name_store_error(&path, e))?;
+        tx.commit().map_err(|e| describe(&path, unusable(&e)))?;
         Ok(outcomes)
+    }
+
+    /// Log processed events, in one transaction.
+    pub(crate) fn log_events(&mut self, events: &[LoggedEvent]) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| describe(&path, unusable(&e)))?;
+        let now = now_rfc3339();
+        for e in events {
+            log_event(&tx, e, &now).map_err(|e| name_store_error(&path, e))?;
+        }
+        tx.commit().map_err(|e| describe(&path, unusable(&e)))?;
+        Ok(())
+    }
+}
+
+/// What the store knows of a customer's user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Known {
+    /// The customer is not in the store.
+    Unknown,
+    /// The customer is stored, without a user id in its metadata.
+    Unmapped,
+    User(String),
+}
+
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for b in path.to_string_lossy().bytes() {
+        match b {
+            b'%' | b'?' | b'#' => uri.push_str(&format!("%{b:02X}")),
+            _ => uri.push(b as char),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
+/// A failure to read the store, in words (a read never needs write access).
+fn read_error(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::CannotOpen) => {
+            "cannot open the file for reading (check the path and permissions)".into()
+        }
+        _ => unusable(e),
     }
 }
 
@@ -416,19 +460,6 @@ fn name_store_error(path: &Path, e: anyhow::Error) -> anyhow::Error {
     }
 }
 
-/// Set or clear one checkpoint value.
-fn put_state(conn: &Connection, key: &str, value: Option<&str>) -> anyhow::Result<()> {
-    match value {
-        Some(v) => conn.execute(
-            "INSERT INTO sync_state(key, value) VALUES (?1, ?2)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![key, v],
-        )?,
-        None => conn.execute("DELETE FROM sync_state WHERE key = ?1", [key])?,
-    };
-    Ok(())
-}
-
 /// One customer's rows; the caller owns the transaction.
 fn apply(tx: &Connection, w: &CustomerWrite, now: &str) -> anyhow::Result<WriteOutcome> {
     let before = mapping_for(tx, &w.customer_id)?;
@@ -436,9 +467,7 @@ fn apply(tx: &Connection, w: &CustomerWrite, now: &str) -> anyhow::Result<WriteO
     for (sub, snapshot_at) in &w.subscriptions {
         upsert_subscription(tx, sub, *snapshot_at, w.source, now)?;
     }
-    for e in &w.events {
-        log_event(tx, e, now)?;
-    }
+    set_current(tx, w, now)?;
     let after = mapping_for(tx, &w.customer_id)?;
     let changed = match (&before, &after) {
         (Some(b), Some(a)) => !same_mapping(b, a),
@@ -451,6 +480,58 @@ fn apply(tx: &Connection, w: &CustomerWrite, now: &str) -> anyhow::Result<WriteO
     })
 }
 
+/// Point the customer at its current subscription, by the rule of the
+/// write's source (see [`Current`]).
+fn set_current(tx: &Connection, w: &CustomerWrite, now: &str) -> anyhow::Result<()> {
+    let point = |sub: Option<&str>, at: Option<i64>| -> anyhow::Result<()> {
+        tx.prepare_cached(
+            "UPDATE customers SET subscription_id = ?2, current_at = ?3, synced_at = ?4
+             WHERE id = ?1 AND (current_at IS NULL OR ?3 IS NULL OR current_at <= ?3)
+               AND subscription_id IS NOT ?2",
+        )?
+        .execute(params![w.customer_id, sub, at, now])?;
+        Ok(())
+    };
+    match &w.current {
+        Current::Keep => Ok(()),
+        Current::Listed(sub, at) => point(sub.as_deref(), Some(*at)),
+        Current::FirstInPass(sub, at) => {
+            let first = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO backfill_subs_seen(customer_id) VALUES (?1)",
+                )?
+                .execute([&w.customer_id])?;
+            if first == 1 {
+                point(Some(sub), Some(*at))?;
+            }
+            Ok(())
+        }
+        Current::Newest => {
+            let current: Option<String> = tx
+                .prepare_cached("SELECT subscription_id FROM customers WHERE id = ?1")?
+                .query_row([&w.customer_id], |r| r.get(0))
+                .optional()?
+                .flatten();
+            let mut st = tx.prepare_cached(
+                "SELECT id FROM subscriptions WHERE customer_id = ?1 AND created =
+                   (SELECT max(created) FROM subscriptions WHERE customer_id = ?1)
+                 ORDER BY id DESC",
+            )?;
+            let tied: Vec<String> = st
+                .query_map([&w.customer_id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let pick = match &current {
+                Some(c) if tied.contains(c) => Some(c.clone()),
+                _ => tied.into_iter().next(),
+            };
+            if pick.is_some() {
+                point(pick.as_deref(), None)?;
+            }
+            Ok(())
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct WriteOutcome {
     pub before: Option<MappingRow>,
@@ -459,7 +540,7 @@ pub struct WriteOutcome {
 }
 
 /// Mapping rows compare equal when everything but the sync time matches.
-fn same_mapping(a: &MappingRow, b: &MappingRow) -> bool {
+pub(crate) fn same_mapping(a: &MappingRow, b: &MappingRow) -> bool {
     let strip = |r: &MappingRow| MappingRow {
         synced_at: String::new(),
         source: String::new(),
@@ -493,8 +574,22 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(Duration::from_secs(30))?;
-    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Switching a new file to WAL takes an exclusive lock that SQLite does
+    // not wait for with the busy handler: two processes creating one store
+    // at once would see SQLITE_BUSY at once. Wait for it here instead.
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5 + fastrand::u64(0..20)));
+            }
+            other => break other?,
+        }
+    }
     // A 16 MiB page cache keeps a large replay's random event-id inserts from
     // spilling and re-reading pages, within the replay's memory budget.
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384;")?;
@@ -514,9 +609,10 @@ fn unusable(e: &rusqlite::Error) -> String {
         Some(rusqlite::ErrorCode::CannotOpen) => {
             "cannot open the file (check the path and permissions)".into()
         }
-        Some(rusqlite::ErrorCode::DatabaseBusy) => {
-            "still locked by another process after 30 s".into()
-        }
+        Some(rusqlite::ErrorCode::DatabaseBusy) => format!(
+            "another process held the store's write lock for more than {} s; nothing was written, run the command again",
+            BUSY_TIMEOUT.as_secs()
+        ),
         _ => e.to_string(),
     }
 }
@@ -528,31 +624,31 @@ fn unusable_schema(e: &schema::SchemaError) -> String {
     }
 }
 
+/// The mapping row: a deleted customer has no live subscription (Stripe
+/// cancels them on deletion), so its status is `deleted` and its
+/// subscription fields are empty.
 const MAPPING_SELECT: &str = "
-SELECT c.user_id, c.id, c.email, s.id, s.status, s.price_id, s.current_period_start,
+SELECT c.user_id, c.id, c.email, s.id,
+       CASE WHEN c.deleted THEN 'deleted' ELSE COALESCE(s.status, 'none') END,
+       s.price_id, s.current_period_start,
        s.current_period_end, s.cancel_at_period_end, s.card_brand, s.card_last4,
        COALESCE(s.synced_at, c.synced_at), COALESCE(s.source, c.source), c.deleted
 FROM customers c
-LEFT JOIN subscriptions s ON s.id = (
-    SELECT id FROM subscriptions WHERE customer_id = c.id ORDER BY created DESC, id DESC LIMIT 1
-)";
+LEFT JOIN subscriptions s ON s.id = c.subscription_id AND c.deleted = 0";
 
 fn mapping_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MappingRow> {
     let brand: Option<String> = r.get(9)?;
     let last4: Option<String> = r.get(10)?;
-    let sub_id: Option<String> = r.get(3)?;
     Ok(MappingRow {
         user_id: r.get(0)?,
         customer_id: r.get(1)?,
         email: r.get(2)?,
-        status: r
-            .get::<_, Option<String>>(4)?
-            .unwrap_or_else(|| "none".into()),
-        cancel_at_period_end: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
-        subscription_id: sub_id,
+        subscription_id: r.get(3)?,
+        status: r.get(4)?,
         price_id: r.get(5)?,
         current_period_start: r.get(6)?,
         current_period_end: r.get(7)?,
+        cancel_at_period_end: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
         payment_method: (brand.is_some() || last4.is_some()).then_some(Card { brand, last4 }),
         synced_at: r.get(11)?,
         source: r.get(12)?,
@@ -568,16 +664,25 @@ fn mapping_for(conn: &Connection, customer_id: &str) -> anyhow::Result<Option<Ma
 fn upsert_customer(conn: &Connection, w: &CustomerWrite, now: &str) -> anyhow::Result<()> {
     let info = &w.info;
     match info.snapshot_at {
-        // A customer object: replaces an older view, never a newer one.
+        // A customer object: replaces an older view, never a newer one, and
+        // touches the row only when something differs. A deleted customer's
+        // stub has no metadata: the user it belonged to is kept.
         Some(at) => {
             conn.prepare_cached(
                 "INSERT INTO customers (id, user_id, user_key, email, deleted, snapshot_at, source, synced_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT(id) DO UPDATE SET
-                   user_id = excluded.user_id, user_key = excluded.user_key, email = excluded.email,
-                   deleted = excluded.deleted, snapshot_at = excluded.snapshot_at,
+                   user_id = CASE WHEN excluded.deleted THEN customers.user_id ELSE excluded.user_id END,
+                   email = CASE WHEN excluded.deleted THEN customers.email ELSE excluded.email END,
+                   user_key = excluded.user_key, deleted = excluded.deleted,
+                   snapshot_at = excluded.snapshot_at,
                    source = excluded.source, synced_at = excluded.synced_at
-                 WHERE customers.snapshot_at IS NULL OR customers.snapshot_at <= excluded.snapshot_at",
+                 WHERE (customers.snapshot_at IS NULL OR customers.snapshot_at <= excluded.snapshot_at)
+                   AND (customers.deleted IS NOT excluded.deleted
+                        OR customers.snapshot_at IS NOT excluded.snapshot_at
+                        OR customers.user_key IS NOT excluded.user_key
+                        OR (NOT excluded.deleted AND (customers.user_id IS NOT excluded.user_id
+                                                      OR customers.email IS NOT excluded.email)))",
             )?
             .execute(params![
                 w.customer_id,
@@ -598,7 +703,9 @@ fn upsert_customer(conn: &Connection, w: &CustomerWrite, now: &str) -> anyhow::R
                  ON CONFLICT(id) DO UPDATE SET
                    user_id = COALESCE(customers.user_id, excluded.user_id),
                    email = COALESCE(customers.email, excluded.email),
-                   synced_at = excluded.synced_at",
+                   synced_at = excluded.synced_at
+                 WHERE (customers.user_id IS NULL AND excluded.user_id IS NOT NULL)
+                    OR (customers.email IS NULL AND excluded.email IS NOT NULL)",
             )?
             .execute(params![w.customer_id, info.user_id, w.user_key, info.email, w.source.as_str(), now])?;
         }
@@ -617,6 +724,7 @@ fn upsert_subscription(
         Some(c) => (c.brand.as_deref(), c.last4.as_deref()),
         None => (None, None),
     };
+    // Newer snapshots replace older ones; an identical one touches nothing.
     conn.prepare_cached(
         "INSERT INTO subscriptions (id, customer_id, status, price_id, current_period_start,
             current_period_end, cancel_at_period_end, payment_method_id, card_brand, card_last4,
@@ -636,7 +744,19 @@ fn upsert_subscription(
                          THEN subscriptions.card_last4 ELSE excluded.card_last4 END,
             created = excluded.created, snapshot_at = excluded.snapshot_at,
             source = excluded.source, synced_at = excluded.synced_at
-         WHERE subscriptions.snapshot_at <= excluded.snapshot_at",
+         WHERE subscriptions.snapshot_at <= excluded.snapshot_at
+           AND (subscriptions.snapshot_at IS NOT excluded.snapshot_at
+                OR subscriptions.customer_id IS NOT excluded.customer_id
+                OR subscriptions.status IS NOT excluded.status
+                OR subscriptions.price_id IS NOT excluded.price_id
+                OR subscriptions.current_period_start IS NOT excluded.current_period_start
+                OR subscriptions.current_period_end IS NOT excluded.current_period_end
+                OR subscriptions.cancel_at_period_end IS NOT excluded.cancel_at_period_end
+                OR subscriptions.payment_method_id IS NOT excluded.payment_method_id
+                OR (excluded.card_brand IS NOT NULL AND subscriptions.card_brand IS NOT excluded.card_brand)
+                OR (excluded.card_last4 IS NOT NULL AND subscriptions.card_last4 IS NOT excluded.card_last4)
+                OR subscriptions.created IS NOT excluded.created
+                OR subscriptions.source IS NOT excluded.source)",
     )?
     .execute(params![
         s.id,

@@ -7,7 +7,7 @@ pub const APPLICATION_ID: i64 = 0x5354_5359;
 
 /// The schema this build writes. A store with a higher version was made by
 /// a newer stripe-sync and is refused rather than misread.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE customers (
@@ -61,6 +61,24 @@ CREATE TABLE backfill_seen (
 ) WITHOUT ROWID;
 ";
 
+/// v3: the mapping's subscription is an explicit pointer on the customer
+/// (`subscription_id`, set by the one sync engine from what the API listed
+/// first, with `current_at` its snapshot time), and the backfill remembers
+/// which customers' first listed subscription it has seen in this pass.
+/// Existing stores keep what they showed: the pointer starts at the old
+/// `created DESC, id DESC` pick.
+const V3: &str = "
+ALTER TABLE customers ADD COLUMN subscription_id TEXT;
+ALTER TABLE customers ADD COLUMN current_at INTEGER;
+CREATE TABLE backfill_subs_seen (
+    customer_id TEXT PRIMARY KEY
+) WITHOUT ROWID;
+UPDATE customers SET subscription_id = (
+    SELECT id FROM subscriptions WHERE customer_id = customers.id
+    ORDER BY created DESC, id DESC LIMIT 1
+);
+";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error(
@@ -105,6 +123,10 @@ pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
     if version < 2 {
         tx.execute_batch(V2)?;
         tx.execute_batch("PRAGMA user_version = 2;")?;
+    }
+    if version < 3 {
+        tx.execute_batch(V3)?;
+        tx.execute_batch("PRAGMA user_version = 3;")?;
     }
     tx.commit()?;
     Ok(())

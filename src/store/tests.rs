@@ -33,9 +33,15 @@ fn write(
         },
         user_key: "clerkUserId".into(),
         subscriptions: subs,
+        current: Current::Newest,
         source: RecordSource::Events,
-        events: vec![],
     }
+}
+
+/// One customer through the one write path.
+fn put(s: &mut Store, w: &CustomerWrite) -> anyhow::Result<WriteOutcome> {
+    let mut out = s.apply(std::slice::from_ref(w), &PassStep::default())?;
+    Ok(out.pop().expect("one outcome"))
 }
 
 #[test]
@@ -61,23 +67,22 @@ fn migrates_from_empty_and_reopens() {
 #[test]
 fn older_snapshot_never_overwrites_newer() {
     let mut s = Store::in_memory().unwrap();
-    s.write_customer(
+    put(
+        &mut s,
         &write(vec![(sub("sub_1", "past_due", 10), 200)], Some("u"), None),
-        false,
     )
     .unwrap();
-    let out = s
-        .write_customer(
-            &write(vec![(sub("sub_1", "active", 10), 100)], Some("u"), None),
-            false,
-        )
-        .unwrap();
+    let out = put(
+        &mut s,
+        &write(vec![(sub("sub_1", "active", 10), 100)], Some("u"), None),
+    )
+    .unwrap();
     assert!(!out.changed);
     assert_eq!(s.mapping_of("cus_1").unwrap().unwrap().status, "past_due");
     // Equal time: the later write wins (later input breaks ties).
-    s.write_customer(
+    put(
+        &mut s,
         &write(vec![(sub("sub_1", "canceled", 10), 200)], Some("u"), None),
-        false,
     )
     .unwrap();
     assert_eq!(s.mapping_of("cus_1").unwrap().unwrap().status, "canceled");
@@ -86,7 +91,8 @@ fn older_snapshot_never_overwrites_newer() {
 #[test]
 fn mapping_takes_newest_subscription_by_created() {
     let mut s = Store::in_memory().unwrap();
-    s.write_customer(
+    put(
+        &mut s,
         &write(
             vec![
                 (sub("sub_old", "canceled", 5), 900),
@@ -95,7 +101,6 @@ fn mapping_takes_newest_subscription_by_created() {
             Some("u"),
             None,
         ),
-        false,
     )
     .unwrap();
     let row = s.mapping_of("cus_1").unwrap().unwrap();
@@ -107,8 +112,7 @@ fn mapping_takes_newest_subscription_by_created() {
 #[test]
 fn customer_without_subscription_is_none() {
     let mut s = Store::in_memory().unwrap();
-    s.write_customer(&write(vec![], None, Some(1)), false)
-        .unwrap();
+    put(&mut s, &write(vec![], None, Some(1))).unwrap();
     let row = s.mapping_of("cus_1").unwrap().unwrap();
     assert_eq!(row.status, "none");
     assert_eq!(row.user_id, None);
@@ -127,53 +131,145 @@ fn customer_without_subscription_is_none() {
 #[test]
 fn customer_object_beats_inferred_user_and_older_objects() {
     let mut s = Store::in_memory().unwrap();
-    s.write_customer(&write(vec![], Some("from_event"), None), false)
-        .unwrap();
+    put(&mut s, &write(vec![], Some("from_event"), None)).unwrap();
     assert_eq!(
-        s.customer_user("cus_1").unwrap().as_deref(),
-        Some("from_event")
+        s.customer_user("cus_1").unwrap(),
+        Known::User("from_event".into())
     );
-    s.write_customer(&write(vec![], Some("from_customer"), Some(50)), false)
-        .unwrap();
+    put(&mut s, &write(vec![], Some("from_customer"), Some(50))).unwrap();
     assert_eq!(
-        s.customer_user("cus_1").unwrap().as_deref(),
-        Some("from_customer")
+        s.customer_user("cus_1").unwrap(),
+        Known::User("from_customer".into())
     );
-    s.write_customer(&write(vec![], None, Some(40)), false)
-        .unwrap();
+    put(&mut s, &write(vec![], None, Some(40))).unwrap();
     assert_eq!(
-        s.customer_user("cus_1").unwrap().as_deref(),
-        Some("from_customer")
+        s.customer_user("cus_1").unwrap(),
+        Known::User("from_customer".into())
     );
-    s.write_customer(&write(vec![], Some("guess"), None), false)
-        .unwrap();
+    put(&mut s, &write(vec![], Some("guess"), None)).unwrap();
     assert_eq!(
-        s.customer_user("cus_1").unwrap().as_deref(),
-        Some("from_customer")
+        s.customer_user("cus_1").unwrap(),
+        Known::User("from_customer".into())
     );
 }
 
 #[test]
-fn dry_run_writes_nothing_but_reports_change() {
-    let mut s = Store::in_memory().unwrap();
-    s.write_customer(
+fn a_copy_takes_writes_and_the_file_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let mut s = Store::open(&path).unwrap();
+    put(
+        &mut s,
         &write(vec![(sub("sub_1", "active", 1), 1)], Some("u"), None),
-        false,
     )
     .unwrap();
-    let out = s
-        .write_customer(
-            &write(vec![(sub("sub_1", "past_due", 1), 2)], Some("u"), None),
-            true,
-        )
-        .unwrap();
+    s.close();
+    let bytes = std::fs::read(&path).unwrap();
+    let mut copy = Store::open_copy(&path).unwrap();
+    let out = put(
+        &mut copy,
+        &write(vec![(sub("sub_1", "past_due", 1), 2)], Some("u"), None),
+    )
+    .unwrap();
     assert!(out.changed);
     assert_eq!(out.after.unwrap().status, "past_due");
+    drop(copy);
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    let s = Store::open_read_only(&path).unwrap().unwrap();
     assert_eq!(s.mapping_of("cus_1").unwrap().unwrap().status, "active");
 }
 
 #[test]
-fn events_are_logged_with_the_customer_and_idempotent() {
+fn an_identical_write_touches_nothing() {
+    let mut s = Store::in_memory().unwrap();
+    let w = write(vec![(sub("sub_1", "active", 1), 5)], Some("u"), Some(5));
+    put(&mut s, &w).unwrap();
+    let before: i64 = s
+        .conn
+        .query_row("SELECT total_changes()", [], |r| r.get(0))
+        .unwrap();
+    let out = put(&mut s, &w).unwrap();
+    let after: i64 = s
+        .conn
+        .query_row("SELECT total_changes()", [], |r| r.get(0))
+        .unwrap();
+    assert!(!out.changed);
+    assert_eq!(before, after, "a rerun must write no row");
+}
+
+#[test]
+fn the_api_listing_decides_ties_not_the_id() {
+    let mut s = Store::in_memory().unwrap();
+    // Same second; the API listed sub_a first (it was created after sub_b).
+    let mut w = write(
+        vec![
+            (sub("sub_b", "canceled", 7), 10),
+            (sub("sub_a", "active", 7), 10),
+        ],
+        Some("u"),
+        Some(10),
+    );
+    w.current = Current::Listed(Some("sub_a".into()), 10);
+    put(&mut s, &w).unwrap();
+    assert_eq!(s.mapping_of("cus_1").unwrap().unwrap().status, "active");
+    // An offline pass over the same tie keeps what the API said.
+    let mut offline = write(vec![], None, None);
+    offline.current = Current::Newest;
+    put(&mut s, &offline).unwrap();
+    assert_eq!(
+        s.mapping_of("cus_1")
+            .unwrap()
+            .unwrap()
+            .subscription_id
+            .as_deref(),
+        Some("sub_a")
+    );
+    // The backfill: the first listed in the pass wins, later ones do not.
+    let mut b = write(vec![], None, None);
+    b.current = Current::FirstInPass("sub_b".into(), 20);
+    put(&mut s, &b).unwrap();
+    b.current = Current::FirstInPass("sub_a".into(), 20);
+    put(&mut s, &b).unwrap();
+    assert_eq!(
+        s.mapping_of("cus_1")
+            .unwrap()
+            .unwrap()
+            .subscription_id
+            .as_deref(),
+        Some("sub_b")
+    );
+}
+
+#[test]
+fn a_deleted_customer_has_no_live_subscription() {
+    let mut s = Store::in_memory().unwrap();
+    put(
+        &mut s,
+        &write(vec![(sub("sub_1", "active", 1), 1)], Some("u"), Some(1)),
+    )
+    .unwrap();
+    let mut gone = write(vec![], None, Some(2));
+    gone.info.deleted = true;
+    let out = put(&mut s, &gone).unwrap();
+    assert!(out.changed);
+    let row = s.mapping_of("cus_1").unwrap().unwrap();
+    assert_eq!(row.status, "deleted");
+    assert!(row.deleted);
+    assert_eq!(row.subscription_id, None);
+    assert_eq!(
+        row.user_id.as_deref(),
+        Some("u"),
+        "whose customer it was is kept"
+    );
+    let active = Filter {
+        statuses: vec!["active".into()],
+        ..Filter::default()
+    };
+    assert!(s.mapping(&active).unwrap().is_empty());
+}
+
+#[test]
+fn events_are_logged_idempotently() {
     let mut s = Store::in_memory().unwrap();
     let ev = LoggedEvent {
         id: "evt_1".into(),
@@ -183,10 +279,8 @@ fn events_are_logged_with_the_customer_and_idempotent() {
         user_id: Some("u".into()),
         customer_id: Some("cus_1".into()),
     };
-    let mut w = write(vec![], Some("u"), None);
-    w.events = vec![ev.clone()];
-    s.write_customer(&w, false).unwrap();
-    s.write_customer(&w, false).unwrap();
+    s.log_events(std::slice::from_ref(&ev)).unwrap();
+    s.log_events(std::slice::from_ref(&ev)).unwrap();
     assert!(s.event_seen("evt_1").unwrap());
     assert!(!s.event_seen("evt_2").unwrap());
     let n: i64 = s
@@ -209,9 +303,13 @@ fn a_failed_write_leaves_no_half_customer() {
         Some("u"),
         None,
     );
-    assert!(s.write_customer(&w, false).is_err());
+    assert!(put(&mut s, &w).is_err());
     assert!(s.mapping_of("cus_1").unwrap().is_none());
-    assert!(s.subscriptions_of("cus_1").unwrap().is_empty());
+    let subs: i64 = s
+        .conn
+        .query_row("SELECT count(*) FROM subscriptions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(subs, 0);
 }
 
 #[test]
@@ -255,9 +353,9 @@ fn full_disk_is_a_clear_error_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("full.db");
     let mut s = Store::open(&path).unwrap();
-    s.write_customer(
+    put(
+        &mut s,
         &write(vec![(sub("sub_1", "active", 1), 1)], Some("u"), None),
-        false,
     )
     .unwrap();
     // Simulate a full disk: the file may not grow past its current size.
@@ -276,7 +374,7 @@ fn full_disk_is_a_clear_error_and_writes_nothing() {
         })
         .collect();
     let e = s
-        .write_batch(&many, &[], &[], false)
+        .apply(&many, &PassStep::default())
         .unwrap_err()
         .to_string();
     assert!(e.contains("disk is full") || e.contains("full"), "{e}");
@@ -285,7 +383,11 @@ fn full_disk_is_a_clear_error_and_writes_nothing() {
         "{e}"
     );
     // Nothing of the failed batch landed; the earlier customer is intact.
-    assert_eq!(s.customer_ids().unwrap(), ["cus_1"]);
+    let n: i64 = s
+        .conn
+        .query_row("SELECT count(*) FROM customers", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
     assert_eq!(s.mapping_of("cus_1").unwrap().unwrap().status, "active");
 }
 
@@ -295,8 +397,7 @@ fn read_only_connection_names_the_problem() {
     let path = dir.path().join("ro.db");
     Store::open(&path).unwrap();
     let mut ro = Store::open_read_only(&path).unwrap().unwrap();
-    let e = ro
-        .write_customer(&write(vec![], Some("u"), Some(1)), false)
+    let e = put(&mut ro, &write(vec![], Some("u"), Some(1)))
         .unwrap_err()
         .to_string();
     assert!(e.contains("ro.db") && e.contains("read-only"), "{e}");

@@ -169,7 +169,6 @@ pub struct Style(&'static str);
 pub const GREEN: Style = Style("32");
 pub const RED: Style = Style("31");
 pub const YELLOW: Style = Style("33");
-pub const BOLD: Style = Style("1");
 pub const DIM: Style = Style("2");
 
 fn paint(on: bool, text: &str, style: Style) -> Cow<'_, str> {
@@ -217,3 +216,6 @@ mod tests {
         assert_eq!(escape_text("l1\nl2\t\u{7f}"), "l1\\nl2\\t\\u{7f}");
     }
 }
+
+pub(crate) mod replay;
+pub(crate) mod resync;

@@ -1,100 +1,33 @@
-//! The one sync function: customer -> subscription record -> store. The
-//! same code serves offline replay, `replay --live` and `resync`; only the
-//! [`SubscriptionSource`] differs (the replayed events, or the API).
+//! Where a customer's truth comes from: the replayed events
+//! ([`EventSnapshots`]) or the Stripe API ([`ApiSource`]). Each turns a
+//! [`Job`] into a [`CustomerWrite`] for the [`super::Syncer`]; neither writes.
 
 use std::collections::HashMap;
 
+use super::{FetchError, Job};
 use crate::objects::{Card, StripeObject, SubscriptionRecord, metadata_str};
-use crate::store::{CustomerInfo, CustomerWrite, LoggedEvent, RecordSource, Store, WriteOutcome};
+use crate::runtime::Runtime;
+use crate::store::{Current, CustomerInfo, CustomerWrite, RecordSource};
 
-/// What a source knows about one customer.
-#[derive(Debug, Clone, Default)]
-pub struct CustomerState {
-    /// The customer object's view (user id from its metadata, email), if known.
-    pub info: Option<CustomerInfo>,
-    /// Subscription snapshots with the time each was true.
-    pub subscriptions: Vec<(SubscriptionRecord, i64)>,
+/// A source of customer state.
+pub(crate) trait Source {
+    /// Customers committed per transaction.
+    fn batch(&self) -> usize;
+    /// The customer's write; `known`: the store has the customer already.
+    fn fetch(&mut self, job: &Job, known: bool) -> Result<CustomerWrite, FetchError>;
 }
 
-/// Where subscription state comes from.
-pub trait SubscriptionSource {
-    fn source(&self) -> RecordSource;
-    fn fetch(&mut self, customer_id: &str) -> anyhow::Result<CustomerState>;
-}
-
-/// One customer to sync: id, the routing's user, the events to log with it.
-pub struct Job {
-    pub customer_id: String,
-    pub user_hint: Option<String>,
-    pub events: Vec<LoggedEvent>,
-}
-
-/// Sync many customers: each is fetched on its own (a failure is that
-/// customer's alone), then the fetched ones are written in one transaction.
-pub fn sync_batch(
-    store: &mut Store,
-    source: &mut dyn SubscriptionSource,
-    jobs: Vec<Job>,
-    user_key: &str,
-    dry_run: bool,
-) -> anyhow::Result<Vec<(String, Result<WriteOutcome, String>)>> {
-    let mut results = Vec::with_capacity(jobs.len());
-    let mut writes = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        match source.fetch(&job.customer_id) {
-            Ok(state) => writes.push(plan_write(
-                &job.customer_id,
-                state,
-                job.user_hint.as_deref(),
-                user_key,
-                source.source(),
-                job.events,
-            )),
-            Err(e) => results.push((job.customer_id, Err(format!("{e:#}")))),
-        }
-    }
-    let outcomes = store.write_batch(&writes, &[], &[], dry_run)?;
-    results.extend(
-        writes
-            .into_iter()
-            .map(|w| w.customer_id)
-            .zip(outcomes.into_iter().map(Ok)),
-    );
-    Ok(results)
-}
-
-pub fn plan_write(
-    customer_id: &str,
-    state: CustomerState,
-    user_hint: Option<&str>,
-    user_key: &str,
-    source: RecordSource,
-    events: Vec<LoggedEvent>,
-) -> CustomerWrite {
-    let info = match state.info {
-        Some(mut info) => {
-            if info.user_id.is_none() && !info.deleted {
-                info.user_id = user_hint.map(str::to_owned);
-            }
-            info
-        }
-        None => CustomerInfo {
-            user_id: user_hint.map(str::to_owned),
-            ..CustomerInfo::default()
-        },
-    };
-    CustomerWrite {
-        customer_id: customer_id.to_owned(),
-        info,
-        user_key: user_key.to_owned(),
-        subscriptions: state.subscriptions,
-        source,
-        events,
+/// A customer's identity when the source has no customer object: the
+/// routing's user fills a blank, never replaces what an object said.
+fn hinted(user_hint: Option<&str>) -> CustomerInfo {
+    CustomerInfo {
+        user_id: user_hint.map(str::to_owned),
+        ..CustomerInfo::default()
     }
 }
 
 /// The customer's identity from a customer object.
-pub fn customer_info(
+pub(crate) fn customer_info(
     o: &StripeObject,
     user_key: &str,
     snapshot_at: i64,
@@ -111,7 +44,7 @@ pub fn customer_info(
 /// Offline source: the newest snapshot of every object seen in the replayed
 /// events. "Newest" is by event `created`; later input breaks ties.
 #[derive(Debug, Default)]
-pub struct EventSnapshots {
+pub(crate) struct EventSnapshots {
     /// customer id -> (info, event created, input sequence)
     pub customers: HashMap<String, (CustomerInfo, i64, u64)>,
     /// subscription id -> (record, event created, input sequence)
@@ -206,13 +139,8 @@ impl EventSnapshots {
     }
 }
 
-impl SubscriptionSource for EventSnapshots {
-    fn source(&self) -> RecordSource {
-        RecordSource::Events
-    }
-
-    fn fetch(&mut self, customer_id: &str) -> anyhow::Result<CustomerState> {
-        let info = self.customers.get(customer_id).map(|(i, _, _)| i.clone());
+impl EventSnapshots {
+    fn subscriptions_of(&self, customer_id: &str) -> Vec<(SubscriptionRecord, i64)> {
         let mut subscriptions = Vec::new();
         for id in self.by_customer.get(customer_id).into_iter().flatten() {
             if let Some((rec, created, _)) = self.subscriptions.get(id) {
@@ -225,99 +153,181 @@ impl SubscriptionSource for EventSnapshots {
                 subscriptions.push((rec, *created));
             }
         }
-        Ok(CustomerState {
+        subscriptions
+    }
+}
+
+/// Offline: the newest snapshot of the customer and its subscriptions in
+/// the inputs; the store then applies the newest-`created` rule over what
+/// it and the inputs know.
+pub(crate) struct Offline<'a> {
+    pub snapshots: &'a EventSnapshots,
+    pub user_key: &'a str,
+}
+
+impl Source for Offline<'_> {
+    fn batch(&self) -> usize {
+        // Whole customers only, so a crash never leaves half of one; large
+        // transactions save rewriting the same pages.
+        1000
+    }
+
+    fn fetch(&mut self, job: &Job, _known: bool) -> Result<CustomerWrite, FetchError> {
+        let info = match self.snapshots.customers.get(&job.customer_id) {
+            Some((info, _, _)) => {
+                let mut info = info.clone();
+                if info.user_id.is_none() && !info.deleted {
+                    info.user_id = job.user_hint.clone();
+                }
+                info
+            }
+            None => hinted(job.user_hint.as_deref()),
+        };
+        Ok(CustomerWrite {
+            customer_id: job.customer_id.clone(),
             info,
-            subscriptions,
+            user_key: self.user_key.to_owned(),
+            subscriptions: self.snapshots.subscriptions_of(&job.customer_id),
+            current: Current::Newest,
+            source: RecordSource::Events,
         })
     }
 }
 
-/// Online source: the customer's newest subscription (`status=all`,
+/// Online: the customer's first listed subscription (`status=all`,
 /// `limit=1`, payment method expanded) and, when the store does not know the
 /// customer yet, the customer object itself.
-pub struct ApiSource<'a> {
-    pub rt: &'a tokio::runtime::Runtime,
+pub(crate) struct ApiSource<'a> {
+    pub rt: &'a Runtime,
     pub client: &'a crate::stripe::Client,
     pub user_key: String,
     /// Fetch time: the snapshot time of everything this source returns.
     pub now: i64,
-    /// Customers whose identity need not be fetched (known to the store).
-    pub known: std::collections::HashSet<String>,
     /// Customer objects already fetched (search results, `--live` resolution).
     pub prefetched: HashMap<String, CustomerInfo>,
-    /// Customers Stripe reports deleted; the caller marks them in the store.
-    pub deleted: Vec<String>,
-    /// A refused key stops the run; set on the first 401/403.
-    pub fatal: Option<crate::stripe::ApiError>,
 }
 
-impl ApiSource<'_> {
-    fn check(&mut self, e: crate::stripe::ApiError) -> anyhow::Error {
-        if e.is_auth() && self.fatal.is_none() {
-            self.fatal = Some(e.clone());
+impl<'a> ApiSource<'a> {
+    pub(crate) fn new(
+        rt: &'a Runtime,
+        client: &'a crate::stripe::Client,
+        user_key: &str,
+        now: i64,
+    ) -> ApiSource<'a> {
+        ApiSource {
+            rt,
+            client,
+            user_key: user_key.to_owned(),
+            now,
+            prefetched: HashMap::new(),
         }
-        anyhow::Error::new(e)
     }
 
-    /// The customer object, or `None` if Stripe says it was deleted.
-    pub fn customer(&mut self, customer_id: &str) -> anyhow::Result<Option<CustomerInfo>> {
+    fn call<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, crate::stripe::ApiError>>,
+    ) -> Result<T, FetchError> {
+        match self.rt.block_on(f) {
+            Ok(r) => r.map_err(FetchError::from),
+            Err(_) => Err(FetchError::Interrupted),
+        }
+    }
+
+    /// The customer object (a deleted customer's is marked `deleted`).
+    pub(crate) fn customer(&mut self, customer_id: &str) -> Result<CustomerInfo, FetchError> {
         use crate::stripe::CustomerFetch;
-        if let Some(e) = &self.fatal {
-            return Err(anyhow::Error::new(e.clone()));
+        if let Some(info) = self.prefetched.get(customer_id) {
+            return Ok(info.clone());
         }
-        match self.rt.block_on(self.client.customer(customer_id)) {
-            Ok(CustomerFetch::Found(o)) => {
-                Ok(Some(customer_info(&o, &self.user_key, self.now, false)))
+        let info = match self.call(self.client.customer(customer_id))? {
+            CustomerFetch::Found(o) => customer_info(&o, &self.user_key, self.now, false),
+            CustomerFetch::Deleted => CustomerInfo {
+                deleted: true,
+                snapshot_at: Some(self.now),
+                ..CustomerInfo::default()
+            },
+            CustomerFetch::Missing => {
+                return Err(FetchError::Customer(format!(
+                    "no such customer {customer_id} in this Stripe account (404)"
+                )));
             }
-            Ok(CustomerFetch::Deleted) => Ok(None),
-            Ok(CustomerFetch::Missing) => {
-                anyhow::bail!("no such customer {customer_id} in this Stripe account (404)")
-            }
-            Err(e) => Err(self.check(e)),
-        }
+        };
+        self.prefetched.insert(customer_id.to_owned(), info.clone());
+        Ok(info)
     }
 }
 
-impl SubscriptionSource for ApiSource<'_> {
-    fn source(&self) -> RecordSource {
-        RecordSource::Api
+impl Source for ApiSource<'_> {
+    fn batch(&self) -> usize {
+        // Commit often: an interrupted run keeps what it fetched.
+        50
     }
 
-    fn fetch(&mut self, customer_id: &str) -> anyhow::Result<CustomerState> {
-        if let Some(e) = &self.fatal {
-            return Err(anyhow::Error::new(e.clone()));
+    fn fetch(&mut self, job: &Job, known: bool) -> Result<CustomerWrite, FetchError> {
+        let id = job.customer_id.as_str();
+        let mut info = match (self.prefetched.remove(id), known) {
+            (Some(info), _) => Some(info),
+            (None, true) => None,
+            (None, false) => Some(self.customer(id)?),
+        };
+        let (user_key, now) = (self.user_key.clone(), self.now);
+        let deleted_write = |info: CustomerInfo| CustomerWrite {
+            customer_id: id.to_owned(),
+            info,
+            user_key: user_key.clone(),
+            subscriptions: Vec::new(),
+            current: Current::Listed(None, now),
+            source: RecordSource::Api,
+        };
+        if let Some(i) = &info
+            && i.deleted
+        {
+            return Ok(deleted_write(i.clone()));
         }
-        let info = match self.prefetched.remove(customer_id) {
-            Some(info) => Some(info),
-            None if self.known.contains(customer_id) => None,
-            None => match self.customer(customer_id)? {
-                Some(info) => Some(info),
+        let latest = match self.call(self.client.latest_subscription(id)) {
+            Ok(latest) => latest,
+            // Stripe may refuse to list a deleted customer's subscriptions.
+            Err(FetchError::Customer(msg)) if info.is_none() => {
+                let i = self.customer(id)?;
+                if i.deleted {
+                    return Ok(deleted_write(i));
+                }
+                return Err(FetchError::Customer(msg));
+            }
+            Err(e) => return Err(e),
+        };
+        let record = match &latest {
+            None => None,
+            Some(o) => match SubscriptionRecord::from_object(o) {
+                Some(r) => Some(r),
                 None => {
-                    self.deleted.push(customer_id.to_owned());
-                    None
+                    return Err(FetchError::Customer(format!(
+                        "subscription {} of customer {id} lacks id, customer, status or created",
+                        o.id.as_deref().unwrap_or("(no id)")
+                    )));
                 }
             },
         };
-        let latest = match self
-            .rt
-            .block_on(self.client.latest_subscription(customer_id))
-        {
-            Ok(s) => s,
-            Err(e) => return Err(self.check(e)),
-        };
-        let subscriptions = match &latest {
-            None => Vec::new(),
-            Some(o) => match SubscriptionRecord::from_object(o) {
-                Some(r) => vec![(r, self.now)],
-                None => anyhow::bail!(
-                    "subscription {} of customer {customer_id} lacks id, customer, status or created",
-                    o.id.as_deref().unwrap_or("(no id)")
-                ),
-            },
-        };
-        Ok(CustomerState {
-            info,
-            subscriptions,
+        // Deleting a customer cancels its subscriptions: a stored customer
+        // with no live one may be gone; one more request tells.
+        let live = record
+            .as_ref()
+            .is_some_and(|r| !matches!(r.status.as_str(), "canceled" | "incomplete_expired"));
+        if info.is_none() && !live {
+            let i = self.customer(id)?;
+            if i.deleted {
+                return Ok(deleted_write(i));
+            }
+            info = Some(i);
+        }
+        let current = Current::Listed(record.as_ref().map(|r| r.id.clone()), self.now);
+        Ok(CustomerWrite {
+            customer_id: id.to_owned(),
+            info: info.unwrap_or_else(|| hinted(job.user_hint.as_deref())),
+            user_key: self.user_key.clone(),
+            subscriptions: record.into_iter().map(|r| (r, self.now)).collect(),
+            current,
+            source: RecordSource::Api,
         })
     }
 }
@@ -325,6 +335,19 @@ impl SubscriptionSource for ApiSource<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fetch(a: &EventSnapshots, hint: Option<&str>) -> CustomerWrite {
+        let job = Job {
+            customer_id: "cus_1".into(),
+            user_hint: hint.map(str::to_owned),
+        };
+        Offline {
+            snapshots: a,
+            user_key: "uid",
+        }
+        .fetch(&job, false)
+        .unwrap()
+    }
 
     fn obj(json: &str) -> StripeObject {
         serde_json::from_str(json).unwrap()
@@ -355,7 +378,7 @@ mod tests {
             100,
             1,
         );
-        let state = a.fetch("cus_1").unwrap();
+        let state = fetch(&a, None);
         assert_eq!(state.subscriptions.len(), 1);
         assert_eq!(state.subscriptions[0].0.status, "past_due");
         assert_eq!(state.subscriptions[0].1, 200);
@@ -366,10 +389,7 @@ mod tests {
         let mut a = EventSnapshots::default();
         a.observe("x", &sub("sub_1", "active", 10), "uid", 100, 0);
         a.observe("x", &sub("sub_1", "canceled", 10), "uid", 100, 1);
-        assert_eq!(
-            a.fetch("cus_1").unwrap().subscriptions[0].0.status,
-            "canceled"
-        );
+        assert_eq!(fetch(&a, None).subscriptions[0].0.status, "canceled");
     }
 
     #[test]
@@ -385,7 +405,7 @@ mod tests {
             90,
             1,
         );
-        let s = a.fetch("cus_1").unwrap();
+        let s = fetch(&a, None);
         assert_eq!(
             s.subscriptions[0].0.card.as_ref().unwrap().brand.as_deref(),
             Some("amex")
@@ -410,14 +430,7 @@ mod tests {
             1,
         );
         assert_eq!(a.customer_user("cus_1"), Some("user_new"));
-        let w = plan_write(
-            "cus_1",
-            a.fetch("cus_1").unwrap(),
-            Some("hint"),
-            "uid",
-            RecordSource::Events,
-            vec![],
-        );
+        let w = fetch(&a, Some("hint"));
         assert_eq!(w.info.user_id.as_deref(), Some("user_new"));
         assert_eq!(w.info.email.as_deref(), Some("a@b.c"));
     }

@@ -1,0 +1,197 @@
+//! The one sync engine. [`Syncer`] is the only writer of customers and
+//! subscriptions: offline replay, `replay --live`, `resync --customer/--user`,
+//! the backfill and every `--check`/`--dry-run` go through it.
+//!
+//! A dry run is the same code on a private in-memory copy of the store
+//! ([`Mode::DryRun`]): every write happens there, so the outcomes (what would
+//! change, drift) are exact, and the file is never touched.
+//!
+//! Which subscription is "the user's" is one rule, applied by the store when
+//! the Syncer writes (see [`crate::store::Current`]): what
+//! `GET /v1/subscriptions?customer=C&status=all&limit=1` returns first.
+
+pub(crate) mod backfill;
+pub(crate) mod report;
+pub(crate) mod source;
+pub(crate) mod targeted;
+
+use std::path::Path;
+
+use crate::Fatal;
+use crate::runtime::Runtime;
+use crate::store::{CustomerWrite, LoggedEvent, PassStep, Store, WriteOutcome};
+use crate::stripe::ApiError;
+
+pub(crate) use source::{ApiSource, EventSnapshots, Source};
+
+/// Whether writes reach the store's file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Commit to the file.
+    Write,
+    /// Run every write on an in-memory copy of the store; the file is not touched.
+    DryRun,
+}
+
+/// Why a sync run stopped as a whole (per-customer failures are not errors
+/// of the run: they are in each [`Synced`]).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SyncError {
+    /// The API refused the key (401/403) or cannot be reached at all: no
+    /// further request can succeed.
+    #[error(transparent)]
+    Api(ApiError),
+    /// The store could not be written.
+    #[error(transparent)]
+    Store(anyhow::Error),
+    /// Ctrl-C; everything committed so far is consistent.
+    #[error(transparent)]
+    Interrupted(#[from] Fatal),
+}
+
+impl From<anyhow::Error> for SyncError {
+    fn from(e: anyhow::Error) -> SyncError {
+        SyncError::Store(e)
+    }
+}
+
+/// Why one customer could not be fetched.
+#[derive(Debug)]
+pub(crate) enum FetchError {
+    /// Stops the run (see [`SyncError::Api`]).
+    Fatal(ApiError),
+    /// This customer's alone (a 404, a 400, an unreadable object).
+    Customer(String),
+    /// Ctrl-C while waiting for the API.
+    Interrupted,
+}
+
+impl From<ApiError> for FetchError {
+    fn from(e: ApiError) -> FetchError {
+        if e.is_fatal() {
+            FetchError::Fatal(e)
+        } else {
+            FetchError::Customer(e.to_string())
+        }
+    }
+}
+
+/// One customer to sync, and the user the routing found for it.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub customer_id: String,
+    pub user_hint: Option<String>,
+}
+
+/// One customer's result.
+#[derive(Debug, Clone)]
+pub(crate) struct Synced {
+    pub customer_id: String,
+    pub result: Result<WriteOutcome, String>,
+}
+
+pub(crate) struct Syncer {
+    store: Store,
+    mode: Mode,
+}
+
+impl Syncer {
+    /// The store at `db`, or a private copy of it for a dry run (an empty
+    /// one when there is no file yet).
+    pub(crate) fn open(db: &Path, mode: Mode) -> anyhow::Result<Syncer> {
+        let store = match mode {
+            Mode::Write => Store::open(db)?,
+            Mode::DryRun => Store::open_copy(db)?,
+        };
+        Ok(Syncer { store, mode })
+    }
+
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Read access for resolution and reports.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Fetch each job's customer from `source` and write it. Customers are
+    /// committed `source.batch()` at a time, whole; a customer's fetch
+    /// failure is its own; an auth or unreachable API, a store failure or
+    /// Ctrl-C stops the run after committing what was fetched.
+    pub(crate) fn sync(
+        &mut self,
+        source: &mut dyn Source,
+        jobs: Vec<Job>,
+        rt: Option<&Runtime>,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<Vec<Synced>, SyncError> {
+        let mut results = Vec::with_capacity(jobs.len());
+        let batch = source.batch().max(1);
+        let mut jobs = jobs.into_iter().peekable();
+        while jobs.peek().is_some() {
+            let mut writes = Vec::with_capacity(batch);
+            let mut stop = None;
+            for job in jobs.by_ref().take(batch) {
+                if let Some(rt) = rt
+                    && let Err(e) = rt.check()
+                {
+                    stop = Some(SyncError::Interrupted(e));
+                    break;
+                }
+                let known = self.store.customer_known(&job.customer_id)?;
+                match source.fetch(&job, known) {
+                    Ok(w) => writes.push(w),
+                    Err(FetchError::Customer(msg)) => results.push(Synced {
+                        customer_id: job.customer_id,
+                        result: Err(msg),
+                    }),
+                    Err(FetchError::Fatal(e)) => {
+                        stop = Some(SyncError::Api(e));
+                        break;
+                    }
+                    Err(FetchError::Interrupted) => {
+                        stop = Some(SyncError::Interrupted(Fatal::Interrupted));
+                        break;
+                    }
+                }
+                progress.inc(1);
+            }
+            let outcomes = self.write(&writes, &PassStep::default())?;
+            results.extend(writes.into_iter().zip(outcomes).map(|(w, o)| Synced {
+                customer_id: w.customer_id,
+                result: Ok(o),
+            }));
+            if let Some(e) = stop {
+                return Err(e);
+            }
+        }
+        Ok(results)
+    }
+
+    /// Write whole customers, with backfill bookkeeping, in one transaction.
+    pub(crate) fn write(
+        &mut self,
+        writes: &[CustomerWrite],
+        step: &PassStep<'_>,
+    ) -> Result<Vec<WriteOutcome>, SyncError> {
+        if writes.is_empty() && step.seen.is_empty() && step.checkpoint.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.apply(writes, step)?)
+    }
+
+    /// Mark events processed (after their customers are committed).
+    pub(crate) fn log_events(&mut self, events: &[LoggedEvent]) -> Result<(), SyncError> {
+        Ok(self.store.log_events(events)?)
+    }
+
+    pub(crate) fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// Close the store, tidily (see [`Store::close`]).
+    pub(crate) fn close(self) {
+        self.store.close();
+    }
+}
