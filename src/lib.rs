@@ -1,25 +1,28 @@
 //! stripe-sync: verify, replay and resync Stripe webhooks and subscriptions.
 //!
 //! The binary is a thin wrapper around [`main_entry`]; every command is a
-//! short function in [`commands`] that wires the pure pieces (`signature`,
-//! `routing`) to the ones that touch the outside world (`event`, `stripe`,
-//! `store`, `output`).
+//! short function in [`commands`] that turns arguments into a plan, hands it
+//! to an engine (`replay`, `sync`) and renders the result (`output`). The
+//! pure pieces (`signature`, `routing`) never touch the outside world.
 
 pub mod cli;
 pub mod commands;
-pub mod config;
+pub(crate) mod config;
 pub mod event;
-pub mod forward;
+pub(crate) mod event_types;
+pub(crate) mod forward;
 pub mod objects;
-pub mod output;
-pub mod parallel;
-pub mod resolve;
-pub mod routing;
+pub(crate) mod output;
+pub(crate) mod parallel;
+pub(crate) mod replay;
+pub(crate) mod resolve;
+pub(crate) mod routing;
+pub(crate) mod runtime;
 pub mod secret;
 pub mod signature;
-pub mod store;
-pub mod stripe;
-pub mod sync;
+pub(crate) mod store;
+pub(crate) mod stripe;
+pub(crate) mod sync;
 
 use std::process::ExitCode;
 
@@ -102,9 +105,15 @@ pub fn report_error(err: &anyhow::Error, printer: &Printer) -> Status {
         {
             return Status::Ok;
         }
-        if let Some(Fatal::Interrupted) = cause.downcast_ref::<Fatal>() {
-            printer
-                .error("interrupted; the store is consistent, run the command again to continue");
+        let interrupted = matches!(cause.downcast_ref::<Fatal>(), Some(Fatal::Interrupted))
+            || matches!(
+                cause.downcast_ref::<sync::SyncError>(),
+                Some(sync::SyncError::Interrupted(_))
+            );
+        if interrupted {
+            printer.error(
+                "interrupted: the store is consistent; run the same command again to continue",
+            );
             return Status::Interrupted;
         }
     }
