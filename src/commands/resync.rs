@@ -45,6 +45,9 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     let now = super::unix_now();
 
     let reports = if args.all {
+        if !args.check && !args.restart && syncer.store().backfill()?.is_some() {
+            printer.info("resuming the interrupted backfill (pass --restart to start over)");
+        }
         let bar = printer.progress(None, "{spinner} {msg} {elapsed}");
         let pass = Backfiller {
             rt: &rt,
@@ -61,11 +64,8 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
             ));
         });
         bar.finish_and_clear();
-        let pass = pass?;
-        if pass.resumed {
-            printer.info("resumed the interrupted backfill (pass --restart to start over)");
-        }
-        pass.outcomes
+        pass?
+            .outcomes
             .iter()
             .map(|(c, o)| CustomerReport::from_outcome(c, o))
             .collect()

@@ -42,7 +42,6 @@ pub(crate) struct Counts {
 /// The result of a pass: each customer touched, its mapping before the pass
 /// against after.
 pub(crate) struct Pass {
-    pub resumed: bool,
     pub outcomes: Vec<(String, WriteOutcome)>,
 }
 
@@ -66,7 +65,6 @@ impl Backfiller<'_> {
             (Mode::Write, false) => syncer.store().backfill()?,
             _ => None,
         };
-        let resumed = resume.is_some();
         let mut checkpoint = match resume {
             Some(b) => b,
             None => {
@@ -173,7 +171,7 @@ impl Backfiller<'_> {
                 },
             ));
         }
-        Ok(Pass { resumed, outcomes })
+        Ok(Pass { outcomes })
     }
 }
 

@@ -85,8 +85,8 @@ fn fixtures_route_as_documented() {
     assert_eq!(
         v["summary"],
         json!({"events": 45, "sync": 29, "ignored": 11, "rejected": 1, "unresolved": 3, "duplicate": 1,
-               "invalid": 0, "customers_synced": 6, "sync_failures": 0, "api_requests": 0,
-               "forwarded": 0, "forward_failures": 0})
+               "invalid": 0, "customers_synced": 6, "customers_changed": 6, "sync_failures": 0,
+               "api_requests": 0, "forwarded": 0, "forward_failures": 0, "dry_run": false})
     );
     let events = v["events"].as_array().unwrap();
     assert_eq!(events.len(), 45);
@@ -207,7 +207,7 @@ fn dry_run_creates_no_store() {
         .args(["replay", "--dry-run"])
         .arg(fixtures()));
     assert_eq!(out.status, 1);
-    assert!(out.stdout.contains("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate, 0 invalid; 6 customers synced, 0 failed"), "{}", out.stdout);
+    assert!(out.stdout.contains("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate, 0 invalid; would sync 6 customers"), "{}", out.stdout);
     assert!(!dir.path().join("stripe-sync.db").exists());
     assert!(
         fs::read_dir(dir.path()).unwrap().next().is_none(),

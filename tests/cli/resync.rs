@@ -572,7 +572,7 @@ fn live_key_backfill_needs_yes_without_a_terminal() {
 }
 
 #[test]
-fn unreachable_api_fails_the_customer_with_a_clear_message() {
+fn unreachable_api_stops_the_run_with_status_2() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -580,22 +580,22 @@ fn unreachable_api_fails_the_customer_with_a_clear_message() {
     let dir = tempdir();
     let out = run(cmd_in(dir.path())
         .env("STRIPE_API_KEY", "sk_test_unreachable_1")
+        .env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
         .args([
             "resync",
             "--customer",
             "cus_1",
+            "--customer",
+            "cus_2",
             "--max-retries",
             "1",
             "--json",
             "--api-base",
             &format!("http://{closed}"),
         ]));
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    let v = json(&out.stdout);
-    let err = v["customers"][0]["error"].as_str().unwrap();
-    assert!(
-        err.contains("network error") && err.contains("cus_1"),
-        "{err}"
-    );
-    assert_eq!(v["summary"]["retries"], 1);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.stderr.matches("error:").count(), 1, "said once: {}", out.stderr);
+    assert!(out.stderr.contains("cannot reach"), "{}", out.stderr);
+    assert!(!out.stderr.contains("sk_test_unreachable_1"));
 }
