@@ -314,7 +314,7 @@ fn every_response_has_request_id_and_headers_are_recorded() {
 fn pagination_three_pages_newest_first() {
     let mut account = Account::new();
     for i in 0..25 {
-        // Pairs share `created`, to exercise the id tie-break.
+        // Pairs share `created`; the later-added (here also the higher id) comes first.
         account.add_customer(json!({
             "id": format!("cus_{i:03}"),
             "created": 1_700_000_000 + i / 2,
@@ -354,7 +354,7 @@ fn pagination_three_pages_newest_first() {
     assert_eq!(ids3.len(), 5);
 
     let all: Vec<String> = ids1.iter().chain(&ids2).chain(&ids3).cloned().collect();
-    assert_eq!(all, expected, "newest first, ties by id desc");
+    assert_eq!(all, expected, "newest first, ties added later first");
     let created: Vec<i64> = [&p1, &p2, &p3]
         .iter()
         .flat_map(|p| p["data"].as_array().unwrap().clone())
@@ -1359,4 +1359,113 @@ fn concurrent_clients_and_sliding_window_limit() {
     }
     assert_eq!(fake.rate_limited_count(), fake.request_count() - ok.len());
     assert!(fake.rate_limited_count() > 0);
+}
+
+/// Stripe breaks `created` ties in its own order, not by id; the fake's is
+/// "added later first", kept across updates, and every cursor follows it.
+#[test]
+fn ties_are_listed_in_insertion_order_not_id_order() {
+    const T: i64 = 1_700_000_000;
+    // Added in descending id order: id order and insertion order disagree.
+    let account = Account::new()
+        .customer(json!({"id": "cus_old", "created": T - 1, "metadata": {"team": "red"}}))
+        .customer(json!({"id": "cus_z", "created": T, "metadata": {"team": "red"}}))
+        .customer(json!({"id": "cus_m", "created": T, "metadata": {"team": "red"}}))
+        .customer(json!({"id": "cus_a", "created": T, "metadata": {"team": "red"}}))
+        .subscription(
+            json!({"id": "sub_B", "customer": "cus_z", "status": "canceled",
+            "created": T + 10, "price": "price_p", "canceled_at": T + 20, "ended_at": T + 20}),
+        )
+        .subscription(
+            json!({"id": "sub_A", "customer": "cus_z", "status": "active",
+            "created": T + 10, "price": "price_p"}),
+        );
+    let fake = FakeStripe::start(account);
+    let order = ["cus_a", "cus_m", "cus_z", "cus_old"];
+
+    let all = ids(&get(&fake, "/v1/customers?limit=100").json());
+    assert_eq!(all, order, "same second: the customer added last first");
+    let listed: Vec<Value> = fake.customers().iter().map(|c| c["id"].clone()).collect();
+    assert_eq!(listed, order, "fake.customers() in list order");
+
+    // starting_after walks the ties one by one; ending_before walks back.
+    let mut walked = Vec::new();
+    let mut url = "/v1/customers?limit=1".to_owned();
+    loop {
+        let v = get(&fake, &url).json();
+        let page = ids(&v);
+        walked.extend(page.clone());
+        if v["has_more"] == false {
+            break;
+        }
+        url = format!("/v1/customers?limit=1&starting_after={}", page[0]);
+    }
+    assert_eq!(walked, order);
+    assert_eq!(
+        ids(&get(&fake, "/v1/customers?limit=2&starting_after=cus_m").json()),
+        ["cus_z", "cus_old"]
+    );
+    let back = get(&fake, "/v1/customers?limit=2&ending_before=cus_old").json();
+    assert_eq!(ids(&back), ["cus_m", "cus_z"]);
+    assert_eq!(back["has_more"], true);
+
+    // The user's subscription: what `status=all&limit=1` answers first.
+    let latest = "/v1/subscriptions?customer=cus_z&status=all&limit=1";
+    let v = get(&fake, latest).json();
+    assert_eq!(
+        ids(&v),
+        ["sub_A"],
+        "added after sub_B, though sub_A < sub_B"
+    );
+    assert_eq!(v["data"][0]["status"], "active");
+    assert_eq!(v["has_more"], true);
+    assert_eq!(
+        ids(&get(&fake, &format!("{latest}&starting_after=sub_A")).json()),
+        ["sub_B"]
+    );
+
+    // An update keeps the object's place; a new object in the same second goes first.
+    fake.upsert_subscription(json!({"id": "sub_B", "metadata": {"touched": "yes"}}));
+    fake.upsert_customer(json!({"id": "cus_z", "email": "z@example.com"}));
+    assert_eq!(ids(&get(&fake, latest).json()), ["sub_A"]);
+    assert_eq!(ids(&get(&fake, "/v1/customers?limit=100").json()), order);
+    fake.upsert_customer(json!({"id": "cus_0", "created": T, "metadata": {"team": "red"}}));
+    assert_eq!(
+        ids(&get(&fake, "/v1/customers?limit=100").json()),
+        ["cus_0", "cus_a", "cus_m", "cus_z", "cus_old"]
+    );
+
+    // Search pages follow the same order.
+    let mut seen = Vec::new();
+    let q = "/v1/customers/search?query=metadata%5B%27team%27%5D%3A%27red%27&limit=2";
+    let mut url = q.to_owned();
+    loop {
+        let v = get(&fake, &url).json();
+        seen.extend(ids(&v));
+        match v["next_page"].as_str() {
+            Some(page) => url = format!("{q}&page={page}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["cus_0", "cus_a", "cus_m", "cus_z", "cus_old"]);
+
+    // A deleted customer: the stub, unlisted, its subscriptions canceled and
+    // still listed in the same order.
+    fake.delete_customer("cus_z");
+    assert_eq!(
+        get(&fake, "/v1/customers/cus_z").json(),
+        json!({"id": "cus_z", "object": "customer", "deleted": true})
+    );
+    assert!(!ids(&get(&fake, "/v1/customers?limit=100").json()).contains(&"cus_z".to_owned()));
+    let v = get(
+        &fake,
+        &format!("{latest}&expand[]=data.default_payment_method"),
+    );
+    assert_eq!(v.status, 200, "{}", v.text());
+    let v = v.json();
+    assert_eq!(ids(&v), ["sub_A"]);
+    assert_eq!(v["data"][0]["status"], "canceled");
+    assert_eq!(v["data"][0]["customer"], "cus_z");
+    let live = get(&fake, "/v1/subscriptions?customer=cus_z").json();
+    assert!(ids(&live).is_empty(), "no live subscription left");
 }

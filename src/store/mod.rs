@@ -188,7 +188,19 @@ impl Store {
                 checked => Ok((conn, checked)),
             }
         };
-        let opened = Connection::open_with_flags(path, flags).and_then(attempt);
+        // A connection that may write (but is told not to) cleans up the
+        // WAL's side files when it closes last; a read-only one cannot, so it
+        // is the fallback for files and directories we may not write.
+        let query_only = |conn: Connection| -> Result<Checked, rusqlite::Error> {
+            conn.execute_batch("PRAGMA query_only = 1;")?;
+            attempt(conn)
+        };
+        let opened = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(query_only)
+        .or_else(|_| Connection::open_with_flags(path, flags).and_then(attempt));
         let (conn, checked) = match opened {
             Ok(ok) => ok,
             Err(e)

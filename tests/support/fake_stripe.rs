@@ -39,7 +39,7 @@
 //!                                          // like Stripe, the customer's live subscriptions are canceled now
 //! fake.purge(id) -> bool                   // forget an object entirely (GET answers 404)
 //! fake.customer(id) / subscription(id) / payment_method(id) -> Option<Value>  // stored (basil) shape
-//! fake.customers() / subscriptions() -> Vec<Value>           // newest first, incl. deleted/canceled
+//! fake.customers() / subscriptions() -> Vec<Value>           // in list order, incl. deleted/canceled
 //! // faults
 //! fake.set_latency(Duration)               // added to every request
 //! fake.set_rate_limit(Option<u32>)         // > N requests in a sliding 1 s window -> 429
@@ -93,9 +93,15 @@
 //!   `/v1/subscriptions` (customer, status, price, collection_method, created[..], ...),
 //!   `/v1/subscriptions/{id}`, `/v1/payment_methods` (customer, type), `/v1/payment_methods/{id}`,
 //!   `/v1/prices/{id}`, `/v1/products/{id}`.
-//! * Lists are newest first (created desc, ties by id desc), `limit` 1..=100
-//!   (default 10), cursors are resolved by sort key like Stripe, unknown
-//!   parameters -> 400 `parameter_unknown`. Deleted customers are not listed.
+//! * Lists are newest first: `created` desc, and objects created in the same
+//!   second in the fake's own order, which like Stripe's is NOT id order: the
+//!   object added later comes first (each object gets an insertion sequence
+//!   when it is first added, in `Account` order at start, and keeps it when it
+//!   is updated). `limit` 1..=100 (default 10), cursors (`starting_after`,
+//!   `ending_before`, search `page`) are resolved by that sort key like Stripe,
+//!   unknown parameters -> 400 `parameter_unknown`. Deleted customers are not
+//!   listed, but their (canceled) subscriptions still are, and retrieving one
+//!   answers the stub `{"id","object":"customer","deleted":true}`.
 //!   `/v1/subscriptions` without `status` excludes `canceled`; `status=all`, `ended`
 //!   and specific statuses are supported.
 //! * `expand[]` (also `expand%5B%5D` and `expand[0]`) works on any field holding
@@ -862,7 +868,9 @@ fn lock(m: &Mutex<ServerState>) -> MutexGuard<'_, ServerState> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-type SortKey = (Reverse<i64>, Reverse<String>);
+/// List order: `created` desc, then insertion sequence desc (added later
+/// first); the id only makes the key point back at its entry.
+type SortKey = (Reverse<i64>, Reverse<u64>, String);
 
 #[derive(Clone, Debug)]
 struct Entry {
@@ -872,6 +880,9 @@ struct Entry {
     changed_at: Option<Instant>,
     /// The version search saw before the last change (None: invisible).
     search_prev: Option<Value>,
+    /// Insertion sequence, set by `Store::insert` when the id is first added
+    /// and kept on updates: breaks `created` ties like Stripe's own order.
+    seq: u64,
 }
 
 impl Entry {
@@ -881,6 +892,7 @@ impl Entry {
             deleted: false,
             changed_at: None,
             search_prev: None,
+            seq: 0,
         }
     }
 
@@ -889,29 +901,33 @@ impl Entry {
     }
 
     fn key(&self) -> SortKey {
-        sort_key(&self.obj)
+        (
+            Reverse(self.obj["created"].as_i64().unwrap_or(0)),
+            Reverse(self.seq),
+            self.id().to_owned(),
+        )
     }
-}
-
-fn sort_key(obj: &Value) -> SortKey {
-    (
-        Reverse(obj["created"].as_i64().unwrap_or(0)),
-        Reverse(obj["id"].as_str().unwrap_or("").to_owned()),
-    )
 }
 
 #[derive(Default, Debug)]
 struct Store {
     by_id: HashMap<String, Entry>,
     order: BTreeSet<SortKey>,
+    /// The last insertion sequence handed out.
+    last_seq: u64,
 }
 
 impl Store {
-    fn insert(&mut self, entry: Entry) {
+    /// Add or replace an entry; a replaced one keeps its insertion sequence.
+    fn insert(&mut self, mut entry: Entry) {
         let id = entry.id().to_owned();
         if let Some(old) = self.by_id.get(&id) {
+            entry.seq = old.seq;
             let k = old.key();
             self.order.remove(&k);
+        } else {
+            self.last_seq += 1;
+            entry.seq = self.last_seq;
         }
         self.order.insert(entry.key());
         self.by_id.insert(id, entry);
@@ -940,7 +956,7 @@ impl Store {
     }
 
     fn entry_for(&self, key: &SortKey) -> Option<&Entry> {
-        self.by_id.get(&key.1.0)
+        self.by_id.get(&key.2)
     }
 
     /// Newest first.
@@ -1236,6 +1252,7 @@ impl ServerState {
                     deleted: false,
                     changed_at: Some(now),
                     search_prev: prev_visible,
+                    seq: 0,
                 });
                 c
             }
@@ -2306,7 +2323,7 @@ fn search_customers(
 }
 
 fn encode_page_token(key: &SortKey) -> String {
-    let raw = format!("{}:{}", key.0.0, key.1.0);
+    let raw = format!("{}:{}:{}", key.0.0, key.1.0, key.2);
     let mut s = String::from("pg_");
     for b in raw.bytes() {
         let _ = write!(s, "{:02x}", b ^ 0x5a);
@@ -2328,8 +2345,11 @@ fn decode_page_token(token: &str) -> Option<SortKey> {
         })
         .collect();
     let raw = String::from_utf8(bytes?).ok()?;
-    let (created, id) = raw.split_once(':')?;
-    Some((Reverse(created.parse().ok()?), Reverse(id.to_owned())))
+    let mut parts = raw.splitn(3, ':');
+    let created = parts.next()?.parse().ok()?;
+    let seq = parts.next()?.parse().ok()?;
+    let id = parts.next()?;
+    Some((Reverse(created), Reverse(seq), id.to_owned()))
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,955 @@
+//! The contract of the one sync engine, through the binary: every path
+//! (`resync --all/--customer/--user`, `replay --live`, `--check`) gives the
+//! same answer for the same account, dry runs and checks write nothing, and
+//! the failure classes end with the documented status.
+//!
+//! Every command runs in a temp dir with no ambient `STRIPE_*` variables and
+//! with `STRIPE_SYNC_TEST_BACKOFF_MS=0` (the client then skips real backoff
+//! sleeps); API commands talk to the fake Stripe in `tests/support/`.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Value, json};
+
+use crate::common::{Output, tempdir};
+use crate::support::fake_stripe::{Account, FakeStripe};
+
+// ---------------------------------------------------------------------------
+// Running the binary
+// ---------------------------------------------------------------------------
+
+/// Variables a developer's shell might carry that would change results
+/// (the same list as `common::cmd_in` clears).
+const AMBIENT: &[&str] = &[
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_SIGNATURE",
+    "STRIPE_API_KEY",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_API_BASE",
+    "STRIPE_SYNC_DB",
+    "STRIPE_SYNC_CONFIG",
+    "NO_COLOR",
+    "CI",
+];
+
+/// The unprivileged user the read-only test runs as when the tests run as root.
+const NOBODY: &str = "65534";
+
+/// One `stripe-sync` run, just-style: `sync(dir).args([..]).fake(&f).run()`.
+struct Run {
+    cmd: Command,
+}
+
+/// `stripe-sync` with `dir` as its working directory (so the default store
+/// is `dir/stripe-sync.db`).
+fn sync(dir: &Path) -> Run {
+    Run::new(dir, false)
+}
+
+impl Run {
+    fn new(dir: &Path, as_nobody: bool) -> Run {
+        let bin = assert_cmd::cargo::cargo_bin("stripe-sync");
+        let mut cmd = if as_nobody {
+            let mut c = Command::new("setpriv");
+            c.args([
+                &format!("--reuid={NOBODY}"),
+                &format!("--regid={NOBODY}"),
+                "--clear-groups",
+                "--",
+            ])
+            .arg(bin);
+            c
+        } else {
+            Command::new(bin)
+        };
+        for v in AMBIENT {
+            cmd.env_remove(v);
+        }
+        cmd.env("STRIPE_SYNC_TEST_BACKOFF_MS", "0").current_dir(dir);
+        Run { cmd }
+    }
+
+    fn args<I, S>(mut self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    /// `--api-base URL --api-key KEY` (after the subcommand and its arguments).
+    fn api(self, base: &str, key: &str) -> Run {
+        self.args(["--api-base", base, "--api-key", key])
+    }
+
+    fn fake(self, fake: &FakeStripe) -> Run {
+        self.api(&fake.url(), fake.api_key())
+    }
+
+    fn run(mut self) -> Output {
+        let out = self.cmd.output().expect("stripe-sync runs");
+        Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn spawn(mut self) -> Child {
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("stripe-sync starts")
+    }
+}
+
+fn finish(child: Child) -> Output {
+    let out = child.wait_with_output().expect("stripe-sync ends");
+    Output {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Everything about a run, for assertion messages.
+fn show(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status, out.stdout, out.stderr
+    )
+}
+
+/// Asserts the status, then returns stdout as the one JSON document it must be.
+fn doc(out: &Output, status: i32) -> Value {
+    assert_eq!(out.status, status, "{}", show(out));
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", show(out)))
+}
+
+/// Lines on stderr that report a problem.
+fn problems(out: &Output) -> Vec<&str> {
+    out.stderr
+        .lines()
+        .filter(|l| {
+            l.starts_with("error")
+                || l.starts_with("warning")
+                || l.contains("panicked")
+                || l.contains("RUST_BACKTRACE")
+        })
+        .collect()
+}
+
+/// The one `error:` line of a run that could not do its job.
+fn single_error(out: &Output) -> String {
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "exactly one error line: {}", show(out));
+    assert!(!out.stderr.contains("panicked"), "{}", show(out));
+    errors[0].to_owned()
+}
+
+/// `resync ARGS --json` against the fake; returns (output, document).
+fn resync(dir: &Path, fake: &FakeStripe, args: &[&str], status: i32) -> (Output, Value) {
+    let out = sync(dir)
+        .arg_list("resync", args)
+        .args(["--json"])
+        .fake(fake)
+        .run();
+    let v = doc(&out, status);
+    (out, v)
+}
+
+impl Run {
+    fn arg_list(self, command: &str, args: &[&str]) -> Run {
+        self.args([command]).args(args)
+    }
+}
+
+/// `resync ARGS --check --json`: no drift, no failure, nothing on stderr.
+fn assert_no_drift(dir: &Path, fake: &FakeStripe, args: &[&str]) {
+    let mut all = args.to_vec();
+    all.push("--check");
+    let (out, v) = resync(dir, fake, &all, 0);
+    assert!(problems(&out).is_empty(), "{args:?}: {}", show(&out));
+    assert_eq!(v["summary"]["changed"], 0, "{args:?}: {}", show(&out));
+    assert_eq!(v["summary"]["failed"], 0, "{args:?}: {}", show(&out));
+    let drifted: Vec<&Value> = v["customers"]
+        .as_array()
+        .expect("customers array")
+        .iter()
+        .filter(|c| c["changed"] != false)
+        .collect();
+    assert!(drifted.is_empty(), "{args:?}: {drifted:?}");
+}
+
+// ---------------------------------------------------------------------------
+// The store
+// ---------------------------------------------------------------------------
+
+fn db(dir: &Path) -> PathBuf {
+    dir.join("stripe-sync.db")
+}
+
+/// `inspect --json FILTERS`: the rows (exit 0 expected: the filter matches).
+fn rows(dir: &Path, filters: &[&str]) -> Vec<Value> {
+    let out = sync(dir).args(["inspect", "--json"]).args(filters).run();
+    let v = doc(&out, 0);
+    assert!(problems(&out).is_empty(), "{}", show(&out));
+    v.as_array().expect("an array of rows").clone()
+}
+
+/// The rows without the per-run `synced_at`.
+fn timeless(mut rows: Vec<Value>) -> Vec<Value> {
+    for r in &mut rows {
+        r.as_object_mut().expect("a row object").remove("synced_at");
+    }
+    rows
+}
+
+fn row(dir: &Path, customer: &str) -> Value {
+    let mut rs = timeless(rows(dir, &["--customer", customer]));
+    assert_eq!(rs.len(), 1, "{rs:?}");
+    rs.remove(0)
+}
+
+/// The store's bytes and modification times: the main file and, if present
+/// and not empty, the WAL (not `-shm`, which readers may touch). Taken
+/// between runs, when no process has the store open.
+#[derive(PartialEq)]
+struct Snapshot(Vec<(PathBuf, Vec<u8>, SystemTime)>);
+
+fn snapshot(db: &Path) -> Snapshot {
+    let mut files = Vec::new();
+    for p in [
+        db.to_path_buf(),
+        PathBuf::from(format!("{}-wal", db.display())),
+    ] {
+        // An empty WAL (left by a reader) holds nothing: the same as none.
+        if let Ok(bytes) = fs::read(&p)
+            && !(bytes.is_empty() && p != db)
+        {
+            let mtime = fs::metadata(&p).and_then(|m| m.modified()).unwrap();
+            files.push((p, bytes, mtime));
+        }
+    }
+    assert!(!files.is_empty(), "no store at {}", db.display());
+    Snapshot(files)
+}
+
+fn assert_unchanged(before: &Snapshot, after: &Snapshot, what: &str) {
+    let describe = |s: &Snapshot| -> Vec<String> {
+        s.0.iter()
+            .map(|(p, b, t)| format!("{} ({} bytes, mtime {t:?})", p.display(), b.len()))
+            .collect()
+    };
+    assert!(
+        before == after,
+        "{what} changed the store: {:?} -> {:?}",
+        describe(before),
+        describe(after)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Inputs
+// ---------------------------------------------------------------------------
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// An `invoice.paid` event for `customer`; with `user`, routed through the
+/// invoice's own metadata, else through the customer (the API under `--live`).
+fn invoice_paid(id: &str, customer: &str, user: Option<&str>) -> Value {
+    let metadata = match user {
+        Some(u) => json!({ "clerkUserId": u }),
+        None => json!({}),
+    };
+    json!({
+        "id": id, "object": "event", "type": "invoice.paid", "created": 1_767_225_700,
+        "api_version": "2025-06-30.basil", "livemode": false, "pending_webhooks": 1,
+        "request": { "id": null, "idempotency_key": null },
+        "data": { "object": {
+            "id": format!("in_{id}"), "object": "invoice", "customer": customer,
+            "status": "paid", "metadata": metadata,
+        } },
+    })
+}
+
+fn write_events(dir: &Path, name: &str, events: &[Value]) -> PathBuf {
+    let text: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let p = dir.join(name);
+    fs::write(&p, text).unwrap();
+    p
+}
+
+/// A URL on 127.0.0.1 where nothing listens.
+fn closed_port_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
+}
+
+const T0: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+// ---------------------------------------------------------------------------
+// a. The user's subscription on a `created` tie is the API's first
+// ---------------------------------------------------------------------------
+
+const TIE_CUSTOMER: &str = "cus_Tie0000000001";
+const TIE_USER: &str = "user_tie";
+/// Added first and canceled; its id sorts AFTER `SUB_A`.
+const SUB_B: &str = "sub_B0000000000000000000000";
+/// Added second and active, in the same second: the API lists it first.
+const SUB_A: &str = "sub_A0000000000000000000000";
+
+fn tie_account() -> Account {
+    Account::new()
+        .customer(json!({"id": TIE_CUSTOMER, "email": "tie@example.com", "name": "Tie Breaker",
+            "metadata": {"clerkUserId": TIE_USER}, "created": T0}))
+        .payment_method(json!({"id": "pm_tie", "customer": TIE_CUSTOMER,
+            "card": {"brand": "visa", "last4": "4242"}}))
+        .subscription(json!({"id": SUB_B, "customer": TIE_CUSTOMER, "status": "canceled",
+            "created": T0 + 100, "price": "price_basic", "canceled_at": T0 + 200, "ended_at": T0 + 200}))
+        .subscription(json!({"id": SUB_A, "customer": TIE_CUSTOMER, "status": "active",
+            "created": T0 + 100, "price": "price_pro", "default_payment_method": "pm_tie",
+            "current_period_start": T0 + 100, "current_period_end": T0 + 100 + 31 * 86_400}))
+}
+
+#[test]
+fn tie_on_created_every_path_takes_the_apis_first_subscription() {
+    let fake = FakeStripe::start(tie_account());
+    let listed: Vec<Value> = fake
+        .subscriptions()
+        .iter()
+        .map(|s| s["id"].clone())
+        .collect();
+    assert_eq!(
+        listed,
+        [SUB_A, SUB_B],
+        "the fake lists the later-added first"
+    );
+
+    let event = invoice_paid("evt_tie_1", TIE_CUSTOMER, None);
+    let paths: [(&str, &[&str]); 4] = [
+        ("resync --all", &["resync", "--all"]),
+        ("resync --customer", &["resync", "--customer", TIE_CUSTOMER]),
+        ("resync --user", &["resync", "--user", TIE_USER]),
+        ("replay --live", &["replay", "--live", "e.ndjson"]),
+    ];
+    let mut seen: Vec<(&str, Value)> = Vec::new();
+    for (name, args) in paths {
+        let dir = tempdir();
+        let d = dir.path();
+        write_events(d, "e.ndjson", std::slice::from_ref(&event));
+        let out = sync(d).args(args).args(["--json"]).fake(&fake).run();
+        let v = doc(&out, 0);
+        assert!(problems(&out).is_empty(), "{name}: {}", show(&out));
+        if name.starts_with("replay") {
+            assert_eq!(v["events"][0]["route"], "sync", "{name}: {v}");
+            assert_eq!(v["events"][0]["customer_id"], TIE_CUSTOMER, "{name}");
+            assert_eq!(v["summary"]["customers_synced"], 1, "{name}");
+        } else {
+            assert_eq!(v["customers"][0]["customer_id"], TIE_CUSTOMER, "{name}");
+            assert_eq!(v["customers"][0]["status"], "active", "{name}: {v}");
+            assert_eq!(v["summary"]["failed"], 0, "{name}");
+        }
+        assert!(!out.stdout.contains(fake.api_key()) && !out.stderr.contains(fake.api_key()));
+
+        let r = row(d, TIE_CUSTOMER);
+        assert_eq!(r["status"], "active", "{name}: {r}");
+        assert_eq!(r["subscription_id"], SUB_A, "{name}: {r}");
+        assert_eq!(r["user_id"], TIE_USER, "{name}: {r}");
+        assert_eq!(r["deleted"], false, "{name}: {r}");
+        seen.push((name, r));
+
+        assert_no_drift(d, &fake, &["--all"]);
+        assert_no_drift(d, &fake, &["--user", TIE_USER]);
+        assert_no_drift(d, &fake, &["--customer", TIE_CUSTOMER]);
+    }
+    for (name, r) in &seen[1..] {
+        assert_eq!(r, &seen[0].1, "{name} and {} disagree", seen[0].0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// b. A generated account: backfill, checks and per-user resyncs agree
+// ---------------------------------------------------------------------------
+
+#[test]
+fn generated_account_backfill_checks_and_user_resyncs_agree() {
+    let fake = FakeStripe::start(Account::generate_at(80, 110, 17, T0));
+    let subs = fake.subscriptions();
+    let n_subs = |cus: &str| subs.iter().filter(|s| s["customer"] == cus).count();
+    let mapped: Vec<(String, String)> = fake
+        .customers()
+        .iter()
+        .filter_map(|c| {
+            let user = c["metadata"]["clerkUserId"].as_str()?;
+            Some((user.to_owned(), c["id"].as_str()?.to_owned()))
+        })
+        .collect();
+    let pick = |want: &dyn Fn(usize) -> bool, skip: &[&String]| -> (String, String) {
+        mapped
+            .iter()
+            .find(|(u, c)| want(n_subs(c)) && !skip.contains(&u))
+            .cloned()
+            .expect("the generated account has such a user")
+    };
+    let (tie_user, tie_cus) = pick(&|n| n >= 2, &[]);
+    let (many_user, many_cus) = pick(&|n| n >= 2, &[&tie_user]);
+    let (one_user, _) = pick(&|n| n == 1, &[]);
+    let (none_user, _) = pick(&|n| n == 0, &[]);
+
+    // Two `created` ties where the API's order is not id order: each new
+    // subscription is added later than the customer's newest, in the same
+    // second, so the API lists it first; one id sorts before the generated
+    // `sub_1...` ids and one after, so neither id order gives the API's answer.
+    let ties = [
+        (
+            &tie_cus,
+            &tie_user,
+            "sub_0TieAddedLater000000000",
+            "trialing",
+        ),
+        (
+            &many_cus,
+            &many_user,
+            "sub_zTieAddedLater000000000",
+            "past_due",
+        ),
+    ];
+    for (cus, _, id, status) in ties {
+        let newest = subs.iter().find(|s| s["customer"] == cus.as_str()).unwrap();
+        fake.upsert_subscription(json!({
+            "id": id, "customer": cus, "status": status, "created": newest["created"],
+            "price": newest["items"]["data"][0]["price"]["id"],
+        }));
+        let first = fake
+            .subscriptions()
+            .into_iter()
+            .find(|s| s["customer"] == cus.as_str())
+            .unwrap();
+        assert_eq!(first["id"], id, "the fake lists the later-added first");
+    }
+
+    let all = tempdir();
+    let (out, v) = resync(all.path(), &fake, &["--all"], 0);
+    assert!(problems(&out).is_empty(), "{}", show(&out));
+    assert_eq!(v["summary"]["customers"], 80);
+    assert_eq!(v["summary"]["failed"], 0);
+    for (cus, user, id, status) in ties {
+        let r = row(all.path(), cus);
+        assert_eq!(r["subscription_id"], id, "{r}");
+        assert_eq!(r["status"], status, "{r}");
+        assert_eq!(r["user_id"], user.as_str(), "{r}");
+    }
+    assert_no_drift(all.path(), &fake, &["--all"]);
+
+    for user in [&tie_user, &many_user, &one_user, &none_user] {
+        assert_no_drift(all.path(), &fake, &["--user", user]);
+        let fresh = tempdir();
+        let (out, v) = resync(fresh.path(), &fake, &["--user", user], 0);
+        assert!(problems(&out).is_empty(), "{user}: {}", show(&out));
+        assert_eq!(v["summary"]["failed"], 0, "{user}");
+        assert_eq!(
+            timeless(rows(fresh.path(), &["--user", user])),
+            timeless(rows(all.path(), &["--user", user])),
+            "resync --user {user} on a fresh store vs resync --all"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// c. A customer deleted in Stripe: drift under --check, then marked
+// ---------------------------------------------------------------------------
+
+#[test]
+fn customer_deleted_in_stripe_is_drift_then_marked_deleted() {
+    let mut account = Account::new();
+    for (cus, status) in [
+        ("cus_Active000001", "active"),
+        ("cus_Trial0000001", "trialing"),
+        ("cus_PastDue00001", "past_due"),
+        ("cus_Gone00000001", "active"),
+    ] {
+        account.add_customer(json!({"id": cus, "created": T0,
+            "metadata": {"clerkUserId": format!("user_{}", &cus[4..])}}));
+        account.add_subscription(json!({"id": format!("sub_{}", &cus[4..]), "customer": cus,
+            "status": status, "created": T0 + 10, "price": "price_pro"}));
+    }
+    let gone = "cus_Gone00000001";
+    let fake = FakeStripe::start(account);
+    let dir = tempdir();
+    let d = dir.path();
+    let (out, _) = resync(d, &fake, &["--all"], 0);
+    assert!(problems(&out).is_empty(), "{}", show(&out));
+
+    fake.delete_customer(gone);
+    let before = snapshot(&db(d));
+    let (out, v) = resync(d, &fake, &["--all", "--check"], 1);
+    assert!(
+        problems(&out).is_empty(),
+        "drift is data, not an error: {}",
+        show(&out)
+    );
+    assert_unchanged(&before, &snapshot(&db(d)), "resync --all --check");
+    assert_eq!(v["summary"]["changed"], 1, "{v}");
+    for c in v["customers"].as_array().unwrap() {
+        if c["customer_id"] == gone {
+            assert_eq!(c["changed"], true, "{c}");
+            let diff = c["diff"].to_string();
+            assert!(diff.contains("status") || diff.contains("deleted"), "{c}");
+        } else {
+            assert_eq!(c["changed"], false, "{c}");
+        }
+    }
+    assert!(
+        v["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["customer_id"] == gone),
+        "the deleted customer is reported: {v}"
+    );
+
+    let (out, v) = resync(d, &fake, &["--all"], 0);
+    assert!(problems(&out).is_empty(), "{}", show(&out));
+    assert_eq!(v["summary"]["changed"], 1, "{v}");
+    let r = row(d, gone);
+    assert_eq!(r["status"], "deleted", "{r}");
+    assert_eq!(r["deleted"], true, "{r}");
+    for status in ["active", "trialing", "past_due"] {
+        let listed = rows(d, &["--status", status]);
+        assert_eq!(listed.len(), 1, "--status {status}: {listed:?}");
+        assert!(
+            listed.iter().all(|r| r["customer_id"] != gone),
+            "--status {status}"
+        );
+    }
+    let listed = rows(d, &["--status", "deleted"]);
+    let ids: Vec<&Value> = listed.iter().map(|r| &r["customer_id"]).collect();
+    assert_eq!(ids, [gone]);
+    assert_no_drift(d, &fake, &["--all"]);
+}
+
+// ---------------------------------------------------------------------------
+// d. Dry runs write nothing
+// ---------------------------------------------------------------------------
+
+#[test]
+fn dry_runs_write_nothing_and_say_so() {
+    let dir = tempdir();
+    let d = dir.path();
+    let out = sync(d).args(["replay"]).arg_path(fixtures()).run();
+    assert_eq!(out.status, 1, "one rejected checkout: {}", show(&out));
+
+    let before = snapshot(&db(d));
+    let out = sync(d)
+        .args(["replay", "--dry-run", "--json"])
+        .arg_path(fixtures())
+        .run();
+    let v = doc(&out, 1);
+    assert_eq!(out.stderr, "", "{}", show(&out));
+    assert_eq!(v["summary"]["dry_run"], true, "{}", v["summary"]);
+    let out = sync(d)
+        .args(["replay", "--dry-run"])
+        .arg_path(fixtures())
+        .run();
+    assert_eq!(out.status, 1, "{}", show(&out));
+    assert_eq!(out.stderr, "", "{}", show(&out));
+    let last = out.stdout.trim_end().lines().last().unwrap_or("");
+    assert!(last.contains("would sync"), "summary line: {last:?}");
+    assert_unchanged(&before, &snapshot(&db(d)), "replay --dry-run");
+
+    // --live --dry-run: resolving may read a customer, syncing is not attempted.
+    let fake = FakeStripe::start(tie_account());
+    let live = tempdir();
+    let l = live.path();
+    write_events(
+        l,
+        "e.ndjson",
+        &[invoice_paid("evt_dry_1", TIE_CUSTOMER, None)],
+    );
+    let out = sync(l)
+        .args(["replay", "--live", "--dry-run", "--json", "e.ndjson"])
+        .fake(&fake)
+        .run();
+    let v = doc(&out, 0);
+    assert!(problems(&out).is_empty(), "{}", show(&out));
+    assert_eq!(v["summary"]["dry_run"], true);
+    assert_eq!(v["events"][0]["route"], "sync", "{v}");
+    assert_eq!(fake.count_path("/v1/subscriptions"), 0, "no sync request");
+    assert!(!db(l).exists(), "a dry run creates no store");
+
+    let out = sync(l)
+        .args(["replay", "--live", "--json", "e.ndjson"])
+        .fake(&fake)
+        .run();
+    let v = doc(&out, 0);
+    assert!(problems(&out).is_empty(), "{}", show(&out));
+    assert_eq!(v["summary"]["dry_run"], false);
+    assert_eq!(v["summary"]["customers_synced"], 1);
+    assert_eq!(fake.count_path("/v1/subscriptions"), 1);
+}
+
+impl Run {
+    fn arg_path(self, p: PathBuf) -> Run {
+        self.args([p])
+    }
+}
+
+// ---------------------------------------------------------------------------
+// e. Dead API, refused key, missing customer
+// ---------------------------------------------------------------------------
+
+/// Nine events, each routed (by its own metadata) to a different customer.
+fn nine_customers(dir: &Path) -> PathBuf {
+    let events: Vec<Value> = (1..=9)
+        .map(|i| {
+            invoice_paid(
+                &format!("evt_dead_{i}"),
+                &format!("cus_Dead00000000{i}"),
+                Some(&format!("user_dead_{i}")),
+            )
+        })
+        .collect();
+    write_events(dir, "nine.ndjson", &events)
+}
+
+/// The API runs of the dead-API and refused-key cases.
+fn api_runs(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
+    let events = nine_customers(dir).display().to_string();
+    let s = |v: &[&str]| v.iter().map(|a| (*a).to_owned()).collect::<Vec<String>>();
+    vec![
+        (
+            "replay --live (9 customers)",
+            s(&["replay", "--live", "--json", &events]),
+        ),
+        ("resync --all", s(&["resync", "--all", "--json"])),
+        (
+            "resync --customer x3",
+            s(&[
+                "resync",
+                "--json",
+                "--customer",
+                "cus_Dead000000001",
+                "--customer",
+                "cus_Dead000000002",
+                "--customer",
+                "cus_Dead000000003",
+            ]),
+        ),
+    ]
+}
+
+/// stdout of a run that stopped: nothing, or one JSON document.
+fn stopped_stdout(out: &Output) {
+    if !out.stdout.trim().is_empty() {
+        serde_json::from_str::<Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("stdout is neither empty nor JSON ({e}): {}", show(out)));
+    }
+}
+
+#[test]
+fn unreachable_api_stops_the_run_with_status_2() {
+    let dir = tempdir();
+    let d = dir.path();
+    let base = closed_port_url();
+    let key = "sk_test_unreachable_77";
+    for (name, args) in api_runs(d) {
+        let t = Instant::now();
+        let out = sync(d).args(&args).api(&base, key).run();
+        let took = t.elapsed();
+        assert_eq!(out.status, 2, "{name}: {}", show(&out));
+        assert!(took < Duration::from_secs(10), "{name} took {took:?}");
+        let err = single_error(&out);
+        assert!(err.contains("cannot reach"), "{name}: {err}");
+        stopped_stdout(&out);
+        assert!(
+            !out.stdout.contains(key) && !out.stderr.contains(key),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn refused_key_stops_the_run_with_status_2() {
+    let fake = FakeStripe::start(tie_account());
+    let dir = tempdir();
+    let d = dir.path();
+    let wrong = "sk_test_refused_key_4401";
+    for (name, args) in api_runs(d) {
+        fake.reset_counters();
+        let out = sync(d).args(&args).api(&fake.url(), wrong).run();
+        assert_eq!(out.status, 2, "{name}: {}", show(&out));
+        let err = single_error(&out);
+        assert!(err.contains("401"), "{name}: {err}");
+        stopped_stdout(&out);
+        assert!(
+            !out.stdout.contains("refused_key") && !out.stderr.contains("refused_key"),
+            "{name}: the key is never printed"
+        );
+        assert!(
+            fake.count_path("/v1/") < 9,
+            "{name}: stopped at the first 401, not customer by customer ({} requests)",
+            fake.count_path("/v1/")
+        );
+    }
+}
+
+#[test]
+fn missing_customer_fails_only_that_customer() {
+    let fake = FakeStripe::start(tie_account());
+    let dir = tempdir();
+    let (out, v) = resync(dir.path(), &fake, &["--customer", "cus_doesnotexist"], 1);
+    let c = &v["customers"][0];
+    assert_eq!(c["customer_id"], "cus_doesnotexist", "{v}");
+    let err = c["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an error: {v}"));
+    assert!(err.contains("cus_doesnotexist"), "{err}");
+    assert_eq!(v["summary"]["failed"], 1);
+    let lines = problems(&out);
+    assert_eq!(lines.len(), 1, "{}", show(&out));
+    assert!(lines[0].contains("cus_doesnotexist"), "{}", show(&out));
+}
+
+// ---------------------------------------------------------------------------
+// f. A read-only store is readable
+// ---------------------------------------------------------------------------
+
+fn running_as_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn chmod(p: &Path, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn read_only_store_can_be_inspected_and_checked() {
+    let fake = FakeStripe::start(tie_account());
+    let tmp = tempdir();
+    chmod(tmp.path(), 0o755);
+    let ro = tmp.path().join("ro");
+    fs::create_dir(&ro).unwrap();
+    write_events(
+        &ro,
+        "e.ndjson",
+        &[invoice_paid("evt_ro_1", TIE_CUSTOMER, None)],
+    );
+    let out = sync(&ro)
+        .args(["replay", "--live", "--json", "e.ndjson"])
+        .fake(&fake)
+        .run();
+    doc(&out, 0);
+    let store = db(&ro);
+    for side in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{side}", store.display()));
+        if p.exists() {
+            chmod(&p, 0o444);
+        }
+    }
+    chmod(&ro, 0o555);
+    let before = snapshot(&store);
+
+    // Root ignores permissions: run as nobody then.
+    let as_nobody = running_as_root();
+    let db_arg = store.display().to_string();
+    let out = Run::new(&ro, as_nobody)
+        .args(["inspect", "--json", "--db", &db_arg])
+        .run();
+    let v = doc(&out, 0);
+    assert!(problems(&out).is_empty(), "{}", show(&out));
+    assert_eq!(v[0]["customer_id"], TIE_CUSTOMER, "{v}");
+    assert_eq!(v[0]["subscription_id"], SUB_A, "{v}");
+
+    let out = Run::new(&ro, as_nobody)
+        .args([
+            "resync",
+            "--customer",
+            TIE_CUSTOMER,
+            "--check",
+            "--json",
+            "--db",
+            &db_arg,
+        ])
+        .fake(&fake)
+        .run();
+    let v = doc(&out, 0);
+    assert!(problems(&out).is_empty(), "{}", show(&out));
+    assert_eq!(v["summary"]["changed"], 0, "{v}");
+    assert_unchanged(&before, &snapshot(&store), "reading a read-only store");
+    chmod(&ro, 0o755);
+
+    // A directory is not a store.
+    let out = sync(tmp.path())
+        .args(["inspect", "--json", "--db"])
+        .arg_path(tmp.path().to_path_buf())
+        .run();
+    assert_eq!(out.status, 2, "{}", show(&out));
+    assert_eq!(out.stdout, "", "{}", show(&out));
+    let err = single_error(&out);
+    assert!(err.contains("is a directory"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// g. A second replay of the same inputs writes nothing
+// ---------------------------------------------------------------------------
+
+const INITECH: &str = "cus_njhAmuZQRSZSmF";
+
+/// The unmapped customer's decisions never claim it is unknown.
+fn assert_initech_known(v: &Value) {
+    let initech: Vec<&Value> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["customer_id"] == INITECH && e["route"] == "unresolved")
+        .collect();
+    assert!(!initech.is_empty(), "Initech's events stay unresolved: {v}");
+    for e in initech {
+        let reason = e["reason"].as_str().unwrap_or("");
+        assert!(!reason.is_empty(), "{e}");
+        assert!(
+            !reason.contains("neither in the store nor among the inputs"),
+            "the store and the inputs both know {INITECH}: {e}"
+        );
+    }
+}
+
+#[test]
+fn second_replay_of_the_same_inputs_writes_nothing() {
+    let dir = tempdir();
+    let d = dir.path();
+    let out = sync(d)
+        .args(["replay", "--json"])
+        .arg_path(fixtures())
+        .run();
+    let v = doc(&out, 1);
+    assert_eq!(out.stderr, "", "{}", show(&out));
+    assert_initech_known(&v);
+    let before = snapshot(&db(d));
+    let rows_before = rows(d, &[]);
+
+    let out = sync(d)
+        .args(["replay", "--json"])
+        .arg_path(fixtures())
+        .run();
+    let v = doc(&out, 1);
+    assert_eq!(out.stderr, "", "{}", show(&out));
+    assert_eq!(v["summary"]["sync"], 0, "{}", v["summary"]);
+    assert_initech_known(&v);
+    let after = snapshot(&db(d));
+    assert_eq!(before.0.len(), after.0.len(), "same store files");
+    for ((p, a, _), (_, b, _)) in before.0.iter().zip(&after.0) {
+        assert!(
+            a == b,
+            "{} changed ({} -> {} bytes)",
+            p.display(),
+            a.len(),
+            b.len()
+        );
+    }
+    assert_eq!(rows(d, &[]), rows_before, "same rows, synced_at included");
+}
+
+// ---------------------------------------------------------------------------
+// h. Two replays at once on one store
+// ---------------------------------------------------------------------------
+
+#[test]
+fn concurrent_replays_on_one_store_both_succeed() {
+    let ada = fixtures().join("2026-03-onboarding/03-ada-subscription-created.json");
+    let grace = fixtures().join("2026-03-onboarding/05-grace-events-export.json");
+    let expected_customers = ["cus_1gIHnbN8OoIW0c", "cus_iRVVPNjHoKAHeU"];
+    // Each file's status on its own.
+    let normal: Vec<i32> = [&ada, &grace]
+        .iter()
+        .map(|f| {
+            let dir = tempdir();
+            let out = sync(dir.path())
+                .args(["replay"])
+                .arg_path((*f).clone())
+                .run();
+            assert!(out.status == 0 || out.status == 1, "{}", show(&out));
+            out.status
+        })
+        .collect();
+    for round in 0..50 {
+        let dir = tempdir();
+        let d = dir.path();
+        let a = sync(d).args(["replay"]).arg_path(ada.clone()).spawn();
+        let b = sync(d).args(["replay"]).arg_path(grace.clone()).spawn();
+        for (out, want) in [finish(a), finish(b)].iter().zip(&normal) {
+            assert_eq!(out.status, *want, "round {round}: {}", show(out));
+            assert!(
+                !out.stderr.contains("locked"),
+                "round {round}: {}",
+                show(out)
+            );
+            assert!(problems(out).is_empty(), "round {round}: {}", show(out));
+        }
+        let listed = rows(d, &[]);
+        for c in expected_customers {
+            assert!(
+                listed.iter().any(|r| r["customer_id"] == c),
+                "round {round}: {c} missing from {listed:?}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// i. Thin (v2) events are ignored, not invalid
+// ---------------------------------------------------------------------------
+
+#[test]
+fn thin_event_is_ignored_with_a_reason() {
+    let dir = tempdir();
+    let d = dir.path();
+    let thin = json!({
+        "id": "evt_thin_1", "object": "v2.core.event",
+        "type": "v1.billing.meter.error_report_triggered",
+        "created": "2026-01-01T00:00:00.000Z", "livemode": false,
+        "context": null, "reason": null,
+        "related_object": {"id": "mtr_123", "type": "billing.meter", "url": "/v1/billing/meters/mtr_123"},
+    });
+    let routed = invoice_paid("evt_thin_neighbour", "cus_Thin00000001", Some("user_thin"));
+    write_events(d, "mixed.ndjson", &[thin, routed]);
+    let out = sync(d).args(["replay", "--json", "mixed.ndjson"]).run();
+    let v = doc(&out, 0);
+    assert!(problems(&out).is_empty(), "{}", show(&out));
+    let e = &v["events"][0];
+    assert_eq!(e["event_id"], "evt_thin_1", "{v}");
+    assert_eq!(e["route"], "ignored", "{e}");
+    assert!(
+        e["reason"].as_str().unwrap_or("").contains("thin event"),
+        "{e}"
+    );
+    assert_eq!(v["events"][1]["route"], "sync", "{v}");
+    assert_eq!(v["summary"]["invalid"], 0);
+    assert_eq!(v["summary"]["ignored"], 1);
+    assert_eq!(v["summary"]["sync"], 1);
+}
