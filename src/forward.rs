@@ -109,7 +109,11 @@ impl Forwarder {
     /// Deliver one event body; `key` identifies its decision.
     pub fn send(&mut self, key: u64, body: String) {
         if self.sent > 0 && !self.settings.delay.is_zero() {
-            self.rt.block_on(tokio::time::sleep(self.settings.delay));
+            // The timer must be created inside the runtime: `sleep()` called
+            // out here, as block_on's argument, panics ("no reactor running").
+            let delay = self.settings.delay;
+            self.rt
+                .block_on(async move { tokio::time::sleep(delay).await });
         }
         while self.inflight.len() >= self.settings.concurrency.max(1) {
             self.collect_one();

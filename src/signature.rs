@@ -77,6 +77,13 @@ pub enum HintCode {
     UppercaseHex,
     /// An entry such as ` v1=` has whitespace around its key, so it is ignored.
     HeaderWhitespace,
+    /// The header ends in a newline (CR/LF), which the SDKs keep in the last
+    /// `v1` value; without it the signature matches.
+    HeaderTrailingNewline,
+    /// The payload is a thin event (`"object": "v2.core.event"`), which the
+    /// SDKs' constructEvent refuses whatever its signature. Not a re-check of
+    /// the signature: `verify` adds it from the payload (see [`thin_event_hint`]).
+    ThinEvent,
 }
 
 impl HintCode {
@@ -95,6 +102,8 @@ impl HintCode {
             HintCode::V0Only => "v0_only",
             HintCode::UppercaseHex => "uppercase_hex",
             HintCode::HeaderWhitespace => "header_whitespace",
+            HintCode::HeaderTrailingNewline => "header_trailing_newline",
+            HintCode::ThinEvent => "thin_event",
         }
     }
 }
@@ -103,6 +112,32 @@ impl HintCode {
 pub struct Hint {
     pub code: HintCode,
     pub message: String,
+}
+
+/// The `object` of a Stripe thin event ("event notification").
+pub const THIN_EVENT_OBJECT: &str = "v2.core.event";
+
+/// The notice for a payload whose `object` is [`THIN_EVENT_OBJECT`]: both
+/// SDKs verify its signature like any other, then refuse to build an event
+/// from it (stripe-node's `buildEvent`, stripe-python's `build_v1_event`).
+pub fn thin_event_hint() -> Hint {
+    Hint {
+        code: HintCode::ThinEvent,
+        message: "the payload is a thin event (\"object\": \"v2.core.event\"): \
+                  stripe.webhooks.constructEvent (stripe-node) and Webhook.construct_event \
+                  (stripe-python) refuse it even when its signature is valid; parse it with \
+                  stripe.parseEventNotification (stripe-node) or client.parse_event_notification \
+                  (stripe-python), then fetch the full event"
+            .into(),
+    }
+}
+
+/// The kind prefix (`sk_`, `rk_`, `pk_`) of a Stripe API key given where a
+/// webhook signing secret (`whsec_...`) belongs.
+pub fn api_key_prefix(secret: &str) -> Option<&'static str> {
+    ["sk_", "rk_", "pk_"]
+        .into_iter()
+        .find(|p| secret.starts_with(p))
 }
 
 /// Why a header could not be read.
@@ -369,7 +404,10 @@ pub struct Verdict {
 }
 
 /// Strip a leading `Stripe-Signature:` header name (any case) and the
-/// whitespace around the value, as pasted from logs.
+/// whitespace before the value, as pasted from logs. At the end only spaces
+/// and tabs go (what an HTTP server strips from a field value before the
+/// SDKs see it): a trailing CR/LF stays, because both SDKs keep it in the
+/// last entry and so reject `...,v1=<hex>\n` (hint `header_trailing_newline`).
 pub fn strip_header_name(raw: &str) -> &str {
     const NAME: &str = "stripe-signature:";
     let t = raw.trim_start();
@@ -377,8 +415,11 @@ pub fn strip_header_name(raw: &str) -> &str {
         Some(prefix) if prefix.eq_ignore_ascii_case(NAME) => &t[NAME.len()..],
         _ => t,
     };
-    t.trim()
+    t.trim_start().trim_end_matches(HTTP_OWS)
 }
+
+/// HTTP's optional whitespace around a field value (RFC 9110 section 5.6.3).
+const HTTP_OWS: [char; 2] = [' ', '\t'];
 
 /// The fast path: does the header verify for this payload and secret?
 /// Used by the benchmark and by [`verify`].
@@ -506,7 +547,7 @@ pub fn verify(
         }
         None => {
             verdict.reason = Reason::SignatureMismatch;
-            diagnose_mismatch(payload, &h, secrets, now, &mut verdict.hints);
+            diagnose_mismatch(payload, header, &h, secrets, now, &mut verdict.hints);
         }
     }
     verdict
@@ -535,9 +576,40 @@ fn diagnose_header_whitespace(
     }
 }
 
+/// Does the header match once a trailing newline (with any spaces and tabs
+/// around it) is removed? Both SDKs keep it in the last entry, so a `v1`
+/// value read from a file or `.env` line with its line ending never matches.
+fn diagnose_header_trailing_newline(
+    payload: &[u8],
+    header: &str,
+    secrets: &[Secret],
+    hints: &mut Vec<Hint>,
+) {
+    let trimmed = header.trim_end_matches(['\r', '\n', ' ', '\t']);
+    if !header[trimmed.len()..].contains(['\r', '\n']) {
+        return;
+    }
+    let Ok(h) = parse_header(trimmed) else {
+        return;
+    };
+    if secrets
+        .iter()
+        .any(|s| check(payload, &h, s.expose().as_bytes()))
+    {
+        hints.push(Hint {
+            code: HintCode::HeaderTrailingNewline,
+            message: "the signature matches once the trailing newline is removed from the \
+                      Stripe-Signature header: it was read with its line ending (a file, a \
+                      .env line, `echo`), and Stripe's SDKs compare the v1 value byte for byte"
+                .into(),
+        });
+    }
+}
+
 /// Re-run the check on plausible corruptions and report those that match.
 fn diagnose_mismatch(
     payload: &[u8],
+    header: &str,
     h: &Header<'_>,
     secrets: &[Secret],
     now: i64,
@@ -617,7 +689,7 @@ fn diagnose_mismatch(
     for (i, s) in secrets.iter().enumerate() {
         let text = s.expose();
         let n = i + 1;
-        let kind = ["sk_", "rk_", "pk_"].iter().find(|p| text.starts_with(**p));
+        let kind = api_key_prefix(text);
         if let Some(prefix) = kind {
             hints.push(Hint {
                 code: HintCode::NotAWebhookSecret,
@@ -666,6 +738,7 @@ fn diagnose_mismatch(
         });
     }
     diagnose_header_whitespace(payload, h, secrets, hints);
+    diagnose_header_trailing_newline(payload, header, secrets, hints);
     if h.timestamp > now {
         hints.push(Hint {
             code: HintCode::FutureTimestamp,

@@ -28,6 +28,21 @@ pub fn run(args: &SignArgs, printer: &Printer) -> anyhow::Result<Status> {
             "--timestamp {timestamp}: the official SDKs cannot verify it (stripe-node reads -1 as missing and rounds past 2^53)"
         )));
     }
+    // Sign anyway (a test may want exactly this), but say why the SDKs or
+    // the endpoint will not accept it. Only the key's kind is named.
+    if let Some(prefix) = signature::api_key_prefix(secret.expose()) {
+        printer.warn(&format!(
+            "the secret is an API key ({prefix}…), not a webhook signing secret (whsec_…): \
+             Stripe signs webhooks with the endpoint's whsec_ secret, so an app that verifies \
+             with it will reject this header"
+        ));
+    }
+    if payload.is_empty() {
+        printer.warn(
+            "the payload is empty: stripe-node refuses an empty body (\"No webhook payload was \
+             provided\") whatever the signature, and `verify` reports empty_payload",
+        );
+    }
     let signed = signature::sign(secret, timestamp, &payload);
     if printer.json {
         printer.out_json(&signed)?;

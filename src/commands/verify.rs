@@ -7,7 +7,8 @@ use crate::output::{self, Printer};
 use crate::signature::{self, Hint, HintCode, Reason, Verdict};
 use crate::{Status, usage};
 
-/// The `--json` document (SPEC.md field names; `detail` and `diagnosis` are additions).
+/// The `--json` document (SPEC.md field names; `detail`, `diagnosis` and
+/// `notes` are additions).
 #[derive(Debug, Serialize)]
 pub struct VerifyReport<'a> {
     pub valid: bool,
@@ -19,6 +20,8 @@ pub struct VerifyReport<'a> {
     pub hints: Vec<HintCode>,
     pub detail: Option<&'a str>,
     pub diagnosis: &'a [Hint],
+    /// Notices about a valid payload (hints are for failures): `thin_event`.
+    pub notes: &'a [Hint],
 }
 
 #[derive(Debug, Serialize, serde::Deserialize)]
@@ -28,9 +31,37 @@ pub struct EventRef {
     pub kind: String,
 }
 
-/// `{"id", "type"}` of a payload that is a JSON event, else `None`.
-fn event_ref(payload: &[u8]) -> Option<EventRef> {
-    serde_json::from_slice::<EventRef>(payload).ok()
+/// The top-level fields of a JSON payload that `verify` reports on. Each is
+/// `None` unless it is a string, so an odd value never hides the others.
+#[derive(Debug, Default, serde::Deserialize)]
+struct EventHead {
+    #[serde(default, deserialize_with = "string_or_none")]
+    id: Option<String>,
+    #[serde(default, rename = "type", deserialize_with = "string_or_none")]
+    kind: Option<String>,
+    #[serde(default, deserialize_with = "string_or_none")]
+    object: Option<String>,
+}
+
+fn string_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(
+        match <serde_json::Value as serde::Deserialize>::deserialize(d)? {
+            serde_json::Value::String(s) => Some(s),
+            _ => None,
+        },
+    )
+}
+
+/// What the payload says about itself: `{"id", "type"}` when it is a JSON
+/// event (snapshot or thin), and whether it is a thin event.
+fn event_head(payload: &[u8]) -> (Option<EventRef>, bool) {
+    let head = serde_json::from_slice::<EventHead>(payload).unwrap_or_default();
+    let thin = head.object.as_deref() == Some(signature::THIN_EVENT_OBJECT);
+    let event = match (head.id, head.kind) {
+        (Some(id), Some(kind)) => Some(EventRef { id, kind }),
+        _ => None,
+    };
+    (event, thin)
 }
 
 pub fn run(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Status> {
@@ -70,8 +101,19 @@ pub fn run(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Status> {
         args.tolerance
     ));
 
-    let verdict = signature::verify(&payload, header, &args.secrets, args.tolerance, now);
-    let event = event_ref(&payload);
+    let mut verdict = signature::verify(&payload, header, &args.secrets, args.tolerance, now);
+    let (event, thin) = event_head(&payload);
+    // The SDKs' constructEvent refuses a thin event after checking its
+    // signature: on a failure that is one more thing to fix (a hint), on a
+    // valid signature a notice.
+    let mut notes = Vec::new();
+    if thin {
+        if verdict.valid {
+            notes.push(signature::thin_event_hint());
+        } else {
+            verdict.hints.push(signature::thin_event_hint());
+        }
+    }
     if printer.json {
         let hints: Vec<HintCode> = verdict.hints.iter().map(|h| h.code).collect();
         printer.out_json(&VerifyReport {
@@ -84,10 +126,12 @@ pub fn run(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Status> {
             hints,
             detail: verdict.detail.as_deref(),
             diagnosis: &verdict.hints,
+            notes: &notes,
         })?;
     } else {
         printer.out(&human(
             &verdict,
+            &notes,
             event.as_ref(),
             args.secrets.len(),
             printer,
@@ -96,7 +140,13 @@ pub fn run(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Status> {
     Ok(Status::from_problems(!verdict.valid))
 }
 
-fn human(v: &Verdict, event: Option<&EventRef>, secrets: usize, p: &Printer) -> String {
+fn human(
+    v: &Verdict,
+    notes: &[Hint],
+    event: Option<&EventRef>,
+    secrets: usize,
+    p: &Printer,
+) -> String {
     let mut out = String::new();
     let when = match (v.timestamp, v.age_seconds) {
         (Some(t), Some(age)) if age >= 0 => format!("t={t}, {age} s old"),
@@ -146,7 +196,17 @@ fn human(v: &Verdict, event: Option<&EventRef>, secrets: usize, p: &Printer) -> 
             h.message
         ));
     }
-    if v.reason == Reason::SignatureMismatch && v.hints.is_empty() {
+    for n in notes {
+        out.push_str(&format!(
+            "  {} {}: {}\n",
+            p.paint("note", output::YELLOW),
+            n.code.as_str(),
+            n.message
+        ));
+    }
+    // `thin_event` is no cause of a mismatch.
+    let explained = v.hints.iter().any(|h| h.code != HintCode::ThinEvent);
+    if v.reason == Reason::SignatureMismatch && !explained {
         out.push_str(
             "  no tested cause matched: the secret is probably another endpoint's (each endpoint \
              and each `stripe listen` session has its own whsec_), or the payload is not the raw \

@@ -362,11 +362,13 @@ fn non_utf8_payload_rejected() {
 #[test]
 fn header_name_is_stripped() {
     assert_eq!(strip_header_name("Stripe-Signature: t=1,v1=a"), "t=1,v1=a");
+    // A trailing line ending stays: the SDKs keep it in the last value.
     assert_eq!(
         strip_header_name("stripe-signature:t=1,v1=a\r\n"),
-        "t=1,v1=a"
+        "t=1,v1=a\r\n"
     );
-    assert_eq!(strip_header_name("  t=1,v1=a "), "t=1,v1=a");
+    assert_eq!(strip_header_name("  t=1,v1=a \t"), "t=1,v1=a");
+    assert_eq!(strip_header_name("t=1,v1=a\n "), "t=1,v1=a\n");
     assert_eq!(strip_header_name("Stripe-Sig"), "Stripe-Sig");
     assert_eq!(strip_header_name("Stripe-Signatur€"), "Stripe-Signatur€");
 }
@@ -446,4 +448,46 @@ fn empty_payload_rejected_like_stripe_node() {
     let v = verify(b"", &header, &secrets(&[SECRET]), 300, T);
     assert!(!v.valid);
     assert_eq!(v.reason, Reason::EmptyPayload);
+}
+
+#[test]
+fn header_trailing_newline_is_a_mismatch_with_a_rechecked_hint() {
+    let good = format!("t={T},v1={}", sig(SECRET, T, PAYLOAD));
+    for tail in ["\n", "\r\n", "\n\n", " \r\n\t"] {
+        let v = run(&format!("{good}{tail}"));
+        assert!(!v.valid, "{tail:?}");
+        assert_eq!(v.reason, Reason::SignatureMismatch, "{tail:?}");
+        assert_eq!(codes(&v), ["header_trailing_newline"], "{tail:?}");
+    }
+    // Both SDKs read these the same as without the newline: still valid.
+    assert!(run(&format!("{good},\n")).valid);
+    assert!(run(&format!("v1={},t={T}\n", sig(SECRET, T, PAYLOAD))).valid);
+    // Only a real re-check gives the hint.
+    let wrong = format!("t={T},v1={}\n", sig("whsec_other", T, PAYLOAD));
+    assert!(codes(&run(&wrong)).is_empty());
+    let spaced = format!("{good} ");
+    assert_eq!(run(&spaced).reason, Reason::SignatureMismatch);
+    assert!(codes(&run(&spaced)).is_empty(), "a space is not a newline");
+}
+
+#[test]
+fn api_key_prefixes() {
+    assert_eq!(api_key_prefix("sk_test_x"), Some("sk_"));
+    assert_eq!(api_key_prefix("rk_live_x"), Some("rk_"));
+    assert_eq!(api_key_prefix("pk_test_x"), Some("pk_"));
+    assert_eq!(api_key_prefix("whsec_x"), None);
+    assert_eq!(api_key_prefix(" sk_test_x"), None);
+}
+
+#[test]
+fn thin_event_hint_names_both_sdk_methods() {
+    let h = thin_event_hint();
+    assert_eq!(h.code.as_str(), "thin_event");
+    for needle in [
+        "v2.core.event",
+        "parseEventNotification",
+        "parse_event_notification",
+    ] {
+        assert!(h.message.contains(needle), "{needle}");
+    }
 }

@@ -76,3 +76,80 @@ fn sign_refuses_timestamps_the_sdks_cannot_verify() {
         assert!(out.stderr.contains("cannot verify"), "{}", out.stderr);
     }
 }
+
+const API_KEY_WARNING: &str = "not a webhook signing secret (whsec_…): Stripe signs webhooks \
+    with the endpoint's whsec_ secret, so an app that verifies with it will reject this header\n";
+
+#[test]
+fn sign_with_an_api_key_signs_but_warns() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("p.json"), "{\"id\":\"evt_9\"}").unwrap();
+    for (key, prefix) in [
+        ("sk_test_51Hsignkey_9f8e", "sk_"),
+        ("rk_live_51Hsignkey_9f8e", "rk_"),
+        ("pk_test_51Hsignkey_9f8e", "pk_"),
+    ] {
+        let expected = signature::sign(&Secret::new(key), 1_767_225_590, b"{\"id\":\"evt_9\"}");
+        let out = run(cmd_in(dir.path()).args([
+            "sign",
+            "--secret",
+            key,
+            "--timestamp",
+            "1767225590",
+            "p.json",
+        ]));
+        assert_eq!(out.status, 0, "{key}: {}", out.stderr);
+        assert_eq!(out.stdout, format!("{}\n", expected.header), "{key}");
+        assert_eq!(
+            out.stderr,
+            format!("warning: the secret is an API key ({prefix}…), {API_KEY_WARNING}"),
+            "{key}"
+        );
+        assert!(!out.stderr.contains("signkey") && !out.stdout.contains("signkey"));
+    }
+
+    // From the environment, with --json: the same document, the same warning.
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_WEBHOOK_SECRET", "sk_test_51Hsignkey_9f8e")
+        .args(["sign", "--json", "--timestamp", "42", "p.json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let want = signature::sign(
+        &Secret::new("sk_test_51Hsignkey_9f8e"),
+        42,
+        b"{\"id\":\"evt_9\"}",
+    );
+    assert_eq!(
+        json(&out.stdout),
+        serde_json::json!({"header": want.header, "timestamp": 42, "signature": want.signature})
+    );
+    assert_eq!(
+        out.stderr,
+        format!("warning: the secret is an API key (sk_…), {API_KEY_WARNING}")
+    );
+    assert!(!out.stderr.contains("signkey") && !out.stdout.contains("signkey"));
+}
+
+#[test]
+fn sign_of_an_empty_payload_signs_but_warns() {
+    let dir = tempdir();
+    let expected = signature::sign(&Secret::new("whsec_abc"), 42, b"");
+    let out = run(cmd_in(dir.path())
+        .args(["sign", "--secret", "whsec_abc", "--timestamp", "42"])
+        .write_stdin(""));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, format!("{}\n", expected.header));
+    assert_eq!(
+        out.stderr,
+        "warning: the payload is empty: stripe-node refuses an empty body (\"No webhook payload \
+         was provided\") whatever the signature, and `verify` reports empty_payload\n"
+    );
+    assert!(!out.stderr.contains("whsec_abc"));
+
+    // --quiet silences warnings, not the header.
+    let out = run(cmd_in(dir.path())
+        .args(["-q", "sign", "--secret", "whsec_abc", "--timestamp", "42"])
+        .write_stdin(""));
+    assert_eq!(out.status, 0);
+    assert_eq!(out.stdout, format!("{}\n", expected.header));
+    assert_eq!(out.stderr, "");
+}

@@ -62,6 +62,7 @@ fn valid_payload_json_fields_exactly_as_spec() {
         serde_json::json!({"id": "evt_1", "type": "invoice.paid"})
     );
     assert_eq!(v["hints"], serde_json::json!([]));
+    assert_eq!(v["notes"], serde_json::json!([]));
     assert_no_secret(&out);
 }
 
@@ -413,4 +414,205 @@ fn closed_stdout_pipe_is_quiet_success() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+/// The SDKs split the header on `,` and `=` and trim nothing, so a header
+/// read with its line ending (`t=...,v1=<hex>\n`) compares `<hex>\n` with the
+/// signature and fails in both; verify fails it too, and says why.
+#[test]
+fn header_with_trailing_newline_is_rejected_like_the_sdks() {
+    let (dir, h) = setup(PAYLOAD.as_bytes());
+    let now = (T + 5).to_string();
+    let json_verdict = |out: &crate::common::Output, what: &str| {
+        assert_eq!(out.status, 1, "{what:?}: {}", out.stdout);
+        assert_eq!(out.stderr, "", "{what:?}");
+        let v = json(&out.stdout);
+        assert_eq!(v["valid"], false, "{what:?}");
+        assert_eq!(v["reason"], "signature_mismatch", "{what:?}");
+        assert_eq!(v["matched_secret"], serde_json::Value::Null, "{what:?}");
+        assert_eq!(v["timestamp"], T, "{what:?}");
+        assert_eq!(
+            v["hints"],
+            serde_json::json!(["header_trailing_newline"]),
+            "{what:?}"
+        );
+        assert_no_secret(out);
+    };
+    for sig in [
+        format!("{h}\n"),
+        format!("{h}\r\n"),
+        format!("{h}\n\n"),
+        format!("{h} \n "),
+        format!("Stripe-Signature: {h}\r\n"),
+    ] {
+        let out = run(cmd_in(dir.path())
+            .args(["verify", "--json", "-s", SECRET, "--signature", &sig])
+            .args(["--now", &now, "payload.json"]));
+        json_verdict(&out, &sig);
+    }
+    // The same header from the environment (`STRIPE_SIGNATURE` from a .env line).
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_SIGNATURE", format!("{h}\n"))
+        .args([
+            "verify",
+            "--json",
+            "-s",
+            SECRET,
+            "--now",
+            &now,
+            "payload.json",
+        ]));
+    json_verdict(&out, "STRIPE_SIGNATURE");
+
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_SIGNATURE", format!("{h}\n"))
+        .args(["verify", "-s", SECRET, "--now", &now, "payload.json"]));
+    assert_eq!(out.status, 1);
+    assert_eq!(
+        out.stdout,
+        "invalid signature_mismatch: no v1 signature matches the secret (t=1767225590, 5 s old)\n\
+         event evt_1 invoice.paid\n  \
+         hint header_trailing_newline: the signature matches once the trailing newline is \
+         removed from the Stripe-Signature header: it was read with its line ending (a file, a \
+         .env line, `echo`), and Stripe's SDKs compare the v1 value byte for byte\n"
+    );
+    assert_eq!(out.stderr, "");
+
+    // Where both SDKs still read the right value, the header stays valid: a
+    // newline entry after a trailing comma (ignored), a newline after the `t`
+    // value (int() and parseInt skip it), spaces and tabs (HTTP strips them).
+    let sig = h.split_once(",v1=").unwrap().1;
+    for ok in [
+        format!("{h},\n"),
+        format!("v1={sig},t={T}\n"),
+        format!("{h} \t"),
+    ] {
+        let out = run(cmd_in(dir.path())
+            .args(["verify", "-s", SECRET, "--signature", &ok])
+            .args(["--now", &now, "payload.json"]));
+        assert_eq!(out.status, 0, "{ok:?}: {}", out.stdout);
+        assert_eq!(
+            out.stdout,
+            "valid signature matches secret #1 (t=1767225590, 5 s old)\nevent evt_1 invoice.paid\n",
+            "{ok:?}"
+        );
+        assert_eq!(out.stderr, "", "{ok:?}");
+    }
+
+    // The hint is a re-check: a wrong signature with a newline gets none.
+    let wrong = format!("{}\n", header(T, b"another body"));
+    let out = run(cmd_in(dir.path())
+        .args(["verify", "--json", "-s", SECRET, "--signature", &wrong])
+        .args(["--now", &now, "payload.json"]));
+    assert_eq!(out.status, 1);
+    assert_eq!(out.stderr, "");
+    let v = json(&out.stdout);
+    assert_eq!(v["reason"], "signature_mismatch");
+    assert_eq!(v["hints"], serde_json::json!([]));
+}
+
+/// A Stripe thin event ("event notification"), as an event destination sends it.
+const THIN: &str = "{\n  \"id\": \"evt_test_65R9Ijk8e8lvFuuMUAK16RFwOGSQHVMFNw7kNPW2gF8V7A\",\n  \
+                    \"object\": \"v2.core.event\",\n  \
+                    \"type\": \"v1.billing.meter.error_report_triggered\",\n  \
+                    \"livemode\": false,\n  \"created\": \"2026-01-01T00:00:00.000Z\",\n  \
+                    \"related_object\": {\"id\": \"mtr_test_61R9\", \"type\": \"billing.meter\", \
+                    \"url\": \"/v1/billing/meters/mtr_test_61R9\"}\n}";
+
+const THIN_NOTE: &str = "the payload is a thin event (\"object\": \"v2.core.event\"): \
+    stripe.webhooks.constructEvent (stripe-node) and Webhook.construct_event (stripe-python) \
+    refuse it even when its signature is valid; parse it with stripe.parseEventNotification \
+    (stripe-node) or client.parse_event_notification (stripe-python), then fetch the full event";
+
+#[test]
+fn thin_event_is_verified_byte_for_byte_with_a_notice() {
+    let (dir, h) = setup(THIN.as_bytes());
+    let now = (T + 5).to_string();
+    let base = ["verify", "-s", SECRET, "--now", &now];
+
+    // Valid: status 0, the event named, the notice in `notes` (hints are for failures).
+    let out =
+        run(cmd_in(dir.path())
+            .args(base)
+            .args(["--json", "--signature", &h, "payload.json"]));
+    assert_eq!(out.status, 0, "{}", out.stdout);
+    assert_eq!(out.stderr, "");
+    let v = json(&out.stdout);
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["reason"], "ok");
+    assert_eq!(v["matched_secret"], 0);
+    assert_eq!(
+        v["event"],
+        serde_json::json!({
+            "id": "evt_test_65R9Ijk8e8lvFuuMUAK16RFwOGSQHVMFNw7kNPW2gF8V7A",
+            "type": "v1.billing.meter.error_report_triggered"
+        })
+    );
+    assert_eq!(v["hints"], serde_json::json!([]));
+    assert_eq!(
+        v["notes"],
+        serde_json::json!([{"code": "thin_event", "message": THIN_NOTE}])
+    );
+
+    let out = run(cmd_in(dir.path())
+        .args(base)
+        .args(["--signature", &h, "payload.json"]));
+    assert_eq!(out.status, 0);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "valid signature matches secret #1 (t=1767225590, 5 s old)\n\
+             event evt_test_65R9Ijk8e8lvFuuMUAK16RFwOGSQHVMFNw7kNPW2gF8V7A \
+             v1.billing.meter.error_report_triggered\n  note thin_event: {THIN_NOTE}\n"
+        )
+    );
+    assert_eq!(out.stderr, "");
+
+    // Invalid: the notice joins the hints, and is no explanation of a mismatch.
+    let other = header(T, b"{}");
+    let out =
+        run(cmd_in(dir.path())
+            .args(base)
+            .args(["--json", "--signature", &other, "payload.json"]));
+    assert_eq!(out.status, 1);
+    assert_eq!(out.stderr, "");
+    let v = json(&out.stdout);
+    assert_eq!(v["reason"], "signature_mismatch");
+    assert_eq!(v["hints"], serde_json::json!(["thin_event"]));
+    assert_eq!(v["diagnosis"][0]["message"], THIN_NOTE);
+    assert_eq!(v["notes"], serde_json::json!([]));
+    assert_eq!(
+        v["event"]["type"],
+        "v1.billing.meter.error_report_triggered"
+    );
+
+    let out = run(cmd_in(dir.path())
+        .args(base)
+        .args(["--signature", &other, "payload.json"]));
+    assert_eq!(out.status, 1);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "invalid signature_mismatch: no v1 signature matches the secret (t=1767225590, 5 s old)\n\
+             event evt_test_65R9Ijk8e8lvFuuMUAK16RFwOGSQHVMFNw7kNPW2gF8V7A \
+             v1.billing.meter.error_report_triggered\n  hint thin_event: {THIN_NOTE}\n  \
+             no tested cause matched: the secret is probably another endpoint's (each endpoint \
+             and each `stripe listen` session has its own whsec_), or the payload is not the raw \
+             body that was signed\n"
+        )
+    );
+    assert_eq!(out.stderr, "");
+
+    // A thin event without a usable id or type: `event` is null, no error.
+    let odd = "{\"object\": \"v2.core.event\", \"type\": 5, \"created\": \"2026-01-01T00:00:00Z\"}";
+    let (dir, h) = setup(odd.as_bytes());
+    let out =
+        run(cmd_in(dir.path())
+            .args(base)
+            .args(["--json", "--signature", &h, "payload.json"]));
+    assert_eq!(out.status, 0, "{}", out.stdout);
+    assert_eq!(out.stderr, "");
+    let v = json(&out.stdout);
+    assert_eq!(v["event"], serde_json::Value::Null);
+    assert_eq!(v["notes"][0]["code"], "thin_event");
 }
