@@ -244,7 +244,7 @@ _stripe__sync() {
                     return 0
                     ;;
                 --status)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "incomplete incomplete_expired trialing active past_due canceled unpaid paused none deleted" -- "${cur}"))
                     return 0
                     ;;
                 --db)

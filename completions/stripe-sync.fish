@@ -81,14 +81,14 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l api-k
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l api-key-file -d 'Read the key from a file (first line)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l api-base -d 'API base URL; plain http:// only for loopback hosts' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l api-version -d 'Stripe-Version header [default: from config, else 2025-06-30.basil]' -r
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l max-rps -d 'Request rate ceiling [default: 20 for test keys, 80 for live keys]' -r
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l max-rps -d 'Request rate ceiling, requests per second (> 0) [default: 20 for test keys, 80 for live keys]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l dry-run -d 'Route and resolve only; write nothing (no store file is created)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l dry-run -d 'Route and resolve only; write nothing, send nothing; the summary says what a real run would do (would sync)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l live -d 'Sync routed customers from the Stripe API instead of from the events'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l strict -d 'Count unresolved events as failures (exit 1)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l allow-remote -d 'Allow plain http:// to a host that is not loopback'
@@ -105,8 +105,8 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l api-k
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l api-key-file -d 'Read the key from a file (first line)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l api-base -d 'API base URL; plain http:// only for loopback hosts' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l api-version -d 'Stripe-Version header [default: from config, else 2025-06-30.basil]' -r
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l max-rps -d 'Request rate ceiling [default: 20 for test keys, 80 for live keys]' -r
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l max-rps -d 'Request rate ceiling, requests per second (> 0) [default: 20 for test keys, 80 for live keys]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
@@ -114,7 +114,7 @@ always\t''
 never\t''"
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l all -d 'Backfill every customer and subscription; resumes an interrupted backfill'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l restart -d 'With --all: start over instead of resuming'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l check -d 'Fetch and compare; write nothing; exit 1 on any drift'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l check -d 'Fetch and compare exactly as the real run would, write nothing; list differences; exit 1 on any drift'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l yes -d 'Skip the confirmation --all asks for on a live key'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l json -d 'Machine output: exactly one JSON document on stdout'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s q -l quiet -d 'Print less on stderr'
@@ -124,7 +124,16 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s h -l 
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s V -l version -d 'Print version'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l user -d 'Only this user (repeatable)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l customer -d 'Only this customer (repeatable)' -r
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l status -d 'Only these statuses, comma-separated (`none`: no subscription)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l status -d 'Only these statuses, comma-separated (`none`: no subscription; `deleted`: the customer is deleted in Stripe)' -r -f -a "incomplete\t''
+incomplete_expired\t''
+trialing\t''
+active\t''
+past_due\t''
+canceled\t''
+unpaid\t''
+paused\t''
+none\t''
+deleted\t''"
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''

@@ -188,8 +188,8 @@ pub struct ReplayArgs {
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
 
-    /// Route and resolve only; write nothing (no store file is created)
-    #[arg(long)]
+    /// Route and resolve only; write nothing, send nothing; the summary says what a real run would do (would sync)
+    #[arg(long, conflicts_with = "forward_to")]
     pub dry_run: bool,
 
     /// Sync routed customers from the Stripe API instead of from the events
@@ -201,7 +201,7 @@ pub struct ReplayArgs {
     pub strict: bool,
 
     /// Metadata key holding the app's user id [default: from config, else clerkUserId]
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", value_parser = non_blank_user_key)]
     pub user_key: Option<String>,
 
     /// POST each event, signed now, to this webhook endpoint (the store is not written)
@@ -292,12 +292,17 @@ pub struct ApiArgs {
     #[arg(long, value_name = "V")]
     pub api_version: Option<String>,
 
-    /// Request rate ceiling [default: 20 for test keys, 80 for live keys]
-    #[arg(long, value_name = "N")]
+    /// Request rate ceiling, requests per second (> 0) [default: 20 for test keys, 80 for live keys]
+    #[arg(long, value_name = "N", value_parser = positive_rate)]
     pub max_rps: Option<f64>,
 
-    /// Retries of network errors, timeouts, 409, 429 and 5xx
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    /// Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(0..=MAX_RETRIES)
+    )]
     pub max_retries: u32,
 }
 
@@ -319,7 +324,7 @@ pub struct ResyncArgs {
     #[arg(long, requires = "all")]
     pub restart: bool,
 
-    /// Fetch and compare; write nothing; exit 1 on any drift
+    /// Fetch and compare exactly as the real run would, write nothing; list differences; exit 1 on any drift
     #[arg(long)]
     pub check: bool,
 
@@ -328,7 +333,7 @@ pub struct ResyncArgs {
     pub yes: bool,
 
     /// Metadata key for the user id [default: from config, else clerkUserId]
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", value_parser = non_blank_user_key)]
     pub user_key: Option<String>,
 
     #[command(flatten)]
@@ -345,8 +350,13 @@ pub struct InspectArgs {
     #[arg(long = "customer", value_name = "ID")]
     pub customers: Vec<String>,
 
-    /// Only these statuses, comma-separated (`none`: no subscription)
-    #[arg(long, value_name = "S[,S...]", value_delimiter = ',')]
+    /// Only these statuses, comma-separated (`none`: no subscription; `deleted`: the customer is deleted in Stripe)
+    #[arg(
+        long,
+        value_name = "S[,S...]",
+        value_delimiter = ',',
+        value_parser = StatusParser
+    )]
     pub status: Vec<String>,
 
     /// Only customers with no user id
@@ -363,6 +373,77 @@ pub struct CompletionsArgs {
     /// The shell to generate for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// The values `inspect --status` accepts: Stripe's subscription statuses,
+/// then `none` (no subscription) and `deleted` (the customer is deleted).
+pub const STATUSES: [&str; 10] = [
+    "incomplete",
+    "incomplete_expired",
+    "trialing",
+    "active",
+    "past_due",
+    "canceled",
+    "unpaid",
+    "paused",
+    "none",
+    "deleted",
+];
+
+/// The most `--max-retries` allows: with backoff capped at 5 s, about a
+/// hundred seconds of retrying one request.
+pub const MAX_RETRIES: i64 = 20;
+
+/// One `--status` value, checked against [`STATUSES`]; surrounding spaces
+/// (`active, trialing`) are dropped. Clap's own possible-values parser does
+/// the checking, so the error lists the valid values and suggests a close one.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusParser;
+
+impl clap::builder::TypedValueParser for StatusParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let trimmed = value
+            .to_str()
+            .map_or(value, |v| std::ffi::OsStr::new(v.trim()));
+        clap::builder::PossibleValuesParser::new(STATUSES).parse_ref(cmd, arg, trimmed)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            STATUSES
+                .iter()
+                .map(|s| clap::builder::PossibleValue::new(*s)),
+        ))
+    }
+}
+
+/// `--user-key`: a blank key would match no metadata at all.
+fn non_blank_user_key(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        Err("the user key must not be blank: name the metadata key that holds the app's user id (for example clerkUserId)".into())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+/// `--max-rps`: a finite number above zero.
+fn positive_rate(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        Ok(_) => Err("must be a number above 0 (requests per second)".into()),
+        Err(e) => Err(format!(
+            "{e}: expected a number above 0 (requests per second)"
+        )),
+    }
 }
 
 impl Cli {

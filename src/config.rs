@@ -90,7 +90,9 @@ impl Config {
         let mut c = Config::default();
         if let Some(k) = file.user_key {
             if k.trim().is_empty() {
-                anyhow::bail!("`user_key` is empty");
+                anyhow::bail!(
+                    "`user_key` is blank: set it to the metadata key that holds the app's user id, or drop the line for the default `clerkUserId`"
+                );
             }
             c.checkout_required_metadata = c
                 .checkout_required_metadata
@@ -118,6 +120,30 @@ impl Config {
             c.api_version = v;
         }
         Ok(c)
+    }
+
+    /// Non-fatal problems worth telling the user, one message each: today, the
+    /// `sync_events` entries that are not Stripe event types (a typo there
+    /// would otherwise pass silently, and no event would ever match it).
+    pub fn warnings(&self) -> Vec<String> {
+        let path = self
+            .path
+            .as_deref()
+            .unwrap_or(Path::new("stripe-sync.toml"))
+            .display();
+        self.sync_events
+            .iter()
+            .filter(|t| !crate::event_types::is_event_type(t))
+            .map(|t| {
+                let hint = crate::event_types::closest(t)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                format!(
+                    "{path}: sync_events: `{}` is not a Stripe event type{hint}",
+                    crate::output::escape_text(t)
+                )
+            })
+            .collect()
     }
 
     /// Apply `--user-key`.
@@ -153,6 +179,43 @@ mod tests {
         let c = Config::default().with_user_key(Some("uid"));
         assert_eq!(c.user_key, "uid");
         assert_eq!(c.checkout_required_metadata, ["uid", "tier"]);
+    }
+
+    #[test]
+    fn blank_user_key_is_an_error_naming_the_key() {
+        for text in ["user_key = \"\"", "user_key = \"  \""] {
+            let e = Config::parse(text).unwrap_err().to_string();
+            assert!(e.contains("`user_key` is blank"), "{e}");
+        }
+    }
+
+    #[test]
+    fn defaults_have_no_warnings() {
+        assert_eq!(Config::default().warnings(), Vec::<String>::new());
+        assert_eq!(Config::parse("").unwrap().warnings(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn warnings_name_unknown_event_types_with_a_suggestion() {
+        let mut c = Config::parse(
+            "sync_events = [\"invoice.paidd\", \"invoice.paid\", \"subscription.updated\", \"charge.succeeded\", \"nonsense\", \"bad\\u001b[2J\"]",
+        )
+        .unwrap();
+        c.path = Some(PathBuf::from("conf/billing.toml"));
+        assert_eq!(
+            c.warnings(),
+            [
+                "conf/billing.toml: sync_events: `invoice.paidd` is not a Stripe event type (did you mean `invoice.paid`?)",
+                "conf/billing.toml: sync_events: `subscription.updated` is not a Stripe event type (did you mean `customer.subscription.updated`?)",
+                "conf/billing.toml: sync_events: `nonsense` is not a Stripe event type",
+                "conf/billing.toml: sync_events: `bad\\u{1b}[2J` is not a Stripe event type",
+            ]
+        );
+        c.path = None;
+        assert_eq!(
+            c.warnings()[0],
+            "stripe-sync.toml: sync_events: `invoice.paidd` is not a Stripe event type (did you mean `invoice.paid`?)"
+        );
     }
 
     #[test]

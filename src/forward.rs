@@ -76,7 +76,8 @@ pub fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), String> {
 /// Sends deliveries with at most `concurrency` in flight; with 1, strictly
 /// in input order.
 pub struct Forwarder {
-    rt: tokio::runtime::Runtime,
+    /// The command's one runtime (see `crate::runtime`).
+    rt: tokio::runtime::Handle,
     client: reqwest::Client,
     settings: std::sync::Arc<Settings>,
     inflight: tokio::task::JoinSet<(u64, Delivery)>,
@@ -85,11 +86,7 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    pub fn new(settings: Settings) -> anyhow::Result<Forwarder> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
+    pub fn new(settings: Settings, rt: tokio::runtime::Handle) -> anyhow::Result<Forwarder> {
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -167,7 +164,7 @@ impl Forwarder {
                 };
                 (key, delivery)
             },
-            self.rt.handle(),
+            &self.rt,
         );
         if self.settings.concurrency <= 1 {
             self.collect_one();

@@ -240,11 +240,15 @@ pub fn latest(subs: &[SubscriptionRecord]) -> Option<&SubscriptionRecord> {
 mod tests {
     use super::*;
 
-    fn shared(name: &str) -> String {
+    /// One of Stripe's published example objects, kept in `tests/data`
+    /// (copies of the shared `stripe-objects/`, so a bare crate build has them).
+    fn example(name: &str) -> StripeObject {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/stripe-objects")
+            .join("tests/data/stripe-objects")
             .join(name);
-        std::fs::read_to_string(&path).unwrap_or_default()
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 
     #[test]
@@ -292,30 +296,53 @@ mod tests {
 
     #[test]
     fn real_example_objects_parse() {
-        for name in [
-            "subscription.json",
-            "invoice.json",
-            "checkout.session.json",
-            "payment_intent.json",
-            "customer.json",
-            "deleted_customer.json",
-            "payment_method.json",
+        for (name, kind) in [
+            ("subscription.json", "subscription"),
+            ("invoice.json", "invoice"),
+            ("checkout.session.json", "checkout.session"),
+            ("payment_intent.json", "payment_intent"),
+            ("customer.json", "customer"),
+            ("deleted_customer.json", "customer"),
+            ("payment_method.json", "payment_method"),
         ] {
-            let text = shared(name);
-            if text.is_empty() {
-                continue; // shared/ sits beside the checkout; absent in a bare crate build
-            }
-            let o: StripeObject =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let o = example(name);
             assert!(o.id.is_some(), "{name}");
+            assert_eq!(o.kind(), kind, "{name}");
         }
-        let sub: StripeObject =
-            serde_json::from_str(&shared("subscription.json")).unwrap_or_default();
-        if sub.id.is_some() {
-            let r = SubscriptionRecord::from_object(&sub).unwrap();
-            assert_eq!(r.customer_id, "cus_QXg1o8vcGmoR32");
-            assert!(r.current_period_start.is_some());
-        }
+    }
+
+    #[test]
+    fn real_subscription_reads_basil_fields() {
+        let r = SubscriptionRecord::from_object(&example("subscription.json"))
+            .expect("a subscription record");
+        assert_eq!(r.id, "sub_1Pgc6rB7WZ01zgkWNy0Cn5nw");
+        assert_eq!(r.customer_id, "cus_QXg1o8vcGmoR32");
+        assert_eq!(r.status, "active");
+        assert_eq!(
+            r.price_id.as_deref(),
+            Some("price_1PgafmB7WZ01zgkW6dKueIc5")
+        );
+        // basil+: the period comes from the first item.
+        assert_eq!(r.current_period_start, Some(1_896_570_518));
+        assert!(r.cancel_at_period_end);
+        assert_eq!(r.created, 1_234_567_890);
+    }
+
+    #[test]
+    fn real_customer_payment_method_and_invoice() {
+        assert_eq!(example("deleted_customer.json").deleted, Some(true));
+        assert_eq!(example("customer.json").deleted, None);
+        let pm = example("payment_method.json");
+        let card = pm.card.expect("a card");
+        assert_eq!(
+            (card.brand.as_deref(), card.last4.as_deref()),
+            (Some("visa"), Some("4242"))
+        );
+        let invoice = example("invoice.json");
+        assert_eq!(invoice.customer_id(), Some("cus_QXg1o8vcGmoR32"));
+        // `parent.subscription_details.metadata` is null in this example.
+        assert!(invoice.parent.is_some());
+        assert!(invoice.invoice_subscription_metadata().is_none());
     }
 
     #[test]

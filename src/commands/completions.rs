@@ -11,8 +11,18 @@ pub fn script(shell: clap_complete::Shell) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// The script on stdout; with `--json`, one document
+/// `{"shell": "zsh", "script": "..."}` instead.
 pub fn run(args: &CompletionsArgs, printer: &Printer) -> anyhow::Result<Status> {
-    printer.out(&script(args.shell))?;
+    let script = script(args.shell);
+    if printer.json {
+        printer.out_json(&serde_json::json!({
+            "shell": args.shell.to_string(),
+            "script": script,
+        }))?;
+    } else {
+        printer.out(&script)?;
+    }
     Ok(Status::Ok)
 }
 

@@ -31,19 +31,32 @@ pub fn run(args: &InspectArgs, global: &GlobalArgs, printer: &Printer) -> anyhow
             .collect(),
         unmapped: args.unmapped,
     };
+    let filtered = !(filter.users.is_empty()
+        && filter.customers.is_empty()
+        && filter.statuses.is_empty()
+        && !filter.unmapped);
     let rows = store.mapping(&filter)?;
     warn_duplicate_customers(&rows, printer);
 
+    // No rows and no filter: the store is merely empty, which is not a
+    // problem found (status 0); only a filter that matches nothing is.
+    let empty_store = rows.is_empty() && !filtered;
+    if empty_store {
+        printer.info(&format!(
+            "the store {} holds no customers yet: run `stripe-sync replay fixtures/` or `stripe-sync resync --all`",
+            db.display()
+        ));
+    }
     if printer.json {
         printer.out_json(&rows)?;
     } else if args.csv {
         printer.out(&csv(&rows))?;
-    } else if rows.is_empty() {
+    } else if rows.is_empty() && filtered {
         printer.info("no customer matches the filter");
     } else {
         printer.out(&table(&rows))?;
     }
-    Ok(Status::from_problems(rows.is_empty()))
+    Ok(Status::from_problems(rows.is_empty() && filtered))
 }
 
 /// The pattern's known race: two customers created for one user.
@@ -92,7 +105,8 @@ fn table(rows: &[MappingRow]) -> String {
                 .map(|v| output::escape_text(v).into_owned())
                 .unwrap_or_else(|| "-".into())
         };
-        let status = if r.deleted {
+        // The store reports a deleted customer's status as `deleted`; say it once.
+        let status = if r.deleted && r.status != "deleted" {
             format!("{} (deleted)", r.status)
         } else {
             r.status.clone()

@@ -22,10 +22,12 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         true => Some(super::api_client(&args.api, &cfg, printer)?.0),
         false => None,
     };
+    let rt = Runtime::new()?;
     let forwarder = match &args.forward_to {
-        Some(url) => Some(forward::Forwarder::new(forward_settings(
-            args, url, printer,
-        )?)?),
+        Some(url) => Some(forward::Forwarder::new(
+            forward_settings(args, url, printer)?,
+            rt.handle().clone(),
+        )?),
         None => None,
     };
     let (inputs, expand_errors) = event::expand(&args.inputs);
@@ -42,7 +44,6 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         false => Mode::Write,
     };
     let mut syncer = Syncer::open(&store::db_path(global.db.as_deref()), mode)?;
-    let rt = Runtime::new()?;
     let forwarding = forwarder.is_some();
     let plan = Plan {
         cfg: &cfg,

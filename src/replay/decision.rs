@@ -40,7 +40,7 @@ impl Decision {
     }
 
     /// Settle a decision that waited for the whole input.
-    pub(crate) fn settle(&mut self, outcome: &Result<(String, Via), String>) {
+    pub(crate) fn settle(&mut self, outcome: &super::Settled) {
         match outcome {
             Ok((user, via)) => {
                 self.route = Route::Sync;

@@ -52,7 +52,7 @@ pub(crate) struct Finished {
     pub errors: Vec<InputError>,
     pub failures: Vec<SyncFailure>,
     spool: BufWriter<std::fs::File>,
-    settled: HashMap<u64, Result<(String, Via), String>>,
+    settled: HashMap<u64, Settled>,
     deliveries: HashMap<u64, forward::Delivery>,
     log_events: bool,
 }
@@ -63,6 +63,10 @@ pub(crate) enum Line {
     Raw(String),
     Settled(Decision),
 }
+
+/// How a waiting decision was settled: the user and how it was found, or
+/// why none was.
+pub(crate) type Settled = Result<(String, Via), String>;
 
 /// Per-customer plan: the routing's newest user for it.
 #[derive(Debug, Default)]
@@ -359,9 +363,9 @@ fn settle_pending(
     cfg: &Config,
     plans: &mut BTreeMap<String, CustomerPlan>,
     summary: &mut Summary,
-) -> Result<HashMap<u64, Result<(String, Via), String>>, SyncError> {
+) -> Result<HashMap<u64, Settled>, SyncError> {
     use crate::sync::FetchError;
-    let mut fetched: HashMap<String, Result<(String, Via), String>> = HashMap::new();
+    let mut fetched: HashMap<String, Settled> = HashMap::new();
     let mut settled = HashMap::new();
     for p in pending {
         let mut outcome = resolve::resolve_later(&p.customer, snapshots, store, &cfg.user_key);

@@ -27,11 +27,25 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 
 const PAGE_LIMIT: &str = "100";
 const EXPAND_PAYMENT_METHOD: (&str, &str) = ("expand[]", "data.default_payment_method");
-/// Backoff like Stripe's SDKs: 0.5 s doubling to 5 s, jittered to [50 %, 100 %]
-/// but never under 0.5 s; a `Retry-After` up to 60 s is waited out in full.
-const INITIAL_RETRY_DELAY: Duration = Duration::from_millis(500);
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// Backoff like Stripe's SDKs: the base (0.5 s) doubling to 10 x the base
+/// (5 s), jittered to [50 %, 100 %] but never under the base; a
+/// `Retry-After` up to 60 s is waited out in full (see [`Backoff`]).
+pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(500);
+const MAX_RETRY_DELAY_FACTOR: u32 = 10;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Test-only and undocumented: the backoff base in milliseconds (0: no
+/// sleeping), so fault tests of the binary do not wait for real.
+pub const TEST_BACKOFF_ENV: &str = "STRIPE_SYNC_TEST_BACKOFF_MS";
+/// Retries of a request whose connection could not be made at all (refused,
+/// DNS, TLS), whatever `--max-retries` says. Stripe's own SDKs give such a
+/// failure the same budget as any other: stripe-node's
+/// `RequestSender._shouldRetry` retries every connection error ("Retry on
+/// connection error": no response) up to `maxNetworkRetries`, which defaults
+/// to 2, with 0.5 s doubling backoff. So two retries, about 1 to 1.5 s of
+/// waiting: enough for a server that is just starting or a DNS blip, short
+/// enough that a run against an API it cannot reach stops within seconds
+/// (SPEC "Exit status") instead of spending 5 retries (~12.5 s) per request.
+const MAX_UNREACHABLE_RETRIES: u32 = 2;
 /// Far above any page of 100 expanded objects; guards memory against a runaway server.
 const MAX_BODY_BYTES: usize = 64 << 20;
 
@@ -52,6 +66,11 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Requests in flight at once; 0 means 1.
     pub max_in_flight: usize,
+    /// The wait before the first retry ([`DEFAULT_BACKOFF_BASE`]); later
+    /// waits double up to 10 x this, and a server's `Retry-After` is scaled
+    /// by `backoff_base / DEFAULT_BACKOFF_BASE` (so in full by default).
+    /// Only tests change it; `new` reads [`TEST_BACKOFF_ENV`] for them.
+    pub backoff_base: Duration,
 }
 
 impl ClientConfig {
@@ -64,6 +83,8 @@ impl ClientConfig {
             max_retries: DEFAULT_MAX_RETRIES,
             timeout: DEFAULT_TIMEOUT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            backoff_base: test_backoff_override(std::env::var(TEST_BACKOFF_ENV).ok().as_deref())
+                .unwrap_or(DEFAULT_BACKOFF_BASE),
         }
     }
 
@@ -74,6 +95,13 @@ impl ClientConfig {
             _ => key_mode(&self.api_key).default_max_rps(),
         }
     }
+}
+
+/// The value of [`TEST_BACKOFF_ENV`] as a backoff base: whole milliseconds,
+/// at most a minute; anything else is ignored.
+fn test_backoff_override(value: Option<&str>) -> Option<Duration> {
+    let ms: u64 = value?.trim().parse().ok()?;
+    (ms <= 60_000).then(|| Duration::from_millis(ms))
 }
 
 /// Test or live mode, read from the key's prefix.
@@ -198,6 +226,9 @@ pub struct Stats {
     pub retries: u64,
     /// 429 responses received.
     pub rate_limited: u64,
+    /// Time spent waiting between attempts (backoff and `Retry-After`; the
+    /// rate limiter's waits are not counted).
+    pub backoff: Duration,
 }
 
 /// The Stripe client. Cheap to clone; clones share the connection pool, the
@@ -212,11 +243,13 @@ struct Inner {
     base: Url,
     api_key: Secret,
     max_retries: u32,
+    backoff: Backoff,
     pacer: Pacer,
     in_flight: Semaphore,
     requests: AtomicU64,
     retries: AtomicU64,
     rate_limited: AtomicU64,
+    backoff_nanos: AtomicU64,
 }
 
 impl fmt::Debug for Client {
@@ -307,11 +340,16 @@ impl Client {
                 base,
                 api_key: cfg.api_key,
                 max_retries: cfg.max_retries,
+                // Capped so no setting can overflow the delay arithmetic.
+                backoff: Backoff {
+                    base: cfg.backoff_base.min(MAX_RETRY_AFTER),
+                },
                 pacer: Pacer::new(max_rps),
                 in_flight: Semaphore::new(cfg.max_in_flight.max(1)),
                 requests: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
                 rate_limited: AtomicU64::new(0),
+                backoff_nanos: AtomicU64::new(0),
             }),
         })
     }
@@ -443,6 +481,7 @@ impl Client {
             requests: self.inner.requests.load(Ordering::Relaxed),
             retries: self.inner.retries.load(Ordering::Relaxed),
             rate_limited: self.inner.rate_limited.load(Ordering::Relaxed),
+            backoff: Duration::from_nanos(self.inner.backoff_nanos.load(Ordering::Relaxed)),
         }
     }
 
@@ -474,16 +513,24 @@ impl Client {
             inner.requests.fetch_add(1, Ordering::Relaxed);
             let result = self.attempt(&url).await;
             drop(permit);
-            match result {
+            let failure = match result {
                 Ok(ok) => return Ok(ok),
-                Err(failure) if failure.retry && retries < inner.max_retries => {
-                    retries += 1;
-                    inner.retries.fetch_add(1, Ordering::Relaxed);
-                    let jitter = 0.5 * (1.0 + fastrand::f64());
-                    tokio::time::sleep(backoff_delay(retries, failure.retry_after, jitter)).await;
-                }
-                Err(failure) => return Err(with_retry_note(failure.error, retries)),
+                Err(failure) => failure,
+            };
+            let max_retries = match failure.error {
+                ApiError::Unreachable { .. } => inner.max_retries.min(MAX_UNREACHABLE_RETRIES),
+                _ => inner.max_retries,
+            };
+            if !failure.retry || retries >= max_retries {
+                return Err(with_retry_note(failure.error, retries));
             }
+            retries += 1;
+            inner.retries.fetch_add(1, Ordering::Relaxed);
+            let jitter = 0.5 * (1.0 + fastrand::f64());
+            let delay = inner.backoff.delay(retries, failure.retry_after, jitter);
+            let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+            inner.backoff_nanos.fetch_add(nanos, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -610,6 +657,15 @@ impl Client {
         if e.is_timeout() {
             return ApiError::Timeout;
         }
+        // No connection at all (refused, DNS, TLS handshake): the base is
+        // what is wrong, not this path, so the message names the base.
+        if e.is_connect() {
+            let base = self.inner.base.as_str().trim_end_matches('/');
+            let reason = unreachable_reason(&e.without_url(), self.inner.base.scheme() == "https");
+            return ApiError::Unreachable {
+                message: self.redact(&format!("cannot reach the Stripe API at {base}: {reason}")),
+            };
+        }
         ApiError::Network {
             message: self.redact(&format!("GET {path}: {}", error_chain(&e.without_url()))),
         }
@@ -683,9 +739,52 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// Why a connection could not be made, in a few words plus the innermost
+/// cause: reqwest and hyper wrap it in "error sending request" and "client
+/// error (Connect)", which say nothing. hyper-util's connector names the step
+/// that failed ("dns error", "tcp connect error"); a failure of an `https`
+/// connection past those steps is the TLS handshake (rustls's own message,
+/// such as "invalid peer certificate: UnknownIssuer", is the cause).
+fn unreachable_reason(e: &(dyn std::error::Error + 'static), https: bool) -> String {
+    let mut refused = false;
+    let mut dns = false;
+    let mut tcp = false;
+    let mut proxy = false;
+    let mut innermost = e.to_string();
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        let text = err.to_string();
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        dns |= text.starts_with("dns error");
+        tcp |= text.starts_with("tcp connect error");
+        proxy |= text.contains("tunnel") || text.contains("proxy");
+        innermost = text;
+        cause = err.source();
+    }
+    if refused {
+        "connection refused".to_owned()
+    } else if dns {
+        format!("DNS lookup failed ({innermost})")
+    } else if proxy && !tcp {
+        format!("the proxy failed ({innermost})")
+    } else if https && !tcp {
+        format!("TLS handshake failed ({innermost})")
+    } else {
+        format!("cannot connect ({innermost})")
+    }
+}
+
 fn with_retry_note(error: ApiError, retries: u32) -> ApiError {
+    if retries == 0 {
+        return error;
+    }
     match error {
-        ApiError::Network { message } if retries > 0 => ApiError::Network {
+        ApiError::Network { message } => ApiError::Network {
+            message: format!("{message} (gave up after {retries} retries)"),
+        },
+        ApiError::Unreachable { message } => ApiError::Unreachable {
             message: format!("{message} (gave up after {retries} retries)"),
         },
         other => other,
@@ -718,22 +817,45 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     ))
 }
 
-/// The wait before retry number `retry` (1-based): 0.5 s doubling, capped at
-/// 5 s, times `jitter` (clamped to [0.5, 1]), at least 0.5 s; at least
-/// `retry_after` when the server asked for it.
-fn backoff_delay(retry: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
-    let doublings = retry.saturating_sub(1).min(16);
-    let base = (INITIAL_RETRY_DELAY.as_secs_f64() * f64::from(1u32 << doublings))
-        .min(MAX_RETRY_DELAY.as_secs_f64());
-    let jitter = if jitter.is_nan() {
-        1.0
-    } else {
-        jitter.clamp(0.5, 1.0)
-    };
-    let delay = Duration::from_secs_f64(base * jitter).max(INITIAL_RETRY_DELAY);
-    match retry_after {
-        Some(asked) => delay.max(asked.min(MAX_RETRY_AFTER)),
-        None => delay,
+/// How long to wait before a retry. The base is [`DEFAULT_BACKOFF_BASE`]
+/// unless a test injected a smaller one ([`ClientConfig::backoff_base`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Backoff {
+    base: Duration,
+}
+
+impl Backoff {
+    /// The wait before retry number `retry` (1-based): the base doubling,
+    /// capped at 10 x the base, times `jitter` (clamped to [0.5, 1]), at
+    /// least the base; at least `retry_after` (capped at 60 s, scaled like
+    /// the base) when the server asked for it.
+    fn delay(self, retry: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+        let base = self.base.as_secs_f64();
+        let doublings = retry.saturating_sub(1).min(16);
+        let delay =
+            (base * f64::from(1u32 << doublings)).min(base * f64::from(MAX_RETRY_DELAY_FACTOR));
+        let jitter = if jitter.is_nan() {
+            1.0
+        } else {
+            jitter.clamp(0.5, 1.0)
+        };
+        let delay = Duration::from_secs_f64(delay * jitter).max(self.base);
+        match retry_after {
+            Some(asked) => delay.max(self.scale_retry_after(asked)),
+            None => delay,
+        }
+    }
+
+    /// `Retry-After` in full with the default base; shrunk in proportion to
+    /// an injected one, so a test's server can still ask for a wait.
+    fn scale_retry_after(self, asked: Duration) -> Duration {
+        let asked = asked.min(MAX_RETRY_AFTER);
+        if self.base == DEFAULT_BACKOFF_BASE {
+            return asked;
+        }
+        asked
+            .mul_f64(self.base.as_secs_f64() / DEFAULT_BACKOFF_BASE.as_secs_f64())
+            .min(MAX_RETRY_AFTER)
     }
 }
 

@@ -74,19 +74,101 @@ fn key_modes() {
 
 #[test]
 fn backoff_schedule() {
-    let secs = |n| backoff_delay(n, None, 1.0).as_secs_f64();
+    let default = Backoff {
+        base: DEFAULT_BACKOFF_BASE,
+    };
+    let secs = |n| default.delay(n, None, 1.0).as_secs_f64();
     let schedule: Vec<f64> = (1..=7).map(secs).collect();
     assert_eq!(schedule, [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]);
-    assert_eq!(backoff_delay(u32::MAX, None, 1.0), MAX_RETRY_DELAY);
+    assert_eq!(default.delay(u32::MAX, None, 1.0), Duration::from_secs(5));
     // Jitter takes off at most half, never going under 0.5 s.
-    assert_eq!(backoff_delay(1, None, 0.5), INITIAL_RETRY_DELAY);
-    assert_eq!(backoff_delay(3, None, 0.5), Duration::from_secs(1));
-    assert_eq!(backoff_delay(3, None, 0.0), Duration::from_secs(1));
+    assert_eq!(default.delay(1, None, 0.5), DEFAULT_BACKOFF_BASE);
+    assert_eq!(default.delay(3, None, 0.5), Duration::from_secs(1));
+    assert_eq!(default.delay(3, None, 0.0), Duration::from_secs(1));
+    assert_eq!(default.delay(3, None, f64::NAN), Duration::from_secs(2));
     // Retry-After raises the wait, capped at 60 s; it never shortens it.
     let after = |s| Some(Duration::from_secs(s));
-    assert_eq!(backoff_delay(1, after(3), 1.0), Duration::from_secs(3));
-    assert_eq!(backoff_delay(4, after(1), 1.0), Duration::from_secs(4));
-    assert_eq!(backoff_delay(1, after(3600), 1.0), MAX_RETRY_AFTER);
+    assert_eq!(default.delay(1, after(3), 1.0), Duration::from_secs(3));
+    assert_eq!(default.delay(4, after(1), 1.0), Duration::from_secs(4));
+    assert_eq!(default.delay(1, after(3600), 1.0), MAX_RETRY_AFTER);
+}
+
+#[test]
+fn injected_backoff_base_scales_everything() {
+    // A base of 0 never sleeps, even when the server asks for a wait.
+    let none = Backoff {
+        base: Duration::ZERO,
+    };
+    for retry in [1, 2, 5, u32::MAX] {
+        for jitter in [0.5, 1.0] {
+            assert_eq!(
+                none.delay(retry, Some(Duration::from_secs(30)), jitter),
+                Duration::ZERO
+            );
+        }
+    }
+    // A base of 50 ms: the same shape, a tenth of the time; Retry-After too.
+    let fast = Backoff {
+        base: Duration::from_millis(50),
+    };
+    let ms = |n| fast.delay(n, None, 1.0).as_millis();
+    let schedule: Vec<u128> = (1..=6).map(ms).collect();
+    assert_eq!(schedule, [50, 100, 200, 400, 500, 500]);
+    assert_eq!(fast.delay(1, None, 0.5), Duration::from_millis(50));
+    assert_eq!(
+        fast.delay(1, Some(Duration::from_secs(2)), 1.0),
+        Duration::from_millis(200)
+    );
+    assert_eq!(
+        fast.delay(1, Some(Duration::from_secs(3600)), 1.0),
+        Duration::from_secs(6)
+    );
+}
+
+#[test]
+fn an_absurd_backoff_base_is_capped_not_a_panic() {
+    let mut cfg = config("http://127.0.0.1:9", 1);
+    cfg.backoff_base = Duration::MAX;
+    let c = Client::new(cfg).expect("client");
+    assert_eq!(c.inner.backoff.base, MAX_RETRY_AFTER);
+    assert_eq!(
+        c.inner.backoff.delay(u32::MAX, Some(MAX_RETRY_AFTER), 1.0),
+        Duration::from_secs(600)
+    );
+}
+
+#[test]
+fn unreachable_retries_stay_well_under_ten_seconds() {
+    // The most an unreachable API can cost the first request in waiting,
+    // with the default base and the worst jitter: 0.5 s + 1 s.
+    let default = Backoff {
+        base: DEFAULT_BACKOFF_BASE,
+    };
+    let worst: Duration = (1..=MAX_UNREACHABLE_RETRIES)
+        .map(|n| default.delay(n, None, 1.0))
+        .sum();
+    assert_eq!(worst, Duration::from_millis(1500));
+}
+
+#[test]
+fn test_backoff_env_value() {
+    assert_eq!(test_backoff_override(None), None);
+    assert_eq!(test_backoff_override(Some("0")), Some(Duration::ZERO));
+    assert_eq!(
+        test_backoff_override(Some(" 25 ")),
+        Some(Duration::from_millis(25))
+    );
+    assert_eq!(
+        test_backoff_override(Some("60000")),
+        Some(Duration::from_secs(60))
+    );
+    for ignored in ["", "-1", "1.5", "fast", "60001", "99999999999999999999"] {
+        assert_eq!(test_backoff_override(Some(ignored)), None, "{ignored}");
+    }
+    // `new` applies it (or the default when unset, as in a plain test run).
+    let from_env = std::env::var(TEST_BACKOFF_ENV).ok();
+    let expected = test_backoff_override(from_env.as_deref()).unwrap_or(DEFAULT_BACKOFF_BASE);
+    assert_eq!(ClientConfig::new(Secret::new(KEY)).backoff_base, expected);
 }
 
 #[test]
@@ -286,13 +368,27 @@ async fn serve(replies: Vec<Reply>) -> Server {
     Server { url, requests }
 }
 
-fn client(server: &Server, max_retries: u32) -> Client {
+fn config(api_base: &str, max_retries: u32) -> ClientConfig {
     let mut cfg = ClientConfig::new(Secret::new(KEY));
-    cfg.api_base = server.url.clone();
+    cfg.api_base = api_base.to_owned();
     cfg.max_retries = max_retries;
     cfg.max_rps = Some(1000.0);
     cfg.timeout = Duration::from_millis(500);
-    Client::new(cfg).expect("client")
+    // Retries do not sleep here; the backoff tests above check the waits.
+    cfg.backoff_base = Duration::ZERO;
+    cfg
+}
+
+fn client(server: &Server, max_retries: u32) -> Client {
+    Client::new(config(&server.url, max_retries)).expect("client")
+}
+
+/// A base URL on 127.0.0.1 where nothing listens (bound, then released).
+async fn closed_port() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    url
 }
 
 const SUB: &str = r#"{"object":"list","has_more":false,"data":[{"id":"sub_1","object":"subscription",
@@ -331,7 +427,8 @@ async fn sends_headers_and_encoded_query() {
         Stats {
             requests: 1,
             retries: 0,
-            rate_limited: 0
+            rate_limited: 0,
+            backoff: Duration::ZERO,
         }
     );
 }
@@ -355,7 +452,8 @@ async fn retries_429_then_succeeds() {
         Stats {
             requests: 2,
             retries: 1,
-            rate_limited: 1
+            rate_limited: 1,
+            backoff: Duration::ZERO,
         }
     );
 }
@@ -440,7 +538,8 @@ async fn gives_up_after_max_retries() {
         Stats {
             requests: 3,
             retries: 2,
-            rate_limited: 0
+            rate_limited: 0,
+            backoff: Duration::ZERO,
         }
     );
 }
@@ -506,29 +605,185 @@ async fn body_cut_off_mid_stream_is_retried() {
 }
 
 #[tokio::test]
-async fn timeouts_and_refused_connections() {
+async fn timeouts_are_their_own_kind() {
     let server = serve(vec![Reply::Hang]).await;
     let err = client(&server, 0).list_customers(None).await.unwrap_err();
     assert_eq!(err, ApiError::Timeout);
+    assert!(!err.is_fatal());
+}
 
-    // Bind then drop: nothing listens on the port any more.
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    drop(listener);
-    let mut cfg = ClientConfig::new(Secret::new(KEY));
-    cfg.api_base = url;
-    cfg.max_retries = 0;
-    let err = Client::new(cfg)
-        .expect("client")
-        .list_customers(None)
-        .await
-        .unwrap_err();
+#[tokio::test]
+async fn refused_connection_is_unreachable_after_two_retries() {
+    let base = closed_port().await;
+    // --max-retries 5 (the default) still gives a refused connection only 2.
+    let c = Client::new(config(&base, DEFAULT_MAX_RETRIES)).expect("client");
+    let err = c.list_customers(None).await.unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, ApiError::Network { .. }), "{text}");
+    assert!(matches!(err, ApiError::Unreachable { .. }), "{text}");
+    assert!(err.is_fatal());
     assert!(
-        text.contains("GET /v1/customers") && !text.contains(KEY),
+        text.starts_with(&format!(
+            "cannot reach the Stripe API at {base}: connection refused (gave up after 2 retries); "
+        )),
         "{text}"
     );
+    assert!(text.contains("--api-base") && !text.contains(KEY), "{text}");
+    assert_eq!(
+        c.stats(),
+        Stats {
+            requests: 3,
+            retries: 2,
+            rate_limited: 0,
+            backoff: Duration::ZERO,
+        }
+    );
+
+    // Fewer retries asked for: fewer made.
+    let c = Client::new(config(&base, 0)).expect("client");
+    let err = c.customer("cus_1").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot reach the Stripe API at {base}: connection refused; \
+             check the network connection (proxy, firewall) and --api-base / STRIPE_API_BASE"
+        )
+    );
+    assert_eq!(c.stats().requests, 1);
+}
+
+#[tokio::test]
+async fn tls_handshake_failure_is_unreachable() {
+    // A plain-HTTP server behind an https:// base: it answers the
+    // ClientHello with an HTTP response, so the handshake fails.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("https://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    let c = Client::new(config(&base, 1)).expect("client");
+    let err = c.list_customers(None).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ApiError::Unreachable { .. }), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "cannot reach the Stripe API at {base}: TLS handshake failed ("
+        )),
+        "{text}"
+    );
+    assert_eq!(c.stats().retries, 1);
+}
+
+#[test]
+fn unreachable_reasons() {
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<dyn std::error::Error + 'static>>);
+    impl fmt::Display for Layer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref()
+        }
+    }
+    // reqwest -> hyper-util -> connector step -> cause, as the client sees it.
+    let chain = |step: &'static str, cause: Box<dyn std::error::Error + 'static>| {
+        Layer(
+            "error sending request",
+            Some(Box::new(Layer(
+                "client error (Connect)",
+                Some(Box::new(Layer(step, Some(cause)))),
+            ))),
+        )
+    };
+    let io = |kind, text: &str| Box::new(std::io::Error::new(kind, text.to_owned()));
+    use std::io::ErrorKind;
+    let refused = chain(
+        "tcp connect error",
+        io(
+            ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        ),
+    );
+    for https in [false, true] {
+        assert_eq!(unreachable_reason(&refused, https), "connection refused");
+    }
+    let dns = chain(
+        "dns error",
+        io(ErrorKind::Other, "failed to lookup address information"),
+    );
+    assert_eq!(
+        unreachable_reason(&dns, true),
+        "DNS lookup failed (failed to lookup address information)"
+    );
+    let unreachable = chain(
+        "tcp connect error",
+        io(ErrorKind::Other, "Network is unreachable (os error 101)"),
+    );
+    assert_eq!(
+        unreachable_reason(&unreachable, true),
+        "cannot connect (Network is unreachable (os error 101))"
+    );
+    // Past DNS and TCP, an https connection fails in the handshake.
+    let tls = Layer(
+        "error sending request",
+        Some(Box::new(Layer(
+            "client error (Connect)",
+            Some(io(
+                ErrorKind::Other,
+                "invalid peer certificate: UnknownIssuer",
+            )),
+        ))),
+    );
+    assert_eq!(
+        unreachable_reason(&tls, true),
+        "TLS handshake failed (invalid peer certificate: UnknownIssuer)"
+    );
+    assert_eq!(
+        unreachable_reason(&tls, false),
+        "cannot connect (invalid peer certificate: UnknownIssuer)"
+    );
+    let proxy = chain("unsuccessful tunnel", io(ErrorKind::Other, "407"));
+    assert_eq!(unreachable_reason(&proxy, true), "the proxy failed (407)");
+}
+
+#[tokio::test]
+async fn retry_after_is_scaled_with_the_injected_base() {
+    let busy = || {
+        stripe_error(
+            429,
+            "rate_limit",
+            "Too many requests",
+            &[("Retry-After", "2")],
+        )
+    };
+    // Base 0: no waiting at all, Retry-After or not.
+    let server = serve(vec![busy(), busy(), json(200, &[], SUB)]).await;
+    let c = client(&server, 5);
+    assert!(c.latest_subscription("cus_1").await.expect("ok").is_some());
+    assert_eq!(
+        c.stats(),
+        Stats {
+            requests: 3,
+            retries: 2,
+            rate_limited: 2,
+            backoff: Duration::ZERO,
+        }
+    );
+
+    // Base 5 ms (a hundredth of the default): 2 s asked becomes 20 ms.
+    let server = serve(vec![busy(), json(200, &[], SUB)]).await;
+    let mut cfg = config(&server.url, 5);
+    cfg.backoff_base = Duration::from_millis(5);
+    let c = Client::new(cfg).expect("client");
+    assert!(c.latest_subscription("cus_1").await.expect("ok").is_some());
+    assert_eq!(c.stats().backoff, Duration::from_millis(20));
 }
 
 #[tokio::test]

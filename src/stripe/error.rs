@@ -1,5 +1,6 @@
-//! Errors of the Stripe client. Callers branch on the kind (401 stops a run,
-//! 404 on a customer means "missing"), so this is a `thiserror` enum. Every
+//! Errors of the Stripe client. Callers branch on the kind (401 or an
+//! unreachable API stops a run, see [`ApiError::is_fatal`]; 404 on a customer
+//! means "missing"), so this is a `thiserror` enum. Every
 //! message carries Stripe's `Request-Id` when there is one, and never an API
 //! key: text that comes from Stripe is passed through [`redact`] first.
 
@@ -23,8 +24,18 @@ pub enum ApiError {
         request_id: Option<String>,
     },
 
-    /// No usable answer: connection refused or reset, TLS failure, a body cut
-    /// off mid-stream (after retries).
+    /// No connection could be made at all: connection refused, DNS lookup
+    /// failure, TLS handshake failure (after the few retries such failures
+    /// get). `message` names the API base, e.g. "cannot reach the Stripe API
+    /// at http://127.0.0.1:9: connection refused". No request can succeed,
+    /// so a run stops (exit 2) rather than failing customer by customer.
+    #[error(
+        "{message}; check the network connection (proxy, firewall) and --api-base / STRIPE_API_BASE"
+    )]
+    Unreachable { message: String },
+
+    /// A connection was made but the exchange broke: reset mid-response, a
+    /// body cut off mid-stream (after retries).
     #[error("network error talking to Stripe: {message}")]
     Network { message: String },
 
@@ -58,13 +69,23 @@ impl ApiError {
         )
     }
 
+    /// No further request of this run can succeed: the credentials were
+    /// refused ([`is_auth`](Self::is_auth)) or the API cannot be reached at
+    /// all ([`ApiError::Unreachable`]). Callers stop the run (exit 2).
+    pub fn is_fatal(&self) -> bool {
+        self.is_auth() || matches!(self, ApiError::Unreachable { .. })
+    }
+
     /// Stripe's `Request-Id` of the response this error came from, if any.
     pub fn request_id(&self) -> Option<&str> {
         match self {
             ApiError::Unauthorized { request_id }
             | ApiError::Status { request_id, .. }
             | ApiError::Decode { request_id, .. } => request_id.as_deref(),
-            ApiError::Network { .. } | ApiError::Timeout | ApiError::InvalidBase(_) => None,
+            ApiError::Unreachable { .. }
+            | ApiError::Network { .. }
+            | ApiError::Timeout
+            | ApiError::InvalidBase(_) => None,
         }
     }
 
@@ -200,5 +221,47 @@ mod tests {
         assert!(e.is_auth());
         assert_eq!(e.request_id(), Some("req_9"));
         assert!(!ApiError::Timeout.is_auth());
+    }
+
+    #[test]
+    fn fatal_kinds() {
+        let status = |status| ApiError::Status {
+            status,
+            code: None,
+            message: "m".into(),
+            request_id: None,
+        };
+        let unreachable = ApiError::Unreachable {
+            message: "cannot reach the Stripe API at http://127.0.0.1:9: connection refused".into(),
+        };
+        for fatal in [
+            ApiError::Unauthorized { request_id: None },
+            status(403),
+            unreachable.clone(),
+        ] {
+            assert!(fatal.is_fatal(), "{fatal}");
+        }
+        for not_fatal in [
+            status(404),
+            status(429),
+            status(500),
+            ApiError::Network {
+                message: "connection reset".into(),
+            },
+            ApiError::Timeout,
+            ApiError::Decode {
+                message: "m".into(),
+                request_id: None,
+            },
+        ] {
+            assert!(!not_fatal.is_fatal(), "{not_fatal}");
+        }
+        assert!(!unreachable.is_auth());
+        assert_eq!(unreachable.request_id(), None);
+        assert_eq!(
+            unreachable.to_string(),
+            "cannot reach the Stripe API at http://127.0.0.1:9: connection refused; \
+             check the network connection (proxy, firewall) and --api-base / STRIPE_API_BASE"
+        );
     }
 }

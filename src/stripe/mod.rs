@@ -6,14 +6,16 @@
 //! retrying and turns every failure into an [`ApiError`] that names Stripe's
 //! request id and never the key. The base URL is injectable (`--api-base`),
 //! which is how the tests point it at a fake Stripe on 127.0.0.1.
+//!
+//! For tests only (undocumented for users): `STRIPE_SYNC_TEST_BACKOFF_MS`
+//! sets the retry backoff base in milliseconds (0: no sleeping; `Retry-After`
+//! is scaled down alike), so fault tests of the binary do not wait for real.
 
 mod client;
 mod error;
 pub mod pacing;
 
 pub use client::{
-    Client, ClientConfig, CustomerFetch, DEFAULT_API_BASE, DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, KeyMode, Stats, is_loopback, key_mode,
-    metadata_search_query, validate_api_base,
+    Client, ClientConfig, CustomerFetch, KeyMode, is_loopback, key_mode, validate_api_base,
 };
-pub use error::{ApiError, redact};
+pub use error::ApiError;

@@ -220,12 +220,93 @@ mod tests {
         assert!(max_in_window(&all, WINDOW) <= 80);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn the_request_after_a_full_window_waits_for_it_to_pass() {
+        // 5 per second: 5 sends 200 ms apart, then the 6th is held until the
+        // first has left the window (1 s + margin), not sent at 1.0 s.
+        let pacer = Pacer::new(5.0);
+        let start = Instant::now();
+        let mut sent = Vec::new();
+        for _ in 0..11 {
+            pacer.wait(Lane::General).await;
+            sent.push(Instant::now() - start);
+        }
+        let ms = |m| Duration::from_millis(m);
+        assert_eq!(
+            sent,
+            [
+                ms(0),
+                ms(200),
+                ms(400),
+                ms(600),
+                ms(800),
+                ms(1025),
+                ms(1225),
+                ms(1425),
+                ms(1625),
+                ms(1825),
+                ms(2050)
+            ]
+        );
+        let times: Vec<Instant> = sent.iter().map(|d| start + *d).collect();
+        assert_eq!(max_in_window(&times, WINDOW + WINDOW_MARGIN), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn search_requests_wait_for_their_own_limit() {
+        // 80/s overall, but search is capped at 20/s: 21 searches cannot all
+        // go out within a second, while 21 general requests do.
+        let pacer = Pacer::new(80.0);
+        let start = Instant::now();
+        for _ in 0..21 {
+            pacer.wait(Lane::General).await;
+        }
+        assert_eq!(Instant::now() - start, Duration::from_millis(250));
+
+        let pacer = Pacer::new(80.0);
+        let start = Instant::now();
+        for _ in 0..20 {
+            pacer.wait(Lane::Search).await;
+        }
+        assert_eq!(Instant::now() - start, Duration::from_millis(950));
+        pacer.wait(Lane::Search).await;
+        assert_eq!(
+            Instant::now() - start,
+            WINDOW + WINDOW_MARGIN,
+            "the 21st search waits for the first to leave the window"
+        );
+    }
+
     #[test]
     fn nonsense_rates_are_clamped() {
-        for rps in [0.0, -3.0, f64::NAN, f64::INFINITY, 1e12] {
+        let gap = |pacer: &Pacer, lane| {
+            let first = pacer.reserve(lane);
+            pacer.reserve(lane) - first
+        };
+        // 0, negative and NaN become the slowest rate (0.01/s: one per 100 s),
+        // never "no limit" and never a rate that cannot send at all.
+        for rps in [0.0, -3.0, f64::NAN] {
             let pacer = Pacer::new(rps);
-            let _ = pacer.reserve(Lane::General);
-            let _ = pacer.reserve(Lane::Search);
+            assert_eq!(
+                gap(&pacer, Lane::General),
+                Duration::from_secs(100),
+                "{rps}"
+            );
+        }
+        // Huge or infinite rates become 10 000/s; search keeps its own 20/s.
+        for rps in [f64::INFINITY, 1e12] {
+            let pacer = Pacer::new(rps);
+            assert_eq!(
+                gap(&pacer, Lane::General),
+                Duration::from_micros(100),
+                "{rps}"
+            );
+            let pacer = Pacer::new(rps);
+            assert_eq!(
+                gap(&pacer, Lane::Search),
+                Duration::from_millis(50),
+                "{rps}"
+            );
         }
     }
 }

@@ -16,6 +16,7 @@ const AMBIENT: &[&str] = &[
     "STRIPE_SYNC_CONFIG",
     "NO_COLOR",
     "CI",
+    "STRIPE_SYNC_TEST_BACKOFF_MS",
 ];
 
 /// The binary in a fresh temp dir with no ambient STRIPE_* variables.

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::{cmd_in, run, tempdir};
+use crate::common::{cmd_in, json, keys, run, tempdir};
 
 const SHELLS: &[(&str, &str)] = &[
     ("bash", "stripe-sync.bash"),
@@ -48,4 +48,31 @@ fn unknown_shell_is_usage_error() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn json_wraps_the_script_in_one_document() {
+    let dir = tempdir();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+    for (args, shell, file) in [
+        (&["completions", "zsh", "--json"][..], "zsh", "_stripe-sync"),
+        (
+            &["--json", "completions", "bash"][..],
+            "bash",
+            "stripe-sync.bash",
+        ),
+    ] {
+        let plain = run(cmd_in(dir.path()).args(["completions", shell]));
+        let out = run(cmd_in(dir.path()).args(args));
+        assert_eq!(out.status, 0, "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr, "", "{args:?}");
+        let v = json(&out.stdout);
+        assert_eq!(keys(&v), ["shell", "script"], "{args:?}");
+        assert_eq!(v["shell"], shell);
+        assert_eq!(v["script"].as_str(), Some(plain.stdout.as_str()));
+        if std::env::var_os("STRIPE_SYNC_BLESS").is_none() {
+            let committed = std::fs::read_to_string(root.join(file)).unwrap();
+            assert_eq!(v["script"].as_str(), Some(committed.as_str()), "{file}");
+        }
+    }
 }

@@ -143,3 +143,186 @@ fn duplicate_customers_warn_and_text_is_escaped() {
     let out = run(cmd_in(d).args(["-q", "inspect"]));
     assert_eq!(out.stderr, "", "--quiet hides the warning");
 }
+
+/// A store with its schema but no customer: one replayed event of a type the
+/// routing ignores is logged, and nothing else is written.
+fn empty_store() -> tempfile::TempDir {
+    let dir = tempdir();
+    let d = dir.path();
+    fs::write(
+        d.join("e.json"),
+        json!({"id": "evt_ignored", "object": "event", "type": "charge.succeeded", "created": 1,
+               "data": {"object": {"id": "ch_1", "object": "charge"}}})
+        .to_string(),
+    )
+    .unwrap();
+    let out = run(cmd_in(d).args(["replay", "e.json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(d.join("stripe-sync.db").exists(), "the store was created");
+    dir
+}
+
+const EMPTY_HINT: &str = "the store stripe-sync.db holds no customers yet: run `stripe-sync replay fixtures/` or `stripe-sync resync --all`\n";
+
+#[test]
+fn empty_store_without_a_filter_is_status_0_with_a_hint() {
+    let dir = empty_store();
+    let d = dir.path();
+
+    let out = run(cmd_in(d).args(["inspect"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, EMPTY_HINT);
+    assert_eq!(
+        out.stdout.lines().count(),
+        1,
+        "the header only: {}",
+        out.stdout
+    );
+    let header: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "USER", "CUSTOMER", "EMAIL", "STATUS", "PRICE", "PERIOD", "CANCELS", "CARD", "SOURCE"
+        ]
+    );
+
+    let out = run(cmd_in(d).args(["inspect", "--json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, EMPTY_HINT);
+    assert_eq!(json(&out.stdout), json!([]));
+
+    let out = run(cmd_in(d).args(["inspect", "--csv"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, EMPTY_HINT);
+    assert_eq!(
+        out.stdout,
+        "user_id,customer_id,email,subscription_id,status,price_id,current_period_start,current_period_end,cancel_at_period_end,card_brand,card_last4,synced_at,source\n"
+    );
+
+    // The hint names the store actually read, and --quiet hides it.
+    fs::rename(d.join("stripe-sync.db"), d.join("other.db")).unwrap();
+    let out = run(cmd_in(d).args(["--db", "other.db", "inspect", "--json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, EMPTY_HINT.replace("stripe-sync.db", "other.db"));
+    let out = run(cmd_in(d).args(["--db", "other.db", "-q", "inspect"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn empty_store_with_a_filter_is_still_status_1() {
+    let dir = empty_store();
+    let d = dir.path();
+    let filters: [&[&str]; 4] = [
+        &["--status", "active"],
+        &["--user", "user_1"],
+        &["--customer", "cus_1"],
+        &["--unmapped"],
+    ];
+    for filter in filters {
+        let out = run(cmd_in(d).args(["inspect"]).args(filter));
+        assert_eq!(out.status, 1, "{filter:?}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{filter:?}");
+        assert_eq!(out.stderr, "no customer matches the filter\n", "{filter:?}");
+
+        let out = run(cmd_in(d).args(["inspect", "--json"]).args(filter));
+        assert_eq!(out.status, 1, "{filter:?}: {}", out.stderr);
+        assert_eq!(json(&out.stdout), json!([]), "{filter:?}");
+        assert_eq!(out.stderr, "", "{filter:?}");
+    }
+}
+
+#[test]
+fn unknown_status_is_a_usage_error_naming_the_valid_ones() {
+    let dir = empty_store();
+    let d = dir.path();
+    for value in ["pastdue", "active,pastdue", "active,", "ACTIVE"] {
+        let out = run(cmd_in(d).args(["inspect", "--json", "--status", value]));
+        assert_eq!(out.status, 2, "{value}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{value}");
+        assert!(
+            out.stderr.starts_with("error: ")
+                && out.stderr.contains(" for '--status <S[,S...]>'")
+                && out.stderr.contains(
+                    "[possible values: incomplete, incomplete_expired, trialing, active, past_due, canceled, unpaid, paused, none, deleted]"
+                ),
+            "{value}: {}",
+            out.stderr
+        );
+    }
+    let out = run(cmd_in(d).args(["inspect", "--status", "pastdue"]));
+    assert!(
+        out.stderr
+            .starts_with("error: invalid value 'pastdue' for '--status <S[,S...]>'\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("tip: a similar value exists: 'past_due'"),
+        "{}",
+        out.stderr
+    );
+
+    // Every valid status is accepted (spaces after commas too): the empty
+    // store matches none of them, which is status 1, not a usage error.
+    for value in [
+        "incomplete,incomplete_expired,trialing,active",
+        "past_due, canceled, unpaid, paused",
+        "none",
+        "deleted",
+    ] {
+        let out = run(cmd_in(d).args(["inspect", "--json", "--status", value]));
+        assert_eq!(out.status, 1, "{value}: {}", out.stderr);
+        assert_eq!(json(&out.stdout), json!([]), "{value}");
+        assert_eq!(out.stderr, "", "{value}");
+    }
+}
+
+#[test]
+fn deleted_customers_filter_and_show_once_as_deleted() {
+    let dir = tempdir();
+    let d = dir.path();
+    let customer = json!({"id": "cus_gone", "object": "customer", "email": "gone@x.io",
+                          "metadata": {"clerkUserId": "user_gone"}});
+    let mut deleted = customer.clone();
+    deleted["deleted"] = json!(true);
+    let lines = [
+        json!({"id": "evt_c", "object": "event", "type": "customer.created", "created": 1,
+               "data": {"object": customer}}),
+        json!({"id": "evt_d", "object": "event", "type": "customer.deleted", "created": 2,
+               "data": {"object": deleted}}),
+    ];
+    fs::write(d.join("c.ndjson"), lines.map(|l| l.to_string()).join("\n")).unwrap();
+    let out = run(cmd_in(d).args(["replay", "c.ndjson"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+
+    let out = run(cmd_in(d).args(["inspect", "--status", "deleted"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+    let row: Vec<&str> = out
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        [
+            "user_gone",
+            "cus_gone",
+            "gone@x.io",
+            "deleted",
+            "-",
+            "-",
+            "-",
+            "-",
+            "events"
+        ]
+    );
+    let out = run(cmd_in(d).args(["inspect", "--json", "--status", "active,none"]));
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(json(&out.stdout), json!([]));
+    assert_eq!(out.stderr, "");
+}

@@ -2,6 +2,7 @@
 
 mod common;
 mod completions;
+mod config;
 mod crash;
 mod forward;
 mod fuzz_regressions;
@@ -15,4 +16,5 @@ mod secrets;
 mod sign;
 #[path = "../support/mod.rs"]
 mod support;
+mod truth;
 mod verify;

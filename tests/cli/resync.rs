@@ -595,7 +595,12 @@ fn unreachable_api_stops_the_run_with_status_2() {
         ]));
     assert_eq!(out.status, 2, "{}", out.stderr);
     assert_eq!(out.stdout, "");
-    assert_eq!(out.stderr.matches("error:").count(), 1, "said once: {}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("error:").count(),
+        1,
+        "said once: {}",
+        out.stderr
+    );
     assert!(out.stderr.contains("cannot reach"), "{}", out.stderr);
     assert!(!out.stderr.contains("sk_test_unreachable_1"));
 }
