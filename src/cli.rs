@@ -104,6 +104,11 @@ Examples:
   stripe events list --limit 100 | stripe-sync replay --strict -";
 
 const RESYNC_EXAMPLES: &str = "\
+The user's subscription is the one GET /v1/subscriptions?customer=C&status=all&limit=1
+returns first: the newest by created, and on a tie the API's own listing order. Every
+path (--customer, --user, --all, replay --live, and --check) gives that same answer. A
+customer deleted in Stripe shows status `deleted`.
+
 Examples:
   stripe-sync resync --user user_2abc --json
   stripe-sync resync --customer cus_QXg1o8vcGmoR32 --check
