@@ -217,5 +217,6 @@ mod tests {
     }
 }
 
+pub(crate) mod fmt;
 pub(crate) mod replay;
 pub(crate) mod resync;
