@@ -17,6 +17,10 @@ pub struct Printer {
     color_err: bool,
     interactive: bool,
     stderr_tty: bool,
+    stdout_tty: bool,
+    /// Columns to fit tables into: the terminal's width (or `COLUMNS`), on
+    /// a terminal; on a pipe only when `COLUMNS` is set, else no limit.
+    width: Option<usize>,
 }
 
 impl Printer {
@@ -38,7 +42,24 @@ impl Printer {
             color_err: want(stderr_tty),
             interactive: !global.no_input && !ci && io::stdin().is_terminal() && stderr_tty,
             stderr_tty,
+            stdout_tty,
+            width: table_width(stdout_tty),
         }
+    }
+
+    /// The width human tables must fit, if any (see [`Printer::width`] field).
+    pub(crate) fn width(&self) -> Option<usize> {
+        self.width
+    }
+
+    /// Whether stdout is a terminal (else a one-line summary goes to stderr).
+    pub(crate) fn stdout_is_terminal(&self) -> bool {
+        self.stdout_tty
+    }
+
+    /// Whether stdout gets colour.
+    pub(crate) fn color_out(&self) -> bool {
+        self.color_out
     }
 
     /// Whether the user may be asked questions.
@@ -164,6 +185,21 @@ impl Printer {
     }
 }
 
+/// `COLUMNS` wins (a test or a user can fix the width); else the terminal's.
+fn table_width(stdout_tty: bool) -> Option<usize> {
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c >= 20);
+    match (columns, stdout_tty) {
+        (Some(c), _) => Some(c),
+        (None, true) => terminal_size::terminal_size_of(io::stdout())
+            .map(|(w, _)| usize::from(w.0))
+            .or(Some(80)),
+        (None, false) => None,
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Style(&'static str);
 pub const GREEN: Style = Style("32");
@@ -218,5 +254,6 @@ mod tests {
 }
 
 pub(crate) mod fmt;
+pub(crate) mod table;
 pub(crate) mod replay;
 pub(crate) mod resync;
