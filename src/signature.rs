@@ -533,11 +533,12 @@ pub fn verify(
                 verdict.hints.push(Hint {
                     code: HintCode::ExpiredButSignatureValid,
                     message: format!(
-                        "the signature is valid (secret #{}), but the timestamp is {age} s old, \
-                         {} s past the tolerance of {tolerance} s; to check the signature alone \
+                        "the signature is valid (secret #{}), but the timestamp is {} old, \
+                         {} past the tolerance of {tolerance} s; to check the signature alone \
                          use --tolerance 0, or --now to judge at delivery time",
                         i + 1,
-                        age - tol
+                        age_words(age),
+                        age_words(age - tol)
                     ),
                 });
             } else {
@@ -743,12 +744,17 @@ fn diagnose_mismatch(
         hints.push(Hint {
             code: HintCode::FutureTimestamp,
             message: format!(
-                "the timestamp is {} s in the future: the signer's clock is off, or the header \
+                "the timestamp is {} in the future: the signer's clock is off, or the header \
                  belongs to another delivery",
-                h.timestamp.saturating_sub(now)
+                age_words(h.timestamp.saturating_sub(now))
             ),
         });
     }
+}
+
+/// An age in words (`5 s`, `2 min`, `8 months`).
+fn age_words(seconds: i64) -> String {
+    crate::output::fmt::age(u64::try_from(seconds).unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use crate::Status;
 use crate::cli::{GlobalArgs, ReplayArgs};
 use crate::event;
 use crate::forward;
-use crate::output::{self, Printer};
+use crate::output::{self, Printer, fmt};
 use crate::replay::{self, InputError, Plan, Progress};
 use crate::runtime::Runtime;
 use crate::store;
@@ -31,6 +31,20 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         None => None,
     };
     let (inputs, expand_errors) = event::expand(&args.inputs);
+    // Inputs that do not exist are reported before any work, alone.
+    if !expand_errors.is_empty() {
+        let errors: Vec<InputError> = expand_errors
+            .into_iter()
+            .map(|(source, message)| InputError { source, message })
+            .collect();
+        if printer.json {
+            output::replay::render_input_errors(printer, &errors)?;
+        }
+        for e in &errors {
+            printer.error(&e.message);
+        }
+        return Ok(Status::Failure);
+    }
     if inputs.contains(&event::Input::Stdin) && std::io::IsTerminal::is_terminal(&std::io::stdin())
     {
         return Err(crate::usage(
@@ -48,34 +62,40 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     let plan = Plan {
         cfg: &cfg,
         inputs: &inputs,
-        input_errors: expand_errors
-            .into_iter()
-            .map(|(source, message)| InputError { source, message })
-            .collect(),
+        input_errors: Vec::new(),
+        trace: printer.verbosity() >= 1,
         live: live.as_ref(),
         forwarder,
     };
     let progress = Progress {
-        events: printer.progress(None, "{spinner} {pos} events  {per_sec}  {elapsed}"),
-        customers: printer.progress(Some(0), "{bar:30} {pos}/{len} customers  {elapsed}"),
+        events: printer.counter("events"),
+        customers: printer.bar(0, "customers"),
     };
     let started = std::time::Instant::now();
     let mut finished = replay::run(plan, &mut syncer, &rt, &progress)?;
-    printer.verbose(&format!(
-        "routed {} events from {} inputs and synced {} customers in {:.2} s",
-        finished.summary.events,
-        inputs.len(),
-        finished.summary.customers_synced,
-        started.elapsed().as_secs_f64()
-    ));
+    for (phase, took) in &finished.timings {
+        printer.verbose(&format!("{phase}: {}", fmt::elapsed(*took)));
+    }
+    for (customer, changed) in &finished.customers {
+        printer.verbose(&format!(
+            "customer {customer}: {}",
+            if *changed { "changed" } else { "unchanged" }
+        ));
+    }
     for f in &finished.failures {
         printer.error(&format!(
             "customer {}: sync failed: {}",
             f.customer_id, f.error
         ));
     }
-    output::replay::render(printer, &mut finished, &mut syncer)?;
+    output::replay::render(printer, &mut finished, &mut syncer, started.elapsed())?;
     syncer.close();
+    if !printer.stdout_is_terminal() {
+        printer.info(&output::replay::summary_oneliner(
+            &finished.summary,
+            started.elapsed(),
+        ));
+    }
 
     for e in &finished.errors {
         printer.error(&e.message);
@@ -102,6 +122,31 @@ fn forward_settings(
     printer: &Printer,
 ) -> anyhow::Result<forward::Settings> {
     let url = forward::check_url(url, args.allow_remote).map_err(crate::usage)?;
+    // Headers before the secret, which may prompt.
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut overridden: Vec<&str> = Vec::new();
+    for raw in &args.headers {
+        let (name, value) = forward::parse_header(raw).map_err(crate::usage)?;
+        if let Some(own) = forward::own_header(&name) {
+            if !args.allow_header_override {
+                return Err(crate::usage(format!(
+                    "-H would replace the {own} that stripe-sync sets on every delivery; \
+                     pass --allow-header-override to send yours \
+                     (e.g. to test how the endpoint rejects a forged signature)"
+                )));
+            }
+            if !overridden.contains(&own) {
+                overridden.push(own);
+            }
+        }
+        headers.append(name, value);
+    }
+    if !overridden.is_empty() {
+        printer.warn(&format!(
+            "--allow-header-override: every delivery carries the -H {} in place of stripe-sync's own",
+            overridden.join(", ")
+        ));
+    }
     let secret = match &args.secret {
         Some(s) if !s.is_blank() => s.clone(),
         Some(_) => return Err(crate::usage("the webhook secret for --forward-to is blank")),
@@ -118,11 +163,6 @@ fn forward_settings(
         return Err(crate::usage(
             "--timeout must be a positive number of seconds",
         ));
-    }
-    let mut headers = reqwest::header::HeaderMap::new();
-    for raw in &args.headers {
-        let (name, value) = forward::parse_header(raw).map_err(crate::usage)?;
-        headers.append(name, value);
     }
     Ok(forward::Settings {
         url,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::Status;
 use crate::cli::{GlobalArgs, ResyncArgs};
 use crate::output::Printer;
-use crate::output::resync::{Summary, human};
+use crate::output::resync::{Summary, human, summary_line};
 use crate::runtime::Runtime;
 use crate::store;
 use crate::stripe::KeyMode;
@@ -48,7 +48,7 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         if !args.check && !args.restart && syncer.store().backfill()?.is_some() {
             printer.info("resuming the interrupted backfill (pass --restart to start over)");
         }
-        let bar = printer.progress(None, "{spinner} {msg} {elapsed}");
+        let bar = printer.spinner();
         let pass = Backfiller {
             rt: &rt,
             client: &client,
@@ -96,7 +96,7 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
                 user_hint: None,
             })
             .collect();
-        let bar = printer.progress(Some(0), "{bar:30} {pos}/{len} customers  {elapsed}");
+        let bar = printer.bar(0, "customers");
         let synced = syncer.sync(&mut source, jobs, Some(&rt), &bar);
         bar.finish_and_clear();
         reports.extend(synced?.iter().map(CustomerReport::from_synced));
@@ -126,7 +126,18 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
             summary: &summary,
         })?;
     } else {
-        printer.out(&human(&reports, &summary, args.check))?;
+        printer.out(&human(
+            &reports,
+            &summary,
+            args.check,
+            args.all_rows,
+            printer,
+        ))?;
+    }
+    if !printer.stdout_is_terminal() {
+        // The output went to a file or a pipe: the person at the terminal
+        // still learns how it went.
+        printer.info(&summary_line(&reports, &summary, args.check, false));
     }
     let drift = args.check && summary.changed > 0;
     Ok(Status::from_problems(summary.failed > 0 || drift))

@@ -149,8 +149,13 @@ fn human(
 ) -> String {
     let mut out = String::new();
     let when = match (v.timestamp, v.age_seconds) {
-        (Some(t), Some(age)) if age >= 0 => format!("t={t}, {age} s old"),
-        (Some(t), Some(age)) => format!("t={t}, {} s in the future", -age),
+        (Some(t), Some(age)) if age >= 0 => {
+            format!("t={t}, {} old", output::fmt::age(age.unsigned_abs()))
+        }
+        (Some(t), Some(age)) => format!(
+            "t={t}, {} in the future",
+            output::fmt::age(age.unsigned_abs())
+        ),
         _ => String::from("no usable timestamp"),
     };
     if v.valid {

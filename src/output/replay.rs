@@ -4,6 +4,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
+use super::table::{Cell, Col, Cut, Layout};
 use super::{Printer, escape_text};
 use crate::replay::{Decision, Finished, InputError, Line, Summary, SyncFailure};
 use crate::routing::Route;
@@ -16,15 +17,17 @@ pub(crate) fn render(
     printer: &Printer,
     finished: &mut Finished,
     syncer: &mut Syncer,
+    elapsed: std::time::Duration,
 ) -> anyhow::Result<()> {
     let mut out = Tolerant {
         inner: printer.stdout_writer(),
         error: None,
     };
+    let rows = Rows::new(printer);
     if printer.json {
         out.write_all(b"{\"events\":[")?;
     } else {
-        writeln!(out, "{}", table_line(&HEADER.map(String::from)))?;
+        writeln!(out, "{}", rows.header())?;
     }
     let mut first = true;
     let streamed: Result<(), SyncError> = finished.stream(syncer, |line| {
@@ -33,14 +36,14 @@ pub(crate) fn render(
             first = false;
             match line {
                 Line::Raw(raw) => out.write_all(raw.as_bytes())?,
-                Line::Settled(d) => serde_json::to_writer(&mut out, &d)?,
+                Line::Settled(d) => serde_json::to_writer(&mut out, &*d)?,
             }
         } else {
             let d = match line {
                 Line::Raw(raw) => serde_json::from_str::<Decision>(&raw)?,
-                Line::Settled(d) => d,
+                Line::Settled(d) => *d,
             };
-            writeln!(out, "{}", human_row(&d, printer))?;
+            writeln!(out, "{}", rows.render(&d))?;
         }
         Ok(())
     });
@@ -60,7 +63,11 @@ pub(crate) fn render(
         // `tail` is `{...}`: splice its fields after the events array.
         write!(out, "\n],{}\n", &tail[1..])?;
     } else {
-        writeln!(out, "\n{}", summary_line(&finished.summary))?;
+        write!(
+            out,
+            "\n{}",
+            summary_lines(&finished.summary, elapsed, printer.color_out())
+        )?;
     }
     out.flush()?;
     match out.error.take() {
@@ -69,25 +76,92 @@ pub(crate) fn render(
     }
 }
 
-fn summary_line(s: &Summary) -> String {
-    let customers = match s.dry_run {
-        true => format!("would sync {} customers", s.customers_synced),
-        false => format!(
-            "{} customers synced ({} changed), {} failed",
-            s.customers_synced, s.customers_changed, s.sync_failures
-        ),
+/// Under `--json`, the document of a run that stopped at its inputs.
+pub(crate) fn render_input_errors(printer: &Printer, errors: &[InputError]) -> anyhow::Result<()> {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        events: [(); 0],
+        summary: Summary,
+        errors: &'a [InputError],
+        sync_failures: [(); 0],
+    }
+    printer.out_json(&Doc {
+        events: [],
+        summary: Summary::default(),
+        errors,
+        sync_failures: [],
+    })?;
+    Ok(())
+}
+
+/// The summary a person reads: counts with separators and plurals, the
+/// problem counts coloured, zero counts left out.
+pub(crate) fn summary_lines(s: &Summary, elapsed: std::time::Duration, color: bool) -> String {
+    use super::fmt::{count, elapsed as took, plural};
+    let part = |n: u64, word: &str, style: Option<super::Style>| -> Option<String> {
+        let text = format!("{} {word}", count(n));
+        (n > 0).then(|| match style {
+            Some(st) => super::paint(color, &text, st).into_owned(),
+            None => text,
+        })
     };
-    let forwarded = match s.forwarded + s.forward_failures {
+    let routes: Vec<String> = [
+        part(s.sync, "sync", None),
+        part(s.ignored, "ignored", None),
+        part(s.rejected, "rejected", Some(super::RED)),
+        part(s.unresolved, "unresolved", Some(super::YELLOW)),
+        part(s.duplicate, "duplicate", None),
+        part(s.invalid, "invalid", Some(super::RED)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut out = format!("{}: {}", plural(s.events, "event"), routes.join(", "));
+    if s.events == 0 {
+        out = "0 events".into();
+    }
+    out.push('\n');
+    let failed = match s.sync_failures {
         0 => String::new(),
-        _ => format!(
-            "; forwarded {} (2xx), {} failed",
-            s.forwarded, s.forward_failures
+        n => format!(
+            ", {}",
+            super::paint(color, &format!("{} failed", count(n)), super::RED)
         ),
     };
-    format!(
-        "{} events: {} sync, {} ignored, {} rejected, {} unresolved, {} duplicate, {} invalid; {customers}{forwarded}",
-        s.events, s.sync, s.ignored, s.rejected, s.unresolved, s.duplicate, s.invalid,
-    )
+    if s.forwarded + s.forward_failures > 0 {
+        let bad = match s.forward_failures {
+            0 => "0 failed".to_owned(),
+            n => super::paint(color, &format!("{} failed", count(n)), super::RED).into_owned(),
+        };
+        out.push_str(&format!(
+            "forwarded {}: {} answered 2xx, {bad} ({})\n",
+            plural(s.forwarded + s.forward_failures, "event"),
+            count(s.forwarded),
+            took(elapsed)
+        ));
+    } else if s.dry_run {
+        out.push_str(&format!(
+            "would sync {} ({} would change); nothing written ({})\n",
+            plural(s.customers_synced, "customer"),
+            count(s.customers_changed),
+            took(elapsed)
+        ));
+    } else {
+        out.push_str(&format!(
+            "{} synced ({} changed){failed} in {}\n",
+            plural(s.customers_synced, "customer"),
+            count(s.customers_changed),
+            took(elapsed)
+        ));
+    }
+    out
+}
+
+/// One line for stderr when stdout is not a terminal.
+pub(crate) fn summary_oneliner(s: &Summary, elapsed: std::time::Duration) -> String {
+    summary_lines(s, elapsed, false)
+        .trim_end()
+        .replace('\n', "; ")
 }
 
 /// A writer that keeps the first error and swallows the rest.
@@ -116,74 +190,186 @@ impl<W: Write> Write for Tolerant<W> {
     }
 }
 
-const HEADER: [&str; 7] = [
-    "EVENT",
-    "TYPE",
-    "ROUTE",
-    "USER",
-    "CUSTOMER",
-    "VIA",
-    "REASON / SOURCE",
+/// The columns a terminal shows, by priority; on a pipe every column is
+/// shown in full and the reason follows on the same line.
+const COLS: [Col; 8] = [
+    Col::new("EVENT", 0, 18, Cut::Middle),
+    Col::new("TYPE", 0, 24, Cut::Middle),
+    Col::new("ROUTE", 0, 10, Cut::Right),
+    Col::new("USER", 0, 20, Cut::Middle),
+    Col::new("CUSTOMER", 1, 18, Cut::Middle),
+    Col::new("VIA", 2, 17, Cut::Right),
+    Col::new("SOURCE", 3, 24, Cut::Left),
+    Col::new("REASON", 4, 30, Cut::Right),
 ];
-const WIDTHS: [usize; 6] = [30, 44, 10, 34, 20, 21];
 
-fn fit(s: &str, width: usize) -> String {
-    let n = s.chars().count();
-    if n <= width {
-        format!("{s:<width$}")
-    } else {
-        let cut: String = s.chars().take(width - 1).collect();
-        format!("{cut}…")
-    }
+/// Widths the values usually need: Stripe ids, the longest common event
+/// types; longer values are shortened on a terminal.
+const NATURAL: [usize; 8] = [28, 36, 10, 32, 18, 21, 48, 60];
+
+/// How decisions are laid out: fitted to a terminal, or wide for a pipe.
+pub(crate) struct Rows {
+    layout: Layout,
+    limit: Option<usize>,
+    color: bool,
+    verbose: bool,
 }
 
-fn table_line(cells: &[String; 7]) -> String {
-    let mut line = String::with_capacity(200);
-    for (cell, w) in cells.iter().zip(WIDTHS) {
-        line.push_str(&fit(cell, w));
-        line.push(' ');
-    }
-    line.push_str(&cells[6]);
-    line.trim_end().to_owned()
-}
-
-fn human_row(d: &Decision, printer: &Printer) -> String {
-    let esc = |s: &Option<String>| {
-        s.as_deref()
-            .map(|v| escape_text(v).into_owned())
-            .unwrap_or_else(|| "-".into())
-    };
-    let mut note = match &d.reason {
-        Some(r) if d.route != Route::Sync => format!("{} ({})", escape_text(r), d.source),
-        _ => d.source.clone(),
-    };
-    if let Some(f) = &d.forward {
-        let answer = match (f.status, &f.error) {
-            (Some(s), _) => format!("→ {s} in {} ms", f.ms),
-            (None, Some(e)) => format!("→ failed: {}", escape_text(e)),
-            (None, None) => "→ no answer".into(),
+impl Rows {
+    pub(crate) fn new(printer: &Printer) -> Rows {
+        let limit = printer.width();
+        // On a terminal the reason (and, with -v, the source) go on a line
+        // of their own; on a pipe every column is on the row, uncut.
+        let layout = match limit {
+            Some(_) => Layout::fit(&COLS[..6], &NATURAL[..6], limit),
+            None => Layout::fit(&COLS, &NATURAL, None),
         };
-        note = format!("{answer} · {note}");
+        Rows {
+            layout,
+            limit,
+            color: printer.color_out(),
+            verbose: printer.verbosity() >= 1,
+        }
     }
-    let row = table_line(&[
-        esc(&d.event_id),
-        esc(&d.kind),
-        d.route.as_str().to_owned(),
-        esc(&d.user_id),
-        esc(&d.customer_id),
-        d.resolved_via
+
+    fn cols(&self) -> &'static [Col] {
+        match self.limit {
+            Some(_) => &COLS[..6],
+            None => &COLS,
+        }
+    }
+
+    pub(crate) fn header(&self) -> String {
+        self.layout.header(self.cols())
+    }
+
+    /// The row of one decision, and its note line(s) on a terminal.
+    pub(crate) fn render(&self, d: &Decision) -> String {
+        let esc = |s: &Option<String>| {
+            s.as_deref()
+                .map(|v| escape_text(v).into_owned())
+                .unwrap_or_else(|| "-".into())
+        };
+        let style = match d.route {
+            Route::Sync => None,
+            Route::Rejected | Route::Invalid => Some(super::RED),
+            Route::Unresolved => Some(super::YELLOW),
+            Route::Ignored | Route::Duplicate => Some(super::DIM),
+        };
+        let reason = d
+            .reason
+            .as_deref()
+            .filter(|_| d.route != Route::Sync)
+            .map(|r| escape_text(r).into_owned());
+        let via = d
+            .resolved_via
             .map(|v| v.as_str().to_owned())
-            .unwrap_or_else(|| "-".into()),
-        note,
-    ]);
-    let style = match d.route {
-        Route::Sync => None,
-        Route::Rejected | Route::Invalid => Some(super::RED),
-        Route::Unresolved => Some(super::YELLOW),
-        Route::Ignored | Route::Duplicate => Some(super::DIM),
-    };
-    match style {
-        Some(s) => printer.paint(&row, s).into_owned(),
-        None => row,
+            .unwrap_or_else(|| "-".into());
+        let cells = vec![
+            Cell::from(esc(&d.event_id)),
+            Cell::from(esc(&d.kind)),
+            Cell::styled(d.route.as_str(), style),
+            Cell::from(esc(&d.user_id)),
+            Cell::from(esc(&d.customer_id)),
+            Cell::from(via),
+            Cell::from(escape_text(&d.source).into_owned()),
+            Cell::from(reason.clone().unwrap_or_else(|| "-".into())),
+        ];
+        let mut out = self.layout.line(self.cols(), &cells, self.color);
+        let Some(limit) = self.limit else {
+            if let Some(f) = &d.forward {
+                out.push_str(&format!("  {}", delivery(f, self.color)));
+            }
+            return out;
+        };
+        // On a terminal: why (for anything but sync), where from (-v), and
+        // how the delivery went, each under the row.
+        let mut notes: Vec<String> = Vec::new();
+        if let Some(r) = &reason {
+            notes.push(match style {
+                Some(st) => super::paint(self.color, r, st).into_owned(),
+                None => r.clone(),
+            });
+        }
+        if self.verbose {
+            notes.push(format!(
+                "{} via {} · {}",
+                esc(&d.customer_id),
+                d.resolved_via.map_or("-", |v| v.as_str()),
+                escape_text(&d.source)
+            ));
+        }
+        if let Some(f) = &d.forward {
+            notes.push(delivery(f, self.color));
+        }
+        for note in notes {
+            out.push('\n');
+            out.push_str(&wrap(&note, "  ↳ ", limit));
+        }
+        out
     }
+}
+
+/// A delivery's answer: `→ 200 in 12 ms`, or the failure with the body.
+fn delivery(f: &crate::forward::Delivery, color: bool) -> String {
+    let text = match (f.status, &f.error) {
+        (Some(s), _) if (200..300).contains(&s) => {
+            return super::paint(color, &format!("→ {s} in {} ms", f.ms), super::GREEN)
+                .into_owned();
+        }
+        (Some(s), _) => match &f.body {
+            Some(body) => format!("→ {s} in {} ms: {body}", f.ms),
+            None => format!("→ {s} in {} ms", f.ms),
+        },
+        (None, Some(e)) => format!("→ failed after {} ms: {}", f.ms, escape_text(e)),
+        (None, None) => "→ no answer".into(),
+    };
+    super::paint(color, &text, super::RED).into_owned()
+}
+
+/// `text` after `prefix`, wrapped at `limit` cells (continuation lines
+/// indented like the first); no line ends in a space.
+fn wrap(text: &str, prefix: &str, limit: usize) -> String {
+    let indent = " ".repeat(super::table::width(prefix));
+    let room = limit.saturating_sub(super::table::width(prefix)).max(20);
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    // Colour codes have no width; count only what shows.
+    let visible = |s: &str| super::table::width(&strip_ansi(s));
+    for word in text.split(' ') {
+        if !line.is_empty() && visible(&line) + 1 + visible(word) > room {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let lead = if i == 0 { prefix } else { indent.as_str() };
+            format!("{lead}{}", l.trim_end())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

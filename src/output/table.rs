@@ -142,15 +142,18 @@ impl Layout {
             shown.iter().sum::<usize>() + GAP * shown.len().saturating_sub(1)
         };
         // Drop optional columns, least important (and rightmost) first,
-        // while they could only fit by shortening the required ones: the
-        // required at full width plus the optional at their shortest.
+        // while they could only fit by squeezing the required columns below
+        // three quarters of their natural width (or below their minimum).
         let need = |ws: &[Option<usize>]| -> usize {
             let shown: Vec<usize> = ws
                 .iter()
                 .zip(cols)
-                .filter_map(|(w, c)| match c.priority {
-                    0 => *w,
-                    _ => w.map(|w| w.min(c.min.max(width(c.header)))),
+                .filter_map(|(w, c)| {
+                    let min = c.min.max(width(c.header));
+                    w.map(|w| match c.priority {
+                        0 => w.min(min.max(w * 3 / 4)),
+                        _ => w.min(min),
+                    })
                 })
                 .collect();
             shown.iter().sum::<usize>() + GAP * shown.len().saturating_sub(1)
@@ -208,11 +211,6 @@ impl Layout {
             .filter(|(w, _)| w.is_none())
             .map(|(_, c)| c.header)
             .collect()
-    }
-
-    /// Whether column `i` is shown.
-    pub(crate) fn shows(&self, i: usize) -> bool {
-        self.widths.get(i).is_some_and(Option::is_some)
     }
 
     /// The line of one row: shown columns padded to their widths, no
@@ -330,7 +328,7 @@ mod tests {
             "fixtures/2026-04-billing/03-initech-invoice-paid.json",
             "a long note that explains",
         )];
-        for limit in [20, 30, 40, 60, 80] {
+        for limit in [8, 16, 20, 30, 40, 60, 80] {
             let (out, _) = render(&COLS, &rows, Some(limit), false);
             for line in out.lines() {
                 assert!(width(line) <= limit, "{limit}: {line:?}");
@@ -338,17 +336,19 @@ mod tests {
             }
         }
         let (_, layout) = render(&COLS, &rows, Some(40), false);
+        assert!(layout.hidden(&COLS).is_empty());
+        let (_, layout) = render(&COLS, &rows, Some(30), false);
         assert_eq!(
             layout.hidden(&COLS),
             ["PATH"],
             "the least important goes first"
         );
-        // Optional columns never squeeze a required one.
-        let (_, layout) = render(&COLS, &rows, Some(30), false);
+        // Optional columns do not squeeze a required one much.
+        let (_, layout) = render(&COLS, &rows, Some(24), false);
         assert_eq!(layout.hidden(&COLS), ["PATH", "NOTE"]);
         // Required columns shorten when nothing else is left.
-        let (out, _) = render(&COLS, &rows, Some(20), false);
-        assert!(out.contains("cus_1gIHnb…_and_more"), "{out}");
+        let (out, _) = render(&COLS, &rows, Some(16), false);
+        assert_eq!(out.lines().nth(1), Some("cus_1gIH…nd_more"), "{out}");
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub(crate) struct Plan<'a> {
     pub live: Option<&'a crate::stripe::Client>,
     /// `--forward-to`: deliver each event; no sync.
     pub forwarder: Option<forward::Forwarder>,
+    /// Keep each synced customer's outcome (for `-v`).
+    pub trace: bool,
 }
 
 /// Progress hooks for the caller's bars.
@@ -49,6 +51,10 @@ pub(crate) struct Progress {
 /// A finished replay: the summary, and the decisions to stream out.
 pub(crate) struct Finished {
     pub summary: Summary,
+    /// How long each phase took.
+    pub timings: Vec<(&'static str, std::time::Duration)>,
+    /// With `trace`: each synced customer, and whether its mapping changed.
+    pub customers: Vec<(String, bool)>,
     pub errors: Vec<InputError>,
     pub failures: Vec<SyncFailure>,
     spool: BufWriter<std::fs::File>,
@@ -61,7 +67,7 @@ pub(crate) struct Finished {
 /// changed it since, else the settled decision.
 pub(crate) enum Line {
     Raw(String),
-    Settled(Decision),
+    Settled(Box<Decision>),
 }
 
 /// How a waiting decision was settled: the user and how it was found, or
@@ -218,7 +224,14 @@ pub(crate) fn run(
         input_errors,
         live,
         mut forwarder,
+        trace,
     } = plan;
+    let mut timings = Vec::new();
+    let mut clock = std::time::Instant::now();
+    let mut lap = |name: &'static str, timings: &mut Vec<_>| {
+        timings.push((name, clock.elapsed()));
+        clock = std::time::Instant::now();
+    };
     let spool_file =
         tempfile::tempfile().context("cannot create a temporary file for decisions")?;
     let mut errors = input_errors;
@@ -254,6 +267,7 @@ pub(crate) fn run(
         }
     }
     progress.events.finish_and_clear();
+    lap("routing", &mut timings);
 
     let Pass {
         mut plans,
@@ -285,6 +299,7 @@ pub(crate) fn run(
     for c in described {
         plans.entry(c).or_default();
     }
+    lap("resolving", &mut timings);
 
     let deliveries = forwarder
         .map(forward::Forwarder::finish)
@@ -326,11 +341,16 @@ pub(crate) fn run(
         ),
     };
     progress.customers.finish_and_clear();
+    lap("syncing", &mut timings);
+    let mut customers = Vec::new();
     for s in results? {
         match s.result {
             Ok(o) => {
                 summary.customers_synced += 1;
                 summary.customers_changed += u64::from(o.changed);
+                if trace {
+                    customers.push((s.customer_id, o.changed));
+                }
             }
             Err(error) => {
                 summary.sync_failures += 1;
@@ -344,6 +364,8 @@ pub(crate) fn run(
     summary.api_requests = live.map_or(0, |c| c.stats().requests);
     Ok(Finished {
         summary,
+        timings,
+        customers,
         errors,
         failures,
         spool,
@@ -455,7 +477,7 @@ impl Finished {
             if let Some(log) = log.as_mut() {
                 log.record(&log::LogView::from(&d))?;
             }
-            out(Line::Settled(d))?;
+            out(Line::Settled(Box::new(d)))?;
         }
         if let Some(log) = log.as_mut() {
             log.flush()?;

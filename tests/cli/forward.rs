@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use stripe_sync::secret::Secret;
 use stripe_sync::signature;
 
-use crate::common::{cmd_in, json, run, tempdir};
+use crate::common::{cmd_in, json, keys, run, tempdir};
 
 const SECRET: &str = "whsec_forward_test_3c1d";
 
@@ -27,8 +27,19 @@ struct Endpoint {
     _rt: tokio::runtime::Runtime,
 }
 
+/// What the endpoint says to a delivery whose signature does not verify
+/// (Stripe's libraries' words), with status 400.
+const REJECTED: &str = "No signatures found matching the expected signature for payload";
+
 /// An endpoint answering `status` after `delay`, recording what it got.
 fn endpoint(status: u16, delay: Duration) -> Endpoint {
+    endpoint_answering(status, delay, "ok")
+}
+
+/// An endpoint answering `status` and `answer` after `delay` to a delivery
+/// whose signature verifies (400 and [`REJECTED`] to one that does not),
+/// recording what it got.
+fn endpoint_answering(status: u16, delay: Duration, answer: &'static str) -> Endpoint {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -57,8 +68,10 @@ fn endpoint(status: u16, delay: Duration) -> Endpoint {
                     .lock()
                     .unwrap()
                     .push((body.to_vec(), valid, headers));
-                let code = if valid { status } else { 400 };
-                (StatusCode::from_u16(code).unwrap(), "ok")
+                match valid {
+                    true => (StatusCode::from_u16(status).unwrap(), answer),
+                    false => (StatusCode::BAD_REQUEST, REJECTED),
+                }
             }
         }),
     );
@@ -70,6 +83,14 @@ fn endpoint(status: u16, delay: Duration) -> Endpoint {
         seen,
         _rt: rt,
     }
+}
+
+/// The warning and error lines on stderr (its summary line is not one).
+fn complaints(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:") || l.starts_with("error:") || l.contains("panicked"))
+        .collect()
 }
 
 fn fixtures() -> std::path::PathBuf {
@@ -110,6 +131,11 @@ fn delivers_signed_exact_bytes_in_order() {
     assert_eq!(v["summary"]["customers_synced"], 0);
     assert_eq!(v["events"][0]["forward"]["status"], 200);
     assert!(v["events"][0]["forward"]["ms"].is_u64());
+    assert_eq!(
+        keys(&v["events"][0]["forward"]),
+        ["status", "ms"],
+        "a 2xx keeps no body"
+    );
     let got = ep.seen.bodies.lock().unwrap();
     assert_eq!(got.len(), 4);
     assert!(
@@ -212,6 +238,8 @@ fn failures_timeouts_and_bad_urls() {
     assert_eq!(out.status, 1);
     let v = json(&out.stdout);
     assert_eq!(v["events"][0]["forward"]["status"], 500);
+    assert_eq!(v["events"][0]["forward"]["body"], "ok");
+    assert_eq!(keys(&v["events"][0]["forward"]), ["status", "ms", "body"]);
     assert_eq!(v["summary"]["forward_failures"], 1);
 
     let slow = endpoint(200, Duration::from_secs(5));
@@ -228,9 +256,27 @@ fn failures_timeouts_and_bad_urls() {
         .arg(&one));
     assert_eq!(out.status, 1);
     assert!(
-        out.stdout.contains("→ failed: timed out after 0.3 s"),
+        out.stdout.contains("timed out after 0.3 s"),
         "{}",
         out.stdout
+    );
+    let out = run(cmd_in(dir.path())
+        .args([
+            "replay",
+            "--json",
+            "--secret",
+            SECRET,
+            "--timeout",
+            "0.3",
+            "--forward-to",
+            &slow.url,
+        ])
+        .arg(&one));
+    assert_eq!(out.status, 1);
+    assert_eq!(
+        keys(&json(&out.stdout)["events"][0]["forward"]),
+        ["ms", "error"],
+        "a timeout has no status and no body"
     );
 
     // Nothing listens on this port.
@@ -310,7 +356,12 @@ fn delay_between_deliveries_delivers_everything() {
     // where it was 101, a panic, after the first delivery.
     assert_eq!(out.status, 0, "{}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    assert_eq!(out.stderr, "");
+    assert_eq!(
+        complaints(&out.stderr),
+        Vec::<&str>::new(),
+        "{}",
+        out.stderr
+    );
     let v = json(&out.stdout);
     assert_eq!(v["summary"]["rejected"], 1, "still reported");
     assert_eq!(v["summary"]["forwarded"], 45);
@@ -345,4 +396,274 @@ fn delay_between_deliveries_delivers_everything() {
         elapsed >= Duration::from_millis(44 * 5),
         "44 pauses of 5 ms, took {elapsed:?}"
     );
+}
+
+/// A failed delivery keeps the start of the endpoint's answer: 200 bytes at
+/// most, cut on a character boundary with `…`, terminal controls escaped.
+#[test]
+fn failed_delivery_keeps_the_start_of_the_answer() {
+    // 4 bytes of escape sequence and 195 x's make 199 bytes: the two-byte é
+    // that follows straddles byte 200 and is left out whole.
+    let answer: &'static str =
+        Box::leak(format!("\n  \x1b[2J{}é{}\n", "x".repeat(195), "y".repeat(300)).into_boxed_str());
+    let ep = endpoint_answering(500, Duration::ZERO, answer);
+    let dir = tempdir();
+    let one = fixtures().join("2026-04-billing/02-alan-seats-applied.json");
+    let out = run(cmd_in(dir.path())
+        .args([
+            "replay",
+            "--json",
+            "--secret",
+            SECRET,
+            "--forward-to",
+            &ep.url,
+        ])
+        .arg(&one));
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(
+        complaints(&out.stderr),
+        Vec::<&str>::new(),
+        "{}",
+        out.stderr
+    );
+    let v = json(&out.stdout);
+    let f = &v["events"][0]["forward"];
+    assert_eq!(keys(f), ["status", "ms", "body"]);
+    assert_eq!(f["status"], 500);
+    assert_eq!(
+        f["body"].as_str().unwrap(),
+        format!("\\u{{1b}}[2J{}…", "x".repeat(195))
+    );
+    assert_eq!(v["summary"]["forward_failures"], 1);
+
+    // The human table never carries the endpoint's raw control characters.
+    let out = run(cmd_in(dir.path())
+        .args(["replay", "--secret", SECRET, "--forward-to", &ep.url])
+        .arg(&one));
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(out.stdout.contains("500"), "{}", out.stdout);
+    assert!(!out.stdout.contains('\x1b'), "{}", out.stdout);
+    assert!(!out.stderr.contains('\x1b'), "{}", out.stderr);
+}
+
+/// https:// to a port that serves plain HTTP: rustls reports "received
+/// corrupt message of type InvalidContentType"; the delivery says why.
+#[test]
+fn https_to_a_plain_http_port_says_use_http() {
+    let ep = endpoint(200, Duration::ZERO);
+    let https = ep.url.replacen("http://", "https://", 1);
+    let dir = tempdir();
+    let one = fixtures().join("2026-04-billing/02-alan-seats-applied.json");
+    let out = run(cmd_in(dir.path())
+        .args([
+            "replay",
+            "--json",
+            "--secret",
+            SECRET,
+            "--forward-to",
+            &https,
+        ])
+        .arg(&one));
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(
+        complaints(&out.stderr),
+        Vec::<&str>::new(),
+        "{}",
+        out.stderr
+    );
+    let v = json(&out.stdout);
+    let f = &v["events"][0]["forward"];
+    assert_eq!(keys(f), ["ms", "error"]);
+    assert_eq!(f["error"], "the endpoint does not speak TLS: use http://");
+    assert_eq!(v["summary"]["forward_failures"], 1);
+    assert!(
+        ep.seen.bodies.lock().unwrap().is_empty(),
+        "nothing delivered"
+    );
+
+    let out = run(cmd_in(dir.path())
+        .args(["replay", "--secret", SECRET, "--forward-to", &https])
+        .arg(&one));
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("the endpoint does not speak TLS: use http://"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("InvalidContentType"), "{}", out.stdout);
+
+    // A plain server that reads the ClientHello and hangs up without a word.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = mute.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in mute.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut conn, &mut buf);
+        }
+    });
+    let out = run(cmd_in(dir.path())
+        .args([
+            "replay",
+            "--json",
+            "--secret",
+            SECRET,
+            "--forward-to",
+            &format!("https://{addr}/hook"),
+        ])
+        .arg(&one));
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    let error = json(&out.stdout)["events"][0]["forward"]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.contains("TLS handshake") && error.contains("use http://"),
+        "{error}"
+    );
+}
+
+/// `-H` must not silently replace what stripe-sync computes: refused
+/// (status 2, before any delivery or secret prompt) unless
+/// --allow-header-override, and then said once on stderr.
+#[test]
+fn overriding_own_headers_takes_a_flag() {
+    let ep = endpoint(200, Duration::ZERO);
+    let dir = tempdir();
+    let one = fixtures().join("2026-04-billing/02-alan-seats-applied.json");
+    for (header, name) in [
+        ("Stripe-Signature: v1=forged_0", "Stripe-Signature"),
+        ("stripe-signature: t=1,v1=00", "Stripe-Signature"),
+        ("content-type: text/plain", "Content-Type"),
+        ("User-Agent: curl/8", "User-Agent"),
+    ] {
+        let out = run(cmd_in(dir.path())
+            .args([
+                "replay",
+                "--json",
+                "--secret",
+                SECRET,
+                "-H",
+                header,
+                "--forward-to",
+                &ep.url,
+            ])
+            .arg(&one));
+        assert_eq!(out.status, 2, "{header}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{header}");
+        assert!(
+            out.stderr.contains("--allow-header-override") && out.stderr.contains(name),
+            "{header}: {}",
+            out.stderr
+        );
+        let value = header.split_once(": ").unwrap().1;
+        assert!(
+            !out.stderr.contains(value),
+            "the value is not echoed: {}",
+            out.stderr
+        );
+    }
+    // Refused before the missing secret is asked for.
+    let out = run(cmd_in(dir.path())
+        .args([
+            "replay",
+            "-H",
+            "Stripe-Signature: forged",
+            "--forward-to",
+            &ep.url,
+        ])
+        .arg(&one));
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.contains("--allow-header-override"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        ep.seen.bodies.lock().unwrap().is_empty(),
+        "nothing delivered"
+    );
+
+    // With the flag the forged signature is the one sent, and the endpoint
+    // rejects it: status 1, its answer in the decision.
+    let two = fixtures().join("2026-04-billing");
+    let out = run(cmd_in(dir.path())
+        .args([
+            "replay",
+            "--json",
+            "--secret",
+            SECRET,
+            "--allow-header-override",
+            "-H",
+            "Stripe-Signature: forged",
+            "-H",
+            "User-Agent: forger/1",
+            "--forward-to",
+            &ep.url,
+        ])
+        .arg(&two));
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    let warnings = complaints(&out.stderr);
+    assert_eq!(warnings.len(), 1, "one warning: {}", out.stderr);
+    assert!(
+        warnings[0].starts_with("warning: --allow-header-override")
+            && warnings[0].contains("Stripe-Signature, User-Agent"),
+        "{}",
+        out.stderr
+    );
+    let v = json(&out.stdout);
+    let events = v["events"].as_array().unwrap();
+    assert!(events.len() > 1);
+    for e in events {
+        assert_eq!(keys(&e["forward"]), ["status", "ms", "body"], "{e}");
+        assert_eq!(e["forward"]["status"], 400);
+        assert_eq!(e["forward"]["body"], REJECTED);
+    }
+    assert_eq!(v["summary"]["forwarded"], 0);
+    let got = ep.seen.bodies.lock().unwrap();
+    assert_eq!(got.len(), events.len());
+    for (_, valid, h) in got.iter() {
+        assert!(!valid);
+        let sigs: Vec<_> = h.get_all("stripe-signature").iter().collect();
+        assert_eq!(
+            sigs,
+            ["forged"],
+            "the given header replaces the computed one"
+        );
+        let agents: Vec<_> = h.get_all("user-agent").iter().collect();
+        assert_eq!(agents, ["forger/1"]);
+        assert_eq!(h["content-type"], "application/json; charset=utf-8");
+    }
+    drop(got);
+
+    // A replaced Content-Type is the one sent too; the signature is still
+    // computed, so the delivery goes through. --quiet drops the warning.
+    let ep = endpoint(200, Duration::ZERO);
+    let out = run(cmd_in(dir.path())
+        .args([
+            "replay",
+            "--quiet",
+            "--json",
+            "--secret",
+            SECRET,
+            "--allow-header-override",
+            "-H",
+            "Content-Type: application/json",
+            "--forward-to",
+            &ep.url,
+        ])
+        .arg(&one));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(
+        complaints(&out.stderr),
+        Vec::<&str>::new(),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(json(&out.stdout)["events"][0]["forward"]["status"], 200);
+    let got = ep.seen.bodies.lock().unwrap();
+    let types: Vec<_> = got[0].2.get_all("content-type").iter().collect();
+    assert_eq!(types, ["application/json"]);
+    assert!(got[0].1, "the computed signature still verifies");
 }
