@@ -105,7 +105,7 @@ pub fn api_client(
     cfg: &crate::config::Config,
     printer: &crate::output::Printer,
 ) -> anyhow::Result<(crate::stripe::Client, crate::stripe::KeyMode)> {
-    use crate::stripe::{Client, ClientConfig, key_mode, validate_api_base};
+    use crate::stripe::{Client, ClientConfig, RequestHook, key_mode, validate_api_base};
     let key = api_key(args, printer)?;
     validate_api_base(&args.api_base).map_err(crate::usage)?;
     if let Some(rps) = args.max_rps
@@ -122,6 +122,10 @@ pub fn api_client(
         .unwrap_or_else(|| cfg.api_version.clone());
     config.max_rps = args.max_rps;
     config.max_retries = args.max_retries;
+    if printer.verbosity() >= 2 {
+        let sink = printer.debug_sink();
+        config.on_request = Some(RequestHook::new(move |log| sink.request(log)));
+    }
     let client = Client::new(config).map_err(|e| match e {
         crate::stripe::ApiError::InvalidBase(m) => crate::usage(m),
         other => anyhow::Error::new(other),

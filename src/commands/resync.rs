@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::Status;
 use crate::cli::{GlobalArgs, ResyncArgs};
-use crate::output::Printer;
+use crate::output::{Printer, fmt};
 use crate::output::resync::{Summary, human, summary_line};
 use crate::runtime::Runtime;
 use crate::store;
@@ -59,8 +59,11 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         .run(&mut syncer, &mut |c| {
             let stats = client.stats();
             bar.set_message(format!(
-                "{} customers, {} subscriptions, {} requests, {} retries",
-                c.customers, c.subscriptions, stats.requests, stats.retries
+                "{}, {}, {}, {}",
+                fmt::plural(c.customers, "customer"),
+                fmt::plural(c.subscriptions, "subscription"),
+                fmt::plural(stats.requests, "request"),
+                fmt::plural(stats.retries, "retry")
             ));
         });
         bar.finish_and_clear();

@@ -6,6 +6,8 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressState, ProgressStyle};
+
 use crate::cli::{ColorChoice, GlobalArgs};
 
 /// Owner of stdout and stderr for one run.
@@ -67,9 +69,11 @@ impl Printer {
         self.interactive
     }
 
-    /// Whether progress bars should be drawn.
+    /// Whether progress bars should be drawn: on a terminal, without
+    /// `--json` or `--quiet`, and not under `-vv`, whose one line per request
+    /// would tear a bar apart.
     pub fn show_progress(&self) -> bool {
-        self.stderr_tty && !self.quiet && !self.json
+        self.stderr_tty && !self.quiet && !self.json && self.verbosity < 2
     }
 
     pub fn verbosity(&self) -> u8 {
@@ -141,22 +145,6 @@ impl Printer {
         paint(self.color_err, text, style)
     }
 
-    /// A progress bar on stderr, hidden unless [`Printer::show_progress`].
-    pub fn progress(&self, len: Option<u64>, template: &str) -> indicatif::ProgressBar {
-        if !self.show_progress() {
-            return indicatif::ProgressBar::hidden();
-        }
-        let bar = match len {
-            Some(n) => indicatif::ProgressBar::new(n),
-            None => indicatif::ProgressBar::no_length(),
-        };
-        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-            bar.set_style(style);
-        }
-        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(10));
-        bar
-    }
-
     /// Ask for a secret with a hidden prompt; `None` when prompting is not
     /// allowed (CI, --no-input, no terminal) or the user gave nothing.
     pub fn ask_secret(&self, prompt: &str) -> Option<crate::secret::Secret> {
@@ -183,6 +171,138 @@ impl Printer {
             .interact()
             .ok()
     }
+}
+
+// ---------------------------------------------------------------------------
+// Progress bars and the request log (stderr)
+// ---------------------------------------------------------------------------
+
+impl Printer {
+    /// A spinner counting `unit` (plural) as they pass, for work of unknown
+    /// size: `⠙ 12,345 events  4,321 events/s  2.4 s`.
+    pub(crate) fn counter(&self, unit: &'static str) -> ProgressBar {
+        self.progress(None, counter_style(unit))
+    }
+
+    /// A bar over `len` `unit` (plural; `set_length` may change it later):
+    /// `[####      ] 1,234/5,678 customers  41 customers/s  2.4 s`.
+    pub(crate) fn bar(&self, len: u64, unit: &'static str) -> ProgressBar {
+        self.progress(Some(len), bar_style(unit))
+    }
+
+    /// A spinner showing the message its owner sets: `⠙ {msg}  2.4 s`.
+    pub(crate) fn spinner(&self) -> ProgressBar {
+        self.progress(None, spinner_style())
+    }
+
+    /// Hidden unless [`Printer::show_progress`]; cleared when finished or dropped.
+    fn progress(&self, len: Option<u64>, style: ProgressStyle) -> ProgressBar {
+        if !self.show_progress() {
+            return ProgressBar::hidden();
+        }
+        ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr_with_hz(10))
+            .with_style(style)
+            .with_finish(ProgressFinish::AndClear)
+    }
+
+    /// Where `-vv` writes a line per API request; shareable with the client.
+    pub(crate) fn debug_sink(&self) -> DebugSink {
+        DebugSink {
+            color: self.color_err,
+        }
+    }
+}
+
+/// Writes `debug: ...` lines to stderr from any thread (the HTTP client's
+/// request hook), colouring failures when stderr gets colour.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DebugSink {
+    color: bool,
+}
+
+impl DebugSink {
+    /// `debug: GET /v1/customers → 429 req_x 3 ms (retry 1 in 500 ms)`.
+    pub(crate) fn request(&self, log: &crate::stripe::RequestLog) {
+        let line = request_line(log, self.color);
+        // One write per line, so lines from concurrent requests never mix.
+        let _ = writeln!(io::stderr().lock(), "debug: {line}");
+    }
+}
+
+/// Template of [`Printer::counter`]; `count`, `rate` and `elapsed` are ours.
+fn counter_style(unit: &'static str) -> ProgressStyle {
+    styled("{spinner} {count}  {rate}  {elapsed}", unit)
+}
+
+/// Template of [`Printer::bar`].
+fn bar_style(unit: &'static str) -> ProgressStyle {
+    styled("{bar:30} {count}  {rate}  {elapsed}", unit)
+}
+
+fn spinner_style() -> ProgressStyle {
+    styled("{spinner} {msg}  {elapsed}", "")
+}
+
+/// `template` with the keys that print numbers as [`fmt`] does: `{count}`
+/// (`12,345 events`, or `1,234/5,678 customers` once there is a length),
+/// `{rate}` (`4,321 events/s`) and `{elapsed}` (`850 ms`, `2.4 s`).
+fn styled(template: &str, unit: &'static str) -> ProgressStyle {
+    let key = |text: fn(&ProgressState, &str) -> String| {
+        move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&text(state, unit));
+        }
+    };
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "count",
+            key(|s, unit| progress_count(s.pos(), s.len(), unit)),
+        )
+        .with_key("rate", key(|s, unit| fmt::rate(s.per_sec(), unit)))
+        .with_key("elapsed", key(|s, _| fmt::elapsed(s.elapsed())))
+}
+
+/// `12,345 events`; with a length, `1,234/5,678 customers`.
+fn progress_count(pos: u64, len: Option<u64>, unit: &str) -> String {
+    match len {
+        Some(len) => format!("{}/{} {unit}", fmt::count(pos), fmt::count(len)),
+        None => format!("{} {unit}", fmt::count(pos)),
+    }
+}
+
+/// One request of the `-vv` log, after `debug: `:
+/// `GET /v1/customers (retry 1) → 429 req_x 3 ms (retry 2 in 1.0 s)`.
+/// With `color`, what went wrong is yellow.
+fn request_line(log: &crate::stripe::RequestLog, color: bool) -> String {
+    use crate::stripe::NextStep;
+    let mut line = format!("{} {}", log.method, log.target);
+    if log.retry > 0 {
+        let _ = write!(line, " (retry {})", log.retry);
+    }
+    let status = log.status.map(|s| s.to_string());
+    let outcome = [status.as_deref(), log.error]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let failed = log.error.is_some() || log.status.is_none_or(|s| !(200..300).contains(&s));
+    let outcome = match failed {
+        true => paint(color, &outcome, YELLOW).into_owned(),
+        false => outcome,
+    };
+    let _ = write!(line, " → {outcome}");
+    if let Some(id) = &log.request_id {
+        let _ = write!(line, " {}", escape_text(id));
+    }
+    let _ = write!(line, " {}", fmt::elapsed(log.elapsed));
+    match log.next {
+        NextStep::Done => {}
+        NextStep::Retry { number, after } => {
+            let _ = write!(line, " (retry {number} in {})", fmt::elapsed(after));
+        }
+        NextStep::GiveUp => line.push_str(" (no retries left)"),
+    }
+    line
 }
 
 /// `COLUMNS` wins (a test or a user can fix the width); else the terminal's.
@@ -251,9 +371,199 @@ mod tests {
         assert_eq!(escape_text("x\u{202e}y"), "x\\u{202e}y");
         assert_eq!(escape_text("l1\nl2\t\u{7f}"), "l1\\nl2\\t\\u{7f}");
     }
+
+    #[test]
+    fn progress_counts_have_separators_and_units() {
+        assert_eq!(progress_count(0, None, "events"), "0 events");
+        assert_eq!(progress_count(12_345, None, "events"), "12,345 events");
+        assert_eq!(
+            progress_count(1_234, Some(56_789), "customers"),
+            "1,234/56,789 customers"
+        );
+    }
+
+    /// A terminal that keeps what indicatif draws.
+    #[derive(Debug, Clone, Default)]
+    struct Screen(std::sync::Arc<std::sync::Mutex<String>>);
+
+    impl indicatif::TermLike for Screen {
+        fn width(&self) -> u16 {
+            200
+        }
+        fn move_cursor_up(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> io::Result<()> {
+            self.write_str(s)
+        }
+        fn write_str(&self, s: &str) -> io::Result<()> {
+            if let Ok(mut screen) = self.0.lock() {
+                screen.push_str(s);
+            }
+            Ok(())
+        }
+        fn clear_line(&self) -> io::Result<()> {
+            if let Ok(mut screen) = self.0.lock() {
+                screen.clear();
+            }
+            Ok(())
+        }
+        fn flush(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What `style` shows for a bar at `pos` of `len`.
+    fn render(style: ProgressStyle, len: Option<u64>, pos: u64) -> String {
+        let screen = Screen::default();
+        let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
+        let bar = ProgressBar::with_draw_target(len, target).with_style(style);
+        bar.set_position(pos);
+        bar.force_draw();
+        let shown = screen.0.lock().map(|s| s.trim_end().to_owned());
+        shown.unwrap_or_default()
+    }
+
+    /// `rest` is `N UNIT/s  ELAPSED`, N with separators, ELAPSED as fmt::elapsed.
+    fn assert_rate_then_elapsed(rest: &str, unit: &str) {
+        let (rate, elapsed) = rest.split_once("/s  ").expect(rest);
+        let (n, u) = rate.split_once(' ').expect(rate);
+        assert_eq!(u, unit, "{rest}");
+        assert!(
+            !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || c == ','),
+            "{rest}"
+        );
+        assert!(
+            elapsed.ends_with(" ms") || elapsed.ends_with(" s"),
+            "{rest}"
+        );
+    }
+
+    #[test]
+    fn counter_shows_separated_count_and_rate() {
+        let shown = render(counter_style("events"), None, 1_234_567);
+        let (spinner, rest) = shown.split_once(' ').expect(&shown);
+        assert_eq!(spinner.chars().count(), 1, "{shown}");
+        let rest = rest.strip_prefix("1,234,567 events  ").expect(&shown);
+        assert_rate_then_elapsed(rest, "events");
+        assert!(!shown.contains("{"), "an unknown key: {shown}");
+    }
+
+    #[test]
+    fn bar_shows_position_of_length() {
+        let shown = render(bar_style("customers"), Some(20_000), 5_000);
+        let (bar, rest) = shown.split_once(' ').expect(&shown);
+        assert_eq!(bar.chars().count(), 30, "{shown}");
+        let rest = rest.strip_prefix("5,000/20,000 customers  ").expect(&shown);
+        assert_rate_then_elapsed(rest, "customers");
+    }
+
+    #[test]
+    fn spinner_shows_its_message() {
+        let screen = Screen::default();
+        let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
+        let bar = ProgressBar::with_draw_target(None, target).with_style(spinner_style());
+        bar.set_message("12 customers");
+        bar.force_draw();
+        let shown = screen.0.lock().map(|s| s.trim_end().to_owned());
+        let shown = shown.unwrap_or_default();
+        assert!(shown.contains(" 12 customers  "), "{shown}");
+        assert!(shown.ends_with(" ms") || shown.ends_with(" s"), "{shown}");
+    }
+
+    #[test]
+    fn bars_are_hidden_with_json_quiet_or_debug() {
+        let printer = |json, quiet, verbose| {
+            Printer::new(&GlobalArgs {
+                db: None,
+                config: None,
+                json,
+                quiet,
+                verbose,
+                color: ColorChoice::Auto,
+                no_input: true,
+            })
+        };
+        for p in [
+            printer(true, false, 0),
+            printer(false, true, 0),
+            printer(false, false, 2),
+        ] {
+            assert!(!p.show_progress());
+            assert!(p.counter("events").is_hidden());
+            assert!(p.bar(10, "customers").is_hidden());
+            assert!(p.spinner().is_hidden());
+        }
+        // Off a terminal (how `cargo test` runs, unless from a terminal) too.
+        let plain = printer(false, false, 0);
+        assert_eq!(plain.show_progress(), io::stderr().is_terminal());
+    }
+
+    fn log(status: Option<u16>, next: crate::stripe::NextStep) -> crate::stripe::RequestLog {
+        crate::stripe::RequestLog {
+            method: "GET",
+            target: "/v1/customers?limit=100".to_owned(),
+            status,
+            error: None,
+            request_id: Some("req_x".to_owned()),
+            elapsed: std::time::Duration::from_millis(3),
+            retry: 0,
+            next,
+        }
+    }
+
+    #[test]
+    fn request_lines() {
+        use crate::stripe::NextStep;
+        use std::time::Duration;
+        assert_eq!(
+            request_line(&log(Some(200), NextStep::Done), false),
+            "GET /v1/customers?limit=100 → 200 req_x 3 ms"
+        );
+        let retry = NextStep::Retry {
+            number: 1,
+            after: Duration::from_millis(500),
+        };
+        assert_eq!(
+            request_line(&log(Some(429), retry), false),
+            "GET /v1/customers?limit=100 → 429 req_x 3 ms (retry 1 in 500 ms)"
+        );
+        let mut again = log(None, NextStep::GiveUp);
+        again.retry = 5;
+        again.error = Some("timeout");
+        again.request_id = None;
+        again.elapsed = Duration::from_millis(30_000);
+        assert_eq!(
+            request_line(&again, false),
+            "GET /v1/customers?limit=100 (retry 5) → timeout 30.0 s (no retries left)"
+        );
+        let mut cut = log(Some(200), NextStep::Done);
+        cut.error = Some("unreadable body");
+        assert_eq!(
+            request_line(&cut, true),
+            "GET /v1/customers?limit=100 → \x1b[33m200 unreadable body\x1b[0m req_x 3 ms"
+        );
+        // Success stays plain even with colour; a Request-Id cannot inject controls.
+        let mut ok = log(Some(200), NextStep::Done);
+        ok.request_id = Some("req_\x1b[2J".to_owned());
+        assert_eq!(
+            request_line(&ok, true),
+            "GET /v1/customers?limit=100 → 200 req_\\u{1b}[2J 3 ms"
+        );
+    }
 }
 
 pub(crate) mod fmt;
-pub(crate) mod table;
+pub(crate) mod inspect;
 pub(crate) mod replay;
 pub(crate) mod resync;
+pub(crate) mod table;

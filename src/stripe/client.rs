@@ -1,11 +1,11 @@
 //! The HTTP side: one `reqwest::Client` (one connection pool, rustls), the
 //! retry loop, response classification, and the typed reads.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -71,6 +71,8 @@ pub struct ClientConfig {
     /// by `backoff_base / DEFAULT_BACKOFF_BASE` (so in full by default).
     /// Only tests change it; `new` reads [`TEST_BACKOFF_ENV`] for them.
     pub backoff_base: Duration,
+    /// Called after every attempt (retries included), for `-vv`.
+    pub on_request: Option<RequestHook>,
 }
 
 impl ClientConfig {
@@ -85,6 +87,7 @@ impl ClientConfig {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             backoff_base: test_backoff_override(std::env::var(TEST_BACKOFF_ENV).ok().as_deref())
                 .unwrap_or(DEFAULT_BACKOFF_BASE),
+            on_request: None,
         }
     }
 
@@ -102,6 +105,56 @@ impl ClientConfig {
 fn test_backoff_override(value: Option<&str>) -> Option<Duration> {
     let ms: u64 = value?.trim().parse().ok()?;
     (ms <= 60_000).then(|| Duration::from_millis(ms))
+}
+
+/// One attempt at a request, as `-vv` reports it: what was asked, what came
+/// back, how long it took, what happens next. Never a header, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestLog {
+    pub method: &'static str,
+    /// Path and query, readable and safe to print: brackets and quotes
+    /// decoded, anything unprintable or ambiguous percent-encoded, key-like
+    /// tokens redacted (`/v1/subscriptions?customer=cus_1&status=all`).
+    pub target: String,
+    /// The HTTP status, when an answer arrived.
+    pub status: Option<u16>,
+    /// Why the attempt failed when the status does not say it: `timeout`,
+    /// `unreachable`, `network error`, `unreadable body`.
+    pub error: Option<&'static str>,
+    /// Stripe's `Request-Id`, when the answer carried one.
+    pub request_id: Option<String>,
+    /// From sending the request to the end of the body.
+    pub elapsed: Duration,
+    /// 0 for the first attempt; `n` for the `n`-th retry.
+    pub retry: u32,
+    pub next: NextStep,
+}
+
+/// What the client does after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Nothing more: a success, or a failure not worth retrying.
+    Done,
+    /// Retry number `number` after waiting `after`.
+    Retry { number: u32, after: Duration },
+    /// A failure worth retrying, but the retries are spent.
+    GiveUp,
+}
+
+/// The function [`ClientConfig::on_request`] holds; shared by the client's clones.
+#[derive(Clone)]
+pub struct RequestHook(Arc<dyn Fn(&RequestLog) + Send + Sync>);
+
+impl RequestHook {
+    pub fn new(f: impl Fn(&RequestLog) + Send + Sync + 'static) -> RequestHook {
+        RequestHook(Arc::new(f))
+    }
+}
+
+impl fmt::Debug for RequestHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RequestHook(..)")
+    }
 }
 
 /// Test or live mode, read from the key's prefix.
@@ -246,6 +299,7 @@ struct Inner {
     backoff: Backoff,
     pacer: Pacer,
     in_flight: Semaphore,
+    on_request: Option<RequestHook>,
     requests: AtomicU64,
     retries: AtomicU64,
     rate_limited: AtomicU64,
@@ -267,16 +321,26 @@ struct Failure {
     error: ApiError,
     retry: bool,
     retry_after: Option<Duration>,
+    /// The answer's status, if one arrived (for the request log).
+    status: Option<u16>,
 }
 
 impl Failure {
-    fn final_(error: ApiError) -> Failure {
+    fn final_(error: ApiError, status: u16) -> Failure {
         Failure {
             error,
             retry: false,
             retry_after: None,
+            status: Some(status),
         }
     }
+}
+
+/// A 2xx answer: its JSON body, `Request-Id` and status.
+struct Answer {
+    value: Value,
+    request_id: Option<String>,
+    status: u16,
 }
 
 #[derive(Deserialize)]
@@ -346,6 +410,7 @@ impl Client {
                 },
                 pacer: Pacer::new(max_rps),
                 in_flight: Semaphore::new(cfg.max_in_flight.max(1)),
+                on_request: cfg.on_request,
                 requests: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
                 rate_limited: AtomicU64::new(0),
@@ -498,6 +563,25 @@ impl Client {
         } else {
             Lane::General
         };
+        // Built once, and only when someone listens.
+        let target = inner
+            .on_request
+            .as_ref()
+            .map(|_| self.redact(&display_target(&url)));
+        let log = |status, error, request_id: Option<&str>, elapsed, retry, next| {
+            if let (Some(hook), Some(target)) = (&inner.on_request, &target) {
+                (hook.0)(&RequestLog {
+                    method: "GET",
+                    target: target.clone(),
+                    status,
+                    error,
+                    request_id: request_id.map(str::to_owned),
+                    elapsed,
+                    retry,
+                    next,
+                });
+            }
+        };
         let mut retries = 0;
         loop {
             // The permit is taken before the slot, so a slot is never spent
@@ -511,30 +595,50 @@ impl Client {
                 })?;
             inner.pacer.wait(lane).await;
             inner.requests.fetch_add(1, Ordering::Relaxed);
+            let sent = Instant::now();
             let result = self.attempt(&url).await;
+            let elapsed = sent.elapsed();
             drop(permit);
             let failure = match result {
-                Ok(ok) => return Ok(ok),
+                Ok(a) => {
+                    let id = a.request_id.as_deref();
+                    log(Some(a.status), None, id, elapsed, retries, NextStep::Done);
+                    return Ok((a.value, a.request_id));
+                }
                 Err(failure) => failure,
             };
             let max_retries = match failure.error {
                 ApiError::Unreachable { .. } => inner.max_retries.min(MAX_UNREACHABLE_RETRIES),
                 _ => inner.max_retries,
             };
+            let error = error_kind(&failure.error, failure.status);
+            let id = failure.error.request_id();
             if !failure.retry || retries >= max_retries {
+                let next = match failure.retry {
+                    true => NextStep::GiveUp,
+                    false => NextStep::Done,
+                };
+                log(failure.status, error, id, elapsed, retries, next);
                 return Err(with_retry_note(failure.error, retries));
             }
+            let jitter = 0.5 * (1.0 + fastrand::f64());
+            let delay = inner
+                .backoff
+                .delay(retries + 1, failure.retry_after, jitter);
+            let next = NextStep::Retry {
+                number: retries + 1,
+                after: delay,
+            };
+            log(failure.status, error, id, elapsed, retries, next);
             retries += 1;
             inner.retries.fetch_add(1, Ordering::Relaxed);
-            let jitter = 0.5 * (1.0 + fastrand::f64());
-            let delay = inner.backoff.delay(retries, failure.retry_after, jitter);
             let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
             inner.backoff_nanos.fetch_add(nanos, Ordering::Relaxed);
             tokio::time::sleep(delay).await;
         }
     }
 
-    async fn attempt(&self, url: &Url) -> Result<(Value, Option<String>), Failure> {
+    async fn attempt(&self, url: &Url) -> Result<Answer, Failure> {
         let inner = &*self.inner;
         let path = url.path();
         let response = match inner.http.get(url.clone()).send().await {
@@ -545,6 +649,7 @@ impl Client {
                     error: self.transport_error(e, path),
                     retry,
                     retry_after: None,
+                    status: None,
                 });
             }
         };
@@ -559,19 +664,25 @@ impl Client {
         }
         if status == 401 {
             // Stripe's 401 message quotes the (masked) key; we never surface it.
-            return Err(Failure::final_(ApiError::Unauthorized { request_id }));
+            return Err(Failure::final_(
+                ApiError::Unauthorized { request_id },
+                status,
+            ));
         }
 
         let body = match read_body(response).await {
             Ok(Some(body)) => body,
             Ok(None) => {
-                return Err(Failure::final_(ApiError::Decode {
-                    message: format!(
-                        "GET {path}: the response is larger than {} MiB",
-                        MAX_BODY_BYTES >> 20
-                    ),
-                    request_id,
-                }));
+                return Err(Failure::final_(
+                    ApiError::Decode {
+                        message: format!(
+                            "GET {path}: the response is larger than {} MiB",
+                            MAX_BODY_BYTES >> 20
+                        ),
+                        request_id,
+                    },
+                    status,
+                ));
             }
             // Cut off mid-body: a transport failure, whatever the status said.
             Err(e) => {
@@ -579,13 +690,18 @@ impl Client {
                     error: self.transport_error(e, path),
                     retry: true,
                     retry_after: None,
+                    status: Some(status),
                 });
             }
         };
 
         if (200..300).contains(&status) {
             return match serde_json::from_slice::<Value>(&body) {
-                Ok(value) => Ok((value, request_id)),
+                Ok(value) => Ok(Answer {
+                    value,
+                    request_id,
+                    status,
+                }),
                 // Stripe always sends complete JSON on success, so a 2xx body
                 // that does not parse was truncated or mangled in transit:
                 // retry it like a network error.
@@ -598,6 +714,7 @@ impl Client {
                     },
                     retry: true,
                     retry_after: None,
+                    status: Some(status),
                 }),
             };
         }
@@ -606,6 +723,7 @@ impl Client {
             error: self.status_error(status, &body, content_type.as_deref(), request_id, path),
             retry: should_retry(status, stripe_should_retry.as_deref()),
             retry_after,
+            status: Some(status),
         })
     }
 
@@ -707,6 +825,47 @@ fn build_url(base: &Url, segments: &[&str], query: &[(&str, String)]) -> Result<
             .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
     }
     Ok(url)
+}
+
+/// The path and query of `url` for the request log: query pairs decoded so
+/// `expand[]` and search quotes read as written, with every character that
+/// is not printable ASCII, or would make a pair ambiguous, percent-encoded.
+fn display_target(url: &Url) -> String {
+    fn push_shown(out: &mut String, text: &str) {
+        for c in text.chars() {
+            if c.is_ascii_graphic() && !matches!(c, '&' | '=' | '%' | '#' | '+') {
+                out.push(c);
+            } else {
+                for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                    let _ = write!(out, "%{b:02X}");
+                }
+            }
+        }
+    }
+    let mut out = url.path().to_owned();
+    for (i, (k, v)) in url.query_pairs().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        push_shown(&mut out, &k);
+        out.push('=');
+        push_shown(&mut out, &v);
+    }
+    out
+}
+
+/// The word the request log shows for a failed attempt whose status (if
+/// any) does not explain it.
+fn error_kind(error: &ApiError, status: Option<u16>) -> Option<&'static str> {
+    match error {
+        ApiError::Timeout => Some("timeout"),
+        ApiError::Unreachable { .. } => Some("unreachable"),
+        ApiError::Network { .. } => Some("network error"),
+        // A 2xx whose body we cannot use; a non-2xx is explained by its status.
+        ApiError::Decode { .. } if status.is_none_or(|s| (200..300).contains(&s)) => {
+            Some("unreadable body")
+        }
+        ApiError::InvalidBase(_) => Some("invalid request"),
+        ApiError::Decode { .. } | ApiError::Status { .. } | ApiError::Unauthorized { .. } => None,
+    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

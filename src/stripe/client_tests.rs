@@ -851,3 +851,172 @@ async fn search_follows_pages() {
         reqs[1]
     );
 }
+
+// ---------------------------------------------------------------------------
+// The request hook (-vv)
+// ---------------------------------------------------------------------------
+
+/// A client whose hook keeps every [`RequestLog`].
+fn logging_client(server: &Server, max_retries: u32) -> (Client, Arc<Mutex<Vec<RequestLog>>>) {
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let kept = logs.clone();
+    let mut cfg = config(&server.url, max_retries);
+    cfg.on_request = Some(RequestHook::new(move |log| {
+        if let Ok(mut logs) = kept.lock() {
+            logs.push(log.clone());
+        }
+    }));
+    (Client::new(cfg).expect("client"), logs)
+}
+
+fn taken(logs: &Mutex<Vec<RequestLog>>) -> Vec<RequestLog> {
+    logs.lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default()
+}
+
+/// `json` with its own `Request-Id`.
+fn json_id(status: u16, id: &str, extra_headers: &[(&str, &str)], body: &str) -> Reply {
+    let Reply::Raw(raw) = json(status, extra_headers, body) else {
+        unreachable!()
+    };
+    Reply::Raw(raw.replace("Request-Id: req_unit", &format!("Request-Id: {id}")))
+}
+
+#[tokio::test]
+async fn the_hook_sees_every_attempt_and_what_follows() {
+    let half = &SUB[..SUB.len() / 2];
+    let server = serve(vec![
+        json_id(429, "req_1", &[("Retry-After", "0")], "{}"),
+        json_id(200, "req_2", &[], half),
+        json_id(200, "req_3", &[], SUB),
+    ])
+    .await;
+    let (c, logs) = logging_client(&server, 3);
+    assert!(c.latest_subscription("cus_1").await.expect("ok").is_some());
+    let logs = taken(&logs);
+    let target =
+        "/v1/subscriptions?customer=cus_1&status=all&limit=1&expand[]=data.default_payment_method";
+    let retry = |number| NextStep::Retry {
+        number,
+        after: Duration::ZERO,
+    };
+    let seen: Vec<_> = logs
+        .iter()
+        .map(|l| {
+            (
+                l.method,
+                l.target.as_str(),
+                l.status,
+                l.error,
+                l.request_id.as_deref(),
+                l.retry,
+                l.next,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("GET", target, Some(429), None, Some("req_1"), 0, retry(1)),
+            (
+                "GET",
+                target,
+                Some(200),
+                Some("unreadable body"),
+                Some("req_2"),
+                1,
+                retry(2)
+            ),
+            (
+                "GET",
+                target,
+                Some(200),
+                None,
+                Some("req_3"),
+                2,
+                NextStep::Done
+            ),
+        ]
+    );
+    assert!(logs.iter().all(|l| l.elapsed < Duration::from_secs(5)));
+    assert_eq!(c.stats().requests, 3, "one log per request sent");
+}
+
+#[tokio::test]
+async fn the_hook_reports_giving_up_final_answers_and_timeouts() {
+    // Retryable, but no retries allowed: given up.
+    let server = serve(vec![stripe_error(503, "x", "down", &[])]).await;
+    let (c, logs) = logging_client(&server, 0);
+    assert!(c.list_customers(None).await.is_err());
+    let log = taken(&logs).pop().expect("one log");
+    assert_eq!(
+        (log.target.as_str(), log.status, log.error, log.next),
+        ("/v1/customers?limit=100", Some(503), None, NextStep::GiveUp)
+    );
+
+    // A 404 is an answer, not worth retrying: done.
+    let server = serve(vec![stripe_error(404, "resource_missing", "No such", &[])]).await;
+    let (c, logs) = logging_client(&server, 3);
+    assert!(matches!(
+        c.customer("cus_gone").await,
+        Ok(CustomerFetch::Missing)
+    ));
+    let log = taken(&logs).pop().expect("one log");
+    assert_eq!(
+        (log.target.as_str(), log.status, log.next),
+        ("/v1/customers/cus_gone", Some(404), NextStep::Done)
+    );
+
+    // No answer at all: the error kind stands in for the status.
+    let server = serve(vec![Reply::Hang]).await;
+    let (c, logs) = logging_client(&server, 0);
+    assert_eq!(c.list_customers(None).await.unwrap_err(), ApiError::Timeout);
+    let log = taken(&logs).pop().expect("one log");
+    assert_eq!(
+        (log.status, log.error, log.request_id, log.next),
+        (None, Some("timeout"), None, NextStep::GiveUp)
+    );
+}
+
+#[tokio::test]
+async fn the_hook_never_sees_the_key_and_gets_a_printable_target() {
+    let server = serve(vec![
+        json(200, &[], r#"{"id":"x","object":"customer","deleted":true}"#),
+        json(
+            200,
+            &[],
+            r#"{"object":"search_result","data":[],"has_more":false}"#,
+        ),
+    ])
+    .await;
+    let (c, logs) = logging_client(&server, 0);
+    // A key pasted where a customer id belongs.
+    let _ = c.customer(KEY).await;
+    let _ = c
+        .search_customers_by_metadata("clerkUserId", "user 1&x=\u{1b}é")
+        .await;
+    let logs = taken(&logs);
+    let targets: Vec<&str> = logs.iter().map(|l| l.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        [
+            "/v1/customers/(redacted)",
+            "/v1/customers/search?query=metadata['clerkUserId']:'user%201%26x%3D%1B%C3%A9'&limit=100",
+        ]
+    );
+    assert!(!format!("{logs:?}").contains(KEY));
+}
+
+#[test]
+fn a_config_with_a_hook_still_debugs_without_the_key() {
+    let mut cfg = config("http://127.0.0.1:1", 0);
+    assert!(format!("{cfg:?}").contains("on_request: None"));
+    cfg.on_request = Some(RequestHook::new(|_| {}));
+    let shown = format!("{cfg:?}");
+    assert!(
+        shown.contains("on_request: Some(RequestHook(..))"),
+        "{shown}"
+    );
+    assert!(!shown.contains(KEY), "{shown}");
+}

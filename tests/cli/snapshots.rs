@@ -1,0 +1,168 @@
+//! The human output, as a person sees it at 80 and 120 columns: a change in
+//! look is a reviewed change (`cargo insta review`, or INSTA_UPDATE=always).
+//! Every line fits its width and none ends in a space.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::common::{cmd_in, run, tempdir};
+use crate::support::fake_stripe::{Account, FakeStripe};
+
+const WIDTHS: [usize; 2] = [80, 120];
+
+/// Elapsed times vary from run to run: `11 ms`, `0.4 s` become `[t] ms`.
+fn redact_times(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let words: Vec<&str> = line.split(' ').collect();
+        for (i, w) in words.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            let next = words.get(i + 1).copied().unwrap_or("");
+            let unit = next.starts_with("ms") || next == "s" || next.starts_with("s\n") || next.starts_with("s;") || next.starts_with("s)");
+            let (lead, num) = w.split_at(w.len() - w.trim_start_matches('(').len());
+            if unit && !num.is_empty() && num.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                out.push_str(lead);
+                out.push_str("[t]");
+            } else {
+                out.push_str(w);
+            }
+        }
+    }
+    out
+}
+
+fn check_fits(text: &str, width: usize) {
+    for line in text.lines() {
+        let cells = unicode_width(line);
+        assert!(cells <= width, "wider than {width} ({cells}): {line:?}");
+        assert!(!line.ends_with(' '), "trailing space: {line:?}");
+    }
+}
+
+/// Display width without pulling a crate into the tests: every char here
+/// is one cell (the output holds no wide characters).
+fn unicode_width(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// stdout then stderr, as a person reads them, with the status.
+fn screen(out: &crate::common::Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        redact_times(&out.stdout),
+        redact_times(&out.stderr)
+    )
+}
+
+fn at(dir: &Path, width: usize) -> assert_cmd::Command {
+    let mut c = cmd_in(dir);
+    c.env("COLUMNS", width.to_string());
+    c
+}
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+#[test]
+fn replay_and_inspect_at_80_and_120() {
+    for width in WIDTHS {
+        let dir = tempdir();
+        let out = run(at(dir.path(), width)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("STRIPE_SYNC_DB", dir.path().join("s.db"))
+            .args(["replay", "fixtures/2026-03-onboarding/09-edsger-signup.json", "fixtures/2026-04-billing/"]));
+        check_fits(&out.stdout, width);
+        insta::assert_snapshot!(format!("replay_{width}"), screen(&out));
+
+        let out = run(at(dir.path(), width)
+            .args(["--db", "s.db", "replay"])
+            .arg(fixtures()));
+        assert_eq!(out.status, 1, "{}", out.stderr);
+        let out = run(at(dir.path(), width).args(["--db", "s.db", "inspect"]));
+        check_fits(&out.stdout, width);
+        insta::assert_snapshot!(format!("inspect_{width}"), screen(&out));
+    }
+}
+
+#[test]
+fn verify_at_80_and_120() {
+    let dir = tempdir();
+    let payload = dir.path().join("payload.json");
+    std::fs::write(
+        &payload,
+        r#"{"id":"evt_1","object":"event","type":"invoice.paid","created":1767225590,"data":{"object":{}}}"#,
+    )
+    .unwrap();
+    let sign = run(cmd_in(dir.path()).args([
+        "sign",
+        "--secret",
+        "whsec_test_secret",
+        "--timestamp",
+        "1767225590",
+        "payload.json",
+    ]));
+    let header = sign.stdout.trim().to_owned();
+    let mut with_newline = std::fs::read(&payload).unwrap();
+    with_newline.push(b'\n');
+    std::fs::write(dir.path().join("edited.json"), with_newline).unwrap();
+    for width in WIDTHS {
+        let mut text = String::new();
+        for (file, now) in [("payload.json", "1767225595"), ("edited.json", "1767225595"), ("payload.json", "1796000000")] {
+            let out = run(at(dir.path(), width).args([
+                "verify",
+                "--secret",
+                "whsec_test_secret",
+                "--signature",
+                &header,
+                "--now",
+                now,
+                file,
+            ]));
+            check_fits(&out.stdout, width);
+            text.push_str(&screen(&out));
+        }
+        insta::assert_snapshot!(format!("verify_{width}"), text);
+    }
+}
+
+#[test]
+fn resync_at_80_and_120() {
+    let account = Account::new()
+        .customer(json!({"id": "cus_QXg1o8vcGmoR32", "email": "ada@example.com", "metadata": {"clerkUserId": "user_2abcdefghijklmnopqrstuvwx"}, "created": 1_700_000_000}))
+        .customer(json!({"id": "cus_B7kq2nP0wXz1Lm", "email": "grace@example.com", "metadata": {"clerkUserId": "user_2bcdefghijklmnopqrstuvwxy"}, "created": 1_700_000_100}))
+        .subscription(json!({"id": "sub_1", "customer": "cus_QXg1o8vcGmoR32", "status": "active", "created": 1_700_000_020, "price": "price_pro"}))
+        .subscription(json!({"id": "sub_2", "customer": "cus_B7kq2nP0wXz1Lm", "status": "trialing", "created": 1_700_000_120, "price": "price_pro"}));
+    for width in WIDTHS {
+        let fake = FakeStripe::start(account.clone());
+        let dir = tempdir();
+        let resync = |args: &[&str]| {
+            run(at(dir.path(), width)
+                .env("STRIPE_API_KEY", fake.api_key())
+                .env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
+                .args(["resync", "--api-base", &fake.url()])
+                .args(args))
+        };
+        let mut text = screen(&resync(&["--all", "--all-rows"]));
+        let mut changed = fake.subscription("sub_2").unwrap();
+        changed["status"] = json!("past_due");
+        fake.upsert_subscription(changed);
+        let check = resync(&["--all", "--check"]);
+        check_fits(&check.stdout, width);
+        text.push_str(&screen(&check));
+        text.push_str(&screen(&resync(&["--customer", "cus_doesnotexist"])));
+        insta::assert_snapshot!(format!("resync_{width}"), text);
+    }
+}
+
+#[test]
+fn times_are_redacted_and_nothing_else() {
+    assert_eq!(redact_times("in 11 ms\n"), "in [t] ms\n");
+    assert_eq!(redact_times("retries, 0.4 s\n"), "retries, [t] s\n");
+    assert_eq!(redact_times("(12 ms)\n"), "([t] ms)\n");
+    assert_eq!(redact_times("45 events: 29 sync\n"), "45 events: 29 sync\n");
+}
