@@ -93,21 +93,23 @@ pub enum Command {
 const VERIFY_EXAMPLES: &str = "\
 Examples:
   stripe-sync verify --secret \"$WHSEC\" --signature \"$SIG\" payload.json
-  stripe-sync verify --signature 'Stripe-Signature: t=1767225590,v1=5f0c…' --now 1767225595 - < body.json
-  STRIPE_WEBHOOK_SECRET=whsec_old,whsec_new stripe-sync verify --json --signature \"$SIG\" body.json";
+  stripe-sync verify -s \"$WHSEC\" --signature \"$SIG\" --now 1767225595 body.json
+  stripe-sync verify --signature 'Stripe-Signature: t=...,v1=...' < body.json
+  stripe-sync verify -s \"$OLD\" -s \"$NEW\" --signature \"$SIG\" --json body.json";
 
 const REPLAY_EXAMPLES: &str = "\
 Examples:
   stripe-sync replay fixtures/
   stripe-sync replay --dry-run --json 'events/*.ndjson' > routes.json
-  stripe-sync replay fixtures/ --forward-to http://localhost:3000/api/stripe --secret whsec_...
+  stripe-sync replay fixtures/ --forward-to http://localhost:3000/api/stripe
   stripe events list --limit 100 | stripe-sync replay --strict -";
 
 const RESYNC_EXAMPLES: &str = "\
-The user's subscription is the one GET /v1/subscriptions?customer=C&status=all&limit=1
-returns first: the newest by created, and on a tie the API's own listing order. Every
-path (--customer, --user, --all, replay --live, and --check) gives that same answer. A
-customer deleted in Stripe shows status `deleted`.
+The user's subscription is the one that
+GET /v1/subscriptions?customer=C&status=all&limit=1 returns first: the newest
+by created, and on a tie the API's own listing order. Every path (--customer,
+--user, --all, replay --live, and --check) gives that same answer. A customer
+deleted in Stripe shows status `deleted`.
 
 Examples:
   stripe-sync resync --user user_2abc --json
@@ -123,11 +125,11 @@ Examples:
 const SIGN_EXAMPLES: &str = "\
 Examples:
   stripe-sync sign --secret whsec_test payload.json
-  stripe-sync sign --secret whsec_test --timestamp 1767225590 --json payload.json";
+  stripe-sync sign -s whsec_test --timestamp 1767225590 --json payload.json";
 
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
-  stripe-sync completions bash > ~/.local/share/bash-completion/completions/stripe-sync
+  echo 'source <(stripe-sync completions bash)' >> ~/.bashrc
   stripe-sync completions zsh > \"${fpath[1]}/_stripe-sync\"
   stripe-sync completions fish > ~/.config/fish/completions/stripe-sync.fish";
 
@@ -269,6 +271,10 @@ pub struct ReplayArgs {
     #[arg(long, help_heading = "Forwarding")]
     pub allow_remote: bool,
 
+    /// Let -H replace headers stripe-sync sets (Stripe-Signature, Content-Type, User-Agent): for testing how the endpoint rejects a forged signature
+    #[arg(long, help_heading = "Forwarding")]
+    pub allow_header_override: bool,
+
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -336,6 +342,10 @@ pub struct ResyncArgs {
     /// Skip the confirmation --all asks for on a live key
     #[arg(long)]
     pub yes: bool,
+
+    /// List every customer; by default a run of more than 50 lists only those that changed or failed
+    #[arg(long)]
+    pub all_rows: bool,
 
     /// Metadata key for the user id [default: from config, else clerkUserId]
     #[arg(long, value_name = "KEY", value_parser = non_blank_user_key)]

@@ -31,17 +31,19 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         None => None,
     };
     let (inputs, expand_errors) = event::expand(&args.inputs);
-    // Inputs that do not exist are reported before any work, alone.
-    if !expand_errors.is_empty() {
-        let errors: Vec<InputError> = expand_errors
-            .into_iter()
-            .map(|(source, message)| InputError { source, message })
-            .collect();
+    // Inputs that do not exist are reported before any work; when nothing
+    // is left to read, the errors are all there is to say.
+    let input_errors: Vec<InputError> = expand_errors
+        .into_iter()
+        .map(|(source, message)| InputError { source, message })
+        .collect();
+    for e in &input_errors {
+        printer.error(&e.message);
+    }
+    let reported = input_errors.len();
+    if inputs.is_empty() && !input_errors.is_empty() {
         if printer.json {
-            output::replay::render_input_errors(printer, &errors)?;
-        }
-        for e in &errors {
-            printer.error(&e.message);
+            output::replay::render_input_errors(printer, &input_errors)?;
         }
         return Ok(Status::Failure);
     }
@@ -62,7 +64,7 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     let plan = Plan {
         cfg: &cfg,
         inputs: &inputs,
-        input_errors: Vec::new(),
+        input_errors,
         trace: printer.verbosity() >= 1,
         live: live.as_ref(),
         forwarder,
@@ -97,7 +99,7 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         ));
     }
 
-    for e in &finished.errors {
+    for e in finished.errors.iter().skip(reported) {
         printer.error(&e.message);
     }
     let s = &finished.summary;

@@ -129,13 +129,14 @@ pub fn run(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Status> {
             notes: &notes,
         })?;
     } else {
-        printer.out(&human(
+        let text = human(
             &verdict,
             &notes,
             event.as_ref(),
             args.secrets.len(),
             printer,
-        ))?;
+        );
+        printer.out(&output::table::wrap_lines(&text, printer.width()))?;
     }
     Ok(Status::from_problems(!verdict.valid))
 }
@@ -178,7 +179,7 @@ fn human(
             Reason::Ok => "",
         };
         out.push_str(&format!(
-            "{} {}: {what} ({when})\n",
+            "{} {}: {what}\n  {when}\n",
             p.paint("invalid", output::RED),
             v.reason.as_str()
         ));

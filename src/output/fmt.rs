@@ -66,7 +66,8 @@ pub(crate) fn age(seconds: u64) -> String {
     const YEAR: u64 = 365 * DAY;
     match seconds {
         s if s < MIN => format!("{s} s"),
-        s if s < HOUR => format!("{} min", s / MIN),
+        s if s < HOUR && s % MIN == 0 => format!("{} min", s / MIN),
+        s if s < HOUR => format!("{} min {} s", s / MIN, s % MIN),
         s if s < DAY => format!("{} h", s / HOUR),
         s if s < 2 * MONTH => noun(s / DAY, "day", "days"),
         s if s < YEAR => noun(s / MONTH, "month", "months"),
@@ -99,7 +100,8 @@ mod tests {
         assert_eq!(elapsed(Duration::from_secs(65)), "1 min 05 s");
         assert_eq!(elapsed(Duration::from_secs(7260)), "2 h 01 min");
         assert_eq!(age(5), "5 s");
-        assert_eq!(age(150), "2 min");
+        assert_eq!(age(150), "2 min 30 s");
+        assert_eq!(age(120), "2 min");
         assert_eq!(age(3 * 3600 + 5), "3 h");
         assert_eq!(age(86_400), "1 day");
         assert_eq!(age(28_800_665), "11 months");

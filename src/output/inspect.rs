@@ -15,31 +15,30 @@ pub(crate) fn warn_duplicate_customers(rows: &[MappingRow], printer: &Printer) {
             by_user.entry(u).or_default().push(&r.customer_id);
         }
     }
-    let dups: Vec<(&str, usize)> = by_user
-        .into_iter()
-        .filter(|(_, c)| c.len() > 1)
-        .map(|(u, c)| (u, c.len()))
-        .collect();
+    let dups: Vec<(&str, Vec<&str>)> = by_user.into_iter().filter(|(_, c)| c.len() > 1).collect();
+    // A few are named one by one; many are grouped into one line.
     const LISTED: usize = 3;
+    if dups.len() <= LISTED {
+        for (user, customers) in &dups {
+            printer.warn(&format!(
+                "user {} maps to {} customers ({}): duplicate customers, the checkout race of the pattern; the app syncs only one",
+                escape_text(user),
+                customers.len(),
+                customers.join(", ")
+            ));
+        }
+        return;
+    }
     let named: Vec<String> = dups
         .iter()
         .take(LISTED)
-        .map(|(u, n)| format!("{} ({n})", escape_text(u)))
+        .map(|(u, c)| format!("{} ({})", escape_text(u), c.len()))
         .collect();
-    match dups.len() {
-        0 => {}
-        1 => printer.warn(&format!(
-            "user {} maps to {} customers: duplicate customers, the checkout race of the pattern; the app syncs only one",
-            named[0].split(' ').next().unwrap_or_default(),
-            dups[0].1
-        )),
-        n => printer.warn(&format!(
-            "{} have more than one customer: {}{}; duplicate customers, the checkout race of the pattern (list them with `inspect --json`)",
-            fmt::plural(n as u64, "user"),
-            named.join(", "),
-            if n > LISTED { ", ..." } else { "" }
-        )),
-    }
+    printer.warn(&format!(
+        "{} have more than one customer: {}, ...; duplicate customers, the checkout race of the pattern (`inspect --user ID` lists one user's)",
+        fmt::plural(dups.len() as u64, "user"),
+        named.join(", "),
+    ));
 }
 
 pub(crate) fn date(ts: Option<i64>) -> String {

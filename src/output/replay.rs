@@ -304,7 +304,7 @@ impl Rows {
         }
         for note in notes {
             out.push('\n');
-            out.push_str(&wrap(&note, "  ↳ ", limit));
+            out.push_str(&super::table::wrap(&note, "  ↳ ", limit));
         }
         out
     }
@@ -325,51 +325,4 @@ fn delivery(f: &crate::forward::Delivery, color: bool) -> String {
         (None, None) => "→ no answer".into(),
     };
     super::paint(color, &text, super::RED).into_owned()
-}
-
-/// `text` after `prefix`, wrapped at `limit` cells (continuation lines
-/// indented like the first); no line ends in a space.
-fn wrap(text: &str, prefix: &str, limit: usize) -> String {
-    let indent = " ".repeat(super::table::width(prefix));
-    let room = limit.saturating_sub(super::table::width(prefix)).max(20);
-    let mut lines: Vec<String> = Vec::new();
-    let mut line = String::new();
-    // Colour codes have no width; count only what shows.
-    let visible = |s: &str| super::table::width(&strip_ansi(s));
-    for word in text.split(' ') {
-        if !line.is_empty() && visible(&line) + 1 + visible(word) > room {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    lines.push(line);
-    lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let lead = if i == 0 { prefix } else { indent.as_str() };
-            format!("{lead}{}", l.trim_end())
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -274,6 +274,69 @@ pub(crate) fn render(
     (out, layout)
 }
 
+/// `text` after `prefix`, wrapped at `limit` cells (continuation lines
+/// indented like the first); no line ends in a space.
+pub(crate) fn wrap(text: &str, prefix: &str, limit: usize) -> String {
+    wrap_with(text, prefix, &" ".repeat(width(prefix)), limit)
+}
+
+/// `text` wrapped at `limit` cells: the first line after `first`, the others
+/// after `rest`. Words longer than a line stay whole.
+fn wrap_with(text: &str, first: &str, rest: &str, limit: usize) -> String {
+    let visible = |s: &str| width(&strip_ansi(s));
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut line = String::from(first);
+    let mut empty = true;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        if !empty && visible(&line) + 1 + visible(word) > limit {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = String::from(rest);
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    out.push_str(line.trim_end());
+    out
+}
+
+pub(crate) fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Each line of `text` wrapped at `limit` cells (continuation lines indented
+/// two more than the line's own indentation); unchanged without a limit.
+pub(crate) fn wrap_lines(text: &str, limit: Option<usize>) -> String {
+    let Some(limit) = limit else {
+        return text.to_owned();
+    };
+    let mut out = String::with_capacity(text.len() + 16);
+    for line in text.lines() {
+        let body = line.trim_start_matches(' ');
+        let indent = &line[..line.len() - body.len()];
+        out.push_str(&wrap_with(body, indent, &format!("{indent}  "), limit));
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +412,19 @@ mod tests {
         // Required columns shorten when nothing else is left.
         let (out, _) = render(&COLS, &rows, Some(16), false);
         assert_eq!(out.lines().nth(1), Some("cus_1gIH…nd_more"), "{out}");
+    }
+
+    #[test]
+    fn wraps_at_words_and_indents_continuations() {
+        let text = "  hint payload_trailing_newline: the signature matches once the trailing newline is removed\nshort\n";
+        let out = wrap_lines(text, Some(40));
+        for line in out.lines() {
+            assert!(width(line) <= 40, "{line:?}");
+            assert!(!line.ends_with(' '));
+        }
+        assert!(out.contains("\n    "), "continuations indented: {out}");
+        assert!(out.ends_with("\nshort\n"));
+        assert_eq!(wrap_lines(text, None), text);
     }
 
     #[test]

@@ -59,10 +59,28 @@ fn unknown_sync_event_types_warn_with_a_suggestion() {
     assert_eq!(v["summary"]["events"], 1);
     // Tracked (not `ignored`): charge.succeeded is listed, though this charge has no customer.
     assert_eq!(v["events"][0]["route"], "unresolved");
+    // The warnings, then the run's one-line summary (stdout is not a terminal).
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
     assert_eq!(
-        out.stderr,
-        "warning: stripe-sync.toml: sync_events: `invoice.paidd` is not a Stripe event type (did you mean `invoice.paid`?)\n\
-         warning: stripe-sync.toml: sync_events: `subscription.deleted` is not a Stripe event type (did you mean `customer.subscription.deleted`?)\n"
+        warnings,
+        [
+            "warning: stripe-sync.toml: sync_events: `invoice.paidd` is not a Stripe event type (did you mean `invoice.paid`?)",
+            "warning: stripe-sync.toml: sync_events: `subscription.deleted` is not a Stripe event type (did you mean `customer.subscription.deleted`?)"
+        ]
+    );
+    assert_eq!(out.stderr.lines().count(), 3, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("1 event: 1 unresolved"),
+        "{}",
+        out.stderr
     );
     // --quiet hides warnings.
     let out = run(cmd_in(d).args(["-q", "replay", "--dry-run", "--json", "e.json"]));

@@ -182,7 +182,7 @@ fn empty_store_without_a_filter_is_status_0_with_a_hint() {
     assert_eq!(
         header,
         [
-            "USER", "CUSTOMER", "EMAIL", "STATUS", "PRICE", "PERIOD", "CANCELS", "CARD", "SOURCE"
+            "USER", "CUSTOMER", "STATUS", "PERIOD", "CARD", "CANCELS", "EMAIL", "PRICE", "SOURCE"
         ]
     );
 
@@ -312,11 +312,11 @@ fn deleted_customers_filter_and_show_once_as_deleted() {
         [
             "user_gone",
             "cus_gone",
-            "gone@x.io",
             "deleted",
             "-",
             "-",
             "-",
+            "gone@x.io",
             "-",
             "events"
         ]

@@ -80,7 +80,13 @@ fn fixtures_route_as_documented() {
         .args(["replay", "--json"])
         .arg(fixtures()));
     assert_eq!(out.status, 1, "one rejected checkout: {}", out.stderr);
-    assert_eq!(out.stderr, "");
+    // stdout is not a terminal: the one-line summary goes to stderr.
+    assert!(
+        out.stderr.starts_with("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate; 6 customers synced (6 changed) in "),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1);
     let v = json(&out.stdout);
     assert_eq!(
         v["summary"],
@@ -207,7 +213,7 @@ fn dry_run_creates_no_store() {
         .args(["replay", "--dry-run"])
         .arg(fixtures()));
     assert_eq!(out.status, 1);
-    assert!(out.stdout.contains("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate, 0 invalid; would sync 6 customers"), "{}", out.stdout);
+    assert!(out.stdout.contains("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate\nwould sync 6 customers (6 would change); nothing written"), "{}", out.stdout);
     assert!(!dir.path().join("stripe-sync.db").exists());
     assert!(
         fs::read_dir(dir.path()).unwrap().next().is_none(),

@@ -11,7 +11,8 @@ use crate::support::fake_stripe::{Account, FakeStripe};
 
 const WIDTHS: [usize; 2] = [80, 120];
 
-/// Elapsed times vary from run to run: `11 ms`, `0.4 s` become `[t] ms`.
+/// Elapsed times vary from run to run: `11 ms` and `0.4 s` become `[t] ms`
+/// and `[t] s`; whole seconds (`300 s`, a tolerance) are not elapsed times.
 fn redact_times(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
@@ -21,9 +22,11 @@ fn redact_times(text: &str) -> String {
                 out.push(' ');
             }
             let next = words.get(i + 1).copied().unwrap_or("");
-            let unit = next.starts_with("ms") || next == "s" || next.starts_with("s\n") || next.starts_with("s;") || next.starts_with("s)");
             let (lead, num) = w.split_at(w.len() - w.trim_start_matches('(').len());
-            if unit && !num.is_empty() && num.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            let numeric = !num.is_empty() && num.chars().all(|c| c.is_ascii_digit() || c == '.');
+            let ms = next.starts_with("ms");
+            let secs = num.contains('.') && next.trim_end_matches(['\n', ')', ';', ',']) == "s";
+            if numeric && (ms || secs) {
                 out.push_str(lead);
                 out.push_str("[t]");
             } else {
@@ -75,7 +78,11 @@ fn replay_and_inspect_at_80_and_120() {
         let out = run(at(dir.path(), width)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("STRIPE_SYNC_DB", dir.path().join("s.db"))
-            .args(["replay", "fixtures/2026-03-onboarding/09-edsger-signup.json", "fixtures/2026-04-billing/"]));
+            .args([
+                "replay",
+                "fixtures/2026-03-onboarding/09-edsger-signup.json",
+                "fixtures/2026-04-billing/",
+            ]));
         check_fits(&out.stdout, width);
         insta::assert_snapshot!(format!("replay_{width}"), screen(&out));
 
@@ -112,7 +119,11 @@ fn verify_at_80_and_120() {
     std::fs::write(dir.path().join("edited.json"), with_newline).unwrap();
     for width in WIDTHS {
         let mut text = String::new();
-        for (file, now) in [("payload.json", "1767225595"), ("edited.json", "1767225595"), ("payload.json", "1796000000")] {
+        for (file, now) in [
+            ("payload.json", "1767225595"),
+            ("edited.json", "1767225595"),
+            ("payload.json", "1796000000"),
+        ] {
             let out = run(at(dir.path(), width).args([
                 "verify",
                 "--secret",
@@ -165,4 +176,6 @@ fn times_are_redacted_and_nothing_else() {
     assert_eq!(redact_times("retries, 0.4 s\n"), "retries, [t] s\n");
     assert_eq!(redact_times("(12 ms)\n"), "([t] ms)\n");
     assert_eq!(redact_times("45 events: 29 sync\n"), "45 events: 29 sync\n");
+    assert_eq!(redact_times("tolerance of 300 s;"), "tolerance of 300 s;");
+    assert_eq!(redact_times("5 s old"), "5 s old");
 }

@@ -199,7 +199,7 @@ fn expired_reports_by_how_much() {
         v["diagnosis"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("110 s past the tolerance of 300 s")
+            .contains("1 min 50 s past the tolerance of 300 s")
     );
 }
 
