@@ -267,7 +267,7 @@ _stripe__sync() {
             return 0
             ;;
         stripe__subcmd__sync__subcmd__replay)
-            opts="-s -H -q -v -h -V --dry-run --live --strict --user-key --forward-to --secret --concurrency --timeout --header --delay --allow-remote --api-key --api-key-file --api-base --api-version --max-rps --max-retries --db --config --json --quiet --verbose --color --no-input --help --version"
+            opts="-s -H -q -v -h -V --dry-run --live --strict --user-key --forward-to --secret --concurrency --timeout --header --delay --allow-remote --allow-header-override --api-key --api-key-file --api-base --api-version --max-rps --max-retries --db --config --json --quiet --verbose --color --no-input --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -353,7 +353,7 @@ _stripe__sync() {
             return 0
             ;;
         stripe__subcmd__sync__subcmd__resync)
-            opts="-q -v -h -V --user --customer --all --restart --check --yes --user-key --api-key --api-key-file --api-base --api-version --max-rps --max-retries --db --config --json --quiet --verbose --color --no-input --help --version"
+            opts="-q -v -h -V --user --customer --all --restart --check --yes --all-rows --user-key --api-key --api-key-file --api-base --api-version --max-rps --max-retries --db --config --json --quiet --verbose --color --no-input --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -7,10 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::secret::Secret;
 
 const AFTER_HELP: &str = "\
-Exit status: 0 done and nothing wrong found; 1 something checked is wrong (invalid
-signature, rejected events, failed syncs, drift, empty filter); 2 could not do the
-job (usage, unreadable input, bad config, refused credentials, unusable store);
-130 interrupted.";
+Exit status: 0 done and nothing wrong found; 1 something checked is wrong
+(invalid signature, rejected events, failed syncs, drift, empty filter);
+2 could not do the job (usage, unreadable input, bad config, refused
+credentials, unusable store); 130 interrupted.";
 
 /// Verify, replay and resync Stripe webhooks and subscriptions, offline or against the API.
 #[derive(Debug, Parser)]

@@ -92,7 +92,7 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     }
     output::replay::render(printer, &mut finished, &mut syncer, started.elapsed())?;
     syncer.close();
-    if !printer.stdout_is_terminal() {
+    if printer.wants_stderr_summary() {
         printer.info(&output::replay::summary_oneliner(
             &finished.summary,
             started.elapsed(),

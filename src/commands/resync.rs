@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::Status;
 use crate::cli::{GlobalArgs, ResyncArgs};
-use crate::output::{Printer, fmt};
 use crate::output::resync::{Summary, human, summary_line};
+use crate::output::{Printer, fmt};
 use crate::runtime::Runtime;
 use crate::store;
 use crate::stripe::KeyMode;
@@ -137,7 +137,7 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
             printer,
         ))?;
     }
-    if !printer.stdout_is_terminal() {
+    if printer.wants_stderr_summary() {
         // The output went to a file or a pipe: the person at the terminal
         // still learns how it went.
         printer.info(&summary_line(&reports, &summary, args.check, false));

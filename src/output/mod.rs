@@ -54,9 +54,11 @@ impl Printer {
         self.width
     }
 
-    /// Whether stdout is a terminal (else a one-line summary goes to stderr).
-    pub(crate) fn stdout_is_terminal(&self) -> bool {
-        self.stdout_tty
+    /// Whether a one-line summary should also go to stderr: stdout is not a
+    /// terminal (a file, a pipe), and stderr is not that same file or pipe
+    /// (`2>&1`), where the summary already is.
+    pub(crate) fn wants_stderr_summary(&self) -> bool {
+        !self.stdout_tty && !stderr_is_stdout()
     }
 
     /// Whether stdout gets colour.
@@ -303,6 +305,19 @@ fn request_line(log: &crate::stripe::RequestLog, color: bool) -> String {
         NextStep::GiveUp => line.push_str(" (no retries left)"),
     }
     line
+}
+
+/// Whether fd 1 and fd 2 are the same open file (`cmd > log 2>&1`).
+fn stderr_is_stdout() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let stat = |fd: u8| std::fs::metadata(format!("/proc/self/fd/{fd}")).ok();
+        if let (Some(a), Some(b)) = (stat(1), stat(2)) {
+            return a.dev() == b.dev() && a.ino() == b.ino();
+        }
+    }
+    false
 }
 
 /// `COLUMNS` wins (a test or a user can fix the width); else the terminal's.

@@ -10,11 +10,14 @@ mod inspect;
 mod manpages;
 mod prompt;
 mod props;
+mod readme;
 mod replay;
 mod resync;
 mod secrets;
 mod sign;
+mod snapshots;
 #[path = "../support/mod.rs"]
 mod support;
 mod truth;
+mod verbosity;
 mod verify;

@@ -25,6 +25,38 @@ fn committed_man_pages_are_current() {
         stale.is_empty(),
         "man pages are stale or missing: {stale:?}\nregenerate them with: STRIPE_SYNC_BLESS=1 cargo test --test cli man"
     );
-    let main = String::from_utf8_lossy(&pages[0].1).into_owned();
+    let main = plain(&pages[0].1);
     assert!(main.contains("replay") && main.contains("resync"));
+    assert!(
+        !main.contains("stripe-sync-help"),
+        "no page for `help`, so none listed"
+    );
+
+    // A command's page: the synopsis is the command as typed, options show
+    // their values, and the global options are there too.
+    let (_, replay) = pages
+        .iter()
+        .find(|(name, _)| name == "stripe-sync-replay.1")
+        .expect("a page for replay");
+    let replay = plain(replay);
+    assert!(
+        replay.contains(".SH SYNOPSIS\nstripe-sync replay [OPTIONS] [INPUT]...\n"),
+        "{replay}"
+    );
+    assert!(replay.contains("--user-key <KEY>"), "{replay}");
+    for (name, text) in &pages[1..] {
+        let text = plain(text);
+        for global in ["--db <PATH>", "--config <PATH>", "--json", "--color <WHEN>"] {
+            assert!(text.contains(global), "{name} lacks {global}");
+        }
+    }
+}
+
+/// The roff text with font changes and escaped hyphens undone.
+fn plain(roff: &[u8]) -> String {
+    String::from_utf8_lossy(roff)
+        .replace("\\fB", "")
+        .replace("\\fI", "")
+        .replace("\\fR", "")
+        .replace("\\-", "-")
 }

@@ -470,7 +470,7 @@ fn header_with_trailing_newline_is_rejected_like_the_sdks() {
     assert_eq!(out.status, 1);
     assert_eq!(
         out.stdout,
-        "invalid signature_mismatch: no v1 signature matches the secret (t=1767225590, 5 s old)\n\
+        "invalid signature_mismatch: no v1 signature matches the secret\n  t=1767225590, 5 s old\n\
          event evt_1 invoice.paid\n  \
          hint header_trailing_newline: the signature matches once the trailing newline is \
          removed from the Stripe-Signature header: it was read with its line ending (a file, a \
@@ -593,7 +593,7 @@ fn thin_event_is_verified_byte_for_byte_with_a_notice() {
     assert_eq!(
         out.stdout,
         format!(
-            "invalid signature_mismatch: no v1 signature matches the secret (t=1767225590, 5 s old)\n\
+            "invalid signature_mismatch: no v1 signature matches the secret\n  t=1767225590, 5 s old\n\
              event evt_test_65R9Ijk8e8lvFuuMUAK16RFwOGSQHVMFNw7kNPW2gF8V7A \
              v1.billing.meter.error_report_triggered\n  hint thin_event: {THIN_NOTE}\n  \
              no tested cause matched: the secret is probably another endpoint's (each endpoint \
