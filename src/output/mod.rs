@@ -111,7 +111,15 @@ impl Printer {
 
     pub fn info(&self, msg: &str) {
         if !self.quiet {
-            self.err_line(msg);
+            // On a terminal, wrapped at words rather than by the terminal.
+            let width = match self.stderr_tty {
+                true => {
+                    terminal_size::terminal_size_of(io::stderr()).map(|(w, _)| usize::from(w.0))
+                }
+                false => None,
+            };
+            let text = table::wrap_lines(msg, width);
+            self.err_line(text.trim_end_matches('\n'));
         }
     }
 
