@@ -81,6 +81,10 @@ pub enum Command {
     #[command(after_help = RESYNC_EXAMPLES)]
     Resync(ResyncArgs),
 
+    /// Receive Stripe's webhooks like the app's endpoint, sync them into the store, record them
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
+
     /// Show the resolved user -> customer -> subscription mapping
     #[command(after_help = INSPECT_EXAMPLES)]
     Inspect(InspectArgs),
@@ -115,6 +119,15 @@ Examples:
   stripe-sync resync --user user_2abc --json
   stripe-sync resync --customer cus_QXg1o8vcGmoR32 --check
   STRIPE_API_KEY=rk_test_... stripe-sync resync --all --max-rps 20";
+
+const SERVE_EXAMPLES: &str = "\
+Answers like the app's endpoint: 500 without a secret, 400 `Webhook Error: ...` on a
+bad signature, 200 with the decision once the sync is committed (never before).
+
+Examples:
+  stripe-sync serve --secret whsec_... --record captured/
+  stripe listen --forward-to localhost:4242/stripe
+  stripe-sync replay captured/";
 
 const INSPECT_EXAMPLES: &str = "\
 Examples:
@@ -350,6 +363,60 @@ pub struct ResyncArgs {
     /// Metadata key for the user id [default: from config, else clerkUserId]
     #[arg(long, value_name = "KEY", value_parser = non_blank_user_key)]
     pub user_key: Option<String>,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; a non-loopback address has no TLS (a warning says so)
+    #[arg(
+        long,
+        env = "STRIPE_SYNC_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:4242"
+    )]
+    pub listen: String,
+
+    /// The webhook route; any other path is 404
+    #[arg(long, value_name = "PATH", default_value = "/stripe")]
+    pub path: String,
+
+    /// Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)
+    #[arg(
+        short,
+        long = "secret",
+        env = "STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_name = "SECRET"
+    )]
+    pub secrets: Vec<Secret>,
+
+    /// Maximum age of a signature; 0 disables the check
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub tolerance: u64,
+
+    /// Sync routed customers from the Stripe API instead of from the events
+    #[arg(long)]
+    pub live: bool,
+
+    /// Keep every request's exact body: DIR/<created>-<event id>.json; bad signatures under DIR/rejected/
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+
+    /// Larger bodies are refused with 413
+    #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body: usize,
+
+    /// Metadata key for the user id
+    #[arg(long, value_name = "KEY", value_parser = non_blank_user_key)]
+    pub user_key: Option<String>,
+
+    /// Seconds a client may take to send the request headers, and then the body
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, hide = true)]
+    pub read_timeout: u64,
 
     #[command(flatten)]
     pub api: ApiArgs,

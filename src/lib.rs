@@ -19,6 +19,7 @@ pub(crate) mod resolve;
 pub(crate) mod routing;
 pub(crate) mod runtime;
 pub mod secret;
+pub(crate) mod serve;
 pub mod signature;
 pub(crate) mod store;
 pub(crate) mod stripe;
@@ -91,6 +92,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<Status> {
         Command::Sign(args) => commands::sign::run(&args, printer),
         Command::Replay(args) => commands::replay::run(&args, &cli.global, printer),
         Command::Resync(args) => commands::resync::run(&args, &cli.global, printer),
+        Command::Serve(args) => commands::serve::run(&args, &cli.global, printer),
         Command::Inspect(args) => commands::inspect::run(&args, &cli.global, printer),
         Command::Completions(args) => commands::completions::run(&args, printer),
     }

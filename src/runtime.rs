@@ -59,6 +59,16 @@ impl Runtime {
         })
     }
 
+    /// A future that completes at Ctrl-C (never, if the signal could not be hooked).
+    pub(crate) fn interrupt(&self) -> impl Future<Output = ()> + use<> {
+        let mut stop = self.stop.clone();
+        async move {
+            if stop.wait_for(|v| *v).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
         self.rt.handle()
     }

@@ -4,6 +4,7 @@ pub mod completions;
 pub mod inspect;
 pub mod replay;
 pub mod resync;
+pub mod serve;
 pub mod sign;
 pub mod verify;
 

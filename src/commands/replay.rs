@@ -63,9 +63,10 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     let forwarding = forwarder.is_some();
     let plan = Plan {
         cfg: &cfg,
-        inputs: &inputs,
+        feed: replay::Feed::Inputs(&inputs),
         input_errors,
         trace: printer.verbosity() >= 1,
+        interruptible: true,
         live: live.as_ref(),
         forwarder,
     };

@@ -223,6 +223,70 @@ impl Printer {
     }
 }
 
+impl Printer {
+    /// A sink for a server's per-request lines, usable from any task.
+    pub(crate) fn request_sink(&self) -> RequestSink {
+        RequestSink {
+            json: self.json,
+            quiet: self.quiet,
+            color: self.color_err,
+        }
+    }
+}
+
+/// A server's output from any thread: one log line per request on stderr
+/// (hidden by `-q`) and, with `--json`, one JSON object per line on stdout.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestSink {
+    pub json: bool,
+    quiet: bool,
+    color: bool,
+}
+
+impl RequestSink {
+    /// A request's log line; the status coloured by its class.
+    pub(crate) fn log(&self, status: u16, rest: &str) {
+        if self.quiet {
+            return;
+        }
+        let style = match status {
+            200..=299 => GREEN,
+            400..=499 => YELLOW,
+            _ => RED,
+        };
+        let stamp = time::OffsetDateTime::now_utc();
+        let line = format!(
+            "{:02}:{:02}:{:02} {} {rest}",
+            stamp.hour(),
+            stamp.minute(),
+            stamp.second(),
+            paint(self.color, &status.to_string(), style)
+        );
+        let _ = writeln!(io::stderr().lock(), "{line}");
+    }
+
+    /// A warning from the server (not hidden by `-q`: it is about the setup).
+    pub(crate) fn warn(&self, msg: &str) {
+        let _ = writeln!(
+            io::stderr().lock(),
+            "{} {msg}",
+            paint(self.color, "warning:", YELLOW)
+        );
+    }
+
+    /// One NDJSON line on stdout (with `--json`); a closed stdout is ignored.
+    pub(crate) fn ndjson<T: serde::Serialize>(&self, value: &T) {
+        if !self.json {
+            return;
+        }
+        if let Ok(mut line) = serde_json::to_vec(value) {
+            line.push(b'\n');
+            let mut out = io::stdout().lock();
+            let _ = out.write_all(&line).and_then(|()| out.flush());
+        }
+    }
+}
+
 /// Writes `debug: ...` lines to stderr from any thread (the HTTP client's
 /// request hook), colouring failures when stderr gets colour.
 #[derive(Debug, Clone, Copy)]

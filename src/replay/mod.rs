@@ -28,10 +28,18 @@ use crate::runtime::Runtime;
 use crate::sync::source::Offline;
 use crate::sync::{ApiSource, EventSnapshots, Job, Mode, SyncError, Syncer};
 
+/// Where the events come from.
+pub(crate) enum Feed<'a> {
+    /// Files, directories, stdin (read and parsed on every core).
+    Inputs(&'a [Input]),
+    /// Events already in memory (`serve`), each with its source label.
+    Events(Vec<(Source, event::Event)>),
+}
+
 /// What `replay` was asked to do.
 pub(crate) struct Plan<'a> {
     pub cfg: &'a Config,
-    pub inputs: &'a [Input],
+    pub feed: Feed<'a>,
     /// Inputs that could not be expanded (missing files, bad globs).
     pub input_errors: Vec<InputError>,
     /// `--live`: the API client.
@@ -40,6 +48,8 @@ pub(crate) struct Plan<'a> {
     pub forwarder: Option<forward::Forwarder>,
     /// Keep each synced customer's outcome (for `-v`).
     pub trace: bool,
+    /// Stop at Ctrl-C (a server finishes what it accepted instead).
+    pub interruptible: bool,
 }
 
 /// Progress hooks for the caller's bars.
@@ -220,12 +230,14 @@ pub(crate) fn run(
 ) -> Result<Finished, SyncError> {
     let Plan {
         cfg,
-        inputs,
+        feed,
         input_errors,
         live,
         mut forwarder,
         trace,
+        interruptible,
     } = plan;
+    let check = |rt: &Runtime| if interruptible { rt.check() } else { Ok(()) };
     let mut timings = Vec::new();
     let mut clock = std::time::Instant::now();
     let mut lap = |name: &'static str, timings: &mut Vec<_>| {
@@ -251,8 +263,16 @@ pub(crate) fn run(
         bar: &progress.events,
     };
     let keep_raw = forwarder.is_some();
-    for unit in parallel::parse_inputs(inputs, keep_raw) {
-        rt.check()?;
+    let units: Box<dyn Iterator<Item = parallel::Unit>> = match feed {
+        Feed::Inputs(inputs) => Box::new(parallel::parse_inputs(inputs, keep_raw)),
+        Feed::Events(events) => Box::new(
+            events
+                .into_iter()
+                .map(|(source, ev)| parallel::Unit::Item(source, Ok(ev), None)),
+        ),
+    };
+    for unit in units {
+        check(rt)?;
         match unit {
             parallel::Unit::Item(source, parsed, raw) => {
                 // Every event is delivered, duplicates too: Stripe redelivers them.
@@ -329,14 +349,16 @@ pub(crate) fn run(
             summary.customers_synced = jobs.len() as u64;
             Ok(Vec::new())
         }
-        (Some(api), false, false) => syncer.sync(api, jobs, Some(rt), &progress.customers),
+        (Some(api), false, false) => {
+            syncer.sync(api, jobs, interruptible.then_some(rt), &progress.customers)
+        }
         (None, false, _) => syncer.sync(
             &mut Offline {
                 snapshots: &snapshots,
                 user_key: &cfg.user_key,
             },
             jobs,
-            Some(rt),
+            interruptible.then_some(rt),
             &progress.customers,
         ),
     };

@@ -1,0 +1,121 @@
+//! The one writer of a server: a thread that owns the store, takes the
+//! verified events of every request waiting at that moment, runs them
+//! through the replay engine as one batch (group commit: two transactions
+//! for the whole batch instead of two per event), and only then answers each
+//! request.
+
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+use crate::event::{Event, Source};
+use crate::replay::{self, Decision, Feed, Line, Plan, Progress};
+use crate::routing::Route;
+use crate::runtime::Runtime;
+use crate::sync::Syncer;
+
+/// Events taken into one batch at most.
+const MAX_BATCH: usize = 512;
+
+/// Why an event was not processed: the request answers 500 and the event is
+/// not logged, so Stripe's retry is processed.
+pub(crate) type Failure = String;
+
+pub(crate) struct Job {
+    pub source: Source,
+    pub event: Event,
+    pub answer: oneshot::Sender<Result<Decision, Failure>>,
+}
+
+pub(crate) struct Writer {
+    pub syncer: Syncer,
+    pub cfg: Config,
+    pub live: Option<crate::stripe::Client>,
+}
+
+impl Writer {
+    /// Serve jobs until every sender is gone; then close the store.
+    pub(crate) fn run(mut self, jobs: mpsc::Receiver<Job>, rt: &Runtime) {
+        while let Ok(first) = jobs.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.batch(batch, rt);
+        }
+        self.syncer.close();
+    }
+
+    fn batch(&mut self, batch: Vec<Job>, rt: &Runtime) {
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
+        for job in batch {
+            answers.push(job.answer);
+            events.push((job.source, job.event));
+        }
+        match self.process(events, rt) {
+            Ok(results) => {
+                for (answer, result) in answers.into_iter().zip(results) {
+                    let _ = answer.send(result);
+                }
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                for answer in answers {
+                    let _ = answer.send(Err(msg.clone()));
+                }
+            }
+        }
+    }
+
+    /// Route, sync and log one batch; per event its decision, or why its
+    /// customer could not be synced.
+    fn process(
+        &mut self,
+        events: Vec<(Source, Event)>,
+        rt: &Runtime,
+    ) -> anyhow::Result<Vec<Result<Decision, Failure>>> {
+        let plan = Plan {
+            cfg: &self.cfg,
+            feed: Feed::Events(events),
+            input_errors: Vec::new(),
+            live: self.live.as_ref(),
+            forwarder: None,
+            trace: false,
+            interruptible: false,
+        };
+        let progress = Progress {
+            events: indicatif::ProgressBar::hidden(),
+            customers: indicatif::ProgressBar::hidden(),
+        };
+        let mut finished = replay::run(plan, &mut self.syncer, rt, &progress)?;
+        let failures = finished.failures.clone();
+        let mut decisions = Vec::new();
+        finished.stream(&mut self.syncer, |line| {
+            decisions.push(match line {
+                Line::Raw(raw) => serde_json::from_str::<Decision>(&raw)?,
+                Line::Settled(d) => *d,
+            });
+            Ok(())
+        })?;
+        Ok(decisions
+            .into_iter()
+            .map(|d| {
+                let failed = failures.iter().find(|f| {
+                    d.route == Route::Sync && d.customer_id.as_deref() == Some(&f.customer_id)
+                });
+                match failed {
+                    Some(f) => Err(format!(
+                        "customer {} could not be synced: {}",
+                        f.customer_id, f.error
+                    )),
+                    None => Ok(d),
+                }
+            })
+            .collect())
+    }
+}
