@@ -654,3 +654,4 @@ pub(crate) mod inspect;
 pub(crate) mod replay;
 pub(crate) mod resync;
 pub(crate) mod table;
+pub(crate) mod verify;
