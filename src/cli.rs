@@ -360,6 +360,27 @@ pub struct ResyncArgs {
     #[arg(long)]
     pub all_rows: bool,
 
+    /// Catch up from Stripe's event log since the checkpoint: route each event as replay does, resync each affected customer once
+    #[arg(long, conflicts_with_all = ["users", "customers", "all"], help_heading = "Event log")]
+    pub events: bool,
+
+    /// Start here instead of the checkpoint: unix time, RFC 3339, or a duration back from now (90m, 36h, 7d)
+    #[arg(
+        long,
+        value_name = "WHEN",
+        requires = "events",
+        help_heading = "Event log"
+    )]
+    pub since: Option<String>,
+
+    /// Keep polling the event log (SIGTERM finishes the batch and exits 0)
+    #[arg(long, requires = "events", help_heading = "Event log")]
+    pub follow: bool,
+
+    /// Seconds between polls with --follow
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, requires = "follow", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Event log")]
+    pub interval: u64,
+
     /// Metadata key for the user id [default: from config, else clerkUserId]
     #[arg(long, value_name = "KEY", value_parser = non_blank_user_key)]
     pub user_key: Option<String>,

@@ -67,6 +67,7 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         input_errors,
         trace: printer.verbosity() >= 1,
         interruptible: true,
+        dry_run_fetches: false,
         live: live.as_ref(),
         forwarder,
     };
@@ -79,10 +80,14 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     for (phase, took) in &finished.timings {
         printer.verbose(&format!("{phase}: {}", fmt::elapsed(*took)));
     }
-    for (customer, changed) in &finished.customers {
+    for (customer, outcome) in &finished.customers {
         printer.verbose(&format!(
             "customer {customer}: {}",
-            if *changed { "changed" } else { "unchanged" }
+            if outcome.changed {
+                "changed"
+            } else {
+                "unchanged"
+            }
         ));
     }
     for f in &finished.failures {

@@ -24,9 +24,12 @@ struct Report<'a> {
 }
 
 pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<Status> {
+    if args.events {
+        return super::catchup::run(args, global, printer);
+    }
     if !args.all && args.users.is_empty() && args.customers.is_empty() {
         return Err(crate::usage(
-            "nothing to resync: pass --user ID, --customer ID (both repeatable) or --all",
+            "nothing to resync: pass --user ID, --customer ID (both repeatable), --all or --events",
         ));
     }
     let started = Instant::now();

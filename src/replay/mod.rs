@@ -50,6 +50,9 @@ pub(crate) struct Plan<'a> {
     pub trace: bool,
     /// Stop at Ctrl-C (a server finishes what it accepted instead).
     pub interruptible: bool,
+    /// A live dry run fetches from the API all the same and writes into the
+    /// copy (`resync --events --check`); else it attempts no sync at all.
+    pub dry_run_fetches: bool,
 }
 
 /// Progress hooks for the caller's bars.
@@ -63,8 +66,8 @@ pub(crate) struct Finished {
     pub summary: Summary,
     /// How long each phase took.
     pub timings: Vec<(&'static str, std::time::Duration)>,
-    /// With `trace`: each synced customer, and whether its mapping changed.
-    pub customers: Vec<(String, bool)>,
+    /// With `trace`: each synced customer, and what the sync changed.
+    pub customers: Vec<(String, crate::store::WriteOutcome)>,
     pub errors: Vec<InputError>,
     pub failures: Vec<SyncFailure>,
     spool: BufWriter<std::fs::File>,
@@ -236,6 +239,7 @@ pub(crate) fn run(
         mut forwarder,
         trace,
         interruptible,
+        dry_run_fetches,
     } = plan;
     let check = |rt: &Runtime| if interruptible { rt.check() } else { Ok(()) };
     let mut timings = Vec::new();
@@ -345,11 +349,11 @@ pub(crate) fn run(
         // Forwarding tests the endpoint: nothing is synced here.
         (_, true, _) => Ok(Vec::new()),
         // A live dry run attempts no sync: it says what would be synced.
-        (Some(_), false, true) => {
+        (Some(_), false, true) if !dry_run_fetches => {
             summary.customers_synced = jobs.len() as u64;
             Ok(Vec::new())
         }
-        (Some(api), false, false) => {
+        (Some(api), false, _) => {
             syncer.sync(api, jobs, interruptible.then_some(rt), &progress.customers)
         }
         (None, false, _) => syncer.sync(
@@ -371,7 +375,7 @@ pub(crate) fn run(
                 summary.customers_synced += 1;
                 summary.customers_changed += u64::from(o.changed);
                 if trace {
-                    customers.push((s.customer_id, o.changed));
+                    customers.push((s.customer_id, o));
                 }
             }
             Err(error) => {

@@ -87,6 +87,7 @@ impl Writer {
             forwarder: None,
             trace: false,
             interruptible: false,
+            dry_run_fetches: false,
         };
         let progress = Progress {
             events: indicatif::ProgressBar::hidden(),

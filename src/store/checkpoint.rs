@@ -122,6 +122,33 @@ pub(crate) fn clear_backfill(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Where the event log catch-up (`resync --events`) resumes: the newest
+/// processed event's `created` (and id, when there is one; a backfill sets
+/// only the time it started).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Events {
+    pub created: i64,
+    pub id: Option<String>,
+}
+
+const EVENTS_CREATED: &str = "events.created";
+const EVENTS_ID: &str = "events.id";
+
+pub(crate) fn load_events(conn: &Connection) -> rusqlite::Result<Option<Events>> {
+    let Some(created) = get(conn, EVENTS_CREATED)?.and_then(|c| c.parse().ok()) else {
+        return Ok(None);
+    };
+    Ok(Some(Events {
+        created,
+        id: get(conn, EVENTS_ID)?,
+    }))
+}
+
+pub(crate) fn save_events(conn: &Connection, e: &Events) -> rusqlite::Result<()> {
+    put(conn, EVENTS_CREATED, Some(&e.created.to_string()))?;
+    put(conn, EVENTS_ID, e.id.as_deref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +170,19 @@ mod tests {
         assert_eq!(load_backfill(&conn).unwrap(), Some(b2));
         clear_backfill(&conn).unwrap();
         assert_eq!(load_backfill(&conn).unwrap(), None);
+
+        assert_eq!(load_events(&conn).unwrap(), None);
+        let e = Events {
+            created: 7,
+            id: Some("evt_1".into()),
+        };
+        save_events(&conn, &e).unwrap();
+        assert_eq!(load_events(&conn).unwrap(), Some(e));
+        let e = Events {
+            created: 9,
+            id: None,
+        };
+        save_events(&conn, &e).unwrap();
+        assert_eq!(load_events(&conn).unwrap(), Some(e));
     }
 }

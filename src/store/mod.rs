@@ -355,6 +355,24 @@ impl Store {
         run(&mut self.conn).map_err(|e| describe(&path, unusable(&e)))
     }
 
+    /// Where `resync --events` resumes, if anywhere.
+    pub(crate) fn events_checkpoint(&self) -> anyhow::Result<Option<checkpoint::Events>> {
+        Ok(checkpoint::load_events(&self.conn)?)
+    }
+
+    /// Move the events checkpoint forward (never back).
+    pub(crate) fn advance_events_checkpoint(
+        &mut self,
+        e: &checkpoint::Events,
+    ) -> anyhow::Result<()> {
+        let path = self.path.clone();
+        let current = checkpoint::load_events(&self.conn)?;
+        if current.is_some_and(|c| (c.created, c.id.is_some()) > (e.created, e.id.is_some())) {
+            return Ok(());
+        }
+        checkpoint::save_events(&self.conn, e).map_err(|err| describe(&path, unusable(&err)))
+    }
+
     /// The backfill finished: forget its checkpoint.
     pub(crate) fn end_backfill(&mut self) -> anyhow::Result<()> {
         let path = self.path.clone();

@@ -491,6 +491,28 @@ impl Client {
         self.decode(value, request_id, "customer list")
     }
 
+    /// One page (100, newest first) of events created at or after
+    /// `created_gte`, of the given types (none: all), after `starting_after`.
+    pub async fn list_events(
+        &self,
+        created_gte: i64,
+        types: &[String],
+        starting_after: Option<&str>,
+    ) -> Result<List<crate::event::Event>, ApiError> {
+        let mut query = vec![
+            ("limit", PAGE_LIMIT.to_owned()),
+            ("created[gte]", created_gte.to_string()),
+        ];
+        for t in types {
+            query.push(("types[]", t.clone()));
+        }
+        if let Some(after) = starting_after {
+            query.push(("starting_after", after.to_owned()));
+        }
+        let (value, request_id) = self.fetch(&["v1", "events"], &query).await?;
+        self.decode(value, request_id, "event list")
+    }
+
     /// One page (100, newest first) of subscriptions of any status after
     /// `starting_after`, default payment methods expanded.
     pub async fn list_subscriptions(

@@ -16,7 +16,7 @@ mod error;
 pub mod pacing;
 
 pub use client::{
-    Client, ClientConfig, CustomerFetch, KeyMode, NextStep, RequestHook, RequestLog, is_loopback,
-    key_mode, validate_api_base,
+    Client, ClientConfig, CustomerFetch, KeyMode, NextStep, RequestHook, RequestLog, Stats,
+    is_loopback, key_mode, validate_api_base,
 };
 pub use error::ApiError;

@@ -154,6 +154,13 @@ impl Backfiller<'_> {
             before.entry(w.customer_id.clone()).or_insert(o.before);
         }
         syncer.store_mut().end_backfill()?;
+        // Events from the moment the pass started on are `resync --events`'s.
+        syncer
+            .store_mut()
+            .advance_events_checkpoint(&crate::store::checkpoint::Events {
+                created: at,
+                id: None,
+            })?;
 
         let mut outcomes = Vec::with_capacity(before.len());
         for (c, before) in before {

@@ -11,6 +11,7 @@
 //! `GET /v1/subscriptions?customer=C&status=all&limit=1` returns first.
 
 pub(crate) mod backfill;
+pub(crate) mod events;
 pub(crate) mod report;
 pub(crate) mod source;
 pub(crate) mod targeted;
