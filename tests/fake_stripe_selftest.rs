@@ -1469,3 +1469,667 @@ fn ties_are_listed_in_insertion_order_not_id_order() {
     let live = get(&fake, "/v1/subscriptions?customer=cus_z").json();
     assert!(ids(&live).is_empty(), "no live subscription left");
 }
+
+// ---------------------------------------------------------------------------
+// Event log
+// ---------------------------------------------------------------------------
+
+const T0: i64 = 1_750_000_000;
+
+fn event_types(list: &Value) -> Vec<String> {
+    list["data"]
+        .as_array()
+        .expect("data array")
+        .iter()
+        .map(|e| e["type"].as_str().expect("type").to_owned())
+        .collect()
+}
+
+/// The ids of `fake.events()`, newest first.
+fn log_ids(fake: &FakeStripe) -> Vec<String> {
+    fake.events()
+        .iter()
+        .map(|e| e["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+/// Asserts the envelope Stripe gives every event; returns `data.object`.
+fn assert_event_shape(event: &Value, event_type: &str, created: i64) -> Value {
+    let keys: Vec<&str> = event
+        .as_object()
+        .expect("event object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "object",
+            "api_version",
+            "created",
+            "data",
+            "livemode",
+            "pending_webhooks",
+            "request",
+            "type"
+        ],
+        "{event}"
+    );
+    assert!(event["id"].as_str().expect("id").starts_with("evt_1"));
+    assert_eq!(event["object"], "event");
+    assert_eq!(event["api_version"], "2025-06-30.basil");
+    assert_eq!(event["created"], created);
+    assert_eq!(event["livemode"], false);
+    assert_eq!(event["pending_webhooks"], 0);
+    assert_eq!(
+        event["request"],
+        json!({"id": null, "idempotency_key": null})
+    );
+    assert_eq!(event["type"], event_type);
+    let updated = event_type.ends_with(".updated") || event_type.ends_with(".detached");
+    assert_eq!(
+        event["data"].get("previous_attributes").is_some(),
+        updated,
+        "previous_attributes only on updates: {event}"
+    );
+    event["data"]["object"].clone()
+}
+
+/// Walks `/v1/events?<query>` page by page with `starting_after`; returns the
+/// ids and the number of requests made.
+fn walk_events(fake: &FakeStripe, query: &str) -> (Vec<String>, usize) {
+    let mut all = Vec::new();
+    let mut requests = 0;
+    let mut url = format!("/v1/events?{query}");
+    loop {
+        let r = get(fake, &url);
+        assert_eq!(r.status, 200, "{url}: {}", r.text());
+        requests += 1;
+        let v = r.json();
+        let page = ids(&v);
+        all.extend(page.clone());
+        if v["has_more"] == false {
+            break;
+        }
+        let last = page.last().expect("has_more with an empty page");
+        url = format!("/v1/events?{query}&starting_after={last}");
+    }
+    (all, requests)
+}
+
+#[test]
+fn account_loaded_at_start_records_no_events() {
+    let fake = FakeStripe::start(Account::generate(30, 40, 3));
+    assert!(fake.events().is_empty());
+    let r = get(&fake, "/v1/events?limit=100");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"object": "list", "data": [], "has_more": false, "url": "/v1/events"})
+    );
+    assert_eq!(fake.count_path("/v1/events"), 1);
+
+    // The first runtime change is the first event.
+    fake.upsert_customer(json!({"id": "cus_new"}));
+    assert_eq!(
+        event_types(&get(&fake, "/v1/events").json()),
+        ["customer.created"]
+    );
+}
+
+#[test]
+fn runtime_changes_record_stripe_shaped_events() {
+    let fake = FakeStripe::start(small_account());
+    fake.set_clock(Some(T0));
+
+    // customer.created: the full object, stamped with the fake's clock.
+    let c = fake.upsert_customer(json!({
+        "id": "cus_carol", "email": "carol@example.com", "metadata": {"clerkUserId": "user_carol"}
+    }));
+    assert_eq!(c["created"], T0, "new objects take the fake's clock");
+    let created = fake.events()[0].clone();
+    let obj = assert_event_shape(&created, "customer.created", T0);
+    assert_eq!(obj, fake.customer("cus_carol").expect("stored"));
+
+    // customer.updated: previous_attributes holds old values, recursing into metadata.
+    fake.advance_clock(1);
+    fake.upsert_customer(json!({
+        "id": "cus_carol", "email": "c@example.com", "metadata": {"plan": "pro"}
+    }));
+    let updated = fake.events()[0].clone();
+    let obj = assert_event_shape(&updated, "customer.updated", T0 + 1);
+    assert_eq!(obj["email"], "c@example.com");
+    assert_eq!(
+        obj["metadata"],
+        json!({"clerkUserId": "user_carol", "plan": "pro"})
+    );
+    assert_eq!(
+        updated["data"]["previous_attributes"],
+        json!({"email": "carol@example.com", "metadata": {"plan": null}})
+    );
+    // A no-op update records nothing (Stripe sends no event for it).
+    fake.upsert_customer(json!({"id": "cus_carol", "email": "c@example.com"}));
+    assert_eq!(fake.events().len(), 2);
+
+    // Subscriptions: created, updated (items reported whole), deleted on cancel.
+    fake.advance_clock(1);
+    let s = fake.upsert_subscription(json!({
+        "id": "sub_carol", "customer": "cus_carol", "price": "price_pro",
+        "metadata": {"clerkUserId": "user_carol"}
+    }));
+    assert_eq!(s["created"], T0 + 2);
+    let obj = assert_event_shape(&fake.events()[0], "customer.subscription.created", T0 + 2);
+    assert_eq!(obj, s);
+    assert!(obj.get("current_period_start").is_none(), "basil shape");
+    assert!(obj["items"]["data"][0]["current_period_start"].is_i64());
+
+    fake.upsert_subscription(json!({"id": "sub_carol", "cancel_at_period_end": true}));
+    let ev = fake.events()[0].clone();
+    let obj = assert_event_shape(&ev, "customer.subscription.updated", T0 + 2);
+    assert_eq!(obj["cancel_at_period_end"], true);
+    assert_eq!(
+        ev["data"]["previous_attributes"],
+        json!({"cancel_at_period_end": false})
+    );
+    fake.upsert_subscription(json!({"id": "sub_carol", "quantity": 3}));
+    let ev = fake.events()[0].clone();
+    assert_event_shape(&ev, "customer.subscription.updated", T0 + 2);
+    let prev_items = &ev["data"]["previous_attributes"]["items"];
+    assert_eq!(prev_items["object"], "list", "lists are given whole");
+    assert_eq!(prev_items["data"][0]["quantity"], 1);
+
+    fake.advance_clock(1);
+    fake.upsert_subscription(json!({"id": "sub_carol", "status": "canceled"}));
+    let obj = assert_event_shape(&fake.events()[0], "customer.subscription.deleted", T0 + 3);
+    assert_eq!(obj["status"], "canceled");
+    // An ended subscription is not canceled (or reported) again.
+    fake.cancel_subscription("sub_carol");
+    assert_eq!(fake.events().len(), 6);
+    let c = fake.cancel_subscription("sub_trial");
+    assert_eq!(c["status"], "canceled");
+    assert_eq!(c["canceled_at"], T0 + 3);
+    let obj = assert_event_shape(&fake.events()[0], "customer.subscription.deleted", T0 + 3);
+    assert_eq!(obj["id"], "sub_trial");
+
+    // invoice.paid: customer, subscription and its metadata in the basil place.
+    fake.upsert_subscription(
+        json!({"id": "sub_active", "metadata": {"clerkUserId": "user_alice"}}),
+    );
+    let ev = fake.record_invoice_paid("sub_active");
+    let inv = assert_event_shape(&ev, "invoice.paid", T0 + 3);
+    assert!(inv["id"].as_str().expect("id").starts_with("in_"));
+    assert_eq!(inv["object"], "invoice");
+    assert_eq!(inv["customer"], "cus_alice");
+    assert_eq!(inv["customer_email"], "alice@example.com");
+    assert_eq!(inv["status"], "paid");
+    assert_eq!(inv["amount_paid"], 2900);
+    assert_eq!(inv["parent"]["type"], "subscription_details");
+    assert_eq!(
+        inv["parent"]["subscription_details"],
+        json!({"metadata": {"clerkUserId": "user_alice"}, "subscription": "sub_active"})
+    );
+    assert_eq!(
+        inv["subscription"],
+        Value::Null,
+        "basil: moved under parent"
+    );
+    assert_eq!(
+        inv["lines"]["data"][0]["parent"]["subscription_item_details"]["subscription"],
+        "sub_active"
+    );
+
+    // Payment methods: attached when they gain a customer, then updated.
+    fake.upsert_payment_method(json!({"id": "pm_carol", "customer": "cus_carol"}));
+    let obj = assert_event_shape(&fake.events()[0], "payment_method.attached", T0 + 3);
+    assert_eq!(obj["customer"], "cus_carol");
+    fake.upsert_payment_method(json!({"id": "pm_carol", "customer": null}));
+    let ev = fake.events()[0].clone();
+    assert_event_shape(&ev, "payment_method.detached", T0 + 3);
+    assert_eq!(
+        ev["data"]["previous_attributes"],
+        json!({"customer": "cus_carol"})
+    );
+
+    // Any other event, for routing tests.
+    let other = fake.record_event(
+        "checkout.session.completed",
+        json!({"id": "cs_1", "object": "checkout.session"}),
+        None,
+    );
+    assert_event_shape(&other, "checkout.session.completed", T0 + 3);
+
+    // Over HTTP: the same events, newest first; retrieve by id.
+    let log = fake.events();
+    let listed = get(&fake, "/v1/events?limit=100").json();
+    assert_eq!(listed["data"], Value::Array(log.clone()));
+    assert_eq!(
+        event_types(&listed)[..3],
+        [
+            "checkout.session.completed",
+            "payment_method.detached",
+            "payment_method.attached"
+        ]
+    );
+    let id = log[5]["id"].as_str().expect("id");
+    assert_eq!(get(&fake, &format!("/v1/events/{id}")).json(), log[5]);
+    assert_eq!(fake.event(id).as_ref(), Some(&log[5]));
+    let r = get(&fake, "/v1/events/evt_missing");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_code().as_deref(), Some("resource_missing"));
+    assert_eq!(r.json()["error"]["message"], "No such event: 'evt_missing'");
+
+    fake.clear_events();
+    assert!(fake.events().is_empty());
+    assert!(ids(&get(&fake, "/v1/events").json()).is_empty());
+}
+
+#[test]
+fn events_follow_the_event_api_version() {
+    let fake = FakeStripe::start(small_account());
+    fake.set_event_api_version("2024-06-20");
+    fake.upsert_subscription(json!({"id": "sub_active", "metadata": {"k": "v"}}));
+    let ev = fake.events()[0].clone();
+    assert_eq!(ev["api_version"], "2024-06-20");
+    let obj = &ev["data"]["object"];
+    assert!(
+        obj["current_period_start"].is_i64(),
+        "pre-basil shape: {obj}"
+    );
+    assert!(
+        obj["items"]["data"][0]
+            .get("current_period_start")
+            .is_none()
+    );
+    assert_eq!(
+        ev["data"]["previous_attributes"],
+        json!({"metadata": {"k": null}})
+    );
+
+    let inv = fake.record_invoice_paid("sub_active")["data"]["object"].clone();
+    assert_eq!(inv["subscription"], "sub_active");
+    assert_eq!(inv["subscription_details"], json!({"metadata": {"k": "v"}}));
+    assert!(inv.get("parent").is_none(), "{inv}");
+    assert_eq!(inv["lines"]["data"][0]["subscription"], "sub_active");
+
+    // Already recorded events keep the version they were rendered with.
+    fake.set_event_api_version("2025-06-30.basil");
+    fake.upsert_customer(json!({"id": "cus_bob", "name": "Bob"}));
+    let versions: Vec<Value> = fake
+        .events()
+        .iter()
+        .map(|e| e["api_version"].clone())
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            json!("2025-06-30.basil"),
+            json!("2024-06-20"),
+            json!("2024-06-20")
+        ]
+    );
+}
+
+#[test]
+fn events_of_the_same_second_are_listed_newest_first() {
+    let fake = FakeStripe::start(Account::new());
+    fake.set_clock(Some(T0));
+    // Ids are random, so insertion order and id order disagree somewhere.
+    for i in 0..6 {
+        fake.upsert_customer(json!({"id": format!("cus_{i}")}));
+    }
+    fake.advance_clock(5);
+    fake.upsert_customer(json!({"id": "cus_later"}));
+    fake.advance_clock(-10);
+    fake.upsert_customer(json!({"id": "cus_backdated"}));
+
+    let objects: Vec<Value> = fake
+        .events()
+        .iter()
+        .map(|e| e["data"]["object"]["id"].clone())
+        .collect();
+    assert_eq!(
+        objects,
+        [
+            "cus_later",
+            "cus_5",
+            "cus_4",
+            "cus_3",
+            "cus_2",
+            "cus_1",
+            "cus_0",
+            "cus_backdated"
+        ]
+        .map(|s| json!(s)),
+        "created desc, then the event recorded later first"
+    );
+    let created: Vec<Value> = fake.events().iter().map(|e| e["created"].clone()).collect();
+    assert_eq!(created[0], T0 + 5);
+    assert!(created[1..7].iter().all(|c| *c == T0));
+    assert_eq!(created[7], T0 - 5);
+    let log = log_ids(&fake);
+    assert_eq!(
+        log.iter().collect::<HashSet<_>>().len(),
+        log.len(),
+        "unique ids"
+    );
+
+    // Cursors walk the ties one by one, both ways.
+    let (walked, requests) = walk_events(&fake, "limit=1");
+    assert_eq!(walked, log);
+    assert_eq!(requests, log.len());
+    let back = get(
+        &fake,
+        &format!("/v1/events?limit=3&ending_before={}", log[4]),
+    )
+    .json();
+    assert_eq!(ids(&back), log[1..4]);
+    assert_eq!(back["has_more"], true);
+    assert_eq!(fake.now_unix(), T0 - 5);
+}
+
+#[test]
+fn events_page_by_100_with_starting_after() {
+    let fake = FakeStripe::start(Account::new());
+    fake.set_clock(Some(T0));
+    for i in 0..250 {
+        // Seven events a second: ties inside and across page boundaries.
+        if i % 7 == 0 {
+            fake.advance_clock(1);
+        }
+        fake.upsert_customer(json!({"id": format!("cus_{i:03}")}));
+    }
+    let log = log_ids(&fake);
+    assert_eq!(log.len(), 250);
+
+    fake.reset_counters();
+    let (walked, requests) = walk_events(&fake, "limit=100");
+    assert_eq!(walked, log, "three pages, in list order, nothing twice");
+    assert_eq!(requests, 3);
+    assert_eq!(fake.count_path("/v1/events"), 3);
+    let sizes: Vec<usize> = [
+        "/v1/events?limit=100".to_owned(),
+        format!("/v1/events?limit=100&starting_after={}", log[99]),
+        format!("/v1/events?limit=100&starting_after={}", log[199]),
+    ]
+    .iter()
+    .map(|u| ids(&get(&fake, u).json()).len())
+    .collect();
+    assert_eq!(sizes, [100, 100, 50]);
+    assert_eq!(
+        ids(&get(&fake, "/v1/events").json()),
+        log[..10],
+        "default limit 10"
+    );
+
+    // Errors like the other lists.
+    for bad in ["0", "101", "x"] {
+        let r = get(&fake, &format!("/v1/events?limit={bad}"));
+        assert_eq!(r.status, 400, "limit={bad}");
+        assert_eq!(r.error_code().as_deref(), Some("parameter_invalid_integer"));
+        assert_eq!(r.json()["error"]["param"], "limit");
+    }
+    let r = get(&fake, "/v1/events?starting_after=evt_unknown");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code().as_deref(), Some("resource_missing"));
+    assert_eq!(r.json()["error"]["param"], "starting_after");
+    let r = get(&fake, "/v1/events?ending_before=evt_unknown");
+    assert_eq!(r.json()["error"]["param"], "ending_before");
+    let both = format!(
+        "/v1/events?starting_after={}&ending_before={}",
+        log[1], log[0]
+    );
+    assert_eq!(get(&fake, &both).status, 400);
+    let r = get(&fake, "/v1/events?customer=cus_001");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code().as_deref(), Some("parameter_unknown"));
+    assert_eq!(get(&fake, "/v1/events?delivery_success=maybe").status, 400);
+    assert_eq!(
+        ids(&get(&fake, "/v1/events?delivery_success=true&limit=100").json()),
+        log[..100],
+        "delivery_success is accepted and ignored"
+    );
+
+    // Auth and faults apply here too.
+    let r = raw_request(fake.addr(), "GET", "/v1/events", &[], TIMEOUT).expect("request");
+    assert_eq!(r.status, 401);
+    fake.push_fault(Fault::status(503).on_path("/v1/events"));
+    assert_eq!(get(&fake, "/v1/events").status, 503);
+    assert_eq!(get(&fake, "/v1/events").status, 200);
+}
+
+#[test]
+fn events_created_filters() {
+    let fake = FakeStripe::start(Account::new());
+    // Two events at each of T0, T0+10, T0+20.
+    for (i, t) in [T0, T0, T0 + 10, T0 + 10, T0 + 20, T0 + 20]
+        .iter()
+        .enumerate()
+    {
+        fake.set_clock(Some(*t));
+        fake.upsert_customer(json!({"id": format!("cus_{i}")}));
+    }
+    let created_of = |query: &str| -> Vec<i64> {
+        let r = get(&fake, &format!("/v1/events?limit=100&{query}"));
+        assert_eq!(r.status, 200, "{query}: {}", r.text());
+        r.json()["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|e| e["created"].as_i64().expect("created"))
+            .collect()
+    };
+    let (a, b, c) = (T0, T0 + 10, T0 + 20);
+    assert_eq!(created_of(&format!("created[gte]={b}")), [c, c, b, b]);
+    assert_eq!(created_of(&format!("created[gt]={b}")), [c, c]);
+    assert_eq!(created_of(&format!("created[lte]={b}")), [b, b, a, a]);
+    assert_eq!(created_of(&format!("created[lt]={b}")), [a, a]);
+    assert_eq!(created_of(&format!("created={b}")), [b, b]);
+    assert_eq!(
+        created_of(&format!("created%5Bgt%5D={a}&created%5Blt%5D={c}")),
+        [b, b]
+    );
+    assert!(created_of(&format!("created[gt]={c}")).is_empty());
+    let r = get(&fake, "/v1/events?created[gte]=soon");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code().as_deref(), Some("parameter_invalid_integer"));
+    assert_eq!(get(&fake, "/v1/events?created[after]=1").status, 400);
+}
+
+#[test]
+fn events_type_and_types_filters() {
+    let fake = FakeStripe::start(small_account());
+    fake.upsert_customer(json!({"id": "cus_new"}));
+    fake.upsert_customer(json!({"id": "cus_new", "email": "n@example.com"}));
+    fake.upsert_subscription(json!({"id": "sub_active", "metadata": {"a": "b"}}));
+    fake.record_invoice_paid("sub_active");
+    fake.delete_customer("cus_bob"); // sub_trial deleted, then the customer
+
+    let types_of = |query: &str| -> Vec<String> {
+        let r = get(&fake, &format!("/v1/events?limit=100&{query}"));
+        assert_eq!(r.status, 200, "{query}: {}", r.text());
+        event_types(&r.json())
+    };
+    assert_eq!(
+        types_of(""),
+        [
+            "customer.deleted",
+            "customer.subscription.deleted",
+            "invoice.paid",
+            "customer.subscription.updated",
+            "customer.updated",
+            "customer.created"
+        ]
+    );
+    assert_eq!(
+        types_of("types[]=customer.created&types[]=customer.subscription.deleted"),
+        ["customer.subscription.deleted", "customer.created"]
+    );
+    assert_eq!(
+        types_of("types%5B0%5D=invoice.paid&types%5B1%5D=customer.updated"),
+        ["invoice.paid", "customer.updated"]
+    );
+    assert_eq!(types_of("type=invoice.paid"), ["invoice.paid"]);
+    assert_eq!(
+        types_of("type=customer.subscription.*"),
+        [
+            "customer.subscription.deleted",
+            "customer.subscription.updated"
+        ]
+    );
+    assert_eq!(
+        types_of("type=customer.*"),
+        [
+            "customer.deleted",
+            "customer.subscription.deleted",
+            "customer.subscription.updated",
+            "customer.updated",
+            "customer.created"
+        ],
+        "the wildcard spans dots"
+    );
+    assert_eq!(
+        types_of("type=*.deleted"),
+        ["customer.deleted", "customer.subscription.deleted"]
+    );
+    assert!(
+        types_of("type=customer").is_empty(),
+        "no prefix match without *"
+    );
+
+    // At most 20 types.
+    let many = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("types[]=x.type{i}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    assert!(types_of(&many(20)).is_empty());
+    let r = get(&fake, &format!("/v1/events?{}", many(21)));
+    assert_eq!(r.status, 400, "{}", r.text());
+    let e = r.json()["error"].clone();
+    assert_eq!(e["type"], "invalid_request_error");
+    assert_eq!(e["code"], "parameter_invalid_array");
+    assert_eq!(e["param"], "types");
+    assert!(
+        e["message"].as_str().expect("message").contains("20"),
+        "{e}"
+    );
+    // `type` and `types` together, and `types` that is not an array.
+    let r = get(&fake, "/v1/events?type=customer.*&types[]=invoice.paid");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["param"], "types");
+    let r = get(&fake, "/v1/events?types=invoice.paid");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code().as_deref(), Some("parameter_invalid_array"));
+}
+
+#[test]
+fn events_past_the_retention_are_dropped() {
+    let fake = FakeStripe::start(Account::new());
+    let day = 86_400;
+    fake.set_clock(Some(T0 - 40 * day));
+    fake.upsert_customer(json!({"id": "cus_old"}));
+    fake.set_clock(Some(T0 - 29 * day));
+    fake.upsert_customer(json!({"id": "cus_recent"}));
+    fake.set_clock(Some(T0));
+    fake.upsert_customer(json!({"id": "cus_now"}));
+    let log = log_ids(&fake);
+    assert_eq!(log.len(), 3, "fake.events() keeps everything");
+    let (now_id, recent_id, old_id) = (&log[0], &log[1], &log[2]);
+
+    let listed = ids(&get(&fake, "/v1/events?limit=100").json());
+    assert_eq!(
+        listed,
+        [now_id.clone(), recent_id.clone()],
+        "30 days by default"
+    );
+    let r = get(&fake, &format!("/v1/events/{old_id}"));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.error_code().as_deref(), Some("resource_missing"));
+    let r = get(&fake, &format!("/v1/events?starting_after={old_id}"));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code().as_deref(), Some("resource_missing"));
+    let since = T0 - 50 * day;
+    assert_eq!(
+        ids(&get(&fake, &format!("/v1/events?created[gte]={since}")).json()).len(),
+        2,
+        "a created filter does not bring it back"
+    );
+    assert_eq!(
+        ids(&get(
+            &fake,
+            &format!("/v1/events?limit=1&starting_after={recent_id}")
+        )
+        .json()),
+        Vec::<String>::new(),
+        "has_more stops at the retention"
+    );
+
+    // The window moves with the clock, and its length is configurable.
+    fake.advance_clock(2 * day);
+    assert_eq!(ids(&get(&fake, "/v1/events").json()), [now_id.as_str()]);
+    fake.set_event_retention(Duration::from_secs(60 * day as u64));
+    assert_eq!(ids(&get(&fake, "/v1/events").json()), log);
+    assert_eq!(get(&fake, &format!("/v1/events/{old_id}")).status, 200);
+}
+
+#[test]
+fn deleting_a_customer_cascades_into_subscription_deleted_events() {
+    let fake = FakeStripe::start(small_account());
+    fake.set_clock(Some(T0));
+    let alice = fake.customer("cus_alice").expect("alice");
+    fake.delete_customer("cus_alice");
+
+    let log = fake.events();
+    let types: Vec<&str> = log
+        .iter()
+        .map(|e| e["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "customer.deleted",
+            "customer.subscription.deleted",
+            "customer.subscription.deleted"
+        ],
+        "the live subscriptions first, the customer last (newest)"
+    );
+    // customer.deleted carries the full customer as it was, without `deleted`.
+    let obj = assert_event_shape(&log[0], "customer.deleted", T0);
+    assert_eq!(obj, alice);
+    assert!(obj.get("deleted").is_none());
+    assert_eq!(obj["email"], "alice@example.com");
+    // Only live subscriptions (not sub_canceled), canceled at the clock.
+    let mut subs: Vec<String> = log[1..]
+        .iter()
+        .map(|e| {
+            let s = assert_event_shape(e, "customer.subscription.deleted", T0);
+            assert_eq!(s["status"], "canceled");
+            assert_eq!(s["canceled_at"], T0);
+            assert_eq!(s["ended_at"], T0);
+            assert_eq!(s["customer"], "cus_alice");
+            s["id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    subs.sort();
+    assert_eq!(subs, ["sub_active", "sub_past_due"]);
+    assert_eq!(
+        fake.subscription("sub_canceled").expect("kept")["canceled_at"],
+        1_700_500_000
+    );
+
+    // Deleting again changes nothing and records nothing.
+    fake.delete_customer("cus_alice");
+    assert_eq!(fake.events().len(), 3);
+    // An unknown id becomes a deleted stub, with its customer.deleted.
+    fake.delete_customer("cus_ghost");
+    let ev = fake.events()[0].clone();
+    assert_eq!(
+        assert_event_shape(&ev, "customer.deleted", T0)["id"],
+        "cus_ghost"
+    );
+    // A deleted customer made again is created again.
+    fake.upsert_customer(json!({"id": "cus_alice", "email": "back@example.com"}));
+    assert_eq!(fake.events()[0]["type"], "customer.created");
+}

@@ -4,6 +4,7 @@ mod common;
 mod completions;
 mod config;
 mod crash;
+mod events;
 mod forward;
 mod fuzz_regressions;
 mod inspect;
@@ -14,6 +15,7 @@ mod readme;
 mod replay;
 mod resync;
 mod secrets;
+mod serve;
 mod sign;
 mod snapshots;
 #[path = "../support/mod.rs"]

@@ -32,12 +32,25 @@
 //! // state changes at runtime (drift tests); the value is merged into the stored
 //! // object if the id exists (metadata keys set to "" or null are removed), else
 //! // a new full object is made from it; the stored object is returned.
-//! fake.upsert_customer(Value) -> Value
-//! fake.upsert_subscription(Value) -> Value // accepts shorthands, see `Account::add_subscription`
-//! fake.upsert_payment_method(Value) -> Value
+//! // Each change records its event (see "Event log" below).
+//! fake.upsert_customer(Value) -> Value     // customer.created / customer.updated
+//! fake.upsert_subscription(Value) -> Value // accepts shorthands, see `Account::add_subscription`;
+//!                                          // customer.subscription.created / .updated / .deleted
+//! fake.upsert_payment_method(Value) -> Value // payment_method.attached / .detached / .updated
+//! fake.cancel_subscription(id) -> Value    // canceled now; customer.subscription.deleted
 //! fake.delete_customer(id)                 // GET then answers {"id","object":"customer","deleted":true};
 //!                                          // like Stripe, the customer's live subscriptions are canceled now
-//! fake.purge(id) -> bool                   // forget an object entirely (GET answers 404)
+//! fake.purge(id) -> bool                   // forget an object or event entirely (GET answers 404), no event
+//! // clock and event log
+//! fake.set_clock(Option<i64>)              // fix the clock at a unix time (None: real time)
+//! fake.advance_clock(secs: i64)            // move it (fixes a real-time clock at now + secs)
+//! fake.now_unix() -> i64
+//! fake.set_event_retention(Duration)       // default DEFAULT_EVENT_RETENTION (30 days)
+//! fake.set_event_api_version(&str)         // `api_version` and shape of events recorded from now on
+//! fake.events() -> Vec<Value>              // every recorded event, newest first (even past retention)
+//! fake.event(id) -> Option<Value>; fake.clear_events()
+//! fake.record_invoice_paid(sub_id) -> Value       // invoice.paid for the subscription; returns the event
+//! fake.record_event(type, object, Option<previous_attributes>) -> Value  // any other event; state unchanged
 //! fake.customer(id) / subscription(id) / payment_method(id) -> Option<Value>  // stored (basil) shape
 //! fake.customers() / subscriptions() -> Vec<Value>           // in list order, incl. deleted/canceled
 //! // faults
@@ -92,7 +105,8 @@
 //!   `/v1/customers/search` (query, limit, page, expand), `/v1/customers/{id}`,
 //!   `/v1/subscriptions` (customer, status, price, collection_method, created[..], ...),
 //!   `/v1/subscriptions/{id}`, `/v1/payment_methods` (customer, type), `/v1/payment_methods/{id}`,
-//!   `/v1/prices/{id}`, `/v1/products/{id}`.
+//!   `/v1/prices/{id}`, `/v1/products/{id}`, `/v1/events` (created[..], type, types[],
+//!   delivery_success, limit, cursors), `/v1/events/{id}`.
 //! * Lists are newest first: `created` desc, and objects created in the same
 //!   second in the fake's own order, which like Stripe's is NOT id order: the
 //!   object added later comes first (each object gets an insertion sequence
@@ -115,6 +129,48 @@
 //!   `lag` ago is matched against its previous version (so a new customer is
 //!   not found yet), like Stripe's asynchronously updated search index.
 //!   Deleted customers disappear from search at once.
+//!
+//! # Event log (`GET /v1/events`)
+//!
+//! * Every change made at runtime through the handle records one event, like
+//!   Stripe's: `{"id": "evt_1...", "object": "event", "api_version",
+//!   "created", "data": {"object", "previous_attributes"?}, "livemode": false,
+//!   "pending_webhooks": 0, "request": {"id": null, "idempotency_key": null},
+//!   "type"}`. `data.object` is the full object after the change (rendered with
+//!   the events' API version, see `set_event_api_version`);
+//!   `previous_attributes` (updates only) holds the old value of each changed
+//!   key, recursing into plain hashes such as `metadata` (a key the update
+//!   added is `null`; lists such as `items` are given whole). An update that
+//!   changes nothing records nothing.
+//! * Which events: `upsert_customer` -> `customer.created` (new id, or a deleted
+//!   one made again) or `customer.updated`; `delete_customer` ->
+//!   `customer.subscription.deleted` for each live subscription (canceled now),
+//!   then `customer.deleted` whose `data.object` is the full customer as it was
+//!   (no `deleted` key, as Stripe sends it; deleting twice records nothing);
+//!   `upsert_subscription` -> `customer.subscription.created`, `.deleted` when
+//!   the status becomes `canceled`, else `.updated`; `cancel_subscription` ->
+//!   `.deleted`; `upsert_payment_method` -> `payment_method.attached` when it
+//!   gains a customer (Stripe has no `payment_method.created`), `.detached`
+//!   when it loses one, else `.updated`; `record_invoice_paid` -> `invoice.paid`;
+//!   `record_event` -> anything. Prices and products the fake makes up for a
+//!   subscription's shorthand count as pre-existing (no event); so does
+//!   everything in the `Account` the fake starts with (the log starts empty).
+//! * `created` is the fake's clock (`set_clock` / `advance_clock`, else the
+//!   real time), which also stamps `created` of objects made at runtime.
+//!   Listing is newest first; events of the same second are listed in the
+//!   reverse of the order they were recorded (an insertion sequence, as for
+//!   the other lists); ids are unique and random, so not in order.
+//! * `GET /v1/events`: `limit` 1..=100 (default 10), `starting_after` /
+//!   `ending_before` (unknown id: 400 `resource_missing`), `created` /
+//!   `created[gt|gte|lt|lte]`, `types[]` (exact names, at most 20: more is a
+//!   400 `parameter_invalid_array` on `types`), `type` (one name, `*` matches
+//!   any run of characters: `customer.*` also matches
+//!   `customer.subscription.updated`; not together with `types[]`: 400),
+//!   `delivery_success` (a boolean, ignored). Events older than the retention
+//!   (`set_event_retention`, default 30 days before the fake's clock) are not
+//!   listed, and as cursors or by id (`GET /v1/events/{id}`) they are unknown,
+//!   as at Stripe. Auth, faults, rate limits, latency and request counting
+//!   apply as to every endpoint.
 #![allow(dead_code)]
 
 use std::cmp::Reverse;
@@ -143,6 +199,10 @@ pub const DEFAULT_API_VERSION: &str = "2025-06-30.basil";
 pub const BASIL_VERSION_DATE: &str = "2025-03-31";
 /// Search needs at least this API version (documented by Stripe).
 const SEARCH_MIN_VERSION_DATE: &str = "2020-08-27";
+/// How long Stripe keeps events listable (`GET /v1/events`): 30 days.
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+/// Stripe's limit on the number of values of the events list's `types[]`.
+const MAX_EVENT_TYPES: usize = 20;
 
 const DAY: i64 = 86_400;
 
@@ -643,18 +703,17 @@ impl FakeStripe {
 
     /// Create or update (merge into) a payment method; returns the stored object.
     pub fn upsert_payment_method(&self, payment_method: Value) -> Value {
-        let mut st = self.lock();
-        let id = payment_method.get("id").and_then(Value::as_str);
-        let base = id
-            .and_then(|id| st.payment_methods.get(id))
-            .map(|e| e.obj.clone());
-        match normalize_payment_method(payment_method, base.as_ref(), now_unix()) {
-            Some(pm) => {
-                st.payment_methods.insert(Entry::new(pm.clone()));
-                pm
-            }
-            None => Value::Null,
-        }
+        self.lock().upsert_payment_method(payment_method)
+    }
+
+    /// Cancel a subscription now (status `canceled`, `canceled_at` and
+    /// `ended_at` = the fake's clock) and record `customer.subscription.deleted`,
+    /// like `DELETE /v1/subscriptions/{id}`. An ended subscription is returned
+    /// unchanged, without an event. Panics if the id is unknown.
+    pub fn cancel_subscription(&self, id: &str) -> Value {
+        let canceled = self.lock().cancel_subscription(id);
+        canceled
+            .unwrap_or_else(|| panic!("fake_stripe: cancel_subscription: no subscription '{id}'"))
     }
 
     /// Delete a customer like `DELETE /v1/customers/{id}`: it answers the
@@ -664,7 +723,8 @@ impl FakeStripe {
         self.lock().delete_customer(id, Instant::now());
     }
 
-    /// Forget an object of any kind (GET answers 404). Returns whether it existed.
+    /// Forget an object of any kind, events included (GET answers 404);
+    /// records no event. Returns whether it existed.
     pub fn purge(&self, id: &str) -> bool {
         let mut st = self.lock();
         let mut found = false;
@@ -715,6 +775,87 @@ impl FakeStripe {
             .iter_ordered()
             .map(|e| e.obj.clone())
             .collect()
+    }
+
+    // ----- clock and event log -----
+
+    /// Fix the fake's clock at `unix` seconds (None: follow the real time).
+    /// It stamps `created` of objects made at runtime and of events, and
+    /// decides which events are past the retention.
+    pub fn set_clock(&self, unix: Option<i64>) {
+        self.lock().clock = unix;
+    }
+
+    /// Move the clock by `secs` (may be negative); a clock that followed the
+    /// real time is fixed at now + `secs`.
+    pub fn advance_clock(&self, secs: i64) {
+        let mut st = self.lock();
+        st.clock = Some(st.now() + secs);
+    }
+
+    /// The fake's current time, unix seconds.
+    pub fn now_unix(&self) -> i64 {
+        self.lock().now()
+    }
+
+    /// Events older than this are no longer listed or retrieved (default
+    /// [`DEFAULT_EVENT_RETENTION`], Stripe's 30 days); `fake.events()` keeps them.
+    pub fn set_event_retention(&self, retention: Duration) {
+        self.lock().event_retention = retention;
+    }
+
+    /// The API version events recorded from now on are rendered with (their
+    /// `api_version`; before [`BASIL_VERSION_DATE`] subscriptions and invoices
+    /// take the pre-basil shape). Default [`DEFAULT_API_VERSION`]. Panics if malformed.
+    pub fn set_event_api_version(&self, version: &str) {
+        let parsed = parse_version(version)
+            .unwrap_or_else(|| panic!("fake_stripe: malformed API version {version:?}"));
+        self.lock().event_version = parsed;
+    }
+
+    /// Every recorded event, newest first (list order), including those past
+    /// the retention.
+    pub fn events(&self) -> Vec<Value> {
+        let st = self.lock();
+        st.events.iter_ordered().map(|e| e.obj.clone()).collect()
+    }
+
+    /// One recorded event by id (even past the retention).
+    pub fn event(&self, id: &str) -> Option<Value> {
+        self.lock().events.get(id).map(|e| e.obj.clone())
+    }
+
+    /// Forget every recorded event (e.g. after setting a test up).
+    pub fn clear_events(&self) {
+        self.lock().events = Store::default();
+    }
+
+    /// Record an arbitrary event (any `type`, `object` as `data.object`,
+    /// `previous_attributes` when given) stamped with the fake's clock; returns it.
+    /// The state is not changed: use it for events the fake does not make itself.
+    pub fn record_event(
+        &self,
+        event_type: &str,
+        object: Value,
+        previous_attributes: Option<Value>,
+    ) -> Value {
+        let previous = previous_attributes.map(|p| match p {
+            Value::Object(m) => m,
+            other => panic!("fake_stripe: previous_attributes must be an object, got {other}"),
+        });
+        self.lock().record_event(event_type, object, previous)
+    }
+
+    /// Record `invoice.paid` for a subscription: a paid invoice of its current
+    /// period with `customer`, the subscription id and its metadata
+    /// (`parent.subscription_details.{subscription,metadata}`; pre-basil event
+    /// versions: top-level `subscription` and `subscription_details.metadata`).
+    /// Returns the event. Panics if the subscription is unknown.
+    pub fn record_invoice_paid(&self, subscription_id: &str) -> Value {
+        let event = self.lock().record_invoice_paid(subscription_id);
+        event.unwrap_or_else(|| {
+            panic!("fake_stripe: record_invoice_paid: no subscription '{subscription_id}'")
+        })
     }
 
     // ----- faults -----
@@ -987,15 +1128,17 @@ enum Kind {
     PaymentMethod,
     Price,
     Product,
+    Event,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 6] = [
         Kind::Customer,
         Kind::Subscription,
         Kind::PaymentMethod,
         Kind::Price,
         Kind::Product,
+        Kind::Event,
     ];
 
     /// As in Stripe's "No such X: 'id'" messages.
@@ -1006,6 +1149,7 @@ impl Kind {
             Kind::PaymentMethod => "PaymentMethod",
             Kind::Price => "price",
             Kind::Product => "product",
+            Kind::Event => "event",
         }
     }
 
@@ -1016,6 +1160,7 @@ impl Kind {
             Kind::PaymentMethod => "/v1/payment_methods",
             Kind::Price => "/v1/prices",
             Kind::Product => "/v1/products",
+            Kind::Event => "/v1/events",
         }
     }
 
@@ -1030,6 +1175,8 @@ impl Kind {
             Some(Kind::Price)
         } else if id.starts_with("prod_") {
             Some(Kind::Product)
+        } else if id.starts_with("evt_") {
+            Some(Kind::Event)
         } else {
             None
         }
@@ -1049,6 +1196,14 @@ struct ServerState {
     payment_methods: Store,
     prices: Store,
     products: Store,
+    /// The event log (`GET /v1/events`), in list order like the other stores.
+    events: Store,
+    /// The fake's clock for runtime changes (None: the real time).
+    clock: Option<i64>,
+    /// Events older than this are neither listed nor retrieved.
+    event_retention: Duration,
+    /// The API version events are rendered with (`api_version`, object shape).
+    event_version: ApiVersion,
     latency: Duration,
     rate_limit: Option<u32>,
     search_rate_limit: Option<u32>,
@@ -1072,6 +1227,10 @@ impl ServerState {
             payment_methods: Store::default(),
             prices: Store::default(),
             products: Store::default(),
+            events: Store::default(),
+            clock: None,
+            event_retention: DEFAULT_EVENT_RETENTION,
+            event_version: ApiVersion::default_version(),
             latency: Duration::ZERO,
             rate_limit: None,
             search_rate_limit: None,
@@ -1161,6 +1320,7 @@ impl ServerState {
             Kind::PaymentMethod => &self.payment_methods,
             Kind::Price => &self.prices,
             Kind::Product => &self.products,
+            Kind::Event => &self.events,
         }
     }
 
@@ -1171,6 +1331,7 @@ impl ServerState {
             Kind::PaymentMethod => &mut self.payment_methods,
             Kind::Price => &mut self.prices,
             Kind::Product => &mut self.products,
+            Kind::Event => &mut self.events,
         }
     }
 
@@ -1206,7 +1367,7 @@ impl ServerState {
     }
 
     fn normalize_subscription(&mut self, partial: Value, merge_existing: bool) -> Option<Value> {
-        let now = now_unix();
+        let now = self.now();
         let existing = if merge_existing {
             partial
                 .get("id")
@@ -1221,12 +1382,53 @@ impl ServerState {
     }
 
     fn upsert_subscription(&mut self, partial: Value) -> Value {
+        let old = partial
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| self.subscriptions.get(id))
+            .map(|e| e.obj.clone());
         match self.normalize_subscription(partial, true) {
             Some(s) => {
                 self.subscriptions.insert(Entry::new(s.clone()));
+                self.record_subscription_change(old.as_ref(), &s);
                 s
             }
             None => Value::Null,
+        }
+    }
+
+    /// Cancel a subscription now, like `DELETE /v1/subscriptions/{id}`; an
+    /// ended one is left alone (no event). None when the id is unknown.
+    fn cancel_subscription(&mut self, id: &str) -> Option<Value> {
+        let ts = self.now();
+        let e = self.subscriptions.get_mut(id)?;
+        if subscription_ended(&e.obj) {
+            return Some(e.obj.clone());
+        }
+        let old = e.obj.clone();
+        e.obj["status"] = json!("canceled");
+        e.obj["canceled_at"] = json!(ts);
+        e.obj["ended_at"] = json!(ts);
+        e.obj["cancel_at_period_end"] = json!(false);
+        let new = e.obj.clone();
+        self.record_subscription_change(Some(&old), &new);
+        Some(new)
+    }
+
+    /// Stripe's events for a subscription change: created, deleted when it
+    /// becomes `canceled` (that is how Stripe reports a cancellation),
+    /// otherwise updated (nothing when nothing changed).
+    fn record_subscription_change(&mut self, old: Option<&Value>, new: &Value) {
+        match old {
+            None => {
+                let object = self.event_view(Kind::Subscription, new);
+                self.record_event("customer.subscription.created", object, None);
+            }
+            Some(old) if !subscription_ended(old) && new["status"] == "canceled" => {
+                let object = self.event_view(Kind::Subscription, new);
+                self.record_event("customer.subscription.deleted", object, None);
+            }
+            Some(old) => self.record_update(Kind::Subscription, old, new),
         }
     }
 
@@ -1245,7 +1447,7 @@ impl ServerState {
         let existing = id.as_deref().and_then(|id| self.customers.get(id));
         let prev_visible = existing.and_then(|e| self.search_view(e, now)).cloned();
         let base = existing.filter(|e| !e.deleted).map(|e| e.obj.clone());
-        match normalize_customer(partial, base.as_ref(), now_unix()) {
+        match normalize_customer(partial, base.as_ref(), self.now()) {
             Some(c) => {
                 self.customers.insert(Entry {
                     obj: c.clone(),
@@ -1254,6 +1456,12 @@ impl ServerState {
                     search_prev: prev_visible,
                     seq: 0,
                 });
+                match base {
+                    Some(old) => self.record_update(Kind::Customer, &old, &c),
+                    None => {
+                        self.record_event("customer.created", c.clone(), None);
+                    }
+                }
                 c
             }
             None => Value::Null,
@@ -1261,44 +1469,153 @@ impl ServerState {
     }
 
     fn delete_customer(&mut self, id: &str, now: Instant) {
-        let ts = now_unix();
-        match self.customers.get_mut(id) {
+        let ts = self.now();
+        let snapshot = match self.customers.get_mut(id) {
+            Some(e) if e.deleted => return,
             Some(e) => {
                 e.deleted = true;
                 e.changed_at = Some(now);
                 e.search_prev = None;
+                e.obj.clone()
             }
             None => {
                 let mut obj = customer_template(id);
                 obj["created"] = json!(ts);
-                let mut e = Entry::new(obj);
+                let mut e = Entry::new(obj.clone());
                 e.deleted = true;
                 e.changed_at = Some(now);
                 self.customers.insert(e);
+                obj
             }
-        }
-        // Stripe: deleting a customer immediately cancels its subscriptions.
-        let ids: Vec<String> = self
+        };
+        // Stripe: deleting a customer immediately cancels its subscriptions
+        // (one customer.subscription.deleted each, then customer.deleted).
+        let mut ids: Vec<String> = self
             .subscriptions
-            .by_id
-            .values()
-            .filter(|e| {
-                e.obj["customer"] == id
-                    && !matches!(
-                        e.obj["status"].as_str(),
-                        Some("canceled") | Some("incomplete_expired")
-                    )
-            })
+            .iter_ordered()
+            .filter(|e| e.obj["customer"] == id && !subscription_ended(&e.obj))
             .map(|e| e.id().to_owned())
             .collect();
+        ids.reverse();
         for sid in ids {
-            if let Some(e) = self.subscriptions.get_mut(&sid) {
-                e.obj["status"] = json!("canceled");
-                e.obj["canceled_at"] = json!(ts);
-                e.obj["ended_at"] = json!(ts);
-                e.obj["cancel_at_period_end"] = json!(false);
+            self.cancel_subscription(&sid);
+        }
+        // The event carries the customer as it was, without `deleted`.
+        self.record_event("customer.deleted", snapshot, None);
+    }
+
+    fn upsert_payment_method(&mut self, partial: Value) -> Value {
+        let id = partial.get("id").and_then(Value::as_str);
+        let old = id
+            .and_then(|id| self.payment_methods.get(id))
+            .map(|e| e.obj.clone());
+        let Some(pm) = normalize_payment_method(partial, old.as_ref(), self.now()) else {
+            return Value::Null;
+        };
+        self.payment_methods.insert(Entry::new(pm.clone()));
+        // Stripe has no payment_method.created: a payment method shows up in
+        // the log when it is attached to a customer.
+        let old_customer = old.as_ref().map_or(Value::Null, |o| o["customer"].clone());
+        match (old_customer.is_null(), pm["customer"].is_null()) {
+            (true, false) => {
+                self.record_event("payment_method.attached", pm.clone(), None);
+            }
+            (false, true) => {
+                let previous = Map::from_iter([("customer".to_owned(), old_customer)]);
+                self.record_event("payment_method.detached", pm.clone(), Some(previous));
+            }
+            _ => {
+                if let Some(old) = old {
+                    self.record_update(Kind::PaymentMethod, &old, &pm);
+                }
             }
         }
+        pm
+    }
+
+    // ----- clock and event log -----
+
+    /// The fake's clock: `created` of new objects and events, retention.
+    fn now(&self) -> i64 {
+        self.clock.unwrap_or_else(now_unix)
+    }
+
+    /// An object as an event carries it (rendered with the events' API version).
+    fn event_view(&self, kind: Kind, obj: &Value) -> Value {
+        match kind {
+            Kind::Subscription => render_subscription(obj, &self.event_version),
+            _ => obj.clone(),
+        }
+    }
+
+    /// Record `<noun>.updated` with `previous_attributes`; nothing when the
+    /// object did not change (Stripe sends no event for a no-op update).
+    fn record_update(&mut self, kind: Kind, old: &Value, new: &Value) {
+        let old = self.event_view(kind, old);
+        let new = self.event_view(kind, new);
+        let previous = previous_attributes(&old, &new);
+        if previous.is_empty() {
+            return;
+        }
+        let event_type = match kind {
+            Kind::Subscription => "customer.subscription.updated",
+            Kind::PaymentMethod => "payment_method.updated",
+            Kind::Price => "price.updated",
+            Kind::Product => "product.updated",
+            Kind::Customer | Kind::Event => "customer.updated",
+        };
+        self.record_event(event_type, new, Some(previous));
+    }
+
+    /// Append an event to the log, stamped with the fake's clock; returns it.
+    fn record_event(
+        &mut self,
+        event_type: &str,
+        object: Value,
+        previous_attributes: Option<Map<String, Value>>,
+    ) -> Value {
+        let id = loop {
+            let id = format!("evt_1{}", self.rng.alnum(23));
+            if self.events.get(&id).is_none() {
+                break id;
+            }
+        };
+        let mut data = Map::new();
+        data.insert("object".to_owned(), object);
+        if let Some(previous) = previous_attributes {
+            data.insert("previous_attributes".to_owned(), Value::Object(previous));
+        }
+        let event = json!({
+            "id": id,
+            "object": "event",
+            "api_version": self.event_version.full,
+            "created": self.now(),
+            "data": data,
+            "livemode": false,
+            "pending_webhooks": 0,
+            "request": { "id": null, "idempotency_key": null },
+            "type": event_type,
+        });
+        self.events.insert(Entry::new(event.clone()));
+        event
+    }
+
+    /// Record `invoice.paid` for a subscription's current period.
+    fn record_invoice_paid(&mut self, subscription_id: &str) -> Option<Value> {
+        let sub = self.subscriptions.get(subscription_id)?.obj.clone();
+        let email = sub["customer"]
+            .as_str()
+            .and_then(|c| self.customers.get(c))
+            .map_or(Value::Null, |e| e.obj["email"].clone());
+        let id = format!("in_1{}", self.rng.alnum(23));
+        let invoice = invoice_for(&id, &sub, &email, self.now(), &self.event_version);
+        Some(self.record_event("invoice.paid", invoice, None))
+    }
+
+    /// Whether an event is still inside the retention window.
+    fn event_retained(&self, e: &Entry) -> bool {
+        let age = i64::try_from(self.event_retention.as_secs()).unwrap_or(i64::MAX);
+        e.obj["created"].as_i64().unwrap_or(0) >= self.now().saturating_sub(age)
     }
 
     fn take_fault(&mut self, path: &str) -> Option<Fault> {
@@ -1332,6 +1649,163 @@ fn has_all_keys(obj: &Value, template: &Value) -> bool {
         (Some(o), Some(t)) => t.keys().all(|k| o.contains_key(k)),
         _ => false,
     }
+}
+
+/// Canceled or expired: nothing more happens to it (no more cancellation).
+fn subscription_ended(sub: &Value) -> bool {
+    matches!(
+        sub["status"].as_str(),
+        Some("canceled") | Some("incomplete_expired")
+    )
+}
+
+/// A plain hash (like `metadata`), as opposed to a Stripe object or list
+/// (`items`, an expanded price) that `previous_attributes` reports whole.
+fn is_plain_hash(v: &Value) -> bool {
+    v.as_object().is_some_and(|m| !m.contains_key("object"))
+}
+
+/// Stripe's `previous_attributes`: the old value of every changed key,
+/// recursing into plain hashes; a key the update added is `null`.
+fn previous_attributes(old: &Value, new: &Value) -> Map<String, Value> {
+    let mut out = Map::new();
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        return out;
+    };
+    for (k, ov) in o {
+        match n.get(k) {
+            Some(nv) if nv == ov => {}
+            Some(nv) if is_plain_hash(ov) && is_plain_hash(nv) => {
+                let inner = previous_attributes(ov, nv);
+                if !inner.is_empty() {
+                    out.insert(k.clone(), Value::Object(inner));
+                }
+            }
+            _ => {
+                out.insert(k.clone(), ov.clone());
+            }
+        }
+    }
+    for k in n.keys() {
+        if !o.contains_key(k) {
+            out.insert(k.clone(), Value::Null);
+        }
+    }
+    out
+}
+
+/// A paid invoice for the current period of `sub` (first item), in the
+/// shape of `version`: basil and later carry the subscription under
+/// `parent.subscription_details`, older versions at the top level.
+fn invoice_for(id: &str, sub: &Value, email: &Value, now: i64, version: &ApiVersion) -> Value {
+    let basil = version.date.as_str() >= BASIL_VERSION_DATE;
+    let sub_id = sub["id"].clone();
+    let metadata = sub["metadata"].clone();
+    let item = sub["items"]["data"].get(0).cloned().unwrap_or(Value::Null);
+    let quantity = item["quantity"].as_i64().unwrap_or(1);
+    let amount = item["price"]["unit_amount"].as_i64().unwrap_or(0) * quantity;
+    let period = json!({
+        "end": item["current_period_end"],
+        "start": item["current_period_start"],
+    });
+    let mut line = json!({
+        "id": format!("il_{}", &id[3..]),
+        "object": "line_item",
+        "amount": amount,
+        "currency": sub["currency"],
+        "description": format!("{quantity} × Subscription"),
+        "discount_amounts": [],
+        "discountable": true,
+        "discounts": [],
+        "invoice": id,
+        "livemode": false,
+        "metadata": {},
+        "period": period,
+        "quantity": quantity,
+    });
+    let mut invoice = json!({
+        "id": id,
+        "object": "invoice",
+        "account_country": "US",
+        "account_name": null,
+        "amount_due": amount,
+        "amount_paid": amount,
+        "amount_remaining": 0,
+        "attempt_count": 1,
+        "attempted": true,
+        "auto_advance": false,
+        "billing_reason": "subscription_cycle",
+        "collection_method": sub["collection_method"],
+        "created": now,
+        "currency": sub["currency"],
+        "customer": sub["customer"],
+        "customer_email": email,
+        "default_payment_method": null,
+        "description": null,
+        "discounts": [],
+        "due_date": null,
+        "effective_at": now,
+        "hosted_invoice_url": null,
+        "invoice_pdf": null,
+        "lines": {
+            "object": "list",
+            "data": [],
+            "has_more": false,
+            "url": format!("/v1/invoices/{id}/lines"),
+        },
+        "livemode": false,
+        "metadata": {},
+        "number": null,
+        "period_end": item["current_period_start"],
+        "period_start": item["current_period_start"],
+        "status": "paid",
+        "status_transitions": {
+            "finalized_at": now,
+            "marked_uncollectible_at": null,
+            "paid_at": now,
+            "voided_at": null,
+        },
+        "subtotal": amount,
+        "test_clock": sub["test_clock"],
+        "total": amount,
+    });
+    if basil {
+        line["parent"] = json!({
+            "invoice_item_details": null,
+            "subscription_item_details": {
+                "invoice_item": null,
+                "proration": false,
+                "proration_details": { "credited_items": null },
+                "subscription": sub_id,
+                "subscription_item": item["id"],
+            },
+            "type": "subscription_item_details",
+        });
+        line["pricing"] = json!({
+            "price_details": { "price": item["price"]["id"], "product": item["price"]["product"] },
+            "type": "price_details",
+            "unit_amount_decimal": item["price"]["unit_amount_decimal"],
+        });
+        invoice["parent"] = json!({
+            "quote_details": null,
+            "subscription_details": { "metadata": metadata, "subscription": sub_id },
+            "type": "subscription_details",
+        });
+        // As in Stripe's own basil example: the old field is still there, null.
+        invoice["subscription"] = Value::Null;
+    } else {
+        line["plan"] = item["plan"].clone();
+        line["price"] = item["price"].clone();
+        line["proration"] = json!(false);
+        line["subscription"] = sub_id.clone();
+        line["subscription_item"] = item["id"].clone();
+        line["type"] = json!("subscription");
+        invoice["paid"] = json!(true);
+        invoice["subscription"] = sub_id;
+        invoice["subscription_details"] = json!({ "metadata": metadata });
+    }
+    invoice["lines"]["data"] = json!([line]);
+    invoice
 }
 
 fn deleted_stub(id: &str) -> Value {
@@ -1770,6 +2244,15 @@ struct ApiVersion {
     date: String,
 }
 
+impl ApiVersion {
+    fn default_version() -> ApiVersion {
+        ApiVersion {
+            full: DEFAULT_API_VERSION.to_owned(),
+            date: DEFAULT_API_VERSION[..10].to_owned(),
+        }
+    }
+}
+
 fn parse_version(v: &str) -> Option<ApiVersion> {
     let v = v.trim();
     let b = v.as_bytes();
@@ -1872,6 +2355,8 @@ fn route(st: &ServerState, method: &str, path: &str, query: &str, version: &ApiV
         ["v1", "products", id] if !id.is_empty() => {
             retrieve(st, Kind::Product, id, &pairs, version)
         }
+        ["v1", "events"] => list_events(st, &pairs, version),
+        ["v1", "events", id] if !id.is_empty() => retrieve_event(st, id, &pairs, version),
         _ => return unrecognized(method, path),
     };
     match result {
@@ -2166,6 +2651,133 @@ fn list_payment_methods(
             && ptype.as_deref().is_none_or(|t| e.obj["type"] == t)
     };
     list(st, Kind::PaymentMethod, &p, filter, version)
+}
+
+fn list_events(
+    st: &ServerState,
+    pairs: &[(String, String)],
+    version: &ApiVersion,
+) -> Result<Value, Reply> {
+    // `types[]` is an array parameter, like `expand[]`.
+    let mut types = Vec::new();
+    let mut rest = Vec::new();
+    for (k, v) in pairs {
+        match split_key(k) {
+            ("types", Some(i)) if i.is_empty() || i.bytes().all(|c| c.is_ascii_digit()) => {
+                if !v.is_empty() {
+                    types.push(v.clone());
+                }
+            }
+            ("types", None) => {
+                return Err(Reply::invalid(
+                    "Invalid array",
+                    Some("parameter_invalid_array"),
+                    Some("types"),
+                ));
+            }
+            _ => rest.push((k.clone(), v.clone())),
+        }
+    }
+    let p = parse_params(
+        &rest,
+        &[
+            "limit",
+            "starting_after",
+            "ending_before",
+            "created",
+            "type",
+            "delivery_success",
+        ],
+    )?;
+    if types.len() > MAX_EVENT_TYPES {
+        return Err(Reply::invalid(
+            format!(
+                "Invalid array: types may contain at most {MAX_EVENT_TYPES} elements (got {}).",
+                types.len()
+            ),
+            Some("parameter_invalid_array"),
+            Some("types"),
+        ));
+    }
+    let type_glob = p.get("type").map(str::to_owned);
+    if type_glob.is_some() && !types.is_empty() {
+        return Err(Reply::invalid(
+            "You may pass either type or types, but not both.",
+            None,
+            Some("types"),
+        ));
+    }
+    if let Some(b) = p.get("delivery_success")
+        && b != "true"
+        && b != "false"
+    {
+        return Err(Reply::invalid(
+            format!("Invalid boolean: {b}"),
+            Some("parameter_invalid_boolean"),
+            Some("delivery_success"),
+        ));
+    }
+    // Stripe has dropped events past the retention: as cursors they are unknown ids.
+    for param in ["starting_after", "ending_before"] {
+        if let Some(id) = p.get(param)
+            && st.events.get(id).is_some_and(|e| !st.event_retained(e))
+        {
+            return Err(Reply::invalid(
+                format!("No such event: '{id}'"),
+                Some("resource_missing"),
+                Some(param),
+            ));
+        }
+    }
+    let filter = |e: &Entry| {
+        let t = e.obj["type"].as_str().unwrap_or("");
+        st.event_retained(e)
+            && created_matches(&e.obj, &p.created)
+            && (types.is_empty() || types.iter().any(|want| want == t))
+            && type_glob.as_deref().is_none_or(|g| glob_matches(g, t))
+    };
+    list(st, Kind::Event, &p, filter, version)
+}
+
+fn retrieve_event(
+    st: &ServerState,
+    id: &str,
+    pairs: &[(String, String)],
+    version: &ApiVersion,
+) -> Result<Value, Reply> {
+    if st.events.get(id).is_some_and(|e| !st.event_retained(e)) {
+        return Err(Reply::error(
+            404,
+            "invalid_request_error",
+            format!("No such event: '{id}'"),
+            Some("resource_missing"),
+            Some("id"),
+        ));
+    }
+    retrieve(st, Kind::Event, id, pairs, version)
+}
+
+/// The events list's `type` filter: `*` matches any run of characters
+/// (`customer.*` matches `customer.created` and `customer.subscription.deleted`).
+fn glob_matches(pattern: &str, s: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return s.is_empty();
+    };
+    let Some(mut rest) = s.strip_prefix(first) else {
+        return false;
+    };
+    let tail: Vec<&str> = parts.collect();
+    let Some((last, middle)) = tail.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 fn list(
