@@ -109,14 +109,18 @@ fn main() {
         fake.request_count(),
         took.as_secs_f64() * 1000.0
     );
-}
 
     catch_up(dir.path(), &fake, requests, backfill_took);
 }
 
 /// Issue 11: 200 customers changed behind the store's back (about 600
 /// events), then `resync --events`, against the full backfill.
-fn catch_up(dir: &std::path::Path, fake: &FakeStripe, backfill_requests: usize, backfill: Duration) {
+fn catch_up(
+    dir: &std::path::Path,
+    fake: &FakeStripe,
+    backfill_requests: usize,
+    backfill: Duration,
+) {
     let subs = fake.subscriptions();
     let mut changed = 0;
     for s in subs.iter().filter(|s| s["status"] == "active").take(200) {

@@ -75,9 +75,16 @@ pub fn expand(args: &[String]) -> (Vec<Input>, Vec<(String, String)>) {
         let path = Path::new(arg);
         if path.is_dir() {
             let mut found: Vec<PathBuf> = Vec::new();
+            // `serve --record DIR` keeps refused requests (bad signatures)
+            // under DIR/rejected/: replaying the folder replays what was
+            // accepted. Name a rejected file to read it anyway.
             for entry in walkdir::WalkDir::new(path)
                 .follow_links(true)
                 .sort_by_file_name()
+                .into_iter()
+                .filter_entry(|e| {
+                    !(e.depth() > 0 && e.file_type().is_dir() && e.file_name() == "rejected")
+                })
             {
                 match entry {
                     Ok(e) if e.file_type().is_file() && is_event_file(e.path()) => {

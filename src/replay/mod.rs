@@ -301,8 +301,11 @@ pub(crate) fn run(
         pending,
         ..
     } = pass;
-    let mut api =
-        live.map(|client| ApiSource::new(rt, client, &cfg.user_key, crate::commands::unix_now()));
+    let mut api = live.map(|client| {
+        let mut api = ApiSource::new(rt, client, &cfg.user_key, crate::commands::unix_now());
+        api.interruptible = interruptible;
+        api
+    });
     let settled = settle_pending(
         pending,
         &snapshots,

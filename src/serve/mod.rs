@@ -235,9 +235,18 @@ async fn handle(
         (&Method::GET, "/healthz") => Answer::text(StatusCode::OK, "ok"),
         (&Method::POST, p) if p == state.settings.path => webhook(req, &state).await?,
         (_, p) if p == state.settings.path => {
-            Answer::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+            let mut a = Answer::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+            a.note = Some(format!("{} is not allowed: POST only", req.method()));
+            a
         }
-        _ => Answer::text(StatusCode::NOT_FOUND, "Not Found"),
+        _ => {
+            let mut a = Answer::text(StatusCode::NOT_FOUND, "Not Found");
+            a.note = Some(format!(
+                "no route {path} (the webhook is at {})",
+                state.settings.path
+            ));
+            a
+        }
     };
     let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     report(&state, &answer, &path, ms);

@@ -205,6 +205,8 @@ pub(crate) struct ApiSource<'a> {
     pub now: i64,
     /// Customer objects already fetched (search results, `--live` resolution).
     pub prefetched: HashMap<String, CustomerInfo>,
+    /// Whether Ctrl-C abandons a request (a server finishes what it accepted).
+    pub interruptible: bool,
 }
 
 impl<'a> ApiSource<'a> {
@@ -220,6 +222,7 @@ impl<'a> ApiSource<'a> {
             user_key: user_key.to_owned(),
             now,
             prefetched: HashMap::new(),
+            interruptible: true,
         }
     }
 
@@ -227,6 +230,9 @@ impl<'a> ApiSource<'a> {
         &self,
         f: impl std::future::Future<Output = Result<T, crate::stripe::ApiError>>,
     ) -> Result<T, FetchError> {
+        if !self.interruptible {
+            return self.rt.handle().block_on(f).map_err(FetchError::from);
+        }
         match self.rt.block_on(f) {
             Ok(r) => r.map_err(FetchError::from),
             Err(_) => Err(FetchError::Interrupted),

@@ -1,0 +1,2148 @@
+//! `stripe-sync serve` through the binary: the endpoint's answers (500 without
+//! a secret, 400 with the reason, 200 with the decision only after the commit,
+//! 405/404/413, /healthz), the per-request log lines, `--record` and its
+//! replay, secret rotation, concurrent out-of-order delivery, `kill -9` under
+//! load, SIGTERM/SIGINT, `--live` with a dead API, secrets kept out of every
+//! output, and clients that misbehave at the HTTP level.
+//!
+//! Every server listens on `127.0.0.1:0` in a temp dir, with no ambient
+//! `STRIPE_*` variables. The client is a small HTTP/1.1 client over
+//! `std::net::TcpStream` written here, so that the tests can also send what a
+//! well-behaved client never would (half a header, a body that ends early).
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use stripe_sync::secret::Secret;
+use stripe_sync::signature;
+
+use crate::common::{Output, cmd_in, run, tempdir};
+use crate::replay::{fixture_events, mapping};
+use crate::support::fake_stripe::{Account, FakeStripe, Fault};
+
+const SECRET: &str = "whsec_serve_test_8d41c0a7e2";
+
+/// Variables a developer's shell might carry that would change results.
+const AMBIENT: &[&str] = &[
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_SIGNATURE",
+    "STRIPE_API_KEY",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_API_BASE",
+    "STRIPE_SYNC_DB",
+    "STRIPE_SYNC_CONFIG",
+    "STRIPE_SYNC_LISTEN",
+    "NO_COLOR",
+    "CI",
+];
+
+/// The fields of a decision, in the order `replay --json` gives them.
+const DECISION: [&str; 9] = [
+    "event_id",
+    "type",
+    "created",
+    "route",
+    "user_id",
+    "customer_id",
+    "resolved_via",
+    "reason",
+    "source",
+];
+
+// ---------------------------------------------------------------------------
+// A tiny HTTP/1.1 client
+// ---------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "the {} answer is not JSON ({e}): {:?}",
+                self.status,
+                self.text()
+            )
+        })
+    }
+
+    fn route(&self) -> String {
+        self.json()["route"].as_str().unwrap_or("").to_owned()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn bad_data(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+fn read_line(r: &mut impl BufRead) -> io::Result<String> {
+    let mut raw = Vec::new();
+    if r.read_until(b'\n', &mut raw)? == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the connection closed",
+        ));
+    }
+    Ok(String::from_utf8_lossy(&raw)
+        .trim_end_matches(['\r', '\n'])
+        .to_owned())
+}
+
+/// One response: status line, headers, then a body framed by
+/// `Transfer-Encoding: chunked`, `Content-Length` or the end of the stream.
+fn read_response(r: &mut impl BufRead) -> io::Result<Resp> {
+    loop {
+        let line = read_line(r)?;
+        let mut parts = line.splitn(3, ' ');
+        let version = parts.next().unwrap_or("");
+        if !version.starts_with("HTTP/1.") {
+            return Err(bad_data(format!("not an HTTP status line: {line:?}")));
+        }
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad_data(format!("no status in {line:?}")))?;
+        let mut headers = Vec::new();
+        loop {
+            let h = read_line(r)?;
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h
+                .split_once(':')
+                .ok_or_else(|| bad_data(format!("bad header line {h:?}")))?;
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+        if (100..200).contains(&status) {
+            continue; // 100 Continue and friends: the real answer follows
+        }
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let mut body = Vec::new();
+        if get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+            loop {
+                let size_line = read_line(r)?;
+                let hex = size_line.split(';').next().unwrap_or("").trim();
+                let size = usize::from_str_radix(hex, 16)
+                    .map_err(|_| bad_data(format!("bad chunk size {size_line:?}")))?;
+                if size == 0 {
+                    while !read_line(r)?.is_empty() {}
+                    break;
+                }
+                let start = body.len();
+                body.resize(start + size, 0);
+                r.read_exact(&mut body[start..])?;
+                read_line(r)?;
+            }
+        } else if let Some(len) = get("content-length") {
+            let len: usize = len
+                .parse()
+                .map_err(|_| bad_data(format!("bad Content-Length {len:?}")))?;
+            body.resize(len, 0);
+            r.read_exact(&mut body)?;
+        } else if status != 204 && status != 304 {
+            r.read_to_end(&mut body)?;
+        }
+        return Ok(Resp {
+            status,
+            headers,
+            body,
+        });
+    }
+}
+
+/// The bytes of one request. `Content-Length` is set for a body or a POST.
+fn request_bytes(
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    close: bool,
+) -> Vec<u8> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" || method == "PUT" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// One client connection (keep-alive unless a request says close).
+struct Conn {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+    host: String,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr) -> io::Result<Conn> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(60)))?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            reader: BufReader::new(stream.try_clone()?),
+            stream,
+            host: addr.to_string(),
+        })
+    }
+
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        close: bool,
+    ) -> io::Result<Resp> {
+        let bytes = request_bytes(method, path, &self.host, headers, body, close);
+        // A server may answer (413) and close before it has read everything:
+        // keep what it said rather than the write error.
+        let written = self.stream.write_all(&bytes);
+        match read_response(&mut self.reader) {
+            Ok(r) => Ok(r),
+            Err(e) => Err(written.err().unwrap_or(e)),
+        }
+    }
+
+    /// Sends raw bytes, then reads whatever comes back until the server
+    /// closes or `within` passes: (bytes received, closed by the server).
+    fn raw_exchange(&mut self, bytes: &[u8], within: Duration) -> (Vec<u8>, bool) {
+        let _ = self.stream.write_all(bytes);
+        self.drain(within)
+    }
+
+    /// Reads until the server closes (true) or `within` passes (false).
+    fn drain(&mut self, within: Duration) -> (Vec<u8>, bool) {
+        let deadline = Instant::now() + within;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return (got, false);
+            }
+            let _ = self
+                .stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            match self.reader.read(&mut buf) {
+                Ok(0) => return (got, true),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return (got, false);
+                }
+                Err(_) => return (got, true), // reset: closed too
+            }
+        }
+    }
+}
+
+/// The status code at the start of raw response bytes, if any.
+fn raw_status(bytes: &[u8]) -> Option<u16> {
+    let text = String::from_utf8_lossy(bytes);
+    let line = text.lines().next()?;
+    line.strip_prefix("HTTP/1.")?
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn hook_headers(sig: Option<&str>) -> Vec<(&str, &str)> {
+    let mut h = vec![
+        ("Content-Type", "application/json; charset=utf-8"),
+        (
+            "User-Agent",
+            "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        ),
+    ];
+    if let Some(s) = sig {
+        h.push(("Stripe-Signature", s));
+    }
+    h
+}
+
+// ---------------------------------------------------------------------------
+// Signing and events
+// ---------------------------------------------------------------------------
+
+fn now() -> i64 {
+    stripe_sync::commands::unix_now()
+}
+
+fn sign_at(body: &[u8], secret: &str, t: i64) -> String {
+    signature::sign(&Secret::new(secret), t, body).header
+}
+
+fn sign(body: &[u8], secret: &str) -> String {
+    sign_at(body, secret, now())
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn fixture_bytes(rel: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join(rel)).unwrap()
+}
+
+/// The 45 fixture events (compact JSON, in `replay fixtures/` order) with
+/// the `source` each one has in that replay.
+fn fixture_list() -> &'static [(String, String)] {
+    static LIST: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        let events = fixture_events();
+        let dir = tempdir();
+        let out = run(cmd_in(dir.path())
+            .args(["replay", "--dry-run", "--json"])
+            .arg(fixtures()));
+        let v: Value = serde_json::from_str(&out.stdout).expect("replay --json");
+        let decisions = v["events"].as_array().unwrap();
+        assert_eq!(decisions.len(), events.len());
+        events
+            .into_iter()
+            .zip(decisions)
+            .map(|(e, d)| {
+                let id: Value = serde_json::from_str::<Value>(&e).unwrap()["id"].clone();
+                assert_eq!(id, d["event_id"]);
+                let source = d["source"].as_str().unwrap().to_owned();
+                let rel = source
+                    .strip_prefix(&format!("{}/", fixtures().display()))
+                    .unwrap_or(&source)
+                    .to_owned();
+                (e, rel)
+            })
+            .collect()
+    })
+}
+
+/// The compact text of the fixture event with this `source` (relative to
+/// fixtures/, e.g. `2026-03-onboarding/09-edsger-signup.json[1]`).
+fn fixture_at(source: &str) -> String {
+    fixture_list()
+        .iter()
+        .find(|(_, s)| s == source)
+        .unwrap_or_else(|| panic!("no fixture event at {source}"))
+        .0
+        .clone()
+}
+
+fn id_of(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// An `invoice.paid` event for `customer`, routed by the invoice's own
+/// metadata when `user` is given (else through the customer).
+fn invoice_paid(id: &str, customer: &str, user: Option<&str>) -> Vec<u8> {
+    invoice_paid_keyed(id, customer, "clerkUserId", user)
+}
+
+fn invoice_paid_keyed(id: &str, customer: &str, key: &str, user: Option<&str>) -> Vec<u8> {
+    let mut metadata = serde_json::Map::new();
+    if let Some(u) = user {
+        metadata.insert(key.to_owned(), json!(u));
+    }
+    json!({
+        "id": id, "object": "event", "type": "invoice.paid", "created": 1_767_225_700,
+        "api_version": "2025-06-30.basil", "livemode": false, "pending_webhooks": 1,
+        "request": { "id": null, "idempotency_key": null },
+        "data": { "object": {
+            "id": format!("in_{id}"), "object": "invoice", "customer": customer,
+            "status": "paid", "metadata": metadata,
+        } },
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn thin_event(id: &str) -> Vec<u8> {
+    json!({
+        "id": id, "object": "v2.core.event",
+        "type": "v1.billing.meter.error_report_triggered",
+        "created": "2026-01-01T00:00:00.000Z", "livemode": false,
+        "context": null, "reason": null,
+        "related_object": {"id": "mtr_123", "type": "billing.meter", "url": "/v1/billing/meters/mtr_123"},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Deterministic "random" numbers (xorshift), so a failure can be replayed.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+/// The fixtures cloned `copies` times under fresh event, customer and
+/// subscription ids (the way `crash.rs` makes a long replay).
+fn many_events(copies: usize) -> Vec<Vec<u8>> {
+    let base = fixture_events();
+    let mut out = Vec::new();
+    for k in 0..copies {
+        for line in &base {
+            let line = line
+                .replace("\"evt_", &format!("\"evt_{k}k"))
+                .replace("\"cus_", &format!("\"cus_{k}k"))
+                .replace("\"sub_", &format!("\"sub_{k}k"));
+            out.push(line.into_bytes());
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// The server process
+// ---------------------------------------------------------------------------
+
+struct Launch {
+    dir: PathBuf,
+    global: Vec<String>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    listen_flag: bool,
+}
+
+/// `stripe-sync [GLOBAL] serve --listen 127.0.0.1:0 [ARGS]` in `dir`.
+fn launch(dir: &Path) -> Launch {
+    Launch {
+        dir: dir.to_path_buf(),
+        global: Vec::new(),
+        args: Vec::new(),
+        env: Vec::new(),
+        listen_flag: true,
+    }
+}
+
+impl Launch {
+    fn global(mut self, a: &[&str]) -> Launch {
+        self.global.extend(a.iter().map(|s| (*s).to_owned()));
+        self
+    }
+
+    fn args(mut self, a: &[&str]) -> Launch {
+        self.args.extend(a.iter().map(|s| (*s).to_owned()));
+        self
+    }
+
+    fn env(mut self, k: &str, v: &str) -> Launch {
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    fn secret(self) -> Launch {
+        self.args(&["--secret", SECRET])
+    }
+
+    /// `--live` against `base` with `key`.
+    fn live(self, base: &str, key: &str) -> Launch {
+        self.args(&["--live", "--api-base", base, "--api-key", key])
+    }
+
+    fn no_listen_flag(mut self) -> Launch {
+        self.listen_flag = false;
+        self
+    }
+
+    fn start(self) -> Server {
+        self.try_start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start(self) -> Result<Server, String> {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("stripe-sync"));
+        for v in AMBIENT {
+            cmd.env_remove(v);
+        }
+        cmd.env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
+            .current_dir(&self.dir)
+            .args(&self.global)
+            .arg("serve");
+        if self.listen_flag {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(&self.args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
+        let err_pipe = child.stderr.take().unwrap();
+        let out_pipe = child.stdout.take().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        let err_buf = Arc::clone(&stderr);
+        // Keeps reading stderr for the whole run, so the pipe never fills.
+        let t_err = std::thread::spawn(move || {
+            let mut r = BufReader::new(err_pipe);
+            let mut tx = Some(tx);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match r.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let text = String::from_utf8_lossy(&line).into_owned();
+                err_buf.lock().unwrap().push_str(&text);
+                const MARK: &str = "listening on http://";
+                if let Some(i) = text.find(MARK)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(text[i + MARK.len()..].trim().to_owned());
+                }
+            }
+        });
+        let out_buf = Arc::clone(&stdout);
+        let t_out = std::thread::spawn(move || {
+            let mut r = BufReader::new(out_pipe);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match r.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => out_buf
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&line)),
+                }
+            }
+        });
+        let fail = |child: &mut Child, why: String, stderr: &Arc<Mutex<String>>| {
+            let _ = child.kill();
+            let status = child.wait().ok().and_then(|s| s.code());
+            format!(
+                "stripe-sync serve {why} (status {status:?})\n--- stderr\n{}",
+                stderr.lock().unwrap()
+            )
+        };
+        let rest = match rx.recv_timeout(Duration::from_secs(90)) {
+            Ok(rest) => rest,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(fail(
+                    &mut child,
+                    "printed no `listening on` line within 90 s".into(),
+                    &stderr,
+                ));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(fail(
+                    &mut child,
+                    "ended before `listening on`".into(),
+                    &stderr,
+                ));
+            }
+        };
+        let (addr, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].to_owned()),
+            None => (rest.as_str(), "/".to_owned()),
+        };
+        let Ok(addr) = addr.parse::<SocketAddr>() else {
+            return Err(fail(
+                &mut child,
+                format!("printed an unusable address: listening on http://{rest}"),
+                &stderr,
+            ));
+        };
+        let db = match self.global.iter().position(|a| a == "--db") {
+            Some(i) => self.dir.join(&self.global[i + 1]),
+            None => self.dir.join("stripe-sync.db"),
+        };
+        Ok(Server {
+            child,
+            addr,
+            path,
+            db,
+            stderr,
+            stdout,
+            readers: vec![t_err, t_out],
+        })
+    }
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    path: String,
+    db: PathBuf,
+    stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Server {
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    fn stderr_lines(&self) -> Vec<String> {
+        self.stderr().lines().map(str::to_owned).collect()
+    }
+
+    fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn conn(&self) -> Conn {
+        Conn::open(self.addr).unwrap_or_else(|e| {
+            panic!(
+                "cannot connect to {}: {e}\n--- stderr\n{}",
+                self.addr,
+                self.stderr()
+            )
+        })
+    }
+
+    /// One request on a fresh connection (`Connection: close`).
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        self.conn()
+            .send(method, path, headers, body, true)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{method} {path}: no answer ({e})\n--- stderr\n{}",
+                    self.stderr()
+                )
+            })
+    }
+
+    fn post(&self, body: &[u8], sig: Option<&str>) -> Resp {
+        self.request("POST", &self.path, &hook_headers(sig), body)
+    }
+
+    /// POST with a signature made now with [`SECRET`].
+    fn post_signed(&self, body: &[u8]) -> Resp {
+        self.post(body, Some(&sign(body, SECRET)))
+    }
+
+    fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, &[], b"")
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} {}", self.child.id());
+    }
+
+    /// Waits for the process to end (killing it after `within`), then
+    /// collects everything it printed.
+    fn finish(&mut self, within: Duration) -> Output {
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s.code().unwrap_or(-1);
+            }
+            if t.elapsed() > within {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "stripe-sync serve still running after {within:?}\n--- stderr\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        for t in std::mem::take(&mut self.readers) {
+            let _ = t.join();
+        }
+        Output {
+            status,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+        }
+    }
+
+    /// SIGTERM or SIGINT, then the outcome.
+    fn stop(&mut self, sig: &str) -> Output {
+        self.signal(sig);
+        self.finish(Duration::from_secs(30))
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for t in std::mem::take(&mut self.readers) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status, out.stdout, out.stderr
+    )
+}
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if t.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The number of stderr lines once it has not changed for 300 ms (at most 5 s).
+fn settled_lines(s: &Server) -> usize {
+    let t = Instant::now();
+    let mut n = s.stderr_lines().len();
+    let mut since = Instant::now();
+    while t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+        let m = s.stderr_lines().len();
+        if m != n {
+            (n, since) = (m, Instant::now());
+        } else if since.elapsed() >= Duration::from_millis(300) {
+            break;
+        }
+    }
+    n
+}
+
+/// Runs `request` and asserts that it added exactly one line to stderr,
+/// holding the answer's status code.
+fn one_log_line(s: &Server, request: impl FnOnce() -> Resp) -> Resp {
+    // An earlier request's line may still be on its way (it can be written
+    // just after its answer).
+    let before = settled_lines(s);
+    let r = request();
+    wait_until(Duration::from_secs(10), || s.stderr_lines().len() > before);
+    settled_lines(s);
+    let lines = s.stderr_lines();
+    let new = &lines[before..];
+    assert_eq!(
+        new.len(),
+        1,
+        "one log line per request (answer {}): {new:#?}",
+        r.status
+    );
+    assert!(
+        new[0].contains(&r.status.to_string()),
+        "the log line names the status {}: {:?}",
+        r.status,
+        new[0]
+    );
+    r
+}
+
+// ---------------------------------------------------------------------------
+// The store
+// ---------------------------------------------------------------------------
+
+fn store(db: &Path) -> Option<rusqlite::Connection> {
+    if !db.exists() {
+        return None;
+    }
+    let c = rusqlite::Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    c.busy_timeout(Duration::from_secs(20)).unwrap();
+    Some(c)
+}
+
+fn has_table(c: &rusqlite::Connection, name: &str) -> bool {
+    c.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap()
+        > 0
+}
+
+/// The store's event log: id -> route (empty without a store).
+fn logged(db: &Path) -> HashMap<String, String> {
+    let Some(c) = store(db) else {
+        return HashMap::new();
+    };
+    if !has_table(&c, "events") {
+        return HashMap::new();
+    }
+    let mut st = c.prepare("SELECT id, route FROM events").unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// One column of one row, as text (None: no such row).
+fn cell(db: &Path, sql: &str, key: &str) -> Option<String> {
+    let c = store(db)?;
+    c.query_row(sql, [key], |r| r.get::<_, Option<String>>(0))
+        .ok()
+        .flatten()
+}
+
+/// `PRAGMA integrity_check` is ok and no customer is half written.
+fn integrity(db: &Path) {
+    let Some(conn) = store(db) else { return };
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok", "{}", db.display());
+    if !has_table(&conn, "events") {
+        return;
+    }
+    let orphans: i64 = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM subscriptions s
+                     WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = s.customer_id))
+                  + (SELECT count(*) FROM events e
+                     WHERE e.route = 'sync' AND e.customer_id IS NOT NULL
+                       AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = e.customer_id))",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("orphan query failed on {}: {e}", db.display()));
+    assert_eq!(orphans, 0, "half-written customers in {}", db.display());
+}
+
+/// `inspect --json` rows (without `synced_at`) for one customer.
+fn rows_of(dir: &Path, db: &Path, customer: &str) -> Vec<Value> {
+    let m = mapping(dir, &db.display().to_string());
+    m.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["customer_id"] == customer)
+        .cloned()
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Concurrent clients
+// ---------------------------------------------------------------------------
+
+type Answers = Arc<Mutex<Vec<(usize, io::Result<Resp>)>>>;
+
+/// `conns` threads, each with its own keep-alive connection, POST every
+/// body (signed with [`SECRET`] just before it is sent), all starting at
+/// once. A thread whose connection breaks reconnects once per failure and
+/// gives up when it cannot (the server is gone).
+fn pump(
+    addr: SocketAddr,
+    path: &str,
+    bodies: Arc<Vec<Vec<u8>>>,
+    conns: usize,
+) -> (Answers, Vec<JoinHandle<()>>) {
+    let answers: Answers = Arc::new(Mutex::new(Vec::new()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(conns));
+    let threads = (0..conns)
+        .map(|_| {
+            let (answers, next, start, bodies) = (
+                Arc::clone(&answers),
+                Arc::clone(&next),
+                Arc::clone(&start),
+                Arc::clone(&bodies),
+            );
+            let path = path.to_owned();
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(addr).ok();
+                start.wait();
+                loop {
+                    let Some(c) = conn.as_mut() else { return };
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= bodies.len() {
+                        return;
+                    }
+                    let sig = sign(&bodies[i], SECRET);
+                    let r = c.send("POST", &path, &hook_headers(Some(&sig)), &bodies[i], false);
+                    let failed = r.is_err();
+                    let close = r
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| r.header("connection"))
+                        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+                    answers.lock().unwrap().push((i, r));
+                    if failed || close {
+                        conn = Conn::open(addr).ok();
+                    }
+                }
+            })
+        })
+        .collect();
+    (answers, threads)
+}
+
+// ---------------------------------------------------------------------------
+// 1. Answers
+// ---------------------------------------------------------------------------
+
+#[test]
+fn without_a_secret_every_post_is_500_and_start_up_warns() {
+    let dir = tempdir();
+    let mut s = launch(dir.path()).start();
+    // The warning is said before any request, loudly.
+    assert!(
+        wait_until(Duration::from_secs(3), || {
+            s.stderr().lines().any(|l| {
+                let l = l.to_lowercase();
+                l.contains("warning") && l.contains("secret")
+            })
+        }),
+        "no start-up warning about the missing secret: {}",
+        s.stderr()
+    );
+    let body = fixture_bytes("2026-03-onboarding/03-ada-subscription-created.json");
+    for sig in [Some(sign(&body, SECRET)), None] {
+        let r = one_log_line(&s, || s.post(&body, sig.as_deref()));
+        assert_eq!(r.status, 500, "{}", r.text());
+        assert_eq!(r.text().trim_end(), "Webhook secret not configured.");
+    }
+    let r = s.get("/healthz");
+    assert_eq!((r.status, r.text().trim_end()), (200, "ok"));
+    let out = s.stop("TERM");
+    assert_eq!(out.status, 0, "{}", show(&out));
+    assert!(logged(&s.db).is_empty(), "nothing processed");
+}
+
+#[test]
+fn bad_signatures_are_400_with_the_reason_and_write_nothing() {
+    let dir = tempdir();
+    let mut s = launch(dir.path()).secret().start();
+    let body = fixture_bytes("2026-03-onboarding/03-ada-subscription-created.json");
+    let t = now();
+    let good = sign_at(&body, SECRET, t);
+    let hex = good.split("v1=").nth(1).unwrap().to_owned();
+    let mut altered = body.clone();
+    altered.extend_from_slice(b"\n");
+    let not_utf8 = b"{\"id\":\"evt_bad\xff\",\"object\":\"event\"}".to_vec();
+    let cases: Vec<(&str, Option<String>, Vec<u8>, &str)> = vec![
+        ("no header", None, body.clone(), "no_signatures"),
+        (
+            "empty header",
+            Some(String::new()),
+            body.clone(),
+            "no_signatures",
+        ),
+        (
+            "only t",
+            Some(format!("t={t}")),
+            body.clone(),
+            "no_signatures",
+        ),
+        (
+            "no t",
+            Some(format!("v1={hex}")),
+            body.clone(),
+            "malformed_header",
+        ),
+        (
+            "another secret",
+            Some(sign_at(&body, "whsec_someone_else", t)),
+            body.clone(),
+            "signature_mismatch",
+        ),
+        (
+            "a byte added after signing",
+            Some(good.clone()),
+            altered,
+            "signature_mismatch",
+        ),
+        (
+            "signed 1000 s ago",
+            Some(sign_at(&body, SECRET, t - 1000)),
+            body.clone(),
+            "timestamp_out_of_tolerance",
+        ),
+        (
+            "not UTF-8",
+            Some(sign_at(&not_utf8, SECRET, t)),
+            not_utf8.clone(),
+            "payload_not_utf8",
+        ),
+    ];
+    for (what, sig, payload, reason) in &cases {
+        let r = one_log_line(&s, || s.post(payload, sig.as_deref()));
+        assert_eq!(r.status, 400, "{what}: {}", r.text());
+        assert_eq!(
+            r.text().trim_end(),
+            format!("Webhook Error: {reason}"),
+            "{what}"
+        );
+    }
+    assert!(logged(&s.db).is_empty(), "a bad signature writes nothing");
+    // The same bytes, correctly signed, go through.
+    let r = s.post(&body, Some(&good));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(s.stop("TERM").status, 0);
+
+    // --tolerance 0 turns the age check off.
+    let dir = tempdir();
+    let mut s = launch(dir.path())
+        .secret()
+        .args(&["--tolerance", "0"])
+        .start();
+    let r = s.post(&body, Some(&sign_at(&body, SECRET, t - 100_000)));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.route(), "sync");
+    assert_eq!(s.stop("TERM").status, 0);
+}
+
+#[test]
+fn a_valid_event_is_committed_before_its_200_and_every_route_is_200() {
+    let dir = tempdir();
+    let d = dir.path();
+    let mut s = launch(d).global(&["--db", "served.db"]).secret().start();
+    assert_eq!(s.db, d.join("served.db"));
+
+    // sync: the decision is the body, and the store already has it.
+    let ada = fixture_bytes("2026-03-onboarding/03-ada-subscription-created.json");
+    let r = one_log_line(&s, || s.post_signed(&ada));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("content-type")
+            .is_some_and(|v| v.starts_with("application/json")),
+        "{:?}",
+        r.headers
+    );
+    let v = r.json();
+    assert_eq!(crate::common::keys(&v), DECISION, "{v}");
+    assert_eq!(v["event_id"], "evt_1a4yoBRkT3sQ8vLmXZ8cZWO2");
+    assert_eq!(v["type"], "customer.subscription.created");
+    assert_eq!(v["created"], 1_772_445_849);
+    assert_eq!(v["route"], "sync");
+    assert_eq!(v["user_id"], "user_23q4rvzWDYkqJ0g9tlqhv8lWozr");
+    assert_eq!(v["customer_id"], "cus_1gIHnbN8OoIW0c");
+    assert_eq!(v["resolved_via"], "object_metadata");
+    // Committed before the answer: read right after the 200, while it runs.
+    assert_eq!(
+        logged(&s.db)
+            .get("evt_1a4yoBRkT3sQ8vLmXZ8cZWO2")
+            .map(String::as_str),
+        Some("sync"),
+        "the event is logged before the 200"
+    );
+    let rows = rows_of(d, &s.db, "cus_1gIHnbN8OoIW0c");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["user_id"], "user_23q4rvzWDYkqJ0g9tlqhv8lWozr");
+    assert_eq!(rows[0]["subscription_id"], "sub_1ImifjRkT3sQ8vLmmGj8uznS");
+    assert_eq!(rows[0]["status"], "active");
+
+    // duplicate: 200, writes nothing.
+    let processed_at = |id: &str| cell(&s.db, "SELECT processed_at FROM events WHERE id = ?1", id);
+    let synced_at = |id: &str| cell(&s.db, "SELECT synced_at FROM customers WHERE id = ?1", id);
+    let (p0, c0) = (
+        processed_at("evt_1a4yoBRkT3sQ8vLmXZ8cZWO2"),
+        synced_at("cus_1gIHnbN8OoIW0c"),
+    );
+    assert!(p0.is_some() && c0.is_some(), "{p0:?} {c0:?}");
+    let count = || logged(&s.db).len();
+    let n0 = count();
+    std::thread::sleep(Duration::from_millis(1100)); // a rewrite would change the times
+    let r = one_log_line(&s, || s.post_signed(&ada));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.route(), "duplicate");
+    assert_eq!(r.json()["event_id"], "evt_1a4yoBRkT3sQ8vLmXZ8cZWO2");
+    assert_eq!(processed_at("evt_1a4yoBRkT3sQ8vLmXZ8cZWO2"), p0);
+    assert_eq!(synced_at("cus_1gIHnbN8OoIW0c"), c0);
+    assert_eq!(count(), n0);
+
+    // ignored, rejected, unresolved, thin: 200 as well.
+    let product = fixture_bytes("2026-03-onboarding/00-product-created.json");
+    let r = s.post_signed(&product);
+    assert_eq!(
+        (r.status, r.route()),
+        (200, "ignored".into()),
+        "{}",
+        r.text()
+    );
+    let checkout = fixture_at("2026-03-onboarding/09-edsger-signup.json[1]").into_bytes();
+    let r = s.post_signed(&checkout);
+    assert_eq!(
+        (r.status, r.route()),
+        (200, "rejected".into()),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.json()["reason"]
+            .as_str()
+            .is_some_and(|s| s.contains("tier"))
+    );
+    let guest = fixture_bytes("2026-03-onboarding/07-guest-tip-payment.json");
+    let r = s.post_signed(&guest);
+    assert_eq!(
+        (r.status, r.route()),
+        (200, "unresolved".into()),
+        "{}",
+        r.text()
+    );
+    let thin = thin_event("evt_thin_serve_1");
+    let r = s.post_signed(&thin);
+    assert_eq!(
+        (r.status, r.route()),
+        (200, "ignored".into()),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.json()["reason"]
+            .as_str()
+            .is_some_and(|s| s.contains("thin")),
+        "{}",
+        r.text()
+    );
+    let log = logged(&s.db);
+    assert_eq!(
+        log.get("evt_1YE59yRkT3sQ8vLmowi9hyek").map(String::as_str),
+        Some("ignored")
+    );
+    assert!(
+        !log.contains_key(&id_of(&checkout)),
+        "rejected is not logged"
+    );
+    assert!(
+        !log.contains_key(&id_of(&guest)),
+        "unresolved is not logged"
+    );
+
+    // Other methods, other paths, health.
+    for method in ["GET", "PUT", "DELETE", "PATCH"] {
+        let r = one_log_line(&s, || s.request(method, &s.path.clone(), &[], b""));
+        assert_eq!(r.status, 405, "{method} {}", s.path);
+    }
+    for (method, path) in [("POST", "/stripe/extra"), ("POST", "/"), ("GET", "/nope")] {
+        let r = s.request(method, path, &hook_headers(None), b"{}");
+        assert_eq!(r.status, 404, "{method} {path}");
+    }
+    let r = s.get("/healthz");
+    assert_eq!((r.status, r.text().trim_end()), (200, "ok"));
+
+    let out = s.stop("TERM");
+    assert_eq!(out.status, 0, "{}", show(&out));
+    integrity(&s.db);
+}
+
+#[test]
+fn bodies_over_max_body_are_413() {
+    let dir = tempdir();
+    let mut s = launch(dir.path())
+        .secret()
+        .args(&["--max-body", "2048"])
+        .start();
+    // At the limit: read, judged on its signature (400), not refused.
+    let at = vec![b' '; 2048];
+    let r = s.post(&at, Some("t=1,v1=00"));
+    assert_eq!(r.status, 400, "{}", r.text());
+    // One byte over, announced by Content-Length.
+    let over = vec![b' '; 2049];
+    let r = one_log_line(&s, || s.post(&over, Some(&sign(&over, SECRET))));
+    assert_eq!(r.status, 413, "{}", r.text());
+    // Over, without a Content-Length (chunked): 413 too.
+    let mut c = s.conn();
+    let mut req = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nStripe-Signature: t=1,v1=00\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        s.path, s.addr
+    )
+    .into_bytes();
+    for _ in 0..5 {
+        req.extend_from_slice(b"200\r\n");
+        req.extend_from_slice(&[b' '; 512]);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let (got, _) = c.raw_exchange(&req, Duration::from_secs(10));
+    assert_eq!(
+        raw_status(&got),
+        Some(413),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // The server goes on.
+    let e = invoice_paid("evt_after_413", "cus_After413000001", Some("user_after"));
+    assert_eq!(s.post_signed(&e).status, 200);
+    assert_eq!(s.stop("TERM").status, 0);
+
+    // The default limit is 4 MiB.
+    let dir = tempdir();
+    let mut s = launch(dir.path()).secret().start();
+    let big = vec![b' '; 4 * 1024 * 1024 + 1];
+    let r = s.post(&big, Some("t=1,v1=00"));
+    assert_eq!(r.status, 413, "{}", r.text());
+    let at = vec![b' '; 4 * 1024 * 1024];
+    let r = s.post(&at, Some("t=1,v1=00"));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(s.stop("TERM").status, 0);
+}
+
+#[test]
+fn json_prints_one_object_per_request() {
+    let dir = tempdir();
+    let mut s = launch(dir.path()).global(&["--json"]).secret().start();
+    let ada = fixture_bytes("2026-03-onboarding/03-ada-subscription-created.json");
+    let sent: Vec<u16> = vec![
+        one_log_line(&s, || s.post_signed(&ada)).status,
+        one_log_line(&s, || s.post_signed(&ada)).status,
+        one_log_line(&s, || s.post(&ada, Some(&sign(&ada, "whsec_other")))).status,
+        one_log_line(&s, || s.request("GET", &s.path.clone(), &[], b"")).status,
+        one_log_line(&s, || s.request("POST", "/elsewhere", &[], b"{}")).status,
+    ];
+    assert_eq!(sent, [200, 200, 400, 405, 404]);
+    assert!(
+        wait_until(Duration::from_secs(5), || s.stdout().lines().count() >= 5),
+        "{}",
+        s.stdout()
+    );
+    let out = s.stop("TERM");
+    assert_eq!(out.status, 0, "{}", show(&out));
+    let lines: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object ({e}): {l}"))
+        })
+        .collect();
+    assert_eq!(lines.len(), 5, "one object per request: {}", out.stdout);
+    let mut want: Vec<&str> = DECISION.to_vec();
+    want.extend(["http_status", "ms"]);
+    want.sort_unstable();
+    for (l, status) in lines.iter().zip(&sent) {
+        let mut keys = crate::common::keys(l);
+        keys.sort_unstable();
+        assert_eq!(keys, want, "{l}");
+        assert_eq!(l["http_status"], *status, "{l}");
+        assert!(l["ms"].is_number(), "{l}");
+    }
+    assert_eq!(lines[0]["route"], "sync");
+    assert_eq!(lines[0]["event_id"], "evt_1a4yoBRkT3sQ8vLmXZ8cZWO2");
+    assert_eq!(lines[1]["route"], "duplicate");
+    for l in &lines[2..] {
+        assert!(l["route"].is_null(), "no decision: {l}");
+        assert!(l["reason"].is_string(), "the reason carries the error: {l}");
+    }
+    assert!(
+        lines[2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("signature_mismatch"),
+        "{}",
+        lines[2]
+    );
+}
+
+#[test]
+fn listen_env_path_and_user_key() {
+    let dir = tempdir();
+    let mut s = launch(dir.path())
+        .no_listen_flag()
+        .env("STRIPE_SYNC_LISTEN", "127.0.0.1:0")
+        .secret()
+        .args(&["--path", "/hooks/stripe", "--user-key", "appUserId"])
+        .start();
+    assert!(
+        s.addr.ip().is_loopback() && s.addr.port() != 0,
+        "{}",
+        s.addr
+    );
+    assert_eq!(s.path, "/hooks/stripe");
+    let e = invoice_paid_keyed(
+        "evt_userkey_1",
+        "cus_UserKey0000001",
+        "appUserId",
+        Some("user_app_1"),
+    );
+    let r = s.request(
+        "POST",
+        "/stripe",
+        &hook_headers(Some(&sign(&e, SECRET))),
+        &e,
+    );
+    assert_eq!(r.status, 404, "the default path is not served");
+    let r = s.post_signed(&e);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.route(), "sync");
+    assert_eq!(r.json()["user_id"], "user_app_1");
+    assert_eq!(s.stop("TERM").status, 0);
+}
+
+// ---------------------------------------------------------------------------
+// 2. --record
+// ---------------------------------------------------------------------------
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn record_keeps_exact_bytes_and_replaying_it_rebuilds_the_store() {
+    let dir = tempdir();
+    let d = dir.path();
+    let mut s = launch(d).secret().args(&["--record", "rec"]).start();
+
+    // Events whose routing needs no other event, in story order: whole
+    // pretty-printed files byte for byte, array elements compact or
+    // re-indented with a CRLF at the end.
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    for rel in [
+        "2026-03-onboarding/00-product-created.json",
+        "2026-03-onboarding/01-ada-customer-created.json",
+        "2026-03-onboarding/02-ada-checkout-session-completed.json",
+        "2026-03-onboarding/03-ada-subscription-created.json",
+    ] {
+        bodies.push(fixture_bytes(rel));
+    }
+    for (k, source) in [
+        "2026-03-onboarding/04-ada-first-invoice.json[0]",
+        "2026-03-onboarding/04-ada-first-invoice.json[1]",
+        "2026-03-onboarding/04-ada-first-invoice.json[2]",
+        "2026-03-onboarding/04-ada-first-invoice.json[4]",
+        "2026-03-onboarding/09-edsger-signup.json[0]",
+        "2026-03-onboarding/09-edsger-signup.json[1]",
+        "2026-03-onboarding/09-edsger-signup.json[2]",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let compact = fixture_at(source);
+        bodies.push(match k % 2 {
+            0 => compact.into_bytes(),
+            _ => {
+                let v: Value = serde_json::from_str(&compact).unwrap();
+                format!("{}\r\n", serde_json::to_string_pretty(&v).unwrap()).into_bytes()
+            }
+        });
+    }
+    bodies.push(fixture_bytes(
+        "2026-03-onboarding/07-guest-tip-payment.json",
+    ));
+    bodies.push(fixture_bytes("2026-04-billing/02-alan-seats-applied.json"));
+    // Ada's two updates arrive newest first; then a product update and the
+    // redelivery of the newer update (same bytes as the first delivery).
+    for source in [
+        "2026-04-billing/05-ada-subscription-changes.json[0]",
+        "2026-04-billing/05-ada-subscription-changes.json[1]",
+        "2026-05-exports/01-resent-from-dashboard.ndjson:1",
+        "2026-05-exports/01-resent-from-dashboard.ndjson:2",
+    ] {
+        bodies.push(fixture_at(source).into_bytes());
+    }
+    let mut routes = Vec::new();
+    for b in &bodies {
+        let r = s.post_signed(b);
+        assert_eq!(r.status, 200, "{}", r.text());
+        routes.push(r.route());
+    }
+    assert_eq!(
+        routes.iter().filter(|r| *r == "duplicate").count(),
+        1,
+        "{routes:?}"
+    );
+    assert_eq!(
+        routes.iter().filter(|r| *r == "rejected").count(),
+        1,
+        "{routes:?}"
+    );
+    // Bad signatures: a routable event signed with another secret, and a
+    // body without any header.
+    let forged = invoice_paid("evt_forged_1", "cus_Forged00000001", Some("user_forged"));
+    let forged_sig = sign(&forged, "whsec_not_ours");
+    assert_eq!(s.post(&forged, Some(&forged_sig)).status, 400);
+    let junk = b"not even json".to_vec();
+    assert_eq!(s.post(&junk, None).status, 400);
+    let out = s.stop("TERM");
+    assert_eq!(out.status, 0, "{}", show(&out));
+
+    // Each valid request: DIR/<created>-<event id>.json, its exact bytes.
+    let rec = d.join("rec");
+    let mut expected: HashSet<PathBuf> = HashSet::new();
+    for b in &bodies {
+        let v: Value = serde_json::from_slice(b).unwrap();
+        let name = format!("{}-{}.json", v["created"], v["id"].as_str().unwrap());
+        let p = rec.join(&name);
+        let got = std::fs::read(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(got == *b, "{name}: not the exact bytes received");
+        expected.insert(p);
+    }
+    let top: HashSet<PathBuf> = std::fs::read_dir(&rec)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    assert_eq!(top, expected, "one file per valid event, nothing else");
+
+    // Bad signatures: DIR/rejected/<unix>-<n>.json and .headers.
+    let rejected = files_under(&rec.join("rejected"));
+    let jsons: Vec<&PathBuf> = rejected
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(jsons.len(), 2, "{rejected:?}");
+    let t = now();
+    for p in &jsons {
+        let stem = p.file_stem().unwrap().to_str().unwrap();
+        let (unix, n) = stem.split_once('-').unwrap_or_else(|| panic!("{stem}"));
+        let unix: i64 = unix.parse().unwrap_or_else(|_| panic!("{stem}"));
+        assert!((t - 600..=t).contains(&unix), "{stem}");
+        assert!(n.parse::<u64>().is_ok(), "{stem}");
+    }
+    let forged_file = jsons
+        .iter()
+        .find(|p| std::fs::read(p).unwrap() == forged)
+        .expect("the forged body is kept byte for byte");
+    let headers = std::fs::read_to_string(forged_file.with_extension("headers"))
+        .expect("the forged request's .headers file");
+    assert!(headers.contains(&forged_sig), "{headers:?}");
+    for other in ["content-type", "user-agent", "host", "content-length"] {
+        assert!(
+            !headers.to_lowercase().contains(other),
+            "only Stripe-Signature is kept: {headers:?}"
+        );
+    }
+    assert!(
+        jsons.iter().any(|p| std::fs::read(p).unwrap() == junk),
+        "the unsigned body is kept too"
+    );
+
+    // `replay DIR` of the recorded folder gives the served store.
+    let out = run(cmd_in(d).args(["replay", "--db", "replayed.db", "rec"]));
+    assert_eq!(
+        out.status, 1,
+        "one rejected checkout, and nothing under rejected/ replayed: {}",
+        out.stderr
+    );
+    let replayed = mapping(d, "replayed.db");
+    let served = mapping(d, "stripe-sync.db");
+    assert!(
+        !replayed.to_string().contains("cus_Forged"),
+        "a body whose signature failed must not reach the store through replay: {replayed}"
+    );
+    assert_eq!(replayed, served);
+    // The newer of Ada's two updates won although it came first.
+    let ada: Vec<&Value> = served
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["customer_id"] == "cus_1gIHnbN8OoIW0c")
+        .collect();
+    assert_eq!(ada.len(), 1, "{served}");
+    assert_eq!(ada[0]["cancel_at_period_end"], true, "{served}");
+}
+
+// ---------------------------------------------------------------------------
+// 3. Secrets
+// ---------------------------------------------------------------------------
+
+#[test]
+fn rotation_accepts_any_configured_secret() {
+    const OLD: &str = "whsec_rotation_old_51b0";
+    const NEW: &str = "whsec_rotation_new_77c3";
+    let dir = tempdir();
+    let mut s = launch(dir.path())
+        .args(&["-s", OLD, "--secret", NEW])
+        .start();
+    let e1 = invoice_paid("evt_rot_1", "cus_Rotation000001", Some("user_rot"));
+    let r = s.post(&e1, Some(&sign(&e1, NEW)));
+    assert_eq!((r.status, r.route()), (200, "sync".into()), "{}", r.text());
+    let e2 = invoice_paid("evt_rot_2", "cus_Rotation000001", Some("user_rot"));
+    let r = s.post(&e2, Some(&sign(&e2, OLD)));
+    assert_eq!(r.status, 200, "{}", r.text());
+    // What Stripe sends while a secret rolls: one v1 per secret.
+    let e3 = invoice_paid("evt_rot_3", "cus_Rotation000001", Some("user_rot"));
+    let t = now();
+    let v1 = |secret: &str| {
+        sign_at(&e3, secret, t)
+            .split("v1=")
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    };
+    let both = format!("t={t},v1={},v1={}", v1("whsec_expired_one"), v1(NEW));
+    assert_eq!(s.post(&e3, Some(&both)).status, 200);
+    let e4 = invoice_paid("evt_rot_4", "cus_Rotation000001", Some("user_rot"));
+    let r = s.post(&e4, Some(&sign(&e4, "whsec_rotation_third")));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.text().trim_end(), "Webhook Error: signature_mismatch");
+    assert_eq!(s.stop("TERM").status, 0);
+
+    // The environment variable holds several, comma-separated.
+    let dir = tempdir();
+    let mut s = launch(dir.path())
+        .env("STRIPE_WEBHOOK_SECRET", &format!("{OLD},{NEW}"))
+        .start();
+    let r = s.post(&e1, Some(&sign(&e1, NEW)));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = s.post(&e2, Some(&sign(&e2, OLD)));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(s.stop("TERM").status, 0);
+}
+
+#[test]
+fn secrets_never_reach_the_output_the_record_or_the_store() {
+    const FLAG: &str = "whsec_flag_secret_c0ffee11";
+    const ENV_A: &str = "whsec_env_secret_a_beef22";
+    const ENV_B: &str = "whsec_env_secret_b_f00d33";
+    const KEY: &str = "sk_test_serve_leak_check_4d5e6f";
+    let fake = FakeStripe::start(live_account().with_api_key(KEY));
+    for (n, with_flag) in [(1, true), (2, false)] {
+        let dir = tempdir();
+        let d = dir.path();
+        let mut l = launch(d)
+            .global(&["--json", "-vv"])
+            .args(&["--record", "rec", "--live", "--api-base", &fake.url()])
+            .env("STRIPE_WEBHOOK_SECRET", &format!("{ENV_A},{ENV_B}"));
+        l = match with_flag {
+            true => l.args(&["--secret", FLAG]).env("STRIPE_API_KEY", KEY),
+            false => l.args(&["--api-key", KEY]),
+        };
+        let mut s = l.start();
+        let good = if with_flag { FLAG } else { ENV_B };
+        let e = invoice_paid(&format!("evt_leak_{n}"), LIVE_CUSTOMER, Some(LIVE_USER));
+        let r = s.post(&e, Some(&sign(&e, good)));
+        assert_eq!((r.status, r.route()), (200, "sync".into()), "{}", r.text());
+        let e = invoice_paid(&format!("evt_leak_bad_{n}"), LIVE_CUSTOMER, Some(LIVE_USER));
+        assert_eq!(s.post(&e, Some(&sign(&e, "whsec_wrong_one"))).status, 400);
+        assert_eq!(s.post(&e, None).status, 400);
+        let out = s.stop("TERM");
+        assert_eq!(out.status, 0, "{}", show(&out));
+        let mut places: Vec<(String, Vec<u8>)> = vec![
+            ("stdout".into(), out.stdout.into_bytes()),
+            ("stderr".into(), out.stderr.into_bytes()),
+        ];
+        let mut files = files_under(&d.join("rec"));
+        assert!(!files.is_empty(), "--record wrote files");
+        files.extend(
+            ["stripe-sync.db", "stripe-sync.db-wal", "stripe-sync.db-shm"]
+                .iter()
+                .map(|f| d.join(f))
+                .filter(|p| p.exists()),
+        );
+        for f in files {
+            let bytes = std::fs::read(&f).unwrap();
+            places.push((f.display().to_string(), bytes));
+        }
+        for (what, bytes) in &places {
+            for secret in [FLAG, ENV_A, ENV_B, KEY] {
+                let needle = secret.as_bytes();
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "run {n}: {secret} appears in {what}"
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. Concurrency and crashes
+// ---------------------------------------------------------------------------
+
+#[test]
+fn concurrent_shuffled_delivery_builds_the_store_of_an_ordered_replay() {
+    let reference = tempdir();
+    let out = run(cmd_in(reference.path()).arg("replay").arg(fixtures()));
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    let want = mapping(reference.path(), "stripe-sync.db");
+    let events: Vec<Vec<u8>> = fixture_events()
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
+    let twice = "evt_1TXUcrRkT3sQ8vLmgAwVDbaL";
+    for seed in [0x5eed_0001_u64, 0x0dd_ba11, 0xc0ff_ee00_1234] {
+        let dir = tempdir();
+        let mut s = launch(dir.path()).secret().start();
+        let mut bodies = events.clone();
+        Rng(seed).shuffle(&mut bodies);
+        let bodies = Arc::new(bodies);
+        let (answers, threads) = pump(s.addr, &s.path, Arc::clone(&bodies), 16);
+        for t in threads {
+            t.join().unwrap();
+        }
+        let answers = std::mem::take(&mut *answers.lock().unwrap());
+        assert_eq!(answers.len(), bodies.len(), "seed {seed:#x}");
+        let mut routes: HashMap<String, Vec<String>> = HashMap::new();
+        for (i, r) in answers {
+            let r = r.unwrap_or_else(|e| panic!("seed {seed:#x}: no answer: {e}\n{}", s.stderr()));
+            assert_eq!(r.status, 200, "seed {seed:#x}: {}", r.text());
+            routes.entry(id_of(&bodies[i])).or_default().push(r.route());
+        }
+        let mut dup = routes[twice].clone();
+        dup.sort();
+        assert_eq!(
+            dup,
+            ["duplicate", "sync"],
+            "seed {seed:#x}: one of the two deliveries is processed"
+        );
+        assert_eq!(
+            routes
+                .values()
+                .flatten()
+                .filter(|r| *r == "duplicate")
+                .count(),
+            1,
+            "seed {seed:#x}"
+        );
+        let log = logged(&s.db);
+        for (id, rs) in &routes {
+            for r in rs.iter().filter(|r| *r == "sync" || *r == "ignored") {
+                assert_eq!(log.get(id), Some(r), "seed {seed:#x}: {id} answered {r}");
+            }
+        }
+        let out = s.stop("TERM");
+        assert_eq!(out.status, 0, "{}", show(&out));
+        integrity(&s.db);
+        let got = mapping(dir.path(), "stripe-sync.db");
+        assert_eq!(
+            got, want,
+            "seed {seed:#x}: shuffled concurrent delivery differs from `replay fixtures/`"
+        );
+    }
+}
+
+#[test]
+fn kill_9_under_load_loses_no_acknowledged_event() {
+    let dir = tempdir();
+    let d = dir.path();
+    let db = d.join("stripe-sync.db");
+    const ROUNDS: usize = 4;
+    const COPIES_PER_ROUND: usize = 8;
+    let all = many_events(ROUNDS * COPIES_PER_ROUND);
+    let per_round = all.len() / ROUNDS;
+    let mut rng = Rng(0x00c0_ffee_d00d);
+    let mut acknowledged: HashMap<String, String> = HashMap::new();
+    for round in 0..ROUNDS {
+        let mut s = launch(d).secret().start();
+        assert_eq!(
+            s.get("/healthz").status,
+            200,
+            "round {round}: serves after a restart"
+        );
+        let chunk = Arc::new(all[round * per_round..(round + 1) * per_round].to_vec());
+        let (answers, threads) = pump(s.addr, &s.path, Arc::clone(&chunk), 8);
+        let target = 20 + rng.below(per_round as u64 / 2) as usize;
+        let reached = wait_until(Duration::from_secs(120), || {
+            answers.lock().unwrap().len() >= target
+        });
+        assert!(
+            reached,
+            "round {round}: only {} answers\n{}",
+            answers.lock().unwrap().len(),
+            s.stderr()
+        );
+        s.kill9();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let answers = std::mem::take(&mut *answers.lock().unwrap());
+        let answered_ok = answers
+            .iter()
+            .filter(|(_, r)| r.as_ref().is_ok_and(|r| r.status == 200))
+            .count();
+        assert!(
+            answered_ok < chunk.len(),
+            "round {round}: the kill landed after the load ({answered_ok} answers)"
+        );
+        integrity(&db);
+        let log = logged(&db);
+        let mut acked_now = 0;
+        for (i, r) in &answers {
+            let Ok(r) = r else { continue };
+            assert_eq!(r.status, 200, "round {round}: {}", r.text());
+            let route = r.route();
+            if route == "sync" || route == "ignored" {
+                let id = id_of(&chunk[*i]);
+                assert_eq!(
+                    log.get(&id),
+                    Some(&route),
+                    "round {round}: {id} was answered 200 {route} before the kill but is not in the events table"
+                );
+                acknowledged.insert(id, route);
+                acked_now += 1;
+            }
+        }
+        assert!(
+            acked_now > 0,
+            "round {round}: nothing acknowledged before the kill"
+        );
+    }
+    // A restarted server takes everything again: the acknowledged events
+    // are duplicates now, the rest are processed.
+    let mut s = launch(d).secret().start();
+    let all = Arc::new(all);
+    let (answers, threads) = pump(s.addr, &s.path, Arc::clone(&all), 8);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let answers = std::mem::take(&mut *answers.lock().unwrap());
+    assert_eq!(answers.len(), all.len());
+    for (i, r) in answers {
+        let r = r.unwrap_or_else(|e| panic!("no answer after the restart: {e}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let id = id_of(&all[i]);
+        if acknowledged.contains_key(&id) {
+            assert_eq!(
+                r.route(),
+                "duplicate",
+                "{id} was acknowledged before a kill"
+            );
+        }
+    }
+    let out = s.stop("TERM");
+    assert_eq!(out.status, 0, "{}", show(&out));
+    integrity(&db);
+}
+
+// ---------------------------------------------------------------------------
+// 5. Signals
+// ---------------------------------------------------------------------------
+
+const LIVE_CUSTOMER: &str = "cus_ServeLive00001";
+const LIVE_USER: &str = "user_serve_live";
+const T0: i64 = 1_767_225_600;
+
+fn live_account() -> Account {
+    Account::new()
+        .customer(
+            json!({"id": LIVE_CUSTOMER, "email": "live@example.com", "name": "Live Customer",
+            "metadata": {"clerkUserId": LIVE_USER}, "created": T0}),
+        )
+        .payment_method(json!({"id": "pm_serve_live", "customer": LIVE_CUSTOMER,
+            "card": {"brand": "visa", "last4": "4242"}}))
+        .subscription(
+            json!({"id": "sub_ServeLive000000000001", "customer": LIVE_CUSTOMER,
+            "status": "active", "created": T0 + 100, "price": "price_pro",
+            "default_payment_method": "pm_serve_live",
+            "current_period_start": T0 + 100, "current_period_end": T0 + 100 + 31 * 86_400}),
+        )
+}
+
+/// A request in flight (its sync waits on a slow API) when `sig` arrives:
+/// it is answered 200 and committed, nothing new is taken, a summary is
+/// printed, and the process ends with `status`.
+fn signal_finishes_the_work_in_flight(sig: &str, status: i32) {
+    let fake = FakeStripe::builder()
+        .account(live_account())
+        .latency(Duration::from_millis(700))
+        .start();
+    let dir = tempdir();
+    let mut s = launch(dir.path())
+        .secret()
+        .live(&fake.url(), fake.api_key())
+        .start();
+    assert_eq!(s.post(b"{}", Some("t=1,v1=00")).status, 400);
+    assert_eq!(s.request("POST", "/elsewhere", &[], b"{}").status, 404);
+
+    let body = invoice_paid("evt_inflight_1", LIVE_CUSTOMER, Some(LIVE_USER));
+    let (addr, path) = (s.addr, s.path.clone());
+    let api_before = fake.request_count();
+    let signed = sign(&body, SECRET);
+    let inflight = std::thread::spawn(move || {
+        Conn::open(addr)?.send("POST", &path, &hook_headers(Some(&signed)), &body, true)
+    });
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.request_count()
+            > api_before),
+        "the sync never reached the API: {}",
+        s.stderr()
+    );
+    let before = s.stderr().len();
+    s.signal(sig);
+    std::thread::sleep(Duration::from_millis(500));
+    // Nothing new is taken once the signal has arrived.
+    let late = invoice_paid("evt_late_1", LIVE_CUSTOMER, Some(LIVE_USER));
+    let late_sig = sign(&late, SECRET);
+    let path = s.path.clone();
+    let late_thread = std::thread::spawn(move || {
+        let mut c = Conn::open(addr)?;
+        c.stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        c.send("POST", &path, &hook_headers(Some(&late_sig)), &late, true)
+    });
+    let r = inflight
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the request in flight got no answer: {e}\n{}", s.stderr()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.route(), "sync");
+    let out = s.finish(Duration::from_secs(30));
+    assert_eq!(out.status, status, "{}", show(&out));
+    let late = late_thread.join().unwrap();
+    assert!(
+        late.as_ref().map_or(true, |r| r.status != 200),
+        "a request sent after {sig} was processed: {late:?}"
+    );
+    let summary = &out.stderr[before.min(out.stderr.len())..];
+    for needle in ["200", "400", "404", "sync"] {
+        assert!(
+            summary.contains(needle),
+            "the summary after {sig} counts requests by status and route ({needle}): {summary}"
+        );
+    }
+    assert!(!out.stderr.contains("panicked"), "{}", show(&out));
+    integrity(&s.db);
+    let log = logged(&s.db);
+    assert_eq!(log.get("evt_inflight_1").map(String::as_str), Some("sync"));
+    assert!(!log.contains_key("evt_late_1"));
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_and_exits_0() {
+    signal_finishes_the_work_in_flight("TERM", 0);
+}
+
+#[test]
+fn sigint_finishes_in_flight_requests_and_exits_130() {
+    signal_finishes_the_work_in_flight("INT", 130);
+}
+
+// ---------------------------------------------------------------------------
+// 6. --live with an API that fails
+// ---------------------------------------------------------------------------
+
+/// A URL on 127.0.0.1 where nothing listens.
+fn closed_port_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
+}
+
+#[test]
+fn a_failed_live_sync_is_500_and_its_retry_is_processed() {
+    // The API answers 500 to everything: the event is not acknowledged.
+    let fake = FakeStripe::start(live_account());
+    fake.push_fault(Fault::status(500).forever());
+    let dir = tempdir();
+    let d = dir.path();
+    let mut s = launch(d).secret().live(&fake.url(), fake.api_key()).start();
+    let e = invoice_paid("evt_live_retry_1", LIVE_CUSTOMER, Some(LIVE_USER));
+    let r = one_log_line(&s, || s.post_signed(&e));
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(!logged(&s.db).contains_key("evt_live_retry_1"));
+    // Stripe retries once the API is back: processed, not a duplicate.
+    fake.clear_faults();
+    let r = s.post_signed(&e);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.route(), "sync");
+    assert_eq!(
+        logged(&s.db).get("evt_live_retry_1").map(String::as_str),
+        Some("sync")
+    );
+    let rows = rows_of(d, &s.db, LIVE_CUSTOMER);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["source"], "api");
+    assert_eq!(rows[0]["status"], "active");
+    assert_eq!(s.stop("TERM").status, 0);
+
+    // Nothing listens where the API should be.
+    drop(fake);
+    let dir = tempdir();
+    let mut s = launch(dir.path())
+        .secret()
+        .live(&closed_port_url(), "sk_test_unreachable_serve_1")
+        .start();
+    let e = invoice_paid("evt_live_down_1", LIVE_CUSTOMER, Some(LIVE_USER));
+    for attempt in 0..2 {
+        let t = Instant::now();
+        let r = s.post_signed(&e);
+        assert_eq!(r.status, 500, "attempt {attempt}: {}", r.text());
+        assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+        assert!(!logged(&s.db).contains_key("evt_live_down_1"));
+    }
+    assert_eq!(s.get("/healthz").status, 200, "still serving");
+    let out = s.stop("TERM");
+    assert_eq!(out.status, 0, "{}", show(&out));
+    assert!(!out.stderr.contains("sk_test_unreachable_serve_1"));
+}
+
+// ---------------------------------------------------------------------------
+// 7. Clients that misbehave
+// ---------------------------------------------------------------------------
+
+#[test]
+fn malformed_huge_and_slow_clients_do_not_stop_the_server() {
+    let dir = tempdir();
+    let mut s = launch(dir.path())
+        .secret()
+        .args(&["--read-timeout", "1"])
+        .start();
+    let path = s.path.clone();
+    let host = s.addr.to_string();
+    let healthy = |s: &Server, what: &str| {
+        let r = s.get("/healthz");
+        assert_eq!(r.status, 200, "after {what}");
+    };
+    let not_processed = |s: &Server, id: &str, what: &str| {
+        assert!(
+            !logged(&s.db).contains_key(id),
+            "{what}: {id} was processed"
+        );
+    };
+    // Refused or closed, never a 2xx or a 5xx.
+    let refused = |got: &[u8], what: &str| {
+        if let Some(status) = raw_status(got) {
+            assert!((400..500).contains(&status), "{what}: answered {status}");
+        }
+    };
+
+    // Not HTTP at all.
+    for (what, bytes) in [
+        ("a garbage request line", b"HELLO THERE\r\n\r\n".to_vec()),
+        ("binary junk", vec![0xff; 3000]),
+        (
+            "a bad header line",
+            format!("POST {path} HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n").into_bytes(),
+        ),
+        (
+            "a bad Content-Length",
+            format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n").into_bytes(),
+        ),
+    ] {
+        let (got, closed) = s.conn().raw_exchange(&bytes, Duration::from_secs(10));
+        refused(&got, what);
+        assert!(closed, "{what}: the connection is closed");
+        healthy(&s, what);
+    }
+
+    // Huge headers: 100 KB may be served or refused; 1 MB is refused.
+    let e = invoice_paid("evt_huge_header_1", "cus_HugeHeader0001", Some("user_huge"));
+    let sig = sign(&e, SECRET);
+    let pad = "a".repeat(100 * 1024);
+    let mut headers = hook_headers(Some(&sig));
+    headers.push(("X-Padding", &pad));
+    match s.conn().send("POST", &path, &headers, &e, true) {
+        Ok(r) if r.status == 200 => assert_eq!(r.route(), "sync"),
+        Ok(r) => {
+            assert!(
+                (400..500).contains(&r.status),
+                "100 KB header: {}",
+                r.status
+            );
+            not_processed(&s, "evt_huge_header_1", "100 KB header refused");
+        }
+        Err(_) => not_processed(&s, "evt_huge_header_1", "100 KB header closed"),
+    }
+    healthy(&s, "a 100 KB header");
+    let e = invoice_paid("evt_huge_header_2", "cus_HugeHeader0002", Some("user_huge"));
+    let sig = sign(&e, SECRET);
+    let pad = "a".repeat(1024 * 1024);
+    let mut headers = hook_headers(Some(&sig));
+    headers.push(("X-Padding", &pad));
+    if let Ok(r) = s.conn().send("POST", &path, &headers, &e, true) {
+        assert!((400..500).contains(&r.status), "1 MB header: {}", r.status);
+    }
+    not_processed(&s, "evt_huge_header_2", "1 MB header");
+    healthy(&s, "a 1 MB header");
+
+    // A body that ends early: the client hangs up half way.
+    let e = invoice_paid("evt_short_body_1", "cus_ShortBody00001", Some("user_short"));
+    let sig = sign(&e, SECRET);
+    let mut c = s.conn();
+    let full = request_bytes("POST", &path, &host, &hook_headers(Some(&sig)), &e, false);
+    let cut = full.len() - e.len() / 2;
+    c.stream.write_all(&full[..cut]).unwrap();
+    c.stream.shutdown(Shutdown::Write).unwrap();
+    let (got, closed) = c.drain(Duration::from_secs(10));
+    refused(&got, "a body cut short");
+    assert!(closed, "a body cut short: closed");
+    not_processed(&s, "evt_short_body_1", "a body cut short");
+    healthy(&s, "a body cut short");
+
+    // A body that stops coming: closed after --read-timeout.
+    let e = invoice_paid(
+        "evt_stalled_body_1",
+        "cus_StalledBody001",
+        Some("user_stall"),
+    );
+    let sig = sign(&e, SECRET);
+    let mut c = s.conn();
+    let full = request_bytes("POST", &path, &host, &hook_headers(Some(&sig)), &e, false);
+    let t = Instant::now();
+    let (got, closed) = c.raw_exchange(&full[..full.len() - 10], Duration::from_secs(8));
+    refused(&got, "a stalled body");
+    assert!(
+        closed,
+        "a stalled body is closed within 8 s (--read-timeout 1)"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(800),
+        "closed after {:?}, before the timeout",
+        t.elapsed()
+    );
+    not_processed(&s, "evt_stalled_body_1", "a stalled body");
+
+    // Slow loris: many connections holding half a header, each closed after
+    // --read-timeout.
+    let half_header = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nStripe-Sig");
+    let loris: Vec<Conn> = (0..64)
+        .map(|_| {
+            let mut c = s.conn();
+            c.stream.write_all(half_header.as_bytes()).unwrap();
+            c
+        })
+        .collect();
+    let t = Instant::now();
+    for (i, mut c) in loris.into_iter().enumerate() {
+        let (got, closed) = c.drain(Duration::from_secs(8));
+        refused(&got, "slow loris");
+        assert!(
+            closed,
+            "loris {i} still open {:?} after --read-timeout 1",
+            t.elapsed()
+        );
+    }
+    // Others are served while slow clients hold connections: on a server
+    // with the default 10 s timeout, so a server blocked by them could not
+    // hide behind their timeout.
+    {
+        let dir = tempdir();
+        let mut patient = launch(dir.path()).secret().start();
+        let host = patient.addr.to_string();
+        let half_header = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nStripe-Sig");
+        let mut loris: Vec<Conn> = (0..64)
+            .map(|_| {
+                let mut c = patient.conn();
+                c.stream.write_all(half_header.as_bytes()).unwrap();
+                c
+            })
+            .collect();
+        let t = Instant::now();
+        let e = invoice_paid(
+            "evt_beside_loris_1",
+            "cus_BesideLoris001",
+            Some("user_loris"),
+        );
+        let r = patient.post_signed(&e);
+        assert_eq!((r.status, r.route()), (200, "sync".into()), "{}", r.text());
+        let took = t.elapsed();
+        assert!(
+            took < Duration::from_secs(8),
+            "served in {took:?} beside 64 slow clients"
+        );
+        let (_, closed) = loris[0].drain(Duration::from_millis(1));
+        assert!(
+            !closed,
+            "the slow clients were still connected while it was served"
+        );
+        drop(loris.drain(..));
+        assert_eq!(patient.stop("TERM").status, 0);
+    }
+
+    // Trickling a byte at a time does not buy more time: the timeout covers
+    // the whole header.
+    let mut c = s.conn();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nX-Slow: ");
+    c.stream.write_all(head.as_bytes()).unwrap();
+    let t = Instant::now();
+    let mut closed_after = None;
+    while t.elapsed() < Duration::from_secs(8) {
+        std::thread::sleep(Duration::from_millis(200));
+        if c.stream.write_all(b"a").is_err() {
+            closed_after = Some(t.elapsed());
+            break;
+        }
+        let (_, closed) = c.drain(Duration::from_millis(1));
+        if closed {
+            closed_after = Some(t.elapsed());
+            break;
+        }
+    }
+    let closed_after = closed_after.expect("a header trickled a byte at a time is closed");
+    assert!(
+        closed_after < Duration::from_secs(5),
+        "closed after {closed_after:?}"
+    );
+
+    // Still serving, still healthy, and a clean stop.
+    let e = invoice_paid("evt_after_all_1", "cus_AfterAll000001", Some("user_after"));
+    let r = s.post_signed(&e);
+    assert_eq!((r.status, r.route()), (200, "sync".into()), "{}", r.text());
+    assert!(s.running());
+    let out = s.stop("TERM");
+    assert_eq!(out.status, 0, "{}", show(&out));
+    assert!(!out.stderr.contains("panicked"), "{}", show(&out));
+    integrity(&s.db);
+}
