@@ -273,7 +273,7 @@ fn follow_picks_up_a_change_and_stops_on_sigterm() {
     let fake = FakeStripe::start(account());
     let dir = tempdir();
     assert_eq!(resync(dir.path(), &fake, &["--all"]).status, 0);
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("stripe-sync"))
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("stripe-sync"))
         .current_dir(dir.path())
         .env_clear()
         .env("STRIPE_API_KEY", fake.api_key())
