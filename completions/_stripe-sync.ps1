@@ -38,6 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             [CompletionResult]::new('sign', 'sign', [CompletionResultType]::ParameterValue, 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Run events through the routing logic and sync routed customers into the store')
             [CompletionResult]::new('resync', 'resync', [CompletionResultType]::ParameterValue, 'Pull the truth from the Stripe API into the store (one user, one customer, or all)')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Receive Stripe''s webhooks like the app''s endpoint, sync them into the store, record them')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show the resolved user -> customer -> subscription mapping')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -122,6 +123,8 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
         'stripe-sync;resync' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'The user''s customers: store mapping, else Customer Search, else a scan (repeatable)')
             [CompletionResult]::new('--customer', '--customer', [CompletionResultType]::ParameterName, 'One customer (repeatable)')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Start here instead of the checkpoint: unix time, RFC 3339, or a duration back from now (90m, 36h, 7d)')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between polls with --follow')
             [CompletionResult]::new('--user-key', '--user-key', [CompletionResultType]::ParameterName, 'Metadata key for the user id [default: from config, else clerkUserId]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]')
             [CompletionResult]::new('--api-key-file', '--api-key-file', [CompletionResultType]::ParameterName, 'Read the key from a file (first line)')
@@ -137,6 +140,40 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Fetch and compare exactly as the real run would, write nothing; list differences; exit 1 on any drift')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Skip the confirmation --all asks for on a live key')
             [CompletionResult]::new('--all-rows', '--all-rows', [CompletionResultType]::ParameterName, 'List every customer; by default a run of more than 50 lists only those that changed or failed')
+            [CompletionResult]::new('--events', '--events', [CompletionResultType]::ParameterName, 'Catch up from Stripe''s event log since the checkpoint: route each event as replay does, resync each affected customer once')
+            [CompletionResult]::new('--follow', '--follow', [CompletionResultType]::ParameterName, 'Keep polling the event log (SIGTERM finishes the batch and exits 0)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine output: exactly one JSON document on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less on stderr')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less on stderr')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more on stderr (-vv for debug)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more on stderr (-vv for debug)')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'stripe-sync;serve' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on; a non-loopback address has no TLS (a warning says so)')
+            [CompletionResult]::new('--path', '--path', [CompletionResultType]::ParameterName, 'The webhook route; any other path is 404')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)')
+            [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)')
+            [CompletionResult]::new('--tolerance', '--tolerance', [CompletionResultType]::ParameterName, 'Maximum age of a signature; 0 disables the check')
+            [CompletionResult]::new('--record', '--record', [CompletionResultType]::ParameterName, 'Keep every request''s exact body: DIR/<created>-<event id>.json; bad signatures under DIR/rejected/')
+            [CompletionResult]::new('--max-body', '--max-body', [CompletionResultType]::ParameterName, 'Larger bodies are refused with 413')
+            [CompletionResult]::new('--user-key', '--user-key', [CompletionResultType]::ParameterName, 'Metadata key for the user id')
+            [CompletionResult]::new('--read-timeout', '--read-timeout', [CompletionResultType]::ParameterName, 'Seconds a client may take to send the request headers, and then the body')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]')
+            [CompletionResult]::new('--api-key-file', '--api-key-file', [CompletionResultType]::ParameterName, 'Read the key from a file (first line)')
+            [CompletionResult]::new('--api-base', '--api-base', [CompletionResultType]::ParameterName, 'API base URL; plain http:// only for loopback hosts')
+            [CompletionResult]::new('--api-version', '--api-version', [CompletionResultType]::ParameterName, 'Stripe-Version header [default: from config, else 2025-06-30.basil]')
+            [CompletionResult]::new('--max-rps', '--max-rps', [CompletionResultType]::ParameterName, 'Request rate ceiling, requests per second (> 0) [default: 20 for test keys, 80 for live keys]')
+            [CompletionResult]::new('--max-retries', '--max-retries', [CompletionResultType]::ParameterName, 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite store (created with mode 0600 on first write)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Routing config [default: stripe-sync.toml in the current directory, if present]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR also turns it off)')
+            [CompletionResult]::new('--live', '--live', [CompletionResultType]::ParameterName, 'Sync routed customers from the Stripe API instead of from the events')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine output: exactly one JSON document on stdout')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less on stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less on stderr')
@@ -191,6 +228,7 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             [CompletionResult]::new('sign', 'sign', [CompletionResultType]::ParameterValue, 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Run events through the routing logic and sync routed customers into the store')
             [CompletionResult]::new('resync', 'resync', [CompletionResultType]::ParameterValue, 'Pull the truth from the Stripe API into the store (one user, one customer, or all)')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Receive Stripe''s webhooks like the app''s endpoint, sync them into the store, record them')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show the resolved user -> customer -> subscription mapping')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -206,6 +244,9 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             break
         }
         'stripe-sync;help;resync' {
+            break
+        }
+        'stripe-sync;help;serve' {
             break
         }
         'stripe-sync;help;inspect' {

@@ -35,6 +35,7 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand sign 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
             cand replay 'Run events through the routing logic and sync routed customers into the store'
             cand resync 'Pull the truth from the Stripe API into the store (one user, one customer, or all)'
+            cand serve 'Receive Stripe''s webhooks like the app''s endpoint, sync them into the store, record them'
             cand inspect 'Show the resolved user -> customer -> subscription mapping'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -115,6 +116,8 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
         &'stripe-sync;resync'= {
             cand --user 'The user''s customers: store mapping, else Customer Search, else a scan (repeatable)'
             cand --customer 'One customer (repeatable)'
+            cand --since 'Start here instead of the checkpoint: unix time, RFC 3339, or a duration back from now (90m, 36h, 7d)'
+            cand --interval 'Seconds between polls with --follow'
             cand --user-key 'Metadata key for the user id [default: from config, else clerkUserId]'
             cand --api-key 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]'
             cand --api-key-file 'Read the key from a file (first line)'
@@ -130,6 +133,39 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand --check 'Fetch and compare exactly as the real run would, write nothing; list differences; exit 1 on any drift'
             cand --yes 'Skip the confirmation --all asks for on a live key'
             cand --all-rows 'List every customer; by default a run of more than 50 lists only those that changed or failed'
+            cand --events 'Catch up from Stripe''s event log since the checkpoint: route each event as replay does, resync each affected customer once'
+            cand --follow 'Keep polling the event log (SIGTERM finishes the batch and exits 0)'
+            cand --json 'Machine output: exactly one JSON document on stdout'
+            cand -q 'Print less on stderr'
+            cand --quiet 'Print less on stderr'
+            cand -v 'Print more on stderr (-vv for debug)'
+            cand --verbose 'Print more on stderr (-vv for debug)'
+            cand --no-input 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'stripe-sync;serve'= {
+            cand --listen 'Address to listen on; a non-loopback address has no TLS (a warning says so)'
+            cand --path 'The webhook route; any other path is 404'
+            cand -s 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)'
+            cand --secret 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)'
+            cand --tolerance 'Maximum age of a signature; 0 disables the check'
+            cand --record 'Keep every request''s exact body: DIR/<created>-<event id>.json; bad signatures under DIR/rejected/'
+            cand --max-body 'Larger bodies are refused with 413'
+            cand --user-key 'Metadata key for the user id'
+            cand --read-timeout 'Seconds a client may take to send the request headers, and then the body'
+            cand --api-key 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]'
+            cand --api-key-file 'Read the key from a file (first line)'
+            cand --api-base 'API base URL; plain http:// only for loopback hosts'
+            cand --api-version 'Stripe-Version header [default: from config, else 2025-06-30.basil]'
+            cand --max-rps 'Request rate ceiling, requests per second (> 0) [default: 20 for test keys, 80 for live keys]'
+            cand --max-retries 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)'
+            cand --db 'The SQLite store (created with mode 0600 on first write)'
+            cand --config 'Routing config [default: stripe-sync.toml in the current directory, if present]'
+            cand --color 'When to use colour (NO_COLOR also turns it off)'
+            cand --live 'Sync routed customers from the Stripe API instead of from the events'
             cand --json 'Machine output: exactly one JSON document on stdout'
             cand -q 'Print less on stderr'
             cand --quiet 'Print less on stderr'
@@ -181,6 +217,7 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand sign 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
             cand replay 'Run events through the routing logic and sync routed customers into the store'
             cand resync 'Pull the truth from the Stripe API into the store (one user, one customer, or all)'
+            cand serve 'Receive Stripe''s webhooks like the app''s endpoint, sync them into the store, record them'
             cand inspect 'Show the resolved user -> customer -> subscription mapping'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -192,6 +229,8 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
         &'stripe-sync;help;replay'= {
         }
         &'stripe-sync;help;resync'= {
+        }
+        &'stripe-sync;help;serve'= {
         }
         &'stripe-sync;help;inspect'= {
         }

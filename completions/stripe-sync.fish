@@ -39,6 +39,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "verify" -d 
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "sign" -d 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "replay" -d 'Run events through the routing logic and sync routed customers into the store'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "resync" -d 'Pull the truth from the Stripe API into the store (one user, one customer, or all)'
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "serve" -d 'Receive Stripe\'s webhooks like the app\'s endpoint, sync them into the store, record them'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "inspect" -d 'Show the resolved user -> customer -> subscription mapping'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -101,6 +102,8 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -s h -l 
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -s V -l version -d 'Print version'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l user -d 'The user\'s customers: store mapping, else Customer Search, else a scan (repeatable)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l customer -d 'One customer (repeatable)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l since -d 'Start here instead of the checkpoint: unix time, RFC 3339, or a duration back from now (90m, 36h, 7d)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l interval -d 'Seconds between polls with --follow' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l user-key -d 'Metadata key for the user id [default: from config, else clerkUserId]' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l api-key -d 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l api-key-file -d 'Read the key from a file (first line)' -r -F
@@ -118,12 +121,40 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l resta
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l check -d 'Fetch and compare exactly as the real run would, write nothing; list differences; exit 1 on any drift'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l yes -d 'Skip the confirmation --all asks for on a live key'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l all-rows -d 'List every customer; by default a run of more than 50 lists only those that changed or failed'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l events -d 'Catch up from Stripe\'s event log since the checkpoint: route each event as replay does, resync each affected customer once'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l follow -d 'Keep polling the event log (SIGTERM finishes the batch and exits 0)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l json -d 'Machine output: exactly one JSON document on stdout'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s q -l quiet -d 'Print less on stderr'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s v -l verbose -d 'Print more on stderr (-vv for debug)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s h -l help -d 'Print help'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s V -l version -d 'Print version'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l listen -d 'Address to listen on; a non-loopback address has no TLS (a warning says so)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l path -d 'The webhook route; any other path is 404' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -s s -l secret -d 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l tolerance -d 'Maximum age of a signature; 0 disables the check' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l record -d 'Keep every request\'s exact body: DIR/<created>-<event id>.json; bad signatures under DIR/rejected/' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l max-body -d 'Larger bodies are refused with 413' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l user-key -d 'Metadata key for the user id' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l read-timeout -d 'Seconds a client may take to send the request headers, and then the body' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l api-key -d 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l api-key-file -d 'Read the key from a file (first line)' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l api-base -d 'API base URL; plain http:// only for loopback hosts' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l api-version -d 'Stripe-Version header [default: from config, else 2025-06-30.basil]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l max-rps -d 'Request rate ceiling, requests per second (> 0) [default: 20 for test keys, 80 for live keys]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l live -d 'Sync routed customers from the Stripe API instead of from the events'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l json -d 'Machine output: exactly one JSON document on stdout'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -s q -l quiet -d 'Print less on stderr'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -s v -l verbose -d 'Print more on stderr (-vv for debug)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l user -d 'Only this user (repeatable)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l customer -d 'Only this customer (repeatable)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l status -d 'Only these statuses, comma-separated (`none`: no subscription; `deleted`: the customer is deleted in Stripe)' -r -f -a "incomplete\t''
@@ -160,10 +191,11 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s 
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync inspect completions help" -f -a "verify" -d 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync inspect completions help" -f -a "sign" -d 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync inspect completions help" -f -a "replay" -d 'Run events through the routing logic and sync routed customers into the store'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync inspect completions help" -f -a "resync" -d 'Pull the truth from the Stripe API into the store (one user, one customer, or all)'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync inspect completions help" -f -a "inspect" -d 'Show the resolved user -> customer -> subscription mapping'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync inspect completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync inspect completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "verify" -d 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "sign" -d 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "replay" -d 'Run events through the routing logic and sync routed customers into the store'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "resync" -d 'Pull the truth from the Stripe API into the store (one user, one customer, or all)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "serve" -d 'Receive Stripe\'s webhooks like the app\'s endpoint, sync them into the store, record them'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "inspect" -d 'Show the resolved user -> customer -> subscription mapping'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
