@@ -142,7 +142,10 @@ fn describe(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
 /// bindings, which profiling showed as most of a server's SQL time.
 fn cache_statements(conn: &Connection) {
     conn.set_prepared_statement_cache_capacity(64);
-    let _ = conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true);
+    let _ = conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    );
 }
 
 /// How long a write waits for another process's transaction.
