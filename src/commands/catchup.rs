@@ -130,15 +130,11 @@ fn render(
         .iter()
         .map(|(c, o)| CustomerReport::from_outcome(c, o))
         .collect();
-    reports.extend(pass.failures.iter().map(|(c, e)| CustomerReport {
-        customer_id: Some(c.clone()),
-        user_id: None,
-        status: None,
-        changed: false,
-        error: Some(e.clone()),
-        diff: None,
-        new: false,
-    }));
+    reports.extend(
+        pass.failures
+            .iter()
+            .map(|(c, e)| CustomerReport::failed(c, e)),
+    );
     let summary = Summary {
         customers: reports.len() as u64,
         changed: reports.iter().filter(|r| r.changed).count() as u64,

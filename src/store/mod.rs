@@ -420,29 +420,37 @@ impl Store {
         writes: &[CustomerWrite],
         step: &PassStep<'_>,
     ) -> anyhow::Result<Vec<WriteOutcome>> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| describe(&path, unusable(&e)))?;
-        let now = now_rfc3339();
-        let mut outcomes = Vec::with_capacity(writes.len());
-        let result = (|| -> anyhow::Result<()> {
+        self.in_transaction(|tx, now| {
+            let mut outcomes = Vec::with_capacity(writes.len());
             for w in writes {
-                outcomes.push(apply(&tx, w, &now)?);
+                outcomes.push(apply(tx, w, now)?);
             }
             for c in &step.seen {
                 tx.prepare_cached("INSERT OR IGNORE INTO backfill_seen(customer_id) VALUES (?1)")?
                     .execute([c])?;
             }
             if let Some(b) = step.checkpoint {
-                checkpoint::save_backfill(&tx, b)?;
+                checkpoint::save_backfill(tx, b)?;
             }
-            Ok(())
-        })();
-        result.map_err(|e| name_store_error(&path, e))?;
+            Ok(outcomes)
+        })
+    }
+
+    /// One write transaction (`BEGIN IMMEDIATE`: the write lock is taken
+    /// first, so a concurrent writer waits instead of failing on upgrade);
+    /// SQLite's errors come back in words that name the store.
+    fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&Connection, &str) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| describe(&path, unusable(&e)))?;
+        let out = f(&tx, &now_rfc3339()).map_err(|e| name_store_error(&path, e))?;
         tx.commit().map_err(|e| describe(&path, unusable(&e)))?;
-        Ok(outcomes)
+        Ok(out)
     }
 
     /// Log processed events, in one transaction.
@@ -450,17 +458,12 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| describe(&path, unusable(&e)))?;
-        let now = now_rfc3339();
-        for e in events {
-            log_event(&tx, e, &now).map_err(|e| name_store_error(&path, e))?;
-        }
-        tx.commit().map_err(|e| describe(&path, unusable(&e)))?;
-        Ok(())
+        self.in_transaction(|tx, now| {
+            for e in events {
+                log_event(tx, e, now)?;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -54,15 +54,20 @@ impl CustomerReport {
     pub(crate) fn from_synced(s: &Synced) -> CustomerReport {
         match &s.result {
             Ok(o) => CustomerReport::from_outcome(&s.customer_id, o),
-            Err(e) => CustomerReport {
-                customer_id: Some(s.customer_id.clone()),
-                user_id: None,
-                status: None,
-                changed: false,
-                error: Some(e.clone()),
-                diff: None,
-                new: false,
-            },
+            Err(e) => CustomerReport::failed(&s.customer_id, e),
+        }
+    }
+
+    /// A customer whose sync failed.
+    pub(crate) fn failed(customer: &str, error: &str) -> CustomerReport {
+        CustomerReport {
+            customer_id: Some(customer.to_owned()),
+            user_id: None,
+            status: None,
+            changed: false,
+            error: Some(error.to_owned()),
+            diff: None,
+            new: false,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use assert_cmd::Command;
 
 /// Variables a developer's shell might carry that would change results.
-const AMBIENT: &[&str] = &[
+pub const AMBIENT: &[&str] = &[
     "STRIPE_WEBHOOK_SECRET",
     "STRIPE_SIGNATURE",
     "STRIPE_API_KEY",
@@ -14,6 +14,7 @@ const AMBIENT: &[&str] = &[
     "STRIPE_API_BASE",
     "STRIPE_SYNC_DB",
     "STRIPE_SYNC_CONFIG",
+    "STRIPE_SYNC_LISTEN",
     "NO_COLOR",
     "CI",
     "STRIPE_SYNC_TEST_BACKOFF_MS",

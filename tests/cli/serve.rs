@@ -31,19 +31,7 @@ use crate::support::fake_stripe::{Account, FakeStripe, Fault};
 
 const SECRET: &str = "whsec_serve_test_8d41c0a7e2";
 
-/// Variables a developer's shell might carry that would change results.
-const AMBIENT: &[&str] = &[
-    "STRIPE_WEBHOOK_SECRET",
-    "STRIPE_SIGNATURE",
-    "STRIPE_API_KEY",
-    "STRIPE_SECRET_KEY",
-    "STRIPE_API_BASE",
-    "STRIPE_SYNC_DB",
-    "STRIPE_SYNC_CONFIG",
-    "STRIPE_SYNC_LISTEN",
-    "NO_COLOR",
-    "CI",
-];
+use crate::common::AMBIENT;
 
 /// The fields of a decision, in the order `replay --json` gives them.
 const DECISION: [&str; 9] = [

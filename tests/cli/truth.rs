@@ -23,19 +23,7 @@ use crate::support::fake_stripe::{Account, FakeStripe};
 // Running the binary
 // ---------------------------------------------------------------------------
 
-/// Variables a developer's shell might carry that would change results
-/// (the same list as `common::cmd_in` clears).
-const AMBIENT: &[&str] = &[
-    "STRIPE_WEBHOOK_SECRET",
-    "STRIPE_SIGNATURE",
-    "STRIPE_API_KEY",
-    "STRIPE_SECRET_KEY",
-    "STRIPE_API_BASE",
-    "STRIPE_SYNC_DB",
-    "STRIPE_SYNC_CONFIG",
-    "NO_COLOR",
-    "CI",
-];
+use crate::common::AMBIENT;
 
 /// The unprivileged user the read-only test runs as when the tests run as root.
 const NOBODY: &str = "65534";
