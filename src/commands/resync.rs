@@ -47,66 +47,16 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     let rt = Runtime::new()?;
     let now = super::unix_now();
 
-    let reports = if args.all {
-        if !args.check && !args.restart && syncer.store().backfill()?.is_some() {
-            printer.info("resuming the interrupted backfill (pass --restart to start over)");
-        }
-        let bar = printer.spinner();
-        let pass = Backfiller {
-            rt: &rt,
-            client: &client,
-            user_key: &cfg.user_key,
-            restart: args.restart,
-            now,
-        }
-        .run(&mut syncer, &mut |c| {
-            let stats = client.stats();
-            bar.set_message(format!(
-                "{}, {}, {}, {}",
-                fmt::plural(c.customers, "customer"),
-                fmt::plural(c.subscriptions, "subscription"),
-                fmt::plural(stats.requests, "request"),
-                fmt::plural(stats.retries, "retry")
-            ));
-        });
-        bar.finish_and_clear();
-        pass?
-            .outcomes
-            .iter()
-            .map(|(c, o)| CustomerReport::from_outcome(c, o))
-            .collect()
-    } else {
-        let targets = Lookup {
-            rt: &rt,
-            client: &client,
-            store: syncer.store(),
-            user_key: &cfg.user_key,
-            now,
-        }
-        .targets(&args.customers, &args.users)?;
-        for w in &targets.warnings {
-            printer.warn(w);
-        }
-        let mut reports: Vec<CustomerReport> = targets
-            .missing_users
-            .iter()
-            .map(|(user, e)| CustomerReport::user_not_found(user, e.clone()))
-            .collect();
-        let mut source = ApiSource::new(&rt, &client, &cfg.user_key, now);
-        source.prefetched = targets.prefetched;
-        let jobs = targets
-            .customers
-            .into_iter()
-            .map(|customer_id| Job {
-                customer_id,
-                user_hint: None,
-            })
-            .collect();
-        let bar = printer.bar(0, "customers");
-        let synced = syncer.sync(&mut source, jobs, Some(&rt), &bar);
-        bar.finish_and_clear();
-        reports.extend(synced?.iter().map(CustomerReport::from_synced));
-        reports
+    let ctx = Ctx {
+        rt: &rt,
+        client: &client,
+        user_key: &cfg.user_key,
+        now,
+        printer,
+    };
+    let reports = match args.all {
+        true => ctx.backfill(args, &mut syncer)?,
+        false => ctx.targeted(args, &mut syncer)?,
     };
     syncer.close();
     for r in &reports {
@@ -147,6 +97,92 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     }
     let drift = args.check && summary.changed > 0;
     Ok(Status::from_problems(summary.failed > 0 || drift))
+}
+
+/// What both kinds of resync need.
+struct Ctx<'a> {
+    rt: &'a Runtime,
+    client: &'a crate::stripe::Client,
+    user_key: &'a str,
+    now: i64,
+    printer: &'a Printer,
+}
+
+impl Ctx<'_> {
+    /// `--all`: the backfill, resumed when one was interrupted.
+    fn backfill(
+        &self,
+        args: &ResyncArgs,
+        syncer: &mut Syncer,
+    ) -> anyhow::Result<Vec<CustomerReport>> {
+        if !args.check && !args.restart && syncer.store().backfill()?.is_some() {
+            self.printer
+                .info("resuming the interrupted backfill (pass --restart to start over)");
+        }
+        let bar = self.printer.spinner();
+        let pass = Backfiller {
+            rt: self.rt,
+            client: self.client,
+            user_key: self.user_key,
+            restart: args.restart,
+            now: self.now,
+        }
+        .run(syncer, &mut |c| {
+            let stats = self.client.stats();
+            bar.set_message(format!(
+                "{}, {}, {}, {}",
+                fmt::plural(c.customers, "customer"),
+                fmt::plural(c.subscriptions, "subscription"),
+                fmt::plural(stats.requests, "request"),
+                fmt::plural(stats.retries, "retry")
+            ));
+        });
+        bar.finish_and_clear();
+        Ok(pass?
+            .outcomes
+            .iter()
+            .map(|(c, o)| CustomerReport::from_outcome(c, o))
+            .collect())
+    }
+
+    /// `--customer`/`--user`: the customers asked for, one sync each.
+    fn targeted(
+        &self,
+        args: &ResyncArgs,
+        syncer: &mut Syncer,
+    ) -> anyhow::Result<Vec<CustomerReport>> {
+        let targets = Lookup {
+            rt: self.rt,
+            client: self.client,
+            store: syncer.store(),
+            user_key: self.user_key,
+            now: self.now,
+        }
+        .targets(&args.customers, &args.users)?;
+        for w in &targets.warnings {
+            self.printer.warn(w);
+        }
+        let mut reports: Vec<CustomerReport> = targets
+            .missing_users
+            .iter()
+            .map(|(user, e)| CustomerReport::user_not_found(user, e.clone()))
+            .collect();
+        let mut source = ApiSource::new(self.rt, self.client, self.user_key, self.now);
+        source.prefetched = targets.prefetched;
+        let jobs = targets
+            .customers
+            .into_iter()
+            .map(|customer_id| Job {
+                customer_id,
+                user_hint: None,
+            })
+            .collect();
+        let bar = self.printer.bar(0, "customers");
+        let synced = syncer.sync(&mut source, jobs, Some(self.rt), &bar);
+        bar.finish_and_clear();
+        reports.extend(synced?.iter().map(CustomerReport::from_synced));
+        Ok(reports)
+    }
 }
 
 fn confirm_live_backfill(printer: &Printer) -> anyhow::Result<()> {

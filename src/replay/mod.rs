@@ -117,6 +117,43 @@ struct Pass<'a> {
 }
 
 impl Pass<'_> {
+    /// Route every event of the feed (delivering each with `--forward-to`),
+    /// keeping file-level problems in `errors`.
+    fn route_all(
+        &mut self,
+        feed: Feed<'_>,
+        mut forwarder: Option<&mut forward::Forwarder>,
+        errors: &mut Vec<InputError>,
+        check: impl Fn() -> Result<(), crate::Fatal>,
+    ) -> Result<(), SyncError> {
+        let keep_raw = forwarder.is_some();
+        let units: Box<dyn Iterator<Item = parallel::Unit>> = match feed {
+            Feed::Inputs(inputs) => Box::new(parallel::parse_inputs(inputs, keep_raw)),
+            Feed::Events(events) => Box::new(
+                events
+                    .into_iter()
+                    .map(|(source, ev)| parallel::Unit::Item(source, Ok(ev), None)),
+            ),
+        };
+        for unit in units {
+            check()?;
+            match unit {
+                parallel::Unit::Item(source, parsed, raw) => {
+                    // Every event is delivered, duplicates too: Stripe redelivers them.
+                    if let (Some(fwd), Ok(_), Some(raw)) = (forwarder.as_deref_mut(), &parsed, raw)
+                    {
+                        fwd.send(self.lines, raw);
+                    }
+                    self.item(source, parsed)?;
+                }
+                parallel::Unit::FileError(source, message) => {
+                    errors.push(InputError { source, message })
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn emit(&mut self, d: &Decision) -> anyhow::Result<()> {
         serde_json::to_writer(&mut self.spool, d)?;
         self.spool.write_all(b"\n")?;
@@ -267,29 +304,7 @@ pub(crate) fn run(
         bar: &progress.events,
     };
     let keep_raw = forwarder.is_some();
-    let units: Box<dyn Iterator<Item = parallel::Unit>> = match feed {
-        Feed::Inputs(inputs) => Box::new(parallel::parse_inputs(inputs, keep_raw)),
-        Feed::Events(events) => Box::new(
-            events
-                .into_iter()
-                .map(|(source, ev)| parallel::Unit::Item(source, Ok(ev), None)),
-        ),
-    };
-    for unit in units {
-        check(rt)?;
-        match unit {
-            parallel::Unit::Item(source, parsed, raw) => {
-                // Every event is delivered, duplicates too: Stripe redelivers them.
-                if let (Some(fwd), Ok(_), Some(raw)) = (forwarder.as_mut(), &parsed, raw) {
-                    fwd.send(pass.lines, raw);
-                }
-                pass.item(source, parsed)?;
-            }
-            parallel::Unit::FileError(source, message) => {
-                errors.push(InputError { source, message })
-            }
-        }
-    }
+    pass.route_all(feed, forwarder.as_mut(), &mut errors, || check(rt))?;
     progress.events.finish_and_clear();
     lap("routing", &mut timings);
 
@@ -318,35 +333,21 @@ pub(crate) fn run(
 
     // Customers the inputs describe, even without a routed event: what the
     // store learns of them (user mapping, unmapped customers) is kept.
-    let described: Vec<String> = snapshots
-        .customer_ids()
-        .filter(|c| !plans.contains_key(*c))
-        .cloned()
-        .collect();
-    for c in described {
-        plans.entry(c).or_default();
+    for c in snapshots.customer_ids() {
+        if !plans.contains_key(c) {
+            plans.insert(c.clone(), CustomerPlan::default());
+        }
     }
     lap("resolving", &mut timings);
 
     let deliveries = forwarder
         .map(forward::Forwarder::finish)
         .unwrap_or_default();
-    for d in deliveries.values() {
-        match d.ok() {
-            true => summary.forwarded += 1,
-            false => summary.forward_failures += 1,
-        }
-    }
+    summary.forwarded = deliveries.values().filter(|d| d.ok()).count() as u64;
+    summary.forward_failures = deliveries.len() as u64 - summary.forwarded;
     let forwarding = keep_raw;
     summary.dry_run = syncer.mode() == Mode::DryRun;
-    let jobs: Vec<Job> = plans
-        .into_iter()
-        .map(|(customer_id, plan)| Job {
-            customer_id,
-            user_hint: plan.user_hint.map(|(u, _, _)| u),
-        })
-        .collect();
-    let mut failures = Vec::new();
+    let jobs = jobs_of(plans);
     progress.customers.set_length(jobs.len() as u64);
     let results = match (&mut api, forwarding, summary.dry_run) {
         // Forwarding tests the endpoint: nothing is synced here.
@@ -371,8 +372,42 @@ pub(crate) fn run(
     };
     progress.customers.finish_and_clear();
     lap("syncing", &mut timings);
+    let (customers, failures) = tally(results?, &mut summary, trace);
+    summary.api_requests = live.map_or(0, |c| c.stats().requests);
+    Ok(Finished {
+        summary,
+        timings,
+        customers,
+        errors,
+        failures,
+        spool,
+        settled,
+        deliveries,
+        log_events: !forwarding && syncer.mode() == Mode::Write,
+    })
+}
+
+/// One job per planned customer, with the routing's newest user for it.
+fn jobs_of(plans: BTreeMap<String, CustomerPlan>) -> Vec<Job> {
+    plans
+        .into_iter()
+        .map(|(customer_id, plan)| Job {
+            customer_id,
+            user_hint: plan.user_hint.map(|(u, _, _)| u),
+        })
+        .collect()
+}
+
+/// Count each customer's result into the summary; keep the failures, and
+/// (with `trace`) every outcome.
+fn tally(
+    results: Vec<crate::sync::Synced>,
+    summary: &mut Summary,
+    trace: bool,
+) -> (Vec<(String, crate::store::WriteOutcome)>, Vec<SyncFailure>) {
     let mut customers = Vec::new();
-    for s in results? {
+    let mut failures = Vec::new();
+    for s in results {
         match s.result {
             Ok(o) => {
                 summary.customers_synced += 1;
@@ -390,18 +425,7 @@ pub(crate) fn run(
             }
         }
     }
-    summary.api_requests = live.map_or(0, |c| c.stats().requests);
-    Ok(Finished {
-        summary,
-        timings,
-        customers,
-        errors,
-        failures,
-        spool,
-        settled,
-        deliveries,
-        log_events: !forwarding && syncer.mode() == Mode::Write,
-    })
+    (customers, failures)
 }
 
 /// Resolve what waited for the whole input: customer objects anywhere in
