@@ -369,25 +369,7 @@ async fn webhook(req: Request<Incoming>, state: &State) -> Result<Answer, Closed
         now,
     );
     if !verdict.valid {
-        if let Some(dir) = &s.record
-            && let Err(e) = record::rejected(dir, now, n, &body, raw_header)
-        {
-            state.sink.warn(&format!("--record: {e:#}"));
-        }
-        let hints: Vec<&str> = verdict.hints.iter().map(|h| h.code.as_str()).collect();
-        let mut a = Answer::text(
-            StatusCode::BAD_REQUEST,
-            format!("Webhook Error: {}", verdict.reason.as_str()),
-        );
-        a.note = Some(match hints.is_empty() {
-            true => format!("bad signature: {}", verdict.reason.as_str()),
-            false => format!(
-                "bad signature: {} (hints: {}; `stripe-sync verify` tells more)",
-                verdict.reason.as_str(),
-                hints.join(", ")
-            ),
-        });
-        return Ok(a);
+        return Ok(refused(state, &verdict, now, n, &body, raw_header));
     }
     let text = String::from_utf8_lossy(&body);
     let event = match crate::event::parse_event(&text) {
@@ -426,7 +408,45 @@ async fn webhook(req: Request<Incoming>, state: &State) -> Result<Answer, Closed
     if !sent {
         return Err(Closed("the server is stopping".into()));
     }
-    Ok(match result.await {
+    Ok(answer_of(result.await))
+}
+
+/// The answer to a request whose signature failed (recorded with `--record`).
+fn refused(
+    state: &State,
+    verdict: &signature::Verdict,
+    now: i64,
+    n: u64,
+    body: &[u8],
+    raw_header: &str,
+) -> Answer {
+    if let Some(dir) = &state.settings.record
+        && let Err(e) = record::rejected(dir, now, n, body, raw_header)
+    {
+        state.sink.warn(&format!("--record: {e:#}"));
+    }
+    let hints: Vec<&str> = verdict.hints.iter().map(|h| h.code.as_str()).collect();
+    let mut a = Answer::text(
+        StatusCode::BAD_REQUEST,
+        format!("Webhook Error: {}", verdict.reason.as_str()),
+    );
+    a.note = Some(match hints.is_empty() {
+        true => format!("bad signature: {}", verdict.reason.as_str()),
+        false => format!(
+            "bad signature: {} (hints: {}; `stripe-sync verify` tells more)",
+            verdict.reason.as_str(),
+            hints.join(", ")
+        ),
+    });
+    a
+}
+
+/// What the writer said, as an answer: 200 with the decision once it is
+/// committed, 500 when it was not (the event is not logged: Stripe retries).
+fn answer_of(
+    result: Result<Result<Decision, writer::Failure>, tokio::sync::oneshot::error::RecvError>,
+) -> Answer {
+    match result {
         Ok(Ok(decision)) => Answer {
             status: StatusCode::OK,
             body: Bytes::from(serde_json::to_vec(&decision).unwrap_or_default()),
@@ -450,7 +470,7 @@ async fn webhook(req: Request<Incoming>, state: &State) -> Result<Answer, Closed
             a.note = Some("writer stopped".into());
             a
         }
-    })
+    }
 }
 
 fn too_large(max: usize) -> Answer {

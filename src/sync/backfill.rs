@@ -122,46 +122,7 @@ impl Backfiller<'_> {
             on_page(counts);
         }
 
-        // The pass is complete: what it did not list is gone.
-        let (unseen, without_subscriptions) = syncer.store().backfill_unseen()?;
-        let mut writes: Vec<CustomerWrite> = unseen
-            .into_iter()
-            .map(|c| CustomerWrite {
-                customer_id: c,
-                info: CustomerInfo {
-                    deleted: true,
-                    snapshot_at: Some(at),
-                    ..CustomerInfo::default()
-                },
-                user_key: self.user_key.to_owned(),
-                subscriptions: Vec::new(),
-                current: Current::Keep,
-                source: RecordSource::Api,
-            })
-            .collect();
-        writes.extend(without_subscriptions.into_iter().map(|c| CustomerWrite {
-            customer_id: c,
-            info: CustomerInfo::default(),
-            user_key: self.user_key.to_owned(),
-            subscriptions: Vec::new(),
-            current: Current::Listed(None, at),
-            source: RecordSource::Api,
-        }));
-        for (w, o) in writes
-            .iter()
-            .zip(syncer.write(&writes, &PassStep::default())?)
-        {
-            before.entry(w.customer_id.clone()).or_insert(o.before);
-        }
-        syncer.store_mut().end_backfill()?;
-        // Events from the moment the pass started on are `resync --events`'s.
-        syncer
-            .store_mut()
-            .advance_events_checkpoint(&crate::store::checkpoint::Events {
-                created: at,
-                id: None,
-            })?;
-
+        self.settle(syncer, at, &mut before)?;
         let mut outcomes = Vec::with_capacity(before.len());
         for (c, before) in before {
             let after = syncer.store().mapping_of(&c)?;
@@ -179,6 +140,55 @@ impl Backfiller<'_> {
             ));
         }
         Ok(Pass { outcomes })
+    }
+
+    /// The pass is complete: what it did not list is gone. Customers not
+    /// listed are deleted; customers none of whose subscriptions were listed
+    /// have none. Then the checkpoints move on.
+    fn settle(
+        &self,
+        syncer: &mut Syncer,
+        at: i64,
+        before: &mut BTreeMap<String, Option<MappingRow>>,
+    ) -> Result<(), SyncError> {
+        let (unseen, without_subscriptions) = syncer.store().backfill_unseen()?;
+        let write = |customer_id: String, info: CustomerInfo, current: Current| CustomerWrite {
+            customer_id,
+            info,
+            user_key: self.user_key.to_owned(),
+            subscriptions: Vec::new(),
+            current,
+            source: RecordSource::Api,
+        };
+        let deleted = CustomerInfo {
+            deleted: true,
+            snapshot_at: Some(at),
+            ..CustomerInfo::default()
+        };
+        let mut writes: Vec<CustomerWrite> = unseen
+            .into_iter()
+            .map(|c| write(c, deleted.clone(), Current::Keep))
+            .collect();
+        writes.extend(
+            without_subscriptions
+                .into_iter()
+                .map(|c| write(c, CustomerInfo::default(), Current::Listed(None, at))),
+        );
+        for (w, o) in writes
+            .iter()
+            .zip(syncer.write(&writes, &PassStep::default())?)
+        {
+            before.entry(w.customer_id.clone()).or_insert(o.before);
+        }
+        syncer.store_mut().end_backfill()?;
+        // Events from the moment the pass started on are `resync --events`'s.
+        syncer
+            .store_mut()
+            .advance_events_checkpoint(&crate::store::checkpoint::Events {
+                created: at,
+                id: None,
+            })?;
+        Ok(())
     }
 }
 
