@@ -616,9 +616,29 @@ fn diagnose_mismatch(
     now: i64,
     hints: &mut Vec<Hint>,
 ) {
-    let any_secret = |p: &[u8]| secrets.iter().any(|s| check(p, h, s.expose().as_bytes()));
+    diagnose_payload(payload, h, secrets, hints);
+    diagnose_secrets(payload, h, secrets, hints);
+    diagnose_uppercase_hex(payload, h, secrets, hints);
+    diagnose_header_whitespace(payload, h, secrets, hints);
+    diagnose_header_trailing_newline(payload, header, secrets, hints);
+    if h.timestamp > now {
+        hints.push(Hint {
+            code: HintCode::FutureTimestamp,
+            message: format!(
+                "the timestamp is {} in the future: the signer's clock is off, or the header \
+                 belongs to another delivery",
+                age_words(h.timestamp.saturating_sub(now))
+            ),
+        });
+    }
+}
 
-    // Payload corruptions.
+/// Payload corruptions: a trailing newline, converted line endings, a
+/// byte-order mark, and (only when none of those explains it) JSON that was
+/// parsed and serialized again.
+fn diagnose_payload(payload: &[u8], h: &Header<'_>, secrets: &[Secret], hints: &mut Vec<Hint>) {
+    let any_secret = |p: &[u8]| secrets.iter().any(|s| check(p, h, s.expose().as_bytes()));
+    let explained_before = hints.len();
     let mut trimmed = payload;
     while let Some(rest) = trimmed.strip_suffix(b"\n") {
         trimmed = rest.strip_suffix(b"\r").unwrap_or(rest);
@@ -665,7 +685,7 @@ fn diagnose_mismatch(
         });
     }
     // Only when no simpler byte-level cause explains the mismatch.
-    let payload_explained = !hints.is_empty();
+    let payload_explained = hints.len() > explained_before;
     if !payload_explained && let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) {
         let forms = [
             serde_json::to_vec(&value).ok(),
@@ -685,8 +705,10 @@ fn diagnose_mismatch(
             });
         }
     }
+}
 
-    // Secret mistakes.
+/// Secret mistakes: an API key given, surrounding whitespace, no `whsec_`.
+fn diagnose_secrets(payload: &[u8], h: &Header<'_>, secrets: &[Secret], hints: &mut Vec<Hint>) {
     for (i, s) in secrets.iter().enumerate() {
         let text = s.expose();
         let n = i + 1;
@@ -723,8 +745,15 @@ fn diagnose_mismatch(
             }
         }
     }
+}
 
-    // Header mistakes.
+/// A `v1` value that matches only when case is ignored.
+fn diagnose_uppercase_hex(
+    payload: &[u8],
+    h: &Header<'_>,
+    secrets: &[Secret],
+    hints: &mut Vec<Hint>,
+) {
     let upper_hit = secrets.iter().any(|s| {
         let expected = compute_signature(s.expose().as_bytes(), h.timestamp, payload);
         h.v1.iter()
@@ -736,18 +765,6 @@ fn diagnose_mismatch(
             message: "a v1 signature matches only when case is ignored: Stripe signatures are \
                       lowercase hex and the SDKs compare them exactly"
                 .into(),
-        });
-    }
-    diagnose_header_whitespace(payload, h, secrets, hints);
-    diagnose_header_trailing_newline(payload, header, secrets, hints);
-    if h.timestamp > now {
-        hints.push(Hint {
-            code: HintCode::FutureTimestamp,
-            message: format!(
-                "the timestamp is {} in the future: the signer's clock is off, or the header \
-                 belongs to another delivery",
-                age_words(h.timestamp.saturating_sub(now))
-            ),
         });
     }
 }

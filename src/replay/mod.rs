@@ -316,11 +316,7 @@ pub(crate) fn run(
         pending,
         ..
     } = pass;
-    let mut api = live.map(|client| {
-        let mut api = ApiSource::new(rt, client, &cfg.user_key, crate::commands::unix_now());
-        api.interruptible = interruptible;
-        api
-    });
+    let mut api = live.map(|client| api_source(client, rt, cfg, interruptible));
     let settled = settle_pending(
         pending,
         &snapshots,
@@ -331,40 +327,31 @@ pub(crate) fn run(
         &mut summary,
     )?;
 
-    // Customers the inputs describe, even without a routed event: what the
-    // store learns of them (user mapping, unmapped customers) is kept.
-    for c in snapshots.customer_ids() {
-        if !plans.contains_key(c) {
-            plans.insert(c.clone(), CustomerPlan::default());
-        }
-    }
+    plan_described(&snapshots, &mut plans);
     lap("resolving", &mut timings);
 
-    let deliveries = forwarder
-        .map(forward::Forwarder::finish)
-        .unwrap_or_default();
-    summary.forwarded = deliveries.values().filter(|d| d.ok()).count() as u64;
-    summary.forward_failures = deliveries.len() as u64 - summary.forwarded;
+    let deliveries = finish_deliveries(forwarder, &mut summary);
     let forwarding = keep_raw;
     summary.dry_run = syncer.mode() == Mode::DryRun;
     let jobs = jobs_of(plans);
     progress.customers.set_length(jobs.len() as u64);
-    let results = match (&mut api, forwarding, summary.dry_run) {
-        // Forwarding tests the endpoint: nothing is synced here.
-        (_, true, _) => Ok(Vec::new()),
-        // A live dry run attempts no sync: it says what would be synced.
-        (Some(_), false, true) if !dry_run_fetches => {
-            summary.customers_synced = jobs.len() as u64;
-            Ok(Vec::new())
-        }
-        (Some(api), false, _) => {
+    // Forwarding tests the endpoint: nothing is synced here. A live dry run
+    // attempts no sync (unless asked to fetch): it says what would be synced.
+    let said_only = api.is_some() && summary.dry_run && !dry_run_fetches;
+    if said_only && !forwarding {
+        summary.customers_synced = jobs.len() as u64;
+    }
+    let offline = Offline {
+        snapshots: &snapshots,
+        user_key: &cfg.user_key,
+    };
+    let results = match (forwarding || said_only, api.as_mut()) {
+        (true, _) => Ok(Vec::new()),
+        (false, Some(api)) => {
             syncer.sync(api, jobs, interruptible.then_some(rt), &progress.customers)
         }
-        (None, false, _) => syncer.sync(
-            &mut Offline {
-                snapshots: &snapshots,
-                user_key: &cfg.user_key,
-            },
+        (false, None) => syncer.sync(
+            &mut { offline },
             jobs,
             interruptible.then_some(rt),
             &progress.customers,
@@ -385,6 +372,41 @@ pub(crate) fn run(
         deliveries,
         log_events: !forwarding && syncer.mode() == Mode::Write,
     })
+}
+
+/// The API source of `--live`; a server's requests are not abandoned at Ctrl-C.
+fn api_source<'a>(
+    client: &'a crate::stripe::Client,
+    rt: &'a Runtime,
+    cfg: &Config,
+    interruptible: bool,
+) -> ApiSource<'a> {
+    let mut api = ApiSource::new(rt, client, &cfg.user_key, crate::commands::unix_now());
+    api.interruptible = interruptible;
+    api
+}
+
+/// Customers the inputs describe, even without a routed event: what the
+/// store learns of them (user mapping, unmapped customers) is kept.
+fn plan_described(snapshots: &EventSnapshots, plans: &mut BTreeMap<String, CustomerPlan>) {
+    for c in snapshots.customer_ids() {
+        if !plans.contains_key(c) {
+            plans.insert(c.clone(), CustomerPlan::default());
+        }
+    }
+}
+
+/// Wait for every `--forward-to` delivery and count them into the summary.
+fn finish_deliveries(
+    forwarder: Option<forward::Forwarder>,
+    summary: &mut Summary,
+) -> HashMap<u64, forward::Delivery> {
+    let deliveries = forwarder
+        .map(forward::Forwarder::finish)
+        .unwrap_or_default();
+    summary.forwarded = deliveries.values().filter(|d| d.ok()).count() as u64;
+    summary.forward_failures = deliveries.len() as u64 - summary.forwarded;
+    deliveries
 }
 
 /// One job per planned customer, with the routing's newest user for it.

@@ -38,42 +38,6 @@ fn many_events(copies: usize) -> String {
     out
 }
 
-fn integrity(db: &Path) {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let ok: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
-    // A kill between creating the file and committing the first migration
-    // leaves an empty database: nothing to check, but it must be empty.
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    if version == 0 {
-        let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(tables, 0, "unmigrated store with tables in it");
-        return;
-    }
-    // No half customer: every subscription and every logged sync event
-    // belongs to a customer row written in the same transaction. A failing
-    // query fails the test (it must not count as "no orphans"). NOT EXISTS
-    // rather than NOT IN, so a NULL id could not hide every orphan.
-    let orphans: i64 = conn
-        .query_row(
-            "SELECT (SELECT count(*) FROM subscriptions s
-                     WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = s.customer_id))
-                  + (SELECT count(*) FROM events e
-                     WHERE e.route = 'sync' AND e.customer_id IS NOT NULL
-                       AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = e.customer_id))",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap_or_else(|e| panic!("orphan query failed on {}: {e}", db.display()));
-    assert_eq!(orphans, 0, "half-written customers");
-}
-
 fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("stripe-sync"));
     c.current_dir(dir)
@@ -114,7 +78,7 @@ fn replay_survives_twenty_kills() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         if d.join("stripe-sync.db").exists() {
-            integrity(&d.join("stripe-sync.db"));
+            crate::common::integrity(&d.join("stripe-sync.db"));
         }
     }
     assert!(
@@ -123,7 +87,7 @@ fn replay_survives_twenty_kills() {
     );
     let out = run(cmd_in(d).args(["replay", "events.ndjson"]));
     assert!(out.status <= 1, "{}", out.stderr);
-    integrity(&d.join("stripe-sync.db"));
+    crate::common::integrity(&d.join("stripe-sync.db"));
     assert_eq!(
         mapping(d, "stripe-sync.db"),
         mapping(reference.path(), "stripe-sync.db")
@@ -165,12 +129,12 @@ fn backfill_survives_twenty_kills() {
         child.kill().unwrap();
         child.wait().unwrap();
         if d.join("stripe-sync.db").exists() {
-            integrity(&d.join("stripe-sync.db"));
+            crate::common::integrity(&d.join("stripe-sync.db"));
         }
     }
     let out = run(cmd_in(d).env("STRIPE_API_KEY", &key).args(args));
     assert_eq!(out.status, 0, "{}", out.stderr);
-    integrity(&d.join("stripe-sync.db"));
+    crate::common::integrity(&d.join("stripe-sync.db"));
     assert_eq!(
         mapping(d, "stripe-sync.db"),
         mapping(reference.path(), "stripe-sync.db")
@@ -205,7 +169,7 @@ fn replay_and_resync_share_a_store() {
             out.status
         );
     }
-    integrity(&d.join("stripe-sync.db"));
+    crate::common::integrity(&d.join("stripe-sync.db"));
     // Everything both sources describe is there.
     let m = mapping(d, "stripe-sync.db");
     assert_eq!(m.as_array().unwrap().len(), 300 + 6 * 40);
@@ -246,7 +210,7 @@ fn ctrl_c_stops_a_backfill_with_130_and_it_resumes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
-    integrity(&d.join("stripe-sync.db"));
+    crate::common::integrity(&d.join("stripe-sync.db"));
     let out = run(cmd_in(d).env("STRIPE_API_KEY", &key).args([
         "resync",
         "--all",

@@ -31,7 +31,7 @@ use crate::support::fake_stripe::{Account, FakeStripe, Fault};
 
 const SECRET: &str = "whsec_serve_test_8d41c0a7e2";
 
-use crate::common::AMBIENT;
+use crate::common::{AMBIENT, integrity};
 
 /// The fields of a decision, in the order `replay --json` gives them.
 const DECISION: [&str; 9] = [
@@ -841,30 +841,6 @@ fn cell(db: &Path, sql: &str, key: &str) -> Option<String> {
     c.query_row(sql, [key], |r| r.get::<_, Option<String>>(0))
         .ok()
         .flatten()
-}
-
-/// `PRAGMA integrity_check` is ok and no customer is half written.
-fn integrity(db: &Path) {
-    let Some(conn) = store(db) else { return };
-    let ok: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok", "{}", db.display());
-    if !has_table(&conn, "events") {
-        return;
-    }
-    let orphans: i64 = conn
-        .query_row(
-            "SELECT (SELECT count(*) FROM subscriptions s
-                     WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = s.customer_id))
-                  + (SELECT count(*) FROM events e
-                     WHERE e.route = 'sync' AND e.customer_id IS NOT NULL
-                       AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = e.customer_id))",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap_or_else(|e| panic!("orphan query failed on {}: {e}", db.display()));
-    assert_eq!(orphans, 0, "half-written customers in {}", db.display());
 }
 
 /// `inspect --json` rows (without `synced_at`) for one customer.
