@@ -1,10 +1,19 @@
 //! Backfill against the fake Stripe at Stripe's test-mode limits (issue 4):
-//! 10,000 customers and 10,000 subscriptions, 40 ms latency, 25 requests/s.
+//! 10,000 customers and 10,000 subscriptions, 40 ms latency, 25 requests/s,
+//! then `resync --events` catching up on 200 changed customers (issue 11).
 //! Run: cargo bench --bench backfill   (about a minute)
+//!
+//! At scale (issue 12): `BACKFILL_BENCH_CUSTOMERS=1000000 cargo bench
+//! --bench backfill` runs `resync --all` on that many customers and as
+//! many subscriptions instead, with the fake answering at once and pacing
+//! out of the way, against issue 12's goals; then `inspect` on the store it
+//! made (see `at_scale`). Minutes, and a few GB in the temp dir.
 #![allow(clippy::print_stdout)]
 
 #[path = "../tests/support/fake_stripe.rs"]
 mod fake_stripe;
+#[path = "support/inspect_probe.rs"]
+mod inspect_probe;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -30,6 +39,13 @@ fn run(dir: &std::path::Path, fake: &FakeStripe, args: &[&str]) -> (serde_json::
 }
 
 fn main() {
+    if let Some(n) = std::env::var("BACKFILL_BENCH_CUSTOMERS")
+        .ok()
+        .and_then(|v| v.replace(['_', ','], "").parse::<usize>().ok())
+    {
+        at_scale(n);
+        return;
+    }
     let (customers, subscriptions) = (10_000usize, 10_000usize);
     let events_only = std::env::var_os("BACKFILL_BENCH_EVENTS_ONLY").is_some();
     let fake = FakeStripe::builder()
@@ -152,4 +168,217 @@ fn catch_up(
         backfill_requests as f64 / requests.max(1) as f64,
         backfill.as_secs_f64() / took.as_secs_f64()
     );
+}
+
+/// Issue 12's goals for `resync --all` at a million customers.
+const RSS_GOAL_MB: f64 = 150.0;
+const CUSTOMERS_PER_S_GOAL: f64 = 50_000.0;
+
+/// `resync --all` on `n` customers and `n` subscriptions: the fake answers
+/// at once (latency 0) and `--max-rps 10000` keeps pacing out of the way
+/// (the highest rate the client takes; the run makes a few hundred
+/// requests a second at most); then the same again with nothing changed,
+/// then `inspect` on the store.
+fn at_scale(n: usize) {
+    println!(
+        "backfill at scale: {n} customers / {n} subscriptions, fake at 0 ms latency, pacing off:"
+    );
+    let t = Instant::now();
+    let fake = FakeStripe::builder().generated(n, n, 1).start();
+    println!(
+        "  fake: {:.1} s to generate and start; this process's peak RSS so far {}",
+        t.elapsed().as_secs_f64(),
+        own_peak_rss().map_or("unknown".to_owned(), mib)
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("stripe-sync.db");
+    let goal_requests = 2 * n.div_ceil(100);
+
+    for (label, what) in [
+        ("first backfill", "into an empty store"),
+        ("second backfill", "nothing changed"),
+    ] {
+        fake.reset_counters();
+        let run = measured(dir.path(), &fake, &["--all", "--max-rps", "10000", "-v"]);
+        let requests = fake.request_count();
+        let customers = stored_customers(&db);
+        let wall = run.wall.as_secs_f64();
+        let cpu = run.cpu.map_or(String::new(), |c| {
+            format!(" (stripe-sync's CPU: {:.2} s)", c.as_secs_f64())
+        });
+        println!(
+            "  {label} ({what}): wall {wall:.2} s{cpu}; it says: {}",
+            run.summary
+        );
+        println!(
+            "    requests: {requests} (goal: exactly ceil(C/100)+ceil(S/100) = {goal_requests}) {}",
+            verdict(requests == goal_requests)
+        );
+        let rate = customers as f64 / wall;
+        println!(
+            "    customers in the store / wall time: {customers} / {wall:.2} s = {rate:.0}/s (goal >= {CUSTOMERS_PER_S_GOAL:.0}/s) {}",
+            verdict(rate >= CUSTOMERS_PER_S_GOAL)
+        );
+        if let Some(writing) = run.phase("writing") {
+            println!(
+                "    store writes alone (stripe-sync -v: time writing and committing pages): {:.2} s, {:.0} customers/s",
+                writing.as_secs_f64(),
+                customers as f64 / writing.as_secs_f64()
+            );
+        }
+        let phases: Vec<String> = ["listing", "writing", "settling", "report"]
+            .iter()
+            .filter_map(|p| {
+                run.phase(p)
+                    .map(|d| format!("{p} {:.2} s", d.as_secs_f64()))
+            })
+            .collect();
+        println!("    phases (-v): {}", phases.join(", "));
+        match run.peak_rss {
+            Some(bytes) => println!(
+                "    peak RSS of stripe-sync: {} (goal <= {RSS_GOAL_MB:.0} MB) {}",
+                mib(bytes),
+                verdict(bytes as f64 <= RSS_GOAL_MB * 1e6)
+            ),
+            None => println!("    peak RSS of stripe-sync: not measured (no /usr/bin/time)"),
+        }
+    }
+
+    // Another helper's probe of `inspect` (issue 12), on the store just made.
+    let user = any_user(&db);
+    for line in inspect_probe::measure(&stripe_sync(), &db, &user) {
+        println!("  {line}");
+    }
+}
+
+/// One measured `stripe-sync resync` run.
+struct Measured {
+    wall: Duration,
+    /// Its CPU time, user and system (the machine may be busy with more
+    /// than this run: wall time alone says little then).
+    cpu: Option<Duration>,
+    /// Its peak RSS in bytes (`/usr/bin/time`'s maximum resident set).
+    peak_rss: Option<u64>,
+    /// The summary line it printed.
+    summary: String,
+    /// Its `-v` lines.
+    stderr: String,
+}
+
+impl Measured {
+    /// A phase's time from the `-v` lines (`  writing: 12.3 s`).
+    fn phase(&self, name: &str) -> Option<Duration> {
+        let prefix = format!("{name}: ");
+        let line = self
+            .stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix.as_str()))?;
+        parse_elapsed(line)
+    }
+}
+
+/// The binary measured: this build's, or `BACKFILL_BENCH_BIN` (to compare
+/// two builds back to back on the same fake).
+fn stripe_sync() -> std::path::PathBuf {
+    std::env::var_os("BACKFILL_BENCH_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_stripe-sync").into())
+}
+
+fn measured(dir: &std::path::Path, fake: &FakeStripe, args: &[&str]) -> Measured {
+    let time = std::path::Path::new("/usr/bin/time");
+    let rusage_file = dir.join("rusage");
+    let mut cmd = match time.exists() {
+        true => {
+            let mut c = Command::new(time);
+            c.arg("-f").arg("%M %U %S").arg("-o").arg(&rusage_file);
+            c.arg(stripe_sync());
+            c
+        }
+        false => Command::new(stripe_sync()),
+    };
+    let t = Instant::now();
+    let out = cmd
+        .current_dir(dir)
+        .env("STRIPE_API_KEY", fake.api_key())
+        .args(["resync", "--api-base", &fake.url()])
+        .args(args)
+        .output()
+        .expect("runs stripe-sync");
+    let wall = t.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `%M %U %S`: peak RSS in KiB, user and system CPU seconds.
+    let rusage = std::fs::read_to_string(&rusage_file).unwrap_or_default();
+    let mut rusage = rusage.split_whitespace();
+    let peak_rss = rusage
+        .next()
+        .and_then(|kib| kib.parse::<u64>().ok())
+        .map(|kib| kib * 1024);
+    let cpu = rusage.map_while(|s| s.parse::<f64>().ok()).sum::<f64>();
+    Measured {
+        wall,
+        cpu: (cpu > 0.0).then(|| Duration::from_secs_f64(cpu)),
+        peak_rss,
+        summary: stdout
+            .lines()
+            .find(|l| l.contains(" customers: "))
+            .unwrap_or("")
+            .to_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `850 ms`, `2.4 s`, `1 min 05 s`, `1 h 02 min` (stripe-sync's own format).
+fn parse_elapsed(text: &str) -> Option<Duration> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let secs = match words.as_slice() {
+        [n, "ms"] => n.parse::<f64>().ok()? / 1000.0,
+        [n, "s"] => n.parse::<f64>().ok()?,
+        [m, "min", s, "s"] => m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?,
+        [h, "h", m, "min"] => h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+fn stored_customers(db: &std::path::Path) -> u64 {
+    let conn = rusqlite::Connection::open(db).expect("the store opens");
+    conn.query_row("SELECT count(*) FROM customers", [], |r| r.get::<_, i64>(0))
+        .map_or(0, |n| n as u64)
+}
+
+/// A user the store maps to a customer (for `inspect --user`).
+fn any_user(db: &std::path::Path) -> String {
+    let conn = rusqlite::Connection::open(db).expect("the store opens");
+    conn.query_row(
+        "SELECT user_id FROM customers WHERE user_id IS NOT NULL ORDER BY id LIMIT 1",
+        [],
+        |r| r.get(0),
+    )
+    .expect("a mapped user")
+}
+
+/// This process's peak RSS in bytes (Linux).
+fn own_peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn mib(bytes: u64) -> String {
+    format!(
+        "{:.1} MiB ({:.0} MB)",
+        bytes as f64 / 1048576.0,
+        bytes as f64 / 1e6
+    )
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "ok" } else { "MISSED" }
 }

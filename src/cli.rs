@@ -1,5 +1,6 @@
 //! Every command, flag, environment variable and help text (SPEC.md is the contract).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -16,13 +17,16 @@ credentials, unusable store); 130 interrupted.";
 #[derive(Debug, Parser)]
 #[command(name = "stripe-sync", version, about, after_help = AFTER_HELP)]
 #[command(propagate_version = true, max_term_width = 100)]
-pub struct Cli {
+pub struct Root<C: Subcommand> {
     #[command(flatten, next_help_heading = "Global options")]
     pub global: GlobalArgs,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub command: C,
 }
+
+/// The command line: global options and one command.
+pub type Cli = Root<Command>;
 
 /// Options accepted before or after the command name.
 #[derive(Debug, Args, Clone)]
@@ -65,8 +69,7 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check a webhook payload against its Stripe-Signature header, and say why it fails
-    #[command(after_help = VERIFY_EXAMPLES)]
+    #[command(about = VERIFY_ABOUT, after_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
 
     /// Produce a Stripe-Signature header for a payload (accepted by the official SDKs)
@@ -93,6 +96,16 @@ pub enum Command {
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
 }
+
+/// `verify` alone, the same as [`Command::Verify`], for [`Cli::try_parse_args`].
+#[derive(Debug, Subcommand)]
+enum VerifyOnly {
+    #[command(about = VERIFY_ABOUT, after_help = VERIFY_EXAMPLES)]
+    Verify(VerifyArgs),
+}
+
+const VERIFY_ABOUT: &str =
+    "Check a webhook payload against its Stripe-Signature header, and say why it fails";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
@@ -552,5 +565,184 @@ fn positive_rate(value: &str) -> Result<f64, String> {
 impl Cli {
     pub fn command() -> clap::Command {
         <Self as clap::CommandFactory>::command()
+    }
+
+    /// Parse the process's arguments, as `Cli::try_parse` does.
+    pub fn try_parse_args() -> Result<Cli, clap::Error> {
+        Cli::try_parse_args_from(std::env::args_os().collect())
+    }
+
+    /// Parse a command line. Clap builds every command's arguments and help
+    /// before it parses; when the line names `verify`, the command a CI step
+    /// runs once per payload, only that one is built (a seventh of the work,
+    /// and most of clap's share of the process's start-up). The result, help
+    /// and errors included, are those of the whole command (tested below).
+    pub fn try_parse_args_from(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+        if !names_verify(&args) {
+            return Cli::try_parse_from(args);
+        }
+        let Root {
+            global,
+            command: VerifyOnly::Verify(verify),
+        } = Root::<VerifyOnly>::try_parse_from(args)?;
+        Ok(Cli {
+            global,
+            command: Command::Verify(verify),
+        })
+    }
+}
+
+/// Whether clap will read the command line's command as `verify`: its first
+/// argument after the program name and any global options (which SPEC.md
+/// lets stand before the command name).
+fn names_verify(args: &[OsString]) -> bool {
+    let mut rest = args.iter().skip(1).map(|a| a.to_str());
+    while let Some(arg) = rest.next() {
+        match arg {
+            Some("verify") => return true,
+            Some("--json" | "--quiet" | "--verbose" | "--no-input") => {}
+            Some("--db" | "--config" | "--color") => {
+                rest.next();
+            }
+            Some(a)
+                if ["--db=", "--config=", "--color="]
+                    .iter()
+                    .any(|p| a.starts_with(p)) => {}
+            // -q, -v, -vv: short global flags, alone or together.
+            Some(a)
+                if a.len() > 1
+                    && a.starts_with('-')
+                    && a[1..].bytes().all(|b| b"qv".contains(&b)) => {}
+            _ => return false,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(args: &[&str]) -> Vec<OsString> {
+        std::iter::once("stripe-sync")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect()
+    }
+
+    /// What a parse gives, secrets included (their `Debug` hides them).
+    fn outcome(parsed: Result<Cli, clap::Error>) -> String {
+        match parsed {
+            Ok(cli) => {
+                let secrets = match &cli.command {
+                    Command::Verify(v) => v.secrets.iter().map(|s| s.expose().to_owned()).collect(),
+                    _ => Vec::new(),
+                };
+                format!("{cli:?} {secrets:?}")
+            }
+            Err(e) => format!("{:?}: {}", e.kind(), e.render()),
+        }
+    }
+
+    #[test]
+    fn verify_alone_parses_as_the_whole_command_line() {
+        let lines: &[&[&str]] = &[
+            &["verify"],
+            &["verify", "--help"],
+            &["verify", "-h"],
+            &["verify", "--version"],
+            &["verify", "-V"],
+            &[
+                "verify",
+                "-s",
+                "whsec_a,whsec_b",
+                "--signature",
+                "t=1,v1=ab",
+                "p.json",
+            ],
+            &["verify", "--secret", "whsec_a", "--secret", "whsec_b", "-"],
+            &[
+                "verify",
+                "--signature",
+                "-t=1",
+                "--now",
+                "-5",
+                "--tolerance",
+                "0",
+            ],
+            &["verify", "--tolerance", "x"],
+            &["verify", "--tolerance", "-1"],
+            &["verify", "--bogus"],
+            &["verify", "--sign"],
+            &["verify", "a", "b"],
+            &["verify", "--", "--secret"],
+            &["verify", "--json", "--no-input", "-q"],
+            &["verify", "-q", "-v"],
+            &["verify", "--color", "sometimes"],
+            &["--json", "verify", "--now", "1"],
+            &["-q", "-v", "verify"],
+            &["-vq", "verify"],
+            &["-vv", "verify", "--help"],
+            &["--db", "x.db", "verify", "--now", "7"],
+            &["--db=x.db", "--config=c.toml", "--color=never", "verify"],
+            &[
+                "--config", "c.toml", "--color", "always", "verify", "-s", "x",
+            ],
+            &["--color", "sometimes", "verify"],
+            &["--color=", "verify"],
+        ];
+        for args in lines {
+            assert!(names_verify(&line(args)), "{args:?}");
+            assert_eq!(
+                outcome(Cli::try_parse_args_from(line(args))),
+                outcome(Cli::try_parse_from(line(args))),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_command_lines_take_the_whole_command() {
+        for args in [
+            &[][..],
+            &["--help"],
+            &["--version"],
+            &["sign", "verify"],
+            &["replay", "verify"],
+            &["--db", "verify"],
+            &["--db", "verify", "replay"],
+            &["--bogus", "verify"],
+            &["--", "verify"],
+            &["-x", "verify"],
+            &["help", "verify"],
+            &["verif"],
+            &["Verify"],
+        ] {
+            assert!(!names_verify(&line(args)), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn verify_help_is_the_whole_commands() {
+        let mut whole = Cli::command();
+        whole.build();
+        let mut alone = <Root<VerifyOnly> as clap::CommandFactory>::command();
+        alone.build();
+        let (whole, alone) = (
+            whole.find_subcommand_mut("verify").unwrap(),
+            alone.find_subcommand_mut("verify").unwrap(),
+        );
+        assert_eq!(
+            alone.render_long_help().to_string(),
+            whole.render_long_help().to_string()
+        );
+        assert_eq!(
+            alone.render_help().to_string(),
+            whole.render_help().to_string()
+        );
+        assert_eq!(
+            alone.render_usage().to_string(),
+            whole.render_usage().to_string()
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! a Stripe list object or NDJSON. Every error names the file and position.
 
 use std::fmt;
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -157,21 +157,111 @@ pub fn for_each_item(
                 .map_err(|e| format!("-: cannot read stdin: {e}"))?;
             split_document(&name, &buf, f)
         }
-        Input::File(path) => {
-            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if matches!(ext, "ndjson" | "jsonl") {
-                let file =
-                    std::fs::File::open(path).map_err(|e| format!("{name}: cannot open: {e}"))?;
-                split_lines(
-                    &name,
-                    std::io::BufReader::with_capacity(256 * 1024, file),
-                    f,
-                )
-            } else {
-                let buf = std::fs::read(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
-                split_document(&name, &buf, f)
-            }
+        Input::File(path) if is_ndjson(path) => {
+            read_chunks(&name, path, &mut || None, &mut |first, chunk| {
+                for_each_line(&name, first, &chunk, f);
+                true
+            })
         }
+        Input::File(path) => {
+            let buf = std::fs::read(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
+            split_document(&name, &buf, f)
+        }
+    }
+}
+
+/// Whether a file is read as newline-delimited JSON (by its extension).
+pub(crate) fn is_ndjson(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("ndjson" | "jsonl")
+    )
+}
+
+/// Bytes read from an NDJSON file at a time.
+const CHUNK: usize = 1 << 20;
+
+/// Read an NDJSON file in large chunks of whole lines: `f` gets the number
+/// of the chunk's first line (1-based) and the chunk, and returns whether
+/// to go on. Memory stays at a chunk (or one line, when a line is longer).
+/// `spare` hands back buffers the consumer is done with, to read into again.
+pub(crate) fn read_chunks(
+    name: &str,
+    path: &Path,
+    spare: &mut dyn FnMut() -> Option<Vec<u8>>,
+    f: &mut dyn FnMut(usize, Vec<u8>) -> bool,
+) -> Result<(), String> {
+    let mut file = std::fs::File::open(path).map_err(|e| format!("{name}: cannot open: {e}"))?;
+    let mut line = 1usize;
+    // The start of a line the last chunk cut; `long`: a whole chunk of it.
+    let mut carry: Vec<u8> = Vec::new();
+    let mut long = false;
+    loop {
+        let mut buf = if long {
+            std::mem::take(&mut carry)
+        } else {
+            let mut buf = spare().unwrap_or_default();
+            buf.clear();
+            buf.extend_from_slice(&carry);
+            carry.clear();
+            buf
+        };
+        let got = fill(&mut file, &mut buf, CHUNK)
+            .map_err(|e| format!("{name}:{line}: cannot read: {e}"))?;
+        if got == 0 {
+            if !buf.is_empty() {
+                f(line, buf);
+            }
+            return Ok(());
+        }
+        // A chunk ends at its last newline; a line longer than the chunk
+        // waits (moved, not copied) for the rest of it.
+        let Some(last) = memchr::memrchr(b'\n', &buf) else {
+            carry = buf;
+            long = true;
+            continue;
+        };
+        long = false;
+        carry.extend_from_slice(&buf[last + 1..]);
+        buf.truncate(last + 1);
+        let lines = memchr::memchr_iter(b'\n', &buf).count();
+        if !f(line, buf) {
+            return Ok(());
+        }
+        line += lines;
+    }
+}
+
+/// Append up to `want` bytes of `file` to `buf`; 0 at the end of the file.
+/// (`read_to_end` fills the spare capacity without zeroing it first.)
+fn fill(file: &mut std::fs::File, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
+    buf.reserve(want);
+    Read::by_ref(file).take(want as u64).read_to_end(buf)
+}
+
+/// Visit the lines of an NDJSON chunk whose first line is number `first`:
+/// blank lines are skipped (and counted), each line is trimmed, a line that
+/// is not UTF-8 is passed as `Err(message)` naming the file and line.
+pub(crate) fn for_each_line(
+    name: &Arc<str>,
+    first: usize,
+    chunk: &[u8],
+    f: &mut dyn FnMut(Source, Result<&str, String>),
+) {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', chunk).chain(std::iter::once(chunk.len()));
+    for (i, end) in ends.enumerate() {
+        let bytes = trim_ascii(&chunk[start..end]);
+        start = end + 1;
+        if bytes.is_empty() {
+            continue;
+        }
+        let n = first + i;
+        let source = Source {
+            file: name.clone(),
+            pos: Pos::Line(n),
+        };
+        f(source, utf8(name, &format!(":{n}"), bytes));
     }
 }
 
@@ -182,35 +272,6 @@ fn utf8<'a>(name: &str, where_: &str, bytes: &'a [u8]) -> Result<&'a str, String
             e.valid_up_to()
         )
     })
-}
-
-/// Stream NDJSON line by line; memory stays at one line.
-fn split_lines(
-    name: &Arc<str>,
-    mut reader: impl BufRead,
-    f: &mut dyn FnMut(Source, Result<&str, String>),
-) -> Result<(), String> {
-    let mut line = Vec::with_capacity(8 * 1024);
-    let mut n = 0usize;
-    loop {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| format!("{name}:{}: cannot read: {e}", n + 1))?;
-        if read == 0 {
-            return Ok(());
-        }
-        n += 1;
-        let source = Source {
-            file: name.clone(),
-            pos: Pos::Line(n),
-        };
-        let bytes = trim_ascii(&line);
-        if bytes.is_empty() {
-            continue;
-        }
-        f(source, utf8(name, &format!(":{n}"), bytes));
-    }
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
@@ -452,10 +513,9 @@ mod tests {
     fn ndjson_lines_stream_with_numbers() {
         let text = "{\"a\":1}\n\r\n{\"b\":2}\r\n";
         let mut seen = Vec::new();
-        split_lines(&Arc::from("x.ndjson"), text.as_bytes(), &mut |s, r| {
+        for_each_line(&Arc::from("x.ndjson"), 1, text.as_bytes(), &mut |s, r| {
             seen.push((s.to_string(), r.unwrap().to_string()))
-        })
-        .unwrap();
+        });
         assert_eq!(
             seen,
             [
@@ -463,6 +523,42 @@ mod tests {
                 ("x.ndjson:3".into(), "{\"b\":2}".into())
             ]
         );
+    }
+
+    #[test]
+    fn ndjson_chunks_keep_line_numbers_and_long_lines() {
+        // Lines across several chunks, one line longer than a chunk, blank
+        // lines, no newline at the end: every line once, with its number.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.ndjson");
+        let mut text = String::new();
+        let mut want = Vec::new();
+        for n in 1..=3000usize {
+            let line = match n {
+                1500 => format!("{{\"long\":\"{}\"}}", "x".repeat(CHUNK * 2 + 7)),
+                _ if n % 7 == 0 => String::new(),
+                _ => format!("{{\"n\":{n},\"pad\":\"{}\"}}", "y".repeat(n % 900)),
+            };
+            if !line.is_empty() {
+                want.push((format!("big.ndjson:{n}"), line.len()));
+            }
+            text.push_str(&line);
+            if n < 3000 {
+                text.push('\n');
+            }
+        }
+        std::fs::write(&path, &text).unwrap();
+        let name: Arc<str> = Arc::from("big.ndjson");
+        let mut got = Vec::new();
+        let mut spares = vec![Vec::with_capacity(16)];
+        read_chunks(&name, &path, &mut || spares.pop(), &mut |first, chunk| {
+            for_each_line(&name, first, &chunk, &mut |s, r| {
+                got.push((s.to_string(), r.unwrap().len()))
+            });
+            true
+        })
+        .unwrap();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -27,8 +27,6 @@ pub(crate) mod sync;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::cli::{Cli, Command};
 use crate::output::Printer;
 
@@ -68,7 +66,7 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 /// Parse arguments, run the command, return the exit status.
 pub fn main_entry() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_args() {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version go to stdout with status 0; usage errors to stderr with 2.

@@ -24,8 +24,9 @@ pub enum Resolution {
     },
 }
 
-/// Resolve with what is known while reading: the event itself, then the store.
-pub(crate) fn resolve_now(routed: Routed, store: &Store) -> anyhow::Result<Resolution> {
+/// Resolve with what is known while reading: the event itself, then the
+/// store (`None`: the store holds no customer, nothing to look up).
+pub(crate) fn resolve_now(routed: Routed, store: Option<&Store>) -> anyhow::Result<Resolution> {
     Ok(match routed {
         Routed::Resolved {
             user,
@@ -44,7 +45,11 @@ pub(crate) fn resolve_now(routed: Routed, store: &Store) -> anyhow::Result<Resol
             customer: None,
             reason: format!("user {user} found, but the object names no customer to sync"),
         },
-        Routed::NeedsCustomer { customer } => match store.customer_user(&customer)? {
+        Routed::NeedsCustomer { customer } => match store
+            .map(|s| s.customer_user(&customer))
+            .transpose()?
+            .unwrap_or(Known::Unknown)
+        {
             Known::User(user) => Resolution::Sync {
                 user,
                 customer,

@@ -2133,3 +2133,109 @@ fn deleting_a_customer_cascades_into_subscription_deleted_events() {
     fake.upsert_customer(json!({"id": "cus_alice", "email": "back@example.com"}));
     assert_eq!(fake.events()[0]["type"], "customer.created");
 }
+
+/// The fake a bench starts with `generated` (objects kept as records) and
+/// the one started from `Account::generate_at`'s values answer every
+/// request with the same bytes, whether lists are written as text (the
+/// default) or built as values; and still after runtime changes.
+#[test]
+fn generated_records_answer_like_the_account_values() {
+    const NOW: i64 = 1_760_000_000;
+    let (customers, subscriptions, seed) = (260, 330, 5);
+    let fakes = [
+        FakeStripe::start(Account::generate_at(customers, subscriptions, seed, NOW)),
+        FakeStripe::builder()
+            .generated_at(customers, subscriptions, seed, NOW)
+            .start(),
+    ];
+    let reference = &fakes[0];
+    let cus: Vec<String> = reference
+        .customers()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    let subs = reference.subscriptions();
+    let sub_ids: Vec<String> = subs
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    let pm_of = |s: &Value| s["default_payment_method"].as_str().map(str::to_owned);
+    let pm = subs.iter().find_map(pm_of).unwrap();
+    let expand = "expand[]=data.default_payment_method";
+    let mut targets = vec![
+        "/v1/customers".to_owned(),
+        "/v1/customers?limit=100&expand[]=total_count".to_owned(),
+        format!("/v1/customers?limit=7&starting_after={}", cus[12]),
+        format!("/v1/customers?limit=5&ending_before={}", cus[40]),
+        format!("/v1/customers?email=nobody%40example.com&limit=3"),
+        "/v1/subscriptions?limit=100".to_owned(),
+        "/v1/subscriptions?status=active&limit=20".to_owned(),
+        format!(
+            "/v1/subscriptions?status=all&limit=100&starting_after={}",
+            sub_ids[99]
+        ),
+        format!(
+            "/v1/subscriptions?customer={}&status=all&limit=1&{expand}",
+            cus[3]
+        ),
+        format!("/v1/subscriptions?status=all&limit=3&expand[]=data.customer"),
+        format!("/v1/customers/{}", cus[9]),
+        format!("/v1/subscriptions/{}", sub_ids[9]),
+        format!("/v1/payment_methods/{pm}"),
+        "/v1/customers/search?query=metadata%5B%27clerkUserId%27%5D%3A%27user_5%27".to_owned(),
+    ];
+    // Every page of both backfill listings.
+    for list in [
+        "/v1/customers?limit=100",
+        &format!("/v1/subscriptions?status=all&limit=100&{expand}"),
+    ] {
+        let mut url = list.to_owned();
+        loop {
+            targets.push(url.clone());
+            let v = get(reference, &url).json();
+            if v["has_more"] == false {
+                break;
+            }
+            url = format!("{list}&starting_after={}", ids(&v).last().unwrap());
+        }
+    }
+    let compare = |targets: &[String]| {
+        for target in targets {
+            for version in ["2025-06-30.basil", "2024-06-20"] {
+                let mut bodies = Vec::new();
+                for fake in &fakes {
+                    for fast in [true, false] {
+                        fake.set_fast_lists(fast);
+                        let r = get_with(fake, target, &[("Stripe-Version", version)]);
+                        bodies.push((r.status, r.text()));
+                    }
+                }
+                for b in &bodies[1..] {
+                    assert_eq!(b, &bodies[0], "{target} ({version})");
+                }
+            }
+        }
+    };
+    compare(&targets);
+
+    // The same changes to both: generated objects become values.
+    let gone_pm = subs
+        .iter()
+        .filter(|s| s["customer"] != cus[7].as_str())
+        .find_map(pm_of)
+        .unwrap();
+    for fake in &fakes {
+        fake.set_clock(Some(NOW + 10));
+        fake.upsert_customer(json!({"id": cus[5], "email": "changed@example.com"}));
+        fake.delete_customer(&cus[7]);
+        fake.cancel_subscription(&sub_ids[3]);
+        fake.upsert_subscription(json!({"id": sub_ids[4], "status": "past_due"}));
+    }
+    compare(&targets);
+    // A default payment method that no longer exists cannot be expanded.
+    for fake in &fakes {
+        fake.purge(&gone_pm);
+    }
+    compare(&targets);
+    assert!(targets.iter().any(|t| get(reference, t).status == 400));
+}

@@ -2,8 +2,9 @@
 
 use crate::Status;
 use crate::cli::{GlobalArgs, InspectArgs};
+use crate::output::inspect::{CsvRows, JsonRows, RowSink};
 use crate::output::{self, Printer};
-use crate::store::{self, Filter, Store};
+use crate::store::{self, DuplicateFinder, Filter, Store};
 
 pub fn run(args: &InspectArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<Status> {
     if args.csv && printer.json {
@@ -29,30 +30,66 @@ pub fn run(args: &InspectArgs, global: &GlobalArgs, printer: &Printer) -> anyhow
             .collect(),
         unmapped: args.unmapped,
     };
-    let filtered = !(filter.users.is_empty()
-        && filter.customers.is_empty()
-        && filter.statuses.is_empty()
-        && !filter.unmapped);
-    let rows = store.mapping(&filter)?;
-    output::inspect::warn_duplicate_customers(&rows, printer);
+    let filtered = !filter.is_empty();
 
-    // No rows and no filter: the store is merely empty, which is not a
+    // No filter and no customer: the store is merely empty, which is not a
     // problem found (status 0); only a filter that matches nothing is.
-    let empty_store = rows.is_empty() && !filtered;
-    if empty_store {
+    if !filtered && !store.has_customers()? {
         printer.info(&format!(
             "the store {} holds no customers yet: run `stripe-sync replay fixtures/` or `stripe-sync resync --all`",
             db.display()
         ));
     }
-    if printer.json {
-        printer.out_json(&rows)?;
+    // JSON and CSV stream, so a million customers start at once and take
+    // no memory; a table needs every row to size its columns.
+    let shown = if printer.json {
+        stream(
+            &store,
+            &filter,
+            JsonRows::new(printer.stdout_writer())?,
+            printer,
+        )?
     } else if args.csv {
-        printer.out(&output::inspect::csv(&rows))?;
-    } else if rows.is_empty() && filtered {
+        stream(
+            &store,
+            &filter,
+            CsvRows::new(printer.stdout_writer())?,
+            printer,
+        )?
+    } else {
+        table(&store, &filter, printer)?
+    };
+    Ok(Status::from_problems(shown == 0 && filtered))
+}
+
+/// Every row the filter shows into `sink` as the store yields them; the
+/// duplicate-customer warning, found on the way, follows the data.
+fn stream(
+    store: &Store,
+    filter: &Filter,
+    mut sink: impl RowSink,
+    printer: &Printer,
+) -> anyhow::Result<u64> {
+    let mut dups = DuplicateFinder::new(output::inspect::DUPLICATES_NAMED);
+    let shown = store.for_each_mapping(filter, |r| {
+        dups.see(r);
+        Ok(sink.row(r)?)
+    })?;
+    sink.finish()?;
+    output::inspect::warn_duplicate_customers(&dups.finish(), printer);
+    Ok(shown)
+}
+
+/// The rows as a table, after the duplicate-customer warning.
+fn table(store: &Store, filter: &Filter, printer: &Printer) -> anyhow::Result<u64> {
+    let rows = store.mapping(filter)?;
+    let mut dups = DuplicateFinder::new(output::inspect::DUPLICATES_NAMED);
+    rows.iter().for_each(|r| dups.see(r));
+    output::inspect::warn_duplicate_customers(&dups.finish(), printer);
+    if rows.is_empty() && !filter.is_empty() {
         printer.info("no customer matches the filter");
     } else {
         printer.out(&output::inspect::table(&rows, printer))?;
     }
-    Ok(Status::from_problems(rows.is_empty() && filtered))
+    Ok(rows.len() as u64)
 }

@@ -3,25 +3,19 @@
 
 use std::time::Instant;
 
-use serde::Serialize;
-
 use crate::Status;
 use crate::cli::{GlobalArgs, ResyncArgs};
-use crate::output::resync::{Summary, human, summary_line};
+use crate::output::resync::{
+    Summary, human_rows, json_stream, listed, quiet_rows, summary_counts_line,
+};
 use crate::output::{Printer, fmt};
 use crate::runtime::Runtime;
 use crate::store;
 use crate::stripe::KeyMode;
 use crate::sync::backfill::Backfiller;
-use crate::sync::report::CustomerReport;
+use crate::sync::report::{CustomerReport, PassReports};
 use crate::sync::targeted::Lookup;
 use crate::sync::{ApiSource, Job, Mode, Syncer};
-
-#[derive(Serialize)]
-struct Report<'a> {
-    customers: &'a [CustomerReport],
-    summary: &'a Summary,
-}
 
 pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<Status> {
     if args.events {
@@ -54,49 +48,92 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         now,
         printer,
     };
-    let reports = match args.all {
-        true => ctx.backfill(args, &mut syncer)?,
-        false => ctx.targeted(args, &mut syncer)?,
+    let targeted = match args.all {
+        true => Err(ctx.backfill(args, &mut syncer)?),
+        false => Ok(ctx.targeted(args, &mut syncer)?),
     };
-    syncer.close();
-    for r in &reports {
-        if let (Some(c), Some(e)) = (&r.customer_id, &r.error) {
-            printer.error(&format!("customer {c}: {e}"));
-        } else if let (None, Some(e)) = (&r.customer_id, &r.error) {
-            printer.error(e);
+    // A backfill's report is read from the store's journal as it is
+    // printed: a million customers are never all in memory.
+    let (total, reports): (u64, Box<dyn Iterator<Item = _>>) = match targeted {
+        Ok(reports) => (reports.len() as u64, Box::new(reports.into_iter().map(Ok))),
+        Err(run) => {
+            let pass = PassReports::new(syncer.store(), run);
+            (pass.len()?, Box::new(pass))
         }
-    }
-
-    let stats = client.stats();
-    let summary = Summary {
-        customers: reports.iter().filter(|r| r.customer_id.is_some()).count() as u64,
-        changed: reports.iter().filter(|r| r.changed).count() as u64,
-        failed: reports.iter().filter(|r| r.error.is_some()).count() as u64,
-        api_requests: stats.requests,
-        retries: stats.retries,
-        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let tally = std::cell::Cell::new(Tally::default());
+    let reporting = Instant::now();
+    let mut reports = reports.inspect(|r| {
+        if let Ok(r) = r {
+            tally.set(tally.get().see(r));
+            match (&r.customer_id, &r.error) {
+                (Some(c), Some(e)) => printer.error(&format!("customer {c}: {e}")),
+                (None, Some(e)) => printer.error(e),
+                _ => {}
+            }
+        }
+    });
+    let summary = || {
+        let stats = client.stats();
+        let t = tally.get();
+        Summary {
+            customers: t.customers,
+            changed: t.changed,
+            failed: t.failed,
+            api_requests: stats.requests,
+            retries: stats.retries,
+            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }
     };
     if printer.json {
-        printer.out_json(&Report {
-            customers: &reports,
-            summary: &summary,
-        })?;
+        json_stream(printer, &mut reports, &summary)?;
     } else {
-        printer.out(&human(
-            &reports,
-            &summary,
-            args.check,
-            args.all_rows,
-            printer,
-        ))?;
+        let quiet = quiet_rows(total, args.all_rows);
+        let mut shown = Vec::new();
+        let mut not_shown = 0;
+        for r in &mut reports {
+            let r = r?;
+            match listed(&r, quiet) {
+                true => shown.push(r),
+                false => not_shown += 1,
+            }
+        }
+        let (s, new) = (summary(), tally.get().new);
+        printer.out(&human_rows(&shown, not_shown, new, &s, args.check, printer))?;
     }
+    drop(reports);
+    if args.all {
+        printer.verbose(&format!("  report: {}", fmt::elapsed(reporting.elapsed())));
+    }
+    syncer.close();
+    let (s, new) = (summary(), tally.get().new);
     if printer.wants_stderr_summary() {
         // The output went to a file or a pipe: the person at the terminal
         // still learns how it went.
-        printer.info(&summary_line(&reports, &summary, args.check, false));
+        printer.info(&summary_counts_line(new, &s, args.check, false));
     }
-    let drift = args.check && summary.changed > 0;
-    Ok(Status::from_problems(summary.failed > 0 || drift))
+    let drift = args.check && s.changed > 0;
+    Ok(Status::from_problems(s.failed > 0 || drift))
+}
+
+/// What the reports add up to, counted as they are printed.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    customers: u64,
+    changed: u64,
+    failed: u64,
+    new: u64,
+}
+
+impl Tally {
+    fn see(self, r: &CustomerReport) -> Tally {
+        Tally {
+            customers: self.customers + u64::from(r.customer_id.is_some()),
+            changed: self.changed + u64::from(r.changed),
+            failed: self.failed + u64::from(r.error.is_some()),
+            new: self.new + u64::from(r.new),
+        }
+    }
 }
 
 /// What both kinds of resync need.
@@ -109,12 +146,10 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// `--all`: the backfill, resumed when one was interrupted.
-    fn backfill(
-        &self,
-        args: &ResyncArgs,
-        syncer: &mut Syncer,
-    ) -> anyhow::Result<Vec<CustomerReport>> {
+    /// `--all`: the backfill, resumed when one was interrupted; the run's
+    /// number, whose report is read from the store (see [`PassReports`]).
+    fn backfill(&self, args: &ResyncArgs, syncer: &mut Syncer) -> anyhow::Result<i64> {
+        let started = Instant::now();
         if !args.check && !args.restart && syncer.store().backfill()?.is_some() {
             self.printer
                 .info("resuming the interrupted backfill (pass --restart to start over)");
@@ -138,11 +173,19 @@ impl Ctx<'_> {
             ));
         });
         bar.finish_and_clear();
-        Ok(pass?
-            .outcomes
-            .iter()
-            .map(|(c, o)| CustomerReport::from_outcome(c, o))
-            .collect())
+        let ran = pass?;
+        // Where the time went: the API's pages or the store.
+        self.printer.verbose(&format!(
+            "backfill: {} and {} in {}",
+            fmt::plural(ran.counts.customers, "customer"),
+            fmt::plural(ran.counts.subscriptions, "subscription"),
+            fmt::elapsed(started.elapsed())
+        ));
+        for (phase, took) in ran.timings {
+            self.printer
+                .verbose(&format!("  {phase}: {}", fmt::elapsed(took)));
+        }
+        Ok(ran.run)
     }
 
     /// `--customer`/`--user`: the customers asked for, one sync each.

@@ -1,42 +1,40 @@
 //! Rendering `inspect`: the mapping as a table that fits the terminal, or
-//! CSV; and the duplicate-customer warning, grouped.
+//! streamed as JSON or CSV; and the duplicate-customer warning, grouped.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::io::{self, Write};
 
 use super::table::{self, Cell, Col, Cut};
 use super::{Printer, Style, escape_text, fmt};
-use crate::store::MappingRow;
+use crate::store::{Duplicates, MappingRow};
 
-/// The pattern's known race: two customers created for one user.
-pub(crate) fn warn_duplicate_customers(rows: &[MappingRow], printer: &Printer) {
-    let mut by_user: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for r in rows {
-        if let Some(u) = &r.user_id {
-            by_user.entry(u).or_default().push(&r.customer_id);
-        }
-    }
-    let dups: Vec<(&str, Vec<&str>)> = by_user.into_iter().filter(|(_, c)| c.len() > 1).collect();
+/// How many duplicate users the warning names one by one.
+pub(crate) const DUPLICATES_NAMED: usize = 3;
+
+/// The pattern's known race: two customers created for one user. `dups`
+/// names the first [`DUPLICATES_NAMED`] users (more are only counted).
+pub(crate) fn warn_duplicate_customers(dups: &Duplicates, printer: &Printer) {
     // A few are named one by one; many are grouped into one line.
-    const LISTED: usize = 3;
-    if dups.len() <= LISTED {
-        for (user, customers) in &dups {
+    if dups.users <= DUPLICATES_NAMED {
+        for d in &dups.first {
             printer.warn(&format!(
                 "user {} maps to {} customers ({}): duplicate customers, the checkout race of the pattern; the app syncs only one",
-                escape_text(user),
-                customers.len(),
-                customers.join(", ")
+                escape_text(&d.user_id),
+                d.customers.len(),
+                d.customers.join(", ")
             ));
         }
         return;
     }
     let named: Vec<String> = dups
+        .first
         .iter()
-        .take(LISTED)
-        .map(|(u, c)| format!("{} ({})", escape_text(u), c.len()))
+        .take(DUPLICATES_NAMED)
+        .map(|d| format!("{} ({})", escape_text(&d.user_id), d.customers.len()))
         .collect();
     printer.warn(&format!(
         "{} have more than one customer: {}, ...; duplicate customers, the checkout race of the pattern (`inspect --user ID` lists one user's)",
-        fmt::plural(dups.len() as u64, "user"),
+        fmt::plural(dups.users as u64, "user"),
         named.join(", "),
     ));
 }
@@ -130,44 +128,253 @@ pub(crate) fn table(rows: &[MappingRow], printer: &Printer) -> String {
     out
 }
 
-fn csv_field(s: &str) -> String {
+fn csv_field(s: &str) -> Cow<'_, str> {
     if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
     } else {
-        s.to_owned()
+        s.into()
     }
 }
 
-pub(crate) fn csv(rows: &[MappingRow]) -> String {
-    let mut out = String::from(
-        "user_id,customer_id,email,subscription_id,status,price_id,current_period_start,current_period_end,cancel_at_period_end,card_brand,card_last4,synced_at,source\n",
-    );
-    for r in rows {
-        let opt = |s: &Option<String>| s.as_deref().map(csv_field).unwrap_or_default();
+/// Where `inspect --json` and `--csv` write rows as the store yields them.
+pub(crate) trait RowSink {
+    fn row(&mut self, r: &MappingRow) -> io::Result<()>;
+    /// After the last row: close the document and flush.
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+/// `inspect --json`, streamed: the same bytes as the whole array through
+/// `serde_json::to_writer_pretty`, then a newline.
+pub(crate) struct JsonRows<W: Write> {
+    out: W,
+    /// The row being rendered (reused).
+    buf: Vec<u8>,
+    rows: u64,
+}
+
+impl<W: Write> JsonRows<W> {
+    pub(crate) fn new(mut out: W) -> io::Result<Self> {
+        out.write_all(b"[")?;
+        Ok(JsonRows {
+            out,
+            buf: Vec::with_capacity(1024),
+            rows: 0,
+        })
+    }
+}
+
+impl<W: Write> RowSink for JsonRows<W> {
+    fn row(&mut self, r: &MappingRow) -> io::Result<()> {
+        self.buf.clear();
+        serde_json::to_writer_pretty(&mut self.buf, r)?;
+        self.out
+            .write_all(if self.rows == 0 { b"\n  " } else { b",\n  " })?;
+        // An element of the array sits one level deeper: every line break
+        // of the object gains the array's indent. JSON strings escape their
+        // own line breaks, so each one here is the layout's.
+        let mut lines = self.buf.split(|&b| b == b'\n');
+        if let Some(first) = lines.next() {
+            self.out.write_all(first)?;
+        }
+        for line in lines {
+            self.out.write_all(b"\n  ")?;
+            self.out.write_all(line)?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out
+            .write_all(if self.rows == 0 { b"]\n" } else { b"\n]\n" })?;
+        self.out.flush()
+    }
+}
+
+const CSV_HEADER: &str = "user_id,customer_id,email,subscription_id,status,price_id,current_period_start,current_period_end,cancel_at_period_end,card_brand,card_last4,synced_at,source\n";
+
+/// `inspect --csv`, streamed: a header line, then one line per row.
+pub(crate) struct CsvRows<W: Write> {
+    out: W,
+}
+
+impl<W: Write> CsvRows<W> {
+    pub(crate) fn new(mut out: W) -> io::Result<Self> {
+        out.write_all(CSV_HEADER.as_bytes())?;
+        Ok(CsvRows { out })
+    }
+}
+
+impl<W: Write> RowSink for CsvRows<W> {
+    fn row(&mut self, r: &MappingRow) -> io::Result<()> {
+        fn opt(s: &Option<String>) -> Cow<'_, str> {
+            s.as_deref().map(csv_field).unwrap_or_default()
+        }
         let num = |n: Option<i64>| n.map(|v| v.to_string()).unwrap_or_default();
         let (brand, last4) = match &r.payment_method {
             Some(c) => (opt(&c.brand), opt(&c.last4)),
-            None => (String::new(), String::new()),
+            None => (Default::default(), Default::default()),
         };
-        out.push_str(
-            &[
-                opt(&r.user_id),
-                csv_field(&r.customer_id),
-                opt(&r.email),
-                opt(&r.subscription_id),
-                csv_field(&r.status),
-                opt(&r.price_id),
-                num(r.current_period_start),
-                num(r.current_period_end),
-                r.cancel_at_period_end.to_string(),
-                brand,
-                last4,
-                csv_field(&r.synced_at),
-                csv_field(&r.source),
-            ]
-            .join(","),
-        );
-        out.push('\n');
+        writeln!(
+            self.out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            opt(&r.user_id),
+            csv_field(&r.customer_id),
+            opt(&r.email),
+            opt(&r.subscription_id),
+            csv_field(&r.status),
+            opt(&r.price_id),
+            num(r.current_period_start),
+            num(r.current_period_end),
+            r.cancel_at_period_end,
+            brand,
+            last4,
+            csv_field(&r.synced_at),
+            csv_field(&r.source),
+        )
     }
-    out
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::Card;
+
+    fn row(n: u32) -> MappingRow {
+        MappingRow {
+            user_id: (!n.is_multiple_of(3)).then(|| format!("user_{n}")),
+            customer_id: format!("cus_{n}"),
+            email: Some(match n % 4 {
+                0 => "a,b@x.io".to_owned(),
+                1 => "quote\"d\n\u{1b}@x.io".to_owned(),
+                2 => "plain@x.io".to_owned(),
+                _ => "ünï\u{202e}@x.io\r".to_owned(),
+            }),
+            subscription_id: n.is_multiple_of(2).then(|| format!("sub_{n}")),
+            status: "active".into(),
+            price_id: Some("price_1".into()),
+            current_period_start: (!n.is_multiple_of(5)).then_some(-1),
+            current_period_end: Some(i64::from(n) * 1_000_000_007),
+            cancel_at_period_end: !n.is_multiple_of(2),
+            payment_method: match n % 3 {
+                0 => None,
+                1 => Some(Card {
+                    brand: Some("visa".into()),
+                    last4: Some("4242".into()),
+                }),
+                _ => Some(Card {
+                    brand: None,
+                    last4: Some("0,0\"".into()),
+                }),
+            },
+            synced_at: "2026-01-01T00:00:00Z".into(),
+            source: "events".into(),
+            deleted: n.is_multiple_of(7),
+        }
+    }
+
+    fn stream(sink: &mut dyn RowSink, rows: &[MappingRow]) {
+        for r in rows {
+            sink.row(r).unwrap();
+        }
+        sink.finish().unwrap();
+    }
+
+    /// What `inspect --csv` printed before it streamed.
+    fn csv_all_at_once(rows: &[MappingRow]) -> String {
+        let field = |s: &str| {
+            if s.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s.to_owned()
+            }
+        };
+        let mut out = CSV_HEADER.to_owned();
+        for r in rows {
+            let opt = |s: &Option<String>| s.as_deref().map(field).unwrap_or_default();
+            let num = |n: Option<i64>| n.map(|v| v.to_string()).unwrap_or_default();
+            let (brand, last4) = match &r.payment_method {
+                Some(c) => (opt(&c.brand), opt(&c.last4)),
+                None => (String::new(), String::new()),
+            };
+            out.push_str(
+                &[
+                    opt(&r.user_id),
+                    field(&r.customer_id),
+                    opt(&r.email),
+                    opt(&r.subscription_id),
+                    field(&r.status),
+                    opt(&r.price_id),
+                    num(r.current_period_start),
+                    num(r.current_period_end),
+                    r.cancel_at_period_end.to_string(),
+                    brand,
+                    last4,
+                    field(&r.synced_at),
+                    field(&r.source),
+                ]
+                .join(","),
+            );
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn streamed_json_is_the_whole_array_pretty_printed() {
+        for n in [0, 1, 2, 13] {
+            let rows: Vec<MappingRow> = (0..n).map(row).collect();
+            let mut want = serde_json::to_vec_pretty(&rows).unwrap();
+            want.push(b'\n');
+            let mut sink = JsonRows::new(Vec::new()).unwrap();
+            stream(&mut sink, &rows);
+            assert_eq!(
+                String::from_utf8(sink.out).unwrap(),
+                String::from_utf8(want).unwrap(),
+                "{n} rows"
+            );
+        }
+    }
+
+    #[test]
+    fn streamed_csv_is_the_csv_of_all_rows() {
+        for n in [0, 1, 13] {
+            let rows: Vec<MappingRow> = (0..n).map(row).collect();
+            let mut sink = CsvRows::new(Vec::new()).unwrap();
+            stream(&mut sink, &rows);
+            assert_eq!(
+                String::from_utf8(sink.out).unwrap(),
+                csv_all_at_once(&rows),
+                "{n} rows"
+            );
+        }
+    }
+
+    /// A closed pipe surfaces as the writer's own error (`BrokenPipe`), so
+    /// the caller can end quietly.
+    #[test]
+    fn a_closed_pipe_is_the_io_error_itself() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut sink = JsonRows {
+            out: Closed,
+            buf: Vec::new(),
+            rows: 0,
+        };
+        let err = sink.row(&row(1)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+        let err = CsvRows::new(Closed).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    }
 }

@@ -8,8 +8,7 @@ use serde::Deserialize;
 
 use super::decision::Decision;
 use crate::routing::Route;
-use crate::store::LoggedEvent;
-use crate::sync::{SyncError, Syncer};
+use crate::store::{EventLogger, LoggedEvent};
 
 /// The fields of a spooled decision the event log needs, borrowed from the
 /// line: cheaper than a whole `Decision` when the line is printed as is.
@@ -40,16 +39,16 @@ impl<'a> From<&'a Decision> for LogView<'a> {
     }
 }
 
-/// Writes processed events to the store's log in large transactions.
-pub(crate) struct EventLog<'a> {
-    pub syncer: &'a mut Syncer,
-    pub batch: Vec<LoggedEvent>,
+/// Which decisions the store's event log keeps, written as they stream
+/// out, in one transaction (see [`crate::store::Store::logging`]).
+pub(crate) struct EventLog<'a, 'l> {
+    pub logger: &'a mut EventLogger<'l>,
     /// Customers whose sync failed: their events come again next time.
-    pub failed: HashSet<String>,
+    pub failed: &'a HashSet<String>,
 }
 
-impl EventLog<'_> {
-    pub(crate) fn record(&mut self, d: &LogView<'_>) -> Result<(), SyncError> {
+impl EventLog<'_, '_> {
+    pub(crate) fn record(&mut self, d: &LogView<'_>) -> anyhow::Result<()> {
         let route = match d.route {
             Route::Sync => "sync",
             Route::Ignored => "ignored",
@@ -67,25 +66,13 @@ impl EventLog<'_> {
         let (Some(id), Some(kind), Some(created)) = (&d.event_id, &d.kind, d.created) else {
             return Ok(());
         };
-        self.batch.push(LoggedEvent {
-            id: id.to_string(),
-            kind: kind.to_string(),
+        self.logger.log(&LoggedEvent {
+            id,
+            kind,
             created,
             route,
-            user_id: d.user_id.as_deref().map(str::to_owned),
-            customer_id: d.customer_id.as_deref().map(str::to_owned),
-        });
-        if self.batch.len() >= 20_000 {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    pub(crate) fn flush(&mut self) -> Result<(), SyncError> {
-        // Sorted, the random ids land in the B-tree page by page.
-        self.batch.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        self.syncer.log_events(&self.batch)?;
-        self.batch.clear();
-        Ok(())
+            user_id: d.user_id.as_deref(),
+            customer_id: d.customer_id.as_deref(),
+        })
     }
 }

@@ -8,22 +8,24 @@
 //! per-subscription state, and the ids seen, are kept.
 
 pub(crate) mod decision;
+mod digest;
 mod log;
 mod seen;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 
 use anyhow::Context;
 
 pub(crate) use decision::{Decision, InputError, Summary, SyncFailure};
+use digest::Digest;
 
 use crate::config::Config;
 use crate::event::{self, Input, Source};
 use crate::forward;
 use crate::parallel;
 use crate::resolve::{self, Resolution};
-use crate::routing::{self, Route, Routed, Via};
+use crate::routing::{Route, Routed, Via};
 use crate::runtime::Runtime;
 use crate::sync::source::Offline;
 use crate::sync::{ApiSource, EventSnapshots, Job, Mode, SyncError, Syncer};
@@ -71,7 +73,7 @@ pub(crate) struct Finished {
     pub errors: Vec<InputError>,
     pub failures: Vec<SyncFailure>,
     spool: BufWriter<std::fs::File>,
-    settled: HashMap<u64, Settled>,
+    settled: Settlements,
     deliveries: HashMap<u64, forward::Delivery>,
     log_events: bool,
 }
@@ -87,6 +89,9 @@ pub(crate) enum Line {
 /// why none was.
 pub(crate) type Settled = Result<(String, Via), String>;
 
+/// Every customer to sync, with its plan.
+type Plans = foldhash::HashMap<String, CustomerPlan>;
+
 /// Per-customer plan: the routing's newest user for it.
 #[derive(Debug, Default)]
 struct CustomerPlan {
@@ -94,9 +99,37 @@ struct CustomerPlan {
     user_hint: Option<(String, i64, u64)>,
 }
 
+/// Decisions that wait for the whole input: 12 bytes a decision (its spool
+/// line and its customer's number), whatever the number of events.
+#[derive(Default)]
 struct Pending {
-    line: u64,
-    customer: String,
+    /// (spool line, customer number), in line order.
+    lines: Vec<(u64, u32)>,
+    /// The waiting customers, numbered.
+    customers: Vec<String>,
+    numbers: foldhash::HashMap<String, u32>,
+}
+
+impl Pending {
+    fn push(&mut self, line: u64, customer: &str) {
+        let n = match self.numbers.get(customer) {
+            Some(n) => *n,
+            None => {
+                let n = self.customers.len() as u32;
+                self.customers.push(customer.to_owned());
+                self.numbers.insert(customer.to_owned(), n);
+                n
+            }
+        };
+        self.lines.push((line, n));
+    }
+}
+
+/// How each waiting decision was settled: one outcome a customer.
+#[derive(Default)]
+pub(crate) struct Settlements {
+    lines: Vec<(u64, u32)>,
+    outcomes: Vec<Settled>,
 }
 
 /// The routing pass over every input.
@@ -105,10 +138,12 @@ struct Pass<'a> {
     store: &'a crate::store::Store,
     /// Whether the store has logged any event (a fresh one skips the lookups).
     store_has_events: bool,
+    /// Whether the store holds customers to look users up in.
+    lookups: bool,
     seen: seen::SeenIds,
     snapshots: EventSnapshots,
-    plans: BTreeMap<String, CustomerPlan>,
-    pending: Vec<Pending>,
+    plans: Plans,
+    pending: Pending,
     spool: BufWriter<std::fs::File>,
     lines: u64,
     seq: u64,
@@ -127,13 +162,14 @@ impl Pass<'_> {
         check: impl Fn() -> Result<(), crate::Fatal>,
     ) -> Result<(), SyncError> {
         let keep_raw = forwarder.is_some();
-        let units: Box<dyn Iterator<Item = parallel::Unit>> = match feed {
-            Feed::Inputs(inputs) => Box::new(parallel::parse_inputs(inputs, keep_raw)),
-            Feed::Events(events) => Box::new(
-                events
-                    .into_iter()
-                    .map(|(source, ev)| parallel::Unit::Item(source, Ok(ev), None)),
-            ),
+        let cfg = self.cfg.clone();
+        let units: Box<dyn Iterator<Item = parallel::Unit<Digest>>> = match feed {
+            Feed::Inputs(inputs) => Box::new(parallel::parse_inputs(inputs, keep_raw, move |ev| {
+                Digest::of(ev, &cfg)
+            })),
+            Feed::Events(events) => Box::new(events.into_iter().map(move |(source, ev)| {
+                parallel::Unit::Item(source, Ok(Digest::of(ev, &cfg)), None)
+            })),
         };
         for unit in units {
             check()?;
@@ -165,29 +201,29 @@ impl Pass<'_> {
         Ok(())
     }
 
-    fn item(&mut self, source: Source, parsed: Result<event::Event, String>) -> anyhow::Result<()> {
+    fn item(&mut self, source: Source, parsed: Result<Digest, String>) -> anyhow::Result<()> {
         self.seq += 1;
         let seq = self.seq;
         let ev = match parsed {
             Ok(ev) => ev,
             Err(e) => return self.emit(&Decision::invalid(source.to_string(), e)),
         };
-        let obj = &ev.data.object;
         let mut d = Decision {
-            event_id: Some(ev.id.clone()),
-            kind: Some(ev.kind.clone()),
+            event_id: Some(ev.id),
+            kind: Some(ev.kind),
             created: Some(ev.created),
             route: Route::Ignored,
             user_id: None,
-            customer_id: obj.customer_id().map(str::to_owned),
+            customer_id: ev.customer_id,
             resolved_via: None,
             reason: None,
             source: source.to_string(),
             forward: None,
         };
+        let id = d.event_id.as_deref().unwrap_or_default();
 
-        let earlier_run = self.store_has_events && self.store.event_seen(&ev.id)?;
-        if earlier_run || !self.seen.insert(&ev.id) {
+        let earlier_run = self.store_has_events && self.store.event_seen(id)?;
+        if earlier_run || !self.seen.insert(id) {
             d.route = Route::Duplicate;
             d.reason = Some(if earlier_run {
                 "already processed in an earlier run (store's event log)".into()
@@ -196,7 +232,7 @@ impl Pass<'_> {
             });
             return self.emit(&d);
         }
-        if ev.is_thin() {
+        if ev.thin {
             d.reason = Some(
                 "thin event (v2.core.event): it carries no object snapshot to sync from; \
                  the SDKs read it with parseEventNotification, not constructEvent"
@@ -205,9 +241,8 @@ impl Pass<'_> {
             return self.emit(&d);
         }
 
-        self.snapshots
-            .observe(&ev.kind, obj, &self.cfg.user_key, ev.created, seq);
-        match routing::route(&ev, self.cfg) {
+        self.snapshots.take(ev.facts, ev.created, seq);
+        match ev.routed {
             Routed::Ignored => {
                 d.reason = Some("type not in sync_events".into());
             }
@@ -221,7 +256,7 @@ impl Pass<'_> {
                 d.customer_id = customer;
                 d.reason = Some(reason);
             }
-            routed => match resolve::resolve_now(routed, self.store)? {
+            routed => match resolve::resolve_now(routed, self.lookups.then_some(self.store))? {
                 Resolution::Sync {
                     user,
                     customer,
@@ -244,10 +279,7 @@ impl Pass<'_> {
                     // Settled after all inputs are read; spooled as unresolved for now.
                     d.route = Route::Unresolved;
                     d.customer_id = Some(customer.clone());
-                    self.pending.push(Pending {
-                        line: self.lines,
-                        customer: customer.clone(),
-                    });
+                    self.pending.push(self.lines, &customer);
                     self.plans.entry(customer).or_default();
                 }
                 Resolution::Unresolved { customer, reason } => {
@@ -293,10 +325,11 @@ pub(crate) fn run(
         cfg,
         store: syncer.store(),
         store_has_events,
+        lookups: syncer.store().has_customers()?,
         seen: seen::SeenIds::default(),
         snapshots: EventSnapshots::default(),
-        plans: BTreeMap::new(),
-        pending: Vec::new(),
+        plans: Plans::default(),
+        pending: Pending::default(),
         spool: BufWriter::with_capacity(256 * 1024, spool_file),
         lines: 0,
         seq: 0,
@@ -314,8 +347,11 @@ pub(crate) fn run(
         spool,
         mut summary,
         pending,
+        seen,
         ..
     } = pass;
+    // The ids seen (8 bytes an event) are not needed past the routing.
+    drop(seen);
     let mut api = live.map(|client| api_source(client, rt, cfg, interruptible));
     let settled = settle_pending(
         pending,
@@ -388,7 +424,7 @@ fn api_source<'a>(
 
 /// Customers the inputs describe, even without a routed event: what the
 /// store learns of them (user mapping, unmapped customers) is kept.
-fn plan_described(snapshots: &EventSnapshots, plans: &mut BTreeMap<String, CustomerPlan>) {
+fn plan_described(snapshots: &EventSnapshots, plans: &mut Plans) {
     for c in snapshots.customer_ids() {
         if !plans.contains_key(c) {
             plans.insert(c.clone(), CustomerPlan::default());
@@ -409,15 +445,18 @@ fn finish_deliveries(
     deliveries
 }
 
-/// One job per planned customer, with the routing's newest user for it.
-fn jobs_of(plans: BTreeMap<String, CustomerPlan>) -> Vec<Job> {
-    plans
+/// One job per planned customer, with the routing's newest user for it,
+/// in customer id order.
+fn jobs_of(plans: Plans) -> Vec<Job> {
+    let mut jobs: Vec<Job> = plans
         .into_iter()
         .map(|(customer_id, plan)| Job {
             customer_id,
             user_hint: plan.user_hint.map(|(u, _, _)| u),
         })
-        .collect()
+        .collect();
+    jobs.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+    jobs
 }
 
 /// Count each customer's result into the summary; keep the failures, and
@@ -453,54 +492,62 @@ fn tally(
 /// Resolve what waited for the whole input: customer objects anywhere in
 /// it, else (`--live`) the customer fetched from the API, once per customer.
 fn settle_pending(
-    pending: Vec<Pending>,
+    pending: Pending,
     snapshots: &EventSnapshots,
     store: &crate::store::Store,
     mut api: Option<&mut ApiSource<'_>>,
     cfg: &Config,
-    plans: &mut BTreeMap<String, CustomerPlan>,
+    plans: &mut Plans,
     summary: &mut Summary,
-) -> Result<HashMap<u64, Settled>, SyncError> {
-    use crate::sync::FetchError;
-    let mut fetched: HashMap<String, Settled> = HashMap::new();
-    let mut settled = HashMap::new();
-    for p in pending {
-        let mut outcome = resolve::resolve_later(&p.customer, snapshots, store, &cfg.user_key);
+) -> Result<Settlements, SyncError> {
+    let mut outcomes = Vec::with_capacity(pending.customers.len());
+    for customer in &pending.customers {
+        let mut outcome = resolve::resolve_later(customer, snapshots, store, &cfg.user_key);
         if let (Err(_), Some(api)) = (&outcome, api.as_deref_mut())
-            && !snapshots.customers.contains_key(&p.customer)
+            && !snapshots.customers.contains_key(customer)
         {
-            if !fetched.contains_key(&p.customer) {
-                let r = match api.customer(&p.customer) {
-                    Ok(info) if info.deleted => {
-                        Err(format!("customer {} is deleted in Stripe", p.customer))
-                    }
-                    Ok(info) => info.user_id.clone().map(|u| (u, Via::Api)).ok_or_else(|| {
-                        format!(
-                            "customer {} has no `{}` in its metadata (fetched from the API)",
-                            p.customer, cfg.user_key
-                        )
-                    }),
-                    Err(FetchError::Customer(e)) => Err(format!("customer {}: {e}", p.customer)),
-                    Err(FetchError::Fatal(e)) => return Err(SyncError::Api(e)),
-                    Err(FetchError::Interrupted) => {
-                        return Err(SyncError::Interrupted(crate::Fatal::Interrupted));
-                    }
-                };
-                fetched.insert(p.customer.clone(), r);
-            }
-            outcome = fetched[&p.customer].clone();
+            outcome = fetch_user(api, customer, &cfg.user_key)?;
         }
         if let Ok((user, _)) = &outcome {
-            let plan = plans.entry(p.customer.clone()).or_default();
+            let plan = plans.entry(customer.clone()).or_default();
             if plan.user_hint.is_none() {
                 plan.user_hint = Some((user.clone(), i64::MIN, 0));
             }
+        }
+        outcomes.push(outcome);
+    }
+    for (_, n) in &pending.lines {
+        if outcomes[*n as usize].is_ok() {
             summary.unresolved -= 1;
             summary.sync += 1;
         }
-        settled.insert(p.line, outcome);
     }
-    Ok(settled)
+    Ok(Settlements {
+        lines: pending.lines,
+        outcomes,
+    })
+}
+
+/// `--live`: the user of a customer the inputs do not describe, from the API.
+fn fetch_user(
+    api: &mut ApiSource<'_>,
+    customer: &str,
+    user_key: &str,
+) -> Result<Settled, SyncError> {
+    use crate::sync::FetchError;
+    Ok(match api.customer(customer) {
+        Ok(info) if info.deleted => Err(format!("customer {customer} is deleted in Stripe")),
+        Ok(info) => info.user_id.clone().map(|u| (u, Via::Api)).ok_or_else(|| {
+            format!(
+                "customer {customer} has no `{user_key}` in its metadata (fetched from the API)"
+            )
+        }),
+        Err(FetchError::Customer(e)) => Err(format!("customer {customer}: {e}")),
+        Err(FetchError::Fatal(e)) => return Err(SyncError::Api(e)),
+        Err(FetchError::Interrupted) => {
+            return Err(SyncError::Interrupted(crate::Fatal::Interrupted));
+        }
+    })
 }
 
 impl Finished {
@@ -526,14 +573,35 @@ impl Finished {
             .iter()
             .map(|f| f.customer_id.clone())
             .collect();
-        let mut log = self.log_events.then_some(log::EventLog {
-            syncer,
-            batch: Vec::new(),
-            failed,
-        });
+        if !self.log_events {
+            return self.pour(reader, None, &mut out);
+        }
+        syncer
+            .store_mut()
+            .logging(|logger| {
+                let mut log = log::EventLog {
+                    logger,
+                    failed: &failed,
+                };
+                self.pour(reader, Some(&mut log), &mut out)
+                    .map_err(anyhow::Error::new)
+            })
+            .map_err(SyncError::Store)
+    }
+
+    /// Every spooled decision, settled, to `out` (and the event log).
+    fn pour(
+        &self,
+        reader: impl BufRead,
+        mut log: Option<&mut log::EventLog<'_, '_>>,
+        out: &mut impl FnMut(Line) -> anyhow::Result<()>,
+    ) -> Result<(), SyncError> {
+        let mut waiting = self.settled.lines.iter().peekable();
         for (i, line) in reader.lines().enumerate() {
             let line = line.context("cannot read back the decisions")?;
-            let settled = self.settled.get(&(i as u64));
+            let settled = waiting
+                .next_if(|(l, _)| *l == i as u64)
+                .map(|(_, n)| &self.settled.outcomes[*n as usize]);
             let delivery = self.deliveries.get(&(i as u64));
             if settled.is_none() && delivery.is_none() {
                 if let Some(log) = log.as_mut() {
@@ -553,9 +621,6 @@ impl Finished {
                 log.record(&log::LogView::from(&d))?;
             }
             out(Line::Settled(Box::new(d)))?;
-        }
-        if let Some(log) = log.as_mut() {
-            log.flush()?;
         }
         Ok(())
     }

@@ -491,3 +491,228 @@ fn thin_event_hint_names_both_sdk_methods() {
         assert!(h.message.contains(needle), "{needle}");
     }
 }
+
+/// The header split the way the SDKs write it (`split(',')`, then the key up
+/// to the first `=` and the value up to the next), to hold the one-pass
+/// tokenizer to.
+fn entries_by_split(header: &str) -> Vec<(&str, Option<&str>)> {
+    header
+        .split(',')
+        .map(|item| match item.split_once('=') {
+            Some((k, rest)) => (k, Some(rest.split('=').next().unwrap_or(""))),
+            None => (item, None),
+        })
+        .collect()
+}
+
+/// node_parse_int's double check before the 2^53 shortcut: print both.
+fn node_prints_back(value: i128) -> bool {
+    value.unsigned_abs() < 10u128.pow(21) && format!("{}", value as f64) == value.to_string()
+}
+
+#[test]
+fn entries_of_edge_headers() {
+    for header in [
+        "",
+        ",",
+        ",,",
+        "=",
+        "==",
+        "t",
+        "t=",
+        "t==",
+        "t=1,",
+        ",t=1",
+        "t=1=2,v1=a=b=c",
+        "v1=,t=5",
+        "a,b=c,=d,e=",
+        "t=1,v1=é,v1=x",
+        "ñ=ñ=ñ,ñ",
+    ] {
+        assert_eq!(
+            entries(header).collect::<Vec<_>>(),
+            entries_by_split(header),
+            "{header:?}"
+        );
+    }
+}
+
+#[test]
+fn find_either_at_every_offset() {
+    // Matches in and across eight-byte words, before and after the tail.
+    for len in 0..40 {
+        for at in 0..len {
+            let mut bytes = vec![b'x'; len];
+            bytes[at] = b'=';
+            assert_eq!(find_either(&bytes, b',', b'='), Some(at), "{len} {at}");
+            bytes[len - 1] = b',';
+            let first = if at < len - 1 { at } else { len - 1 };
+            assert_eq!(find_either(&bytes, b',', b'='), Some(first), "{len} {at}");
+        }
+        assert_eq!(find_either(&vec![b'x'; len], b',', b'='), None);
+    }
+    // A byte one above the pattern (a borrow) is no match.
+    assert_eq!(find_either(b"-,", b',', b','), Some(1));
+    assert_eq!(
+        find_either(b"\x01\x00\x01\x00\x01\x00\x01\x00,", b',', b','),
+        Some(8)
+    );
+}
+
+#[test]
+fn decimal_prints_like_to_string() {
+    for n in [
+        0,
+        1,
+        -1,
+        9,
+        10,
+        -10,
+        99,
+        100,
+        T,
+        i64::MAX,
+        i64::MIN,
+        i64::MIN + 1,
+    ] {
+        let mut buf = [0u8; 21];
+        assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+    }
+}
+
+#[test]
+fn hex_digits() {
+    let digits: Vec<u8> = (0..16).map(hex_digit).collect();
+    assert_eq!(digits, b"0123456789abcdef");
+}
+
+#[test]
+fn constant_time_equality() {
+    let expected = compute_signature(SECRET.as_bytes(), T, PAYLOAD);
+    assert!(equal_in_constant_time(&expected, &expected));
+    assert!(!equal_in_constant_time(&expected, &expected[..63]));
+    assert!(!equal_in_constant_time(&expected, b""));
+    for i in 0..64 {
+        let mut other = expected;
+        other[i] ^= 1;
+        assert!(!equal_in_constant_time(&expected, &other), "{i}");
+    }
+}
+
+#[test]
+fn plain_timestamps_are_the_sdk_reading() {
+    for text in [
+        "0",
+        "00",
+        "5",
+        "1767225590",
+        "000000000000001",
+        "999999999999999",
+    ] {
+        assert_eq!(
+            plain_timestamp(text).map(Ok),
+            Some(sdk_timestamp(text, text))
+        );
+    }
+    // Longer, signed, spaced or empty texts take the full reading.
+    for text in ["", "+1", "-1", " 1", "1 ", "1_0", "1000000000000000", "١"] {
+        assert_eq!(plain_timestamp(text), None, "{text:?}");
+    }
+}
+
+#[test]
+fn signing_key_never_formats_the_secret() {
+    let key = SigningKey::new(SECRET.as_bytes());
+    assert_eq!(format!("{key:?}"), "(redacted)");
+    let verifier = Verifier::new(&secrets(&[SECRET]), 300);
+    assert!(!format!("{verifier:?}").contains("test_secret"));
+}
+
+#[test]
+fn verifier_agrees_with_verify_on_every_case() {
+    let good = sig(SECRET, T, PAYLOAD);
+    let s = secrets(&["sk_test_x", " whsec_test_secret ", SECRET]);
+    let verifier = Verifier::new(&s, 300);
+    for header in [
+        format!("t={T},v1={good}"),
+        format!("t={T},v1={}", good.to_uppercase()),
+        format!("t={T}, v1={good}"),
+        format!("t={T},v0={good}"),
+        format!("t={},v1={good}", T - 1000),
+        format!("t=,v1={good}"),
+        String::new(),
+    ] {
+        for payload in [PAYLOAD, b"", b"\xff\xfe", b"{\"id\": 1}\n"] {
+            assert_eq!(
+                verifier.verify(payload, &header, T + 5),
+                verify(payload, &header, &s, 300, T + 5),
+                "{header:?} {payload:?}"
+            );
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn entries_split_like_the_sdks(header in "[tv01=, a\u{e9}]{0,40}") {
+        prop_assert_eq!(entries(&header).collect::<Vec<_>>(), entries_by_split(&header));
+    }
+
+    #[test]
+    fn entries_split_any_text_like_the_sdks(header in any::<String>()) {
+        prop_assert_eq!(entries(&header).collect::<Vec<_>>(), entries_by_split(&header));
+    }
+
+    #[test]
+    fn find_either_is_the_first_match(
+        bytes in any::<Vec<u8>>(),
+        a in any::<u8>(),
+        b in any::<u8>(),
+    ) {
+        prop_assert_eq!(find_either(&bytes, a, b), bytes.iter().position(|&c| c == a || c == b));
+    }
+
+    #[test]
+    fn decimal_of_any_number(n in any::<i64>()) {
+        let mut buf = [0u8; 21];
+        let text = n.to_string();
+        prop_assert_eq!(decimal(n, &mut buf), text.as_bytes());
+    }
+
+    #[test]
+    fn plain_digits_read_as_the_sdks_read_them(text in "[0-9]{1,22}") {
+        if let Some(t) = plain_timestamp(&text) {
+            prop_assert_eq!(Ok(t), sdk_timestamp(&text, &text));
+        }
+        prop_assert_eq!(agreed_timestamp(&text, &text), sdk_timestamp(&text, &text));
+    }
+
+    #[test]
+    fn node_reading_near_2_53_prints_back(offset in -5_000i128..5_000, shift in 50u32..72) {
+        let value = (1i128 << shift) + offset;
+        let text = value.to_string();
+        prop_assert_eq!(node_parse_int(&text), node_prints_back(value).then_some(value));
+    }
+
+    #[test]
+    fn verifier_agrees_with_verify(
+        header in "[tv01=, +\\-0-9a-f]{0,90}",
+        payload in any::<Vec<u8>>(),
+        now in 0i64..4_000_000_000,
+    ) {
+        let s = secrets(&[SECRET, "whsec_other"]);
+        prop_assert_eq!(
+            Verifier::new(&s, 300).verify(&payload, &header, now),
+            verify(&payload, &header, &s, 300, now)
+        );
+    }
+
+    #[test]
+    fn signed_headers_verify_with_a_verifier(payload in ".+", t in 0i64..4_000_000_000) {
+        let s = secrets(&["whsec_old", SECRET]);
+        let header = sign(&s[1], t, payload.as_bytes()).header;
+        let v = Verifier::new(&s, 0).verify(payload.as_bytes(), &header, t);
+        prop_assert!(v.valid);
+        prop_assert_eq!(v.matched_secret, Some(1));
+    }
+}

@@ -21,14 +21,18 @@ pub(crate) struct Backfill {
     /// When the pass started: the snapshot time of everything it writes,
     /// kept across a resume so both halves of the pass agree.
     pub started_at: i64,
+    /// The pass's number (see [`next_serial`]): the customers it has seen
+    /// are marked with it, across a resume.
+    pub pass: i64,
     pub customers: Cursor,
     pub subscriptions: Cursor,
 }
 
 impl Backfill {
-    pub(crate) fn new(started_at: i64) -> Backfill {
+    pub(crate) fn new(started_at: i64, pass: i64) -> Backfill {
         Backfill {
             started_at,
+            pass,
             customers: Cursor::Start,
             subscriptions: Cursor::Start,
         }
@@ -36,6 +40,10 @@ impl Backfill {
 }
 
 const STARTED: &str = "backfill.started_at";
+/// Absent in a pass begun before passes were numbered: that one is pass 0.
+const PASS: &str = "backfill.pass";
+/// The last number handed out to a backfill pass or run.
+const SERIAL: &str = "backfill.serial";
 const CUSTOMERS: (&str, &str) = ("backfill.customers_cursor", "backfill.customers_done");
 const SUBSCRIPTIONS: (&str, &str) = (
     "backfill.subscriptions_cursor",
@@ -96,6 +104,7 @@ pub(crate) fn load_backfill(conn: &Connection) -> rusqlite::Result<Option<Backfi
     };
     Ok(Some(Backfill {
         started_at: started.parse().unwrap_or(0),
+        pass: get(conn, PASS)?.and_then(|p| p.parse().ok()).unwrap_or(0),
         customers: cursor(conn, CUSTOMERS)?,
         subscriptions: cursor(conn, SUBSCRIPTIONS)?,
     }))
@@ -104,6 +113,7 @@ pub(crate) fn load_backfill(conn: &Connection) -> rusqlite::Result<Option<Backfi
 /// Record the backfill's progress (inside the caller's transaction).
 pub(crate) fn save_backfill(conn: &Connection, b: &Backfill) -> rusqlite::Result<()> {
     put(conn, STARTED, Some(&b.started_at.to_string()))?;
+    put(conn, PASS, Some(&b.pass.to_string()))?;
     put_cursor(conn, CUSTOMERS, &b.customers)?;
     put_cursor(conn, SUBSCRIPTIONS, &b.subscriptions)
 }
@@ -112,6 +122,7 @@ pub(crate) fn save_backfill(conn: &Connection, b: &Backfill) -> rusqlite::Result
 pub(crate) fn clear_backfill(conn: &Connection) -> rusqlite::Result<()> {
     for key in [
         STARTED,
+        PASS,
         CUSTOMERS.0,
         CUSTOMERS.1,
         SUBSCRIPTIONS.0,
@@ -120,6 +131,14 @@ pub(crate) fn clear_backfill(conn: &Connection) -> rusqlite::Result<()> {
         put(conn, key, None)?;
     }
     Ok(())
+}
+
+/// A new number for a backfill pass or run, never handed out before in
+/// this store (inside the caller's transaction).
+pub(crate) fn next_serial(conn: &Connection) -> rusqlite::Result<i64> {
+    let last: i64 = get(conn, SERIAL)?.and_then(|s| s.parse().ok()).unwrap_or(0);
+    put(conn, SERIAL, Some(&(last + 1).to_string()))?;
+    Ok(last + 1)
 }
 
 /// Where the event log catch-up (`resync --events`) resumes: the newest
@@ -160,16 +179,19 @@ mod tests {
         assert_eq!(load_backfill(&conn).unwrap(), None);
         let b = Backfill {
             started_at: 42,
+            pass: 7,
             customers: Cursor::After("cus_9".into()),
             subscriptions: Cursor::Done,
         };
         save_backfill(&conn, &b).unwrap();
         assert_eq!(load_backfill(&conn).unwrap(), Some(b));
-        let b2 = Backfill::new(43);
+        let b2 = Backfill::new(43, 8);
         save_backfill(&conn, &b2).unwrap();
         assert_eq!(load_backfill(&conn).unwrap(), Some(b2));
         clear_backfill(&conn).unwrap();
         assert_eq!(load_backfill(&conn).unwrap(), None);
+        assert_eq!(next_serial(&conn).unwrap(), 1);
+        assert_eq!(next_serial(&conn).unwrap(), 2);
 
         assert_eq!(load_events(&conn).unwrap(), None);
         let e = Events {

@@ -3,7 +3,11 @@
 //! never leaves half a customer; an older snapshot never overwrites a newer.
 
 pub(crate) mod checkpoint;
+mod mapping;
 pub mod schema;
+mod write;
+
+pub use mapping::{DuplicateFinder, Duplicates, Filter, MappingRow};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +15,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
-use crate::objects::{Card, SubscriptionRecord};
+use crate::objects::SubscriptionRecord;
 
 /// Where a record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -70,49 +74,44 @@ pub(crate) struct CustomerWrite {
     pub source: RecordSource,
 }
 
-/// Backfill bookkeeping written in the same transaction as a page.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PassStep<'a> {
+/// What a complete backfill pass proves about a stored customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unlisted {
+    /// Not deleted, yet the customers listing did not show it: deleted.
+    Customer,
+    /// It shows a subscription, yet the listing showed none of its: it has none.
+    Subscriptions,
+}
+
+/// A backfill's numbers: its pass (what it has seen, across a resume) and
+/// this process's run of it (what the run wrote, for its report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PassMarks {
+    pub pass: i64,
+    pub run: i64,
+}
+
+/// A page of a backfill pass (or a batch of its settling), written with
+/// its checkpoint in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PassPage<'a> {
+    pub writes: &'a [CustomerWrite],
+    /// From the customers listing: each customer is marked as listed by
+    /// the pass (those left unmarked are deleted after a complete pass).
+    pub listed: bool,
     /// The checkpoint after this page.
     pub checkpoint: Option<&'a checkpoint::Backfill>,
-    /// Customers the listing showed (the rest are deleted after a full pass).
-    pub seen: Vec<&'a str>,
 }
 
+/// A processed event, as the store's event log keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoggedEvent {
-    pub id: String,
-    pub kind: String,
+pub struct LoggedEvent<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
     pub created: i64,
     pub route: &'static str,
-    pub user_id: Option<String>,
-    pub customer_id: Option<String>,
-}
-
-/// One row of the user -> customer -> subscription mapping.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MappingRow {
-    pub user_id: Option<String>,
-    pub customer_id: String,
-    pub email: Option<String>,
-    pub subscription_id: Option<String>,
-    pub status: String,
-    pub price_id: Option<String>,
-    pub current_period_start: Option<i64>,
-    pub current_period_end: Option<i64>,
-    pub cancel_at_period_end: bool,
-    pub payment_method: Option<Card>,
-    pub synced_at: String,
-    pub source: String,
-    pub deleted: bool,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub users: Vec<String>,
-    pub customers: Vec<String>,
-    pub statuses: Vec<String>,
-    pub unmapped: bool,
+    pub user_id: Option<&'a str>,
+    pub customer_id: Option<&'a str>,
 }
 
 pub struct Store {
@@ -239,21 +238,21 @@ impl Store {
         }))
     }
 
-    /// A private in-memory copy of the store (empty when there is no file):
-    /// dry runs and `--check` run the real writes there, so the file is
-    /// never touched, not even by a migration.
+    /// A private copy of the store (empty when there is no file): dry runs
+    /// and `--check` run the real writes there, so the file is never
+    /// touched, not even by a migration. The copy is SQLite's private
+    /// temporary database (an unnamed file, deleted when closed): it pages
+    /// through a bounded cache, so checking a store of a million customers
+    /// does not hold it all in memory.
     pub fn open_copy(path: &Path) -> anyhow::Result<Store> {
-        let Some(file) = Store::open_read_only(path)? else {
-            let mut s = Store::in_memory()?;
-            s.path = path.to_path_buf();
-            return Ok(s);
-        };
-        let mut conn = Connection::open_in_memory()?;
+        let mut conn = Connection::open("").map_err(|e| describe(path, unusable(&e)))?;
         cache_statements(&conn);
-        rusqlite::backup::Backup::new(&file.conn, &mut conn)
-            .and_then(|b| b.run_to_completion(1024, Duration::ZERO, None))
-            .map_err(|e| describe(path, unusable(&e)))?;
-        drop(file);
+        conn.execute_batch("PRAGMA synchronous = OFF; PRAGMA cache_size = -16384;")?;
+        if let Some(file) = Store::open_read_only(path)? {
+            rusqlite::backup::Backup::new(&file.conn, &mut conn)
+                .and_then(|b| b.run_to_completion(1024, Duration::ZERO, None))
+                .map_err(|e| describe(path, unusable(&e)))?;
+        }
         schema::migrate(&mut conn).map_err(|e| describe(path, unusable_schema(&e)))?;
         Ok(Store {
             conn,
@@ -262,6 +261,7 @@ impl Store {
     }
 
     /// An in-memory store, for tests.
+    #[cfg(test)]
     pub fn in_memory() -> anyhow::Result<Store> {
         let mut conn = Connection::open_in_memory()?;
         cache_statements(&conn);
@@ -328,44 +328,25 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn mapping(&self, f: &Filter) -> anyhow::Result<Vec<MappingRow>> {
-        let mut rows = Vec::new();
-        let mut st = self.conn.prepare(&format!(
-            "{MAPPING_SELECT} ORDER BY c.user_id IS NULL, c.user_id, c.id"
-        ))?;
-        let iter = st.query_map([], mapping_row)?;
-        for row in iter {
-            let row = row?;
-            if (!f.users.is_empty() && !row.user_id.as_ref().is_some_and(|u| f.users.contains(u)))
-                || (!f.customers.is_empty() && !f.customers.contains(&row.customer_id))
-                || (!f.statuses.is_empty() && !f.statuses.contains(&row.status))
-                || (f.unmapped && row.user_id.is_some())
-            {
-                continue;
-            }
-            rows.push(row);
-        }
-        Ok(rows)
-    }
-
-    pub fn mapping_of(&self, customer_id: &str) -> anyhow::Result<Option<MappingRow>> {
-        mapping_for(&self.conn, customer_id)
-    }
-
     /// The backfill in progress, if any.
     pub(crate) fn backfill(&self) -> anyhow::Result<Option<checkpoint::Backfill>> {
         Ok(checkpoint::load_backfill(&self.conn)?)
     }
 
-    /// Start a fresh backfill pass: forget the last pass's bookkeeping.
-    pub(crate) fn begin_backfill(&mut self, b: &checkpoint::Backfill) -> anyhow::Result<()> {
+    /// Start a fresh backfill pass, snapshot time `started_at`: a new pass
+    /// number, so nothing an earlier pass saw counts.
+    pub(crate) fn begin_backfill(
+        &mut self,
+        started_at: i64,
+    ) -> anyhow::Result<checkpoint::Backfill> {
         let path = self.path.clone();
-        let run = |conn: &mut Connection| -> rusqlite::Result<()> {
+        let run = |conn: &mut Connection| -> rusqlite::Result<checkpoint::Backfill> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute_batch("DELETE FROM backfill_seen; DELETE FROM backfill_subs_seen;")?;
+            let b = checkpoint::Backfill::new(started_at, checkpoint::next_serial(&tx)?);
             checkpoint::clear_backfill(&tx)?;
-            checkpoint::save_backfill(&tx, b)?;
-            tx.commit()
+            checkpoint::save_backfill(&tx, &b)?;
+            tx.commit()?;
+            Ok(b)
         };
         run(&mut self.conn).map_err(|e| describe(&path, unusable(&e)))
     }
@@ -394,46 +375,113 @@ impl Store {
         checkpoint::clear_backfill(&self.conn).map_err(|e| describe(&path, unusable(&e)))
     }
 
-    /// After a complete pass: customers (not yet deleted) the listing did not
-    /// show, and customers none of whose subscriptions it listed.
-    pub(crate) fn backfill_unseen(&self) -> anyhow::Result<(Vec<String>, Vec<String>)> {
-        let ids = |sql: &str| -> anyhow::Result<Vec<String>> {
-            let mut st = self.conn.prepare(sql)?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        };
-        Ok((
-            ids("SELECT id FROM customers WHERE deleted = 0
-                 AND id NOT IN (SELECT customer_id FROM backfill_seen) ORDER BY id")?,
-            ids(
-                "SELECT id FROM customers WHERE deleted = 0 AND subscription_id IS NOT NULL
-                 AND id NOT IN (SELECT customer_id FROM backfill_subs_seen) ORDER BY id",
-            )?,
-        ))
+    /// After the complete pass `pass`, what it proves (see [`Unlisted`])
+    /// about up to `limit` customers, in store order after the one at
+    /// `after` (0: from the start); with the position to go on from.
+    pub(crate) fn backfill_unlisted(
+        &self,
+        pass: i64,
+        after: i64,
+        limit: usize,
+    ) -> anyhow::Result<(Vec<(String, Unlisted)>, i64)> {
+        // Store (rowid) order: one sequential read of the table.
+        let mut st = self.conn.prepare_cached(
+            "SELECT rowid, id, listed_pass IS ?1,
+                    subscription_id IS NOT NULL AND first_sub_pass IS NOT ?1
+             FROM customers
+             WHERE rowid > ?2 AND deleted = 0
+               AND (listed_pass IS NOT ?1
+                    OR (subscription_id IS NOT NULL AND first_sub_pass IS NOT ?1))
+             ORDER BY rowid LIMIT ?3",
+        )?;
+        let mut last = after;
+        let mut found = Vec::new();
+        let mut rows = st.query(params![pass, after, limit as i64])?;
+        while let Some(r) = rows.next()? {
+            last = r.get(0)?;
+            let id: String = r.get(1)?;
+            let (listed, without_subscriptions): (bool, bool) = (r.get(2)?, r.get(3)?);
+            if !listed {
+                found.push((id.clone(), Unlisted::Customer));
+            }
+            if without_subscriptions {
+                found.push((id, Unlisted::Subscriptions));
+            }
+        }
+        Ok((found, last))
     }
 
     /// Write whole customers (and backfill bookkeeping) in one transaction.
     /// Only the sync engine calls this: it is the one writer of customers
     /// and subscriptions. A write that changes nothing touches no row.
-    pub(crate) fn apply(
-        &mut self,
-        writes: &[CustomerWrite],
-        step: &PassStep<'_>,
-    ) -> anyhow::Result<Vec<WriteOutcome>> {
+    pub(crate) fn apply(&mut self, writes: &[CustomerWrite]) -> anyhow::Result<Vec<WriteOutcome>> {
         self.in_transaction(|tx, now| {
-            let mut outcomes = Vec::with_capacity(writes.len());
-            for w in writes {
-                outcomes.push(apply(tx, w, now)?);
-            }
-            for c in &step.seen {
-                tx.prepare_cached("INSERT OR IGNORE INTO backfill_seen(customer_id) VALUES (?1)")?
-                    .execute([c])?;
-            }
-            if let Some(b) = step.checkpoint {
-                checkpoint::save_backfill(tx, b)?;
-            }
-            Ok(outcomes)
+            let mut writer = write::Writer::new(tx, now);
+            writes.iter().map(|w| writer.apply(w)).collect()
         })
+    }
+
+    /// A backfill's writes, through `f`: see [`PassWrites`]. What `f`
+    /// wrote is committed when it returns, even with an error of its own
+    /// (every page is whole, with its checkpoint); a failed write is not.
+    pub(crate) fn pass_writes<T, E: From<anyhow::Error>>(
+        &mut self,
+        marks: PassMarks,
+        f: impl FnOnce(&mut PassWrites<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let cache: i64 = self
+            .conn
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .map_err(anyhow::Error::from)?;
+        self.conn
+            .execute_batch(&format!("PRAGMA cache_size = {PASS_CACHE_KIB}"))
+            .map_err(anyhow::Error::from)?;
+        let mut writes = PassWrites {
+            conn: &self.conn,
+            path: &self.path,
+            writer: write::Writer::new(&self.conn, ""),
+            marks,
+            open: false,
+        };
+        let out = f(&mut writes);
+        let committed = writes.commit();
+        drop(writes);
+        let _ = self
+            .conn
+            .execute_batch(&format!("PRAGMA cache_size = {cache}"));
+        let out = out?;
+        committed?;
+        Ok(out)
+    }
+
+    /// Start a backfill run: its number, and an empty journal of the
+    /// mappings it changes (see [`PassWrites`]).
+    pub(crate) fn begin_run(&mut self) -> anyhow::Result<i64> {
+        let path = self.path.clone();
+        let run = |conn: &mut Connection| -> rusqlite::Result<i64> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let run = checkpoint::next_serial(&tx)?;
+            tx.commit()?;
+            write::begin_journal(conn)?;
+            Ok(run)
+        };
+        run(&mut self.conn).map_err(|e| describe(&path, unusable(&e)))
+    }
+
+    /// How many customers the run wrote.
+    pub(crate) fn run_len(&self, run: i64) -> anyhow::Result<u64> {
+        Ok(write::run_len(&self.conn, run)?)
+    }
+
+    /// Up to `limit` customers the run wrote, after `after` by id, each
+    /// with its mapping before the run and now.
+    pub(crate) fn run_page(
+        &self,
+        run: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(String, WriteOutcome)>> {
+        write::run_page(&self.conn, run, after, limit)
     }
 
     /// One write transaction (`BEGIN IMMEDIATE`: the write lock is taken
@@ -454,16 +502,87 @@ impl Store {
     }
 
     /// Log processed events, in one transaction.
-    pub(crate) fn log_events(&mut self, events: &[LoggedEvent]) -> anyhow::Result<()> {
-        if events.is_empty() {
-            return Ok(());
+    #[cfg(test)]
+    pub(crate) fn log_events(&mut self, events: &[LoggedEvent<'_>]) -> anyhow::Result<()> {
+        self.logging(|log| events.iter().try_for_each(|e| log.log(e)))
+    }
+
+    /// Log processed events as `f` finds them, all in one transaction that
+    /// commits when `f` returns `Ok`: a run's log lands whole or not at all,
+    /// and each page of the log is written once, not once per batch.
+    pub(crate) fn logging<T>(
+        &mut self,
+        f: impl FnOnce(&mut EventLogger<'_>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        self.in_transaction(|tx, now| f(&mut EventLogger { tx, now }))
+    }
+}
+
+/// The page cache while a backfill writes (KiB, as `PRAGMA cache_size`
+/// takes it): a transaction of a large pass dirties pages all over the
+/// id indexes, and what does not fit is written out twice.
+const PASS_CACHE_KIB: i64 = -65536;
+
+/// A backfill's writes: pages go into one open transaction until the
+/// caller commits (the backfill decides when: see its `Commits`), with
+/// every statement prepared once for the whole pass. Each customer is
+/// marked with the run that wrote it, and its mapping from before the
+/// run's first write of it kept in the run's journal (see
+/// [`Store::begin_run`]), rather than answering an outcome.
+pub(crate) struct PassWrites<'c> {
+    conn: &'c Connection,
+    path: &'c Path,
+    writer: write::Writer<'c>,
+    marks: PassMarks,
+    open: bool,
+}
+
+impl PassWrites<'_> {
+    /// Write a page into the open transaction (opening one if needed). On
+    /// failure the transaction is rolled back: the store keeps the last
+    /// commit.
+    pub(crate) fn write(&mut self, page: &PassPage<'_>) -> anyhow::Result<()> {
+        if !self.open {
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| describe(self.path, unusable(&e)))?;
+            self.open = true;
+            self.writer.set_now(now_rfc3339());
         }
-        self.in_transaction(|tx, now| {
-            for e in events {
-                log_event(tx, e, now)?;
-            }
-            Ok(())
-        })
+        let marks = self.marks;
+        let written = page
+            .writes
+            .iter()
+            .try_for_each(|w| self.writer.apply_journaled(w, marks, page.listed))
+            .and_then(|()| match page.checkpoint {
+                Some(b) => Ok(checkpoint::save_backfill(self.conn, b)?),
+                None => Ok(()),
+            });
+        if let Err(e) = written {
+            self.open = false;
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(name_store_error(self.path, e));
+        }
+        Ok(())
+    }
+
+    /// Commit what was written since the last commit.
+    pub(crate) fn commit(&mut self) -> anyhow::Result<()> {
+        if self.open {
+            self.open = false;
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(|e| describe(self.path, unusable(&e)))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PassWrites<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 }
 
@@ -505,78 +624,6 @@ fn name_store_error(path: &Path, e: anyhow::Error) -> anyhow::Error {
     match e.downcast_ref::<rusqlite::Error>() {
         Some(se) => describe(path, unusable(se)),
         None => e,
-    }
-}
-
-/// One customer's rows; the caller owns the transaction.
-fn apply(tx: &Connection, w: &CustomerWrite, now: &str) -> anyhow::Result<WriteOutcome> {
-    let before = mapping_for(tx, &w.customer_id)?;
-    upsert_customer(tx, w, now)?;
-    for (sub, snapshot_at) in &w.subscriptions {
-        upsert_subscription(tx, sub, *snapshot_at, w.source, now)?;
-    }
-    set_current(tx, w, now)?;
-    let after = mapping_for(tx, &w.customer_id)?;
-    let changed = match (&before, &after) {
-        (Some(b), Some(a)) => !same_mapping(b, a),
-        _ => true,
-    };
-    Ok(WriteOutcome {
-        before,
-        after,
-        changed,
-    })
-}
-
-/// Point the customer at its current subscription, by the rule of the
-/// write's source (see [`Current`]).
-fn set_current(tx: &Connection, w: &CustomerWrite, now: &str) -> anyhow::Result<()> {
-    let point = |sub: Option<&str>, at: Option<i64>| -> anyhow::Result<()> {
-        tx.prepare_cached(
-            "UPDATE customers SET subscription_id = ?2, current_at = ?3, synced_at = ?4
-             WHERE id = ?1 AND (current_at IS NULL OR ?3 IS NULL OR current_at <= ?3)
-               AND subscription_id IS NOT ?2",
-        )?
-        .execute(params![w.customer_id, sub, at, now])?;
-        Ok(())
-    };
-    match &w.current {
-        Current::Keep => Ok(()),
-        Current::Listed(sub, at) => point(sub.as_deref(), Some(*at)),
-        Current::FirstInPass(sub, at) => {
-            let first = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO backfill_subs_seen(customer_id) VALUES (?1)",
-                )?
-                .execute([&w.customer_id])?;
-            if first == 1 {
-                point(Some(sub), Some(*at))?;
-            }
-            Ok(())
-        }
-        Current::Newest => {
-            let current: Option<String> = tx
-                .prepare_cached("SELECT subscription_id FROM customers WHERE id = ?1")?
-                .query_row([&w.customer_id], |r| r.get(0))
-                .optional()?
-                .flatten();
-            let mut st = tx.prepare_cached(
-                "SELECT id FROM subscriptions WHERE customer_id = ?1 AND created =
-                   (SELECT max(created) FROM subscriptions WHERE customer_id = ?1)
-                 ORDER BY id DESC",
-            )?;
-            let tied: Vec<String> = st
-                .query_map([&w.customer_id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let pick = match &current {
-                Some(c) if tied.contains(c) => Some(c.clone()),
-                _ => tied.into_iter().next(),
-            };
-            if pick.is_some() {
-                point(pick.as_deref(), None)?;
-            }
-            Ok(())
-        }
     }
 }
 
@@ -673,166 +720,23 @@ fn unusable_schema(e: &schema::SchemaError) -> String {
     }
 }
 
-/// The mapping row: a deleted customer has no live subscription (Stripe
-/// cancels them on deletion), so its status is `deleted` and its
-/// subscription fields are empty.
-const MAPPING_SELECT: &str = "
-SELECT c.user_id, c.id, c.email, s.id,
-       CASE WHEN c.deleted THEN 'deleted' ELSE COALESCE(s.status, 'none') END,
-       s.price_id, s.current_period_start,
-       s.current_period_end, s.cancel_at_period_end, s.card_brand, s.card_last4,
-       COALESCE(s.synced_at, c.synced_at), COALESCE(s.source, c.source), c.deleted
-FROM customers c
-LEFT JOIN subscriptions s ON s.id = c.subscription_id AND c.deleted = 0";
-
-fn mapping_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MappingRow> {
-    let brand: Option<String> = r.get(9)?;
-    let last4: Option<String> = r.get(10)?;
-    Ok(MappingRow {
-        user_id: r.get(0)?,
-        customer_id: r.get(1)?,
-        email: r.get(2)?,
-        subscription_id: r.get(3)?,
-        status: r.get(4)?,
-        price_id: r.get(5)?,
-        current_period_start: r.get(6)?,
-        current_period_end: r.get(7)?,
-        cancel_at_period_end: r.get::<_, Option<bool>>(8)?.unwrap_or(false),
-        payment_method: (brand.is_some() || last4.is_some()).then_some(Card { brand, last4 }),
-        synced_at: r.get(11)?,
-        source: r.get(12)?,
-        deleted: r.get(13)?,
-    })
+/// The event log's writer inside [`Store::logging`]'s transaction.
+pub(crate) struct EventLogger<'a> {
+    tx: &'a Connection,
+    now: &'a str,
 }
 
-fn mapping_for(conn: &Connection, customer_id: &str) -> anyhow::Result<Option<MappingRow>> {
-    let mut st = conn.prepare_cached(&format!("{MAPPING_SELECT} WHERE c.id = ?1"))?;
-    Ok(st.query_row([customer_id], mapping_row).optional()?)
-}
-
-fn upsert_customer(conn: &Connection, w: &CustomerWrite, now: &str) -> anyhow::Result<()> {
-    let info = &w.info;
-    match info.snapshot_at {
-        // A customer object: replaces an older view, never a newer one, and
-        // touches the row only when something differs. A deleted customer's
-        // stub has no metadata: the user it belonged to is kept.
-        Some(at) => {
-            conn.prepare_cached(
-                "INSERT INTO customers (id, user_id, user_key, email, deleted, snapshot_at, source, synced_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT(id) DO UPDATE SET
-                   user_id = CASE WHEN excluded.deleted THEN customers.user_id ELSE excluded.user_id END,
-                   email = CASE WHEN excluded.deleted THEN customers.email ELSE excluded.email END,
-                   user_key = excluded.user_key, deleted = excluded.deleted,
-                   snapshot_at = excluded.snapshot_at,
-                   source = excluded.source, synced_at = excluded.synced_at
-                 WHERE (customers.snapshot_at IS NULL OR customers.snapshot_at <= excluded.snapshot_at)
-                   AND (customers.deleted IS NOT excluded.deleted
-                        OR customers.snapshot_at IS NOT excluded.snapshot_at
-                        OR customers.user_key IS NOT excluded.user_key
-                        OR (NOT excluded.deleted AND (customers.user_id IS NOT excluded.user_id
-                                                      OR customers.email IS NOT excluded.email)))",
+impl EventLogger<'_> {
+    /// Mark one event processed (a second mark of the same id is ignored).
+    pub(crate) fn log(&mut self, e: &LoggedEvent<'_>) -> anyhow::Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO events (id, type, created, route, user_id, customer_id, processed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![
-                w.customer_id,
-                info.user_id,
-                w.user_key,
-                info.email,
-                info.deleted,
-                at,
-                w.source.as_str(),
-                now
-            ])?;
-        }
-        // Only an inferred user id: fill blanks, keep what is known.
-        None => {
-            conn.prepare_cached(
-                "INSERT INTO customers (id, user_id, user_key, email, deleted, snapshot_at, source, synced_at)
-                 VALUES (?1, ?2, ?3, ?4, 0, NULL, ?5, ?6)
-                 ON CONFLICT(id) DO UPDATE SET
-                   user_id = COALESCE(customers.user_id, excluded.user_id),
-                   email = COALESCE(customers.email, excluded.email),
-                   synced_at = excluded.synced_at
-                 WHERE (customers.user_id IS NULL AND excluded.user_id IS NOT NULL)
-                    OR (customers.email IS NULL AND excluded.email IS NOT NULL)",
-            )?
-            .execute(params![w.customer_id, info.user_id, w.user_key, info.email, w.source.as_str(), now])?;
-        }
+            .execute(params![e.id, e.kind, e.created, e.route, e.user_id, e.customer_id, self.now])?;
+        Ok(())
     }
-    Ok(())
-}
-
-fn upsert_subscription(
-    conn: &Connection,
-    s: &SubscriptionRecord,
-    snapshot_at: i64,
-    source: RecordSource,
-    now: &str,
-) -> anyhow::Result<()> {
-    let (brand, last4) = match &s.card {
-        Some(c) => (c.brand.as_deref(), c.last4.as_deref()),
-        None => (None, None),
-    };
-    // Newer snapshots replace older ones; an identical one touches nothing.
-    conn.prepare_cached(
-        "INSERT INTO subscriptions (id, customer_id, status, price_id, current_period_start,
-            current_period_end, cancel_at_period_end, payment_method_id, card_brand, card_last4,
-            created, snapshot_at, source, synced_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-         ON CONFLICT(id) DO UPDATE SET
-            customer_id = excluded.customer_id, status = excluded.status, price_id = excluded.price_id,
-            current_period_start = excluded.current_period_start,
-            current_period_end = excluded.current_period_end,
-            cancel_at_period_end = excluded.cancel_at_period_end,
-            payment_method_id = excluded.payment_method_id,
-            card_brand = CASE WHEN excluded.payment_method_id IS subscriptions.payment_method_id
-                              AND excluded.card_brand IS NULL AND excluded.card_last4 IS NULL
-                         THEN subscriptions.card_brand ELSE excluded.card_brand END,
-            card_last4 = CASE WHEN excluded.payment_method_id IS subscriptions.payment_method_id
-                              AND excluded.card_brand IS NULL AND excluded.card_last4 IS NULL
-                         THEN subscriptions.card_last4 ELSE excluded.card_last4 END,
-            created = excluded.created, snapshot_at = excluded.snapshot_at,
-            source = excluded.source, synced_at = excluded.synced_at
-         WHERE subscriptions.snapshot_at <= excluded.snapshot_at
-           AND (subscriptions.snapshot_at IS NOT excluded.snapshot_at
-                OR subscriptions.customer_id IS NOT excluded.customer_id
-                OR subscriptions.status IS NOT excluded.status
-                OR subscriptions.price_id IS NOT excluded.price_id
-                OR subscriptions.current_period_start IS NOT excluded.current_period_start
-                OR subscriptions.current_period_end IS NOT excluded.current_period_end
-                OR subscriptions.cancel_at_period_end IS NOT excluded.cancel_at_period_end
-                OR subscriptions.payment_method_id IS NOT excluded.payment_method_id
-                OR (excluded.card_brand IS NOT NULL AND subscriptions.card_brand IS NOT excluded.card_brand)
-                OR (excluded.card_last4 IS NOT NULL AND subscriptions.card_last4 IS NOT excluded.card_last4)
-                OR subscriptions.created IS NOT excluded.created
-                OR subscriptions.source IS NOT excluded.source)",
-    )?
-    .execute(params![
-        s.id,
-        s.customer_id,
-        s.status,
-        s.price_id,
-        s.current_period_start,
-        s.current_period_end,
-        s.cancel_at_period_end,
-        s.payment_method_id,
-        brand,
-        last4,
-        s.created,
-        snapshot_at,
-        source.as_str(),
-        now
-    ])?;
-    Ok(())
-}
-
-fn log_event(conn: &Connection, e: &LoggedEvent, now: &str) -> anyhow::Result<()> {
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO events (id, type, created, route, user_id, customer_id, processed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![e.id, e.kind, e.created, e.route, e.user_id, e.customer_id, now])?;
-    Ok(())
 }
 
 impl std::fmt::Debug for Store {

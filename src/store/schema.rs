@@ -7,7 +7,7 @@ pub const APPLICATION_ID: i64 = 0x5354_5359;
 
 /// The schema this build writes. A store with a higher version was made by
 /// a newer stripe-sync and is refused rather than misread.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 const V1: &str = "
 CREATE TABLE customers (
@@ -79,6 +79,38 @@ UPDATE customers SET subscription_id = (
 );
 ";
 
+/// v4: what a backfill pass has seen is kept on the customer's row (the
+/// pass that listed it, the pass that listed its first subscription), and
+/// so is the backfill run that last wrote it (the run's report reads
+/// that): a million-customer pass writes each row in place rather than two
+/// more tables at random places. An interrupted pass of an older version
+/// resumes as pass 0, with what it had seen.
+const V4: &str = "
+ALTER TABLE customers ADD COLUMN listed_pass INTEGER;
+ALTER TABLE customers ADD COLUMN first_sub_pass INTEGER;
+ALTER TABLE customers ADD COLUMN written_run INTEGER;
+UPDATE customers SET listed_pass = 0 WHERE id IN (SELECT customer_id FROM backfill_seen);
+UPDATE customers SET first_sub_pass = 0 WHERE id IN (SELECT customer_id FROM backfill_subs_seen);
+DROP TABLE backfill_seen;
+DROP TABLE backfill_subs_seen;
+";
+
+/// Indexes that change no stored data: made on every open for write (when
+/// missing), without a version step, so a store they were added to still
+/// opens in an older stripe-sync. A read-only open of a store that lacks them
+/// still works, only slower.
+///
+/// `customers_mapping` is the mapping's order (`user_id, id`: `inspect`
+/// streams without a sort, and `--user` is one search) and holds every
+/// customer column the mapping shows, so a million-row `inspect` reads it
+/// in order instead of looking each customer up at random. It covers what
+/// v1's `customers_user` served, which is dropped.
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS customers_mapping
+    ON customers(user_id, id, email, deleted, subscription_id, synced_at, source);
+DROP INDEX IF EXISTS customers_user;
+";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error(
@@ -128,6 +160,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
         tx.execute_batch(V3)?;
         tx.execute_batch("PRAGMA user_version = 3;")?;
     }
+    if version < 4 {
+        tx.execute_batch(V4)?;
+        tx.execute_batch("PRAGMA user_version = 4;")?;
+    }
+    tx.execute_batch(INDEXES)?;
     tx.commit()?;
     Ok(())
 }

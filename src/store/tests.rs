@@ -1,4 +1,5 @@
 use super::*;
+use crate::objects::Card;
 
 fn sub(id: &str, status: &str, created: i64) -> SubscriptionRecord {
     SubscriptionRecord {
@@ -40,7 +41,7 @@ fn write(
 
 /// One customer through the one write path.
 fn put(s: &mut Store, w: &CustomerWrite) -> anyhow::Result<WriteOutcome> {
-    let mut out = s.apply(std::slice::from_ref(w), &PassStep::default())?;
+    let mut out = s.apply(std::slice::from_ref(w))?;
     Ok(out.pop().expect("one outcome"))
 }
 
@@ -225,11 +226,26 @@ fn the_api_listing_decides_ties_not_the_id() {
         Some("sub_a")
     );
     // The backfill: the first listed in the pass wins, later ones do not.
-    let mut b = write(vec![], None, None);
-    b.current = Current::FirstInPass("sub_b".into(), 20);
-    put(&mut s, &b).unwrap();
-    b.current = Current::FirstInPass("sub_a".into(), 20);
-    put(&mut s, &b).unwrap();
+    let pass = s.begin_backfill(20).unwrap().pass;
+    let marks = PassMarks {
+        pass,
+        run: s.begin_run().unwrap(),
+    };
+    let mut first = write(vec![], None, None);
+    first.current = Current::FirstInPass("sub_b".into(), 20);
+    let mut later = first.clone();
+    later.current = Current::FirstInPass("sub_a".into(), 20);
+    s.pass_writes(marks, |out| -> anyhow::Result<()> {
+        for w in [&first, &later] {
+            out.write(&PassPage {
+                writes: std::slice::from_ref(w),
+                listed: false,
+                checkpoint: None,
+            })?;
+        }
+        Ok(())
+    })
+    .unwrap();
     assert_eq!(
         s.mapping_of("cus_1")
             .unwrap()
@@ -272,12 +288,12 @@ fn a_deleted_customer_has_no_live_subscription() {
 fn events_are_logged_idempotently() {
     let mut s = Store::in_memory().unwrap();
     let ev = LoggedEvent {
-        id: "evt_1".into(),
-        kind: "invoice.paid".into(),
+        id: "evt_1",
+        kind: "invoice.paid",
         created: 1,
         route: "sync",
-        user_id: Some("u".into()),
-        customer_id: Some("cus_1".into()),
+        user_id: Some("u"),
+        customer_id: Some("cus_1"),
     };
     s.log_events(std::slice::from_ref(&ev)).unwrap();
     s.log_events(std::slice::from_ref(&ev)).unwrap();
@@ -373,10 +389,7 @@ fn full_disk_is_a_clear_error_and_writes_nothing() {
             w
         })
         .collect();
-    let e = s
-        .apply(&many, &PassStep::default())
-        .unwrap_err()
-        .to_string();
+    let e = s.apply(&many).unwrap_err().to_string();
     assert!(e.contains("disk is full") || e.contains("full"), "{e}");
     assert!(
         e.contains("full.db") || e.contains("database or disk is full"),

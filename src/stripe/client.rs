@@ -337,8 +337,8 @@ impl Failure {
 }
 
 /// A 2xx answer: its JSON body, `Request-Id` and status.
-struct Answer {
-    value: Value,
+struct Answer<T> {
+    value: T,
     request_id: Option<String>,
     status: u16,
 }
@@ -424,7 +424,7 @@ impl Client {
     /// bounded, retried; the JSON body of a 2xx answer.
     pub async fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ApiError> {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        self.fetch(&segments, query).await.map(|(v, _)| v)
+        self.fetch(&segments, query, path).await.map(|(v, _)| v)
     }
 
     /// GET /v1/customers/ID.
@@ -433,7 +433,7 @@ impl Client {
         if matches!(id, "" | "." | "..") {
             return Ok(CustomerFetch::Missing);
         }
-        let (value, request_id) = match self.fetch(&["v1", "customers", id], &[]).await {
+        let (value, request_id) = match self.fetch(&["v1", "customers", id], &[], "").await {
             Ok(ok) => ok,
             Err(ApiError::Status {
                 status: 404,
@@ -472,7 +472,7 @@ impl Client {
             ("limit", "1".to_owned()),
             (EXPAND_PAYMENT_METHOD.0, EXPAND_PAYMENT_METHOD.1.to_owned()),
         ];
-        let (value, request_id) = self.fetch(&["v1", "subscriptions"], &query).await?;
+        let (value, request_id) = self.fetch(&["v1", "subscriptions"], &query, "").await?;
         let what = format!("subscriptions of customer {customer}");
         let list: List<StripeObject> = self.decode(value, request_id, &what)?;
         Ok(list.data.into_iter().next())
@@ -487,8 +487,11 @@ impl Client {
         if let Some(after) = starting_after {
             query.push(("starting_after", after.to_owned()));
         }
-        let (value, request_id) = self.fetch(&["v1", "customers"], &query).await?;
-        self.decode(value, request_id, "customer list")
+        // Parsed straight from the body: a backfill reads a million of these.
+        let (list, _) = self
+            .fetch(&["v1", "customers"], &query, "customer list")
+            .await?;
+        Ok(list)
     }
 
     /// One page (100, newest first) of events created at or after
@@ -509,7 +512,7 @@ impl Client {
         if let Some(after) = starting_after {
             query.push(("starting_after", after.to_owned()));
         }
-        let (value, request_id) = self.fetch(&["v1", "events"], &query).await?;
+        let (value, request_id) = self.fetch(&["v1", "events"], &query, "").await?;
         self.decode(value, request_id, "event list")
     }
 
@@ -527,8 +530,9 @@ impl Client {
         if let Some(after) = starting_after {
             query.push(("starting_after", after.to_owned()));
         }
-        let (value, request_id) = self.fetch(&["v1", "subscriptions"], &query).await?;
-        self.decode(value, request_id, "subscription list")
+        let what = "subscription list";
+        let (list, _) = self.fetch(&["v1", "subscriptions"], &query, what).await?;
+        Ok(list)
     }
 
     /// Every customer whose metadata `key` equals `value`, via the Customer
@@ -547,7 +551,9 @@ impl Client {
             if let Some(p) = &page {
                 query.push(("page", p.clone()));
             }
-            let (body, request_id) = self.fetch(&["v1", "customers", "search"], &query).await?;
+            let (body, request_id) = self
+                .fetch(&["v1", "customers", "search"], &query, "")
+                .await?;
             let result: SearchPage = self.decode(body, request_id, "customer search")?;
             found.extend(result.data);
             match result.next_page {
@@ -572,12 +578,14 @@ impl Client {
         }
     }
 
-    /// The retry loop: JSON body and `Request-Id` of the first 2xx answer.
-    async fn fetch(
+    /// The retry loop: JSON body and `Request-Id` of the first 2xx answer,
+    /// parsed as `T` (`what` names it in a shape error).
+    async fn fetch<T: DeserializeOwned>(
         &self,
         segments: &[&str],
         query: &[(&str, String)],
-    ) -> Result<(Value, Option<String>), ApiError> {
+        what: &str,
+    ) -> Result<(T, Option<String>), ApiError> {
         let inner = &*self.inner;
         let url = build_url(&inner.base, segments, query)?;
         let lane = if segments.last() == Some(&"search") {
@@ -618,7 +626,7 @@ impl Client {
             inner.pacer.wait(lane).await;
             inner.requests.fetch_add(1, Ordering::Relaxed);
             let sent = Instant::now();
-            let result = self.attempt(&url).await;
+            let result = self.attempt(&url, what).await;
             let elapsed = sent.elapsed();
             drop(permit);
             let failure = match result {
@@ -660,7 +668,11 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, url: &Url) -> Result<Answer, Failure> {
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        what: &str,
+    ) -> Result<Answer<T>, Failure> {
         let inner = &*self.inner;
         let path = url.path();
         let response = match inner.http.get(url.clone()).send().await {
@@ -718,12 +730,20 @@ impl Client {
         };
 
         if (200..300).contains(&status) {
-            return match serde_json::from_slice::<Value>(&body) {
+            return match serde_json::from_slice::<T>(&body) {
                 Ok(value) => Ok(Answer {
                     value,
                     request_id,
                     status,
                 }),
+                // Complete JSON of another shape: retrying cannot help.
+                Err(e) if e.is_data() => Err(Failure::final_(
+                    ApiError::Decode {
+                        message: self.redact(&format!("{what}: unexpected response shape: {e}")),
+                        request_id,
+                    },
+                    status,
+                )),
                 // Stripe always sends complete JSON on success, so a 2xx body
                 // that does not parse was truncated or mangled in transit:
                 // retry it like a network error.
@@ -896,7 +916,8 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The whole body, `None` if it exceeds [`MAX_BODY_BYTES`].
 async fn read_body(mut response: reqwest::Response) -> Result<Option<Vec<u8>>, reqwest::Error> {
-    let mut body = Vec::new();
+    let expected = response.content_length().unwrap_or(0);
+    let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(MAX_BODY_BYTES));
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Ok(None);

@@ -1,5 +1,5 @@
 //! `resync --all`: page every customer and subscription (100 a page, both
-//! listings at once), write each page with its checkpoint in one
+//! listings at once), write the pages with their checkpoint in one
 //! transaction through the [`Syncer`] (an interrupted run resumes there),
 //! then settle what a complete pass proves: customers Stripe no longer
 //! lists are deleted, customers none of whose subscriptions it listed have
@@ -8,15 +8,22 @@
 //! The listing is newest first and ties come in the API's own order, so the
 //! first subscription of a customer seen in the pass is exactly what
 //! `status=all&limit=1` returns for it: nothing re-ranks ties.
+//!
+//! Nothing grows with the account: pages stream from the listing tasks
+//! (which parse them) through a short channel into the store, what the
+//! pass has seen is kept in the store, and so is each written customer's
+//! mapping from before the run (the journal the report is read from).
 
-use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::error::TryRecvError;
 
 use super::{Mode, SyncError, Syncer};
 use crate::objects::{StripeObject, SubscriptionRecord};
 use crate::runtime::Runtime;
-use crate::store::checkpoint::{Backfill, Cursor};
+use crate::store::checkpoint::Cursor;
 use crate::store::{
-    Current, CustomerInfo, CustomerWrite, MappingRow, PassStep, RecordSource, WriteOutcome,
+    Current, CustomerInfo, CustomerWrite, PassMarks, PassPage, RecordSource, Unlisted,
 };
 use crate::stripe::{ApiError, Client};
 
@@ -26,10 +33,40 @@ enum Listing {
     Subscriptions,
 }
 
+/// One page, turned into writes where it was fetched.
 struct Page {
     listing: Listing,
-    objects: Vec<StripeObject>,
+    objects: u64,
+    writes: Vec<CustomerWrite>,
     next: Cursor,
+}
+
+/// Pages listed ahead of the store: enough to keep both listings busy
+/// while a transaction commits, few enough to hold no memory to speak of.
+const PAGES_AHEAD: usize = 64;
+/// When to commit the pages written so far. Ids are random, so a
+/// transaction dirties index pages all over the store and its commit
+/// writes each of them out: while pages keep coming, commits are
+/// `BUSY_COMMIT` apart (a 1M-customer pass writes gigabytes less than with
+/// a commit per page); once they stop coming (a slow API), within
+/// `IDLE_COMMIT` of the last commit. Either way an interrupted run loses
+/// at most that much work, and resumes at the last commit.
+const BUSY_COMMIT: Duration = Duration::from_secs(2);
+const IDLE_COMMIT: Duration = Duration::from_millis(100);
+/// Pages (of those already listed) written together, sorted by customer.
+const SORTED_PAGES: usize = PAGES_AHEAD;
+/// Customers settled per transaction after the pass.
+const SETTLE_BATCH: usize = 1_000;
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub(crate) struct Ran {
+    /// Its number: [`super::report::PassReports`] reads its report.
+    pub run: i64,
+    pub counts: Counts,
+    /// Where the time went, for `-v`: waiting for the API's pages, writing
+    /// them (with their commits), settling the complete pass.
+    pub timings: [(&'static str, Duration); 3],
 }
 
 /// Progress, for the caller's progress bar.
@@ -37,12 +74,6 @@ struct Page {
 pub(crate) struct Counts {
     pub customers: u64,
     pub subscriptions: u64,
-}
-
-/// The result of a pass: each customer touched, its mapping before the pass
-/// against after.
-pub(crate) struct Pass {
-    pub outcomes: Vec<(String, WriteOutcome)>,
 }
 
 pub(crate) struct Backfiller<'a> {
@@ -55,11 +86,12 @@ pub(crate) struct Backfiller<'a> {
 }
 
 impl Backfiller<'_> {
+    /// Run the pass (see [`Ran`]).
     pub(crate) fn run(
         &self,
         syncer: &mut Syncer,
         on_page: &mut dyn FnMut(Counts),
-    ) -> Result<Pass, SyncError> {
+    ) -> Result<Ran, SyncError> {
         // A dry run (`--check`) always compares a whole fresh pass.
         let resume = match (syncer.mode(), self.restart) {
             (Mode::Write, false) => syncer.store().backfill()?,
@@ -67,91 +99,136 @@ impl Backfiller<'_> {
         };
         let mut checkpoint = match resume {
             Some(b) => b,
-            None => {
-                let b = Backfill::new(self.now);
-                syncer.store_mut().begin_backfill(&b)?;
-                b
-            }
+            None => syncer.store_mut().begin_backfill(self.now)?,
+        };
+        let marks = PassMarks {
+            pass: checkpoint.pass,
+            run: syncer.store_mut().begin_run()?,
         };
         let at = checkpoint.started_at;
-        let mut before: BTreeMap<String, Option<MappingRow>> = BTreeMap::new();
         let mut counts = Counts::default();
 
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Page, ApiError>>(4);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Page, ApiError>>(PAGES_AHEAD);
         for (listing, cursor) in [
             (Listing::Customers, checkpoint.customers.clone()),
             (Listing::Subscriptions, checkpoint.subscriptions.clone()),
         ] {
             if cursor != Cursor::Done {
-                self.rt
-                    .handle()
-                    .spawn(list(self.client.clone(), listing, cursor, tx.clone()));
+                let lister = Lister {
+                    client: self.client.clone(),
+                    listing,
+                    user_key: self.user_key.to_owned(),
+                    at,
+                };
+                self.rt.handle().spawn(lister.run(cursor, tx.clone()));
             }
         }
         drop(tx);
-        loop {
-            let Some(page) = self.rt.block_on(rx.recv())? else {
-                break;
-            };
-            let page = page.map_err(SyncError::Api)?;
-            let (writes, seen) = match page.listing {
-                Listing::Customers => {
-                    counts.customers += page.objects.len() as u64;
-                    checkpoint.customers = page.next;
-                    let writes = customer_writes(&page.objects, self.user_key, at);
-                    let seen = writes.iter().map(|w| w.customer_id.clone()).collect();
-                    (writes, seen)
+        let (mut waiting, mut writing) = (Duration::ZERO, Duration::ZERO);
+        syncer.pass_writes(marks, |out| {
+            let mut last_commit: Option<Instant> = None;
+            loop {
+                let waited = Instant::now();
+                let next = match rx.try_recv() {
+                    Ok(page) => Some(page),
+                    Err(TryRecvError::Disconnected) => None,
+                    // Nothing ready: commit if no page comes within
+                    // IDLE_COMMIT of the last commit.
+                    Err(TryRecvError::Empty) => {
+                        let wait = last_commit
+                            .map_or(Duration::ZERO, |t| IDLE_COMMIT.saturating_sub(t.elapsed()));
+                        let next = async { tokio::time::timeout(wait, rx.recv()).await };
+                        match self.rt.block_on(next)? {
+                            Ok(next) => next,
+                            Err(_) => {
+                                let committing = Instant::now();
+                                out.commit()?;
+                                writing += committing.elapsed();
+                                last_commit = Some(Instant::now());
+                                self.rt.block_on(rx.recv())?
+                            }
+                        }
+                    }
+                };
+                waiting += waited.elapsed();
+                let written = Instant::now();
+                let Some(first) = next else { break };
+                // The pages already here, written by customer id: the
+                // store's indexes are walked in order, not at random.
+                let mut pages = vec![first];
+                while pages.len() < SORTED_PAGES {
+                    match rx.try_recv() {
+                        Ok(page) => pages.push(page),
+                        Err(_) => break,
+                    }
                 }
-                Listing::Subscriptions => {
-                    counts.subscriptions += page.objects.len() as u64;
-                    checkpoint.subscriptions = page.next;
-                    (
-                        subscription_writes(&page.objects, self.user_key, at),
-                        Vec::new(),
-                    )
+                let (mut listed, mut subscriptions) = (Vec::new(), Vec::new());
+                let mut failed = None;
+                for page in pages {
+                    let page = match page {
+                        Ok(page) => page,
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    };
+                    match page.listing {
+                        Listing::Customers => {
+                            counts.customers += page.objects;
+                            checkpoint.customers = page.next;
+                            listed.extend(page.writes);
+                        }
+                        Listing::Subscriptions => {
+                            counts.subscriptions += page.objects;
+                            checkpoint.subscriptions = page.next;
+                            subscriptions.extend(page.writes);
+                        }
+                    }
                 }
-            };
-            let step = PassStep {
-                checkpoint: Some(&checkpoint),
-                seen: seen.iter().map(String::as_str).collect(),
-            };
-            let outcomes = syncer.write(&writes, &step)?;
-            for (w, o) in writes.iter().zip(outcomes) {
-                before.entry(w.customer_id.clone()).or_insert(o.before);
+                // Stable: a customer's subscriptions stay in listing order,
+                // so its first one in the pass is still first. Otherwise the
+                // order of writes does not matter: each is a customer's own.
+                listed.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+                subscriptions.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+                out.write(&PassPage {
+                    writes: &listed,
+                    listed: true,
+                    checkpoint: None,
+                })?;
+                out.write(&PassPage {
+                    writes: &subscriptions,
+                    listed: false,
+                    checkpoint: Some(&checkpoint),
+                })?;
+                if let Some(e) = failed {
+                    return Err(SyncError::Api(e));
+                }
+                if last_commit.is_none_or(|t| t.elapsed() >= BUSY_COMMIT) {
+                    out.commit()?;
+                    last_commit = Some(Instant::now());
+                }
+                writing += written.elapsed();
+                on_page(counts);
             }
-            on_page(counts);
-        }
-
-        self.settle(syncer, at, &mut before)?;
-        let mut outcomes = Vec::with_capacity(before.len());
-        for (c, before) in before {
-            let after = syncer.store().mapping_of(&c)?;
-            let changed = match (&before, &after) {
-                (Some(b), Some(a)) => !crate::store::same_mapping(b, a),
-                _ => true,
-            };
-            outcomes.push((
-                c,
-                WriteOutcome {
-                    before,
-                    after,
-                    changed,
-                },
-            ));
-        }
-        Ok(Pass { outcomes })
+            Ok(())
+        })?;
+        let settling = Instant::now();
+        self.settle(syncer, marks, at)?;
+        Ok(Ran {
+            run: marks.run,
+            counts,
+            timings: [
+                ("listing", waiting),
+                ("writing", writing),
+                ("settling", settling.elapsed()),
+            ],
+        })
     }
 
     /// The pass is complete: what it did not list is gone. Customers not
     /// listed are deleted; customers none of whose subscriptions were listed
     /// have none. Then the checkpoints move on.
-    fn settle(
-        &self,
-        syncer: &mut Syncer,
-        at: i64,
-        before: &mut BTreeMap<String, Option<MappingRow>>,
-    ) -> Result<(), SyncError> {
-        let (unseen, without_subscriptions) = syncer.store().backfill_unseen()?;
+    fn settle(&self, syncer: &mut Syncer, marks: PassMarks, at: i64) -> Result<(), SyncError> {
         let write = |customer_id: String, info: CustomerInfo, current: Current| CustomerWrite {
             customer_id,
             info,
@@ -165,20 +242,31 @@ impl Backfiller<'_> {
             snapshot_at: Some(at),
             ..CustomerInfo::default()
         };
-        let mut writes: Vec<CustomerWrite> = unseen
-            .into_iter()
-            .map(|c| write(c, deleted.clone(), Current::Keep))
-            .collect();
-        writes.extend(
-            without_subscriptions
+        let mut after = 0;
+        loop {
+            let (found, last) =
+                syncer
+                    .store()
+                    .backfill_unlisted(marks.pass, after, SETTLE_BATCH)?;
+            if found.is_empty() {
+                break;
+            }
+            after = last;
+            let writes: Vec<CustomerWrite> = found
                 .into_iter()
-                .map(|c| write(c, CustomerInfo::default(), Current::Listed(None, at))),
-        );
-        for (w, o) in writes
-            .iter()
-            .zip(syncer.write(&writes, &PassStep::default())?)
-        {
-            before.entry(w.customer_id.clone()).or_insert(o.before);
+                .map(|(c, what)| match what {
+                    Unlisted::Customer => write(c, deleted.clone(), Current::Keep),
+                    Unlisted::Subscriptions => {
+                        write(c, CustomerInfo::default(), Current::Listed(None, at))
+                    }
+                })
+                .collect();
+            let page = PassPage {
+                writes: &writes,
+                listed: false,
+                checkpoint: None,
+            };
+            syncer.pass_writes(marks, |out| Ok(out.write(&page)?))?;
         }
         syncer.store_mut().end_backfill()?;
         // Events from the moment the pass started on are `resync --events`'s.
@@ -192,45 +280,56 @@ impl Backfiller<'_> {
     }
 }
 
-/// One listing, page by page, into the channel; stops at the end, on an
-/// error, or when the receiver is gone.
-async fn list(
+/// One listing, fetched and turned into writes on the runtime.
+struct Lister {
     client: Client,
     listing: Listing,
-    cursor: Cursor,
-    tx: tokio::sync::mpsc::Sender<Result<Page, ApiError>>,
-) {
-    let mut after = match cursor {
-        Cursor::After(id) => Some(id),
-        _ => None,
-    };
-    loop {
-        let page = match listing {
-            Listing::Customers => client.list_customers(after.as_deref()).await,
-            Listing::Subscriptions => client.list_subscriptions(after.as_deref()).await,
+    user_key: String,
+    at: i64,
+}
+
+impl Lister {
+    /// Page by page into the channel; stops at the end (the page that says
+    /// `has_more: false`: no request past it), on an error, or when the
+    /// receiver is gone.
+    async fn run(self, cursor: Cursor, tx: tokio::sync::mpsc::Sender<Result<Page, ApiError>>) {
+        let mut after = match cursor {
+            Cursor::After(id) => Some(id),
+            _ => None,
         };
-        let page = match page {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
+        loop {
+            let page = match self.listing {
+                Listing::Customers => self.client.list_customers(after.as_deref()).await,
+                Listing::Subscriptions => self.client.list_subscriptions(after.as_deref()).await,
+            };
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let last = page.data.last().and_then(|o| o.id.clone());
+            let next = match (&last, page.has_more) {
+                (Some(l), true) => Cursor::After(l.clone()),
+                _ => Cursor::Done,
+            };
+            let done = next == Cursor::Done;
+            let writes = match self.listing {
+                Listing::Customers => customer_writes(&page.data, &self.user_key, self.at),
+                Listing::Subscriptions => subscription_writes(&page.data, &self.user_key, self.at),
+            };
+            let msg = Page {
+                listing: self.listing,
+                objects: page.data.len() as u64,
+                writes,
+                next,
+            };
+            if tx.send(Ok(msg)).await.is_err() || done {
                 return;
             }
-        };
-        let last = page.data.last().and_then(|o| o.id.clone());
-        let next = match (&last, page.has_more) {
-            (Some(l), true) => Cursor::After(l.clone()),
-            _ => Cursor::Done,
-        };
-        let done = next == Cursor::Done;
-        let msg = Page {
-            listing,
-            objects: page.data,
-            next,
-        };
-        if tx.send(Ok(msg)).await.is_err() || done {
-            return;
+            after = last;
         }
-        after = last;
     }
 }
 

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use crate::Fatal;
 use crate::runtime::Runtime;
-use crate::store::{CustomerWrite, LoggedEvent, PassStep, Store, WriteOutcome};
+use crate::store::{CustomerWrite, PassMarks, PassWrites, Store, WriteOutcome};
 use crate::stripe::ApiError;
 
 pub(crate) use source::{ApiSource, EventSnapshots, Source};
@@ -158,7 +158,7 @@ impl Syncer {
                 }
                 progress.inc(1);
             }
-            let outcomes = self.write(&writes, &PassStep::default())?;
+            let outcomes = self.write(&writes)?;
             results.extend(writes.into_iter().zip(outcomes).map(|(w, o)| Synced {
                 customer_id: w.customer_id,
                 result: Ok(o),
@@ -170,21 +170,26 @@ impl Syncer {
         Ok(results)
     }
 
-    /// Write whole customers, with backfill bookkeeping, in one transaction.
+    /// Write whole customers in one transaction.
     pub(crate) fn write(
         &mut self,
         writes: &[CustomerWrite],
-        step: &PassStep<'_>,
     ) -> Result<Vec<WriteOutcome>, SyncError> {
-        if writes.is_empty() && step.seen.is_empty() && step.checkpoint.is_none() {
+        if writes.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(self.store.apply(writes, step)?)
+        Ok(self.store.apply(writes)?)
     }
 
-    /// Mark events processed (after their customers are committed).
-    pub(crate) fn log_events(&mut self, events: &[LoggedEvent]) -> Result<(), SyncError> {
-        Ok(self.store.log_events(events)?)
+    /// A backfill's writes (see [`crate::store::PassWrites`]): each
+    /// customer is marked with the pass and run, which the run's report
+    /// reads, rather than answering an outcome.
+    pub(crate) fn pass_writes<T>(
+        &mut self,
+        marks: PassMarks,
+        f: impl FnOnce(&mut PassWrites<'_>) -> Result<T, SyncError>,
+    ) -> Result<T, SyncError> {
+        self.store.pass_writes(marks, f)
     }
 
     pub(crate) fn store_mut(&mut self) -> &mut Store {

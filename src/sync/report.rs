@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Synced;
-use crate::store::{MappingRow, WriteOutcome};
+use crate::store::{MappingRow, Store, WriteOutcome};
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct CustomerReport {
@@ -101,4 +101,66 @@ pub(crate) fn diff(before: Option<&MappingRow>, after: Option<&MappingRow>) -> O
         }
     }
     (!out.is_empty()).then_some(Value::Object(out))
+}
+
+/// Journaled customers read per query.
+const REPORT_PAGE: usize = 1_000;
+
+/// The report of a backfill run, one customer at a time in customer id
+/// order, read from the store (the customers the run marked, and their
+/// mappings from before it) a page at a time: the account's size does not
+/// matter.
+pub(crate) struct PassReports<'a> {
+    store: &'a Store,
+    run: i64,
+    after: Option<String>,
+    page: std::vec::IntoIter<(String, WriteOutcome)>,
+    done: bool,
+}
+
+impl<'a> PassReports<'a> {
+    /// The report of the backfill run `run` (see `Backfiller::run`).
+    pub(crate) fn new(store: &'a Store, run: i64) -> PassReports<'a> {
+        PassReports {
+            store,
+            run,
+            after: None,
+            page: Vec::new().into_iter(),
+            done: false,
+        }
+    }
+
+    /// How many customers the run wrote.
+    pub(crate) fn len(&self) -> anyhow::Result<u64> {
+        self.store.run_len(self.run)
+    }
+}
+
+impl Iterator for PassReports<'_> {
+    type Item = anyhow::Result<CustomerReport>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((customer, outcome)) = self.page.next() {
+                return Some(Ok(CustomerReport::from_outcome(&customer, &outcome)));
+            }
+            if self.done {
+                return None;
+            }
+            match self
+                .store
+                .run_page(self.run, self.after.as_deref(), REPORT_PAGE)
+            {
+                Ok(page) => {
+                    self.done = page.len() < REPORT_PAGE;
+                    self.after = page.last().map(|(c, _)| c.clone());
+                    self.page = page.into_iter();
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
 }

@@ -8,6 +8,7 @@ mod events;
 mod forward;
 mod fuzz_regressions;
 mod inspect;
+mod inspect_stream;
 mod manpages;
 mod prompt;
 mod props;

@@ -173,6 +173,7 @@
 //!   apply as to every endpoint.
 #![allow(dead_code)]
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -585,6 +586,8 @@ pub struct FakeStripe {
 #[derive(Default)]
 pub struct FakeStripeBuilder {
     account: Option<Account>,
+    /// customers, subscriptions, seed, now
+    generated: Option<(usize, usize, u64, i64)>,
     latency: Duration,
     rate_limit: Option<u32>,
     search_rate_limit: Option<u32>,
@@ -595,6 +598,23 @@ pub struct FakeStripeBuilder {
 impl FakeStripeBuilder {
     pub fn account(mut self, account: Account) -> Self {
         self.account = Some(account);
+        self
+    }
+    /// Serve `Account::generate(customers, subscriptions, seed)`, kept as
+    /// compact records rather than values: a million customers start in
+    /// seconds and a few hundred MB, and every answer is the same.
+    pub fn generated(self, customers: usize, subscriptions: usize, seed: u64) -> Self {
+        self.generated_at(customers, subscriptions, seed, now_unix())
+    }
+    /// Like [`FakeStripeBuilder::generated`], as `Account::generate_at`.
+    pub fn generated_at(
+        mut self,
+        customers: usize,
+        subscriptions: usize,
+        seed: u64,
+        now: i64,
+    ) -> Self {
+        self.generated = Some((customers, subscriptions, seed, now));
         self
     }
     pub fn latency(mut self, d: Duration) -> Self {
@@ -618,7 +638,14 @@ impl FakeStripeBuilder {
         self
     }
     pub fn start(self) -> FakeStripe {
-        let fake = FakeStripe::start(self.account.unwrap_or_default());
+        let state = match self.generated {
+            Some((c, s, seed, now)) => ServerState::from_generated(generate(c, s, seed, now)),
+            None => ServerState::from_account(self.account.unwrap_or_default()),
+        };
+        let fake = match FakeStripe::try_start_state(state) {
+            Ok(f) => f,
+            Err(e) => panic!("fake_stripe: cannot start the server: {e}"),
+        };
         {
             let mut st = fake.lock();
             st.latency = self.latency;
@@ -646,11 +673,15 @@ impl FakeStripe {
 
     /// Start a fake serving `account`.
     pub fn try_start(account: Account) -> std::io::Result<FakeStripe> {
+        FakeStripe::try_start_state(ServerState::from_account(account))
+    }
+
+    fn try_start_state(state: ServerState) -> std::io::Result<FakeStripe> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let api_key = account.api_key.clone();
-        let shared: Shared = Arc::new(Mutex::new(ServerState::from_account(account)));
+        let api_key = state.api_key.clone();
+        let shared: Shared = Arc::new(Mutex::new(state));
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
         let app_state = Arc::clone(&shared);
@@ -740,17 +771,23 @@ impl FakeStripe {
             if e.deleted {
                 deleted_stub(id)
             } else {
-                e.obj.clone()
+                e.obj().into_owned()
             }
         })
     }
 
     pub fn subscription(&self, id: &str) -> Option<Value> {
-        self.lock().subscriptions.get(id).map(|e| e.obj.clone())
+        self.lock()
+            .subscriptions
+            .get(id)
+            .map(|e| e.obj().into_owned())
     }
 
     pub fn payment_method(&self, id: &str) -> Option<Value> {
-        self.lock().payment_methods.get(id).map(|e| e.obj.clone())
+        self.lock()
+            .payment_methods
+            .get(id)
+            .map(|e| e.obj().into_owned())
     }
 
     /// All customers, newest first; deleted ones as stubs.
@@ -762,7 +799,7 @@ impl FakeStripe {
                 if e.deleted {
                     deleted_stub(e.id())
                 } else {
-                    e.obj.clone()
+                    e.obj().into_owned()
                 }
             })
             .collect()
@@ -773,7 +810,7 @@ impl FakeStripe {
         let st = self.lock();
         st.subscriptions
             .iter_ordered()
-            .map(|e| e.obj.clone())
+            .map(|e| e.obj().into_owned())
             .collect()
     }
 
@@ -817,12 +854,15 @@ impl FakeStripe {
     /// the retention.
     pub fn events(&self) -> Vec<Value> {
         let st = self.lock();
-        st.events.iter_ordered().map(|e| e.obj.clone()).collect()
+        st.events
+            .iter_ordered()
+            .map(|e| e.obj().into_owned())
+            .collect()
     }
 
     /// One recorded event by id (even past the retention).
     pub fn event(&self, id: &str) -> Option<Value> {
-        self.lock().events.get(id).map(|e| e.obj.clone())
+        self.lock().events.get(id).map(|e| e.obj().into_owned())
     }
 
     /// Forget every recorded event (e.g. after setting a test up).
@@ -898,6 +938,13 @@ impl FakeStripe {
 
     pub fn set_search_lag(&self, d: Duration) {
         self.lock().search_lag = d;
+    }
+
+    /// Whether customers and subscriptions pages are written as text (the
+    /// default) or built as values first: the same bytes, which the
+    /// selftests check by turning this off.
+    pub fn set_fast_lists(&self, on: bool) {
+        self.lock().fast_lists = on;
     }
 
     // ----- observation -----
@@ -1011,25 +1058,37 @@ fn lock(m: &Mutex<ServerState>) -> MutexGuard<'_, ServerState> {
 
 /// List order: `created` desc, then insertion sequence desc (added later
 /// first); the id only makes the key point back at its entry.
-type SortKey = (Reverse<i64>, Reverse<u64>, String);
+type SortKey = (Reverse<i64>, Reverse<u64>, Box<str>);
 
 #[derive(Clone, Debug)]
 struct Entry {
-    obj: Value,
+    body: Stored,
     deleted: bool,
     /// When it was last changed at runtime (None: indexed long ago).
     changed_at: Option<Instant>,
     /// The version search saw before the last change (None: invisible).
-    search_prev: Option<Value>,
+    search_prev: Option<Box<Value>>,
     /// Insertion sequence, set by `Store::insert` when the id is first added
     /// and kept on updates: breaks `created` ties like Stripe's own order.
     seq: u64,
 }
 
+/// A stored object: a full value, or a generated one kept as its record
+/// (see [`Generated`]), which answers exactly what its value would.
+#[derive(Clone, Debug)]
+enum Stored {
+    Value(Box<Value>),
+    Generated(Arc<Generated>, GenRef),
+}
+
 impl Entry {
     fn new(obj: Value) -> Entry {
+        Entry::with_body(Stored::Value(Box::new(obj)))
+    }
+
+    fn with_body(body: Stored) -> Entry {
         Entry {
-            obj,
+            body,
             deleted: false,
             changed_at: None,
             search_prev: None,
@@ -1037,22 +1096,55 @@ impl Entry {
         }
     }
 
+    /// The object (a generated one is built on demand).
+    fn obj(&self) -> Cow<'_, Value> {
+        match &self.body {
+            Stored::Value(v) => Cow::Borrowed(v),
+            Stored::Generated(g, r) => Cow::Owned(g.value(*r)),
+        }
+    }
+
+    /// The object, to change it (a generated one becomes a full value).
+    fn obj_mut(&mut self) -> &mut Value {
+        if let Stored::Generated(g, r) = &self.body {
+            self.body = Stored::Value(Box::new(g.value(*r)));
+        }
+        match &mut self.body {
+            Stored::Value(v) => v,
+            Stored::Generated(..) => unreachable!("made a value above"),
+        }
+    }
+
+    /// One top-level field (cheap for generated objects' common fields).
+    fn field(&self, key: &str) -> Cow<'_, Value> {
+        match &self.body {
+            Stored::Value(v) => Cow::Borrowed(&v[key]),
+            Stored::Generated(g, r) => Cow::Owned(g.field(*r, key)),
+        }
+    }
+
     fn id(&self) -> &str {
-        self.obj["id"].as_str().unwrap_or("")
+        match &self.body {
+            Stored::Value(v) => v["id"].as_str().unwrap_or(""),
+            Stored::Generated(g, r) => g.id(*r),
+        }
+    }
+
+    fn created(&self) -> i64 {
+        match &self.body {
+            Stored::Value(v) => v["created"].as_i64().unwrap_or(0),
+            Stored::Generated(g, r) => g.created(*r),
+        }
     }
 
     fn key(&self) -> SortKey {
-        (
-            Reverse(self.obj["created"].as_i64().unwrap_or(0)),
-            Reverse(self.seq),
-            self.id().to_owned(),
-        )
+        (Reverse(self.created()), Reverse(self.seq), self.id().into())
     }
 }
 
 #[derive(Default, Debug)]
 struct Store {
-    by_id: HashMap<String, Entry>,
+    by_id: HashMap<Box<str>, Entry>,
     order: BTreeSet<SortKey>,
     /// The last insertion sequence handed out.
     last_seq: u64,
@@ -1061,7 +1153,7 @@ struct Store {
 impl Store {
     /// Add or replace an entry; a replaced one keeps its insertion sequence.
     fn insert(&mut self, mut entry: Entry) {
-        let id = entry.id().to_owned();
+        let id: Box<str> = entry.id().into();
         if let Some(old) = self.by_id.get(&id) {
             entry.seq = old.seq;
             let k = old.key();
@@ -1072,6 +1164,37 @@ impl Store {
         }
         self.order.insert(entry.key());
         self.by_id.insert(id, entry);
+    }
+
+    /// Add entries with new ids to an empty store, in order (a generated
+    /// account: one sort instead of a million tree insertions).
+    fn insert_new(&mut self, entries: impl ExactSizeIterator<Item = Entry>) {
+        if !self.by_id.is_empty() {
+            entries.for_each(|e| self.insert(e));
+            return;
+        }
+        self.by_id.reserve(entries.len());
+        let mut keys = Vec::with_capacity(entries.len());
+        let mut replaced = Vec::new();
+        for mut entry in entries {
+            self.last_seq += 1;
+            entry.seq = self.last_seq;
+            keys.push(entry.key());
+            if let Some(old) = self.by_id.insert(entry.id().into(), entry) {
+                replaced.push(old);
+            }
+        }
+        self.order = keys.into_iter().collect();
+        // An id given twice: the later object, in the first one's place
+        // (as `insert` does).
+        for old in replaced {
+            self.order.remove(&old.key());
+            if let Some(e) = self.by_id.get_mut(old.id()) {
+                self.order.remove(&e.key());
+                e.seq = e.seq.min(old.seq);
+                self.order.insert(e.key());
+            }
+        }
     }
 
     fn remove(&mut self, id: &str) -> bool {
@@ -1213,6 +1336,9 @@ struct ServerState {
     search_enabled: bool,
     search_lag: Duration,
     requests: Vec<RecordedRequest>,
+    /// Customers and subscriptions pages written as text (see `list_text`);
+    /// off only in the selftest that compares both ways.
+    fast_lists: bool,
     next_seq: u64,
     status_429: usize,
     rng: Rng,
@@ -1240,6 +1366,7 @@ impl ServerState {
             search_enabled: true,
             search_lag: Duration::ZERO,
             requests: Vec::new(),
+            fast_lists: true,
             next_seq: 0,
             status_429: 0,
             rng: entropy_rng(),
@@ -1313,6 +1440,24 @@ impl ServerState {
         st
     }
 
+    /// A generated account: its catalog as values, the rest as records.
+    fn from_generated(generated: Generated) -> ServerState {
+        let mut catalog = Account::new();
+        catalog.products = generated.products.clone();
+        catalog.prices = generated.prices.clone();
+        let mut st = ServerState::from_account(catalog);
+        let g = Arc::new(generated);
+        let n = |len: usize| 0..u32::try_from(len).unwrap_or(u32::MAX);
+        let body = |r: GenRef| Entry::with_body(Stored::Generated(Arc::clone(&g), r));
+        let pms = n(g.payment_methods.len()).map(|i| body(GenRef::PaymentMethod(i)));
+        st.payment_methods.insert_new(pms);
+        let customers = n(g.customers.len()).map(|i| body(GenRef::Customer(i)));
+        st.customers.insert_new(customers);
+        let subscriptions = n(g.subscriptions.len()).map(|i| body(GenRef::Subscription(i)));
+        st.subscriptions.insert_new(subscriptions);
+        st
+    }
+
     fn store(&self, kind: Kind) -> &Store {
         match kind {
             Kind::Customer => &self.customers,
@@ -1353,7 +1498,7 @@ impl ServerState {
         if let Some(e) = id.as_deref().and_then(|id| self.prices.get(id))
             && !r.is_object()
         {
-            return e.obj.clone();
+            return e.obj().into_owned();
         }
         let partial = match r {
             Value::Object(_) => r.clone(),
@@ -1373,7 +1518,7 @@ impl ServerState {
                 .get("id")
                 .and_then(Value::as_str)
                 .and_then(|id| self.subscriptions.get(id))
-                .map(|e| e.obj.clone())
+                .map(|e| e.obj().into_owned())
         } else {
             None
         };
@@ -1386,7 +1531,7 @@ impl ServerState {
             .get("id")
             .and_then(Value::as_str)
             .and_then(|id| self.subscriptions.get(id))
-            .map(|e| e.obj.clone());
+            .map(|e| e.obj().into_owned());
         match self.normalize_subscription(partial, true) {
             Some(s) => {
                 self.subscriptions.insert(Entry::new(s.clone()));
@@ -1402,15 +1547,16 @@ impl ServerState {
     fn cancel_subscription(&mut self, id: &str) -> Option<Value> {
         let ts = self.now();
         let e = self.subscriptions.get_mut(id)?;
-        if subscription_ended(&e.obj) {
-            return Some(e.obj.clone());
+        let obj = e.obj_mut();
+        if subscription_ended(obj) {
+            return Some(obj.clone());
         }
-        let old = e.obj.clone();
-        e.obj["status"] = json!("canceled");
-        e.obj["canceled_at"] = json!(ts);
-        e.obj["ended_at"] = json!(ts);
-        e.obj["cancel_at_period_end"] = json!(false);
-        let new = e.obj.clone();
+        let old = obj.clone();
+        obj["status"] = json!("canceled");
+        obj["canceled_at"] = json!(ts);
+        obj["ended_at"] = json!(ts);
+        obj["cancel_at_period_end"] = json!(false);
+        let new = obj.clone();
         self.record_subscription_change(Some(&old), &new);
         Some(new)
     }
@@ -1432,28 +1578,34 @@ impl ServerState {
         }
     }
 
-    fn search_view<'a>(&self, e: &'a Entry, now: Instant) -> Option<&'a Value> {
+    fn search_view<'a>(&self, e: &'a Entry, now: Instant) -> Option<Cow<'a, Value>> {
         if e.deleted {
             return None;
         }
         match e.changed_at {
-            Some(t) if now.saturating_duration_since(t) < self.search_lag => e.search_prev.as_ref(),
-            _ => Some(&e.obj),
+            Some(t) if now.saturating_duration_since(t) < self.search_lag => {
+                e.search_prev.as_deref().map(Cow::Borrowed)
+            }
+            _ => Some(e.obj()),
         }
     }
 
     fn upsert_customer(&mut self, partial: Value, now: Instant) -> Value {
         let id = partial.get("id").and_then(Value::as_str).map(str::to_owned);
         let existing = id.as_deref().and_then(|id| self.customers.get(id));
-        let prev_visible = existing.and_then(|e| self.search_view(e, now)).cloned();
-        let base = existing.filter(|e| !e.deleted).map(|e| e.obj.clone());
+        let prev_visible = existing
+            .and_then(|e| self.search_view(e, now))
+            .map(Cow::into_owned);
+        let base = existing
+            .filter(|e| !e.deleted)
+            .map(|e| e.obj().into_owned());
         match normalize_customer(partial, base.as_ref(), self.now()) {
             Some(c) => {
                 self.customers.insert(Entry {
-                    obj: c.clone(),
+                    body: Stored::Value(Box::new(c.clone())),
                     deleted: false,
                     changed_at: Some(now),
-                    search_prev: prev_visible,
+                    search_prev: prev_visible.map(Box::new),
                     seq: 0,
                 });
                 match base {
@@ -1476,7 +1628,7 @@ impl ServerState {
                 e.deleted = true;
                 e.changed_at = Some(now);
                 e.search_prev = None;
-                e.obj.clone()
+                e.obj().into_owned()
             }
             None => {
                 let mut obj = customer_template(id);
@@ -1493,7 +1645,13 @@ impl ServerState {
         let mut ids: Vec<String> = self
             .subscriptions
             .iter_ordered()
-            .filter(|e| e.obj["customer"] == id && !subscription_ended(&e.obj))
+            .filter(|e| {
+                *e.field("customer") == id
+                    && !matches!(
+                        e.field("status").as_str(),
+                        Some("canceled") | Some("incomplete_expired")
+                    )
+            })
             .map(|e| e.id().to_owned())
             .collect();
         ids.reverse();
@@ -1508,7 +1666,7 @@ impl ServerState {
         let id = partial.get("id").and_then(Value::as_str);
         let old = id
             .and_then(|id| self.payment_methods.get(id))
-            .map(|e| e.obj.clone());
+            .map(|e| e.obj().into_owned());
         let Some(pm) = normalize_payment_method(partial, old.as_ref(), self.now()) else {
             return Value::Null;
         };
@@ -1602,11 +1760,11 @@ impl ServerState {
 
     /// Record `invoice.paid` for a subscription's current period.
     fn record_invoice_paid(&mut self, subscription_id: &str) -> Option<Value> {
-        let sub = self.subscriptions.get(subscription_id)?.obj.clone();
+        let sub = self.subscriptions.get(subscription_id)?.obj().into_owned();
         let email = sub["customer"]
             .as_str()
             .and_then(|c| self.customers.get(c))
-            .map_or(Value::Null, |e| e.obj["email"].clone());
+            .map_or(Value::Null, |e| e.field("email").into_owned());
         let id = format!("in_1{}", self.rng.alnum(23));
         let invoice = invoice_for(&id, &sub, &email, self.now(), &self.event_version);
         Some(self.record_event("invoice.paid", invoice, None))
@@ -1615,7 +1773,7 @@ impl ServerState {
     /// Whether an event is still inside the retention window.
     fn event_retained(&self, e: &Entry) -> bool {
         let age = i64::try_from(self.event_retention.as_secs()).unwrap_or(i64::MAX);
-        e.obj["created"].as_i64().unwrap_or(0) >= self.now().saturating_sub(age)
+        e.created() >= self.now().saturating_sub(age)
     }
 
     fn take_fault(&mut self, path: &str) -> Option<Fault> {
@@ -1815,8 +1973,8 @@ fn deleted_stub(id: &str) -> Value {
 fn render(kind: Kind, e: &Entry, version: &ApiVersion) -> Value {
     match kind {
         Kind::Customer if e.deleted => deleted_stub(e.id()),
-        Kind::Subscription => render_subscription(&e.obj, version),
-        _ => e.obj.clone(),
+        Kind::Subscription => render_subscription(&e.obj(), version),
+        _ => e.obj().into_owned(),
     }
 }
 
@@ -1857,6 +2015,18 @@ struct Reply {
 }
 
 impl Reply {
+    /// A 200 whose body is JSON text already.
+    fn json_text(body: Vec<u8>) -> Reply {
+        Reply {
+            status: 200,
+            body,
+            content_type: "application/json",
+            headers: Vec::new(),
+            stripe: true,
+            version: None,
+        }
+    }
+
     fn json(status: u16, v: &Value) -> Reply {
         Reply {
             status,
@@ -2337,32 +2507,32 @@ fn route(st: &ServerState, method: &str, path: &str, query: &str, version: &ApiV
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let pairs = parse_query_string(query);
     let now = Instant::now();
+    let ok = |v: Value| Reply::json(200, &v);
     let result = match segs.as_slice() {
         ["v1", "customers"] => list_customers(st, &pairs, version),
-        ["v1", "customers", "search"] => search_customers(st, &pairs, version, now),
-        ["v1", "customers", id] if !id.is_empty() => {
-            retrieve(st, Kind::Customer, id, &pairs, version)
-        }
         ["v1", "subscriptions"] => list_subscriptions(st, &pairs, version),
-        ["v1", "subscriptions", id] if !id.is_empty() => {
-            retrieve(st, Kind::Subscription, id, &pairs, version)
-        }
         ["v1", "payment_methods"] => list_payment_methods(st, &pairs, version),
-        ["v1", "payment_methods", id] if !id.is_empty() => {
-            retrieve(st, Kind::PaymentMethod, id, &pairs, version)
-        }
-        ["v1", "prices", id] if !id.is_empty() => retrieve(st, Kind::Price, id, &pairs, version),
-        ["v1", "products", id] if !id.is_empty() => {
-            retrieve(st, Kind::Product, id, &pairs, version)
-        }
         ["v1", "events"] => list_events(st, &pairs, version),
-        ["v1", "events", id] if !id.is_empty() => retrieve_event(st, id, &pairs, version),
+        ["v1", "customers", "search"] => search_customers(st, &pairs, version, now).map(ok),
+        ["v1", "customers", id] if !id.is_empty() => {
+            retrieve(st, Kind::Customer, id, &pairs, version).map(ok)
+        }
+        ["v1", "subscriptions", id] if !id.is_empty() => {
+            retrieve(st, Kind::Subscription, id, &pairs, version).map(ok)
+        }
+        ["v1", "payment_methods", id] if !id.is_empty() => {
+            retrieve(st, Kind::PaymentMethod, id, &pairs, version).map(ok)
+        }
+        ["v1", "prices", id] if !id.is_empty() => {
+            retrieve(st, Kind::Price, id, &pairs, version).map(ok)
+        }
+        ["v1", "products", id] if !id.is_empty() => {
+            retrieve(st, Kind::Product, id, &pairs, version).map(ok)
+        }
+        ["v1", "events", id] if !id.is_empty() => retrieve_event(st, id, &pairs, version).map(ok),
         _ => return unrecognized(method, path),
     };
-    match result {
-        Ok(v) => Reply::json(200, &v),
-        Err(r) => r,
-    }
+    result.unwrap_or_else(|r| r)
 }
 
 // ---------------------------------------------------------------------------
@@ -2479,8 +2649,11 @@ fn parse_limit(p: &Params) -> Result<usize, Reply> {
     Ok(n as usize)
 }
 
-fn created_matches(obj: &Value, filters: &[(String, i64)]) -> bool {
-    let c = obj["created"].as_i64().unwrap_or(0);
+fn created_matches(e: &Entry, filters: &[(String, i64)]) -> bool {
+    if filters.is_empty() {
+        return true;
+    }
+    let c = e.created();
     filters.iter().all(|(op, n)| match op.as_str() {
         "gt" => c > *n,
         "gte" => c >= *n,
@@ -2522,7 +2695,7 @@ fn list_customers(
     st: &ServerState,
     pairs: &[(String, String)],
     version: &ApiVersion,
-) -> Result<Value, Reply> {
+) -> Result<Reply, Reply> {
     let p = parse_params(
         pairs,
         &[
@@ -2538,9 +2711,9 @@ fn list_customers(
     let clock = p.get("test_clock").map(str::to_owned);
     let filter = |e: &Entry| {
         !e.deleted
-            && email.as_deref().is_none_or(|m| e.obj["email"] == m)
-            && clock.as_deref().is_none_or(|c| e.obj["test_clock"] == c)
-            && created_matches(&e.obj, &p.created)
+            && email.as_deref().is_none_or(|m| *e.field("email") == m)
+            && clock.as_deref().is_none_or(|c| *e.field("test_clock") == c)
+            && created_matches(e, &p.created)
     };
     list(st, Kind::Customer, &p, filter, version)
 }
@@ -2560,7 +2733,7 @@ fn list_subscriptions(
     st: &ServerState,
     pairs: &[(String, String)],
     version: &ApiVersion,
-) -> Result<Value, Reply> {
+) -> Result<Reply, Reply> {
     let p = parse_params(
         pairs,
         &[
@@ -2606,25 +2779,32 @@ fn list_subscriptions(
     let cm = p.get("collection_method").map(str::to_owned);
     let clock = p.get("test_clock").map(str::to_owned);
     let filter = |e: &Entry| {
-        let s = e.obj["status"].as_str().unwrap_or("");
         let status_ok = match status.as_deref() {
-            None => s != "canceled",
             Some("all") => true,
-            Some("ended") => s == "canceled" || s == "incomplete_expired",
-            Some(want) => s == want,
+            other => {
+                let s = e.field("status");
+                let s = s.as_str().unwrap_or("");
+                match other {
+                    None => s != "canceled",
+                    Some("ended") => s == "canceled" || s == "incomplete_expired",
+                    Some(want) => s == want,
+                }
+            }
         };
         status_ok
-            && customer.as_deref().is_none_or(|c| e.obj["customer"] == c)
+            && customer
+                .as_deref()
+                .is_none_or(|c| *e.field("customer") == c)
             && price.as_deref().is_none_or(|pr| {
-                e.obj["items"]["data"]
+                e.field("items")["data"]
                     .as_array()
                     .is_some_and(|items| items.iter().any(|i| i["price"]["id"] == pr))
             })
             && cm
                 .as_deref()
-                .is_none_or(|c| e.obj["collection_method"] == c)
-            && clock.as_deref().is_none_or(|c| e.obj["test_clock"] == c)
-            && created_matches(&e.obj, &p.created)
+                .is_none_or(|c| *e.field("collection_method") == c)
+            && clock.as_deref().is_none_or(|c| *e.field("test_clock") == c)
+            && created_matches(e, &p.created)
     };
     list(st, Kind::Subscription, &p, filter, version)
 }
@@ -2633,7 +2813,7 @@ fn list_payment_methods(
     st: &ServerState,
     pairs: &[(String, String)],
     version: &ApiVersion,
-) -> Result<Value, Reply> {
+) -> Result<Reply, Reply> {
     let p = parse_params(
         pairs,
         &[
@@ -2647,8 +2827,10 @@ fn list_payment_methods(
     let customer = p.get("customer").map(str::to_owned);
     let ptype = p.get("type").map(str::to_owned);
     let filter = |e: &Entry| {
-        customer.as_deref().is_none_or(|c| e.obj["customer"] == c)
-            && ptype.as_deref().is_none_or(|t| e.obj["type"] == t)
+        customer
+            .as_deref()
+            .is_none_or(|c| *e.field("customer") == c)
+            && ptype.as_deref().is_none_or(|t| *e.field("type") == t)
     };
     list(st, Kind::PaymentMethod, &p, filter, version)
 }
@@ -2657,7 +2839,7 @@ fn list_events(
     st: &ServerState,
     pairs: &[(String, String)],
     version: &ApiVersion,
-) -> Result<Value, Reply> {
+) -> Result<Reply, Reply> {
     // `types[]` is an array parameter, like `expand[]`.
     let mut types = Vec::new();
     let mut rest = Vec::new();
@@ -2730,9 +2912,10 @@ fn list_events(
         }
     }
     let filter = |e: &Entry| {
-        let t = e.obj["type"].as_str().unwrap_or("");
+        let t = e.field("type");
+        let t = t.as_str().unwrap_or("");
         st.event_retained(e)
-            && created_matches(&e.obj, &p.created)
+            && created_matches(e, &p.created)
             && (types.is_empty() || types.iter().any(|want| want == t))
             && type_glob.as_deref().is_none_or(|g| glob_matches(g, t))
     };
@@ -2786,7 +2969,7 @@ fn list(
     p: &Params,
     filter: impl Fn(&Entry) -> bool,
     version: &ApiVersion,
-) -> Result<Value, Reply> {
+) -> Result<Reply, Reply> {
     let limit = parse_limit(p)?;
     let store = st.store(kind);
     let cursor_key = |param: &str, id: &str| -> Result<SortKey, Reply> {
@@ -2841,6 +3024,11 @@ fn list(
                 (v, more)
             }
         };
+    if st.fast_lists
+        && let Some(body) = list_text(st, kind, &page, has_more, &p.expand, version)?
+    {
+        return Ok(Reply::json_text(body));
+    }
     let data: Vec<Value> = page.iter().map(|e| render(kind, e, version)).collect();
     let mut out = json!({
         "object": "list",
@@ -2850,7 +3038,87 @@ fn list(
     });
     let total = || store.iter_ordered().filter(|e| filter(e)).count();
     apply_expansions(st, &mut out, &p.expand, version, Some(&total))?;
-    Ok(out)
+    Ok(Reply::json(200, &out))
+}
+
+/// A customers or subscriptions page written as text, item by item, as
+/// `Reply::json` would print the whole list (the selftests compare the two
+/// byte for byte): generated objects from their templates, others from
+/// their values. `None` for what only the value path does (other lists,
+/// pre-basil versions, other expansions).
+fn list_text(
+    st: &ServerState,
+    kind: Kind,
+    page: &[&Entry],
+    has_more: bool,
+    expand: &[String],
+    version: &ApiVersion,
+) -> Result<Option<Vec<u8>>, Reply> {
+    const EXPAND_PM: &str = "data.default_payment_method";
+    let expand_pm = match (kind, expand) {
+        (Kind::Customer, []) => false,
+        (Kind::Subscription, []) => false,
+        (Kind::Subscription, [e]) if e == EXPAND_PM => true,
+        _ => return Ok(None),
+    };
+    if version.date.as_str() < BASIL_VERSION_DATE {
+        return Ok(None);
+    }
+    // A value pretty-printed at depth 0, at `indent` instead.
+    let write_value = |v: &Value, indent: &[u8], out: &mut Vec<u8>| {
+        for b in serde_json::to_vec_pretty(v).unwrap_or_default() {
+            out.push(b);
+            if b == b'\n' {
+                out.extend_from_slice(indent);
+            }
+        }
+    };
+    let mut out = Vec::with_capacity(64 + page.len() * 2048);
+    out.extend_from_slice(b"{\n  \"object\": \"list\",\n  \"data\": [");
+    let mut missing = false;
+    for (n, e) in page.iter().enumerate() {
+        out.extend_from_slice(if n == 0 { b"\n    " } else { b",\n    " });
+        match &e.body {
+            Stored::Generated(g, r) if !(kind == Kind::Customer && e.deleted) => {
+                // As `expand_path` resolves it.
+                let mut expand = |id: &str, out: &mut Vec<u8>| {
+                    let found = Kind::for_id(id).and_then(|k| Some((k, st.store(k).get(id)?)));
+                    match found {
+                        Some((Kind::PaymentMethod, pm)) => match &pm.body {
+                            Stored::Generated(g, r) => g.fill(*r, out, None),
+                            Stored::Value(v) => write_value(v, b"      ", out),
+                        },
+                        Some((k, e)) => write_value(&render(k, e, version), b"      ", out),
+                        None => missing = true,
+                    }
+                };
+                let expand: Option<ExpandFn<'_>> = match expand_pm {
+                    true => Some(&mut expand),
+                    false => None,
+                };
+                g.fill(*r, &mut out, expand);
+            }
+            _ => {
+                let mut v = render(kind, e, version);
+                if expand_pm {
+                    expand_path(st, &mut v, &["default_payment_method"], EXPAND_PM, version)?;
+                }
+                write_value(&v, b"    ", &mut out);
+            }
+        }
+        if missing {
+            return Err(cannot_expand(EXPAND_PM));
+        }
+    }
+    if !page.is_empty() {
+        out.extend_from_slice(b"\n  ");
+    }
+    out.extend_from_slice(b"],\n  \"has_more\": ");
+    out.extend_from_slice(if has_more { b"true" } else { b"false" });
+    out.extend_from_slice(b",\n  \"url\": ");
+    let _ = serde_json::to_writer(&mut out, kind.list_url());
+    out.extend_from_slice(b"\n}");
+    Ok(Some(out))
 }
 
 fn search_customers(
@@ -2895,7 +3163,7 @@ fn search_customers(
     })?;
     let limit = parse_limit(&p)?;
     let store = &st.customers;
-    let matches = |e: &Entry| st.search_view(e, now).is_some_and(|v| query.matches(v));
+    let matches = |e: &Entry| st.search_view(e, now).is_some_and(|v| query.matches(&v));
     let iter: Box<dyn Iterator<Item = &Entry>> = match p.get("page") {
         Some(token) => {
             let key = decode_page_token(token).ok_or_else(|| {
@@ -2961,7 +3229,7 @@ fn decode_page_token(token: &str) -> Option<SortKey> {
     let created = parts.next()?.parse().ok()?;
     let seq = parts.next()?.parse().ok()?;
     let id = parts.next()?;
-    Some((Reverse(created), Reverse(seq), id.to_owned()))
+    Some((Reverse(created), Reverse(seq), id.into()))
 }
 
 // ---------------------------------------------------------------------------
@@ -4165,7 +4433,633 @@ struct GenPrice {
     per_seat: bool,
 }
 
+/// A generated account kept as records: a million customers fit in memory
+/// and are served without building their values (see [`Generated::fill`]).
+/// [`Account::generate_at`] builds its values from the same records, so a
+/// fake started either way answers every request identically.
+#[derive(Debug)]
+struct Generated {
+    now: i64,
+    products: Vec<Value>,
+    prices: Vec<Value>,
+    customers: Vec<GenCustomer>,
+    subscriptions: Vec<GenSubscription>,
+    payment_methods: Vec<GenPaymentMethod>,
+    templates: Templates,
+}
+
+/// Which generated object an entry is (an index into its kind's records).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GenRef {
+    Customer(u32),
+    Subscription(u32),
+    PaymentMethod(u32),
+}
+
+#[derive(Debug)]
+struct GenCustomer {
+    id: Box<str>,
+    created: i64,
+    email: Option<Box<str>>,
+    name: Box<str>,
+    /// Which metadata, see [`customer_value`]; `user` is its user id.
+    metadata: u8,
+    user: Box<str>,
+    /// Index of its card in `payment_methods`.
+    payment_method: Option<u32>,
+    subscriptions: u32,
+    delinquent: bool,
+    phone: Option<Box<str>>,
+    invoice_prefix: Box<str>,
+}
+
+#[derive(Debug)]
+struct GenPaymentMethod {
+    id: Box<str>,
+    customer: u32,
+    brand: &'static str,
+    last4: Box<str>,
+    exp_month: i64,
+    exp_year: i64,
+    fingerprint: Box<str>,
+    funding: &'static str,
+}
+
+#[derive(Debug)]
+struct GenSubscription {
+    id: Box<str>,
+    customer: u32,
+    status: &'static str,
+    price: u8,
+    /// Carries the customer's `clerkUserId` in its metadata.
+    user_metadata: bool,
+    created: i64,
+    billing_cycle_anchor: i64,
+    has_payment_method: bool,
+    latest_invoice: Box<str>,
+    item_id: Box<str>,
+    quantity: i64,
+    period: (i64, i64),
+    trial: Option<(i64, i64)>,
+    ended_at: Option<i64>,
+    canceled_at: Option<i64>,
+    cancellation_reason: Option<&'static str>,
+    cancel_at_period_end: bool,
+    cancel_at: Option<i64>,
+}
+
+/// One leaf of a generated object, as its value or its JSON text.
+#[derive(Clone, Copy)]
+enum Leaf<'a> {
+    Null,
+    Int(i64),
+    Bool(bool),
+    Str(&'a str),
+}
+
+impl Leaf<'_> {
+    fn value(self) -> Value {
+        match self {
+            Leaf::Null => Value::Null,
+            Leaf::Int(n) => json!(n),
+            Leaf::Bool(b) => json!(b),
+            Leaf::Str(s) => json!(s),
+        }
+    }
+
+    fn write_json(self, out: &mut Vec<u8>) {
+        let _ = match self {
+            Leaf::Null => serde_json::to_writer(&mut *out, &()),
+            Leaf::Int(n) => serde_json::to_writer(&mut *out, &n),
+            Leaf::Bool(b) => serde_json::to_writer(&mut *out, &b),
+            Leaf::Str(s) => serde_json::to_writer(&mut *out, s),
+        };
+    }
+
+    /// Inside a string that the template holds (quotes excluded).
+    fn write_in_string(self, out: &mut Vec<u8>) {
+        let from = out.len();
+        self.write_json(out);
+        if out.len() >= from + 2 && out[from] == b'"' {
+            out.pop();
+            out.remove(from);
+        }
+    }
+
+    fn opt_str(s: Option<&str>) -> Leaf<'_> {
+        s.map_or(Leaf::Null, Leaf::Str)
+    }
+
+    fn opt_int(n: Option<i64>) -> Leaf<'static> {
+        n.map_or(Leaf::Null, Leaf::Int)
+    }
+}
+
+// The leaves of each kind, by slot. A slot is a hole in the kind's
+// templates: built once from the real value-building code with a sentinel
+// in each slot (a number for the integer slots, which that code reads), then
+// filled per object.
+const C_ID: u8 = 0;
+const C_CREATED: u8 = 1;
+const C_EMAIL: u8 = 2;
+const C_NAME: u8 = 3;
+const C_PHONE: u8 = 4;
+const C_USER: u8 = 5;
+const C_CURRENCY: u8 = 6;
+const C_DELINQUENT: u8 = 7;
+const C_PREFIX: u8 = 8;
+const C_SEQUENCE: u8 = 9;
+const C_PAYMENT_METHOD: u8 = 10;
+const C_INT_SLOTS: &[u8] = &[C_CREATED, C_SEQUENCE];
+
+const P_ID: u8 = 0;
+const P_CREATED: u8 = 1;
+const P_CUSTOMER: u8 = 2;
+const P_EMAIL: u8 = 3;
+const P_NAME: u8 = 4;
+const P_BRAND: u8 = 5;
+const P_LAST4: u8 = 6;
+const P_EXP_MONTH: u8 = 7;
+const P_EXP_YEAR: u8 = 8;
+const P_FINGERPRINT: u8 = 9;
+const P_FUNDING: u8 = 10;
+const P_INT_SLOTS: &[u8] = &[P_CREATED, P_EXP_MONTH, P_EXP_YEAR];
+
+const S_ID: u8 = 0;
+const S_CUSTOMER: u8 = 1;
+const S_STATUS: u8 = 2;
+const S_CREATED: u8 = 3;
+const S_ANCHOR: u8 = 4;
+const S_PAYMENT_METHOD: u8 = 5;
+const S_INVOICE: u8 = 6;
+const S_USER: u8 = 7;
+const S_ITEM: u8 = 8;
+const S_QUANTITY: u8 = 9;
+const S_START: u8 = 10;
+const S_END: u8 = 11;
+const S_TRIAL_START: u8 = 12;
+const S_TRIAL_END: u8 = 13;
+const S_ENDED_AT: u8 = 14;
+const S_CANCELED_AT: u8 = 15;
+const S_REASON: u8 = 16;
+const S_CANCEL_AT_PERIOD_END: u8 = 17;
+const S_CANCEL_AT: u8 = 18;
+const S_INT_SLOTS: &[u8] = &[
+    S_CREATED,
+    S_ANCHOR,
+    S_QUANTITY,
+    S_START,
+    S_END,
+    S_TRIAL_START,
+    S_TRIAL_END,
+    S_ENDED_AT,
+    S_CANCELED_AT,
+    S_CANCEL_AT,
+];
+
+/// Integer sentinels: 19 digits, far from any real value.
+const SENTINEL_INT: i64 = 8_000_000_000_000_000_000;
+
+fn sentinel(slot: u8, int_slots: &[u8]) -> Value {
+    if int_slots.contains(&slot) {
+        json!(SENTINEL_INT + i64::from(slot))
+    } else {
+        json!(format!("~~S{slot}~~"))
+    }
+}
+
+/// An object's pretty JSON text at a given depth, with holes for its leaves.
+#[derive(Debug, Default)]
+struct Template {
+    pieces: Vec<Piece>,
+}
+
+#[derive(Debug)]
+enum Piece {
+    Text(Box<[u8]>),
+    /// A whole JSON value.
+    Value(u8),
+    /// Characters inside a string of the template.
+    InString(u8),
+}
+
+impl Template {
+    /// From the value built with sentinels, pretty-printed as at `depth`
+    /// (serde_json's pretty printer: two spaces a level, and raw line breaks
+    /// only between tokens, so indenting a deeper copy is one replacement).
+    fn new(v: &Value, depth: usize) -> Template {
+        let text = serde_json::to_string_pretty(v).unwrap_or_default();
+        let text = text.replace('\n', &format!("\n{}", "  ".repeat(depth)));
+        let bytes = text.as_bytes();
+        let int_prefix = (SENTINEL_INT / 100).to_string();
+        let mut pieces = Vec::new();
+        let mut text_run: Vec<u8> = Vec::new();
+        let mut i = 0;
+        let digits_at = |at: usize, n: usize| {
+            bytes.len() >= at + n && bytes[at..at + n].iter().all(u8::is_ascii_digit)
+        };
+        let number = |from: usize, n: usize| -> u8 {
+            bytes[from..from + n]
+                .iter()
+                .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
+                .try_into()
+                .unwrap_or(u8::MAX)
+        };
+        while i < bytes.len() {
+            let rest = &bytes[i..];
+            let hole = if rest.starts_with(b"~~S") {
+                let n = rest[3..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let slot = number(i + 3, n);
+                let end = i + 3 + n + 2;
+                // A whole string value takes its quotes along.
+                if text_run.last() == Some(&b'"') && bytes.get(end) == Some(&b'"') {
+                    text_run.pop();
+                    Some((Piece::Value(slot), end + 1))
+                } else {
+                    Some((Piece::InString(slot), end))
+                }
+            } else if rest.starts_with(int_prefix.as_bytes())
+                && digits_at(i + int_prefix.len(), 2)
+                && !digits_at(i + int_prefix.len() + 2, 1)
+            {
+                let slot = number(i + int_prefix.len(), 2);
+                Some((Piece::Value(slot), i + int_prefix.len() + 2))
+            } else {
+                None
+            };
+            match hole {
+                Some((piece, next)) => {
+                    if !text_run.is_empty() {
+                        pieces.push(Piece::Text(std::mem::take(&mut text_run).into()));
+                    }
+                    pieces.push(piece);
+                    i = next;
+                }
+                None => {
+                    text_run.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        if !text_run.is_empty() {
+            pieces.push(Piece::Text(text_run.into()));
+        }
+        Template { pieces }
+    }
+
+    /// Write the object: `value` writes the JSON of a whole-value slot,
+    /// `leaf` gives the characters of an in-string slot.
+    fn fill<'a>(
+        &self,
+        out: &mut Vec<u8>,
+        leaf: &dyn Fn(u8) -> Leaf<'a>,
+        value: &mut dyn FnMut(u8, &mut Vec<u8>),
+    ) {
+        for p in &self.pieces {
+            match p {
+                Piece::Text(t) => out.extend_from_slice(t),
+                Piece::Value(slot) => value(*slot, out),
+                Piece::InString(slot) => leaf(*slot).write_in_string(out),
+            }
+        }
+    }
+}
+
+/// List items are at depth 2 (`{"data": [ {...} ]}`), a payment method
+/// expanded in a subscription of a list at depth 3.
+const LIST_DEPTH: usize = 2;
+const EXPANDED_DEPTH: usize = 3;
+
+#[derive(Debug, Default)]
+struct Templates {
+    /// By metadata kind, at [`LIST_DEPTH`].
+    customers: Vec<Template>,
+    /// By (user metadata, price), at [`LIST_DEPTH`].
+    subscriptions: Vec<Template>,
+    /// At [`EXPANDED_DEPTH`].
+    payment_method: Template,
+}
+
+impl Generated {
+    fn customer_leaf(&self, i: u32, slot: u8) -> Leaf<'_> {
+        let c = &self.customers[i as usize];
+        match slot {
+            C_ID => Leaf::Str(&c.id),
+            C_CREATED => Leaf::Int(c.created),
+            C_EMAIL => Leaf::opt_str(c.email.as_deref()),
+            C_NAME => Leaf::Str(&c.name),
+            C_PHONE => Leaf::opt_str(c.phone.as_deref()),
+            C_USER => Leaf::Str(&c.user),
+            C_CURRENCY => match c.subscriptions {
+                0 => Leaf::Null,
+                _ => Leaf::Str("usd"),
+            },
+            C_DELINQUENT => Leaf::Bool(c.delinquent),
+            C_PREFIX => Leaf::Str(&c.invoice_prefix),
+            C_SEQUENCE => Leaf::Int(1 + i64::from(c.subscriptions) * 3),
+            C_PAYMENT_METHOD => Leaf::opt_str(
+                c.payment_method
+                    .map(|p| &*self.payment_methods[p as usize].id),
+            ),
+            _ => Leaf::Null,
+        }
+    }
+
+    fn payment_method_leaf(&self, i: u32, slot: u8) -> Leaf<'_> {
+        let p = &self.payment_methods[i as usize];
+        let c = &self.customers[p.customer as usize];
+        match slot {
+            P_ID => Leaf::Str(&p.id),
+            P_CREATED => Leaf::Int(c.created + 30),
+            P_CUSTOMER => Leaf::Str(&c.id),
+            P_EMAIL => Leaf::opt_str(c.email.as_deref()),
+            P_NAME => Leaf::Str(&c.name),
+            P_BRAND => Leaf::Str(p.brand),
+            P_LAST4 => Leaf::Str(&p.last4),
+            P_EXP_MONTH => Leaf::Int(p.exp_month),
+            P_EXP_YEAR => Leaf::Int(p.exp_year),
+            P_FINGERPRINT => Leaf::Str(&p.fingerprint),
+            P_FUNDING => Leaf::Str(p.funding),
+            _ => Leaf::Null,
+        }
+    }
+
+    fn subscription_leaf(&self, i: u32, slot: u8) -> Leaf<'_> {
+        let s = &self.subscriptions[i as usize];
+        let c = &self.customers[s.customer as usize];
+        match slot {
+            S_ID => Leaf::Str(&s.id),
+            S_CUSTOMER => Leaf::Str(&c.id),
+            S_STATUS => Leaf::Str(s.status),
+            S_CREATED => Leaf::Int(s.created),
+            S_ANCHOR => Leaf::Int(s.billing_cycle_anchor),
+            S_PAYMENT_METHOD => Leaf::opt_str(
+                c.payment_method
+                    .filter(|_| s.has_payment_method)
+                    .map(|p| &*self.payment_methods[p as usize].id),
+            ),
+            S_INVOICE => Leaf::Str(&s.latest_invoice),
+            S_USER => Leaf::Str(&c.user),
+            S_ITEM => Leaf::Str(&s.item_id),
+            S_QUANTITY => Leaf::Int(s.quantity),
+            S_START => Leaf::Int(s.period.0),
+            S_END => Leaf::Int(s.period.1),
+            S_TRIAL_START => Leaf::opt_int(s.trial.map(|t| t.0)),
+            S_TRIAL_END => Leaf::opt_int(s.trial.map(|t| t.1)),
+            S_ENDED_AT => Leaf::opt_int(s.ended_at),
+            S_CANCELED_AT => Leaf::opt_int(s.canceled_at),
+            S_REASON => Leaf::opt_str(s.cancellation_reason),
+            S_CANCEL_AT_PERIOD_END => Leaf::Bool(s.cancel_at_period_end),
+            S_CANCEL_AT => Leaf::opt_int(s.cancel_at),
+            _ => Leaf::Null,
+        }
+    }
+
+    /// The object's value, built by the same code as `Account::generate`'s.
+    fn value(&self, r: GenRef) -> Value {
+        match r {
+            GenRef::Customer(i) => customer_value(
+                &|slot| self.customer_leaf(i, slot).value(),
+                self.customers[i as usize].metadata,
+                self.now,
+            ),
+            GenRef::PaymentMethod(i) => {
+                payment_method_value(&|slot| self.payment_method_leaf(i, slot).value(), self.now)
+            }
+            GenRef::Subscription(i) => {
+                let s = &self.subscriptions[i as usize];
+                subscription_value(
+                    &|slot| self.subscription_leaf(i, slot).value(),
+                    s.user_metadata,
+                    &self.prices[usize::from(s.price)],
+                    &self.prices,
+                    self.now,
+                )
+            }
+        }
+    }
+
+    /// A top-level field; the ones lists filter on without building the value.
+    fn field(&self, r: GenRef, key: &str) -> Value {
+        let leaf = match (r, key) {
+            (GenRef::Customer(i), "id") => self.customer_leaf(i, C_ID),
+            (GenRef::Customer(i), "email") => self.customer_leaf(i, C_EMAIL),
+            (GenRef::Subscription(i), "id") => self.subscription_leaf(i, S_ID),
+            (GenRef::Subscription(i), "status") => self.subscription_leaf(i, S_STATUS),
+            (GenRef::Subscription(i), "customer") => self.subscription_leaf(i, S_CUSTOMER),
+            (GenRef::PaymentMethod(i), "id") => self.payment_method_leaf(i, P_ID),
+            (GenRef::PaymentMethod(i), "customer") => self.payment_method_leaf(i, P_CUSTOMER),
+            (GenRef::PaymentMethod(_), "type") => Leaf::Str("card"),
+            (_, "created") => Leaf::Int(self.created(r)),
+            _ => return self.value(r)[key].clone(),
+        };
+        leaf.value()
+    }
+
+    fn id(&self, r: GenRef) -> &str {
+        match r {
+            GenRef::Customer(i) => &self.customers[i as usize].id,
+            GenRef::Subscription(i) => &self.subscriptions[i as usize].id,
+            GenRef::PaymentMethod(i) => &self.payment_methods[i as usize].id,
+        }
+    }
+
+    fn created(&self, r: GenRef) -> i64 {
+        match r {
+            GenRef::Customer(i) => self.customers[i as usize].created,
+            GenRef::Subscription(i) => self.subscriptions[i as usize].created,
+            GenRef::PaymentMethod(i) => {
+                let p = &self.payment_methods[i as usize];
+                self.customers[p.customer as usize].created + 30
+            }
+        }
+    }
+
+    /// Every kind's templates, from the value-building code and sentinels.
+    fn build_templates(&mut self) {
+        let c_leaf = |slot| sentinel(slot, C_INT_SLOTS);
+        self.templates.customers = (0..4)
+            .map(|m| Template::new(&customer_value(&c_leaf, m, self.now), LIST_DEPTH))
+            .collect();
+        let mut subscriptions = Vec::new();
+        for user_metadata in [false, true] {
+            for price in &self.prices {
+                let v = subscription_value(
+                    &|slot| sentinel(slot, S_INT_SLOTS),
+                    user_metadata,
+                    price,
+                    &self.prices,
+                    self.now,
+                );
+                subscriptions.push(Template::new(&v, LIST_DEPTH));
+            }
+        }
+        self.templates.subscriptions = subscriptions;
+        let p_leaf = |slot| sentinel(slot, P_INT_SLOTS);
+        self.templates.payment_method =
+            Template::new(&payment_method_value(&p_leaf, self.now), EXPANDED_DEPTH);
+    }
+
+    /// Write the object as a list item (at [`LIST_DEPTH`]; a payment method
+    /// at [`EXPANDED_DEPTH`]). `expand_payment_method` writes a
+    /// subscription's `default_payment_method` slot (its id, or null).
+    fn fill(&self, r: GenRef, out: &mut Vec<u8>, expand_payment_method: Option<ExpandFn<'_>>) {
+        match r {
+            GenRef::Customer(i) => {
+                let t = &self.templates.customers[usize::from(self.customers[i as usize].metadata)];
+                let leaf = |slot| self.customer_leaf(i, slot);
+                t.fill(out, &leaf, &mut |slot, out| leaf(slot).write_json(out));
+            }
+            GenRef::PaymentMethod(i) => {
+                let leaf = |slot| self.payment_method_leaf(i, slot);
+                self.templates
+                    .payment_method
+                    .fill(out, &leaf, &mut |slot, out| leaf(slot).write_json(out));
+            }
+            GenRef::Subscription(i) => {
+                let s = &self.subscriptions[i as usize];
+                let t = &self.templates.subscriptions
+                    [usize::from(s.user_metadata) * self.prices.len() + usize::from(s.price)];
+                let leaf = |slot| self.subscription_leaf(i, slot);
+                let mut expand = expand_payment_method;
+                t.fill(
+                    out,
+                    &leaf,
+                    &mut |slot, out| match (leaf(slot), &mut expand) {
+                        (Leaf::Str(id), Some(expand)) if slot == S_PAYMENT_METHOD => {
+                            expand(id, out)
+                        }
+                        (l, _) => l.write_json(out),
+                    },
+                );
+            }
+        }
+    }
+
+    /// The account with every object built as a value.
+    fn account(&self) -> Account {
+        let mut acc = Account::new();
+        acc.products = self.products.clone();
+        acc.prices = self.prices.clone();
+        let n = |len: usize| 0..u32::try_from(len).unwrap_or(u32::MAX);
+        acc.payment_methods = n(self.payment_methods.len())
+            .map(|i| self.value(GenRef::PaymentMethod(i)))
+            .collect();
+        acc.customers = n(self.customers.len())
+            .map(|i| self.value(GenRef::Customer(i)))
+            .collect();
+        acc.subscriptions = n(self.subscriptions.len())
+            .map(|i| self.value(GenRef::Subscription(i)))
+            .collect();
+        acc
+    }
+}
+
+/// A generated customer's value; `leaf` gives each slot (`C_*`).
+fn customer_value(leaf: &dyn Fn(u8) -> Value, metadata: u8, now: i64) -> Value {
+    let metadata = match metadata {
+        0 => json!({}),
+        1 => json!({ "source": "import" }),
+        2 => json!({ "clerkUserID": leaf(C_USER), "note": "legacy key casing" }),
+        _ => json!({ "clerkUserId": leaf(C_USER) }),
+    };
+    let customer = json!({
+        "id": leaf(C_ID),
+        "created": leaf(C_CREATED),
+        "email": leaf(C_EMAIL),
+        "name": leaf(C_NAME),
+        "phone": leaf(C_PHONE),
+        "metadata": metadata,
+        "currency": leaf(C_CURRENCY),
+        "delinquent": leaf(C_DELINQUENT),
+        "invoice_prefix": leaf(C_PREFIX),
+        "next_invoice_sequence": leaf(C_SEQUENCE),
+        "invoice_settings": { "default_payment_method": leaf(C_PAYMENT_METHOD) },
+    });
+    normalize_customer(customer, None, now).unwrap_or_default()
+}
+
+/// A generated card's value; `leaf` gives each slot (`P_*`).
+fn payment_method_value(leaf: &dyn Fn(u8) -> Value, now: i64) -> Value {
+    let pm = json!({
+        "id": leaf(P_ID),
+        "created": leaf(P_CREATED),
+        "customer": leaf(P_CUSTOMER),
+        "billing_details": { "email": leaf(P_EMAIL), "name": leaf(P_NAME) },
+        "card": {
+            "brand": leaf(P_BRAND),
+            "last4": leaf(P_LAST4),
+            "exp_month": leaf(P_EXP_MONTH),
+            "exp_year": leaf(P_EXP_YEAR),
+            "fingerprint": leaf(P_FINGERPRINT),
+            "funding": leaf(P_FUNDING),
+            "checks": { "cvc_check": "pass", "address_line1_check": null, "address_postal_code_check": null },
+        },
+    });
+    normalize_payment_method(pm, None, now).unwrap_or_default()
+}
+
+/// A generated subscription's value; `leaf` gives each slot (`S_*`). Every
+/// key set here is in the subscription template, so a null leaf leaves the
+/// template's null in place.
+fn subscription_value(
+    leaf: &dyn Fn(u8) -> Value,
+    user_metadata: bool,
+    price: &Value,
+    prices: &[Value],
+    now: i64,
+) -> Value {
+    let mut sub = Map::new();
+    sub.insert("trial_start".into(), leaf(S_TRIAL_START));
+    sub.insert("trial_end".into(), leaf(S_TRIAL_END));
+    sub.insert("ended_at".into(), leaf(S_ENDED_AT));
+    sub.insert("canceled_at".into(), leaf(S_CANCELED_AT));
+    sub.insert(
+        "cancellation_details".into(),
+        json!({ "comment": null, "feedback": null, "reason": leaf(S_REASON) }),
+    );
+    sub.insert("cancel_at_period_end".into(), leaf(S_CANCEL_AT_PERIOD_END));
+    sub.insert("cancel_at".into(), leaf(S_CANCEL_AT));
+    sub.insert("id".into(), leaf(S_ID));
+    sub.insert("customer".into(), leaf(S_CUSTOMER));
+    sub.insert("status".into(), leaf(S_STATUS));
+    sub.insert("created".into(), leaf(S_CREATED));
+    sub.insert("start_date".into(), leaf(S_CREATED));
+    sub.insert("billing_cycle_anchor".into(), leaf(S_ANCHOR));
+    sub.insert("default_payment_method".into(), leaf(S_PAYMENT_METHOD));
+    sub.insert("latest_invoice".into(), leaf(S_INVOICE));
+    let metadata = match user_metadata {
+        true => json!({ "clerkUserId": leaf(S_USER) }),
+        false => json!({}),
+    };
+    sub.insert("metadata".into(), metadata);
+    sub.insert(
+        "items".into(),
+        json!([{
+            "id": leaf(S_ITEM),
+            "created": leaf(S_CREATED),
+            "price": price["id"],
+            "quantity": leaf(S_QUANTITY),
+            "current_period_start": leaf(S_START),
+            "current_period_end": leaf(S_END),
+        }]),
+    );
+    let mut price_of = |r: &Value| {
+        prices
+            .iter()
+            .find(|p| p["id"] == *r)
+            .cloned()
+            .unwrap_or_default()
+    };
+    normalize_subscription(Value::Object(sub), None, &mut price_of, now).unwrap_or_default()
+}
+
 fn generate_account(n_customers: usize, n_subscriptions: usize, seed: u64, now: i64) -> Account {
+    generate(n_customers, n_subscriptions, seed, now).account()
+}
+
+/// The records of [`Account::generate_at`]'s account.
+fn generate(n_customers: usize, n_subscriptions: usize, seed: u64, now: i64) -> Generated {
     let mut rng = Rng::new(seed);
     let mut acc = Account::new();
     let epoch = now - 900 * DAY;
@@ -4209,17 +5103,20 @@ fn generate_account(n_customers: usize, n_subscriptions: usize, seed: u64, now: 
             per_seat,
         });
     }
+    // The subscriptions' price index is into the catalog's price list.
+    let price_index: Vec<u8> = prices
+        .iter()
+        .map(|p| {
+            acc.prices
+                .iter()
+                .position(|q| q["id"] == p.id.as_str())
+                .and_then(|i| u8::try_from(i).ok())
+                .unwrap_or(0)
+        })
+        .collect();
 
-    // Customers (partials, completed below).
-    struct GenCustomer {
-        id: String,
-        created: i64,
-        email: Option<String>,
-        name: String,
-        metadata: Value,
-        pm: Option<String>,
-        statuses: Vec<&'static str>,
-    }
+    // Customers (identity first; the rest is drawn below, in the same order
+    // as ever, so a seed keeps giving the same account).
     let mut customers: Vec<GenCustomer> = Vec::with_capacity(n_customers);
     for i in 0..n_customers {
         let created = match customers.last() {
@@ -4228,34 +5125,41 @@ fn generate_account(n_customers: usize, n_subscriptions: usize, seed: u64, now: 
         };
         let first = *rng.pick(&FIRST_NAMES);
         let last = *rng.pick(&LAST_NAMES);
-        let email = if rng.pct(2) {
+        let email: Option<Box<str>> = if rng.pct(2) {
             None
         } else if rng.pct(2) && !customers.is_empty() {
             let j = rng.below(customers.len() as u64) as usize;
             customers[j].email.clone()
         } else {
-            Some(format!(
-                "{}.{}{}@{}",
-                first.to_lowercase(),
-                last.to_lowercase().replace('-', ""),
-                i,
-                rng.pick(&DOMAINS)
-            ))
+            Some(
+                format!(
+                    "{}.{}{}@{}",
+                    first.to_lowercase(),
+                    last.to_lowercase().replace('-', ""),
+                    i,
+                    rng.pick(&DOMAINS)
+                )
+                .into(),
+            )
         };
         let metadata = match rng.below(100) {
-            0 => json!({}),
-            1 => json!({ "source": "import" }),
-            2 => json!({ "clerkUserID": format!("user_{i}"), "note": "legacy key casing" }),
-            _ => json!({ "clerkUserId": format!("user_{i}") }),
+            0 => 0,
+            1 => 1,
+            2 => 2,
+            _ => 3,
         };
         customers.push(GenCustomer {
-            id: format!("cus_{}", rng.alnum(14)),
+            id: format!("cus_{}", rng.alnum(14)).into(),
             created,
             email,
-            name: format!("{first} {last}"),
+            name: format!("{first} {last}").into(),
             metadata,
-            pm: None,
-            statuses: Vec::new(),
+            user: format!("user_{i}").into(),
+            payment_method: None,
+            subscriptions: 0,
+            delinquent: false,
+            phone: None,
+            invoice_prefix: "".into(),
         });
     }
 
@@ -4280,13 +5184,15 @@ fn generate_account(n_customers: usize, n_subscriptions: usize, seed: u64, now: 
             70..=84 => 2,
             _ => 3,
         };
-        customers[ci].statuses.push(status);
+        customers[ci].subscriptions += 1;
+        customers[ci].delinquent |= matches!(status, "past_due" | "unpaid");
         subs.push((ci, status, pi));
     }
 
     // Payment methods: one per customer with subscriptions, ~20% of the others.
-    for c in customers.iter_mut() {
-        if c.statuses.is_empty() && !rng.pct(20) {
+    let mut payment_methods = Vec::new();
+    for (ci, c) in customers.iter_mut().enumerate() {
+        if c.subscriptions == 0 && !rng.pct(20) {
             continue;
         }
         let (brand, last4s): (&str, &[&str]) = match rng.below(10) {
@@ -4301,71 +5207,51 @@ fn generate_account(n_customers: usize, n_subscriptions: usize, seed: u64, now: 
         };
         let id = format!("pm_1{}", rng.alnum(23));
         let exp_year = 1970 + (now / (365 * DAY + DAY / 4)) + rng.range(1, 6);
-        let pm = json!({
-            "id": id,
-            "created": c.created + 30,
-            "customer": c.id,
-            "billing_details": { "email": c.email, "name": c.name },
-            "card": {
-                "brand": brand,
-                "last4": last4,
-                "exp_month": rng.range(1, 13),
-                "exp_year": exp_year,
-                "fingerprint": rng.alnum(16),
-                "funding": if rng.pct(80) { "credit" } else { "debit" },
-                "checks": { "cvc_check": "pass", "address_line1_check": null, "address_postal_code_check": null },
-            },
+        let exp_month = rng.range(1, 13);
+        let fingerprint = rng.alnum(16);
+        let funding = if rng.pct(80) { "credit" } else { "debit" };
+        c.payment_method = u32::try_from(payment_methods.len()).ok();
+        payment_methods.push(GenPaymentMethod {
+            id: id.into(),
+            customer: u32::try_from(ci).unwrap_or(u32::MAX),
+            brand,
+            last4: last4.into(),
+            exp_month,
+            exp_year,
+            fingerprint: fingerprint.into(),
+            funding,
         });
-        // Pushed directly: `add_*` look ids up linearly, too slow for big accounts.
-        if let Some(pm) = normalize_payment_method(pm, None, now) {
-            acc.payment_methods.push(pm);
-        }
-        c.pm = Some(id);
     }
 
-    for c in &customers {
-        let delinquent = c
-            .statuses
-            .iter()
-            .any(|s| matches!(*s, "past_due" | "unpaid"));
-        let phone = if rng.pct(30) {
-            Value::String(format!("+1555{}", rng.digits(7)))
+    for c in customers.iter_mut() {
+        c.phone = if rng.pct(30) {
+            Some(format!("+1555{}", rng.digits(7)).into())
         } else {
-            Value::Null
+            None
         };
-        let customer = json!({
-            "id": c.id,
-            "created": c.created,
-            "email": c.email,
-            "name": c.name,
-            "phone": phone,
-            "metadata": c.metadata,
-            "currency": if c.statuses.is_empty() { Value::Null } else { json!("usd") },
-            "delinquent": delinquent,
-            "invoice_prefix": rng.hex_upper(8),
-            "next_invoice_sequence": 1 + c.statuses.len() as i64 * 3,
-            "invoice_settings": { "default_payment_method": c.pm },
-        });
-        if let Some(customer) = normalize_customer(customer, None, now) {
-            acc.customers.push(customer);
-        }
+        c.invoice_prefix = rng.hex_upper(8).into();
     }
 
+    let mut subscriptions = Vec::with_capacity(subs.len());
     for (ci, status, pi) in subs {
         let c = &customers[ci];
         let price = &prices[pi];
         let earliest = c.created + 60;
-        let mut sub = Map::new();
         let mut status = status;
         let created: i64;
         let (start, end): (i64, i64);
+        let mut trial = None;
+        let mut ended_at = None;
+        let mut canceled_at = None;
+        let mut cancellation_reason = None;
+        let mut cancel_at_period_end = false;
+        let mut cancel_at = None;
         match status {
             "trialing" => {
                 created = earliest.max(now - 600 - rng.range(0, 13 * DAY));
                 start = created;
                 end = created + 14 * DAY;
-                sub.insert("trial_start".into(), json!(start));
-                sub.insert("trial_end".into(), json!(end));
+                trial = Some((start, end));
             }
             "incomplete" => {
                 created = earliest.max(now - 300 - rng.range(0, 20 * 3600));
@@ -4376,7 +5262,7 @@ fn generate_account(n_customers: usize, n_subscriptions: usize, seed: u64, now: 
                 created = rng.range(earliest, now - 2 * DAY);
                 start = created;
                 end = add_interval(start, price.interval, 1);
-                sub.insert("ended_at".into(), json!(created + 23 * 3600));
+                ended_at = Some(created + 23 * 3600);
             }
             "incomplete_expired" => {
                 status = "incomplete";
@@ -4388,74 +5274,64 @@ fn generate_account(n_customers: usize, n_subscriptions: usize, seed: u64, now: 
                 created = rng.range(earliest, now - 120);
                 let stop = rng.range(created + 60, now - 60);
                 (start, end) = period_containing(created, price.interval, 1, stop);
-                sub.insert("canceled_at".into(), json!(stop));
-                sub.insert("ended_at".into(), json!(stop));
-                let reason = if rng.pct(30) {
+                canceled_at = Some(stop);
+                ended_at = Some(stop);
+                cancellation_reason = Some(if rng.pct(30) {
                     "payment_failed"
                 } else {
                     "cancellation_requested"
-                };
-                sub.insert(
-                    "cancellation_details".into(),
-                    json!({ "comment": null, "feedback": null, "reason": reason }),
-                );
+                });
             }
             _ => {
                 created = rng.range(earliest, now - 120);
                 (start, end) = period_containing(created, price.interval, 1, now);
                 if status == "active" && rng.pct(10) {
-                    sub.insert("cancel_at_period_end".into(), json!(true));
-                    sub.insert("cancel_at".into(), json!(end));
-                    sub.insert("canceled_at".into(), json!(rng.range(start, now)));
-                    sub.insert(
-                        "cancellation_details".into(),
-                        json!({ "comment": null, "feedback": null, "reason": "cancellation_requested" }),
-                    );
+                    cancel_at_period_end = true;
+                    cancel_at = Some(end);
+                    canceled_at = Some(rng.range(start, now));
+                    cancellation_reason = Some("cancellation_requested");
                 }
             }
         }
-        let has_pm = !matches!(status, "incomplete" | "incomplete_expired");
+        let has_payment_method = !matches!(status, "incomplete" | "incomplete_expired");
         let id = format!("sub_1{}", rng.alnum(23));
         let item_id = format!("si_{}", rng.alnum(14));
         let quantity = if price.per_seat { rng.range(2, 11) } else { 1 };
-        let metadata = match c.metadata.get("clerkUserId") {
-            Some(clerk) if rng.pct(70) => json!({ "clerkUserId": clerk }),
-            _ => json!({}),
-        };
-        sub.insert("id".into(), json!(id));
-        sub.insert("customer".into(), json!(c.id));
-        sub.insert("status".into(), json!(status));
-        sub.insert("created".into(), json!(created));
-        sub.insert("start_date".into(), json!(created));
-        sub.insert(
-            "billing_cycle_anchor".into(),
-            json!(if status == "trialing" { end } else { created }),
-        );
-        sub.insert(
-            "default_payment_method".into(),
-            if has_pm { json!(c.pm) } else { Value::Null },
-        );
-        sub.insert(
-            "latest_invoice".into(),
-            json!(format!("in_1{}", rng.alnum(23))),
-        );
-        sub.insert("metadata".into(), metadata);
-        sub.insert(
-            "items".into(),
-            json!([{
-                "id": item_id,
-                "created": created,
-                "price": price.id,
-                "quantity": quantity,
-                "current_period_start": start,
-                "current_period_end": end,
-            }]),
-        );
-        let mut price_of =
-            |r: &Value| vec_catalog_price(&mut acc.prices, &mut acc.products, r, now);
-        if let Some(sub) = normalize_subscription(Value::Object(sub), None, &mut price_of, now) {
-            acc.subscriptions.push(sub);
-        }
+        let user_metadata = c.metadata == 3 && rng.pct(70);
+        let latest_invoice = format!("in_1{}", rng.alnum(23));
+        subscriptions.push(GenSubscription {
+            id: id.into(),
+            customer: u32::try_from(ci).unwrap_or(u32::MAX),
+            status,
+            price: price_index[pi],
+            user_metadata,
+            created,
+            billing_cycle_anchor: if status == "trialing" { end } else { created },
+            has_payment_method,
+            latest_invoice: latest_invoice.into(),
+            item_id: item_id.into(),
+            quantity,
+            period: (start, end),
+            trial,
+            ended_at,
+            canceled_at,
+            cancellation_reason,
+            cancel_at_period_end,
+            cancel_at,
+        });
     }
-    acc
+    let mut generated = Generated {
+        now,
+        products: acc.products,
+        prices: acc.prices,
+        customers,
+        subscriptions,
+        payment_methods,
+        templates: Templates::default(),
+    };
+    generated.build_templates();
+    generated
 }
+
+/// Writes an expanded object (by id) into a page being rendered.
+type ExpandFn<'a> = &'a mut dyn FnMut(&str, &mut Vec<u8>);

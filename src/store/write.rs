@@ -1,0 +1,553 @@
+//! The write path: the one writer's SQL. A [`Writer`] holds the statements
+//! of one transaction, each prepared (and its SQL looked up) once rather
+//! than once per row: a backfill transaction writes thousands of customers.
+//!
+//! A write either answers its outcome (the mapping before and after, for
+//! targeted syncs and replays) or, in a backfill, marks the customer's row
+//! with the pass and the run (see [`PassMarks`]) and keeps its mapping from
+//! before the run first wrote it in the run's journal, a temporary table.
+//! The run's report streams from those, so nothing per customer stays in
+//! memory however large the account.
+
+use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
+
+use super::mapping::{FROM, MAPPING_SELECT, mapping_for, mapping_row};
+use super::{
+    Current, CustomerWrite, MappingRow, PassMarks, RecordSource, WriteOutcome, same_mapping,
+};
+use crate::objects::{Card, SubscriptionRecord};
+
+/// The statements a writer may prepare, by index.
+#[derive(Debug, Clone, Copy)]
+enum Sql {
+    CustomerSnapshot,
+    CustomerHint,
+    Subscription,
+    Point,
+    CurrentOf,
+    Newest,
+    PassState,
+    PointMarked,
+    Mark,
+    Journal,
+}
+
+const STATEMENTS: usize = Sql::Journal as usize + 1;
+
+impl Sql {
+    fn text(self) -> &'static str {
+        match self {
+            // A customer object: replaces an older view, never a newer one,
+            // and touches the row only when something differs. A deleted
+            // customer's stub has no metadata: the user it belonged to is kept.
+            Sql::CustomerSnapshot => {
+                "INSERT INTO customers (id, user_id, user_key, email, deleted, snapshot_at, source,
+                    synced_at, written_run, listed_pass, first_sub_pass)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT(id) DO UPDATE SET
+                   user_id = CASE WHEN excluded.deleted THEN customers.user_id ELSE excluded.user_id END,
+                   email = CASE WHEN excluded.deleted THEN customers.email ELSE excluded.email END,
+                   user_key = excluded.user_key, deleted = excluded.deleted,
+                   snapshot_at = excluded.snapshot_at,
+                   source = excluded.source, synced_at = excluded.synced_at,
+                   written_run = COALESCE(excluded.written_run, customers.written_run),
+                   listed_pass = COALESCE(excluded.listed_pass, customers.listed_pass),
+                   first_sub_pass = COALESCE(excluded.first_sub_pass, customers.first_sub_pass)
+                 WHERE (customers.snapshot_at IS NULL OR customers.snapshot_at <= excluded.snapshot_at)
+                   AND (customers.deleted IS NOT excluded.deleted
+                        OR customers.snapshot_at IS NOT excluded.snapshot_at
+                        OR customers.user_key IS NOT excluded.user_key
+                        OR (NOT excluded.deleted AND (customers.user_id IS NOT excluded.user_id
+                                                      OR customers.email IS NOT excluded.email)))"
+            }
+            // Only an inferred user id: fill blanks, keep what is known.
+            Sql::CustomerHint => {
+                "INSERT INTO customers (id, user_id, user_key, email, deleted, snapshot_at, source,
+                    synced_at, written_run, listed_pass, first_sub_pass)
+                 VALUES (?1, ?2, ?3, ?4, 0, NULL, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(id) DO UPDATE SET
+                   user_id = COALESCE(customers.user_id, excluded.user_id),
+                   email = COALESCE(customers.email, excluded.email),
+                   synced_at = excluded.synced_at,
+                   written_run = COALESCE(excluded.written_run, customers.written_run),
+                   listed_pass = COALESCE(excluded.listed_pass, customers.listed_pass),
+                   first_sub_pass = COALESCE(excluded.first_sub_pass, customers.first_sub_pass)
+                 WHERE (customers.user_id IS NULL AND excluded.user_id IS NOT NULL)
+                    OR (customers.email IS NULL AND excluded.email IS NOT NULL)"
+            }
+            // Newer snapshots replace older ones; an identical one touches nothing.
+            Sql::Subscription => {
+                "INSERT INTO subscriptions (id, customer_id, status, price_id, current_period_start,
+                    current_period_end, cancel_at_period_end, payment_method_id, card_brand, card_last4,
+                    created, snapshot_at, source, synced_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT(id) DO UPDATE SET
+                    customer_id = excluded.customer_id, status = excluded.status, price_id = excluded.price_id,
+                    current_period_start = excluded.current_period_start,
+                    current_period_end = excluded.current_period_end,
+                    cancel_at_period_end = excluded.cancel_at_period_end,
+                    payment_method_id = excluded.payment_method_id,
+                    card_brand = CASE WHEN excluded.payment_method_id IS subscriptions.payment_method_id
+                                      AND excluded.card_brand IS NULL AND excluded.card_last4 IS NULL
+                                 THEN subscriptions.card_brand ELSE excluded.card_brand END,
+                    card_last4 = CASE WHEN excluded.payment_method_id IS subscriptions.payment_method_id
+                                      AND excluded.card_brand IS NULL AND excluded.card_last4 IS NULL
+                                 THEN subscriptions.card_last4 ELSE excluded.card_last4 END,
+                    created = excluded.created, snapshot_at = excluded.snapshot_at,
+                    source = excluded.source, synced_at = excluded.synced_at
+                 WHERE subscriptions.snapshot_at <= excluded.snapshot_at
+                   AND (subscriptions.snapshot_at IS NOT excluded.snapshot_at
+                        OR subscriptions.customer_id IS NOT excluded.customer_id
+                        OR subscriptions.status IS NOT excluded.status
+                        OR subscriptions.price_id IS NOT excluded.price_id
+                        OR subscriptions.current_period_start IS NOT excluded.current_period_start
+                        OR subscriptions.current_period_end IS NOT excluded.current_period_end
+                        OR subscriptions.cancel_at_period_end IS NOT excluded.cancel_at_period_end
+                        OR subscriptions.payment_method_id IS NOT excluded.payment_method_id
+                        OR (excluded.card_brand IS NOT NULL AND subscriptions.card_brand IS NOT excluded.card_brand)
+                        OR (excluded.card_last4 IS NOT NULL AND subscriptions.card_last4 IS NOT excluded.card_last4)
+                        OR subscriptions.created IS NOT excluded.created
+                        OR subscriptions.source IS NOT excluded.source)"
+            }
+            Sql::Point => {
+                "UPDATE customers SET subscription_id = ?2, current_at = ?3, synced_at = ?4
+                 WHERE id = ?1 AND (current_at IS NULL OR ?3 IS NULL OR current_at <= ?3)
+                   AND subscription_id IS NOT ?2"
+            }
+            Sql::CurrentOf => "SELECT subscription_id FROM customers WHERE id = ?1",
+            Sql::Newest => {
+                "SELECT id FROM subscriptions WHERE customer_id = ?1 AND created =
+                   (SELECT max(created) FROM subscriptions WHERE customer_id = ?1)
+                 ORDER BY id DESC"
+            }
+            Sql::PassState => {
+                "SELECT written_run, listed_pass, first_sub_pass, subscription_id, current_at
+                 FROM customers WHERE id = ?1"
+            }
+            Sql::PointMarked => {
+                "UPDATE customers SET subscription_id = ?2, current_at = ?3, synced_at = ?4,
+                    written_run = ?5, listed_pass = ?6, first_sub_pass = ?7
+                 WHERE id = ?1"
+            }
+            Sql::Mark => {
+                "UPDATE customers SET written_run = ?2, listed_pass = ?3, first_sub_pass = ?4
+                 WHERE id = ?1"
+            }
+            Sql::Journal => {
+                "INSERT INTO temp.pass_journal (customer_id, user_id, email,
+                    subscription_id, status, price_id, current_period_start, current_period_end,
+                    cancel_at_period_end, card_brand, card_last4, synced_at, source, deleted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            }
+        }
+    }
+}
+
+/// The run's journal (see the module docs): the mapping of each customer
+/// the store had, from before the run's first write of it. Appended in
+/// write order (no index to keep up while the pass writes); indexed by
+/// customer once, for the report.
+const JOURNAL: &str = "
+DROP TABLE IF EXISTS temp.pass_journal;
+CREATE TEMP TABLE pass_journal (
+    customer_id          TEXT NOT NULL,
+    user_id              TEXT,
+    email                TEXT,
+    subscription_id      TEXT,
+    status               TEXT NOT NULL,
+    price_id             TEXT,
+    current_period_start INTEGER,
+    current_period_end   INTEGER,
+    cancel_at_period_end INTEGER NOT NULL,
+    card_brand           TEXT,
+    card_last4           TEXT,
+    synced_at            TEXT NOT NULL,
+    source               TEXT NOT NULL,
+    deleted              INTEGER NOT NULL
+);
+";
+
+/// Start an empty journal (a run's own: temporary tables die with the
+/// connection).
+pub(super) fn begin_journal(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(JOURNAL)
+}
+
+/// How many customers the run wrote (and the journal indexed, and the
+/// page cache made as large as for the pass, for [`run_page`]: it reads
+/// the customers in id order, not in the order they are stored).
+pub(super) fn run_len(conn: &Connection, run: i64) -> rusqlite::Result<u64> {
+    conn.execute_batch(&format!(
+        "CREATE INDEX IF NOT EXISTS temp.pass_journal_customer ON pass_journal(customer_id);
+         PRAGMA cache_size = {};",
+        super::PASS_CACHE_KIB
+    ))?;
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM customers WHERE written_run = ?1",
+        [run],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Up to `limit` customers the run wrote, after `after` by id, each with
+/// its mapping before the run (none: new to the store) and now.
+pub(super) fn run_page(
+    conn: &Connection,
+    run: i64,
+    after: Option<&str>,
+    limit: usize,
+) -> anyhow::Result<Vec<(String, WriteOutcome)>> {
+    // The mapping now (columns 0 to 13), then as journaled (14 on).
+    let sql = format!(
+        "{MAPPING_SELECT}, j.customer_id, j.user_id, j.email, j.subscription_id, j.status,
+                j.price_id, j.current_period_start, j.current_period_end,
+                j.cancel_at_period_end, j.card_brand, j.card_last4, j.synced_at, j.source,
+                j.deleted
+         {FROM} LEFT JOIN temp.pass_journal j ON j.customer_id = c.id
+         WHERE c.id > ?2 AND c.written_run = ?1 ORDER BY c.id LIMIT ?3"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(params![run, after.unwrap_or(""), limit as i64], |r| {
+        let after = mapping_row(r)?;
+        let existed: Option<String> = r.get(14)?;
+        let before = match existed {
+            None => None,
+            Some(_) => {
+                let (brand, last4): (Option<String>, Option<String>) = (r.get(23)?, r.get(24)?);
+                Some(MappingRow {
+                    user_id: r.get(15)?,
+                    customer_id: after.customer_id.clone(),
+                    email: r.get(16)?,
+                    subscription_id: r.get(17)?,
+                    status: r.get(18)?,
+                    price_id: r.get(19)?,
+                    current_period_start: r.get(20)?,
+                    current_period_end: r.get(21)?,
+                    cancel_at_period_end: r.get(22)?,
+                    payment_method: (brand.is_some() || last4.is_some())
+                        .then_some(Card { brand, last4 }),
+                    synced_at: r.get(25)?,
+                    source: r.get(26)?,
+                    deleted: r.get(27)?,
+                })
+            }
+        };
+        Ok((after.customer_id.clone(), outcome(before, Some(after))))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn outcome(before: Option<MappingRow>, after: Option<MappingRow>) -> WriteOutcome {
+    let changed = match (&before, &after) {
+        (Some(b), Some(a)) => !same_mapping(b, a),
+        _ => true,
+    };
+    WriteOutcome {
+        before,
+        after,
+        changed,
+    }
+}
+
+/// A customer's backfill marks: the run that last wrote it, the pass that
+/// listed it, the pass that listed its first subscription (all none for
+/// other writes, which leave them as they are).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Marks {
+    run: Option<i64>,
+    listed: Option<i64>,
+    first_sub: Option<i64>,
+}
+
+/// What a backfill write reads of the customer's row first.
+#[derive(Debug, Clone, Default)]
+struct PassState {
+    marks: Marks,
+    subscription_id: Option<String>,
+    current_at: Option<i64>,
+}
+
+/// The writes of one transaction; the caller owns the transaction.
+pub(super) struct Writer<'c> {
+    /// `synced_at` of what this transaction writes.
+    now: String,
+    statements: Statements<'c>,
+}
+
+/// Each statement prepared at its first use.
+struct Statements<'c> {
+    conn: &'c Connection,
+    prepared: [Option<CachedStatement<'c>>; STATEMENTS],
+}
+
+impl<'c> Statements<'c> {
+    fn get(&mut self, sql: Sql) -> rusqlite::Result<&mut CachedStatement<'c>> {
+        let slot = &mut self.prepared[sql as usize];
+        Ok(match slot {
+            Some(st) => st,
+            None => slot.insert(self.conn.prepare_cached(sql.text())?),
+        })
+    }
+}
+
+impl<'c> Writer<'c> {
+    pub(super) fn new(conn: &'c Connection, now: &str) -> Writer<'c> {
+        Writer {
+            now: now.to_owned(),
+            statements: Statements {
+                conn,
+                prepared: Default::default(),
+            },
+        }
+    }
+
+    /// A new transaction writes as of `now`.
+    pub(super) fn set_now(&mut self, now: String) {
+        self.now = now;
+    }
+
+    fn st(&mut self, sql: Sql) -> rusqlite::Result<&mut CachedStatement<'c>> {
+        self.statements.get(sql)
+    }
+
+    /// One customer, answering its mapping before and after.
+    pub(super) fn apply(&mut self, w: &CustomerWrite) -> anyhow::Result<WriteOutcome> {
+        let before = mapping_for(self.statements.conn, &w.customer_id)?;
+        self.write(w)?;
+        let after = mapping_for(self.statements.conn, &w.customer_id)?;
+        Ok(outcome(before, after))
+    }
+
+    /// One customer of a backfill (`listed`: by the customers listing):
+    /// journaled before the run's first write of it, then written and
+    /// marked (see [`PassMarks`]), in as few statements as the store's
+    /// state allows: it is read once, first.
+    pub(super) fn apply_journaled(
+        &mut self,
+        w: &CustomerWrite,
+        pass: PassMarks,
+        listed: bool,
+    ) -> anyhow::Result<()> {
+        let id = w.customer_id.as_str();
+        let state: Option<PassState> = self
+            .st(Sql::PassState)?
+            .query_row([id], |r| {
+                Ok(PassState {
+                    marks: Marks {
+                        run: r.get(0)?,
+                        listed: r.get(1)?,
+                        first_sub: r.get(2)?,
+                    },
+                    subscription_id: r.get(3)?,
+                    current_at: r.get(4)?,
+                })
+            })
+            .optional()?;
+        let has = state.clone().unwrap_or_default();
+        if state.is_some() && has.marks.run != Some(pass.run) {
+            self.journal(id)?;
+        }
+        // The pass's first subscription of the customer is its current one.
+        let first_sub = match &w.current {
+            Current::FirstInPass(sub, at) if has.marks.first_sub != Some(pass.pass) => {
+                Some((sub.as_str(), *at))
+            }
+            _ => None,
+        };
+        let marks = Marks {
+            run: Some(pass.run),
+            listed: if listed {
+                Some(pass.pass)
+            } else {
+                has.marks.listed
+            },
+            first_sub: if first_sub.is_some() {
+                Some(pass.pass)
+            } else {
+                has.marks.first_sub
+            },
+        };
+        let mut marked = false;
+        // A customer the store has gains nothing from a write that only
+        // fills blanks with blanks (a subscription page's).
+        let nothing_to_fill =
+            w.info.snapshot_at.is_none() && w.info.user_id.is_none() && w.info.email.is_none();
+        if state.is_none() || !nothing_to_fill {
+            marked |= self.upsert_customer(w, marks)?;
+        }
+        for (sub, snapshot_at) in &w.subscriptions {
+            self.upsert_subscription(sub, *snapshot_at, w.source)?;
+        }
+        match (&w.current, first_sub) {
+            (Current::FirstInPass(..), None) => {}
+            // `Sql::Point`'s rule, on the state read above (the upsert
+            // leaves the pointer alone): only a change is written.
+            (_, Some((sub, at))) => {
+                let newer = has.current_at.is_none_or(|c| c <= at);
+                if newer && has.subscription_id.as_deref() != Some(sub) {
+                    let now = self.now.as_str();
+                    self.statements.get(Sql::PointMarked)?.execute(params![
+                        id,
+                        sub,
+                        at,
+                        now,
+                        marks.run,
+                        marks.listed,
+                        marks.first_sub
+                    ])?;
+                    marked = true;
+                }
+            }
+            _ => self.set_current(w)?,
+        }
+        if !marked && has.marks != marks {
+            self.st(Sql::Mark)?
+                .execute(params![id, marks.run, marks.listed, marks.first_sub])?;
+        }
+        Ok(())
+    }
+
+    /// Keep the customer's mapping as it is before the run changes it.
+    fn journal(&mut self, customer_id: &str) -> anyhow::Result<()> {
+        let Some(b) = mapping_for(self.statements.conn, customer_id)? else {
+            return Ok(());
+        };
+        let card = b.payment_method.as_ref();
+        self.st(Sql::Journal)?.execute(params![
+            customer_id,
+            b.user_id,
+            b.email,
+            b.subscription_id,
+            b.status,
+            b.price_id,
+            b.current_period_start,
+            b.current_period_end,
+            b.cancel_at_period_end,
+            card.and_then(|c| c.brand.as_deref()),
+            card.and_then(|c| c.last4.as_deref()),
+            b.synced_at,
+            b.source,
+            b.deleted,
+        ])?;
+        Ok(())
+    }
+
+    /// One customer's rows.
+    fn write(&mut self, w: &CustomerWrite) -> anyhow::Result<()> {
+        self.upsert_customer(w, Marks::default())?;
+        for (sub, snapshot_at) in &w.subscriptions {
+            self.upsert_subscription(sub, *snapshot_at, w.source)?;
+        }
+        self.set_current(w)
+    }
+
+    /// The customer's row; whether it was written (inserted, or updated
+    /// with `marks` if given: see [`Marks`]).
+    fn upsert_customer(&mut self, w: &CustomerWrite, marks: Marks) -> anyhow::Result<bool> {
+        let (info, now) = (&w.info, self.now.as_str());
+        let st = &mut self.statements;
+        let changed = match info.snapshot_at {
+            Some(at) => st.get(Sql::CustomerSnapshot)?.execute(params![
+                w.customer_id,
+                info.user_id,
+                w.user_key,
+                info.email,
+                info.deleted,
+                at,
+                w.source.as_str(),
+                now,
+                marks.run,
+                marks.listed,
+                marks.first_sub,
+            ])?,
+            None => st.get(Sql::CustomerHint)?.execute(params![
+                w.customer_id,
+                info.user_id,
+                w.user_key,
+                info.email,
+                w.source.as_str(),
+                now,
+                marks.run,
+                marks.listed,
+                marks.first_sub,
+            ])?,
+        };
+        Ok(changed > 0)
+    }
+
+    fn upsert_subscription(
+        &mut self,
+        s: &SubscriptionRecord,
+        snapshot_at: i64,
+        source: RecordSource,
+    ) -> anyhow::Result<()> {
+        let (brand, last4) = match &s.card {
+            Some(c) => (c.brand.as_deref(), c.last4.as_deref()),
+            None => (None, None),
+        };
+        let now = self.now.as_str();
+        self.statements.get(Sql::Subscription)?.execute(params![
+            s.id,
+            s.customer_id,
+            s.status,
+            s.price_id,
+            s.current_period_start,
+            s.current_period_end,
+            s.cancel_at_period_end,
+            s.payment_method_id,
+            brand,
+            last4,
+            s.created,
+            snapshot_at,
+            source.as_str(),
+            now
+        ])?;
+        Ok(())
+    }
+
+    fn point(
+        &mut self,
+        customer_id: &str,
+        sub: Option<&str>,
+        at: Option<i64>,
+    ) -> anyhow::Result<()> {
+        let now = self.now.as_str();
+        self.statements
+            .get(Sql::Point)?
+            .execute(params![customer_id, sub, at, now])?;
+        Ok(())
+    }
+
+    /// Point the customer at its current subscription, by the rule of the
+    /// write's source (see [`Current`]).
+    fn set_current(&mut self, w: &CustomerWrite) -> anyhow::Result<()> {
+        let id = w.customer_id.as_str();
+        match &w.current {
+            Current::Keep => Ok(()),
+            Current::Listed(sub, at) => self.point(id, sub.as_deref(), Some(*at)),
+            // Only a backfill writes these (see `apply_journaled`); alone,
+            // the subscription points at itself.
+            Current::FirstInPass(sub, at) => self.point(id, Some(sub), Some(*at)),
+            Current::Newest => {
+                let current: Option<String> = self
+                    .st(Sql::CurrentOf)?
+                    .query_row([id], |r| r.get(0))
+                    .optional()?
+                    .flatten();
+                let tied: Vec<String> = self
+                    .st(Sql::Newest)?
+                    .query_map([id], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let pick = match &current {
+                    Some(c) if tied.contains(c) => Some(c.clone()),
+                    _ => tied.into_iter().next(),
+                };
+                if pick.is_some() {
+                    self.point(id, pick.as_deref(), None)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
