@@ -142,6 +142,20 @@ pub fn check(conn: &Connection) -> Result<i64, SchemaError> {
     Ok(version)
 }
 
+/// A store left at an older `version`, as that version made it (for the
+/// migration tests).
+#[cfg(test)]
+pub(crate) fn create_at(conn: &Connection, version: i64) -> rusqlite::Result<()> {
+    for (v, sql) in [(1, V1), (2, V2), (3, V3), (4, V4)] {
+        if v <= version {
+            conn.execute_batch(sql)?;
+        }
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {version};"
+    ))
+}
+
 /// Bring the schema up to [`VERSION`], in one transaction.
 pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

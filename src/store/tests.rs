@@ -415,3 +415,98 @@ fn read_only_connection_names_the_problem() {
         .to_string();
     assert!(e.contains("ro.db") && e.contains("read-only"), "{e}");
 }
+
+#[test]
+fn a_pass_begun_before_v4_resumes_with_what_it_had_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        schema::create_at(&conn, 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO customers (id, user_key, source, synced_at, subscription_id)
+               VALUES ('cus_seen', 'k', 'api', 'x', 'sub_1'),
+                      ('cus_unseen', 'k', 'api', 'x', 'sub_2');
+             INSERT INTO backfill_seen VALUES ('cus_seen');
+             INSERT INTO backfill_subs_seen VALUES ('cus_seen');
+             INSERT INTO sync_state VALUES ('backfill.started_at', '100'),
+                                           ('backfill.customers_done', '1');",
+        )
+        .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    // The interrupted pass is pass 0, and knows what it saw.
+    let b = s.backfill().unwrap().unwrap();
+    assert_eq!((b.started_at, b.pass), (100, 0));
+    assert_eq!(b.customers, checkpoint::Cursor::Done);
+    let (found, _) = s.backfill_unlisted(0, 0, 10).unwrap();
+    assert_eq!(
+        found,
+        [
+            ("cus_unseen".to_owned(), Unlisted::Customer),
+            ("cus_unseen".to_owned(), Unlisted::Subscriptions)
+        ]
+    );
+    let tables: i64 = s
+        .conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE 'backfill%seen'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0);
+}
+
+#[test]
+fn a_pass_marks_what_it_saw_and_a_run_what_it_wrote() {
+    let mut s = Store::in_memory().unwrap();
+    // Before the pass: one customer with a subscription, one without.
+    let mut known = write(vec![(sub("sub_old", "active", 5), 5)], Some("u1"), Some(5));
+    known.current = Current::Listed(Some("sub_old".into()), 5);
+    put(&mut s, &known).unwrap();
+    let b = s.begin_backfill(50).unwrap();
+    let marks = PassMarks {
+        pass: b.pass,
+        run: s.begin_run().unwrap(),
+    };
+    // The pass lists cus_1 with a newer subscription, and cus_2, new.
+    let mut listed = write(vec![], Some("u1"), Some(50));
+    listed.current = Current::Keep;
+    let mut new = listed.clone();
+    new.customer_id = "cus_2".into();
+    let mut subs = write(vec![(sub("sub_new", "past_due", 9), 50)], None, None);
+    subs.info.snapshot_at = None;
+    subs.current = Current::FirstInPass("sub_new".into(), 50);
+    s.pass_writes(marks, |out| -> anyhow::Result<()> {
+        out.write(&PassPage {
+            writes: &[listed, new],
+            listed: true,
+            checkpoint: None,
+        })?;
+        out.write(&PassPage {
+            writes: &[subs],
+            listed: false,
+            checkpoint: Some(&b),
+        })
+    })
+    .unwrap();
+    assert_eq!(s.run_len(marks.run).unwrap(), 2);
+    let page = s.run_page(marks.run, None, 10).unwrap();
+    let ids: Vec<&str> = page.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(ids, ["cus_1", "cus_2"]);
+    let (cus_1, cus_2) = (&page[0].1, &page[1].1);
+    assert_eq!(cus_1.before.as_ref().unwrap().status, "active");
+    assert_eq!(cus_1.after.as_ref().unwrap().status, "past_due");
+    assert!(cus_1.changed);
+    assert!(cus_2.before.is_none() && cus_2.changed);
+    // Both were listed and cus_1's subscription seen: nothing to settle.
+    let (found, _) = s.backfill_unlisted(marks.pass, 0, 10).unwrap();
+    assert_eq!(found, []);
+    // A later run of the same pass reports only what it writes.
+    let again = PassMarks {
+        pass: marks.pass,
+        run: s.begin_run().unwrap(),
+    };
+    assert_eq!(s.run_len(again.run).unwrap(), 0);
+}
