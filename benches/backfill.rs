@@ -226,7 +226,7 @@ fn at_scale(n: usize) {
                 customers as f64 / writing.as_secs_f64()
             );
         }
-        let phases: Vec<String> = ["listing", "writing", "settling", "report"]
+        let phases: Vec<String> = ["listing", "writing", "settling", "indexing", "report"]
             .iter()
             .filter_map(|p| {
                 run.phase(p)

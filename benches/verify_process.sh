@@ -10,20 +10,18 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin stripe-sync
 bin=target/release/stripe-sync
 
-# hello-world: its own package under target/, with this crate's release profile.
+# hello-world: its own package under target/, with this crate's release
+# profile (rewritten only when that changes, so cargo keeps the build).
 hello_dir=target/verify-process-hello
+write_if_changed() { cmp -s - "$1" 2>/dev/null <<<"$2" || printf '%s\n' "$2" > "$1"; }
 mkdir -p "$hello_dir/src"
-{
+write_if_changed "$hello_dir/Cargo.toml" "$(
   printf '[package]\nname = "hello"\nversion = "0.1.0"\nedition = "2024"\n\n[workspace]\n\n'
   awk '/^\[/ { on = ($0 == "[profile.release]") } on' Cargo.toml
-} > "$hello_dir/Cargo.toml.new"
-cmp -s "$hello_dir/Cargo.toml.new" "$hello_dir/Cargo.toml" 2>/dev/null \
-  || mv "$hello_dir/Cargo.toml.new" "$hello_dir/Cargo.toml"
-rm -f "$hello_dir/Cargo.toml.new"
-printf 'fn main() {\n    println!("hello, world");\n}\n' > "$hello_dir/src/main.rs.new"
-cmp -s "$hello_dir/src/main.rs.new" "$hello_dir/src/main.rs" 2>/dev/null \
-  || mv "$hello_dir/src/main.rs.new" "$hello_dir/src/main.rs"
-rm -f "$hello_dir/src/main.rs.new"
+)"
+write_if_changed "$hello_dir/src/main.rs" 'fn main() {
+    println!("hello, world");
+}'
 cargo build --release --quiet --manifest-path "$hello_dir/Cargo.toml"
 hello=$hello_dir/target/release/hello
 

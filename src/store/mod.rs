@@ -429,12 +429,16 @@ impl Store {
         marks: PassMarks,
         f: impl FnOnce(&mut PassWrites<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let cache: i64 = self
-            .conn
-            .query_row("PRAGMA cache_size", [], |r| r.get(0))
-            .map_err(anyhow::Error::from)?;
+        let pragma = |name: &str| -> anyhow::Result<i64> {
+            Ok(self
+                .conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?)
+        };
+        let (cache, autocheckpoint) = (pragma("cache_size")?, pragma("wal_autocheckpoint")?);
         self.conn
-            .execute_batch(&format!("PRAGMA cache_size = {PASS_CACHE_KIB}"))
+            .execute_batch(&format!(
+                "PRAGMA cache_size = {PASS_CACHE_KIB}; PRAGMA wal_autocheckpoint = {PASS_AUTOCHECKPOINT};"
+            ))
             .map_err(anyhow::Error::from)?;
         let mut writes = PassWrites {
             conn: &self.conn,
@@ -446,9 +450,9 @@ impl Store {
         let out = f(&mut writes);
         let committed = writes.commit();
         drop(writes);
-        let _ = self
-            .conn
-            .execute_batch(&format!("PRAGMA cache_size = {cache}"));
+        let _ = self.conn.execute_batch(&format!(
+            "PRAGMA cache_size = {cache}; PRAGMA wal_autocheckpoint = {autocheckpoint};"
+        ));
         let out = out?;
         committed?;
         Ok(out)
@@ -466,6 +470,11 @@ impl Store {
             Ok(run)
         };
         run(&mut self.conn).map_err(|e| describe(&path, unusable(&e)))
+    }
+
+    /// Make the indexes [`PassWrites::defer_indexes`] dropped again.
+    pub(crate) fn restore_indexes(&mut self) -> anyhow::Result<()> {
+        schema::restore_indexes(&self.conn).map_err(|e| describe(&self.path, unusable(&e)))
     }
 
     /// How many customers the run wrote.
@@ -523,6 +532,13 @@ impl Store {
 /// id indexes, and what does not fit is written out twice.
 const PASS_CACHE_KIB: i64 = -65536;
 
+/// WAL pages between checkpoints while a backfill writes (SQLite's default
+/// is 1,000): each commit of a large pass rewrites index pages the last one
+/// wrote too, and a checkpoint copies every page once however often the
+/// WAL holds it. The WAL file grows to about this many pages (400 MB)
+/// before it is copied back and reused.
+const PASS_AUTOCHECKPOINT: i64 = 100_000;
+
 /// A backfill's writes: pages go into one open transaction until the
 /// caller commits (the backfill decides when: see its `Commits`), with
 /// every statement prepared once for the whole pass. Each customer is
@@ -564,6 +580,17 @@ impl PassWrites<'_> {
             return Err(name_store_error(self.path, e));
         }
         Ok(())
+    }
+
+    /// Drop the indexes a backfill never reads (see
+    /// [`schema::DEFERRABLE`]), in the open transaction, until
+    /// [`Store::restore_indexes`]: readers meanwhile still work, slower,
+    /// and if the pass is interrupted the next open of the store for
+    /// writing makes them again.
+    pub(crate) fn defer_indexes(&mut self) -> anyhow::Result<()> {
+        self.conn
+            .execute_batch(schema::DEFERRABLE)
+            .map_err(|e| describe(self.path, unusable(&e)))
     }
 
     /// Commit what was written since the last commit.

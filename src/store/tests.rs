@@ -510,3 +510,38 @@ fn a_pass_marks_what_it_saw_and_a_run_what_it_wrote() {
     };
     assert_eq!(s.run_len(again.run).unwrap(), 0);
 }
+
+#[test]
+fn a_large_pass_drops_the_readers_indexes_and_makes_them_again() {
+    let mut s = Store::in_memory().unwrap();
+    let indexes = |s: &Store| -> Vec<String> {
+        let mut st = s
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let all = indexes(&s);
+    assert_eq!(all, ["customers_mapping", "subscriptions_customer"]);
+    let marks = PassMarks {
+        pass: s.begin_backfill(1).unwrap().pass,
+        run: s.begin_run().unwrap(),
+    };
+    s.pass_writes(marks, |out| out.defer_indexes()).unwrap();
+    assert!(indexes(&s).is_empty());
+    s.restore_indexes().unwrap();
+    assert_eq!(indexes(&s), all);
+
+    // An interrupted pass never restores them: the next open for writing does.
+    let marks = PassMarks {
+        pass: s.begin_backfill(1).unwrap().pass,
+        run: s.begin_run().unwrap(),
+    };
+    s.pass_writes(marks, |out| out.defer_indexes()).unwrap();
+    assert!(indexes(&s).is_empty());
+    schema::migrate(&mut s.conn).unwrap();
+    assert_eq!(indexes(&s), all);
+}

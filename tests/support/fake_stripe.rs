@@ -26,6 +26,8 @@
 //! FakeStripe::try_start(account: Account) -> io::Result<FakeStripe>
 //! FakeStripe::builder() -> FakeStripeBuilder                   // .account(a) .latency(d) .rate_limit(n)
 //!                                                              // .search_enabled(b) .search_lag(d) .start()
+//!                                                              // .generated(customers, subscriptions, seed)
+//!                                                              // .generated_at(.., now): see "Scale" below
 //! fake.url() -> String                     // "http://127.0.0.1:PORT" (no trailing slash)
 //! fake.addr() -> SocketAddr
 //! fake.api_key() -> &str                   // the accepted key (default "sk_test_fake_123")
@@ -61,6 +63,7 @@
 //! fake.clear_faults(); fake.pending_faults() -> usize
 //! fake.set_search_enabled(bool)            // off -> search answers 400 (region without search)
 //! fake.set_search_lag(Duration)            // see "Search" below
+//! fake.set_fast_lists(bool)                // see "Scale" below (on by default)
 //! // observation
 //! fake.requests() -> Vec<RecordedRequest>
 //! fake.request_count() -> usize
@@ -129,6 +132,23 @@
 //!   `lag` ago is matched against its previous version (so a new customer is
 //!   not found yet), like Stripe's asynchronously updated search index.
 //!   Deleted customers disappear from search at once.
+//!
+//! # Scale
+//!
+//! * `FakeStripe::builder().generated(c, s, seed)` serves what
+//!   `.account(Account::generate(c, s, seed))` serves, with the same ids,
+//!   order and answers, but keeps each generated object as a compact record
+//!   and builds it only when asked: a million customers and a million
+//!   subscriptions start in seconds and take about a GB (as values they would
+//!   take tens of GB). An object changed at runtime becomes a value.
+//! * Customers and subscriptions pages (any version from basil on, no
+//!   expansion but `data.default_payment_method`) are written as text, each
+//!   generated object from a template made once from its value-building code
+//!   with a sentinel in every leaf: a page costs what copying it does. The
+//!   text is byte for byte what building the page as a value gives;
+//!   `set_fast_lists(false)` builds it that way, which the selftests compare.
+//! * Cursors are looked up by id and listing goes on from there in the sorted
+//!   order (a B-tree), so every page costs the same, the millionth included.
 //!
 //! # Event log (`GET /v1/events`)
 //!
