@@ -680,20 +680,17 @@ fn verify_keyed(
     tolerance: u64,
     now: i64,
 ) -> Verdict {
-    let mut verdict = Verdict {
+    let parsed = parse_header(header);
+    let timestamp = parsed.as_ref().ok().map(|h| h.timestamp);
+    let verdict = Verdict {
         valid: false,
         reason: Reason::Ok,
         detail: None,
-        timestamp: None,
-        age_seconds: None,
+        timestamp,
+        age_seconds: timestamp.map(|t| now.saturating_sub(t)),
         matched_secret: None,
         hints: Vec::new(),
     };
-    let parsed = parse_header(header);
-    if let Ok(h) = &parsed {
-        verdict.timestamp = Some(h.timestamp);
-        verdict.age_seconds = Some(now.saturating_sub(h.timestamp));
-    }
     // With signatures to compare, the first secret's is computed now, and
     // tells on the way whether the payload is ASCII (as most events are).
     let first_signature = match (&parsed, keys.first()) {
@@ -706,60 +703,23 @@ fn verify_keyed(
         Some((_, ascii)) => *ascii,
         None => payload.is_ascii(),
     };
-
     if !ascii && std::str::from_utf8(payload).is_err() {
-        verdict.reason = Reason::PayloadNotUtf8;
-        verdict.detail = Some("the payload is not valid UTF-8; the official SDKs reject it".into());
-        if let Ok(h) = &parsed
-            && let Some(i) = keys.iter().position(|k| check_keyed(payload, h, k))
-        {
-            verdict.hints.push(Hint {
-                code: HintCode::SignedBytesNotUtf8,
-                message: format!(
-                    "the signature matches these exact bytes with secret #{}, but they are not UTF-8: \
-                     the sender signed bytes no Stripe SDK accepts",
-                    i + 1
-                ),
-            });
-        }
-        return verdict;
+        return not_utf8(verdict, payload, parsed.as_ref().ok(), keys);
     }
-
     if payload.is_empty() {
-        verdict.reason = Reason::EmptyPayload;
-        verdict.detail = Some("the payload is empty; stripe-node rejects an empty body".into());
-        return verdict;
+        let detail = "the payload is empty; stripe-node rejects an empty body";
+        return verdict.rejected(Reason::EmptyPayload, detail.into());
     }
-
     let h = match parsed {
         Ok(h) => h,
-        Err(HeaderError::Empty) => {
-            verdict.reason = Reason::NoSignatures;
-            verdict.detail = Some(HeaderError::Empty.to_string());
-            return verdict;
+        Err(e @ HeaderError::Empty) => {
+            return verdict.rejected(Reason::NoSignatures, e.to_string());
         }
-        Err(e) => {
-            verdict.reason = Reason::MalformedHeader;
-            verdict.detail = Some(e.to_string());
-            return verdict;
-        }
+        Err(e) => return verdict.rejected(Reason::MalformedHeader, e.to_string()),
     };
-
     if h.v1.is_empty() {
-        verdict.reason = Reason::NoSignatures;
-        verdict.detail = Some("the header has no `v1=` signature".into());
-        if h.v0_count > 0 {
-            verdict.hints.push(Hint {
-                code: HintCode::V0Only,
-                message: "the header carries only v0 signatures, which Stripe's SDKs ignore; \
-                          sign with v1 (HMAC-SHA256 of \"<t>.<payload>\")"
-                    .into(),
-            });
-        }
-        diagnose_header_whitespace(payload, &h, secrets, &mut verdict.hints);
-        return verdict;
+        return no_v1(verdict, payload, &h, secrets);
     }
-
     let matched = keys
         .iter()
         .enumerate()
@@ -767,33 +727,84 @@ fn verify_keyed(
             Some((expected, _)) if i == 0 => matches_header(&h, expected),
             _ => check_keyed(payload, &h, k),
         });
-    let age = now.saturating_sub(h.timestamp);
     match matched {
-        Some(i) => {
-            verdict.matched_secret = Some(i);
-            let tol = i64::try_from(tolerance).unwrap_or(i64::MAX);
-            if tolerance > 0 && age > tol {
-                verdict.reason = Reason::TimestampOutOfTolerance;
-                verdict.hints.push(Hint {
-                    code: HintCode::ExpiredButSignatureValid,
-                    message: format!(
-                        "the signature is valid (secret #{}), but the timestamp is {} old, \
-                         {} past the tolerance of {tolerance} s; to check the signature alone \
-                         use --tolerance 0, or --now to judge at delivery time",
-                        i + 1,
-                        age_words(age),
-                        age_words(age - tol)
-                    ),
-                });
-            } else {
-                verdict.valid = true;
-                verdict.reason = Reason::Ok;
-            }
-        }
+        Some(i) => judge_age(verdict, i, now.saturating_sub(h.timestamp), tolerance),
         None => {
+            let mut verdict = verdict;
             verdict.reason = Reason::SignatureMismatch;
             diagnose_mismatch(payload, header, &h, secrets, now, &mut verdict.hints);
+            verdict
         }
+    }
+}
+
+impl Verdict {
+    /// This verdict, invalid for `reason` with `detail`.
+    fn rejected(mut self, reason: Reason, detail: String) -> Verdict {
+        self.reason = reason;
+        self.detail = Some(detail);
+        self
+    }
+}
+
+/// The payload is not UTF-8, which the SDKs reject before any signature;
+/// a hint says whether the signature would have matched these bytes.
+fn not_utf8(verdict: Verdict, payload: &[u8], h: Option<&Header>, keys: &[SigningKey]) -> Verdict {
+    let detail = "the payload is not valid UTF-8; the official SDKs reject it";
+    let mut verdict = verdict.rejected(Reason::PayloadNotUtf8, detail.into());
+    if let Some(h) = h
+        && let Some(i) = keys.iter().position(|k| check_keyed(payload, h, k))
+    {
+        verdict.hints.push(Hint {
+            code: HintCode::SignedBytesNotUtf8,
+            message: format!(
+                "the signature matches these exact bytes with secret #{}, but they are not UTF-8: \
+                 the sender signed bytes no Stripe SDK accepts",
+                i + 1
+            ),
+        });
+    }
+    verdict
+}
+
+/// The header has no `v1=` signature: v0-only senders and whitespace
+/// around the entries are the usual causes.
+fn no_v1(verdict: Verdict, payload: &[u8], h: &Header, secrets: &[Secret]) -> Verdict {
+    let detail = "the header has no `v1=` signature";
+    let mut verdict = verdict.rejected(Reason::NoSignatures, detail.into());
+    if h.v0_count > 0 {
+        verdict.hints.push(Hint {
+            code: HintCode::V0Only,
+            message: "the header carries only v0 signatures, which Stripe's SDKs ignore; \
+                      sign with v1 (HMAC-SHA256 of \"<t>.<payload>\")"
+                .into(),
+        });
+    }
+    diagnose_header_whitespace(payload, h, secrets, &mut verdict.hints);
+    verdict
+}
+
+/// Secret #`i + 1` signed the payload: valid unless the timestamp is
+/// older than the tolerance (0: no limit).
+fn judge_age(mut verdict: Verdict, i: usize, age: i64, tolerance: u64) -> Verdict {
+    verdict.matched_secret = Some(i);
+    let tol = i64::try_from(tolerance).unwrap_or(i64::MAX);
+    if tolerance > 0 && age > tol {
+        verdict.reason = Reason::TimestampOutOfTolerance;
+        verdict.hints.push(Hint {
+            code: HintCode::ExpiredButSignatureValid,
+            message: format!(
+                "the signature is valid (secret #{}), but the timestamp is {} old, \
+                 {} past the tolerance of {tolerance} s; to check the signature alone \
+                 use --tolerance 0, or --now to judge at delivery time",
+                i + 1,
+                age_words(age),
+                age_words(age - tol)
+            ),
+        });
+    } else {
+        verdict.valid = true;
+        verdict.reason = Reason::Ok;
     }
     verdict
 }

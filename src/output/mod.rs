@@ -93,7 +93,7 @@ impl Printer {
     /// One JSON document on stdout, followed by a newline.
     pub fn out_json<T: serde::Serialize>(&self, value: &T) -> io::Result<()> {
         let mut lock = io::BufWriter::new(io::stdout().lock());
-        serde_json::to_writer_pretty(&mut lock, value).map_err(io::Error::other)?;
+        serde_json::to_writer_pretty(&mut lock, value).map_err(io::Error::from)?;
         lock.write_all(b"\n")?;
         lock.flush()
     }

@@ -16,14 +16,15 @@
 
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc::Receiver;
 use tokio::sync::mpsc::error::TryRecvError;
 
 use super::{Mode, SyncError, Syncer};
 use crate::objects::{StripeObject, SubscriptionRecord};
 use crate::runtime::Runtime;
-use crate::store::checkpoint::Cursor;
+use crate::store::checkpoint::{Backfill, Cursor};
 use crate::store::{
-    Current, CustomerInfo, CustomerWrite, PassMarks, PassPage, RecordSource, Unlisted,
+    Current, CustomerInfo, CustomerWrite, PassMarks, PassPage, PassWrites, RecordSource, Unlisted,
 };
 use crate::stripe::{ApiError, Client};
 
@@ -100,12 +101,42 @@ impl Backfiller<'_> {
         syncer: &mut Syncer,
         on_page: &mut dyn FnMut(Counts),
     ) -> Result<Ran, SyncError> {
-        // A dry run (`--check`) always compares a whole fresh pass.
+        let (mut pass, marks) = self.begin(syncer)?;
+        let mut rx = self.list(&pass.checkpoint);
+        syncer.pass_writes(marks, |out| {
+            while let Some(pages) = self.next_pages(&mut rx, out, &mut pass)? {
+                pass.write(out, pages)?;
+                on_page(pass.counts);
+            }
+            Ok(())
+        })?;
+        let settling = Instant::now();
+        self.settle(syncer, marks, pass.checkpoint.started_at)?;
+        let settling = settling.elapsed();
+        let indexing = Instant::now();
+        if pass.deferred {
+            syncer.store_mut().restore_indexes()?;
+        }
+        Ok(Ran {
+            run: marks.run,
+            counts: pass.counts,
+            timings: [
+                ("listing", pass.waiting),
+                ("writing", pass.writing),
+                ("settling", settling),
+                ("indexing", indexing.elapsed()),
+            ],
+        })
+    }
+
+    /// The pass to run: the interrupted one, else a new one. A dry run
+    /// (`--check`) always compares a whole fresh pass.
+    fn begin(&self, syncer: &mut Syncer) -> Result<(Pass, PassMarks), SyncError> {
         let resume = match (syncer.mode(), self.restart) {
             (Mode::Write, false) => syncer.store().backfill()?,
             _ => None,
         };
-        let mut checkpoint = match resume {
+        let checkpoint = match resume {
             Some(b) => b,
             None => syncer.store_mut().begin_backfill(self.now)?,
         };
@@ -113,138 +144,163 @@ impl Backfiller<'_> {
             pass: checkpoint.pass,
             run: syncer.store_mut().begin_run()?,
         };
-        let at = checkpoint.started_at;
-        let mut counts = Counts::default();
-        let mut deferred = false;
+        let pass = Pass {
+            checkpoint,
+            counts: Counts::default(),
+            deferred: false,
+            waiting: Duration::ZERO,
+            writing: Duration::ZERO,
+            last_commit: None,
+        };
+        Ok((pass, marks))
+    }
 
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Page, ApiError>>(PAGES_AHEAD);
+    /// Start a listing task for each listing the checkpoint has not finished.
+    fn list(&self, checkpoint: &Backfill) -> Receiver<Result<Page, ApiError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
         for (listing, cursor) in [
-            (Listing::Customers, checkpoint.customers.clone()),
-            (Listing::Subscriptions, checkpoint.subscriptions.clone()),
+            (Listing::Customers, &checkpoint.customers),
+            (Listing::Subscriptions, &checkpoint.subscriptions),
         ] {
-            if cursor != Cursor::Done {
+            if *cursor != Cursor::Done {
                 let lister = Lister {
                     client: self.client.clone(),
                     listing,
                     user_key: self.user_key.to_owned(),
-                    at,
+                    at: checkpoint.started_at,
                 };
-                self.rt.handle().spawn(lister.run(cursor, tx.clone()));
+                self.rt
+                    .handle()
+                    .spawn(lister.run(cursor.clone(), tx.clone()));
             }
         }
-        drop(tx);
-        let (mut waiting, mut writing) = (Duration::ZERO, Duration::ZERO);
-        syncer.pass_writes(marks, |out| {
-            let mut last_commit: Option<Instant> = None;
-            loop {
-                let waited = Instant::now();
-                let next = match rx.try_recv() {
-                    Ok(page) => Some(page),
-                    Err(TryRecvError::Disconnected) => None,
-                    // Nothing ready: commit if no page comes within
-                    // IDLE_COMMIT of the last commit.
-                    Err(TryRecvError::Empty) => {
-                        let wait = last_commit
-                            .map_or(Duration::ZERO, |t| IDLE_COMMIT.saturating_sub(t.elapsed()));
-                        let next = async { tokio::time::timeout(wait, rx.recv()).await };
-                        match self.rt.block_on(next)? {
-                            Ok(next) => next,
-                            Err(_) => {
-                                let committing = Instant::now();
-                                out.commit()?;
-                                writing += committing.elapsed();
-                                last_commit = Some(Instant::now());
-                                self.rt.block_on(rx.recv())?
-                            }
-                        }
-                    }
-                };
-                waiting += waited.elapsed();
-                let written = Instant::now();
-                let Some(first) = next else { break };
-                // The pages already here, written by customer id: the
-                // store's indexes are walked in order, not at random.
-                let mut pages = vec![first];
-                while pages.len() < SORTED_PAGES {
-                    match rx.try_recv() {
-                        Ok(page) => pages.push(page),
-                        Err(_) => break,
-                    }
-                }
-                let (mut listed, mut subscriptions) = (Vec::new(), Vec::new());
-                let mut failed = None;
-                for page in pages {
-                    let page = match page {
-                        Ok(page) => page,
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
-                    };
-                    match page.listing {
-                        Listing::Customers => {
-                            counts.customers += page.objects;
-                            checkpoint.customers = page.next;
-                            listed.extend(page.writes);
-                        }
-                        Listing::Subscriptions => {
-                            counts.subscriptions += page.objects;
-                            checkpoint.subscriptions = page.next;
-                            subscriptions.extend(page.writes);
-                        }
-                    }
-                }
-                // Stable: a customer's subscriptions stay in listing order,
-                // so its first one in the pass is still first. Otherwise the
-                // order of writes does not matter: each is a customer's own.
-                listed.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
-                subscriptions.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
-                out.write(&PassPage {
-                    writes: &listed,
-                    listed: true,
-                    checkpoint: None,
-                })?;
-                out.write(&PassPage {
-                    writes: &subscriptions,
-                    listed: false,
-                    checkpoint: Some(&checkpoint),
-                })?;
-                if let Some(e) = failed {
-                    return Err(SyncError::Api(e));
-                }
-                // A large pass: the readers' indexes wait for the end.
-                if !deferred && counts.customers + counts.subscriptions >= DEFER_INDEXES_AFTER {
-                    out.defer_indexes()?;
-                    deferred = true;
-                }
-                if last_commit.is_none_or(|t| t.elapsed() >= BUSY_COMMIT) {
-                    out.commit()?;
-                    last_commit = Some(Instant::now());
-                }
-                writing += written.elapsed();
-                on_page(counts);
-            }
-            Ok(())
-        })?;
-        let settling = Instant::now();
-        self.settle(syncer, marks, at)?;
-        let settling = settling.elapsed();
-        let indexing = Instant::now();
-        if deferred {
-            syncer.store_mut().restore_indexes()?;
-        }
-        Ok(Ran {
-            run: marks.run,
-            counts,
-            timings: [
-                ("listing", waiting),
-                ("writing", writing),
-                ("settling", settling),
-                ("indexing", indexing.elapsed()),
-            ],
-        })
+        rx
     }
 
+    /// The next page and those already behind it (up to `SORTED_PAGES`),
+    /// or `None` when both listings are done. While none comes, what was
+    /// written is committed `IDLE_COMMIT` after the last commit.
+    fn next_pages(
+        &self,
+        rx: &mut Receiver<Result<Page, ApiError>>,
+        out: &mut PassWrites<'_>,
+        pass: &mut Pass,
+    ) -> Result<Option<Vec<Result<Page, ApiError>>>, SyncError> {
+        let waited = Instant::now();
+        let next = match rx.try_recv() {
+            Ok(page) => Some(page),
+            Err(TryRecvError::Disconnected) => None,
+            Err(TryRecvError::Empty) => {
+                let wait = pass
+                    .last_commit
+                    .map_or(Duration::ZERO, |t| IDLE_COMMIT.saturating_sub(t.elapsed()));
+                let next = async { tokio::time::timeout(wait, rx.recv()).await };
+                match self.rt.block_on(next)? {
+                    Ok(next) => next,
+                    Err(_) => {
+                        let committing = Instant::now();
+                        out.commit()?;
+                        pass.writing += committing.elapsed();
+                        pass.last_commit = Some(Instant::now());
+                        self.rt.block_on(rx.recv())?
+                    }
+                }
+            }
+        };
+        pass.waiting += waited.elapsed();
+        let Some(first) = next else {
+            return Ok(None);
+        };
+        let mut pages = vec![first];
+        while pages.len() < SORTED_PAGES {
+            match rx.try_recv() {
+                Ok(page) => pages.push(page),
+                Err(_) => break,
+            }
+        }
+        Ok(Some(pages))
+    }
+}
+
+/// A pass under way: where it is, what it wrote, where the time went.
+struct Pass {
+    checkpoint: Backfill,
+    counts: Counts,
+    /// Whether the readers' indexes were dropped (see `DEFER_INDEXES_AFTER`).
+    deferred: bool,
+    waiting: Duration,
+    writing: Duration,
+    last_commit: Option<Instant>,
+}
+
+impl Pass {
+    /// Write `pages` (those before a failed one), sorted by customer id so
+    /// that the store's indexes are walked in order, not at random; then
+    /// commit if the last commit is `BUSY_COMMIT` old.
+    fn write(
+        &mut self,
+        out: &mut PassWrites<'_>,
+        pages: Vec<Result<Page, ApiError>>,
+    ) -> Result<(), SyncError> {
+        let written = Instant::now();
+        let (mut listed, mut subscriptions) = (Vec::new(), Vec::new());
+        let mut failed = None;
+        for page in pages {
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            match page.listing {
+                Listing::Customers => {
+                    self.counts.customers += page.objects;
+                    self.checkpoint.customers = page.next;
+                    listed.extend(page.writes);
+                }
+                Listing::Subscriptions => {
+                    self.counts.subscriptions += page.objects;
+                    self.checkpoint.subscriptions = page.next;
+                    subscriptions.extend(page.writes);
+                }
+            }
+        }
+        // Stable: a customer's subscriptions stay in listing order, so its
+        // first one in the pass is still first. Otherwise the order of
+        // writes does not matter: each is a customer's own.
+        listed.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        subscriptions.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        out.write(&PassPage {
+            writes: &listed,
+            listed: true,
+            checkpoint: None,
+        })?;
+        out.write(&PassPage {
+            writes: &subscriptions,
+            listed: false,
+            checkpoint: Some(&self.checkpoint),
+        })?;
+        if let Some(e) = failed {
+            return Err(SyncError::Api(e));
+        }
+        // A large pass: the readers' indexes wait for the end.
+        if !self.deferred
+            && self.counts.customers + self.counts.subscriptions >= DEFER_INDEXES_AFTER
+        {
+            out.defer_indexes()?;
+            self.deferred = true;
+        }
+        if self.last_commit.is_none_or(|t| t.elapsed() >= BUSY_COMMIT) {
+            out.commit()?;
+            self.last_commit = Some(Instant::now());
+        }
+        self.writing += written.elapsed();
+        Ok(())
+    }
+}
+
+impl Backfiller<'_> {
     /// The pass is complete: what it did not list is gone. Customers not
     /// listed are deleted; customers none of whose subscriptions were listed
     /// have none. Then the checkpoints move on.

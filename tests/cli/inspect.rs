@@ -326,3 +326,33 @@ fn deleted_customers_filter_and_show_once_as_deleted() {
     assert_eq!(json(&out.stdout), json!([]));
     assert_eq!(out.stderr, "");
 }
+
+/// A reader that stops early (`| head`) ends JSON output quietly: no
+/// "Broken pipe" error, status 0, for the streamed `inspect` and for the
+/// one-document `--json` of the other commands.
+#[test]
+fn a_closed_stdout_ends_json_output_quietly() {
+    let dir = replayed();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let fixtures = fixtures.to_str().unwrap();
+    for args in [
+        &["inspect", "--json"][..],
+        &["inspect", "--csv"][..],
+        &["replay", "--json", "--dry-run", fixtures][..],
+        // Larger than the output buffer: the error comes from serde_json.
+        &["completions", "bash", "--json"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("stripe-sync"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("STRIPE_SYNC_DB")
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
+}
