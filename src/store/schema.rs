@@ -7,7 +7,7 @@ pub const APPLICATION_ID: i64 = 0x5354_5359;
 
 /// The schema this build writes. A store with a higher version was made by
 /// a newer stripe-sync and is refused rather than misread.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 const V1: &str = "
 CREATE TABLE customers (
@@ -95,6 +95,28 @@ DROP TABLE backfill_seen;
 DROP TABLE backfill_subs_seen;
 ";
 
+/// v5: the event log is an ordinary (rowid) table with a unique index on the
+/// event id, instead of a table ordered by the id. Event ids are random, so
+/// each new row used to land at a random place in the whole log; now rows
+/// are appended and only the much smaller id index is written at random (a
+/// fresh replay of 400,000 events: 6.3-7.6 s -> 4.6-5.3 s, system time
+/// 1.8 -> 0.7 s). Same columns, same rows.
+const V5: &str = "
+CREATE TABLE events_v5 (
+    id           TEXT NOT NULL UNIQUE,
+    type         TEXT NOT NULL,
+    created      INTEGER,
+    route        TEXT NOT NULL,
+    user_id      TEXT,
+    customer_id  TEXT,
+    processed_at TEXT NOT NULL
+);
+INSERT INTO events_v5 (id, type, created, route, user_id, customer_id, processed_at)
+    SELECT id, type, created, route, user_id, customer_id, processed_at FROM events;
+DROP TABLE events;
+ALTER TABLE events_v5 RENAME TO events;
+";
+
 /// Indexes that change no stored data: made on every open for write (when
 /// missing), without a version step, so a store they were added to still
 /// opens in an older stripe-sync. A read-only open of a store that lacks them
@@ -162,7 +184,7 @@ pub fn check(conn: &Connection) -> Result<i64, SchemaError> {
 /// migration tests).
 #[cfg(test)]
 pub(crate) fn create_at(conn: &Connection, version: i64) -> rusqlite::Result<()> {
-    for (v, sql) in [(1, V1), (2, V2), (3, V3), (4, V4)] {
+    for (v, sql) in [(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)] {
         if v <= version {
             conn.execute_batch(sql)?;
         }
@@ -193,6 +215,10 @@ pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
     if version < 4 {
         tx.execute_batch(V4)?;
         tx.execute_batch("PRAGMA user_version = 4;")?;
+    }
+    if version < 5 {
+        tx.execute_batch(V5)?;
+        tx.execute_batch("PRAGMA user_version = 5;")?;
     }
     tx.execute_batch(INDEXES)?;
     tx.commit()?;

@@ -545,3 +545,68 @@ fn a_large_pass_drops_the_readers_indexes_and_makes_them_again() {
     schema::migrate(&mut s.conn).unwrap();
     assert_eq!(indexes(&s), all);
 }
+
+#[test]
+fn the_v5_event_log_keeps_every_logged_event_and_still_refuses_a_second_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        schema::create_at(&conn, 4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO events VALUES ('evt_b', 'invoice.paid', 2, 'sync', 'u1', 'cus_1', 'x'),
+                                       ('evt_a', 'customer.created', 1, 'ignored', NULL, NULL, 'y');",
+        )
+        .unwrap();
+    }
+    let mut s = Store::open(&path).unwrap();
+    let version: i64 = s
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 5);
+    let rows: Vec<(String, String, Option<String>)> = {
+        let mut st = s
+            .conn
+            .prepare("SELECT id, route, user_id FROM events ORDER BY id")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(
+        rows,
+        [
+            ("evt_a".to_owned(), "ignored".to_owned(), None),
+            ("evt_b".to_owned(), "sync".to_owned(), Some("u1".to_owned()))
+        ]
+    );
+    assert!(s.event_seen("evt_a").unwrap() && !s.event_seen("evt_c").unwrap());
+    // A second mark of a logged id changes nothing; a new id is appended.
+    s.logging(|log| {
+        for (id, route) in [("evt_b", "ignored"), ("evt_c", "sync")] {
+            log.log(&LoggedEvent {
+                id,
+                kind: "invoice.paid",
+                created: 3,
+                route,
+                user_id: None,
+                customer_id: None,
+            })?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let routes: Vec<String> = {
+        let mut st = s
+            .conn
+            .prepare("SELECT route FROM events ORDER BY id")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(routes, ["ignored", "sync", "sync"]);
+}
