@@ -2,7 +2,7 @@
 # Every benchmark of issue 12 in one run, each figure beside its goal:
 # replay (100k and 1M events, with the naive Node and Python baselines),
 # in-process and one-shot verify, the million-customer backfill and inspect
-# on the store it makes. About 20 minutes and 9 GB of temp space; run it on
+# on the store it makes. About 20 minutes and 5 GB of temp space; run it on
 # a quiet machine (other processes on the 2 cores show up in every figure).
 #
 #   benches/all.sh [LOG]        default LOG: target/bench-all.log
