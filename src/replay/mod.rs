@@ -550,6 +550,10 @@ fn fetch_user(
     })
 }
 
+/// Events to log from which the log is written on its own thread while
+/// the decisions stream out (see [`log::alongside`]).
+const LOG_ALONGSIDE_FROM: u64 = 10_000;
+
 impl Finished {
     /// Stream every decision, in input order, to `out`; the event log is
     /// written as they pass (into `syncer`'s store, on a real run). An error
@@ -576,24 +580,30 @@ impl Finished {
         if !self.log_events {
             return self.pour(reader, None, &mut out);
         }
-        syncer
-            .store_mut()
-            .logging(|logger| {
-                let mut log = log::EventLog {
-                    logger,
-                    failed: &failed,
-                };
-                self.pour(reader, Some(&mut log), &mut out)
-                    .map_err(anyhow::Error::new)
-            })
-            .map_err(SyncError::Store)
+        // A small run (one `serve` batch) is not worth a thread.
+        if self.summary.sync + self.summary.ignored < LOG_ALONGSIDE_FROM {
+            return syncer
+                .store_mut()
+                .logging(|logger| {
+                    let mut log = log::EventLog {
+                        logger,
+                        failed: &failed,
+                    };
+                    self.pour(reader, Some(&mut log), &mut out)
+                        .map_err(anyhow::Error::new)
+                })
+                .map_err(SyncError::Store);
+        }
+        log::alongside(syncer.store_mut(), &failed, |log| {
+            self.pour(reader, Some(log), &mut out)
+        })
     }
 
     /// Every spooled decision, settled, to `out` (and the event log).
     fn pour(
         &self,
         reader: impl BufRead,
-        mut log: Option<&mut log::EventLog<'_, '_>>,
+        mut log: Option<&mut dyn log::LogSink>,
         out: &mut impl FnMut(Line) -> anyhow::Result<()>,
     ) -> Result<(), SyncError> {
         let mut waiting = self.settled.lines.iter().peekable();
@@ -607,7 +617,7 @@ impl Finished {
                 if let Some(log) = log.as_mut() {
                     let view: log::LogView<'_> =
                         serde_json::from_str(&line).context("spooled decision")?;
-                    log.record(&view)?;
+                    log.send(view)?;
                 }
                 out(Line::Raw(line))?;
                 continue;
@@ -618,7 +628,7 @@ impl Finished {
             }
             d.forward = delivery.cloned();
             if let Some(log) = log.as_mut() {
-                log.record(&log::LogView::from(&d))?;
+                log.send(log::LogView::from(&d))?;
             }
             out(Line::Settled(Box::new(d)))?;
         }

@@ -288,6 +288,14 @@ impl Store {
         Ok(st.exists([id])?)
     }
 
+    /// Events in the log, for tests.
+    #[cfg(test)]
+    pub(crate) fn count_events(&self) -> anyhow::Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?)
+    }
+
     /// Whether any event has been logged yet.
     pub fn has_events(&self) -> anyhow::Result<bool> {
         Ok(self

@@ -483,11 +483,34 @@ fn two_replays_on_one_store_at_once() {
 
 #[test]
 fn closed_pipe_is_status_0_and_the_event_log_is_complete() {
+    closed_pipe_case(40);
+}
+
+/// Above 10,000 events to log, the log is written on its own thread while
+/// the decisions stream out: the same outcome, and the log still lands
+/// whole (the second run logs nothing new and counts every event as seen).
+#[test]
+fn a_large_replay_logs_on_its_own_thread_with_the_same_outcome() {
+    let dir = closed_pipe_case(300);
+    let again = run(cmd_in(dir.path()).args(["replay", "--json", "many.ndjson"]));
+    let v = json(&again.stdout);
+    // Each line has its own event id here: the 41 of every 45 that are
+    // synced or ignored were logged, and come back as duplicates (12,300 of
+    // them, above the 10,000 from which the log has its own thread).
+    assert_eq!(v["summary"]["duplicate"], 41 * 300, "{}", v["summary"]);
+}
+
+fn closed_pipe_case(copies: usize) -> tempfile::TempDir {
     use std::io::Read;
     let dir = tempdir();
     // Output far larger than a pipe buffer, so the writer does hit the hang-up.
     let mut lines = Vec::new();
-    for (k, line) in fixture_events().iter().cycle().take(45 * 40).enumerate() {
+    for (k, line) in fixture_events()
+        .iter()
+        .cycle()
+        .take(45 * copies)
+        .enumerate()
+    {
         lines.push(line.replacen("\"evt_", &format!("\"evt_{k}x"), 1));
     }
     fs::write(dir.path().join("many.ndjson"), lines.join("\n")).unwrap();
@@ -527,4 +550,5 @@ fn closed_pipe_is_status_0_and_the_event_log_is_complete() {
         v["summary"]["ignored"], 0,
         "every ignored event was logged too"
     );
+    dir
 }
