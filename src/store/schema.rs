@@ -161,6 +161,11 @@ pub enum SchemaError {
     Sqlite(#[from] rusqlite::Error),
 }
 
+/// Each version's step from the one before, in order; [`VERSION`] is the
+/// last.
+const STEPS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
+const _: () = assert!(STEPS[STEPS.len() - 1].0 == VERSION);
+
 /// The store's schema version, checking it is ours and not newer.
 pub fn check(conn: &Connection) -> Result<i64, SchemaError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -184,7 +189,7 @@ pub fn check(conn: &Connection) -> Result<i64, SchemaError> {
 /// migration tests).
 #[cfg(test)]
 pub(crate) fn create_at(conn: &Connection, version: i64) -> rusqlite::Result<()> {
-    for (v, sql) in [(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)] {
+    for &(v, sql) in STEPS {
         if v <= version {
             conn.execute_batch(sql)?;
         }
@@ -198,27 +203,13 @@ pub(crate) fn create_at(conn: &Connection, version: i64) -> rusqlite::Result<()>
 pub fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let version = check(&tx)?;
-    if version < 1 {
-        tx.execute_batch(V1)?;
-        tx.execute_batch(&format!(
-            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 1;"
-        ))?;
-    }
-    if version < 2 {
-        tx.execute_batch(V2)?;
-        tx.execute_batch("PRAGMA user_version = 2;")?;
-    }
-    if version < 3 {
-        tx.execute_batch(V3)?;
-        tx.execute_batch("PRAGMA user_version = 3;")?;
-    }
-    if version < 4 {
-        tx.execute_batch(V4)?;
-        tx.execute_batch("PRAGMA user_version = 4;")?;
-    }
-    if version < 5 {
-        tx.execute_batch(V5)?;
-        tx.execute_batch("PRAGMA user_version = 5;")?;
+    for &(v, sql) in STEPS {
+        if version < v {
+            tx.execute_batch(sql)?;
+            tx.execute_batch(&format!(
+                "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {v};"
+            ))?;
+        }
     }
     tx.execute_batch(INDEXES)?;
     tx.commit()?;
