@@ -418,22 +418,16 @@ fn read_only_connection_names_the_problem() {
 
 #[test]
 fn a_pass_begun_before_v4_resumes_with_what_it_had_seen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v3.db");
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        schema::create_at(&conn, 3).unwrap();
-        conn.execute_batch(
-            "INSERT INTO customers (id, user_key, source, synced_at, subscription_id)
+    let (_dir, path) = older_store(
+        3,
+        "INSERT INTO customers (id, user_key, source, synced_at, subscription_id)
                VALUES ('cus_seen', 'k', 'api', 'x', 'sub_1'),
                       ('cus_unseen', 'k', 'api', 'x', 'sub_2');
              INSERT INTO backfill_seen VALUES ('cus_seen');
              INSERT INTO backfill_subs_seen VALUES ('cus_seen');
              INSERT INTO sync_state VALUES ('backfill.started_at', '100'),
                                            ('backfill.customers_done', '1');",
-        )
-        .unwrap();
-    }
+    );
     let s = Store::open(&path).unwrap();
     // The interrupted pass is pass 0, and knows what it saw.
     let b = s.backfill().unwrap().unwrap();
@@ -548,17 +542,11 @@ fn a_large_pass_drops_the_readers_indexes_and_makes_them_again() {
 
 #[test]
 fn the_v5_event_log_keeps_every_logged_event_and_still_refuses_a_second_mark() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v4.db");
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        schema::create_at(&conn, 4).unwrap();
-        conn.execute_batch(
-            "INSERT INTO events VALUES ('evt_b', 'invoice.paid', 2, 'sync', 'u1', 'cus_1', 'x'),
-                                       ('evt_a', 'customer.created', 1, 'ignored', NULL, NULL, 'y');",
-        )
-        .unwrap();
-    }
+    let (_dir, path) = older_store(
+        4,
+        "INSERT INTO events VALUES ('evt_b', 'invoice.paid', 2, 'sync', 'u1', 'cus_1', 'x'),
+                                   ('evt_a', 'customer.created', 1, 'ignored', NULL, NULL, 'y');",
+    );
     let mut s = Store::open(&path).unwrap();
     let version: i64 = s
         .conn
@@ -609,4 +597,15 @@ fn the_v5_event_log_keeps_every_logged_event_and_still_refuses_a_second_mark() {
             .unwrap()
     };
     assert_eq!(routes, ["ignored", "sync", "sync"]);
+}
+
+/// A store file left at schema `version` by that version, with `sql` run in
+/// it (the migration tests' starting point).
+fn older_store(version: i64, sql: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("v{version}.db"));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    schema::create_at(&conn, version).unwrap();
+    conn.execute_batch(sql).unwrap();
+    (dir, path)
 }
