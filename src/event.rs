@@ -22,8 +22,11 @@ pub struct Source {
 pub enum Pos {
     /// The whole file is one event.
     Whole,
-    /// 0-based index in a JSON array or a list object's `data`.
+    /// 0-based index in a JSON array.
     Index(usize),
+    /// 0-based index in a Stripe list object's `data` (newest first: the
+    /// index is evidence of order, see [`crate::truth`]).
+    Listed(usize),
     /// 1-based line of NDJSON.
     Line(usize),
 }
@@ -32,7 +35,7 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.pos {
             Pos::Whole => write!(f, "{}", self.file),
-            Pos::Index(i) => write!(f, "{}[{i}]", self.file),
+            Pos::Index(i) | Pos::Listed(i) => write!(f, "{}[{i}]", self.file),
             Pos::Line(n) => write!(f, "{}:{n}", self.file),
         }
     }
@@ -317,7 +320,7 @@ pub fn split_document(
             }) = serde_json::from_str::<ListProbe<'_>>(one.get())
             {
                 for (i, item) in items.into_iter().enumerate() {
-                    f(src(Pos::Index(i)), Ok(item.get()));
+                    f(src(Pos::Listed(i)), Ok(item.get()));
                 }
             } else {
                 f(src(Pos::Whole), Ok(one.get()));
@@ -356,6 +359,19 @@ pub struct Event {
 #[derive(Debug, Clone, Deserialize)]
 pub struct EventData {
     pub object: StripeObject,
+    /// What an update changed, as it was before (`*.updated` events):
+    /// evidence of order within a second (see [`crate::truth`]).
+    #[serde(default, deserialize_with = "lenient_object")]
+    pub previous_attributes: Option<StripeObject>,
+}
+
+/// `previous_attributes` is evidence only: a shape this tool does not read
+/// (a partial `items`, say) leaves it out rather than failing the event.
+fn lenient_object<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<StripeObject>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// `"object"` of a Stripe thin event (event destinations, API v2).
@@ -394,6 +410,7 @@ fn parse_thin(text: &str) -> Option<Event> {
         object: Some(t.object),
         data: EventData {
             object: StripeObject::default(),
+            previous_attributes: None,
         },
     })
 }

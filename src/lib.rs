@@ -24,6 +24,7 @@ pub mod signature;
 pub(crate) mod store;
 pub(crate) mod stripe;
 pub(crate) mod sync;
+pub(crate) mod truth;
 
 use std::process::ExitCode;
 

@@ -15,6 +15,12 @@ pub enum Resolution {
         customer: String,
         via: Via,
     },
+    /// The object names the user but no customer: the user's customers
+    /// the store knows (first: the one the decision shows).
+    SyncUser {
+        user: String,
+        customers: Vec<String>,
+    },
     /// Must wait for the whole input (customer objects later in the input, or the API).
     Pending { customer: String },
     /// No user can be found; skipped as the app does.
@@ -41,10 +47,22 @@ pub(crate) fn resolve_now(routed: Routed, store: Option<&Store>) -> anyhow::Resu
             user,
             customer: None,
             ..
-        } => Resolution::Unresolved {
-            customer: None,
-            reason: format!("user {user} found, but the object names no customer to sync"),
-        },
+        } => {
+            let mut customers = match store {
+                Some(s) => s.customers_of_user(&user)?,
+                None => Vec::new(),
+            };
+            customers.sort();
+            match customers.is_empty() {
+                false => Resolution::SyncUser { user, customers },
+                true => Resolution::Unresolved {
+                    customer: None,
+                    reason: format!(
+                        "user {user} found, but the object names no customer and the store knows no customer of user {user}"
+                    ),
+                },
+            }
+        }
         Routed::NeedsCustomer { customer } => match store
             .map(|s| s.customer_user(&customer))
             .transpose()?

@@ -41,6 +41,9 @@ pub enum Via {
     Store,
     CustomerMetadata,
     Api,
+    /// The object names the user but no customer: the user's customers
+    /// known to the store are synced (the app schedules the user's sync).
+    StoreUser,
 }
 
 impl Via {
@@ -52,6 +55,7 @@ impl Via {
             Via::Store => "store",
             Via::CustomerMetadata => "customer_metadata",
             Via::Api => "api",
+            Via::StoreUser => "store_user",
         }
     }
 }
@@ -114,7 +118,13 @@ pub fn route(ev: &Event, cfg: &Config) -> Routed {
                 via: Via::ObjectMetadata,
                 customer: Some(customer),
             },
-            (_, None) => Routed::NoCustomer {
+            // A guest checkout names the user: the app syncs that user.
+            (Some(user), None) => Routed::Resolved {
+                user,
+                via: Via::ObjectMetadata,
+                customer: None,
+            },
+            (None, None) => Routed::NoCustomer {
                 reason: "checkout session has no customer to sync".into(),
             },
             // The user key is not among the required keys (custom config).

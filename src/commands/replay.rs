@@ -96,6 +96,9 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
             f.customer_id, f.error
         ));
     }
+    if let Some(w) = output::replay::ambiguity_warning(&finished.ambiguous) {
+        printer.warn(&w);
+    }
     output::replay::render(printer, &mut finished, &mut syncer, started.elapsed())?;
     syncer.close();
     if printer.wants_stderr_summary() {

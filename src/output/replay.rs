@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::table::{Cell, Col, Cut, Layout};
 use super::{Printer, escape_text};
-use crate::replay::{Decision, Finished, InputError, Line, Summary, SyncFailure};
+use crate::replay::{Ambiguity, Decision, Finished, InputError, Line, Summary, SyncFailure};
 use crate::routing::Route;
 use crate::sync::{SyncError, Syncer};
 
@@ -54,11 +54,13 @@ pub(crate) fn render(
             summary: &'a Summary,
             errors: &'a [InputError],
             sync_failures: &'a [SyncFailure],
+            ambiguous: &'a [Ambiguity],
         }
         let tail = serde_json::to_string(&Tail {
             summary: &finished.summary,
             errors: &finished.errors,
             sync_failures: &finished.failures,
+            ambiguous: &finished.ambiguous,
         })?;
         // `tail` is `{...}`: splice its fields after the events array.
         write!(out, "\n],{}\n", &tail[1..])?;
@@ -76,6 +78,37 @@ pub(crate) fn render(
     }
 }
 
+/// The warning for what the inputs cannot order: which customers, and
+/// that `--live` gives the truth.
+pub(crate) fn ambiguity_warning(ambiguous: &[Ambiguity]) -> Option<String> {
+    if ambiguous.is_empty() {
+        return None;
+    }
+    let mut customers: Vec<&str> = ambiguous.iter().map(|a| a.customer_id.as_str()).collect();
+    customers.dedup();
+    let shown: Vec<String> = customers
+        .iter()
+        .take(5)
+        .map(|c| escape_text(c).into_owned())
+        .collect();
+    let more = match customers.len().saturating_sub(5) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    let verb = if customers.len() == 1 {
+        "depends"
+    } else {
+        "depend"
+    };
+    Some(format!(
+        "{} {verb} on an order the inputs cannot tell (events of one object in the same second, \
+         with no list order, previous_attributes or lifecycle to decide): {}{more}; \
+         the later input was taken. `--live` reads the truth from the API",
+        super::fmt::plural(customers.len() as u64, "customer"),
+        shown.join(", ")
+    ))
+}
+
 /// Under `--json`, the document of a run that stopped at its inputs.
 pub(crate) fn render_input_errors(printer: &Printer, errors: &[InputError]) -> anyhow::Result<()> {
     #[derive(Serialize)]
@@ -84,12 +117,14 @@ pub(crate) fn render_input_errors(printer: &Printer, errors: &[InputError]) -> a
         summary: Summary,
         errors: &'a [InputError],
         sync_failures: [(); 0],
+        ambiguous: [(); 0],
     }
     printer.out_json(&Doc {
         events: [],
         summary: Summary::default(),
         errors,
         sync_failures: [],
+        ambiguous: [],
     })?;
     Ok(())
 }

@@ -21,6 +21,10 @@ pub(crate) struct Decision {
     /// With --forward-to: what the endpoint answered.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub forward: Option<forward::Delivery>,
+    /// `serve`: the customer's state depends on an order no evidence
+    /// decides (see `crate::truth`); `replay` lists these at the top level.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub ambiguous: bool,
 }
 
 impl Decision {
@@ -36,6 +40,7 @@ impl Decision {
             reason: Some(reason),
             source,
             forward: None,
+            ambiguous: false,
         }
     }
 

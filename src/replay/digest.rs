@@ -30,7 +30,13 @@ impl Digest {
         } else {
             (
                 routing::route(&ev, cfg),
-                facts(&ev.kind, obj, &cfg.user_key, ev.created),
+                facts(
+                    &ev.kind,
+                    obj,
+                    ev.data.previous_attributes.as_ref(),
+                    &cfg.user_key,
+                    ev.created,
+                ),
             )
         };
         let customer_id = obj.customer_id().map(str::to_owned);

@@ -17,6 +17,7 @@ use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 
 use anyhow::Context;
 
+pub(crate) use crate::sync::source::Ambiguity;
 pub(crate) use decision::{Decision, InputError, Summary, SyncFailure};
 use digest::Digest;
 
@@ -72,10 +73,33 @@ pub(crate) struct Finished {
     pub customers: Vec<(String, crate::store::WriteOutcome)>,
     pub errors: Vec<InputError>,
     pub failures: Vec<SyncFailure>,
-    spool: BufWriter<std::fs::File>,
+    /// Offline: what the inputs cannot order (the model's rules 1 and 2).
+    pub ambiguous: Vec<Ambiguity>,
+    spool: Spool,
     settled: Settlements,
     deliveries: HashMap<u64, forward::Delivery>,
     log_events: bool,
+}
+
+/// Where decisions wait for the whole input: a temporary file (inputs of
+/// any size, flat memory) or, for a batch already in memory (`serve`), a
+/// vector: typed values, never serialized and parsed again.
+enum Spool {
+    File(BufWriter<std::fs::File>),
+    Memory(Vec<Decision>),
+}
+
+impl Spool {
+    fn push(&mut self, d: &Decision) -> anyhow::Result<()> {
+        match self {
+            Spool::File(f) => {
+                serde_json::to_writer(&mut *f, d)?;
+                f.write_all(b"\n")?;
+            }
+            Spool::Memory(v) => v.push(d.clone()),
+        }
+        Ok(())
+    }
 }
 
 /// One decision as it leaves the spool: the spooled JSON line when nothing
@@ -144,7 +168,7 @@ struct Pass<'a> {
     snapshots: EventSnapshots,
     plans: Plans,
     pending: Pending,
-    spool: BufWriter<std::fs::File>,
+    spool: Spool,
     lines: u64,
     seq: u64,
     summary: Summary,
@@ -190,9 +214,20 @@ impl Pass<'_> {
         Ok(())
     }
 
+    /// Plan the customer's sync with the routing's newest user for it.
+    fn plan_user(&mut self, customer: String, user: &str, created: i64, seq: u64) {
+        let plan = self.plans.entry(customer).or_default();
+        if plan
+            .user_hint
+            .as_ref()
+            .is_none_or(|(_, c, s)| (created, seq) >= (*c, *s))
+        {
+            plan.user_hint = Some((user.to_owned(), created, seq));
+        }
+    }
+
     fn emit(&mut self, d: &Decision) -> anyhow::Result<()> {
-        serde_json::to_writer(&mut self.spool, d)?;
-        self.spool.write_all(b"\n")?;
+        self.spool.push(d)?;
         self.lines += 1;
         self.summary.count(d.route);
         if self.summary.events.is_multiple_of(4096) {
@@ -219,6 +254,7 @@ impl Pass<'_> {
             reason: None,
             source: source.to_string(),
             forward: None,
+            ambiguous: false,
         };
         let id = d.event_id.as_deref().unwrap_or_default();
 
@@ -241,7 +277,17 @@ impl Pass<'_> {
             return self.emit(&d);
         }
 
-        self.snapshots.take(ev.facts, ev.created, seq);
+        let arrival = crate::sync::source::Arrival {
+            created: ev.created,
+            listed: match source.pos {
+                event::Pos::Listed(i) => Some((source.file.clone(), i)),
+                _ => None,
+            },
+            seq,
+            event_id: std::sync::Arc::from(id),
+        };
+        self.snapshots
+            .take(ev.facts, &d.kind.clone().unwrap_or_default(), &arrival);
         match ev.routed {
             Routed::Ignored => {
                 d.reason = Some("type not in sync_events".into());
@@ -266,13 +312,15 @@ impl Pass<'_> {
                     d.user_id = Some(user.clone());
                     d.customer_id = Some(customer.clone());
                     d.resolved_via = Some(via);
-                    let plan = self.plans.entry(customer).or_default();
-                    if plan
-                        .user_hint
-                        .as_ref()
-                        .is_none_or(|(_, c, s)| (ev.created, seq) >= (*c, *s))
-                    {
-                        plan.user_hint = Some((user, ev.created, seq));
+                    self.plan_user(customer, &user, ev.created, seq);
+                }
+                Resolution::SyncUser { user, customers } => {
+                    d.route = Route::Sync;
+                    d.user_id = Some(user.clone());
+                    d.customer_id = customers.first().cloned();
+                    d.resolved_via = Some(Via::StoreUser);
+                    for customer in customers {
+                        self.plan_user(customer, &user, ev.created, seq);
                     }
                 }
                 Resolution::Pending { customer } => {
@@ -317,8 +365,13 @@ pub(crate) fn run(
         timings.push((name, clock.elapsed()));
         clock = std::time::Instant::now();
     };
-    let spool_file =
-        tempfile::tempfile().context("cannot create a temporary file for decisions")?;
+    let spool = match &feed {
+        Feed::Events(events) => Spool::Memory(Vec::with_capacity(events.len())),
+        Feed::Inputs(_) => Spool::File(BufWriter::with_capacity(
+            256 * 1024,
+            tempfile::tempfile().context("cannot create a temporary file for decisions")?,
+        )),
+    };
     let mut errors = input_errors;
     let store_has_events = syncer.store().has_events()?;
     let mut pass = Pass {
@@ -330,7 +383,7 @@ pub(crate) fn run(
         snapshots: EventSnapshots::default(),
         plans: Plans::default(),
         pending: Pending::default(),
-        spool: BufWriter::with_capacity(256 * 1024, spool_file),
+        spool,
         lines: 0,
         seq: 0,
         summary: Summary::default(),
@@ -395,7 +448,13 @@ pub(crate) fn run(
     };
     progress.customers.finish_and_clear();
     lap("syncing", &mut timings);
-    let (customers, failures) = tally(results?, &mut summary, trace);
+    let results = results?;
+    // Offline, the state comes from the inputs' order; live, from the API.
+    let ambiguous = match (api.is_some(), forwarding) {
+        (false, false) => ambiguities(&snapshots, &results),
+        _ => Vec::new(),
+    };
+    let (customers, failures) = tally(results, &mut summary, trace);
     summary.api_requests = live.map_or(0, |c| c.stats().requests);
     Ok(Finished {
         summary,
@@ -403,11 +462,45 @@ pub(crate) fn run(
         customers,
         errors,
         failures,
+        ambiguous,
         spool,
         settled,
         deliveries,
         log_events: !forwarding && syncer.mode() == Mode::Write,
     })
+}
+
+/// Rule 1's ambiguities among the inputs, and rule 2's among each synced
+/// customer's subscriptions (with the creation events the inputs hold).
+fn ambiguities(snapshots: &EventSnapshots, results: &[crate::sync::Synced]) -> Vec<Ambiguity> {
+    let mut out = snapshots.ambiguities();
+    for s in results {
+        let Ok(o) = &s.result else { continue };
+        for (sub, events) in &o.unordered {
+            out.push(Ambiguity {
+                customer_id: s.customer_id.clone(),
+                object_id: sub.clone(),
+                event_ids: events.clone(),
+            });
+        }
+        if o.tied.is_empty() {
+            continue;
+        }
+        let born = snapshots.born_of(&s.customer_id);
+        let event_ids = o
+            .tied
+            .iter()
+            .filter_map(|sub| born.iter().find(|(b, _)| b == sub))
+            .map(|(_, st)| st.event_id.to_string())
+            .collect();
+        out.push(Ambiguity {
+            customer_id: s.customer_id.clone(),
+            object_id: o.tied.join(","),
+            event_ids,
+        });
+    }
+    out.sort_by(|a, b| (&a.customer_id, &a.object_id).cmp(&(&b.customer_id, &b.object_id)));
+    out
 }
 
 /// The API source of `--live`; a server's requests are not abandoned at Ctrl-C.
@@ -563,20 +656,21 @@ impl Finished {
         syncer: &mut Syncer,
         mut out: impl FnMut(Line) -> anyhow::Result<()>,
     ) -> Result<(), SyncError> {
-        let spool = std::mem::replace(
-            &mut self.spool,
-            BufWriter::new(tempfile::tempfile().context("cannot create a temporary file")?),
-        );
-        let mut file = spool
-            .into_inner()
-            .map_err(|e| anyhow::Error::new(e.into_error()))?;
-        file.rewind().context("cannot read back the decisions")?;
-        let reader = BufReader::with_capacity(256 * 1024, file);
         let failed: HashSet<String> = self
             .failures
             .iter()
             .map(|f| f.customer_id.clone())
             .collect();
+        let spool = std::mem::replace(&mut self.spool, Spool::Memory(Vec::new()));
+        let file = match spool {
+            Spool::Memory(decisions) => return self.pour_memory(decisions, syncer, &failed, out),
+            Spool::File(f) => f,
+        };
+        let mut file = file
+            .into_inner()
+            .map_err(|e| anyhow::Error::new(e.into_error()))?;
+        file.rewind().context("cannot read back the decisions")?;
+        let reader = BufReader::with_capacity(256 * 1024, file);
         if !self.log_events {
             return self.pour(reader, None, &mut out);
         }
@@ -597,6 +691,46 @@ impl Finished {
         log::alongside(syncer.store_mut(), &failed, |log| {
             self.pour(reader, Some(log), &mut out)
         })
+    }
+
+    /// A batch's decisions, settled, to `out`, and logged in one
+    /// transaction (on a real run).
+    fn pour_memory(
+        &self,
+        decisions: Vec<Decision>,
+        syncer: &mut Syncer,
+        failed: &HashSet<String>,
+        mut out: impl FnMut(Line) -> anyhow::Result<()>,
+    ) -> Result<(), SyncError> {
+        let mut waiting = self.settled.lines.iter().peekable();
+        let settled: Vec<Decision> = decisions
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut d)| {
+                if let Some((_, n)) = waiting.next_if(|(l, _)| *l == i as u64) {
+                    d.settle(&self.settled.outcomes[*n as usize]);
+                }
+                if let Some(delivery) = self.deliveries.get(&(i as u64)) {
+                    d.forward = Some(delivery.clone());
+                }
+                d
+            })
+            .collect();
+        if self.log_events {
+            syncer
+                .store_mut()
+                .logging(|logger| {
+                    let mut log = log::EventLog { logger, failed };
+                    settled
+                        .iter()
+                        .try_for_each(|d| log.record(&log::LogView::from(d)))
+                })
+                .map_err(SyncError::Store)?;
+        }
+        for d in settled {
+            out(Line::Settled(Box::new(d)))?;
+        }
+        Ok(())
     }
 
     /// Every spooled decision, settled, to `out` (and the event log).

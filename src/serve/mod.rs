@@ -62,8 +62,31 @@ pub(crate) struct Tally {
     pub by_route: BTreeMap<String, u64>,
 }
 
+/// Arrival numbers: unique, increasing, and increasing across restarts
+/// too (nanoseconds since the epoch at the first request, then one more
+/// each), for `--record`'s names and the writer's order within a batch.
+pub(crate) struct Arrivals(AtomicU64);
+
+impl Arrivals {
+    fn new() -> Arrivals {
+        Arrivals(AtomicU64::new(0))
+    }
+
+    fn next(&self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let prev = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| Some(now.max(p + 1)))
+            .unwrap_or_default();
+        now.max(prev + 1)
+    }
+}
+
 struct State {
     settings: Settings,
+    arrivals: Arrivals,
     /// Taken at shutdown, so the writer sees the end of the queue.
     jobs: Mutex<Option<mpsc::Sender<writer::Job>>>,
     sink: RequestSink,
@@ -143,6 +166,7 @@ pub(crate) fn run(
         sink,
         tally: Mutex::new(Tally::default()),
         seq: AtomicU64::new(0),
+        arrivals: Arrivals::new(),
     });
     let stop = std::thread::scope(|scope| -> anyhow::Result<Stop> {
         scope.spawn(|| writer.run(queue, rt));
@@ -381,8 +405,9 @@ async fn webhook(req: Request<Incoming>, state: &State) -> Result<Answer, Closed
             return Ok(a);
         }
     };
+    let arrival = state.arrivals.next();
     if let Some(dir) = &s.record
-        && let Err(e) = record::accepted(dir, event.created, &event.id, &body)
+        && let Err(e) = record::accepted(dir, event.created, arrival, &event.id, &body)
     {
         // Nothing is acknowledged that was not kept as asked.
         let mut a = Answer::text(
@@ -399,6 +424,7 @@ async fn webhook(req: Request<Incoming>, state: &State) -> Result<Answer, Closed
             pos: crate::event::Pos::Whole,
         },
         event,
+        arrival,
         answer,
     };
     let sent = match &*state.jobs.lock().unwrap_or_else(|p| p.into_inner()) {

@@ -32,9 +32,22 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// `DIR/<created>-<event id>.json`.
-pub(super) fn accepted(dir: &Path, created: i64, id: &str, body: &[u8]) -> anyhow::Result<()> {
-    write_atomically(dir, &format!("{created}-{}.json", file_safe(id)), body)
+/// `DIR/<created>-<arrival>-<event id>.json`: `arrival` (see
+/// [`super::Arrivals`]) makes each name unique, and sorts events of one
+/// second in the order they arrived, so `replay DIR` weighs them in that
+/// order as `serve` did.
+pub(super) fn accepted(
+    dir: &Path,
+    created: i64,
+    arrival: u64,
+    id: &str,
+    body: &[u8],
+) -> anyhow::Result<()> {
+    write_atomically(
+        dir,
+        &format!("{created}-{arrival:020}-{}.json", file_safe(id)),
+        body,
+    )
 }
 
 /// `DIR/rejected/<unix>-<n>.json` and `.headers` (the signature header only).
@@ -63,11 +76,15 @@ mod tests {
         assert_eq!(file_safe("evt_1AbC"), "evt_1AbC");
         assert_eq!(file_safe("../../etc/passwd"), "______etc_passwd");
         let dir = tempfile::tempdir().unwrap();
-        accepted(dir.path(), 5, "evt_1", b"{\"a\": 1}\n").unwrap();
+        accepted(dir.path(), 5, 42, "evt_1", b"{\"a\": 1}\n").unwrap();
         assert_eq!(
-            std::fs::read(dir.path().join("5-evt_1.json")).unwrap(),
+            std::fs::read(dir.path().join("5-00000000000000000042-evt_1.json")).unwrap(),
             b"{\"a\": 1}\n"
         );
+        // Ids that read the same once made safe still get their own file.
+        accepted(dir.path(), 5, 43, "evt_x.y", b"1").unwrap();
+        accepted(dir.path(), 5, 44, "evt_x_y", b"2").unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
         rejected(dir.path(), 7, 1, b"x", "t=1,v1=ab").unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.path().join("rejected/7-1.headers")).unwrap(),

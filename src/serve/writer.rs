@@ -25,6 +25,8 @@ pub(crate) type Failure = String;
 pub(crate) struct Job {
     pub source: Source,
     pub event: Event,
+    /// When it arrived (see `super::Arrivals`): a batch runs in this order.
+    pub arrival: u64,
     pub answer: oneshot::Sender<Result<Decision, Failure>>,
 }
 
@@ -50,7 +52,10 @@ impl Writer {
         self.syncer.close();
     }
 
-    fn batch(&mut self, batch: Vec<Job>, rt: &Runtime) {
+    fn batch(&mut self, mut batch: Vec<Job>, rt: &Runtime) {
+        // The order `--record` names them in, so a replay of the recording
+        // weighs same-second events as this batch does.
+        batch.sort_by_key(|j| j.arrival);
         let mut answers = Vec::with_capacity(batch.len());
         let mut events = Vec::with_capacity(batch.len());
         for job in batch {
@@ -95,6 +100,11 @@ impl Writer {
         };
         let mut finished = replay::run(plan, &mut self.syncer, rt, &progress)?;
         let failures = finished.failures.clone();
+        let ambiguous: std::collections::HashSet<String> = finished
+            .ambiguous
+            .iter()
+            .map(|a| a.customer_id.clone())
+            .collect();
         let mut decisions = Vec::new();
         finished.stream(&mut self.syncer, |line| {
             decisions.push(match line {
@@ -114,7 +124,13 @@ impl Writer {
                         "customer {} could not be synced: {}",
                         f.customer_id, f.error
                     )),
-                    None => Ok(d),
+                    None => Ok(Decision {
+                        ambiguous: d.route == Route::Sync
+                            && d.customer_id
+                                .as_ref()
+                                .is_some_and(|c| ambiguous.contains(c)),
+                        ..d
+                    }),
                 }
             })
             .collect())

@@ -55,9 +55,10 @@ pub(crate) enum Current {
     /// The backfill's listing (newest first, ties in the API's order): the
     /// first subscription of the customer seen in this pass is its current one.
     FirstInPass(String, i64),
-    /// Offline replay: the newest `created` among what the store and the
-    /// inputs know; on a tie the current pointer stays, else the greater id.
-    Newest,
+    /// Offline replay: the model's rule 2 ([`crate::truth::current_subscription`])
+    /// over what the store and the inputs know, with the inputs' creation
+    /// events of the customer's subscriptions as its evidence for ties.
+    Newest(Vec<(String, crate::truth::Stamp)>),
     /// The source says nothing about subscriptions (a customers page).
     Keep,
 }
@@ -70,6 +71,9 @@ pub(crate) struct CustomerWrite {
     pub user_key: String,
     /// Subscription snapshots with the time each was true.
     pub subscriptions: Vec<(SubscriptionRecord, i64)>,
+    /// For snapshots from events: the evidence of each one's order within
+    /// its second, by subscription id (none from the API).
+    pub evidence: Vec<(String, crate::truth::SnapshotOrder)>,
     pub current: Current,
     pub source: RecordSource,
 }
@@ -667,6 +671,12 @@ pub struct WriteOutcome {
     pub before: Option<MappingRow>,
     pub after: Option<MappingRow>,
     pub changed: bool,
+    /// Subscriptions created in the same second that nothing told apart
+    /// (the model's rule 2): the mapping's pick among them is ambiguous.
+    pub tied: Vec<String>,
+    /// Snapshots of a subscription, this write's and the store's, that
+    /// nothing but arrival ordered (rule 1): (subscription, its events).
+    pub unordered: Vec<(String, Vec<String>)>,
 }
 
 /// Mapping rows compare equal when everything but the sync time matches.

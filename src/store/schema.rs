@@ -7,7 +7,7 @@ pub const APPLICATION_ID: i64 = 0x5354_5359;
 
 /// The schema this build writes. A store with a higher version was made by
 /// a newer stripe-sync and is refused rather than misread.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 const V1: &str = "
 CREATE TABLE customers (
@@ -117,6 +117,18 @@ DROP TABLE events;
 ALTER TABLE events_v5 RENAME TO events;
 ";
 
+/// v6: a subscription snapshot from events keeps the evidence of its order
+/// within its second (the model's rule 1, [`crate::truth::order`]): the
+/// event it came from, its lifecycle stage (0 created, 1 updated, 2 final)
+/// and the `previous_attributes` it carried (JSON), so a same-second event
+/// of a later run (or a later `serve` batch) is ordered by evidence, not by
+/// arrival. Null for snapshots from the API, and for those written before.
+const V6: &str = "
+ALTER TABLE subscriptions ADD COLUMN snapshot_event TEXT;
+ALTER TABLE subscriptions ADD COLUMN snapshot_stage INTEGER;
+ALTER TABLE subscriptions ADD COLUMN snapshot_previous TEXT;
+";
+
 /// Indexes that change no stored data: made on every open for write (when
 /// missing), without a version step, so a store they were added to still
 /// opens in an older stripe-sync. A read-only open of a store that lacks them
@@ -163,7 +175,7 @@ pub enum SchemaError {
 
 /// Each version's step from the one before, in order; [`VERSION`] is the
 /// last.
-const STEPS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
+const STEPS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6)];
 const _: () = assert!(STEPS[STEPS.len() - 1].0 == VERSION);
 
 /// The store's schema version, checking it is ours and not newer.

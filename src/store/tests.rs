@@ -34,7 +34,8 @@ fn write(
         },
         user_key: "clerkUserId".into(),
         subscriptions: subs,
-        current: Current::Newest,
+        evidence: Vec::new(),
+        current: Current::Newest(Vec::new()),
         source: RecordSource::Events,
     }
 }
@@ -215,7 +216,7 @@ fn the_api_listing_decides_ties_not_the_id() {
     assert_eq!(s.mapping_of("cus_1").unwrap().unwrap().status, "active");
     // An offline pass over the same tie keeps what the API said.
     let mut offline = write(vec![], None, None);
-    offline.current = Current::Newest;
+    offline.current = Current::Newest(Vec::new());
     put(&mut s, &offline).unwrap();
     assert_eq!(
         s.mapping_of("cus_1")
@@ -552,7 +553,7 @@ fn the_v5_event_log_keeps_every_logged_event_and_still_refuses_a_second_mark() {
         .conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, schema::VERSION);
     let rows: Vec<(String, String, Option<String>)> = {
         let mut st = s
             .conn

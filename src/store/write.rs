@@ -16,6 +16,21 @@ use super::{
     Current, CustomerWrite, MappingRow, PassMarks, RecordSource, WriteOutcome, same_mapping,
 };
 use crate::objects::{Card, SubscriptionRecord};
+use crate::truth::{Evidence, Newer, Previous, Seen, SnapshotOrder, Stage, Stamp};
+
+/// What one customer's write could not order (see [`WriteOutcome`]).
+struct Written {
+    tied: Vec<String>,
+    unordered: Vec<(String, Vec<String>)>,
+}
+
+/// An events snapshot against the store's of the same second (rule 1).
+enum Against {
+    Older,
+    Newer,
+    /// Ordered by arrival alone: (this write's event, the store's).
+    Unordered(Vec<String>),
+}
 
 /// The statements a writer may prepare, by index.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +38,7 @@ enum Sql {
     CustomerSnapshot,
     CustomerHint,
     Subscription,
+    StoredSnapshot,
     Point,
     CurrentOf,
     Newest,
@@ -79,9 +95,12 @@ impl Sql {
             Sql::Subscription => {
                 "INSERT INTO subscriptions (id, customer_id, status, price_id, current_period_start,
                     current_period_end, cancel_at_period_end, payment_method_id, card_brand, card_last4,
-                    created, snapshot_at, source, synced_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                    created, snapshot_at, source, synced_at, snapshot_event, snapshot_stage,
+                    snapshot_previous)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
                  ON CONFLICT(id) DO UPDATE SET
+                    snapshot_event = excluded.snapshot_event, snapshot_stage = excluded.snapshot_stage,
+                    snapshot_previous = excluded.snapshot_previous,
                     customer_id = excluded.customer_id, status = excluded.status, price_id = excluded.price_id,
                     current_period_start = excluded.current_period_start,
                     current_period_end = excluded.current_period_end,
@@ -107,7 +126,14 @@ impl Sql {
                         OR (excluded.card_brand IS NOT NULL AND subscriptions.card_brand IS NOT excluded.card_brand)
                         OR (excluded.card_last4 IS NOT NULL AND subscriptions.card_last4 IS NOT excluded.card_last4)
                         OR subscriptions.created IS NOT excluded.created
-                        OR subscriptions.source IS NOT excluded.source)"
+                        OR subscriptions.source IS NOT excluded.source
+                        OR subscriptions.snapshot_event IS NOT excluded.snapshot_event)"
+            }
+            Sql::StoredSnapshot => {
+                "SELECT snapshot_at, customer_id, status, price_id, current_period_start,
+                    current_period_end, cancel_at_period_end, payment_method_id, created,
+                    snapshot_event, snapshot_stage, snapshot_previous
+                 FROM subscriptions WHERE id = ?1"
             }
             Sql::Point => {
                 "UPDATE customers SET subscription_id = ?2, current_at = ?3, synced_at = ?4
@@ -115,10 +141,10 @@ impl Sql {
                    AND subscription_id IS NOT ?2"
             }
             Sql::CurrentOf => "SELECT subscription_id FROM customers WHERE id = ?1",
+            // The candidates of the model's rule 2: those of the newest second.
             Sql::Newest => {
-                "SELECT id FROM subscriptions WHERE customer_id = ?1 AND created =
-                   (SELECT max(created) FROM subscriptions WHERE customer_id = ?1)
-                 ORDER BY id DESC"
+                "SELECT id, created FROM subscriptions WHERE customer_id = ?1 AND created =
+                   (SELECT max(created) FROM subscriptions WHERE customer_id = ?1)"
             }
             Sql::PassState => {
                 "SELECT written_run, listed_pass, first_sub_pass, subscription_id, current_at
@@ -247,6 +273,8 @@ fn outcome(before: Option<MappingRow>, after: Option<MappingRow>) -> WriteOutcom
         before,
         after,
         changed,
+        tied: Vec::new(),
+        unordered: Vec::new(),
     }
 }
 
@@ -314,9 +342,13 @@ impl<'c> Writer<'c> {
     /// One customer, answering its mapping before and after.
     pub(super) fn apply(&mut self, w: &CustomerWrite) -> anyhow::Result<WriteOutcome> {
         let before = mapping_for(self.statements.conn, &w.customer_id)?;
-        self.write(w)?;
+        let Written { tied, unordered } = self.write(w)?;
         let after = mapping_for(self.statements.conn, &w.customer_id)?;
-        Ok(outcome(before, after))
+        Ok(WriteOutcome {
+            tied,
+            unordered,
+            ..outcome(before, after)
+        })
     }
 
     /// One customer of a backfill (`listed`: by the customers listing):
@@ -377,7 +409,7 @@ impl<'c> Writer<'c> {
             marked |= self.upsert_customer(w, marks)?;
         }
         for (sub, snapshot_at) in &w.subscriptions {
-            self.upsert_subscription(sub, *snapshot_at, w.source)?;
+            self.upsert_subscription(sub, *snapshot_at, w.source, None)?;
         }
         match (&w.current, first_sub) {
             (Current::FirstInPass(..), None) => {}
@@ -399,7 +431,9 @@ impl<'c> Writer<'c> {
                     marked = true;
                 }
             }
-            _ => self.set_current(w)?,
+            _ => {
+                self.set_current(w)?;
+            }
         }
         if !marked && has.marks != marks {
             self.st(Sql::Mark)?
@@ -433,13 +467,104 @@ impl<'c> Writer<'c> {
         Ok(())
     }
 
-    /// One customer's rows.
-    fn write(&mut self, w: &CustomerWrite) -> anyhow::Result<()> {
+    /// One customer's rows; the subscriptions rule 2 could not tell apart,
+    /// and those rule 1 ordered by arrival against the store's snapshot.
+    fn write(&mut self, w: &CustomerWrite) -> anyhow::Result<Written> {
         self.upsert_customer(w, Marks::default())?;
+        let mut unordered = Vec::new();
         for (sub, snapshot_at) in &w.subscriptions {
-            self.upsert_subscription(sub, *snapshot_at, w.source)?;
+            let order = w
+                .evidence
+                .iter()
+                .find(|(id, _)| *id == sub.id)
+                .map(|(_, o)| o);
+            if let Some(order) = order {
+                match self.against_stored(sub, *snapshot_at, order)? {
+                    Against::Older => continue,
+                    Against::Newer => {}
+                    Against::Unordered(events) => unordered.push((sub.id.clone(), events)),
+                }
+            }
+            self.upsert_subscription(sub, *snapshot_at, w.source, order)?;
         }
-        self.set_current(w)
+        Ok(Written {
+            tied: self.set_current(w)?,
+            unordered,
+        })
+    }
+
+    /// Rule 1 between an events snapshot and the one the store keeps from
+    /// the same second (an earlier run's, or an earlier `serve` batch's).
+    fn against_stored(
+        &mut self,
+        sub: &SubscriptionRecord,
+        snapshot_at: i64,
+        order: &SnapshotOrder,
+    ) -> anyhow::Result<Against> {
+        let stored = self
+            .st(Sql::StoredSnapshot)?
+            .query_row([&sub.id], |r| {
+                let at: i64 = r.get(0)?;
+                let record = SubscriptionRecord {
+                    id: sub.id.clone(),
+                    customer_id: r.get(1)?,
+                    status: r.get(2)?,
+                    price_id: r.get(3)?,
+                    current_period_start: r.get(4)?,
+                    current_period_end: r.get(5)?,
+                    cancel_at_period_end: r.get(6)?,
+                    payment_method_id: r.get(7)?,
+                    card: None,
+                    created: r.get(8)?,
+                };
+                let event: Option<String> = r.get(9)?;
+                let stage: Option<i64> = r.get(10)?;
+                let previous: Option<String> = r.get(11)?;
+                Ok((at, record, event, stage, previous))
+            })
+            .optional()?;
+        let Some((at, record, event, stage, previous)) = stored else {
+            return Ok(Against::Newer);
+        };
+        if at != snapshot_at {
+            return Ok(Against::Newer);
+        }
+        let event: std::sync::Arc<str> = std::sync::Arc::from(event.unwrap_or_default());
+        if *event == *order.stamp.event_id {
+            return Ok(Against::Newer);
+        }
+        let stamp = Stamp {
+            created: at,
+            listed: None,
+            stage: stage.map_or(Stage::Updated, Stage::from_number),
+            seq: 0,
+            event_id: event,
+        };
+        let previous: Option<Previous> = previous.and_then(|p| serde_json::from_str(&p).ok());
+        let mut new_stamp = order.stamp.clone();
+        // The store's snapshot arrived first; a list is one input's.
+        new_stamp.listed = None;
+        new_stamp.seq = 1;
+        let (newer, evidence) = crate::truth::order(
+            Seen {
+                stamp: &stamp,
+                snapshot: &record,
+                previous: previous.as_ref(),
+            },
+            Seen {
+                stamp: &new_stamp,
+                snapshot: sub,
+                previous: order.previous.as_ref(),
+            },
+        );
+        Ok(match (newer, evidence) {
+            (Newer::First, _) => Against::Older,
+            (Newer::Second, Evidence::Arrival) => Against::Unordered(vec![
+                new_stamp.event_id.to_string(),
+                stamp.event_id.to_string(),
+            ]),
+            (Newer::Second, _) => Against::Newer,
+        })
     }
 
     /// The customer's row; whether it was written (inserted, or updated
@@ -481,7 +606,13 @@ impl<'c> Writer<'c> {
         s: &SubscriptionRecord,
         snapshot_at: i64,
         source: RecordSource,
+        order: Option<&SnapshotOrder>,
     ) -> anyhow::Result<()> {
+        let event = order.map(|o| &*o.stamp.event_id);
+        let stage = order.map(|o| o.stamp.stage.number());
+        let previous = order
+            .and_then(|o| o.previous.as_ref())
+            .and_then(|p| serde_json::to_string(p).ok());
         let (brand, last4) = match &s.card {
             Some(c) => (c.brand.as_deref(), c.last4.as_deref()),
             None => (None, None),
@@ -501,7 +632,10 @@ impl<'c> Writer<'c> {
             s.created,
             snapshot_at,
             source.as_str(),
-            now
+            now,
+            event,
+            stage,
+            previous
         ])?;
         Ok(())
     }
@@ -520,34 +654,41 @@ impl<'c> Writer<'c> {
     }
 
     /// Point the customer at its current subscription, by the rule of the
-    /// write's source (see [`Current`]).
-    fn set_current(&mut self, w: &CustomerWrite) -> anyhow::Result<()> {
+    /// write's source (see [`Current`]); answer the subscriptions the
+    /// model could not tell apart.
+    fn set_current(&mut self, w: &CustomerWrite) -> anyhow::Result<Vec<String>> {
         let id = w.customer_id.as_str();
         match &w.current {
-            Current::Keep => Ok(()),
-            Current::Listed(sub, at) => self.point(id, sub.as_deref(), Some(*at)),
+            Current::Keep => {}
+            Current::Listed(sub, at) => self.point(id, sub.as_deref(), Some(*at))?,
             // Only a backfill writes these (see `apply_journaled`); alone,
             // the subscription points at itself.
-            Current::FirstInPass(sub, at) => self.point(id, Some(sub), Some(*at)),
-            Current::Newest => {
-                let current: Option<String> = self
+            Current::FirstInPass(sub, at) => self.point(id, Some(sub), Some(*at))?,
+            Current::Newest(born) => {
+                let shown: Option<String> = self
                     .st(Sql::CurrentOf)?
                     .query_row([id], |r| r.get(0))
                     .optional()?
                     .flatten();
-                let tied: Vec<String> = self
+                let newest: Vec<(String, i64)> = self
                     .st(Sql::Newest)?
-                    .query_map([id], |r| r.get(0))?
+                    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?;
-                let pick = match &current {
-                    Some(c) if tied.contains(c) => Some(c.clone()),
-                    _ => tied.into_iter().next(),
-                };
-                if pick.is_some() {
-                    self.point(id, pick.as_deref(), None)?;
+                let candidates: Vec<crate::truth::Candidate<'_>> = newest
+                    .iter()
+                    .map(|(sub, created)| crate::truth::Candidate {
+                        id: sub,
+                        created: *created,
+                        born: born.iter().find(|(b, _)| b == sub).map(|(_, s)| s),
+                    })
+                    .collect();
+                let pick = crate::truth::current_subscription(&candidates, shown.as_deref());
+                if pick.id.is_some() {
+                    self.point(id, pick.id.as_deref(), None)?;
                 }
-                Ok(())
+                return Ok(pick.ambiguous);
             }
         }
+        Ok(Vec::new())
     }
 }

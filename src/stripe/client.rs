@@ -461,7 +461,9 @@ impl Client {
     }
 
     /// The customer's newest subscription, any status, with its default
-    /// payment method expanded: `status=all&limit=1`.
+    /// payment method and its customer expanded: `status=all&limit=1`
+    /// (the customer inline saves a request: a changed user id or a
+    /// deletion is seen with the subscription).
     pub async fn latest_subscription(
         &self,
         customer: &str,
@@ -471,6 +473,7 @@ impl Client {
             ("status", "all".to_owned()),
             ("limit", "1".to_owned()),
             (EXPAND_PAYMENT_METHOD.0, EXPAND_PAYMENT_METHOD.1.to_owned()),
+            ("expand[]", "data.customer".to_owned()),
         ];
         let (value, request_id) = self.fetch(&["v1", "subscriptions"], &query, "").await?;
         let what = format!("subscriptions of customer {customer}");

@@ -409,7 +409,7 @@ async fn sends_headers_and_encoded_query() {
     let head = &reqs[0];
     assert!(
         head.starts_with(
-            "get /v1/subscriptions?customer=cus_1&status=all&limit=1&expand%5b%5d=data.default_payment_method http/1.1\r\n"
+            "get /v1/subscriptions?customer=cus_1&status=all&limit=1&expand%5b%5d=data.default_payment_method&expand%5b%5d=data.customer http/1.1\r\n"
         ),
         "{head}"
     );
@@ -895,8 +895,7 @@ async fn the_hook_sees_every_attempt_and_what_follows() {
     let (c, logs) = logging_client(&server, 3);
     assert!(c.latest_subscription("cus_1").await.expect("ok").is_some());
     let logs = taken(&logs);
-    let target =
-        "/v1/subscriptions?customer=cus_1&status=all&limit=1&expand[]=data.default_payment_method";
+    let target = "/v1/subscriptions?customer=cus_1&status=all&limit=1&expand[]=data.default_payment_method&expand[]=data.customer";
     let retry = |number| NextStep::Retry {
         number,
         after: Duration::ZERO,

@@ -310,6 +310,7 @@ impl Backfiller<'_> {
             info,
             user_key: self.user_key.to_owned(),
             subscriptions: Vec::new(),
+            evidence: Vec::new(),
             current,
             source: RecordSource::Api,
         };
@@ -418,6 +419,7 @@ fn customer_writes(objects: &[StripeObject], user_key: &str, at: i64) -> Vec<Cus
                 info: super::source::customer_info(o, user_key, at, false),
                 user_key: user_key.to_owned(),
                 subscriptions: Vec::new(),
+                evidence: Vec::new(),
                 current: Current::Keep,
                 source: RecordSource::Api,
             })
@@ -444,6 +446,7 @@ fn subscription_writes(objects: &[StripeObject], user_key: &str, at: i64) -> Vec
                     user_key: user_key.to_owned(),
                     current: Current::FirstInPass(rec.id.clone(), at),
                     subscriptions: vec![(rec, at)],
+                    evidence: Vec::new(),
                     source: RecordSource::Api,
                 });
             }

@@ -12,6 +12,7 @@ use super::{FetchError, Job};
 use crate::objects::{Card, StripeObject, SubscriptionRecord, metadata_str};
 use crate::runtime::Runtime;
 use crate::store::{Current, CustomerInfo, CustomerWrite, RecordSource};
+use crate::truth::{CustomerState, Newest, Previous, SnapshotOrder, Stage, Stamp};
 
 /// A source of customer state.
 pub(crate) trait Source {
@@ -19,15 +20,6 @@ pub(crate) trait Source {
     fn batch(&self) -> usize;
     /// The customer's write; `known`: the store has the customer already.
     fn fetch(&mut self, job: &Job, known: bool) -> Result<CustomerWrite, FetchError>;
-}
-
-/// A customer's identity when the source has no customer object: the
-/// routing's user fills a blank, never replaces what an object said.
-fn hinted(user_hint: Option<&str>) -> CustomerInfo {
-    CustomerInfo {
-        user_id: user_hint.map(str::to_owned),
-        ..CustomerInfo::default()
-    }
 }
 
 /// The customer's identity from a customer object.
@@ -45,24 +37,34 @@ pub(crate) fn customer_info(
     }
 }
 
-/// One thing an event's object tells about the account.
+/// One thing an event's object tells about the account, with what the
+/// model weighs to order it (see [`crate::truth`]).
 #[derive(Debug, Clone)]
 pub(crate) enum Fact {
-    Customer(String, CustomerInfo),
-    Subscription(SubscriptionRecord),
+    Customer(String, CustomerInfo, Stage, Option<Previous>),
+    Subscription(SubscriptionRecord, Option<Previous>),
     Card(String, Card),
 }
 
 /// What an event's object tells (customer, subscription, cards), in the
 /// order it is taken: pure, so it runs where the event is parsed.
-pub(crate) fn facts(kind: &str, o: &StripeObject, user_key: &str, created: i64) -> Vec<Fact> {
+/// `previous`: the event's `previous_attributes` (its own object's).
+pub(crate) fn facts(
+    kind: &str,
+    o: &StripeObject,
+    previous: Option<&StripeObject>,
+    user_key: &str,
+    created: i64,
+) -> Vec<Fact> {
     let mut facts = Vec::new();
     match o.kind() {
         "customer" => {
             if let Some(id) = &o.id {
                 let deleted = kind == "customer.deleted";
                 let info = customer_info(o, user_key, created, deleted);
-                facts.push(Fact::Customer(id.clone(), info));
+                let stage = Stage::of(kind, None);
+                let prev = previous.and_then(|p| Previous::of_customer(p, user_key));
+                facts.push(Fact::Customer(id.clone(), info, stage, prev));
             }
         }
         "subscription" => {
@@ -70,7 +72,8 @@ pub(crate) fn facts(kind: &str, o: &StripeObject, user_key: &str, created: i64) 
                 if let (Some(pm), Some(card)) = (&rec.payment_method_id, &rec.card) {
                     facts.push(Fact::Card(pm.clone(), card.clone()));
                 }
-                facts.push(Fact::Subscription(rec));
+                let prev = previous.and_then(Previous::of_subscription);
+                facts.push(Fact::Subscription(rec, prev));
             }
         }
         "payment_method" => {
@@ -88,7 +91,12 @@ pub(crate) fn facts(kind: &str, o: &StripeObject, user_key: &str, created: i64) 
             deleted: c.deleted,
             snapshot_at: Some(created),
         };
-        facts.push(Fact::Customer(c.id.clone(), info));
+        let stage = if c.deleted {
+            Stage::Final
+        } else {
+            Stage::Updated
+        };
+        facts.push(Fact::Customer(c.id.clone(), info, stage, None));
     }
     if let Some(pm) = o.default_payment_method.as_ref().and_then(|p| p.object())
         && let Some(card) = &pm.card
@@ -98,14 +106,38 @@ pub(crate) fn facts(kind: &str, o: &StripeObject, user_key: &str, created: i64) 
     facts
 }
 
+/// Where one event stands among the inputs: rule 1's evidence but the
+/// stage, which is each fact's.
+#[derive(Debug, Clone)]
+pub(crate) struct Arrival {
+    pub created: i64,
+    pub listed: Option<(std::sync::Arc<str>, usize)>,
+    pub seq: u64,
+    pub event_id: std::sync::Arc<str>,
+}
+
+impl Arrival {
+    fn stamp(&self, stage: Stage) -> Stamp {
+        Stamp {
+            created: self.created,
+            listed: self.listed.clone(),
+            stage,
+            seq: self.seq,
+            event_id: self.event_id.clone(),
+        }
+    }
+}
+
+pub(crate) use crate::truth::Ambiguity;
+
 /// Offline source: the newest snapshot of every object seen in the replayed
-/// events. "Newest" is by event `created`; later input breaks ties.
+/// events, by the model's order ([`crate::truth::order`]).
 #[derive(Debug, Default)]
 pub(crate) struct EventSnapshots {
-    /// customer id -> (info, event created, input sequence)
-    pub customers: FastMap<String, (CustomerInfo, i64, u64)>,
-    /// subscription id -> (record, event created, input sequence)
-    pub subscriptions: FastMap<String, (SubscriptionRecord, i64, u64)>,
+    pub customers: FastMap<String, Newest<CustomerInfo>>,
+    pub subscriptions: FastMap<String, Newest<SubscriptionRecord>>,
+    /// subscription id -> its `*.created` event (rule 2's tie evidence)
+    born: FastMap<String, Stamp>,
     /// payment method id -> card
     pub cards: FastMap<String, Card>,
     /// customer id -> its subscription ids
@@ -113,10 +145,6 @@ pub(crate) struct EventSnapshots {
 }
 
 impl EventSnapshots {
-    fn newer(existing: Option<(i64, u64)>, created: i64, seq: u64) -> bool {
-        existing.is_none_or(|(c, s)| (created, seq) >= (c, s))
-    }
-
     /// Take what an event's object tells, at once.
     #[cfg(test)]
     pub fn observe(
@@ -127,62 +155,127 @@ impl EventSnapshots {
         created: i64,
         seq: u64,
     ) {
-        self.take(facts(kind, o, user_key, created), created, seq);
+        let arrival = Arrival {
+            created,
+            listed: None,
+            seq,
+            event_id: std::sync::Arc::from(format!("evt_{seq}")),
+        };
+        self.take(facts(kind, o, None, user_key, created), kind, &arrival);
     }
 
-    /// Take what one event's object told (see [`facts`]), in order.
-    pub fn take(&mut self, facts: Vec<Fact>, created: i64, seq: u64) {
+    /// Take what one event (of type `kind`) told (see [`facts`]), in order.
+    pub fn take(&mut self, facts: Vec<Fact>, kind: &str, at: &Arrival) {
         for fact in facts {
             match fact {
-                Fact::Customer(id, info) => self.put_customer(id, info, created, seq),
+                Fact::Customer(id, info, stage, prev) => {
+                    let stamp = at.stamp(stage);
+                    match self.customers.get_mut(&id) {
+                        Some(n) => n.offer(info, stamp, prev),
+                        None => {
+                            self.customers.insert(id, Newest::new(info, stamp, prev));
+                        }
+                    }
+                }
                 Fact::Card(id, card) => {
                     self.cards.insert(id, card);
                 }
-                Fact::Subscription(rec) => {
-                    let existing = self.subscriptions.get(&rec.id).map(|(_, c, s)| (*c, *s));
-                    if Self::newer(existing, created, seq) {
-                        let ids = self.by_customer.entry(rec.customer_id.clone()).or_default();
-                        if !ids.contains(&rec.id) {
+                Fact::Subscription(rec, prev) => {
+                    let stamp = at.stamp(Stage::of(kind, Some(&rec.status)));
+                    if kind.ends_with(".created") && !self.born.contains_key(&rec.id) {
+                        self.born.insert(rec.id.clone(), stamp.clone());
+                    }
+                    match self.subscriptions.get_mut(&rec.id) {
+                        Some(n) => n.offer(rec, stamp, prev),
+                        None => {
+                            let ids = self.by_customer.entry(rec.customer_id.clone()).or_default();
                             ids.push(rec.id.clone());
+                            self.subscriptions
+                                .insert(rec.id.clone(), Newest::new(rec, stamp, prev));
                         }
-                        self.subscriptions
-                            .insert(rec.id.clone(), (rec, created, seq));
                     }
                 }
             }
         }
     }
 
-    fn put_customer(&mut self, id: String, info: CustomerInfo, created: i64, seq: u64) {
-        let existing = self.customers.get(&id).map(|(_, c, s)| (*c, *s));
-        if Self::newer(existing, created, seq) {
-            self.customers.insert(id, (info, created, seq));
-        }
-    }
-
     /// The user id the inputs' customer objects give a customer.
     pub fn customer_user(&self, customer_id: &str) -> Option<&str> {
-        self.customers.get(customer_id)?.0.user_id.as_deref()
+        self.customers.get(customer_id)?.snapshot.user_id.as_deref()
     }
 
     /// Customers that have a customer object or a subscription in the inputs.
     pub fn customer_ids(&self) -> impl Iterator<Item = &String> {
         self.customers.keys().chain(self.by_customer.keys())
     }
+
+    /// Snapshots whose order the inputs cannot tell (rule 1), by customer
+    /// and object id.
+    pub fn ambiguities(&self) -> Vec<Ambiguity> {
+        let mut out: Vec<Ambiguity> = Vec::new();
+        let ids = |v: Vec<std::sync::Arc<str>>| v.iter().map(|e| e.to_string()).collect();
+        for (id, n) in &self.customers {
+            if let Some(events) = n.ambiguity() {
+                out.push(Ambiguity {
+                    customer_id: id.clone(),
+                    object_id: id.clone(),
+                    event_ids: ids(events),
+                });
+            }
+        }
+        for (id, n) in &self.subscriptions {
+            if let Some(events) = n.ambiguity() {
+                out.push(Ambiguity {
+                    customer_id: n.snapshot.customer_id.clone(),
+                    object_id: id.clone(),
+                    event_ids: ids(events),
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.customer_id, &a.object_id).cmp(&(&b.customer_id, &b.object_id)));
+        out
+    }
+
+    /// The creation events the inputs hold of a customer's subscriptions.
+    pub(crate) fn born_of(&self, customer_id: &str) -> Vec<(String, Stamp)> {
+        self.by_customer
+            .get(customer_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| Some((id.clone(), self.born.get(id)?.clone())))
+            .collect()
+    }
 }
 
 impl EventSnapshots {
+    /// The order evidence of each of the customer's newest snapshots.
+    fn evidence_of(&self, customer_id: &str) -> Vec<(String, SnapshotOrder)> {
+        self.by_customer
+            .get(customer_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| {
+                let n = self.subscriptions.get(id)?;
+                let order = SnapshotOrder {
+                    stamp: n.stamp.clone(),
+                    previous: n.previous.clone(),
+                };
+                Some((id.clone(), order))
+            })
+            .collect()
+    }
+
     fn subscriptions_of(&self, customer_id: &str) -> Vec<(SubscriptionRecord, i64)> {
         let mut subscriptions = Vec::new();
         for id in self.by_customer.get(customer_id).into_iter().flatten() {
-            if let Some((rec, created, _)) = self.subscriptions.get(id) {
-                let mut rec = rec.clone();
+            if let Some(n) = self.subscriptions.get(id) {
+                let mut rec = n.snapshot.clone();
                 if rec.card.is_none()
                     && let Some(pm) = &rec.payment_method_id
                 {
                     rec.card = self.cards.get(pm).cloned();
                 }
-                subscriptions.push((rec, *created));
+                subscriptions.push((rec, n.stamp.created));
             }
         }
         subscriptions
@@ -205,22 +298,15 @@ impl Source for Offline<'_> {
     }
 
     fn fetch(&mut self, job: &Job, _known: bool) -> Result<CustomerWrite, FetchError> {
-        let info = match self.snapshots.customers.get(&job.customer_id) {
-            Some((info, _, _)) => {
-                let mut info = info.clone();
-                if info.user_id.is_none() && !info.deleted {
-                    info.user_id = job.user_hint.clone();
-                }
-                info
-            }
-            None => hinted(job.user_hint.as_deref()),
-        };
+        let object = self.snapshots.customers.get(&job.customer_id);
+        let info = crate::truth::user_of(object.map(|n| &n.snapshot), job.user_hint.as_deref());
         Ok(CustomerWrite {
             customer_id: job.customer_id.clone(),
             info,
             user_key: self.user_key.to_owned(),
             subscriptions: self.snapshots.subscriptions_of(&job.customer_id),
-            current: Current::Newest,
+            evidence: self.snapshots.evidence_of(&job.customer_id),
+            current: Current::Newest(self.snapshots.born_of(&job.customer_id)),
             source: RecordSource::Events,
         })
     }
@@ -271,27 +357,59 @@ impl<'a> ApiSource<'a> {
         }
     }
 
-    /// The customer object (a deleted customer's is marked `deleted`).
+    /// The customer object (a deleted customer's is marked `deleted`); a
+    /// missing one is this customer's failure.
     pub(crate) fn customer(&mut self, customer_id: &str) -> Result<CustomerInfo, FetchError> {
-        use crate::stripe::CustomerFetch;
         if let Some(info) = self.prefetched.get(customer_id) {
             return Ok(info.clone());
         }
-        let info = match self.call(self.client.customer(customer_id))? {
-            CustomerFetch::Found(o) => customer_info(&o, &self.user_key, self.now, false),
-            CustomerFetch::Deleted => CustomerInfo {
-                deleted: true,
-                snapshot_at: Some(self.now),
-                ..CustomerInfo::default()
-            },
-            CustomerFetch::Missing => {
-                return Err(FetchError::Customer(format!(
-                    "no such customer {customer_id} in this Stripe account (404)"
-                )));
-            }
-        };
+        let info = self.state(customer_id)?.info(self.now).ok_or_else(|| {
+            FetchError::Customer(format!(
+                "no such customer {customer_id} in this Stripe account (404)"
+            ))
+        })?;
         self.prefetched.insert(customer_id.to_owned(), info.clone());
         Ok(info)
+    }
+
+    /// The customer as the API says it now (one request).
+    fn state(&self, customer_id: &str) -> Result<CustomerState, FetchError> {
+        use crate::stripe::CustomerFetch;
+        Ok(match self.call(self.client.customer(customer_id))? {
+            CustomerFetch::Found(o) => CustomerState::of_object(
+                o.deleted.unwrap_or(false),
+                o.metadata.as_ref(),
+                o.email.as_deref(),
+                &self.user_key,
+            ),
+            CustomerFetch::Deleted => CustomerState::Deleted,
+            CustomerFetch::Missing => CustomerState::Missing,
+        })
+    }
+
+    /// A write of the customer in `state`, with its listed subscription.
+    fn write(
+        &self,
+        id: &str,
+        state: CustomerState,
+        listed: Option<SubscriptionRecord>,
+    ) -> Result<CustomerWrite, FetchError> {
+        let Some(info) = state.info(self.now) else {
+            return Err(FetchError::Customer(format!(
+                "no such customer {id} in this Stripe account (404)"
+            )));
+        };
+        // Rule 3: a deleted customer has no live subscription to show.
+        let listed = listed.filter(|_| !info.deleted);
+        Ok(CustomerWrite {
+            customer_id: id.to_owned(),
+            info,
+            user_key: self.user_key.clone(),
+            current: Current::Listed(listed.as_ref().map(|r| r.id.clone()), self.now),
+            subscriptions: listed.into_iter().map(|r| (r, self.now)).collect(),
+            evidence: Vec::new(),
+            source: RecordSource::Api,
+        })
     }
 }
 
@@ -301,36 +419,20 @@ impl Source for ApiSource<'_> {
         50
     }
 
-    fn fetch(&mut self, job: &Job, known: bool) -> Result<CustomerWrite, FetchError> {
+    /// The customer's listed subscription with the customer expanded in
+    /// it: one request; a customer without a subscription is read on its
+    /// own (a second), so a changed user id or a deletion is always seen.
+    fn fetch(&mut self, job: &Job, _known: bool) -> Result<CustomerWrite, FetchError> {
         let id = job.customer_id.as_str();
-        let mut info = match (self.prefetched.remove(id), known) {
-            (Some(info), _) => Some(info),
-            (None, true) => None,
-            (None, false) => Some(self.customer(id)?),
-        };
-        let (user_key, now) = (self.user_key.clone(), self.now);
-        let deleted_write = |info: CustomerInfo| CustomerWrite {
-            customer_id: id.to_owned(),
-            info,
-            user_key: user_key.clone(),
-            subscriptions: Vec::new(),
-            current: Current::Listed(None, now),
-            source: RecordSource::Api,
-        };
-        if let Some(i) = &info
-            && i.deleted
-        {
-            return Ok(deleted_write(i.clone()));
-        }
+        let prefetched = self.prefetched.remove(id);
         let latest = match self.call(self.client.latest_subscription(id)) {
             Ok(latest) => latest,
             // Stripe may refuse to list a deleted customer's subscriptions.
-            Err(FetchError::Customer(msg)) if info.is_none() => {
-                let i = self.customer(id)?;
-                if i.deleted {
-                    return Ok(deleted_write(i));
-                }
-                return Err(FetchError::Customer(msg));
+            Err(FetchError::Customer(msg)) => {
+                return match self.state(id)? {
+                    CustomerState::Deleted => self.write(id, CustomerState::Deleted, None),
+                    _ => Err(FetchError::Customer(msg)),
+                };
             }
             Err(e) => return Err(e),
         };
@@ -346,27 +448,25 @@ impl Source for ApiSource<'_> {
                 }
             },
         };
-        // Deleting a customer cancels its subscriptions: a stored customer
-        // with no live one may be gone; one more request tells.
-        let live = record
+        let inline = latest
             .as_ref()
-            .is_some_and(|r| !matches!(r.status.as_str(), "canceled" | "incomplete_expired"));
-        if info.is_none() && !live {
-            let i = self.customer(id)?;
-            if i.deleted {
-                return Ok(deleted_write(i));
-            }
-            info = Some(i);
-        }
-        let current = Current::Listed(record.as_ref().map(|r| r.id.clone()), self.now);
-        Ok(CustomerWrite {
-            customer_id: id.to_owned(),
-            info: info.unwrap_or_else(|| hinted(job.user_hint.as_deref())),
-            user_key: self.user_key.clone(),
-            subscriptions: record.into_iter().map(|r| (r, self.now)).collect(),
-            current,
-            source: RecordSource::Api,
-        })
+            .and_then(|o| o.customer.as_ref())
+            .and_then(|c| c.object());
+        let state = match (inline, prefetched) {
+            (Some(c), _) => CustomerState::of_object(
+                c.deleted,
+                c.metadata.as_ref(),
+                c.email.as_deref(),
+                &self.user_key,
+            ),
+            (None, Some(info)) if info.deleted => CustomerState::Deleted,
+            (None, Some(info)) => CustomerState::Live {
+                user: info.user_id,
+                email: info.email,
+            },
+            (None, None) => self.state(id)?,
+        };
+        self.write(id, state, record)
     }
 }
 

@@ -10,6 +10,7 @@ mod fuzz_regressions;
 mod inspect;
 mod inspect_stream;
 mod manpages;
+mod order;
 mod prompt;
 mod props;
 mod readme;

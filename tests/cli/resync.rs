@@ -94,8 +94,8 @@ fn customer_with_unknown_then_known_store() {
     assert_eq!(v["customers"][0]["status"], "active");
     assert_eq!(v["customers"][0]["changed"], true);
     assert_eq!(
-        v["summary"]["api_requests"], 2,
-        "customer object + latest subscription"
+        v["summary"]["api_requests"], 1,
+        "the latest subscription, with its customer expanded inline"
     );
     let keys = crate::common::keys(&v["summary"]);
     assert_eq!(
@@ -120,6 +120,7 @@ fn customer_with_unknown_then_known_store() {
         ("status", "all"),
         ("limit", "1"),
         ("expand[]", "data.default_payment_method"),
+        ("expand[]", "data.customer"),
     ] {
         assert!(q.contains(&(k.to_owned(), val.to_owned())), "{k} in {q:?}");
     }
@@ -292,7 +293,8 @@ fn faults_are_retried_and_counted() {
     assert_eq!(out.status, 0, "{}", out.stderr);
     let v = json(&out.stdout);
     assert_eq!(v["summary"]["retries"], 4);
-    assert_eq!(v["summary"]["api_requests"], 6);
+    // One request (the subscription with its customer inline) and 4 retries.
+    assert_eq!(v["summary"]["api_requests"], 5);
     assert_eq!(rows(dir.path())["cus_a"]["status"], "active");
 
     // A 400 on one customer fails that customer only; Stripe-Should-Retry: false is obeyed.
@@ -302,7 +304,8 @@ fn faults_are_retried_and_counted() {
             should_retry: None,
             retry_after: None,
         })
-        .on_path("/v1/customers/cus_b"),
+        // cus_b's read (its subscription, the customer inline).
+        .on_path("/v1/subscriptions"),
     );
     fake.push_fault(
         FaultRule::new(Fault::Status {
@@ -310,7 +313,8 @@ fn faults_are_retried_and_counted() {
             should_retry: Some(false),
             retry_after: None,
         })
-        .on_path("/v1/customers/cus_b2"),
+        // cus_b2's, next.
+        .on_path("/v1/subscriptions"),
     );
     let out = resync(
         dir.path(),
@@ -451,7 +455,21 @@ fn pacing_never_exceeds_max_rps() {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = resync(dir.path(), &fake, &refs);
     assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(fake.request_count(), 40);
+    // One request a customer (its subscription, the customer inline), two
+    // for one without a subscription (the customer read on its own).
+    let expected: usize = fake
+        .customers()
+        .iter()
+        .take(20)
+        .map(|c| {
+            let id = c["id"].as_str().unwrap();
+            match fake.subscriptions().iter().any(|s| s["customer"] == id) {
+                true => 1,
+                false => 2,
+            }
+        })
+        .sum();
+    assert_eq!(fake.request_count(), expected);
     let peak = fake.max_requests_in_window(Duration::from_secs(1));
     assert!(
         peak <= 8,
@@ -603,4 +621,90 @@ fn unreachable_api_stops_the_run_with_status_2() {
     );
     assert!(out.stderr.contains("cannot reach"), "{}", out.stderr);
     assert!(!out.stderr.contains("sk_test_unreachable_1"));
+}
+
+#[test]
+fn contradictory_mode_flags_are_usage_errors_naming_both() {
+    let dir = tempdir();
+    // Each was accepted before, the second flag silently ignored (clap
+    // counts a requirement as met when it conflicts with a flag given):
+    // `--all --follow` ran a plain backfill.
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--all", "--follow"],
+            "'--all' cannot be used with '--follow'",
+        ),
+        (
+            &["--follow", "--all"],
+            "'--follow' cannot be used with '--all'",
+        ),
+        (
+            &["--all", "--since", "1h"],
+            "'--all' cannot be used with '--since <WHEN>'",
+        ),
+        (
+            &["--all", "--interval", "3"],
+            "'--all' cannot be used with '--interval <SECONDS>'",
+        ),
+        (
+            &["--customer", "cus_1", "--restart"],
+            "'--customer <ID>' cannot be used with '--restart'",
+        ),
+        (
+            &["--user", "user_1", "--restart"],
+            "'--user <ID>' cannot be used with '--restart'",
+        ),
+        (
+            &["--events", "--restart"],
+            "'--events' cannot be used with '--restart'",
+        ),
+        (
+            &["--customer", "cus_1", "--since", "1h"],
+            "'--customer <ID>' cannot be used with '--since <WHEN>'",
+        ),
+        (
+            &["--user", "user_1", "--follow"],
+            "'--user <ID>' cannot be used with '--follow'",
+        ),
+        // Already refused, and stays so.
+        (
+            &["--all", "--events"],
+            "'--all' cannot be used with '--events'",
+        ),
+    ];
+    for (args, conflict) in cases {
+        // A key and a base that would work, so only the flags can fail.
+        let out = run(cmd_in(dir.path())
+            .env("STRIPE_API_KEY", "sk_test_unused")
+            .args(["resync", "--api-base", "http://127.0.0.1:9"])
+            .args(*args));
+        assert_eq!(out.status, 2, "{args:?}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{args:?}");
+        let first = out.stderr.lines().next().unwrap_or("");
+        assert_eq!(first, format!("error: the argument {conflict}"), "{args:?}");
+        assert!(out.stderr.contains("Usage: stripe-sync resync"), "{args:?}");
+        assert!(!out.stderr.contains("sk_test_unused"), "{args:?}");
+    }
+    assert!(
+        !dir.path().join("stripe-sync.db").exists(),
+        "refused before the store is opened"
+    );
+    // What each flag belongs with still works together (it fails later, on
+    // the unreachable base, not on the flags).
+    for args in [
+        &["--all", "--restart"][..],
+        &["--events", "--since", "1h", "--follow", "--interval", "2"][..],
+    ] {
+        let out = run(cmd_in(dir.path())
+            .env("STRIPE_API_KEY", "sk_test_unused")
+            .env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
+            .args(["resync", "--api-base", "http://127.0.0.1:9"])
+            .args(args)
+            .timeout(Duration::from_secs(1)));
+        assert!(
+            !out.stderr.contains("cannot be used with"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
 }

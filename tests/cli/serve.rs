@@ -1401,13 +1401,27 @@ fn record_keeps_exact_bytes_and_replaying_it_rebuilds_the_store() {
     let out = s.stop("TERM");
     assert_eq!(out.status, 0, "{}", show(&out));
 
-    // Each valid request: DIR/<created>-<event id>.json, its exact bytes.
+    // Each valid request: DIR/<created>-<arrival>-<event id>.json, its exact bytes.
     let rec = d.join("rec");
     let mut expected: HashSet<PathBuf> = HashSet::new();
+    let names: Vec<String> = std::fs::read_dir(&rec)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     for b in &bodies {
         let v: Value = serde_json::from_slice(b).unwrap();
-        let name = format!("{}-{}.json", v["created"], v["id"].as_str().unwrap());
-        let p = rec.join(&name);
+        let (created, id) = (v["created"].to_string(), v["id"].as_str().unwrap());
+        // A redelivery is a request of its own: a file of its own.
+        let name = names
+            .iter()
+            .find(|n| {
+                n.starts_with(&format!("{created}-"))
+                    && n.ends_with(&format!("-{id}.json"))
+                    && !expected.contains(&rec.join(n))
+                    && std::fs::read(rec.join(n)).is_ok_and(|got| got == *b)
+            })
+            .unwrap_or_else(|| panic!("no recording of {id} in {names:?}"));
+        let p = rec.join(name);
         let got = std::fs::read(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(got == *b, "{name}: not the exact bytes received");
         expected.insert(p);
@@ -2109,4 +2123,93 @@ fn malformed_huge_and_slow_clients_do_not_stop_the_server() {
     assert_eq!(out.status, 0, "{}", show(&out));
     assert!(!out.stderr.contains("panicked"), "{}", show(&out));
     integrity(&s.db);
+}
+
+// ---------------------------------------------------------------------------
+// Same-second events (the model's order by evidence)
+// ---------------------------------------------------------------------------
+
+fn same_second_event(id: &str, kind: &str, status: &str, previous: Option<Value>) -> Vec<u8> {
+    let mut data = json!({"object": {
+        "id": "sub_ss", "object": "subscription", "customer": "cus_ss", "status": status,
+        "created": 1_767_225_600, "cancel_at_period_end": false,
+        "metadata": {"clerkUserId": "user_ss"},
+        "items": {"object": "list", "data": [{"price": {"id": "price_1"},
+            "current_period_start": 1_767_225_600, "current_period_end": 1_769_817_600}]}
+    }});
+    if let Some(p) = previous {
+        data["previous_attributes"] = p;
+    }
+    serde_json::to_vec(&json!({"id": id, "object": "event", "type": kind,
+        "created": 1_767_225_600, "data": data}))
+    .unwrap()
+}
+
+#[test]
+fn same_second_events_newest_first_end_in_the_newest_state_and_the_recording_agrees() {
+    let dir = tempdir();
+    let d = dir.path();
+    let mut s = launch(d).secret().args(&["--record", "rec"]).start();
+    // A checkout's two events, the update delivered first (its own batch).
+    let updated = same_second_event(
+        "evt_ss_upd",
+        "customer.subscription.updated",
+        "active",
+        Some(json!({"status": "incomplete"})),
+    );
+    let created = same_second_event(
+        "evt_ss_cre",
+        "customer.subscription.created",
+        "incomplete",
+        None,
+    );
+    for body in [&updated, &created] {
+        let r = s.post_signed(body);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(v.get("ambiguous").is_none(), "evidence decides: {v}");
+    }
+    assert_eq!(rows_of(d, &s.db, "cus_ss")[0]["status"], "active");
+
+    // Two updates nothing orders: answered, and said to be ambiguous.
+    let a = same_second_event(
+        "evt_ss_a",
+        "customer.subscription.updated",
+        "past_due",
+        None,
+    );
+    let b = same_second_event("evt_ss_b", "customer.subscription.updated", "unpaid", None);
+    let r = s.post_signed(&a);
+    assert_eq!(r.status, 200);
+    let r = s.post_signed(&b);
+    assert_eq!(r.status, 200);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["ambiguous"], true, "{v}");
+    assert_eq!(rows_of(d, &s.db, "cus_ss")[0]["status"], "unpaid");
+    let out = s.stop("TERM");
+    assert_eq!(out.status, 0, "{}", show(&out));
+
+    // The recording sorts in arrival order, and replays to the same state.
+    let mut names: Vec<String> = std::fs::read_dir(d.join("rec"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    let ids: Vec<&str> = names
+        .iter()
+        .map(|n| n.rsplit_once('-').unwrap().1.trim_end_matches(".json"))
+        .collect();
+    assert_eq!(
+        ids,
+        ["evt_ss_upd", "evt_ss_cre", "evt_ss_a", "evt_ss_b"],
+        "{names:?}"
+    );
+    let out = run(cmd_in(d).args(["replay", "--json", "--db", "replayed.db", "rec"]));
+    assert_eq!(out.status, 0, "{}", show(&out));
+    assert_eq!(
+        rows_of(d, &d.join("replayed.db"), "cus_ss"),
+        rows_of(d, &d.join("stripe-sync.db"), "cus_ss")
+    );
 }

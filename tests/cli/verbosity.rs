@@ -115,7 +115,7 @@ fn vv_logs_one_line_per_request_and_never_the_key() {
         .expect("a subscription read");
     assert!(
         subscriptions.starts_with(
-            "debug: GET /v1/subscriptions?customer=cus_a&status=all&limit=1&expand[]=data.default_payment_method → 200 req_"
+            "debug: GET /v1/subscriptions?customer=cus_a&status=all&limit=1&expand[]=data.default_payment_method&expand[]=data.customer → 200 req_"
         ),
         "{subscriptions}"
     );
