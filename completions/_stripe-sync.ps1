@@ -66,8 +66,8 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             break
         }
         'stripe-sync;sign' {
-            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Webhook signing secret (whsec_...)')
-            [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'Webhook signing secret (whsec_...)')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Webhook signing secret (whsec_...); repeat it, or comma-separate the env var, for one v1= each (rotation: new one first)')
+            [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'Webhook signing secret (whsec_...); repeat it, or comma-separate the env var, for one v1= each (rotation: new one first)')
             [CompletionResult]::new('--timestamp', '--timestamp', [CompletionResultType]::ParameterName, 'Unix timestamp to sign with [default: now]')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite store (created with mode 0600 on first write)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Routing config [default: stripe-sync.toml in the current directory, if present]')
@@ -141,7 +141,7 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Skip the confirmation --all asks for on a live key')
             [CompletionResult]::new('--all-rows', '--all-rows', [CompletionResultType]::ParameterName, 'List every customer; by default a run of more than 50 lists only those that changed or failed')
             [CompletionResult]::new('--events', '--events', [CompletionResultType]::ParameterName, 'Catch up from Stripe''s event log since the checkpoint: route each event as replay does, resync each affected customer once')
-            [CompletionResult]::new('--follow', '--follow', [CompletionResultType]::ParameterName, 'Keep polling the event log (SIGTERM finishes the batch and exits 0)')
+            [CompletionResult]::new('--follow', '--follow', [CompletionResultType]::ParameterName, 'Keep polling the event log; a failing API is waited out (SIGTERM finishes the batch and exits 0)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine output: exactly one JSON document on stdout')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less on stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less on stderr')
@@ -160,7 +160,7 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)')
             [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)')
             [CompletionResult]::new('--tolerance', '--tolerance', [CompletionResultType]::ParameterName, 'Maximum age of a signature; 0 disables the check')
-            [CompletionResult]::new('--record', '--record', [CompletionResultType]::ParameterName, 'Keep every request''s exact body: DIR/<created>-<event id>.json; bad signatures under DIR/rejected/')
+            [CompletionResult]::new('--record', '--record', [CompletionResultType]::ParameterName, 'Keep every request''s exact body: DIR/<created>-<arrival>-<event id>.json (unique, in arrival order); bad signatures under DIR/rejected/')
             [CompletionResult]::new('--max-body', '--max-body', [CompletionResultType]::ParameterName, 'Larger bodies are refused with 413')
             [CompletionResult]::new('--user-key', '--user-key', [CompletionResultType]::ParameterName, 'Metadata key for the user id')
             [CompletionResult]::new('--read-timeout', '--read-timeout', [CompletionResultType]::ParameterName, 'Seconds a client may take to send the request headers, and then the body')

@@ -61,8 +61,8 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand --version 'Print version'
         }
         &'stripe-sync;sign'= {
-            cand -s 'Webhook signing secret (whsec_...)'
-            cand --secret 'Webhook signing secret (whsec_...)'
+            cand -s 'Webhook signing secret (whsec_...); repeat it, or comma-separate the env var, for one v1= each (rotation: new one first)'
+            cand --secret 'Webhook signing secret (whsec_...); repeat it, or comma-separate the env var, for one v1= each (rotation: new one first)'
             cand --timestamp 'Unix timestamp to sign with [default: now]'
             cand --db 'The SQLite store (created with mode 0600 on first write)'
             cand --config 'Routing config [default: stripe-sync.toml in the current directory, if present]'
@@ -134,7 +134,7 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand --yes 'Skip the confirmation --all asks for on a live key'
             cand --all-rows 'List every customer; by default a run of more than 50 lists only those that changed or failed'
             cand --events 'Catch up from Stripe''s event log since the checkpoint: route each event as replay does, resync each affected customer once'
-            cand --follow 'Keep polling the event log (SIGTERM finishes the batch and exits 0)'
+            cand --follow 'Keep polling the event log; a failing API is waited out (SIGTERM finishes the batch and exits 0)'
             cand --json 'Machine output: exactly one JSON document on stdout'
             cand -q 'Print less on stderr'
             cand --quiet 'Print less on stderr'
@@ -152,7 +152,7 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand -s 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)'
             cand --secret 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)'
             cand --tolerance 'Maximum age of a signature; 0 disables the check'
-            cand --record 'Keep every request''s exact body: DIR/<created>-<event id>.json; bad signatures under DIR/rejected/'
+            cand --record 'Keep every request''s exact body: DIR/<created>-<arrival>-<event id>.json (unique, in arrival order); bad signatures under DIR/rejected/'
             cand --max-body 'Larger bodies are refused with 413'
             cand --user-key 'Metadata key for the user id'
             cand --read-timeout 'Seconds a client may take to send the request headers, and then the body'

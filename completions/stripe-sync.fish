@@ -58,7 +58,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -s v -l 
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -s V -l version -d 'Print version'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s s -l secret -d 'Webhook signing secret (whsec_...)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s s -l secret -d 'Webhook signing secret (whsec_...); repeat it, or comma-separate the env var, for one v1= each (rotation: new one first)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l timestamp -d 'Unix timestamp to sign with [default: now]' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
@@ -122,7 +122,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l check
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l yes -d 'Skip the confirmation --all asks for on a live key'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l all-rows -d 'List every customer; by default a run of more than 50 lists only those that changed or failed'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l events -d 'Catch up from Stripe\'s event log since the checkpoint: route each event as replay does, resync each affected customer once'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l follow -d 'Keep polling the event log (SIGTERM finishes the batch and exits 0)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l follow -d 'Keep polling the event log; a failing API is waited out (SIGTERM finishes the batch and exits 0)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l json -d 'Machine output: exactly one JSON document on stdout'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s q -l quiet -d 'Print less on stderr'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s v -l verbose -d 'Print more on stderr (-vv for debug)'
@@ -133,7 +133,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l listen
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l path -d 'The webhook route; any other path is 404' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -s s -l secret -d 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l tolerance -d 'Maximum age of a signature; 0 disables the check' -r
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l record -d 'Keep every request\'s exact body: DIR/<created>-<event id>.json; bad signatures under DIR/rejected/' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l record -d 'Keep every request\'s exact body: DIR/<created>-<arrival>-<event id>.json (unique, in arrival order); bad signatures under DIR/rejected/' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l max-body -d 'Larger bodies are refused with 413' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l user-key -d 'Metadata key for the user id' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l read-timeout -d 'Seconds a client may take to send the request headers, and then the body' -r

@@ -115,6 +115,12 @@ Examples:
   stripe-sync verify -s \"$OLD\" -s \"$NEW\" --signature \"$SIG\" --json body.json";
 
 const REPLAY_EXAMPLES: &str = "\
+Events of one object in the same second are ordered by evidence: the order of a
+Stripe list object (data[] is newest first), chained previous_attributes, then the
+lifecycle (*.created first, *.deleted and canceled/incomplete_expired last). What no
+evidence decides takes the later input and is reported as ambiguous (--json's
+\"ambiguous\", a warning on stderr); --live reads the truth from the API.
+
 Examples:
   stripe-sync replay fixtures/
   stripe-sync replay --dry-run --json 'events/*.ndjson' > routes.json
@@ -151,7 +157,8 @@ Examples:
 const SIGN_EXAMPLES: &str = "\
 Examples:
   stripe-sync sign --secret whsec_test payload.json
-  stripe-sync sign -s whsec_test --timestamp 1767225590 --json payload.json";
+  stripe-sync sign -s whsec_test --timestamp 1767225590 --json payload.json
+  stripe-sync sign -s \"$NEW\" -s \"$OLD\" payload.json";
 
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
@@ -200,15 +207,16 @@ pub struct SignArgs {
     #[arg(value_name = "PAYLOAD", default_value = "-")]
     pub payload: PathBuf,
 
-    /// Webhook signing secret (whsec_...)
+    /// Webhook signing secret (whsec_...); repeat it, or comma-separate the env var, for one v1= each (rotation: new one first)
     #[arg(
         short,
-        long,
+        long = "secret",
         env = "STRIPE_WEBHOOK_SECRET",
         hide_env_values = true,
+        value_delimiter = ',',
         value_name = "SECRET"
     )]
-    pub secret: Option<Secret>,
+    pub secrets: Vec<Secret>,
 
     /// Unix timestamp to sign with [default: now]
     #[arg(long, value_name = "UNIX", allow_negative_numbers = true)]
@@ -357,8 +365,12 @@ pub struct ResyncArgs {
     #[arg(long, conflicts_with_all = ["users", "customers"])]
     pub all: bool,
 
+    // `requires` alone lets a contradiction through: clap counts a
+    // requirement as met when it conflicts with a flag given (`--all
+    // --follow` ran a backfill, `--customer X --restart` ignored --restart).
+    // So each mode's own flags name the modes they cannot be used with.
     /// With --all: start over instead of resuming
-    #[arg(long, requires = "all")]
+    #[arg(long, requires = "all", conflicts_with_all = ["users", "customers", "events"])]
     pub restart: bool,
 
     /// Fetch and compare exactly as the real run would, write nothing; list differences; exit 1 on any drift
@@ -382,16 +394,22 @@ pub struct ResyncArgs {
         long,
         value_name = "WHEN",
         requires = "events",
+        conflicts_with_all = ["users", "customers", "all"],
         help_heading = "Event log"
     )]
     pub since: Option<String>,
 
-    /// Keep polling the event log (SIGTERM finishes the batch and exits 0)
-    #[arg(long, requires = "events", help_heading = "Event log")]
+    /// Keep polling the event log; a failing API is waited out (SIGTERM finishes the batch and exits 0)
+    #[arg(
+        long,
+        requires = "events",
+        conflicts_with_all = ["users", "customers", "all"],
+        help_heading = "Event log"
+    )]
     pub follow: bool,
 
     /// Seconds between polls with --follow
-    #[arg(long, value_name = "SECONDS", default_value_t = 5, requires = "follow", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Event log")]
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, requires = "follow", conflicts_with_all = ["users", "customers", "all"], value_parser = clap::value_parser!(u64).range(1..), help_heading = "Event log")]
     pub interval: u64,
 
     /// Metadata key for the user id [default: from config, else clerkUserId]
@@ -436,7 +454,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub live: bool,
 
-    /// Keep every request's exact body: DIR/<created>-<event id>.json; bad signatures under DIR/rejected/
+    /// Keep every request's exact body: DIR/<created>-<arrival>-<event id>.json (unique, in arrival order); bad signatures under DIR/rejected/
     #[arg(long, value_name = "DIR")]
     pub record: Option<PathBuf>,
 

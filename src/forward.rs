@@ -55,6 +55,8 @@ impl Delivery {
 
 pub struct Settings {
     pub url: reqwest::Url,
+    /// The endpoint's secret as given: several, comma-separated, during a
+    /// rotation (each delivery then carries one `v1=` per secret).
     pub secret: Secret,
     pub concurrency: usize,
     pub timeout: Duration,
@@ -107,6 +109,8 @@ pub struct Forwarder {
     rt: tokio::runtime::Handle,
     client: reqwest::Client,
     settings: std::sync::Arc<Settings>,
+    /// `settings.secret` split as `verify` and `sign` split `--secret`.
+    secrets: std::sync::Arc<[Secret]>,
     inflight: tokio::task::JoinSet<(u64, Delivery)>,
     results: HashMap<u64, Delivery>,
     sent: u64,
@@ -114,6 +118,14 @@ pub struct Forwarder {
 
 impl Forwarder {
     pub fn new(settings: Settings, rt: tokio::runtime::Handle) -> anyhow::Result<Forwarder> {
+        let secrets = settings.secret.split_list();
+        if let Some(i) = crate::secret::first_blank(&secrets) {
+            return Err(crate::usage(format!(
+                "webhook secret #{} for --forward-to is blank (check --secret and \
+                 STRIPE_WEBHOOK_SECRET for empty entries)",
+                i + 1
+            )));
+        }
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -124,6 +136,7 @@ impl Forwarder {
             rt,
             client,
             settings: std::sync::Arc::new(settings),
+            secrets: secrets.into(),
             inflight: tokio::task::JoinSet::new(),
             results: HashMap::new(),
             sent: 0,
@@ -145,16 +158,15 @@ impl Forwarder {
         self.sent += 1;
         let client = self.client.clone();
         let settings = self.settings.clone();
+        let secrets = self.secrets.clone();
         self.inflight.spawn_on(
             async move {
                 let started = Instant::now();
-                // Signed now, as Stripe signs each delivery attempt.
-                let header = signature::sign(
-                    &settings.secret,
-                    crate::commands::unix_now(),
-                    body.as_bytes(),
-                )
-                .header;
+                // Signed now, as Stripe signs each delivery attempt, with
+                // each secret during a rotation.
+                let header =
+                    signature::sign_all(&secrets, crate::commands::unix_now(), body.as_bytes())
+                        .header;
                 // `-H` last: `headers()` replaces what is set before it, so
                 // an override (only with --allow-header-override) is the
                 // one value sent, and the client's User-Agent yields to it.

@@ -103,13 +103,34 @@ pub fn route(ev: &Event, cfg: &Config) -> Routed {
             .collect();
         let user = metadata_str(obj.metadata.as_ref(), key).map(str::to_owned);
         if !missing.is_empty() {
+            // A blank value is present to the app (JavaScript's `" "` is
+            // truthy): it would not throw, it would sync a blank.
+            let (blank, absent): (Vec<&str>, Vec<&str>) = missing.iter().partition(|k| {
+                obj.metadata
+                    .as_ref()
+                    .and_then(|m| m.get(**k))
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|v| !v.is_empty())
+            });
+            let reason = match (absent.is_empty(), blank.is_empty()) {
+                (false, true) => format!(
+                    "checkout session lacks required metadata: {} (the app throws)",
+                    absent.join(", ")
+                ),
+                (true, false) => format!(
+                    "checkout session's required metadata is blank: {} (the app would sync a blank value; stripe-sync rejects it)",
+                    blank.join(", ")
+                ),
+                _ => format!(
+                    "checkout session lacks required metadata: {} (the app throws), and {} is blank",
+                    absent.join(", "),
+                    blank.join(", ")
+                ),
+            };
             return Routed::Rejected {
                 user,
                 customer,
-                reason: format!(
-                    "checkout session lacks required metadata: {} (the app throws)",
-                    missing.join(", ")
-                ),
+                reason,
             };
         }
         return match (user, customer) {

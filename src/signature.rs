@@ -31,6 +31,10 @@ pub enum Reason {
     PayloadNotUtf8,
     /// An empty body: stripe-node refuses it outright (an addition to SPEC.md's list).
     EmptyPayload,
+    /// The signature matches the exact bytes, but they start with a UTF-8
+    /// byte-order mark, which the SDKs read differently (see [`BOM_DISAGREEMENT`]):
+    /// no header passes both (an addition to SPEC.md's list).
+    PayloadBom,
 }
 
 impl Reason {
@@ -43,6 +47,7 @@ impl Reason {
             Reason::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
             Reason::PayloadNotUtf8 => "payload_not_utf8",
             Reason::EmptyPayload => "empty_payload",
+            Reason::PayloadBom => "payload_bom",
         }
     }
 }
@@ -55,7 +60,8 @@ pub enum HintCode {
     PayloadTrailingNewline,
     /// The signature matches once CRLF line endings become LF (or back).
     PayloadLineEndings,
-    /// The signature matches once a UTF-8 byte-order mark is removed.
+    /// The payload starts with a UTF-8 byte-order mark, which the SDKs read
+    /// differently; says whether the signature matches with or without it.
     PayloadBom,
     /// The payload is JSON that was re-serialized after signing.
     PayloadReformatted,
@@ -129,6 +135,34 @@ pub fn thin_event_hint() -> Hint {
                   stripe.parseEventNotification (stripe-node) or client.parse_event_notification \
                   (stripe-python), then fetch the full event"
             .into(),
+    }
+}
+
+/// The UTF-8 byte-order mark.
+pub const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// Why no header verifies a payload that starts with [`UTF8_BOM`] in both
+/// SDKs: stripe-node decodes a Buffer with `TextDecoder`, which drops the
+/// mark, before it computes the HMAC; stripe-python's `decode("utf-8")`
+/// keeps it (stripe-python 16 then parses the JSON from the bytes, BOM
+/// allowed; older releases parsed the decoded text and refused it).
+pub const BOM_DISAGREEMENT: &str = "stripe-node strips the mark before computing the \
+     signature, stripe-python does not, so no signature passes both SDKs; save the file \
+     without a BOM";
+
+/// A moment to judge a timestamp's age at: unix seconds, and the nanoseconds
+/// past them (a clock reading has them; `--now UNIX` is a whole second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnixTime {
+    pub secs: i64,
+    /// Nanoseconds past `secs`; only whether there are any counts.
+    pub nanos: u32,
+}
+
+impl UnixTime {
+    /// A whole second.
+    pub fn from_secs(secs: i64) -> UnixTime {
+        UnixTime { secs, nanos: 0 }
     }
 }
 
@@ -542,20 +576,42 @@ pub fn signable_timestamp(t: i64) -> bool {
 
 /// The `Stripe-Signature` value for a payload.
 pub fn sign(secret: &Secret, timestamp: i64, payload: &[u8]) -> SignedHeader {
-    let sig = compute_signature(secret.expose().as_bytes(), timestamp, payload);
-    let signature = String::from_utf8_lossy(&sig).into_owned();
+    sign_all(std::slice::from_ref(secret), timestamp, payload)
+}
+
+/// The `Stripe-Signature` value for a payload signed with each secret:
+/// `t=<T>,v1=<hex>,v1=<hex>...`, one `v1` per secret in the order given,
+/// as Stripe signs while a secret is rolled (the new one first).
+pub fn sign_all(secrets: &[Secret], timestamp: i64, payload: &[u8]) -> SignedHeader {
+    let signatures: Vec<String> = secrets
+        .iter()
+        .map(|s| {
+            let sig = compute_signature(s.expose().as_bytes(), timestamp, payload);
+            String::from_utf8_lossy(&sig).into_owned()
+        })
+        .collect();
+    let mut header = format!("t={timestamp}");
+    for s in &signatures {
+        header.push_str(",v1=");
+        header.push_str(s);
+    }
     SignedHeader {
-        header: format!("t={timestamp},v1={signature}"),
+        header,
         timestamp,
-        signature,
+        signature: signatures.first().cloned().unwrap_or_default(),
+        signatures,
     }
 }
 
+/// What `sign --json` prints (SPEC.md's fields; `signatures` is an addition).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SignedHeader {
     pub header: String,
     pub timestamp: i64,
+    /// The first secret's signature.
     pub signature: String,
+    /// Every secret's signature, in the order of the secrets.
+    pub signatures: Vec<String>,
 }
 
 /// What a verification concluded.
@@ -619,7 +675,8 @@ fn matches_header(header: &Header<'_>, expected: &[u8; 64]) -> bool {
     }
 }
 
-/// Verify a payload against a header value and one or more secrets.
+/// Verify a payload against a header value and one or more secrets, judging
+/// the age as of the whole second `now`.
 /// Keys each secret on every call; to verify many payloads against the same
 /// secrets, build a [`Verifier`] once.
 pub fn verify(
@@ -628,6 +685,24 @@ pub fn verify(
     secrets: &[Secret],
     tolerance: u64,
     now: i64,
+) -> Verdict {
+    verify_at(
+        payload,
+        header,
+        secrets,
+        tolerance,
+        UnixTime::from_secs(now),
+    )
+}
+
+/// [`verify`], judging the age as of `now` to the nanosecond: what a
+/// reading of the clock gives (see [`judge_age`] for why the fraction counts).
+pub fn verify_at(
+    payload: &[u8],
+    header: &str,
+    secrets: &[Secret],
+    tolerance: u64,
+    now: UnixTime,
 ) -> Verdict {
     let keys = signing_keys(secrets);
     verify_keyed(payload, header, secrets, &keys, tolerance, now)
@@ -660,6 +735,11 @@ impl Verifier {
 
     /// The same verdict as [`verify`] with these secrets and tolerance.
     pub fn verify(&self, payload: &[u8], header: &str, now: i64) -> Verdict {
+        self.verify_at(payload, header, UnixTime::from_secs(now))
+    }
+
+    /// The same verdict as [`verify_at`] with these secrets and tolerance.
+    pub fn verify_at(&self, payload: &[u8], header: &str, now: UnixTime) -> Verdict {
         verify_keyed(
             payload,
             header,
@@ -671,14 +751,31 @@ impl Verifier {
     }
 }
 
-/// [`verify`], with `keys[i]` the key of `secrets[i]`.
+/// [`verify_at`], with `keys[i]` the key of `secrets[i]`.
 fn verify_keyed(
     payload: &[u8],
     header: &str,
     secrets: &[Secret],
     keys: &[SigningKey],
     tolerance: u64,
-    now: i64,
+    now: UnixTime,
+) -> Verdict {
+    let verdict = verify_bytes(payload, header, secrets, keys, tolerance, now);
+    if payload.starts_with(UTF8_BOM) {
+        refuse_bom(verdict)
+    } else {
+        verdict
+    }
+}
+
+/// The verdict on the payload's exact bytes, whatever they start with.
+fn verify_bytes(
+    payload: &[u8],
+    header: &str,
+    secrets: &[Secret],
+    keys: &[SigningKey],
+    tolerance: u64,
+    now: UnixTime,
 ) -> Verdict {
     let parsed = parse_header(header);
     let timestamp = parsed.as_ref().ok().map(|h| h.timestamp);
@@ -687,7 +784,7 @@ fn verify_keyed(
         reason: Reason::Ok,
         detail: None,
         timestamp,
-        age_seconds: timestamp.map(|t| now.saturating_sub(t)),
+        age_seconds: timestamp.map(|t| now.secs.saturating_sub(t)),
         matched_secret: None,
         hints: Vec::new(),
     };
@@ -728,7 +825,7 @@ fn verify_keyed(
             _ => check_keyed(payload, &h, k),
         });
     match matched {
-        Some(i) => judge_age(verdict, i, now.saturating_sub(h.timestamp), tolerance),
+        Some(i) => judge_age(verdict, i, h.timestamp, now, tolerance),
         None => {
             let mut verdict = verdict;
             verdict.reason = Reason::SignatureMismatch;
@@ -767,6 +864,36 @@ fn not_utf8(verdict: Verdict, payload: &[u8], h: Option<&Header>, keys: &[Signin
     verdict
 }
 
+/// A payload that starts with a UTF-8 byte-order mark, which stripe-node
+/// strips and stripe-python keeps: refused whatever the signature, always
+/// with the `payload_bom` hint. A signature over the exact bytes (what
+/// stripe-python checks) is reason `payload_bom`; other failures keep
+/// their reason.
+fn refuse_bom(mut verdict: Verdict) -> Verdict {
+    if verdict.hints.iter().any(|h| h.code == HintCode::PayloadBom) {
+        return verdict; // matched without the BOM (diagnose_payload said so)
+    }
+    let message = match verdict.matched_secret {
+        Some(i) => format!(
+            "the signature matches these exact bytes with secret #{}, the UTF-8 byte-order \
+             mark at the start included: {BOM_DISAGREEMENT}",
+            i + 1
+        ),
+        None => format!("the payload starts with a UTF-8 byte-order mark: {BOM_DISAGREEMENT}"),
+    };
+    if verdict.valid {
+        verdict.valid = false;
+        verdict.reason = Reason::PayloadBom;
+        verdict.detail =
+            Some("the payload's first bytes are EF BB BF, a UTF-8 byte-order mark".into());
+    }
+    verdict.hints.push(Hint {
+        code: HintCode::PayloadBom,
+        message,
+    });
+    verdict
+}
+
 /// The header has no `v1=` signature: v0-only senders and whitespace
 /// around the entries are the usual causes.
 fn no_v1(verdict: Verdict, payload: &[u8], h: &Header, secrets: &[Secret]) -> Verdict {
@@ -784,22 +911,33 @@ fn no_v1(verdict: Verdict, payload: &[u8], h: &Header, secrets: &[Secret]) -> Ve
     verdict
 }
 
-/// Secret #`i + 1` signed the payload: valid unless the timestamp is
-/// older than the tolerance (0: no limit).
-fn judge_age(mut verdict: Verdict, i: usize, age: i64, tolerance: u64) -> Verdict {
+/// Secret #`i + 1` signed the payload at `t`: valid unless the timestamp is
+/// older than the tolerance (0: no limit) where either SDK would say so.
+/// stripe-node rejects when `floor(now) - t > tolerance`; stripe-python when
+/// `t < time.time() - tolerance`, on its sub-second clock, which is stricter
+/// by the fraction: a timestamp exactly `tolerance` seconds old passes only
+/// at the whole second.
+fn judge_age(mut verdict: Verdict, i: usize, t: i64, now: UnixTime, tolerance: u64) -> Verdict {
     verdict.matched_secret = Some(i);
+    let age = now.secs.saturating_sub(t);
     let tol = i64::try_from(tolerance).unwrap_or(i64::MAX);
-    if tolerance > 0 && age > tol {
+    let past_by = match tolerance {
+        0 => None,
+        _ if age > tol => Some(age_words(age - tol)),
+        // Exactly `tolerance` old by the second, and stripe-python's clock past it.
+        _ if age == tol && now.nanos > 0 => Some("a fraction of a second".to_owned()),
+        _ => None,
+    };
+    if let Some(past_by) = past_by {
         verdict.reason = Reason::TimestampOutOfTolerance;
         verdict.hints.push(Hint {
             code: HintCode::ExpiredButSignatureValid,
             message: format!(
                 "the signature is valid (secret #{}), but the timestamp is {} old, \
-                 {} past the tolerance of {tolerance} s; to check the signature alone \
+                 {past_by} past the tolerance of {tolerance} s; to check the signature alone \
                  use --tolerance 0, or --now to judge at delivery time",
                 i + 1,
                 age_words(age),
-                age_words(age - tol)
             ),
         });
     } else {
@@ -868,7 +1006,7 @@ fn diagnose_mismatch(
     header: &str,
     h: &Header<'_>,
     secrets: &[Secret],
-    now: i64,
+    now: UnixTime,
     hints: &mut Vec<Hint>,
 ) {
     diagnose_payload(payload, h, secrets, hints);
@@ -876,13 +1014,13 @@ fn diagnose_mismatch(
     diagnose_uppercase_hex(payload, h, secrets, hints);
     diagnose_header_whitespace(payload, h, secrets, hints);
     diagnose_header_trailing_newline(payload, header, secrets, hints);
-    if h.timestamp > now {
+    if h.timestamp > now.secs {
         hints.push(Hint {
             code: HintCode::FutureTimestamp,
             message: format!(
                 "the timestamp is {} in the future: the signer's clock is off, or the header \
                  belongs to another delivery",
-                age_words(h.timestamp.saturating_sub(now))
+                age_words(h.timestamp.saturating_sub(now.secs))
             ),
         });
     }
@@ -931,12 +1069,15 @@ fn diagnose_payload(payload: &[u8], h: &Header<'_>, secrets: &[Secret], hints: &
             });
         }
     }
-    if let Some(rest) = payload.strip_prefix(b"\xef\xbb\xbf")
+    if let Some(rest) = payload.strip_prefix(UTF8_BOM)
         && any_secret(rest)
     {
         hints.push(Hint {
             code: HintCode::PayloadBom,
-            message: "the signature matches once the UTF-8 byte-order mark is removed".into(),
+            message: format!(
+                "the signature matches once the UTF-8 byte-order mark at the start is \
+                 removed: {BOM_DISAGREEMENT}"
+            ),
         });
     }
     // Only when no simpler byte-level cause explains the mismatch.

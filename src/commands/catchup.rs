@@ -7,11 +7,14 @@ use serde::Serialize;
 
 use crate::Status;
 use crate::cli::{GlobalArgs, ResyncArgs};
-use crate::output::Printer;
 use crate::output::resync::{Summary, human};
+use crate::output::{Printer, fmt};
 use crate::runtime::Runtime;
 use crate::store;
-use crate::sync::events::{CatchUp, Pass, parse_since};
+use crate::sync::events::{
+    CatchUp, Follower, News, Pass, Polled, TEST_FOLLOW_UNIT_ENV, Terminate, Waiting, follow_unit,
+    parse_since,
+};
 use crate::sync::report::CustomerReport;
 use crate::sync::{Mode, SyncError, Syncer};
 
@@ -66,7 +69,10 @@ pub(crate) fn run(
         ));
     }
     let rt = Runtime::new()?;
-    let poll = |since: Option<i64>, syncer: &mut Syncer| -> Result<Status, SyncError> {
+    let poll = |since: Option<i64>,
+                syncer: &mut Syncer,
+                term: Option<&Terminate>|
+     -> Result<Option<(Pass, Status)>, SyncError> {
         let started = Instant::now();
         let before = client.stats();
         let pass = CatchUp {
@@ -75,45 +81,83 @@ pub(crate) fn run(
             cfg: &cfg,
             since,
             now: super::unix_now(),
+            term,
         }
         .run(syncer)?;
+        let Some(pass) = pass else {
+            return Ok(None);
+        };
         let after = client.stats();
         let status =
             render(args, printer, &pass, started, before, after).map_err(SyncError::Store)?;
-        Ok(status)
+        Ok(Some((pass, status)))
     };
     if !args.follow {
-        let status = poll(since, &mut syncer)?;
+        let polled = poll(since, &mut syncer, None)?;
         syncer.close();
-        return Ok(status);
+        return Ok(polled.map_or(Status::Ok, |(_, status)| status));
     }
-    // --follow: poll until SIGTERM (finish the batch, 0) or Ctrl-C (130).
-    let mut term = {
+
+    // --follow: SIGTERM ends it with 0 (after the poll in flight), Ctrl-C
+    // with 130, a refused key with 2; a failing API is waited out.
+    let (tx, term) = tokio::sync::watch::channel(false);
+    let mut sigterm = {
         let _inside = rt.handle().enter();
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?
     };
-    let mut since = since;
-    let mut backoff = Duration::from_secs(args.interval);
-    loop {
-        let wait = match poll(since.take(), &mut syncer) {
-            Ok(_) => Duration::from_secs(args.interval),
-            Err(SyncError::Api(e)) if !e.is_fatal() => {
-                printer.warn(&format!("{e}; polling again in {} s", backoff.as_secs()));
-                backoff = (backoff * 2).min(Duration::from_secs(300));
-                backoff
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let stopped = rt.block_on(async {
-            tokio::select! {
-                _ = term.recv() => true,
-                _ = tokio::time::sleep(wait) => false,
-            }
-        })?;
-        if stopped {
-            syncer.close();
-            return Ok(Status::Ok);
+    rt.handle().spawn(async move {
+        if sigterm.recv().await.is_some() {
+            let _ = tx.send(true);
         }
+    });
+    let unit = follow_unit(std::env::var(TEST_FOLLOW_UNIT_ENV).ok().as_deref());
+    printer.info(&format!(
+        "following Stripe's event log every {} s (SIGTERM or Ctrl-C stops)",
+        args.interval
+    ));
+    Follower {
+        rt: &rt,
+        interval: Duration::from_secs(args.interval),
+        waiting: Waiting::new(args.interval, unit),
+        term,
+    }
+    .run(
+        since,
+        |start, term| {
+            Ok(match poll(start, &mut syncer, Some(term))? {
+                None => Polled::Stopped,
+                Some((pass, _)) => Polled::Done {
+                    reached: pass.checkpoint.map(|c| c.created),
+                },
+            })
+        },
+        |news| say(printer, &news),
+    )?;
+    syncer.close();
+    Ok(Status::Ok)
+}
+
+/// A follower's news on stderr: the waiting and the return said once, each
+/// try with -v.
+fn say(printer: &Printer, news: &News<'_>) {
+    match news {
+        News::Waiting {
+            cause, first: true, ..
+        } => printer.warn(&format!(
+            "waiting for the Stripe API: {cause}; trying again with backoff, at most a minute apart"
+        )),
+        News::Waiting {
+            cause,
+            first: false,
+            after,
+        } => printer.verbose(&format!(
+            "still waiting for the Stripe API: {cause}; next try in {}",
+            fmt::elapsed(*after)
+        )),
+        News::Back { away } => printer.info(&format!(
+            "the Stripe API answers again (after {}); following the event log",
+            fmt::elapsed(*away)
+        )),
     }
 }
 
@@ -152,7 +196,10 @@ fn render(
         ));
     }
     let s = &pass.summary;
-    let quiet_poll = args.follow && pass.listed == 0 && pass.gap.is_none();
+    // A follower prints only what is new: no table, no document.
+    if args.follow && pass.nothing_new() {
+        return Ok(Status::Ok);
+    }
     if printer.json {
         let doc = Report {
             customers: &reports,
@@ -177,11 +224,11 @@ fn render(
             true => printer.out(&format!("{}\n", serde_json::to_string(&doc)?))?,
             false => printer.out_json(&doc)?,
         }
-    } else if !quiet_poll {
+    } else {
         let table = human(&reports, &summary, args.check, args.all_rows, printer);
         printer.out(&format!(
             "{} listed: {} sync, {} ignored, {} rejected, {} unresolved, {} duplicate\n{table}",
-            crate::output::fmt::plural(pass.listed, "event"),
+            fmt::plural(pass.listed, "event"),
             s.sync,
             s.ignored,
             s.rejected,

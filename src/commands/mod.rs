@@ -134,3 +134,15 @@ pub fn api_client(
     })?;
     Ok((client, mode))
 }
+
+/// The system clock to the nanosecond (0 before the epoch): stripe-python
+/// judges the age with its sub-second clock, so the fraction counts.
+pub(crate) fn precise_now() -> crate::signature::UnixTime {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    crate::signature::UnixTime {
+        secs: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
+        nanos: since_epoch.subsec_nanos(),
+    }
+}

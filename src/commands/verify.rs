@@ -3,8 +3,8 @@
 use crate::cli::VerifyArgs;
 use crate::output::verify::{EventRef, VerifyReport};
 use crate::output::{self, Printer};
-use crate::signature::{self, HintCode};
-use crate::{Status, usage};
+use crate::signature::{self, HintCode, UnixTime};
+use crate::{Status, secret, usage};
 
 /// The top-level fields of a JSON payload that `verify` reports on. Each is
 /// `None` unless it is a string, so an odd value never hides the others.
@@ -55,7 +55,7 @@ pub fn run(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Status> {
         secrets,
         ..args.clone()
     };
-    if let Some(i) = args.secrets.iter().position(|s| s.is_blank()) {
+    if let Some(i) = secret::first_blank(&args.secrets) {
         return Err(usage(format!(
             "webhook secret #{} is blank (check --secret and STRIPE_WEBHOOK_SECRET for empty entries)",
             i + 1
@@ -68,15 +68,20 @@ pub fn run(args: &VerifyArgs, printer: &Printer) -> anyhow::Result<Status> {
     };
     let header = signature::strip_header_name(raw_header);
     let payload = super::read_payload(&args.payload)?;
-    let now = args.now.unwrap_or_else(super::unix_now);
+    // `--now` is a whole second, as both SDKs would judge at that instant.
+    let now = args
+        .now
+        .map_or_else(super::precise_now, UnixTime::from_secs);
     printer.debug(&format!(
-        "verifying {} payload bytes against {} secret(s), tolerance {} s, now {now}",
+        "verifying {} payload bytes against {} secret(s), tolerance {} s, now {}.{:09}",
         payload.len(),
         args.secrets.len(),
-        args.tolerance
+        args.tolerance,
+        now.secs,
+        now.nanos
     ));
 
-    let mut verdict = signature::verify(&payload, header, &args.secrets, args.tolerance, now);
+    let mut verdict = signature::verify_at(&payload, header, &args.secrets, args.tolerance, now);
     let (event, thin) = event_head(&payload);
     // The SDKs' constructEvent refuses a thin event after checking its
     // signature: on a failure that is one more thing to fix (a hint), on a

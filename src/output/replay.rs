@@ -8,73 +8,94 @@ use super::table::{Cell, Col, Cut, Layout};
 use super::{Printer, escape_text};
 use crate::replay::{Ambiguity, Decision, Finished, InputError, Line, Summary, SyncFailure};
 use crate::routing::Route;
-use crate::sync::{SyncError, Syncer};
 
-/// Stream the decisions and the summary to stdout. The event log is written
-/// as the decisions pass; a reader that goes away (`| head`) does not cut
-/// it short: output errors are held until every decision has been logged.
-pub(crate) fn render(
-    printer: &Printer,
-    finished: &mut Finished,
-    syncer: &mut Syncer,
-    elapsed: std::time::Duration,
-) -> anyhow::Result<()> {
-    let mut out = Tolerant {
-        inner: printer.stdout_writer(),
-        error: None,
-    };
-    let rows = Rows::new(printer);
-    if printer.json {
-        out.write_all(b"{\"events\":[")?;
-    } else {
-        writeln!(out, "{}", rows.header())?;
-    }
-    let mut first = true;
-    let streamed: Result<(), SyncError> = finished.stream(syncer, |line| {
+/// The decisions and the summary on stdout, as the engine streams them
+/// (see [`Finished::stream`], which also writes the event log: this only
+/// renders). A reader that goes away (`| head`) does not cut the stream
+/// short: output errors are held until every decision has passed.
+pub(crate) struct Render<'p> {
+    printer: &'p Printer,
+    out: Tolerant<Box<dyn Write + 'p>>,
+    rows: Rows,
+    first: bool,
+}
+
+impl<'p> Render<'p> {
+    /// The head: `{"events":[` or the table's header.
+    pub(crate) fn begin(printer: &'p Printer) -> anyhow::Result<Render<'p>> {
+        let mut out = Tolerant {
+            inner: Box::new(printer.stdout_writer()) as Box<dyn Write + 'p>,
+            error: None,
+        };
+        let rows = Rows::new(printer);
         if printer.json {
-            out.write_all(if first { b"\n" } else { b",\n" })?;
-            first = false;
+            out.write_all(b"{\"events\":[")?;
+        } else {
+            writeln!(out, "{}", rows.header())?;
+        }
+        Ok(Render {
+            printer,
+            out,
+            rows,
+            first: true,
+        })
+    }
+
+    /// One decision.
+    pub(crate) fn line(&mut self, line: Line) -> anyhow::Result<()> {
+        let out = &mut self.out;
+        if self.printer.json {
+            out.write_all(if self.first { b"\n" } else { b",\n" })?;
+            self.first = false;
             match line {
                 Line::Raw(raw) => out.write_all(raw.as_bytes())?,
-                Line::Settled(d) => serde_json::to_writer(&mut out, &*d)?,
+                Line::Settled(d) => serde_json::to_writer(&mut *out, &*d)?,
             }
         } else {
             let d = match line {
                 Line::Raw(raw) => serde_json::from_str::<Decision>(&raw)?,
                 Line::Settled(d) => *d,
             };
-            writeln!(out, "{}", rows.render(&d))?;
+            writeln!(out, "{}", self.rows.render(&d))?;
         }
         Ok(())
-    });
-    streamed?;
-    if printer.json {
-        #[derive(Serialize)]
-        struct Tail<'a> {
-            summary: &'a Summary,
-            errors: &'a [InputError],
-            sync_failures: &'a [SyncFailure],
-            ambiguous: &'a [Ambiguity],
-        }
-        let tail = serde_json::to_string(&Tail {
-            summary: &finished.summary,
-            errors: &finished.errors,
-            sync_failures: &finished.failures,
-            ambiguous: &finished.ambiguous,
-        })?;
-        // `tail` is `{...}`: splice its fields after the events array.
-        write!(out, "\n],{}\n", &tail[1..])?;
-    } else {
-        write!(
-            out,
-            "\n{}",
-            summary_lines(&finished.summary, elapsed, printer.color_out())
-        )?;
     }
-    out.flush()?;
-    match out.error.take() {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
+
+    /// The tail: the summary, the errors and what the inputs cannot order.
+    pub(crate) fn end(
+        mut self,
+        finished: &Finished,
+        elapsed: std::time::Duration,
+    ) -> anyhow::Result<()> {
+        let out = &mut self.out;
+        if self.printer.json {
+            #[derive(Serialize)]
+            struct Tail<'a> {
+                summary: &'a Summary,
+                errors: &'a [InputError],
+                sync_failures: &'a [SyncFailure],
+                ambiguous: &'a [Ambiguity],
+            }
+            let tail = serde_json::to_string(&Tail {
+                summary: &finished.summary,
+                errors: &finished.errors,
+                sync_failures: &finished.failures,
+                ambiguous: &finished.ambiguous,
+            })?;
+            // `tail` is `{...}`: splice its fields after the events array.
+            write!(out, "\n],{}\n", &tail[1..])?;
+        } else {
+            write!(
+                out,
+                "\n{}",
+                summary_lines(&finished.summary, elapsed, self.printer.color_out())
+            )?;
+        }
+        out.flush()?;
+        match out.error.take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 }
 

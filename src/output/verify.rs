@@ -65,6 +65,7 @@ pub(crate) fn human(
             Reason::TimestampOutOfTolerance => "the timestamp is too old",
             Reason::PayloadNotUtf8 => "the payload is not valid UTF-8",
             Reason::EmptyPayload => "the payload is empty",
+            Reason::PayloadBom => "the payload starts with a UTF-8 byte-order mark",
             Reason::Ok => "",
         };
         out.push_str(&format!(

@@ -257,6 +257,59 @@ fn tolerance_boundaries() {
     assert_eq!(future.age_seconds, Some(-10_000));
 }
 
+/// stripe-node: `floor(now) - t > tolerance` rejects; stripe-python:
+/// `t < time.time() - tolerance`, on the sub-second clock. Valid only where
+/// neither rejects: exactly `tolerance` old passes at the whole second only.
+#[test]
+fn tolerance_boundary_on_a_sub_second_clock() {
+    let header = format!("t={T},v1={}", sig(SECRET, T, PAYLOAD));
+    let s = secrets(&[SECRET]);
+    let at = |secs: i64, nanos: u32| verify_at(PAYLOAD, &header, &s, 300, UnixTime { secs, nanos });
+    assert!(at(T + 300, 0).valid, "both SDKs accept at the whole second");
+    for nanos in [1, 500_000_000, 999_999_999] {
+        let late = at(T + 300, nanos);
+        assert!(!late.valid, "{nanos} ns past: stripe-python rejects");
+        assert_eq!(late.reason, Reason::TimestampOutOfTolerance);
+        assert_eq!(
+            late.age_seconds,
+            Some(300),
+            "the age stays in whole seconds"
+        );
+        assert_eq!(late.matched_secret, Some(0));
+        assert_eq!(codes(&late), ["expired_but_signature_valid"]);
+        assert_eq!(
+            late.hints[0].message,
+            "the signature is valid (secret #1), but the timestamp is 5 min old, a fraction of \
+             a second past the tolerance of 300 s; to check the signature alone use \
+             --tolerance 0, or --now to judge at delivery time"
+        );
+        assert!(
+            at(T + 299, nanos).valid,
+            "299 s and {nanos} ns old: both accept"
+        );
+    }
+    let late = at(T + 301, 1);
+    assert!(late.hints[0].message.contains("5 min 1 s old, 1 s past"));
+    assert!(
+        verify_at(
+            PAYLOAD,
+            &header,
+            &s,
+            0,
+            UnixTime {
+                secs: T + 300,
+                nanos: 1
+            }
+        )
+        .valid,
+        "tolerance 0 disables"
+    );
+    assert!(at(T - 1, 999_999_999).valid, "future timestamps pass");
+    // A whole-second `now` is the same as verify's.
+    assert_eq!(at(T + 300, 0), verify(PAYLOAD, &header, &s, 300, T + 300));
+    assert_eq!(at(T + 301, 0), verify(PAYLOAD, &header, &s, 300, T + 301));
+}
+
 #[test]
 fn future_timestamp_hint_on_mismatch() {
     let header = format!("t={},v1={}", T + 600, "0".repeat(64));
@@ -316,7 +369,124 @@ fn line_ending_and_bom_hints() {
     bom.extend_from_slice(PAYLOAD);
     let header = format!("t={T},v1={}", sig(SECRET, T, PAYLOAD));
     let v = verify(&bom, &header, &secrets(&[SECRET]), 300, T);
+    assert_eq!(v.reason, Reason::SignatureMismatch);
     assert_eq!(codes(&v), ["payload_bom"]);
+    assert_eq!(
+        v.hints[0].message,
+        format!(
+            "the signature matches once the UTF-8 byte-order mark at the start is removed: \
+             {BOM_DISAGREEMENT}"
+        )
+    );
+}
+
+fn with_bom(payload: &[u8]) -> Vec<u8> {
+    [UTF8_BOM, payload].concat()
+}
+
+/// stripe-node decodes the BOM away before the HMAC, stripe-python keeps it:
+/// a signature over the exact bytes passes only stripe-python's check, so
+/// the payload is refused (reason `payload_bom`), naming the disagreement.
+#[test]
+fn bom_payload_signed_as_is_is_refused() {
+    let bom = with_bom(PAYLOAD);
+    let header = format!("t={T},v1={}", sig(SECRET, T, &bom));
+    let v = verify(
+        &bom,
+        &header,
+        &secrets(&["whsec_other", SECRET]),
+        300,
+        T + 5,
+    );
+    assert!(!v.valid);
+    assert_eq!(v.reason, Reason::PayloadBom);
+    assert_eq!(v.reason.as_str(), "payload_bom");
+    assert_eq!(v.matched_secret, Some(1));
+    assert_eq!(v.timestamp, Some(T));
+    assert_eq!(v.age_seconds, Some(5));
+    assert_eq!(codes(&v), ["payload_bom"]);
+    assert_eq!(
+        v.hints[0].message,
+        format!(
+            "the signature matches these exact bytes with secret #2, the UTF-8 byte-order mark \
+             at the start included: {BOM_DISAGREEMENT}"
+        )
+    );
+    assert!(BOM_DISAGREEMENT.contains("stripe-node strips the mark"));
+    assert!(BOM_DISAGREEMENT.contains("stripe-python does not"));
+    assert!(BOM_DISAGREEMENT.contains("save the file without a BOM"));
+    assert_eq!(
+        v.detail.as_deref(),
+        Some("the payload's first bytes are EF BB BF, a UTF-8 byte-order mark")
+    );
+}
+
+#[test]
+fn bom_payload_is_refused_whatever_the_signature() {
+    let bom = with_bom(PAYLOAD);
+    let s = secrets(&[SECRET]);
+    let generic = format!("the payload starts with a UTF-8 byte-order mark: {BOM_DISAGREEMENT}");
+    // Neither with nor without the mark: a mismatch, and the mark named.
+    let wrong = format!("t={T},v1={}", sig("whsec_other", T, &bom));
+    let v = verify(&bom, &wrong, &s, 300, T);
+    assert_eq!(v.reason, Reason::SignatureMismatch);
+    assert_eq!(codes(&v), ["payload_bom"]);
+    assert_eq!(v.hints[0].message, generic);
+    // Signed as is but too old: the age is the reason, the mark a hint too.
+    let signed = format!("t={T},v1={}", sig(SECRET, T, &bom));
+    let v = verify(&bom, &signed, &s, 300, T + 301);
+    assert_eq!(v.reason, Reason::TimestampOutOfTolerance);
+    assert_eq!(codes(&v), ["expired_but_signature_valid", "payload_bom"]);
+    assert!(
+        v.hints[1]
+            .message
+            .contains("matches these exact bytes with secret #1")
+    );
+    // A header that cannot be read, or carries no v1: those reasons, and the hint.
+    for (header, reason) in [
+        (
+            format!("v1={}", sig(SECRET, T, &bom)),
+            Reason::MalformedHeader,
+        ),
+        (
+            format!("t={T},v0={}", sig(SECRET, T, &bom)),
+            Reason::NoSignatures,
+        ),
+    ] {
+        let v = verify(&bom, &header, &s, 300, T);
+        assert_eq!(v.reason, reason, "{header}");
+        assert_eq!(v.hints.last().map(|h| h.code), Some(HintCode::PayloadBom));
+    }
+    // Not UTF-8 after the mark: both SDKs refuse it anyway.
+    let broken = with_bom(b"\xff");
+    let v = verify(
+        &broken,
+        &format!("t={T},v1={}", sig(SECRET, T, &broken)),
+        &s,
+        300,
+        T,
+    );
+    assert_eq!(v.reason, Reason::PayloadNotUtf8);
+    assert_eq!(codes(&v), ["signed_bytes_not_utf8", "payload_bom"]);
+    // The mark only counts at the start.
+    let inner = [PAYLOAD, UTF8_BOM].concat();
+    assert!(
+        verify(
+            &inner,
+            &format!("t={T},v1={}", sig(SECRET, T, &inner)),
+            &s,
+            300,
+            T
+        )
+        .valid
+    );
+    // A receiver holding a Verifier refuses it the same way.
+    let verifier = Verifier::new(&s, 300);
+    assert_eq!(
+        verifier.verify(&bom, &signed, T),
+        verify(&bom, &signed, &s, 300, T)
+    );
+    assert_eq!(verifier.verify(&bom, &signed, T).reason, Reason::PayloadBom);
 }
 
 #[test]
@@ -378,7 +548,48 @@ fn sign_output_verifies() {
     let s = Secret::new(SECRET);
     let signed = sign(&s, T, PAYLOAD);
     assert_eq!(signed.header, format!("t={T},v1={}", signed.signature));
+    assert_eq!(signed.signatures, std::slice::from_ref(&signed.signature));
     assert!(verify(PAYLOAD, &signed.header, &[s], 300, T).valid);
+}
+
+/// While a secret is rolled Stripe signs with each: one `v1` per secret,
+/// the new one first, and either secret alone verifies the header.
+#[test]
+fn signing_with_several_secrets_gives_one_v1_each_in_order() {
+    let s = secrets(&["whsec_new", "whsec_old"]);
+    let signed = sign_all(&s, T, PAYLOAD);
+    let (new, old) = (sig("whsec_new", T, PAYLOAD), sig("whsec_old", T, PAYLOAD));
+    assert_eq!(signed.header, format!("t={T},v1={new},v1={old}"));
+    assert_eq!(signed.timestamp, T);
+    assert_eq!(signed.signature, new);
+    assert_eq!(signed.signatures, [new, old]);
+    for (i, one) in s.iter().enumerate() {
+        let v = verify(PAYLOAD, &signed.header, std::slice::from_ref(one), 300, T);
+        assert!(v.valid, "secret #{}", i + 1);
+        assert_eq!(v.matched_secret, Some(0));
+    }
+    let v = verify(
+        PAYLOAD,
+        &signed.header,
+        &secrets(&["whsec_other", "whsec_old"]),
+        300,
+        T,
+    );
+    assert_eq!(v.matched_secret, Some(1));
+    assert!(!verify(PAYLOAD, &signed.header, &secrets(&["whsec_other"]), 300, T).valid);
+    assert_eq!(
+        parse_header(&signed.header).map(|h| h.v1.len()),
+        Ok(2),
+        "both read as v1 entries"
+    );
+    // One secret: exactly `sign`'s header.
+    assert_eq!(sign_all(&s[..1], T, PAYLOAD), sign(&s[0], T, PAYLOAD));
+    // No secret (callers refuse that first): a header without v1, no panic.
+    let none = sign_all(&[], T, PAYLOAD);
+    assert_eq!(
+        (none.header.as_str(), none.signature.as_str()),
+        ("t=1767225590", "")
+    );
 }
 
 #[test]
@@ -404,7 +615,23 @@ proptest! {
         let s = Secret::new(secret);
         let header = sign(&s, t, payload.as_bytes()).header;
         let v = verify(payload.as_bytes(), &header, &[s], 0, t);
-        prop_assert!(v.valid);
+        // A leading U+FEFF is a byte-order mark, which the SDKs disagree on.
+        prop_assert_eq!(v.valid, !payload.starts_with('\u{feff}'));
+    }
+
+    #[test]
+    fn signed_with_several_verifies_with_each(
+        payload in "[ -~]{1,200}",
+        names in prop::collection::vec("whsec_[A-Za-z0-9]{1,20}", 1..4),
+        t in 0i64..4_000_000_000,
+    ) {
+        let s = secrets(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let signed = sign_all(&s, t, payload.as_bytes());
+        prop_assert_eq!(signed.signatures.len(), s.len());
+        for one in &s {
+            let v = verify(payload.as_bytes(), &signed.header, std::slice::from_ref(one), 0, t);
+            prop_assert!(v.valid);
+        }
     }
 
     #[test]
@@ -699,11 +926,17 @@ proptest! {
         header in "[tv01=, +\\-0-9a-f]{0,90}",
         payload in any::<Vec<u8>>(),
         now in 0i64..4_000_000_000,
+        nanos in prop_oneof![Just(0u32), 1u32..1_000_000_000],
     ) {
         let s = secrets(&[SECRET, "whsec_other"]);
         prop_assert_eq!(
             Verifier::new(&s, 300).verify(&payload, &header, now),
             verify(&payload, &header, &s, 300, now)
+        );
+        let at = UnixTime { secs: now, nanos };
+        prop_assert_eq!(
+            Verifier::new(&s, 300).verify_at(&payload, &header, at),
+            verify_at(&payload, &header, &s, 300, at)
         );
     }
 
@@ -712,7 +945,7 @@ proptest! {
         let s = secrets(&["whsec_old", SECRET]);
         let header = sign(&s[1], t, payload.as_bytes()).header;
         let v = Verifier::new(&s, 0).verify(payload.as_bytes(), &header, t);
-        prop_assert!(v.valid);
+        prop_assert_eq!(v.valid, !payload.starts_with('\u{feff}'));
         prop_assert_eq!(v.matched_secret, Some(1));
     }
 }

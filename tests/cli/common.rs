@@ -18,6 +18,7 @@ pub const AMBIENT: &[&str] = &[
     "NO_COLOR",
     "CI",
     "STRIPE_SYNC_TEST_BACKOFF_MS",
+    "STRIPE_SYNC_TEST_FOLLOW_UNIT_MS",
 ];
 
 /// The binary in a fresh temp dir with no ambient STRIPE_* variables.

@@ -667,3 +667,62 @@ fn overriding_own_headers_takes_a_flag() {
     assert_eq!(types, ["application/json"]);
     assert!(got[0].1, "the computed signature still verifies");
 }
+
+/// During a rotation (`STRIPE_WEBHOOK_SECRET=whsec_new,whsec_old`, as
+/// `verify` and `serve` read it) each delivery carries one `v1=` per
+/// secret, the new one first, as Stripe signs while a secret is rolled: an
+/// endpoint that still holds the old secret accepts it.
+#[test]
+fn rotation_signs_each_delivery_with_every_secret() {
+    let ep = endpoint(200, Duration::ZERO);
+    let dir = tempdir();
+    let one = fixtures().join("2026-04-billing/02-alan-seats-applied.json");
+    let new = "whsec_forward_new_8e4f";
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_WEBHOOK_SECRET", format!("{new},{SECRET}"))
+        .args(["replay", "--json", "--forward-to", &ep.url])
+        .arg(&one));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(complaints(&out.stderr), Vec::<&str>::new());
+    let v = json(&out.stdout);
+    assert_eq!(v["summary"]["forwarded"], 1);
+    assert_eq!(v["events"][0]["forward"]["status"], 200);
+    let got = ep.seen.bodies.lock().unwrap();
+    assert_eq!(got.len(), 1);
+    let (body, valid, headers) = &got[0];
+    assert!(valid, "the endpoint holding the old secret accepts it");
+    let sent = headers["stripe-signature"].to_str().unwrap();
+    let t: i64 = sent
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{sent}"));
+    let each = |s: &str| signature::sign(&Secret::new(s), t, body).signature;
+    assert_eq!(sent, format!("t={t},v1={},v1={}", each(new), each(SECRET)));
+    assert!(!out.stdout.contains("forward_new") && !out.stderr.contains("forward_new"));
+    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
+}
+
+#[test]
+fn a_blank_secret_in_the_rotation_list_is_a_usage_error() {
+    let ep = endpoint(200, Duration::ZERO);
+    let dir = tempdir();
+    let one = fixtures().join("2026-04-billing/02-alan-seats-applied.json");
+    for (value, n) in [(format!("{SECRET},"), 2), (format!(",{SECRET}"), 1)] {
+        let out = run(cmd_in(dir.path())
+            .env("STRIPE_WEBHOOK_SECRET", &value)
+            .args(["replay", "--forward-to", &ep.url])
+            .arg(&one));
+        assert_eq!(out.status, 2, "{value}");
+        assert_eq!(out.stdout, "", "{value}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: webhook secret #{n} for --forward-to is blank (check --secret and \
+                 STRIPE_WEBHOOK_SECRET for empty entries)\n"
+            ),
+            "{value}"
+        );
+    }
+    assert!(ep.seen.bodies.lock().unwrap().is_empty(), "nothing sent");
+}

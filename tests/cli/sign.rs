@@ -120,7 +120,8 @@ fn sign_with_an_api_key_signs_but_warns() {
     );
     assert_eq!(
         json(&out.stdout),
-        serde_json::json!({"header": want.header, "timestamp": 42, "signature": want.signature})
+        serde_json::json!({"header": want.header, "timestamp": 42, "signature": want.signature,
+            "signatures": [want.signature]})
     );
     assert_eq!(
         out.stderr,
@@ -151,5 +152,173 @@ fn sign_of_an_empty_payload_signs_but_warns() {
         .write_stdin(""));
     assert_eq!(out.status, 0);
     assert_eq!(out.stdout, format!("{}\n", expected.header));
+    assert_eq!(out.stderr, "");
+}
+
+fn hex(secret: &str, t: i64, payload: &[u8]) -> String {
+    signature::sign(&Secret::new(secret), t, payload).signature
+}
+
+/// While a secret is rolled, Stripe signs with both: one `v1=` per secret,
+/// in the order given (the new one first), and either secret alone verifies.
+#[test]
+fn several_secrets_give_one_v1_each_in_order() {
+    let dir = tempdir();
+    let body = b"{\"id\":\"evt_9\"}";
+    std::fs::write(dir.path().join("p.json"), body).unwrap();
+    let (new, old) = (
+        hex("whsec_new_5b1", 1_767_225_590, body),
+        hex("whsec_old_5b1", 1_767_225_590, body),
+    );
+    let want = format!("t=1767225590,v1={new},v1={old}");
+
+    let out = run(cmd_in(dir.path()).args([
+        "sign",
+        "--secret",
+        "whsec_new_5b1",
+        "-s",
+        "whsec_old_5b1",
+        "--timestamp",
+        "1767225590",
+        "p.json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, format!("{want}\n"));
+    assert_eq!(out.stderr, "");
+
+    // The env var comma-separated, as verify and serve read it; --json keeps
+    // `signature` (the first secret's) and adds `signatures`.
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_WEBHOOK_SECRET", "whsec_new_5b1,whsec_old_5b1")
+        .args(["sign", "--json", "--timestamp", "1767225590", "p.json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+    assert_eq!(
+        json(&out.stdout),
+        serde_json::json!({"header": want, "timestamp": 1_767_225_590_i64, "signature": new,
+            "signatures": [new, old]})
+    );
+    assert!(!out.stdout.contains("_5b1"));
+
+    // Each secret alone verifies the header.
+    for secret in ["whsec_new_5b1", "whsec_old_5b1"] {
+        let v = run(cmd_in(dir.path()).args([
+            "verify",
+            "-s",
+            secret,
+            "--signature",
+            &want,
+            "--now",
+            "1767225590",
+            "p.json",
+        ]));
+        assert_eq!(v.status, 0, "{secret}: {}", v.stdout);
+        assert_eq!(
+            v.stdout, "valid signature matches secret #1 (t=1767225590, 0 s old)\n",
+            "{secret}"
+        );
+        assert_eq!(v.stderr, "");
+    }
+    // Neither: a mismatch.
+    let v = run(cmd_in(dir.path()).args([
+        "verify",
+        "--json",
+        "-s",
+        "whsec_third_5b1",
+        "--signature",
+        &want,
+        "--now",
+        "1767225590",
+        "p.json",
+    ]));
+    assert_eq!(v.status, 1);
+    assert_eq!(json(&v.stdout)["reason"], "signature_mismatch");
+    assert_eq!(v.stderr, "");
+}
+
+#[test]
+fn a_blank_secret_among_several_is_a_usage_error() {
+    let dir = tempdir();
+    let blank = |n: usize| {
+        format!(
+            "error: webhook secret #{n} is blank (check --secret and STRIPE_WEBHOOK_SECRET for \
+             empty entries)\n"
+        )
+    };
+    for (env, args, n) in [
+        (None, vec!["--secret", "  "], 1),
+        (None, vec!["-s", "whsec_a_5b1", "-s", ""], 2),
+        (Some("whsec_a_5b1,"), vec![], 2),
+        (Some(",whsec_a_5b1"), vec![], 1),
+    ] {
+        let mut c = cmd_in(dir.path());
+        if let Some(e) = env {
+            c.env("STRIPE_WEBHOOK_SECRET", e);
+        }
+        let out = run(c.arg("sign").args(&args).write_stdin("x"));
+        assert_eq!(out.status, 2, "{env:?} {args:?}");
+        assert_eq!(out.stdout, "", "{env:?} {args:?}");
+        assert_eq!(out.stderr, blank(n), "{env:?} {args:?}");
+    }
+}
+
+#[test]
+fn sign_of_a_bom_payload_signs_the_bytes_but_warns() {
+    let dir = tempdir();
+    let body = b"\xef\xbb\xbf{\"id\":\"evt_9\"}";
+    std::fs::write(dir.path().join("bom.json"), body).unwrap();
+    let out = run(cmd_in(dir.path()).args([
+        "sign",
+        "--secret",
+        "whsec_abc",
+        "--timestamp",
+        "42",
+        "bom.json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!("t=42,v1={}\n", hex("whsec_abc", 42, body)),
+        "the exact bytes, mark included"
+    );
+    assert_eq!(
+        out.stderr,
+        "warning: the payload starts with a UTF-8 byte-order mark, signed as is: stripe-node \
+         strips the mark before computing the signature, stripe-python does not, so no \
+         signature passes both SDKs; save the file without a BOM (`verify` reports \
+         payload_bom)\n"
+    );
+    // The mark elsewhere is just bytes.
+    let inner = b"{\"n\":\"\xef\xbb\xbf\"}";
+    std::fs::write(dir.path().join("inner.json"), inner).unwrap();
+    let out = run(cmd_in(dir.path()).args([
+        "sign",
+        "--secret",
+        "whsec_abc",
+        "--timestamp",
+        "42",
+        "inner.json",
+    ]));
+    assert_eq!(out.status, 0);
+    assert_eq!(
+        out.stdout,
+        format!("t=42,v1={}\n", hex("whsec_abc", 42, inner))
+    );
+    assert_eq!(out.stderr, "");
+    // --quiet silences the warning, not the header.
+    let out = run(cmd_in(dir.path()).args([
+        "-q",
+        "sign",
+        "--secret",
+        "whsec_abc",
+        "--timestamp",
+        "42",
+        "bom.json",
+    ]));
+    assert_eq!(out.status, 0);
+    assert_eq!(
+        out.stdout,
+        format!("t=42,v1={}\n", hex("whsec_abc", 42, body))
+    );
     assert_eq!(out.stderr, "");
 }

@@ -616,3 +616,188 @@ fn thin_event_is_verified_byte_for_byte_with_a_notice() {
     assert_eq!(v["event"], serde_json::Value::Null);
     assert_eq!(v["notes"][0]["code"], "thin_event");
 }
+
+/// What `verify` says about a payload that starts with a UTF-8 byte-order mark.
+const BOM_DISAGREEMENT: &str = "stripe-node strips the mark before computing the signature, \
+    stripe-python does not, so no signature passes both SDKs; save the file without a BOM";
+
+/// stripe-node decodes a leading BOM away before the HMAC, stripe-python
+/// keeps it: no header passes both, so a BOM payload is refused whatever the
+/// signature, and the hint says why.
+#[test]
+fn bom_payload_is_refused_whatever_the_signature() {
+    let dir = tempdir();
+    let body = [b"\xef\xbb\xbf".as_slice(), PAYLOAD.as_bytes()].concat();
+    fs::write(dir.path().join("bom.json"), &body).unwrap();
+    let verify = |h: &str, json: bool| {
+        let mut c = cmd_in(dir.path());
+        c.env_remove("COLUMNS");
+        if json {
+            c.arg("--json");
+        }
+        run(c
+            .args([
+                "verify",
+                "-s",
+                "whsec_other",
+                "-s",
+                SECRET,
+                "--signature",
+                h,
+            ])
+            .args(["--now", "1767225595", "bom.json"]))
+    };
+
+    // Signed over the exact bytes (what stripe-python checks): reason payload_bom.
+    let raw = header(T, &body);
+    let out = verify(&raw, true);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+    let message = format!(
+        "the signature matches these exact bytes with secret #2, the UTF-8 byte-order mark at \
+         the start included: {BOM_DISAGREEMENT}"
+    );
+    assert_eq!(
+        json(&out.stdout),
+        serde_json::json!({
+            "valid": false,
+            "reason": "payload_bom",
+            "timestamp": T,
+            "age_seconds": 5,
+            "matched_secret": 1,
+            "event": null,
+            "hints": ["payload_bom"],
+            "detail": "the payload's first bytes are EF BB BF, a UTF-8 byte-order mark",
+            "diagnosis": [{"code": "payload_bom", "message": message}],
+            "notes": [],
+        })
+    );
+    let out = verify(&raw, false);
+    assert_eq!(out.status, 1);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "invalid payload_bom: the payload starts with a UTF-8 byte-order mark\n  \
+             t=1767225590, 5 s old\n  \
+             the payload's first bytes are EF BB BF, a UTF-8 byte-order mark\n  \
+             hint payload_bom: {message}\n"
+        )
+    );
+    assert_eq!(out.stderr, "");
+
+    // Signed without the mark (what stripe-node checks): a mismatch, same hint code.
+    let stripped = header(T, PAYLOAD.as_bytes());
+    let out = verify(&stripped, true);
+    assert_eq!(out.status, 1);
+    assert_eq!(out.stderr, "");
+    let v = json(&out.stdout);
+    assert_eq!(v["reason"], "signature_mismatch");
+    assert_eq!(v["matched_secret"], serde_json::Value::Null);
+    assert_eq!(v["hints"], serde_json::json!(["payload_bom"]));
+    assert_eq!(
+        v["diagnosis"][0]["message"],
+        format!(
+            "the signature matches once the UTF-8 byte-order mark at the start is removed: \
+             {BOM_DISAGREEMENT}"
+        )
+    );
+
+    // Signed with neither: still named.
+    let wrong = signature::sign(&Secret::new("whsec_third"), T, &body).header;
+    let out = verify(&wrong, true);
+    assert_eq!(out.status, 1);
+    assert_eq!(out.stderr, "");
+    let v = json(&out.stdout);
+    assert_eq!(v["reason"], "signature_mismatch");
+    assert_eq!(
+        v["diagnosis"],
+        serde_json::json!([{
+            "code": "payload_bom",
+            "message": format!("the payload starts with a UTF-8 byte-order mark: {BOM_DISAGREEMENT}"),
+        }])
+    );
+    assert_no_secret(&out);
+}
+
+/// stripe-python rejects `t < time.time() - tolerance` on its sub-second
+/// clock, so a header exactly `--tolerance` seconds old passes only at the
+/// whole second; without `--now` the clock's fraction counts.
+#[test]
+fn exactly_tolerance_old_on_the_real_clock_is_refused() {
+    let dir = tempdir();
+    fs::write(dir.path().join("payload.json"), PAYLOAD).unwrap();
+    // Early in a second, so the command runs within it (the old whole-second
+    // check accepted an age of exactly 300 there).
+    let mut now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    if now.subsec_millis() > 300 {
+        std::thread::sleep(std::time::Duration::from_millis(
+            1_020 - u64::from(now.subsec_millis()),
+        ));
+        now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+    }
+    let t = i64::try_from(now.as_secs()).unwrap() - 300;
+    let h = header(t, PAYLOAD.as_bytes());
+    let out = run(cmd_in(dir.path()).args([
+        "verify",
+        "--json",
+        "-s",
+        SECRET,
+        "--signature",
+        &h,
+        "payload.json",
+    ]));
+    assert_eq!(out.status, 1, "{}", out.stdout);
+    assert_eq!(out.stderr, "");
+    let v = json(&out.stdout);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["reason"], "timestamp_out_of_tolerance");
+    assert_eq!(v["matched_secret"], 0);
+    assert_eq!(
+        v["hints"],
+        serde_json::json!(["expired_but_signature_valid"])
+    );
+    let message = v["diagnosis"][0]["message"].as_str().unwrap();
+    let past = match v["age_seconds"].as_i64() {
+        Some(300) => "a fraction of a second",
+        Some(301) => "1 s", // the second turned before the command read the clock
+        other => panic!("age {other:?}"),
+    };
+    assert!(
+        message.contains(&format!("{past} past the tolerance of 300 s")),
+        "{message}"
+    );
+
+    // With --now, a whole second: both SDKs accept exactly 300 s there.
+    let out = run(cmd_in(dir.path()).args([
+        "verify",
+        "--json",
+        "-s",
+        SECRET,
+        "--signature",
+        &h,
+        "--now",
+        &(t + 300).to_string(),
+        "payload.json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stdout);
+    assert_eq!(out.stderr, "");
+    assert_eq!(json(&out.stdout)["age_seconds"], 300);
+    let out = run(cmd_in(dir.path()).args([
+        "verify",
+        "--json",
+        "-s",
+        SECRET,
+        "--signature",
+        &h,
+        "--now",
+        &(t + 301).to_string(),
+        "payload.json",
+    ]));
+    assert_eq!(out.status, 1);
+    assert_eq!(out.stderr, "");
+    assert_eq!(json(&out.stdout)["reason"], "timestamp_out_of_tolerance");
+}

@@ -64,6 +64,8 @@
 //! fake.set_search_enabled(bool)            // off -> search answers 400 (region without search)
 //! fake.set_search_lag(Duration)            // see "Search" below
 //! fake.set_fast_lists(bool)                // see "Scale" below (on by default)
+//! fake.go_away()                           // stop listening: connections are refused (state kept)
+//! fake.come_back()                         // listen again on the same address, same state
 //! // observation
 //! fake.requests() -> Vec<RecordedRequest>
 //! fake.request_count() -> usize
@@ -965,6 +967,50 @@ impl FakeStripe {
     /// selftests check by turning this off.
     pub fn set_fast_lists(&self, on: bool) {
         self.lock().fast_lists = on;
+    }
+
+    /// The API goes away: the server stops and its port refuses
+    /// connections (connections in flight are dropped). State, faults and
+    /// recorded requests are kept for [`FakeStripe::come_back`].
+    pub fn go_away(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// The API is back after [`FakeStripe::go_away`]: the same address
+    /// (`url()` is unchanged), the same state. Panics if the port was taken
+    /// meanwhile.
+    pub fn come_back(&mut self) {
+        if self.thread.is_some() {
+            return;
+        }
+        let start = || -> std::io::Result<_> {
+            // std sets SO_REUSEADDR: the port is free again at once.
+            let listener = std::net::TcpListener::bind(self.addr)?;
+            listener.set_nonblocking(true)?;
+            let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
+            let app_state = Arc::clone(&self.shared);
+            let thread = std::thread::Builder::new()
+                .name(format!("fake-stripe-{}", self.addr.port()))
+                .spawn(move || serve_thread(listener, app_state, shutdown_rx, ready_tx))?;
+            match ready_rx.recv() {
+                Ok(Ok(())) => Ok((shutdown_tx, thread)),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(std::io::Error::other("fake_stripe: server thread died")),
+            }
+        };
+        match start() {
+            Ok((tx, thread)) => {
+                self.shutdown = Some(tx);
+                self.thread = Some(thread);
+            }
+            Err(e) => panic!("fake_stripe: cannot listen on {} again: {e}", self.addr),
+        }
     }
 
     // ----- observation -----
