@@ -96,14 +96,14 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
             f.customer_id, f.error
         ));
     }
-    if let Some(w) = output::replay::ambiguity_warning(&finished.ambiguous) {
-        printer.warn(&w);
-    }
     // The engine streams the decisions (writing the event log as they
     // pass); the renderer only prints them.
     let mut render = output::replay::Render::begin(printer)?;
     finished.stream(&mut syncer, |line| render.line(line))?;
     render.end(&finished, started.elapsed())?;
+    if let Some(w) = output::replay::ambiguity_warning(&finished.ambiguous) {
+        printer.warn(&w);
+    }
     syncer.close();
     if printer.wants_stderr_summary() {
         printer.info(&output::replay::summary_oneliner(

@@ -105,20 +105,24 @@ impl Printer {
 
     pub fn warn(&self, msg: &str) {
         if !self.quiet {
-            self.err_line(&format!("{} {msg}", self.paint_err("warning:", YELLOW)));
+            let text = table::wrap_lines(&format!("warning: {msg}"), self.stderr_width());
+            let rest = text.trim_end_matches('\n').trim_start_matches("warning:");
+            self.err_line(&format!("{}{rest}", self.paint_err("warning:", YELLOW)));
+        }
+    }
+
+    /// On a terminal, stderr's width: messages wrap at words rather than
+    /// where the terminal cuts them.
+    fn stderr_width(&self) -> Option<usize> {
+        match self.stderr_tty {
+            true => terminal_size::terminal_size_of(io::stderr()).map(|(w, _)| usize::from(w.0)),
+            false => None,
         }
     }
 
     pub fn info(&self, msg: &str) {
         if !self.quiet {
-            // On a terminal, wrapped at words rather than by the terminal.
-            let width = match self.stderr_tty {
-                true => {
-                    terminal_size::terminal_size_of(io::stderr()).map(|(w, _)| usize::from(w.0))
-                }
-                false => None,
-            };
-            let text = table::wrap_lines(msg, width);
+            let text = table::wrap_lines(msg, self.stderr_width());
             self.err_line(text.trim_end_matches('\n'));
         }
     }

@@ -122,9 +122,9 @@ pub(crate) fn ambiguity_warning(ambiguous: &[Ambiguity]) -> Option<String> {
         "depend"
     };
     Some(format!(
-        "{} {verb} on an order the inputs cannot tell (events of one object in the same second, \
-         with no list order, previous_attributes or lifecycle to decide): {}{more}; \
-         the later input was taken. `--live` reads the truth from the API",
+        "{} {verb} on an order the inputs cannot tell: {}{more} (events of one object in one \
+         second, and no list order, previous_attributes or lifecycle to decide; the later \
+         input was taken). `--live` reads the truth from the API",
         super::fmt::plural(customers.len() as u64, "customer"),
         shown.join(", ")
     ))

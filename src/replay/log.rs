@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::decision::Decision;
 use crate::routing::Route;
-use crate::store::{EventLogger, LoggedEvent, Store};
+use crate::store::{EventLogger, LoggedEvent};
 use crate::sync::SyncError;
 
 /// The fields of a spooled decision the event log needs, borrowed from the
@@ -157,13 +157,13 @@ impl LogSender {
 /// and returned `Ok`: a run's log lands whole or not at all, as before.
 /// Events of the `failed` customers are not logged.
 pub(crate) fn alongside<T>(
-    store: &mut Store,
+    syncer: &mut crate::sync::Syncer,
     failed: &HashSet<String>,
     pour: impl FnOnce(&mut LogSender) -> Result<T, SyncError>,
 ) -> Result<T, SyncError> {
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel(4);
-        let writer = scope.spawn(move || store.logging(|logger| write(logger, failed, rx)));
+        let writer = scope.spawn(move || syncer.logging(|logger| write(logger, failed, rx)));
         let mut sender = LogSender {
             tx,
             rows: Vec::with_capacity(BATCH),
@@ -228,13 +228,17 @@ mod tests {
         }
     }
 
-    fn logged(store: &Store) -> i64 {
+    fn logged(store: &crate::store::Store) -> i64 {
         store.count_events().unwrap()
     }
 
     #[test]
     fn the_log_thread_commits_every_sent_event_only_when_the_pour_completes() {
-        let mut store = Store::in_memory().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str| {
+            crate::sync::Syncer::open(&dir.path().join(name), crate::sync::Mode::Write).unwrap()
+        };
+        let mut store = open("a.db");
         let failed: HashSet<String> = ["cus_failed".to_owned()].into();
         let n = 3 * BATCH + 7;
         let out = alongside(&mut store, &failed, |log| {
@@ -244,16 +248,16 @@ mod tests {
         .unwrap();
         assert_eq!(out, "poured");
         // Every event but the synced ones of the failed customer (i % 10 == 0).
-        assert_eq!(logged(&store), (n - n.div_ceil(10)) as i64);
+        assert_eq!(logged(store.store()), (n - n.div_ceil(10)) as i64);
 
         // A pour that fails partway leaves the log as it was.
-        let mut store = Store::in_memory().unwrap();
+        let mut store = open("b.db");
         let err = alongside(&mut store, &failed, |log| {
             (0..n).try_for_each(|i| log.send(view(i)))?;
             Err::<(), _>(SyncError::Store(anyhow::anyhow!("the spool broke")))
         })
         .unwrap_err();
         assert!(err.to_string().contains("the spool broke"), "{err}");
-        assert_eq!(logged(&store), 0);
+        assert_eq!(logged(store.store()), 0);
     }
 }

@@ -677,7 +677,6 @@ impl Finished {
         // A small run (one `serve` batch) is not worth a thread.
         if self.summary.sync + self.summary.ignored < LOG_ALONGSIDE_FROM {
             return syncer
-                .store_mut()
                 .logging(|logger| {
                     let mut log = log::EventLog {
                         logger,
@@ -688,7 +687,7 @@ impl Finished {
                 })
                 .map_err(SyncError::Store);
         }
-        log::alongside(syncer.store_mut(), &failed, |log| {
+        log::alongside(syncer, &failed, |log| {
             self.pour(reader, Some(log), &mut out)
         })
     }
@@ -718,7 +717,6 @@ impl Finished {
             .collect();
         if self.log_events {
             syncer
-                .store_mut()
                 .logging(|logger| {
                     let mut log = log::EventLog { logger, failed };
                     settled

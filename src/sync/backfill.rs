@@ -118,7 +118,7 @@ impl Backfiller<'_> {
         let settling = settling.elapsed();
         let indexing = Instant::now();
         if pass.deferred {
-            syncer.store_mut().restore_indexes()?;
+            syncer.restore_indexes()?;
         }
         Ok(Ran {
             run: marks.run,
@@ -141,11 +141,11 @@ impl Backfiller<'_> {
         };
         let checkpoint = match resume {
             Some(b) => b,
-            None => syncer.store_mut().begin_backfill(self.now)?,
+            None => syncer.begin_backfill(self.now)?,
         };
         let marks = PassMarks {
             pass: checkpoint.pass,
-            run: syncer.store_mut().begin_run()?,
+            run: syncer.begin_run()?,
         };
         let pass = Pass {
             checkpoint,
@@ -345,14 +345,12 @@ impl Backfiller<'_> {
             };
             syncer.pass_writes(marks, |out| Ok(out.write(&page)?))?;
         }
-        syncer.store_mut().end_backfill()?;
+        syncer.end_backfill()?;
         // Events from the moment the pass started on are `resync --events`'s.
-        syncer
-            .store_mut()
-            .advance_events_checkpoint(&crate::store::checkpoint::Events {
-                created: at,
-                id: None,
-            })?;
+        syncer.advance_events_checkpoint(&crate::store::checkpoint::Events {
+            created: at,
+            id: None,
+        })?;
         Ok(())
     }
 }

@@ -192,7 +192,7 @@ impl CatchUp<'_> {
         if let Some(c) = &checkpoint
             && syncer.mode() == Mode::Write
         {
-            syncer.store_mut().advance_events_checkpoint(c)?;
+            syncer.advance_events_checkpoint(c)?;
         }
         Ok(Some(Pass {
             listed: count,

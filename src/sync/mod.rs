@@ -192,8 +192,41 @@ impl Syncer {
         self.store.pass_writes(marks, f)
     }
 
-    pub(crate) fn store_mut(&mut self) -> &mut Store {
-        &mut self.store
+    /// The event log, in one transaction (see [`Store::logging`]): the
+    /// events the run processed, logged once their customers are committed.
+    pub(crate) fn logging<T>(
+        &mut self,
+        f: impl FnOnce(&mut crate::store::EventLogger<'_>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        self.store.logging(f)
+    }
+
+    /// Move the events checkpoint (`resync --events`, the end of a backfill).
+    pub(crate) fn advance_events_checkpoint(
+        &mut self,
+        c: &crate::store::checkpoint::Events,
+    ) -> anyhow::Result<()> {
+        self.store.advance_events_checkpoint(c)
+    }
+
+    /// A backfill's bookkeeping: its pass, its run, its end, its indexes.
+    pub(crate) fn begin_backfill(
+        &mut self,
+        now: i64,
+    ) -> anyhow::Result<crate::store::checkpoint::Backfill> {
+        self.store.begin_backfill(now)
+    }
+
+    pub(crate) fn begin_run(&mut self) -> anyhow::Result<i64> {
+        self.store.begin_run()
+    }
+
+    pub(crate) fn end_backfill(&mut self) -> anyhow::Result<()> {
+        self.store.end_backfill()
+    }
+
+    pub(crate) fn restore_indexes(&mut self) -> anyhow::Result<()> {
+        self.store.restore_indexes()
     }
 
     /// Close the store, tidily (see [`Store::close`]).
