@@ -6,6 +6,10 @@
 #   benches/replay.sh [EVENTS] [CUSTOMERS]    100,000 events, 5,000 customers
 #   REPLAY_BENCH_MILLION=1 benches/replay.sh   adds the 1,000,000-event run
 #                                              (~2.9 GB of input in $TMPDIR)
+#   REPLAY_BENCH_BASELINE=/path/to/stripe-sync benches/replay.sh
+#                                              measures another build (e.g. the
+#                                              previous commit's) on the same input,
+#                                              each right after this build's figure
 set -euo pipefail
 events=${1:-100000}
 customers=${2:-5000}
@@ -42,9 +46,13 @@ measure() {
 }
 
 cd "$work"
+base=${REPLAY_BENCH_BASELINE:-}
 measure "stripe-sync replay --dry-run" 250000 100 "$events" "$bin" replay --dry-run --json events.ndjson
+[ -n "$base" ] && measure "  baseline build" 0 0 "$events" "$base" replay --dry-run --json events.ndjson
 measure "stripe-sync replay (fresh store)" 100000 100 "$events" "$bin" replay --json --db fresh.db events.ndjson
+[ -n "$base" ] && measure "  baseline build" 0 0 "$events" "$base" replay --json --db fresh.db events.ndjson
 measure "stripe-sync replay (table)" 0 0 "$events" "$bin" replay --dry-run events.ndjson
+[ -n "$base" ] && measure "  baseline build" 0 0 "$events" "$base" replay --dry-run events.ndjson
 cd - > /dev/null
 if command -v node > /dev/null; then
   measure "naive Node $(node --version) (route only)" 0 0 "$events" node benches/naive_route.js "$work/events.ndjson"

@@ -162,6 +162,7 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             [CompletionResult]::new('--tolerance', '--tolerance', [CompletionResultType]::ParameterName, 'Maximum age of a signature; 0 disables the check')
             [CompletionResult]::new('--record', '--record', [CompletionResultType]::ParameterName, 'Keep every request''s exact body: DIR/<created>-<arrival>-<event id>.json (unique, in arrival order); bad signatures under DIR/rejected/')
             [CompletionResult]::new('--max-body', '--max-body', [CompletionResultType]::ParameterName, 'Larger bodies are refused with 413')
+            [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Concurrent connections accepted; more wait in the listen queue [default: 512, or half the open-file limit if lower]')
             [CompletionResult]::new('--user-key', '--user-key', [CompletionResultType]::ParameterName, 'Metadata key for the user id')
             [CompletionResult]::new('--read-timeout', '--read-timeout', [CompletionResultType]::ParameterName, 'Seconds a client may take to send the request headers, and then the body')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]')

@@ -443,7 +443,7 @@ _stripe__sync() {
             return 0
             ;;
         stripe__subcmd__sync__subcmd__serve)
-            opts="-s -q -v -h -V --listen --path --secret --tolerance --live --record --max-body --user-key --read-timeout --api-key --api-key-file --api-base --api-version --max-rps --max-retries --db --config --json --quiet --verbose --color --no-input --help --version"
+            opts="-s -q -v -h -V --listen --path --secret --tolerance --live --record --max-body --max-connections --user-key --read-timeout --api-key --api-key-file --api-base --api-version --max-rps --max-retries --db --config --json --quiet --verbose --color --no-input --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -474,6 +474,10 @@ _stripe__sync() {
                     return 0
                     ;;
                 --max-body)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

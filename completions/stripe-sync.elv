@@ -154,6 +154,7 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand --tolerance 'Maximum age of a signature; 0 disables the check'
             cand --record 'Keep every request''s exact body: DIR/<created>-<arrival>-<event id>.json (unique, in arrival order); bad signatures under DIR/rejected/'
             cand --max-body 'Larger bodies are refused with 413'
+            cand --max-connections 'Concurrent connections accepted; more wait in the listen queue [default: 512, or half the open-file limit if lower]'
             cand --user-key 'Metadata key for the user id'
             cand --read-timeout 'Seconds a client may take to send the request headers, and then the body'
             cand --api-key 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]'

@@ -135,6 +135,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -s s -l s
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l tolerance -d 'Maximum age of a signature; 0 disables the check' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l record -d 'Keep every request\'s exact body: DIR/<created>-<arrival>-<event id>.json (unique, in arrival order); bad signatures under DIR/rejected/' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l max-body -d 'Larger bodies are refused with 413' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l max-connections -d 'Concurrent connections accepted; more wait in the listen queue [default: 512, or half the open-file limit if lower]' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l user-key -d 'Metadata key for the user id' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l read-timeout -d 'Seconds a client may take to send the request headers, and then the body' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l api-key -d 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]' -r

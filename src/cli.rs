@@ -462,6 +462,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body: usize,
 
+    /// Concurrent connections accepted; more wait in the listen queue [default: 512, or half the open-file limit if lower]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
     /// Metadata key for the user id
     #[arg(long, value_name = "KEY", value_parser = non_blank_user_key)]
     pub user_key: Option<String>,

@@ -99,8 +99,26 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     // The engine streams the decisions (writing the event log as they
     // pass); the renderer only prints them.
     let mut render = output::replay::Render::begin(printer)?;
-    finished.stream(&mut syncer, |line| render.line(line))?;
+    let streamed = finished.stream(&mut syncer, |line| render.line(line));
+    // The event log failed after the customers were committed: say what
+    // was kept, and still close the document (one JSON document, always).
+    let streamed = streamed.map_err(|e| {
+        let kept = match (finished.summary.dry_run, finished.summary.customers_synced) {
+            (true, _) | (false, 0) => String::new(),
+            (false, n) => format!("{} synced and committed, but ", fmt::plural(n, "customer")),
+        };
+        let e = anyhow::Error::new(e).context(format!(
+            "{kept}the store's event log could not be written: run the replay again \
+             (what is committed stays; its events are processed again and logged)"
+        ));
+        finished.errors.push(InputError {
+            source: store::db_path(global.db.as_deref()).display().to_string(),
+            message: format!("{e:#}"),
+        });
+        e
+    });
     render.end(&finished, started.elapsed())?;
+    streamed?;
     if let Some(w) = output::replay::ambiguity_warning(&finished.ambiguous) {
         printer.warn(&w);
     }

@@ -1,11 +1,13 @@
 //! `stripe-sync serve`: arguments -> settings -> the server -> its summary.
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::Status;
 use crate::cli::{GlobalArgs, ServeArgs};
-use crate::output::{Printer, fmt};
+use crate::output::{Printer, RequestSink, fmt};
 use crate::runtime::Runtime;
 use crate::serve::{self, Settings, Stop, writer::Writer};
 use crate::store;
@@ -35,8 +37,15 @@ pub fn run(args: &ServeArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
         true => Some(super::api_client(&args.api, &cfg, printer)?.0),
         false => None,
     };
+    // What could only fail later, request after request, fails now.
+    if let Some(dir) = &args.record {
+        check_record_dir(dir)?;
+    }
     let syncer = Syncer::open(&store::db_path(global.db.as_deref()), Mode::Write)?;
+    syncer.store().check_writable()?;
+    syncer.store().sync_every_commit()?;
     let sink = printer.request_sink();
+    let lost = stop_when_lost(&syncer, sink);
     if args.secrets.is_empty() {
         sink.warn(
             "NO WEBHOOK SECRET: every POST is answered 500 `Webhook secret not configured.` \
@@ -48,7 +57,9 @@ pub fn run(args: &ServeArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
             "listening on {listen}, beyond this machine, without TLS: put it behind a TLS proxy"
         ));
     }
-    let rt = Runtime::new()?;
+    let rt = Arc::new(Runtime::new()?);
+    // Each connection is a file descriptor: as many as the system allows.
+    let open_files = serve::raise_open_files_limit();
     let settings = Settings {
         listen,
         path: args.path.clone(),
@@ -57,6 +68,10 @@ pub fn run(args: &ServeArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
         record: args.record.clone(),
         max_body: args.max_body,
         read_timeout: Duration::from_secs(args.read_timeout.max(1)),
+        max_connections: args.max_connections.map_or_else(
+            || serve::default_max_connections(open_files),
+            |n| n as usize,
+        ),
     };
     let writer = Writer { syncer, cfg, live };
     let path = args.path.clone();
@@ -88,8 +103,76 @@ pub fn run(args: &ServeArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
             format!("; routes: {}", routes.join(", "))
         },
     ));
+    if let Some(why) = lost.get() {
+        return Err(anyhow::anyhow!(
+            "{why}: serve stopped (every request since was answered 500, so Stripe retries it); \
+             start it again with --db naming the store to use"
+        ));
+    }
     Ok(match stop {
         Stop::Terminated => Status::Ok,
         Stop::Interrupted => Status::Interrupted,
     })
 }
+
+/// `--record DIR` must be a folder this process can write in, or every
+/// valid event would be answered 500: made when missing, then tried.
+fn check_record_dir(dir: &Path) -> anyhow::Result<()> {
+    let fail = |why: String| anyhow::anyhow!("--record {}: {why}", dir.display());
+    if dir.exists() && !dir.is_dir() {
+        return Err(fail(
+            "is a file, not a directory (--record names the folder recordings go to)".into(),
+        ));
+    }
+    #[cfg(unix)]
+    let made = !dir.exists();
+    std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
+    tempfile::NamedTempFile::new_in(dir).map_err(|e| {
+        fail(format!(
+            "cannot write in it: {} (check its permissions and owner)",
+            std::io::Error::from(e.kind())
+        ))
+    })?;
+    // A folder made now is on disk before any recording in it is acknowledged.
+    #[cfg(unix)]
+    if made && let Some(parent) = dir.parent() {
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| fail(format!("cannot sync {}: {e}", parent.display())))?;
+    }
+    Ok(())
+}
+
+/// When the store's file is deleted or replaced under the server (see
+/// `Store::check_identity`), say so once and stop the server the way
+/// SIGTERM does: requests in flight are answered (500: nothing more is
+/// acknowledged), the writer ends, and `run` returns the reason (status 2).
+fn stop_when_lost(syncer: &Syncer, sink: RequestSink) -> Arc<OnceLock<String>> {
+    let lost = Arc::new(OnceLock::new());
+    let seen = Arc::clone(&lost);
+    syncer.store().on_identity_lost(move |why| {
+        let _ = seen.set(why.to_owned());
+        sink.warn(&format!(
+            "{why}: every request is answered 500 from now on (Stripe retries it); stopping"
+        ));
+        stop_self();
+    });
+    lost
+}
+
+/// The server stops on a signal (`serve::run`): a lost store stops it by
+/// the same path, signalling this process.
+#[cfg(unix)]
+fn stop_self() {
+    use rustix::process::{Signal, getpid, kill_process};
+    let _ = kill_process(getpid(), Signal::TERM);
+}
+
+/// Files have no identity to lose here (`Store::check_identity`).
+#[cfg(not(unix))]
+fn stop_self() {}

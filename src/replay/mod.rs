@@ -154,6 +154,8 @@ impl Pending {
 pub(crate) struct Settlements {
     lines: Vec<(u64, u32)>,
     outcomes: Vec<Settled>,
+    /// Customers whose user the API could not be asked for (not a verdict).
+    failures: Vec<SyncFailure>,
 }
 
 /// The routing pass over every input.
@@ -406,7 +408,7 @@ pub(crate) fn run(
     // The ids seen (8 bytes an event) are not needed past the routing.
     drop(seen);
     let mut api = live.map(|client| api_source(client, rt, cfg, interruptible));
-    let settled = settle_pending(
+    let mut settled = settle_pending(
         pending,
         &snapshots,
         syncer.store(),
@@ -415,6 +417,7 @@ pub(crate) fn run(
         &mut plans,
         &mut summary,
     )?;
+    let lookup_failures = std::mem::take(&mut settled.failures);
 
     plan_described(&snapshots, &mut plans);
     lap("resolving", &mut timings);
@@ -454,7 +457,8 @@ pub(crate) fn run(
         (false, false) => ambiguities(&snapshots, &results),
         _ => Vec::new(),
     };
-    let (customers, failures) = tally(results, &mut summary, trace);
+    let (customers, mut failures) = tally(results, &mut summary, trace);
+    failures.extend(lookup_failures);
     summary.api_requests = live.map_or(0, |c| c.stats().requests);
     Ok(Finished {
         summary,
@@ -594,12 +598,25 @@ fn settle_pending(
     summary: &mut Summary,
 ) -> Result<Settlements, SyncError> {
     let mut outcomes = Vec::with_capacity(pending.customers.len());
+    let mut failures = Vec::new();
     for customer in &pending.customers {
         let mut outcome = resolve::resolve_later(customer, snapshots, store, &cfg.user_key);
         if let (Err(_), Some(api)) = (&outcome, api.as_deref_mut())
-            && !snapshots.customers.contains_key(customer)
+            && !snapshots.describes(customer)
         {
-            outcome = fetch_user(api, customer, &cfg.user_key)?;
+            outcome = match fetch_user(api, customer, &cfg.user_key)? {
+                Lookup::Settled(settled) => settled,
+                // An API failure is no routing verdict: the customer's
+                // events fail (a server answers 500, Stripe retries).
+                Lookup::Failed(error) => {
+                    summary.sync_failures += 1;
+                    failures.push(SyncFailure {
+                        customer_id: customer.clone(),
+                        error: error.clone(),
+                    });
+                    Err(error)
+                }
+            };
         }
         if let Ok((user, _)) = &outcome {
             let plan = plans.entry(customer.clone()).or_default();
@@ -618,7 +635,14 @@ fn settle_pending(
     Ok(Settlements {
         lines: pending.lines,
         outcomes,
+        failures,
     })
+}
+
+/// What the API said of a customer's user: a verdict, or a failure to ask.
+enum Lookup {
+    Settled(Settled),
+    Failed(String),
 }
 
 /// `--live`: the user of a customer the inputs do not describe, from the API.
@@ -626,16 +650,25 @@ fn fetch_user(
     api: &mut ApiSource<'_>,
     customer: &str,
     user_key: &str,
-) -> Result<Settled, SyncError> {
+) -> Result<Lookup, SyncError> {
     use crate::sync::FetchError;
     Ok(match api.customer(customer) {
-        Ok(info) if info.deleted => Err(format!("customer {customer} is deleted in Stripe")),
-        Ok(info) => info.user_id.clone().map(|u| (u, Via::Api)).ok_or_else(|| {
-            format!(
-                "customer {customer} has no `{user_key}` in its metadata (fetched from the API)"
-            )
-        }),
-        Err(FetchError::Customer(e)) => Err(format!("customer {customer}: {e}")),
+        Ok(None) => Lookup::Settled(Err(format!(
+            "customer {customer} does not exist in this Stripe account (404)"
+        ))),
+        Ok(Some(info)) if info.deleted => {
+            Lookup::Settled(Err(format!("customer {customer} is deleted in Stripe")))
+        }
+        Ok(Some(info)) => {
+            Lookup::Settled(info.user_id.clone().map(|u| (u, Via::Api)).ok_or_else(|| {
+                format!(
+                    "customer {customer} has no `{user_key}` in its metadata (fetched from the API)"
+                )
+            }))
+        }
+        Err(FetchError::Customer(e)) => {
+            Lookup::Failed(format!("customer {customer} could not be looked up: {e}"))
+        }
         Err(FetchError::Fatal(e)) => return Err(SyncError::Api(e)),
         Err(FetchError::Interrupted) => {
             return Err(SyncError::Interrupted(crate::Fatal::Interrupted));

@@ -5,12 +5,19 @@
 //!
 //! - no secret configured: 500 `Webhook secret not configured.` (the seed app's answer);
 //! - a bad signature: 400 `Webhook Error: <reason>`;
+//! - a transfer coding other than `chunked`: 501, a content coding other
+//!   than `identity`: 415 (see [`unsupported_coding`]);
 //! - a valid event: 200 with its decision, once committed (duplicates,
 //!   rejected, unresolved and ignored events too);
 //! - a failed sync or store write: 500, the event not logged, so Stripe's
 //!   retry is processed.
 //!
 //! `--record DIR` keeps the exact bytes of every request before answering.
+//!
+//! At most `--max-connections` connections are served at once (more wait in
+//! the kernel's listen queue); a failing `accept` (out of file descriptors)
+//! is retried with backoff. The first SIGTERM or Ctrl-C stops accepting and
+//! waits for the work in flight; a second one stops the wait.
 
 mod record;
 pub(crate) mod writer;
@@ -43,6 +50,48 @@ pub(crate) struct Settings {
     pub record: Option<PathBuf>,
     pub max_body: usize,
     pub read_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's listen queue.
+    pub max_connections: usize,
+}
+
+/// Connections served at once without `--max-connections`: 512, or half the
+/// open-file limit when that is lower, so that SQLite, `--record` and the API
+/// client still get file descriptors when every connection slot is taken.
+pub(crate) fn default_max_connections(open_files: Option<u64>) -> usize {
+    const MOST: u64 = 512;
+    let n = open_files.map_or(MOST, |n| (n / 2).clamp(1, MOST));
+    usize::try_from(n).unwrap_or(1)
+}
+
+/// Raise the soft open-file limit to the hard one where the system allows
+/// (a server's descriptors are its connections); the soft limit now in
+/// force, `None` when unlimited.
+#[cfg(unix)]
+pub(crate) fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let was = getrlimit(Resource::Nofile);
+    // macOS refuses a soft limit above OPEN_MAX (10,240) when the hard one is
+    // unlimited: then that is the most it can be.
+    for target in [was.maximum, Some(10_240)] {
+        let higher = match (target, was.current) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(t), Some(c)) => t > c && was.maximum.is_none_or(|m| t <= m),
+        };
+        let raised = Rlimit {
+            current: target,
+            maximum: was.maximum,
+        };
+        if higher && setrlimit(Resource::Nofile, raised).is_ok() {
+            break;
+        }
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+#[cfg(not(unix))]
+pub(crate) fn raise_open_files_limit() -> Option<u64> {
+    None
 }
 
 /// Why the server stopped.
@@ -92,6 +141,8 @@ struct State {
     sink: RequestSink,
     tally: Mutex<Tally>,
     seq: AtomicU64,
+    /// `DIR/rejected/` with `--record`, kept within its caps.
+    rejected: Option<Arc<Mutex<record::Rejected>>>,
 }
 
 /// What one request is answered, and what its log line says.
@@ -144,14 +195,28 @@ enum DecisionOrNone<'a> {
 }
 
 /// Bind, print where, and serve until SIGTERM or Ctrl-C; then stop
-/// accepting, let the requests in flight finish, and return the tally.
+/// accepting, let the requests in flight finish, and return the tally. A
+/// second signal stops the wait (status 130): what is still in flight gets
+/// no answer, so Stripe retries it.
 pub(crate) fn run(
     settings: Settings,
     writer: writer::Writer,
-    rt: &Runtime,
+    rt: &Arc<Runtime>,
     sink: RequestSink,
     on_listen: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<(Stop, Tally)> {
+    if let Some(dir) = &settings.record {
+        // Bodies a `kill -9` caught before their rename: never acknowledged.
+        match record::remove_leftovers(dir) {
+            Ok(0) => {}
+            Ok(n) => sink.warn(&format!(
+                "--record: removed {} left by an earlier run in {} (never acknowledged: Stripe retries those events)",
+                crate::output::fmt::plural(n as u64, "unfinished recording"),
+                dir.display()
+            )),
+            Err(e) => sink.warn(&format!("--record: {e:#}")),
+        }
+    }
     let (jobs, queue) = mpsc::channel::<writer::Job>();
     let listener = rt
         .handle()
@@ -160,6 +225,10 @@ pub(crate) fn run(
     let addr = listener.local_addr()?;
     on_listen(addr);
 
+    let rejected = settings
+        .record
+        .as_deref()
+        .map(|dir| Arc::new(Mutex::new(record::Rejected::new(dir))));
     let state = Arc::new(State {
         settings,
         jobs: Mutex::new(Some(jobs)),
@@ -167,16 +236,34 @@ pub(crate) fn run(
         tally: Mutex::new(Tally::default()),
         seq: AtomicU64::new(0),
         arrivals: Arrivals::new(),
+        rejected,
     });
-    let stop = std::thread::scope(|scope| -> anyhow::Result<Stop> {
-        scope.spawn(|| writer.run(queue, rt));
-        let stop = rt
-            .handle()
-            .block_on(accept_loop(listener, state.clone(), rt.interrupt()));
-        // The writer finishes what is queued, then ends with the queue.
-        drop(state.jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
-        Ok(stop)
-    })?;
+    // Not a scoped thread: after a second signal the process ends without
+    // waiting for it (it may be waiting for another process's write lock;
+    // what it has not committed was not acknowledged).
+    let (wrote, writer_done) = tokio::sync::oneshot::channel::<()>();
+    let writer_rt = Arc::clone(rt);
+    let writer_thread = std::thread::Builder::new()
+        .name("serve-writer".into())
+        .spawn(move || {
+            writer.run(queue, &writer_rt);
+            let _ = wrote.send(());
+        })?;
+    let (stop, ending) = rt.handle().block_on(serve_until_stopped(
+        listener,
+        state.clone(),
+        rt.interrupt(),
+        writer_done,
+    ));
+    match ending {
+        Ending::Finished => {
+            let _ = writer_thread.join();
+        }
+        Ending::Abandoned => state.sink.warn(
+            "stopped without waiting (second signal): requests still in flight got no answer, \
+             so Stripe retries them; the store is consistent",
+        ),
+    }
     let tally = match Arc::try_unwrap(state) {
         Ok(s) => s.tally.into_inner().unwrap_or_default(),
         Err(s) => std::mem::take(&mut *s.tally.lock().unwrap_or_else(|p| p.into_inner())),
@@ -184,64 +271,247 @@ pub(crate) fn run(
     Ok((stop, tally))
 }
 
-async fn accept_loop(
+/// How the wait for the work in flight ended.
+enum Ending {
+    /// Every request in flight was answered and the writer closed the store.
+    Finished,
+    /// A second signal: the process ends without them.
+    Abandoned,
+}
+
+/// SIGTERM and Ctrl-C: the first stops the server, a second stops the wait.
+struct Signals<I> {
+    term: Term,
+    /// The runtime's Ctrl-C (the first one).
+    interrupt: std::pin::Pin<Box<I>>,
+}
+
+#[cfg(unix)]
+type Term = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Term = ();
+
+#[cfg(unix)]
+fn hook_term() -> Term {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()
+}
+
+#[cfg(not(unix))]
+fn hook_term() -> Term {}
+
+/// The next SIGTERM (never, where it could not be hooked).
+#[cfg(unix)]
+async fn terminated(term: &mut Term) {
+    match term {
+        Some(t) => {
+            t.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminated(_: &mut Term) {
+    std::future::pending::<()>().await
+}
+
+impl<I: std::future::Future<Output = ()>> Signals<I> {
+    fn new(interrupt: I) -> Signals<I> {
+        Signals {
+            term: hook_term(),
+            interrupt: Box::pin(interrupt),
+        }
+    }
+
+    /// The first signal. Cancel-safe: a select may drop it and call again.
+    async fn first(&mut self) -> Stop {
+        tokio::select! {
+            () = terminated(&mut self.term) => Stop::Terminated,
+            () = self.interrupt.as_mut() => Stop::Interrupted,
+        }
+    }
+
+    /// Another SIGTERM or Ctrl-C after the first.
+    async fn second(&mut self) {
+        // A listener made now: the Ctrl-C that stopped the server does not count.
+        let ctrl_c = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = terminated(&mut self.term) => {}
+            () = ctrl_c => {}
+        }
+    }
+}
+
+/// Serve until the first signal, then wait for the work in flight (the
+/// requests, then the writer's queue) unless a second signal comes.
+async fn serve_until_stopped<I: std::future::Future<Output = ()>>(
     listener: tokio::net::TcpListener,
     state: Arc<State>,
-    interrupt: impl std::future::Future<Output = ()>,
-) -> Stop {
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminated = async {
-        #[cfg(unix)]
-        if let Some(t) = term.as_mut() {
-            t.recv().await;
-            return;
-        }
-        std::future::pending::<()>().await
-    };
-    tokio::pin!(terminated, interrupt);
+    interrupt: I,
+    writer_done: tokio::sync::oneshot::Receiver<()>,
+) -> (Stop, Ending) {
+    // Hooked here, inside the runtime, as tokio requires.
+    let mut signals = Signals::new(interrupt);
     let (closing, _) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
-    let stop = loop {
-        tokio::select! {
-            _ = &mut terminated => break Stop::Terminated,
-            _ = &mut interrupt => break Stop::Interrupted,
-            accepted = listener.accept() => {
-                let Ok((stream, _peer)) = accepted else { continue };
-                let state = state.clone();
-                let mut closing = closing.subscribe();
-                connections.spawn(async move {
-                    let timeout = state.settings.read_timeout;
-                    let service = hyper::service::service_fn(move |req| {
-                        let state = state.clone();
-                        async move { handle(req, state).await }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(timeout)
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = async { let _ = closing.wait_for(|c| *c).await; } => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
-                    }
-                });
-                // Reap finished connections so the set stays small.
-                while connections.try_join_next().is_some() {}
-            }
-        }
-    };
+    let stop = accept_loop(&listener, &state, &mut signals, &closing, &mut connections).await;
     drop(listener);
     let _ = closing.send(true);
-    // In-flight requests finish (each is answered after its commit).
-    let _ = tokio::time::timeout(Duration::from_secs(30), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    stop
+    let finish = async {
+        // In-flight requests finish (each is answered after its commit).
+        let _ = tokio::time::timeout(Duration::from_secs(30), async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        // The writer finishes what is queued, then ends with the queue.
+        drop(state.jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let _ = writer_done.await;
+    };
+    tokio::pin!(finish);
+    let said = tokio::time::sleep(Duration::from_secs(1));
+    tokio::pin!(said);
+    loop {
+        tokio::select! {
+            () = &mut finish => return (stop, Ending::Finished),
+            () = signals.second() => return (Stop::Interrupted, Ending::Abandoned),
+            () = &mut said, if !said.is_elapsed() => state.sink.warn(
+                "stopping: waiting for the requests in flight \
+                 (a second Ctrl-C or SIGTERM stops without them)",
+            ),
+        }
+    }
+}
+
+/// Failed accepts wait this long before the next try, doubling to
+/// [`ACCEPT_BACKOFF_MAX`]: out of file descriptors, `accept` fails at once
+/// for as long as it lasts, and retrying at once would spin.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Since when, and how often, accepting has failed.
+struct AcceptFailing {
+    since: Instant,
+    times: u64,
+}
+
+/// Accept connections, at most `--max-connections` at once, until the first signal.
+async fn accept_loop<I: std::future::Future<Output = ()>>(
+    listener: &tokio::net::TcpListener,
+    state: &Arc<State>,
+    signals: &mut Signals<I>,
+    closing: &tokio::sync::watch::Sender<bool>,
+    connections: &mut tokio::task::JoinSet<()>,
+) -> Stop {
+    // A slot is taken before `accept`, so connections beyond the cap wait in
+    // the kernel's listen queue instead of taking file descriptors here.
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        state.settings.max_connections.max(1),
+    ));
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut failing: Option<AcceptFailing> = None;
+    loop {
+        let slot = tokio::select! {
+            stop = signals.first() => return stop,
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+        };
+        // The semaphore is never closed.
+        let Ok(slot) = slot else {
+            continue;
+        };
+        let accepted = tokio::select! {
+            stop = signals.first() => return stop,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            // One client gave up before it was accepted: nothing to wait for.
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                drop(slot);
+                match failing.as_mut() {
+                    Some(f) => f.times += 1,
+                    None => {
+                        state
+                            .sink
+                            .warn(&accept_failure(&e, state.settings.max_connections));
+                        failing = Some(AcceptFailing {
+                            since: Instant::now(),
+                            times: 1,
+                        });
+                    }
+                }
+                tokio::select! {
+                    stop = signals.first() => return stop,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        if let Some(f) = failing.take() {
+            state.sink.warn(&format!(
+                "accepting connections again (accept failed {} over {:.1} s)",
+                crate::output::fmt::plural(f.times, "time"),
+                f.since.elapsed().as_secs_f64()
+            ));
+        }
+        backoff = ACCEPT_BACKOFF_MIN;
+        let state = state.clone();
+        let mut closing = closing.subscribe();
+        connections.spawn(async move {
+            let _slot = slot;
+            let timeout = state.settings.read_timeout;
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { handle(req, state).await }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = async { let _ = closing.wait_for(|c| *c).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+        // Reap finished connections so the set stays small.
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+/// An accept error about one connection (the client left first), not about
+/// the server.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+/// The warning, said once, when accepting starts failing.
+fn accept_failure(e: &std::io::Error, max_connections: usize) -> String {
+    // EMFILE (24) and ENFILE (23): the process's or the system's open files.
+    let hint = match e.raw_os_error() {
+        Some(23 | 24) => format!(
+            ": out of file descriptors; lower --max-connections (now {max_connections}) \
+             or raise the open-file limit (ulimit -n)"
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "cannot accept connections: {e}{hint}; new connections wait in the listen queue, \
+         retrying every second at most"
+    )
 }
 
 /// A closed connection: hyper drops it without an answer.
@@ -284,6 +554,13 @@ async fn handle(
         response.headers_mut().insert(
             hyper::header::ALLOW,
             hyper::header::HeaderValue::from_static("POST"),
+        );
+    }
+    if answer.status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        // The content codings that would have been accepted (RFC 9110 §15.5.16).
+        response.headers_mut().insert(
+            hyper::header::ACCEPT_ENCODING,
+            hyper::header::HeaderValue::from_static("identity"),
         );
     }
     Ok(response)
@@ -354,6 +631,9 @@ async fn webhook(req: Request<Incoming>, state: &State) -> Result<Answer, Closed
         a.note = Some("no webhook secret configured (pass --secret)".into());
         return Ok(a);
     }
+    if let Some(refused) = unsupported_coding(req.headers()) {
+        return Ok(refused);
+    }
     let declared = req
         .headers()
         .get(hyper::header::CONTENT_LENGTH)
@@ -394,7 +674,7 @@ async fn webhook(req: Request<Incoming>, state: &State) -> Result<Answer, Closed
         now,
     );
     if !verdict.valid {
-        return Ok(refused(state, &verdict, now.secs, n, &body, raw_header));
+        return Ok(refused(state, &verdict, now.secs, n, body, raw_header).await);
     }
     let text = String::from_utf8_lossy(&body);
     let event = match crate::event::parse_event(&text) {
@@ -438,19 +718,33 @@ async fn webhook(req: Request<Incoming>, state: &State) -> Result<Answer, Closed
     Ok(answer_of(result.await))
 }
 
-/// The answer to a request whose signature failed (recorded with `--record`).
-fn refused(
+/// The answer to a request whose signature failed (recorded with `--record`,
+/// within `rejected/`'s caps).
+async fn refused(
     state: &State,
     verdict: &signature::Verdict,
     now: i64,
     n: u64,
-    body: &[u8],
+    body: Bytes,
     raw_header: &str,
 ) -> Answer {
-    if let Some(dir) = &state.settings.record
-        && let Err(e) = record::rejected(dir, now, n, body, raw_header)
-    {
-        state.sink.warn(&format!("--record: {e:#}"));
+    if let Some(rejected) = &state.rejected {
+        let rejected = Arc::clone(rejected);
+        let header = raw_header.to_owned();
+        // Off the connection threads: it writes and syncs files.
+        let kept = tokio::task::spawn_blocking(move || {
+            rejected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keep(now, n, &body, &header)
+        })
+        .await;
+        match kept {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some(notice))) => state.sink.warn(&format!("--record: {notice}")),
+            Ok(Err(e)) => state.sink.warn(&format!("--record: {e:#}")),
+            Err(e) => state.sink.warn(&format!("--record: {e}")),
+        }
     }
     let hints: Vec<&str> = verdict.hints.iter().map(|h| h.code.as_str()).collect();
     let mut a = Answer::text(
@@ -498,6 +792,49 @@ fn answer_of(
             a
         }
     }
+}
+
+/// Codings the server cannot undo, refused before the body is read (its
+/// signature is over the decoded bytes, which this server would never see):
+///
+/// - a transfer coding other than `chunked` (hyper decodes only that one, and
+///   refuses with 400 a request whose last coding is not `chunked`): 501, as
+///   RFC 9112 §6.1 says ("A server that receives a request message with a
+///   transfer coding it does not understand SHOULD respond with 501 (Not
+///   Implemented)");
+/// - a content coding other than `identity`: 415 with `Accept-Encoding:
+///   identity`, as RFC 9110 §15.5.16 says for an unsupported content coding.
+fn unsupported_coding(headers: &hyper::HeaderMap) -> Option<Answer> {
+    let other = |name: hyper::header::HeaderName, understood: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(|c| {
+                let c = c.split(|b| *b == b';').next().unwrap_or_default();
+                String::from_utf8_lossy(c).trim().to_ascii_lowercase()
+            })
+            .find(|c| !c.is_empty() && c != understood)
+    };
+    if let Some(coding) = other(hyper::header::TRANSFER_ENCODING, "chunked") {
+        let mut a = Answer::text(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("Webhook Error: Transfer-Encoding {coding} is not supported (only chunked)"),
+        );
+        a.note = Some(format!("Transfer-Encoding {coding} is not supported"));
+        return Some(a);
+    }
+    if let Some(coding) = other(hyper::header::CONTENT_ENCODING, "identity") {
+        let mut a = Answer::text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "Webhook Error: Content-Encoding {coding} is not supported (send the body as is)"
+            ),
+        );
+        a.note = Some(format!("Content-Encoding {coding} is not supported"));
+        return Some(a);
+    }
+    None
 }
 
 fn too_large(max: usize) -> Answer {

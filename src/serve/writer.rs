@@ -62,7 +62,16 @@ impl Writer {
             answers.push(job.answer);
             events.push((job.source, job.event));
         }
-        match self.process(events, rt) {
+        // The store must still be the file it opened, before the batch and
+        // after its commit: nothing written to a deleted or replaced store
+        // is acknowledged (`Store::check_identity`).
+        let processed = self
+            .syncer
+            .store()
+            .check_identity()
+            .and_then(|()| self.process(events, rt))
+            .and_then(|results| self.syncer.store().check_identity().map(|()| results));
+        match processed {
             Ok(results) => {
                 for (answer, result) in answers.into_iter().zip(results) {
                     let _ = answer.send(result);
@@ -99,7 +108,6 @@ impl Writer {
             customers: indicatif::ProgressBar::hidden(),
         };
         let mut finished = replay::run(plan, &mut self.syncer, rt, &progress)?;
-        let failures = finished.failures.clone();
         let ambiguous: std::collections::HashSet<String> = finished
             .ambiguous
             .iter()
@@ -113,26 +121,52 @@ impl Writer {
             });
             Ok(())
         })?;
-        Ok(decisions
-            .into_iter()
-            .map(|d| {
-                let failed = failures.iter().find(|f| {
-                    d.route == Route::Sync && d.customer_id.as_deref() == Some(&f.customer_id)
-                });
-                match failed {
-                    Some(f) => Err(format!(
-                        "customer {} could not be synced: {}",
-                        f.customer_id, f.error
-                    )),
-                    None => Ok(Decision {
-                        ambiguous: d.route == Route::Sync
-                            && d.customer_id
-                                .as_ref()
-                                .is_some_and(|c| ambiguous.contains(c)),
-                        ..d
-                    }),
-                }
-            })
-            .collect())
+        Ok(answers(decisions, &finished.failures, &ambiguous))
     }
+}
+
+/// Each decision's answer: a failed customer's events (synced, or whose
+/// user could not be looked up) fail; a redelivery in the same batch
+/// answers as its first copy did, so a `duplicate` is never acknowledged
+/// for an event that was not processed.
+fn answers(
+    decisions: Vec<Decision>,
+    failures: &[crate::replay::SyncFailure],
+    ambiguous: &std::collections::HashSet<String>,
+) -> Vec<Result<Decision, Failure>> {
+    let mut first: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut out: Vec<Result<Decision, Failure>> = Vec::with_capacity(decisions.len());
+    for d in decisions {
+        let id = d.event_id.clone().unwrap_or_default();
+        let copy_of = match d.route {
+            Route::Duplicate => first.get(&id).copied(),
+            _ => {
+                first.entry(id).or_insert(out.len());
+                None
+            }
+        };
+        if let Some(Err(failure)) = copy_of.map(|i| &out[i]) {
+            let failure = failure.clone();
+            out.push(Err(failure));
+            continue;
+        }
+        let failed = failures.iter().find(|f| {
+            matches!(d.route, Route::Sync | Route::Unresolved)
+                && d.customer_id.as_deref() == Some(&f.customer_id)
+        });
+        out.push(match failed {
+            Some(f) => Err(format!(
+                "customer {} could not be synced: {}",
+                f.customer_id, f.error
+            )),
+            None => Ok(Decision {
+                ambiguous: d.route == Route::Sync
+                    && d.customer_id
+                        .as_ref()
+                        .is_some_and(|c| ambiguous.contains(c)),
+                ..d
+            }),
+        });
+    }
+    out
 }

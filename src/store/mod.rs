@@ -74,6 +74,8 @@ pub(crate) struct CustomerWrite {
     /// For snapshots from events: the evidence of each one's order within
     /// its second, by subscription id (none from the API).
     pub evidence: Vec<(String, crate::truth::SnapshotOrder)>,
+    /// The same for the customer object (from events only).
+    pub customer_evidence: Option<crate::truth::SnapshotOrder>,
     pub current: Current,
     pub source: RecordSource,
 }
@@ -121,6 +123,9 @@ pub struct LoggedEvent<'a> {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The files a store opened for writing holds open (none for a
+    /// read-only open, a copy or `:memory:`): see [`Store::check_identity`].
+    identity: Option<Identity>,
 }
 
 fn now_rfc3339() -> String {
@@ -176,11 +181,13 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| describe(path, format!("cannot open: {e}")))?;
-        configure(&conn).map_err(|e| describe(path, unusable(&e)))?;
+        configure(&conn).map_err(|e| describe(path, unusable_schema(&e)))?;
         schema::migrate(&mut conn).map_err(|e| describe(path, unusable_schema(&e)))?;
+        let identity = Identity::of(&conn, path);
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            identity,
         })
     }
 
@@ -239,6 +246,7 @@ impl Store {
         Ok(Some(Store {
             conn,
             path: path.to_path_buf(),
+            identity: None,
         }))
     }
 
@@ -261,6 +269,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            identity: None,
         })
     }
 
@@ -273,16 +282,131 @@ impl Store {
         Ok(Store {
             conn,
             path: PathBuf::from(":memory:"),
+            identity: None,
         })
     }
 
     /// Fold the WAL back into the file and close, so a normal exit leaves no
     /// `-wal`/`-shm` files when nothing else holds the store.
+    ///
+    /// Never waits: with another process holding the write lock, the
+    /// checkpoint would wait the whole busy timeout at exit; the WAL is then
+    /// left for a later close to fold in (a commit is durable either way).
     pub fn close(self) {
+        if self
+            .identity
+            .as_ref()
+            .is_some_and(|id| id.lost_side_files())
+        {
+            // SQLite's last close deletes `-wal` and `-shm` by name, and
+            // those names are now other files (another store's, perhaps).
+            // What the WAL held was folded in when the change was found.
+            std::mem::forget(self.conn);
+            return;
+        }
+        let _ = self.conn.busy_timeout(Duration::ZERO);
         let _ = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         let _ = self.conn.close();
+    }
+
+    /// `serve`'s durability: each commit syncs the WAL before it returns
+    /// (`synchronous = FULL`, which in WAL mode syncs the WAL at every
+    /// commit: see <https://www.sqlite.org/wal.html>), so what is
+    /// acknowledged survives a power loss. One sync per transaction: a
+    /// group-committed batch (its customers, then its event log) pays for
+    /// two at most, whatever the number of events in it.
+    pub(crate) fn sync_every_commit(&self) -> anyhow::Result<()> {
+        self.conn
+            .execute_batch("PRAGMA synchronous = FULL")
+            .map_err(|e| describe(&self.path, unusable(&e)))
+    }
+
+    /// Whether this process may write the store. SQLite opens a file it may
+    /// not write read-only without a word, and only the first commit fails:
+    /// for a server, whose every request would then fail, that is a
+    /// start-up error. The side files (`-wal`, `-shm`) must be writable too.
+    pub(crate) fn check_writable(&self) -> anyhow::Result<()> {
+        let cannot = |what: String| {
+            describe(
+                &self.path,
+                format!("read-only: {what} (check its permissions and owner)"),
+            )
+        };
+        if self
+            .conn
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(|e| describe(&self.path, unusable(&e)))?
+        {
+            return Err(cannot("this process cannot write the file".into()));
+        }
+        for (side, _) in self.identity.iter().flat_map(|id| &id.sides) {
+            // Opened for writing, not written: nothing changes, not even the mtime.
+            if let Err(e) = std::fs::OpenOptions::new().write(true).open(side) {
+                return Err(cannot(format!("cannot write {}: {e}", side.display())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the store's files are still the ones it opened: the file at
+    /// its path (not deleted, moved away or replaced) and its `-wal` and
+    /// `-shm` (by device and inode). SQLite writes on to the files it holds
+    /// open, where nobody would read the writes again (a deleted file, or a
+    /// log beside a store that no longer uses it), so a commit made after
+    /// such a change is not durable. A change is final: when found, what
+    /// the WAL holds is folded into the file this store holds (best
+    /// effort: a moved store is then whole, and a deleted `-wal`'s commits
+    /// are kept), `on_identity_lost` is told once, and every later check
+    /// fails with the same reason.
+    pub(crate) fn check_identity(&self) -> anyhow::Result<()> {
+        let Some(id) = &self.identity else {
+            return Ok(());
+        };
+        if let Some(why) = id.lost.get() {
+            return Err(anyhow::anyhow!("{why}"));
+        }
+        let Some(change) = id.change(&self.path) else {
+            return Ok(());
+        };
+        let _ = self.conn.busy_timeout(Duration::ZERO);
+        let folded = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .is_ok_and(|busy| busy == 0);
+        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+        let why = describe(
+            &self.path,
+            format!(
+                "{change}{}",
+                match (change.side(), folded) {
+                    (false, _) => "",
+                    (true, true) => " (the commits the log held were copied into the store)",
+                    (true, false) => {
+                        " (the commits the log held could not be copied into the store: \
+                         another process was using it)"
+                    }
+                }
+            ),
+        )
+        .to_string();
+        let why = id.lost.get_or_init(|| why);
+        if let Some(tell) = id.on_lost.get() {
+            tell(why);
+        }
+        Err(anyhow::anyhow!("{why}"))
+    }
+
+    /// Call `tell` once, with the reason, when [`Store::check_identity`]
+    /// finds the store's files changed (never for a store that is not
+    /// watched: a read-only open, a copy).
+    pub(crate) fn on_identity_lost(&self, tell: impl Fn(&str) + Send + Sync + 'static) {
+        if let Some(id) = &self.identity {
+            let _ = id.on_lost.set(Box::new(tell));
+        }
     }
 
     pub fn event_seen(&self, id: &str) -> anyhow::Result<bool> {
@@ -625,6 +749,148 @@ impl Drop for PassWrites<'_> {
     }
 }
 
+/// A file, as opposed to a path: the same path may name another file later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> std::io::Result<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok(FileId {
+        dev: m.dev(),
+        ino: m.ino(),
+    })
+}
+
+#[cfg(not(unix))]
+fn file_id(_: &Path) -> std::io::Result<FileId> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// The files a store opened for writing holds open (see
+/// [`Store::check_identity`]).
+struct Identity {
+    db: FileId,
+    /// `-wal` and `-shm`, named as SQLite names them (beside the file a
+    /// symbolic link leads to).
+    sides: Vec<(PathBuf, FileId)>,
+    /// Why the files were found changed; final once set.
+    lost: std::sync::OnceLock<String>,
+    on_lost: std::sync::OnceLock<OnLost>,
+}
+
+/// Told the reason once, when a store's files are found changed.
+type OnLost = Box<dyn Fn(&str) + Send + Sync>;
+
+/// How a store's files changed under it.
+enum Change {
+    Deleted,
+    Replaced,
+    Side(PathBuf, SideChange),
+    Unreadable(std::io::Error),
+}
+
+enum SideChange {
+    Deleted,
+    Replaced,
+    Unreadable(std::io::Error),
+}
+
+impl Change {
+    fn side(&self) -> bool {
+        matches!(self, Change::Side(..))
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Deleted => write!(f, "the file was deleted while in use"),
+            Change::Replaced => write!(
+                f,
+                "the file was replaced while in use (moved away, or another file put in its place)"
+            ),
+            Change::Unreadable(e) => write!(f, "the file can no longer be checked ({e})"),
+            Change::Side(p, c) => {
+                let what = match p.to_string_lossy().ends_with("-wal") {
+                    true => "write-ahead log",
+                    false => "shared-memory index",
+                };
+                match c {
+                    SideChange::Deleted => {
+                        write!(f, "its {what} {} was deleted while in use", p.display())
+                    }
+                    SideChange::Replaced => {
+                        write!(f, "its {what} {} was replaced while in use", p.display())
+                    }
+                    SideChange::Unreadable(e) => write!(
+                        f,
+                        "its {what} {} can no longer be checked ({e})",
+                        p.display()
+                    ),
+                }
+            }
+        }
+    }
+}
+
+impl Identity {
+    /// The files of a store just opened and migrated (so SQLite has made its
+    /// `-wal` and `-shm`); `None` where files have no identity to check.
+    fn of(conn: &Connection, path: &Path) -> Option<Identity> {
+        let db = file_id(path).ok()?;
+        let resolved = PathBuf::from(conn.path().filter(|p| !p.is_empty())?);
+        let sides = ["-wal", "-shm"]
+            .iter()
+            .filter_map(|suffix| {
+                let mut side = resolved.clone().into_os_string();
+                side.push(suffix);
+                let side = PathBuf::from(side);
+                file_id(&side).ok().map(|id| (side, id))
+            })
+            .collect();
+        Some(Identity {
+            db,
+            sides,
+            lost: std::sync::OnceLock::new(),
+            on_lost: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// What changed since the store was opened, if anything.
+    fn change(&self, path: &Path) -> Option<Change> {
+        match file_id(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(Change::Deleted),
+            Err(e) => return Some(Change::Unreadable(e)),
+            Ok(now) if now != self.db => return Some(Change::Replaced),
+            Ok(_) => {}
+        }
+        self.sides.iter().find_map(|(side, was)| {
+            let change = match file_id(side) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => SideChange::Deleted,
+                Err(e) => SideChange::Unreadable(e),
+                Ok(now) if now != *was => SideChange::Replaced,
+                Ok(_) => return None,
+            };
+            Some(Change::Side(side.clone(), change))
+        })
+    }
+
+    /// Whether the store was found changed with its `-wal` or `-shm` no
+    /// longer the files it holds.
+    fn lost_side_files(&self) -> bool {
+        self.lost.get().is_some()
+            && self
+                .sides
+                .iter()
+                .any(|(side, was)| file_id(side).ok() != Some(*was))
+    }
+}
+
 /// What the store knows of a customer's user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Known {
@@ -713,28 +979,46 @@ fn create_private(path: &Path) -> std::io::Result<()> {
         .map(|_| ())
 }
 
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+fn configure(conn: &Connection) -> Result<(), schema::SchemaError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     cache_statements(conn);
-    // Switching a new file to WAL takes an exclusive lock that SQLite does
-    // not wait for with the busy handler: two processes creating one store
-    // at once would see SQLITE_BUSY at once. Wait for it here instead.
+    // Ours (or empty) before anything is written: switching to WAL rewrites
+    // the file's header, and a file of another application is refused
+    // byte for byte as it was found.
+    retrying_busy(|| match schema::check(conn) {
+        Err(schema::SchemaError::Sqlite(e)) => Err(e),
+        checked => Ok(checked),
+    })??;
+    retrying_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())))?;
+    // A 16 MiB page cache keeps a large replay's random event-id inserts from
+    // spilling and re-reading pages, within the replay's memory budget.
+    // NORMAL syncs the WAL only at checkpoints: a commit survives a crash of
+    // the process, not of the machine (a power loss may roll back the last
+    // ones, never corrupt the store). Right for `replay` and `resync`, which
+    // are run again after such a loss; `serve` acknowledges each commit to
+    // Stripe, which will not send the event again, so it syncs every commit
+    // (see [`Store::sync_every_commit`]).
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384;")?;
+    Ok(())
+}
+
+/// Switching a new file to WAL takes an exclusive lock that SQLite does not
+/// wait for with the busy handler: two processes creating one store at once
+/// would see SQLITE_BUSY at once. Wait for it here instead (at most
+/// [`BUSY_TIMEOUT`]).
+fn retrying_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
     let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
     loop {
-        match conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
+        match f() {
             Err(e)
                 if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(Duration::from_millis(5 + fastrand::u64(0..20)));
             }
-            other => break other?,
+            other => return other,
         }
     }
-    // A 16 MiB page cache keeps a large replay's random event-id inserts from
-    // spilling and re-reading pages, within the replay's memory budget.
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384;")?;
-    Ok(())
 }
 
 fn unusable(e: &rusqlite::Error) -> String {
@@ -746,7 +1030,9 @@ fn unusable(e: &rusqlite::Error) -> String {
         Some(rusqlite::ErrorCode::ReadOnly) => {
             "read-only: cannot write the store (check its permissions)".into()
         }
-        Some(rusqlite::ErrorCode::DiskFull) => "the disk is full; nothing was written".into(),
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            "the disk is full (the write in progress was rolled back)".into()
+        }
         Some(rusqlite::ErrorCode::CannotOpen) => {
             "cannot open the file (check the path and permissions)".into()
         }

@@ -117,16 +117,20 @@ DROP TABLE events;
 ALTER TABLE events_v5 RENAME TO events;
 ";
 
-/// v6: a subscription snapshot from events keeps the evidence of its order
-/// within its second (the model's rule 1, [`crate::truth::order`]): the
-/// event it came from, its lifecycle stage (0 created, 1 updated, 2 final)
-/// and the `previous_attributes` it carried (JSON), so a same-second event
-/// of a later run (or a later `serve` batch) is ordered by evidence, not by
-/// arrival. Null for snapshots from the API, and for those written before.
+/// v6: a subscription or customer snapshot from events keeps the evidence
+/// of its order within its second (the model's rule 1,
+/// [`crate::truth::order`]): the event it came from, its lifecycle stage (0
+/// created, 1 updated, 2 final) and the `previous_attributes` it carried
+/// (JSON), so a same-second event of a later run (or a later `serve` batch)
+/// is ordered by evidence, not by arrival. Null for snapshots from the API,
+/// and for those written before.
 const V6: &str = "
 ALTER TABLE subscriptions ADD COLUMN snapshot_event TEXT;
 ALTER TABLE subscriptions ADD COLUMN snapshot_stage INTEGER;
 ALTER TABLE subscriptions ADD COLUMN snapshot_previous TEXT;
+ALTER TABLE customers ADD COLUMN snapshot_event TEXT;
+ALTER TABLE customers ADD COLUMN snapshot_stage INTEGER;
+ALTER TABLE customers ADD COLUMN snapshot_previous TEXT;
 ";
 
 /// Indexes that change no stored data: made on every open for write (when

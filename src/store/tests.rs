@@ -35,6 +35,7 @@ fn write(
         user_key: "clerkUserId".into(),
         subscriptions: subs,
         evidence: Vec::new(),
+        customer_evidence: None,
         current: Current::Newest(Vec::new()),
         source: RecordSource::Events,
     }
@@ -609,4 +610,104 @@ fn older_store(version: i64, sql: &str) -> (tempfile::TempDir, std::path::PathBu
     schema::create_at(&conn, version).unwrap();
     conn.execute_batch(sql).unwrap();
     (dir, path)
+}
+
+// ---------------------------------------------------------------------------
+// The store under `serve` (issue 18): refused files left as found, every
+// commit synced, the files checked to be the ones opened
+// ---------------------------------------------------------------------------
+
+/// Bytes and modification time of a file.
+fn fingerprint(path: &std::path::Path) -> (Vec<u8>, std::time::SystemTime) {
+    (
+        std::fs::read(path).unwrap(),
+        std::fs::metadata(path).unwrap().modified().unwrap(),
+    )
+}
+
+#[test]
+fn a_foreign_file_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = dir.path().join("app.db");
+    {
+        let c = Connection::open(&foreign).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode = DELETE; CREATE TABLE t(x); INSERT INTO t VALUES (1);",
+        )
+        .unwrap();
+    }
+    let before = fingerprint(&foreign);
+    let e = Store::open(&foreign).unwrap_err().to_string();
+    assert!(
+        e.contains("another application") && e.contains("app.db"),
+        "{e}"
+    );
+    assert!(before == fingerprint(&foreign), "the refused file changed");
+    let mode: String = Connection::open(&foreign)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    for side in ["-wal", "-shm", "-journal"] {
+        let p = dir.path().join(format!("app.db{side}"));
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+}
+
+#[test]
+fn serve_connection_syncs_every_commit_others_at_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("s.db")).unwrap();
+    let sync = |s: &Store| -> i64 {
+        s.conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(sync(&s), 1, "NORMAL for replay and resync");
+    s.sync_every_commit().unwrap();
+    assert_eq!(
+        sync(&s),
+        2,
+        "FULL: in WAL mode, the WAL is synced at each commit"
+    );
+}
+
+#[test]
+fn a_store_whose_file_changed_refuses_every_later_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let s = Store::open(&path).unwrap();
+    s.check_identity().unwrap();
+    let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let t = std::sync::Arc::clone(&told);
+    s.on_identity_lost(move |why| t.lock().unwrap().push(why.to_owned()));
+    // Another store put in its place.
+    let moved = dir.path().join("moved.db");
+    std::fs::rename(&path, &moved).unwrap();
+    drop(Store::open(&dir.path().join("other.db")).unwrap());
+    std::fs::rename(dir.path().join("other.db"), &path).unwrap();
+    let e = s.check_identity().unwrap_err().to_string();
+    assert!(e.contains("s.db") && e.contains("replaced"), "{e}");
+    // Final: the same answer later, told once.
+    assert_eq!(s.check_identity().unwrap_err().to_string(), e);
+    assert_eq!(*told.lock().unwrap(), [e]);
+
+    // The WAL deleted: what it held is folded into the store first.
+    let path = dir.path().join("w.db");
+    let mut s = Store::open(&path).unwrap();
+    put(
+        &mut s,
+        &write(vec![(sub("sub_1", "active", 1), 1)], Some("u"), None),
+    )
+    .unwrap();
+    std::fs::remove_file(dir.path().join("w.db-wal")).unwrap();
+    let e = s.check_identity().unwrap_err().to_string();
+    assert!(e.contains("w.db-wal") && e.contains("deleted"), "{e}");
+    assert!(e.contains("copied into the store"), "{e}");
+    s.close();
+    let again = Store::open_read_only(&path).unwrap().unwrap();
+    assert_eq!(again.mapping_of("cus_1").unwrap().unwrap().status, "active");
+
+    // Stores that are not watched: nothing to check.
+    Store::in_memory().unwrap().check_identity().unwrap();
 }

@@ -13,7 +13,8 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
 use super::mapping::{FROM, MAPPING_SELECT, mapping_for, mapping_row};
 use super::{
-    Current, CustomerWrite, MappingRow, PassMarks, RecordSource, WriteOutcome, same_mapping,
+    Current, CustomerInfo, CustomerWrite, MappingRow, PassMarks, RecordSource, WriteOutcome,
+    same_mapping,
 };
 use crate::objects::{Card, SubscriptionRecord};
 use crate::truth::{Evidence, Newer, Previous, Seen, SnapshotOrder, Stage, Stamp};
@@ -39,6 +40,7 @@ enum Sql {
     CustomerHint,
     Subscription,
     StoredSnapshot,
+    StoredCustomer,
     Point,
     CurrentOf,
     Newest,
@@ -57,22 +59,45 @@ impl Sql {
             // and touches the row only when something differs. A deleted
             // customer's stub has no metadata: the user it belonged to is kept.
             Sql::CustomerSnapshot => {
+                // A customer object: replaces an older view, never a newer
+                // one, and touches the row only when something differs. A
+                // deleted customer's stub has no metadata: the user it was
+                // known by is kept (rule 3), and a deletion from events is
+                // final (nothing undeletes a customer in Stripe), even
+                // when it comes with an older view of the user.
                 "INSERT INTO customers (id, user_id, user_key, email, deleted, snapshot_at, source,
-                    synced_at, written_run, listed_pass, first_sub_pass)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                    synced_at, written_run, listed_pass, first_sub_pass, snapshot_event,
+                    snapshot_stage, snapshot_previous)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                  ON CONFLICT(id) DO UPDATE SET
-                   user_id = CASE WHEN excluded.deleted THEN customers.user_id ELSE excluded.user_id END,
-                   email = CASE WHEN excluded.deleted THEN customers.email ELSE excluded.email END,
-                   user_key = excluded.user_key, deleted = excluded.deleted,
-                   snapshot_at = excluded.snapshot_at,
+                   user_id = CASE WHEN customers.snapshot_at > excluded.snapshot_at THEN customers.user_id
+                                  WHEN excluded.deleted AND excluded.user_id IS NULL THEN customers.user_id
+                                  ELSE excluded.user_id END,
+                   email = CASE WHEN customers.snapshot_at > excluded.snapshot_at THEN customers.email
+                                WHEN excluded.deleted AND excluded.email IS NULL THEN customers.email
+                                ELSE excluded.email END,
+                   snapshot_event = CASE WHEN customers.snapshot_at > excluded.snapshot_at
+                                         THEN customers.snapshot_event ELSE excluded.snapshot_event END,
+                   snapshot_stage = CASE WHEN customers.snapshot_at > excluded.snapshot_at
+                                         THEN customers.snapshot_stage ELSE excluded.snapshot_stage END,
+                   snapshot_previous = CASE WHEN customers.snapshot_at > excluded.snapshot_at
+                                         THEN customers.snapshot_previous ELSE excluded.snapshot_previous END,
+                   user_key = excluded.user_key,
+                   deleted = CASE WHEN excluded.source = 'events' THEN (customers.deleted OR excluded.deleted)
+                                  ELSE excluded.deleted END,
+                   snapshot_at = max(COALESCE(customers.snapshot_at, excluded.snapshot_at), excluded.snapshot_at),
                    source = excluded.source, synced_at = excluded.synced_at,
                    written_run = COALESCE(excluded.written_run, customers.written_run),
                    listed_pass = COALESCE(excluded.listed_pass, customers.listed_pass),
                    first_sub_pass = COALESCE(excluded.first_sub_pass, customers.first_sub_pass)
-                 WHERE (customers.snapshot_at IS NULL OR customers.snapshot_at <= excluded.snapshot_at)
+                 WHERE (customers.snapshot_at IS NULL OR customers.snapshot_at <= excluded.snapshot_at
+                        OR (excluded.deleted AND NOT customers.deleted))
                    AND (customers.deleted IS NOT excluded.deleted
                         OR customers.snapshot_at IS NOT excluded.snapshot_at
                         OR customers.user_key IS NOT excluded.user_key
+                        OR customers.snapshot_event IS NOT excluded.snapshot_event
+                        OR (excluded.user_id IS NOT NULL AND customers.user_id IS NOT excluded.user_id)
+                        OR (excluded.email IS NOT NULL AND customers.email IS NOT excluded.email)
                         OR (NOT excluded.deleted AND (customers.user_id IS NOT excluded.user_id
                                                       OR customers.email IS NOT excluded.email)))"
             }
@@ -128,6 +153,10 @@ impl Sql {
                         OR subscriptions.created IS NOT excluded.created
                         OR subscriptions.source IS NOT excluded.source
                         OR subscriptions.snapshot_event IS NOT excluded.snapshot_event)"
+            }
+            Sql::StoredCustomer => {
+                "SELECT snapshot_at, user_id, email, snapshot_event, snapshot_stage, snapshot_previous
+                 FROM customers WHERE id = ?1"
             }
             Sql::StoredSnapshot => {
                 "SELECT snapshot_at, customer_id, status, price_id, current_period_start,
@@ -342,7 +371,7 @@ impl<'c> Writer<'c> {
     /// One customer, answering its mapping before and after.
     pub(super) fn apply(&mut self, w: &CustomerWrite) -> anyhow::Result<WriteOutcome> {
         let before = mapping_for(self.statements.conn, &w.customer_id)?;
-        let Written { tied, unordered } = self.write(w)?;
+        let Written { tied, unordered } = self.write(w, before.is_some())?;
         let after = mapping_for(self.statements.conn, &w.customer_id)?;
         Ok(WriteOutcome {
             tied,
@@ -469,16 +498,41 @@ impl<'c> Writer<'c> {
 
     /// One customer's rows; the subscriptions rule 2 could not tell apart,
     /// and those rule 1 ordered by arrival against the store's snapshot.
-    fn write(&mut self, w: &CustomerWrite) -> anyhow::Result<Written> {
-        self.upsert_customer(w, Marks::default())?;
+    /// `known`: the store had the customer (a new one has no snapshot to
+    /// weigh against, and skips the look-up).
+    fn write(&mut self, w: &CustomerWrite, known: bool) -> anyhow::Result<Written> {
         let mut unordered = Vec::new();
+        match w.customer_evidence.as_ref().filter(|_| known) {
+            Some(order) => match self.customer_against_stored(w, order)? {
+                Against::Older => {
+                    // The store's view of the user is newer: only what
+                    // else this write says (a deletion) applies.
+                    let (user_id, email) = self.stored_user(&w.customer_id)?;
+                    let mut older = w.clone();
+                    older.info.user_id = user_id;
+                    older.info.email = email;
+                    older.customer_evidence = None;
+                    self.upsert_customer(&older, Marks::default())?;
+                }
+                Against::Newer => {
+                    self.upsert_customer(w, Marks::default())?;
+                }
+                Against::Unordered(events) => {
+                    unordered.push((w.customer_id.clone(), events));
+                    self.upsert_customer(w, Marks::default())?;
+                }
+            },
+            None => {
+                self.upsert_customer(w, Marks::default())?;
+            }
+        }
         for (sub, snapshot_at) in &w.subscriptions {
             let order = w
                 .evidence
                 .iter()
                 .find(|(id, _)| *id == sub.id)
                 .map(|(_, o)| o);
-            if let Some(order) = order {
+            if let Some(order) = order.filter(|_| known) {
                 match self.against_stored(sub, *snapshot_at, order)? {
                     Against::Older => continue,
                     Against::Newer => {}
@@ -490,6 +544,105 @@ impl<'c> Writer<'c> {
         Ok(Written {
             tied: self.set_current(w)?,
             unordered,
+        })
+    }
+
+    /// The user and email the store shows for a customer.
+    fn stored_user(&mut self, id: &str) -> anyhow::Result<(Option<String>, Option<String>)> {
+        Ok(self
+            .st(Sql::StoredCustomer)?
+            .query_row([id], |r| Ok((r.get(1)?, r.get(2)?)))
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// Rule 1 between a customer object from events and the one the store
+    /// keeps from the same second.
+    fn customer_against_stored(
+        &mut self,
+        w: &CustomerWrite,
+        order: &SnapshotOrder,
+    ) -> anyhow::Result<Against> {
+        let Some(at) = w.info.snapshot_at else {
+            return Ok(Against::Newer);
+        };
+        let stored = self
+            .st(Sql::StoredCustomer)?
+            .query_row([&w.customer_id], |r| {
+                let snapshot_at: Option<i64> = r.get(0)?;
+                let info = CustomerInfo {
+                    user_id: r.get(1)?,
+                    email: r.get(2)?,
+                    deleted: false,
+                    snapshot_at,
+                };
+                let event: Option<String> = r.get(3)?;
+                let stage: Option<i64> = r.get(4)?;
+                let previous: Option<String> = r.get(5)?;
+                Ok((info, event, stage, previous))
+            })
+            .optional()?;
+        let Some((info, event, stage, previous)) = stored else {
+            return Ok(Against::Newer);
+        };
+        if info.snapshot_at != Some(at) {
+            return Ok(Against::Newer);
+        }
+        let Some(event) = event else {
+            return Ok(Against::Newer);
+        };
+        if *event == *order.stamp.event_id {
+            return Ok(Against::Newer);
+        }
+        let mut new = w.info.clone();
+        new.deleted = false;
+        self.weigh(
+            &info,
+            Stamp {
+                created: at,
+                listed: None,
+                stage: stage.map_or(Stage::Updated, Stage::from_number),
+                seq: 0,
+                event_id: std::sync::Arc::from(event),
+            },
+            previous.and_then(|p| serde_json::from_str(&p).ok()),
+            &new,
+            order,
+        )
+    }
+
+    /// Rule 1 between the store's snapshot (arrived first) and this write's.
+    fn weigh<S: crate::truth::Snapshot>(
+        &self,
+        stored: &S,
+        stamp: Stamp,
+        previous: Option<Previous>,
+        new: &S,
+        order: &SnapshotOrder,
+    ) -> anyhow::Result<Against> {
+        let mut new_stamp = order.stamp.clone();
+        // A list is one input's; the store's snapshot arrived first.
+        new_stamp.listed = None;
+        new_stamp.seq = 1;
+        let (newer, evidence) = crate::truth::order(
+            Seen {
+                stamp: &stamp,
+                snapshot: stored,
+                previous: previous.as_ref(),
+            },
+            Seen {
+                stamp: &new_stamp,
+                snapshot: new,
+                previous: order.previous.as_ref(),
+            },
+        );
+        Ok(match (newer, evidence) {
+            (Newer::First, _) => Against::Older,
+            (Newer::Second, Evidence::Arrival) => Against::Unordered(vec![
+                new_stamp.event_id.to_string(),
+                stamp.event_id.to_string(),
+            ]),
+            (Newer::Second, _) => Against::Newer,
         })
     }
 
@@ -541,30 +694,7 @@ impl<'c> Writer<'c> {
             event_id: event,
         };
         let previous: Option<Previous> = previous.and_then(|p| serde_json::from_str(&p).ok());
-        let mut new_stamp = order.stamp.clone();
-        // The store's snapshot arrived first; a list is one input's.
-        new_stamp.listed = None;
-        new_stamp.seq = 1;
-        let (newer, evidence) = crate::truth::order(
-            Seen {
-                stamp: &stamp,
-                snapshot: &record,
-                previous: previous.as_ref(),
-            },
-            Seen {
-                stamp: &new_stamp,
-                snapshot: sub,
-                previous: order.previous.as_ref(),
-            },
-        );
-        Ok(match (newer, evidence) {
-            (Newer::First, _) => Against::Older,
-            (Newer::Second, Evidence::Arrival) => Against::Unordered(vec![
-                new_stamp.event_id.to_string(),
-                stamp.event_id.to_string(),
-            ]),
-            (Newer::Second, _) => Against::Newer,
-        })
+        self.weigh(&record, stamp, previous, sub, order)
     }
 
     /// The customer's row; whether it was written (inserted, or updated
@@ -573,19 +703,27 @@ impl<'c> Writer<'c> {
         let (info, now) = (&w.info, self.now.as_str());
         let st = &mut self.statements;
         let changed = match info.snapshot_at {
-            Some(at) => st.get(Sql::CustomerSnapshot)?.execute(params![
-                w.customer_id,
-                info.user_id,
-                w.user_key,
-                info.email,
-                info.deleted,
-                at,
-                w.source.as_str(),
-                now,
-                marks.run,
-                marks.listed,
-                marks.first_sub,
-            ])?,
+            Some(at) => {
+                let order = w.customer_evidence.as_ref();
+                st.get(Sql::CustomerSnapshot)?.execute(params![
+                    w.customer_id,
+                    info.user_id,
+                    w.user_key,
+                    info.email,
+                    info.deleted,
+                    at,
+                    w.source.as_str(),
+                    now,
+                    marks.run,
+                    marks.listed,
+                    marks.first_sub,
+                    order.map(|o| &*o.stamp.event_id),
+                    order.map(|o| o.stamp.stage.number()),
+                    order
+                        .and_then(|o| o.previous.as_ref())
+                        .and_then(|p| serde_json::to_string(p).ok()),
+                ])?
+            }
             None => st.get(Sql::CustomerHint)?.execute(params![
                 w.customer_id,
                 info.user_id,

@@ -311,6 +311,7 @@ impl Backfiller<'_> {
             user_key: self.user_key.to_owned(),
             subscriptions: Vec::new(),
             evidence: Vec::new(),
+            customer_evidence: None,
             current,
             source: RecordSource::Api,
         };
@@ -418,6 +419,7 @@ fn customer_writes(objects: &[StripeObject], user_key: &str, at: i64) -> Vec<Cus
                 user_key: user_key.to_owned(),
                 subscriptions: Vec::new(),
                 evidence: Vec::new(),
+                customer_evidence: None,
                 current: Current::Keep,
                 source: RecordSource::Api,
             })
@@ -445,6 +447,7 @@ fn subscription_writes(objects: &[StripeObject], user_key: &str, at: i64) -> Vec
                     current: Current::FirstInPass(rec.id.clone(), at),
                     subscriptions: vec![(rec, at)],
                     evidence: Vec::new(),
+                    customer_evidence: None,
                     source: RecordSource::Api,
                 });
             }

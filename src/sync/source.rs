@@ -134,7 +134,10 @@ pub(crate) use crate::truth::Ambiguity;
 /// events, by the model's order ([`crate::truth::order`]).
 #[derive(Debug, Default)]
 pub(crate) struct EventSnapshots {
+    /// Customer objects (not deleted): the user and email.
     pub customers: FastMap<String, Newest<CustomerInfo>>,
+    /// Customers deleted (rule 3: final), with the deletion's event.
+    deletions: FastMap<String, Stamp>,
     pub subscriptions: FastMap<String, Newest<SubscriptionRecord>>,
     /// subscription id -> its `*.created` event (rule 2's tie evidence)
     born: FastMap<String, Stamp>,
@@ -168,6 +171,29 @@ impl EventSnapshots {
     pub fn take(&mut self, facts: Vec<Fact>, kind: &str, at: &Arrival) {
         for fact in facts {
             match fact {
+                Fact::Customer(id, info, _, prev) if info.deleted => {
+                    // Rule 3: a deletion is final, kept apart from the
+                    // customer's user. A stub says nothing of the user; the
+                    // object of a `customer.deleted` event is the customer
+                    // as it was deleted: its user is the last one.
+                    if info.user_id.is_some() || info.email.is_some() {
+                        let last = CustomerInfo {
+                            deleted: false,
+                            ..info
+                        };
+                        let stamp = at.stamp(Stage::Final);
+                        match self.customers.get_mut(&id) {
+                            Some(n) => n.offer(last, stamp, prev),
+                            None => {
+                                self.customers
+                                    .insert(id.clone(), Newest::new(last, stamp, prev));
+                            }
+                        }
+                    }
+                    self.deletions
+                        .entry(id)
+                        .or_insert_with(|| at.stamp(Stage::Final));
+                }
                 Fact::Customer(id, info, stage, prev) => {
                     let stamp = at.stamp(stage);
                     match self.customers.get_mut(&id) {
@@ -204,9 +230,18 @@ impl EventSnapshots {
         self.customers.get(customer_id)?.snapshot.user_id.as_deref()
     }
 
-    /// Customers that have a customer object or a subscription in the inputs.
+    /// Customers that have a customer object (or a deletion) or a
+    /// subscription in the inputs.
     pub fn customer_ids(&self) -> impl Iterator<Item = &String> {
-        self.customers.keys().chain(self.by_customer.keys())
+        self.customers
+            .keys()
+            .chain(self.deletions.keys())
+            .chain(self.by_customer.keys())
+    }
+
+    /// Whether the inputs hold the customer's object (or its deletion).
+    pub fn describes(&self, customer_id: &str) -> bool {
+        self.customers.contains_key(customer_id) || self.deletions.contains_key(customer_id)
     }
 
     /// Snapshots whose order the inputs cannot tell (rule 1), by customer
@@ -299,13 +334,22 @@ impl Source for Offline<'_> {
 
     fn fetch(&mut self, job: &Job, _known: bool) -> Result<CustomerWrite, FetchError> {
         let object = self.snapshots.customers.get(&job.customer_id);
-        let info = crate::truth::user_of(object.map(|n| &n.snapshot), job.user_hint.as_deref());
+        let mut info = crate::truth::user_of(object.map(|n| &n.snapshot), job.user_hint.as_deref());
+        if let Some(deleted) = self.snapshots.deletions.get(&job.customer_id) {
+            info.deleted = true;
+            info.snapshot_at = info.snapshot_at.or(Some(deleted.created));
+        }
+        let customer_evidence = object.map(|n| SnapshotOrder {
+            stamp: n.stamp.clone(),
+            previous: n.previous.clone(),
+        });
         Ok(CustomerWrite {
             customer_id: job.customer_id.clone(),
             info,
             user_key: self.user_key.to_owned(),
             subscriptions: self.snapshots.subscriptions_of(&job.customer_id),
             evidence: self.snapshots.evidence_of(&job.customer_id),
+            customer_evidence,
             current: Current::Newest(self.snapshots.born_of(&job.customer_id)),
             source: RecordSource::Events,
         })
@@ -357,19 +401,20 @@ impl<'a> ApiSource<'a> {
         }
     }
 
-    /// The customer object (a deleted customer's is marked `deleted`); a
-    /// missing one is this customer's failure.
-    pub(crate) fn customer(&mut self, customer_id: &str) -> Result<CustomerInfo, FetchError> {
+    /// The customer object (a deleted customer's is marked `deleted`);
+    /// `None`: no such customer (404), a verdict rather than a failure.
+    pub(crate) fn customer(
+        &mut self,
+        customer_id: &str,
+    ) -> Result<Option<CustomerInfo>, FetchError> {
         if let Some(info) = self.prefetched.get(customer_id) {
-            return Ok(info.clone());
+            return Ok(Some(info.clone()));
         }
-        let info = self.state(customer_id)?.info(self.now).ok_or_else(|| {
-            FetchError::Customer(format!(
-                "no such customer {customer_id} in this Stripe account (404)"
-            ))
-        })?;
+        let Some(info) = self.state(customer_id)?.info(self.now) else {
+            return Ok(None);
+        };
         self.prefetched.insert(customer_id.to_owned(), info.clone());
-        Ok(info)
+        Ok(Some(info))
     }
 
     /// The customer as the API says it now (one request).
@@ -408,6 +453,7 @@ impl<'a> ApiSource<'a> {
             current: Current::Listed(listed.as_ref().map(|r| r.id.clone()), self.now),
             subscriptions: listed.into_iter().map(|r| (r, self.now)).collect(),
             evidence: Vec::new(),
+            customer_evidence: None,
             source: RecordSource::Api,
         })
     }

@@ -181,19 +181,25 @@ impl Previous {
         (!fields.is_empty()).then_some(Previous(fields))
     }
 
-    /// Whether this update came right after `s`: every field it names had
-    /// the value it says.
-    fn follows(&self, s: &impl Snapshot) -> bool {
+    /// Whether the update `to` (carrying these previous attributes) came
+    /// right after `from`: every field it names had the value it says, and
+    /// every other field the store keeps is unchanged (Stripe names every
+    /// changed field).
+    fn follows<S: Snapshot>(&self, from: &S, to: &S) -> bool {
         !self.0.is_empty()
-            && self
-                .0
+            && S::FIELDS
                 .iter()
-                .all(|(f, v)| s.field(*f).as_deref() == v.as_deref())
+                .all(|f| match self.0.iter().find(|(named, _)| named == f) {
+                    Some((_, v)) => from.field(*f).as_deref() == v.as_deref(),
+                    None => from.field(*f) == to.field(*f),
+                })
     }
 }
 
 /// A snapshot whose fields rule 1 can compare.
 pub(crate) trait Snapshot {
+    /// The fields of this kind that `previous_attributes` may name.
+    const FIELDS: &'static [Field];
     /// The value of a field the store keeps (`None`: absent or not this kind's).
     fn field(&self, f: Field) -> Option<Cow<'_, str>>;
     /// The same in every field the store keeps.
@@ -201,6 +207,15 @@ pub(crate) trait Snapshot {
 }
 
 impl Snapshot for SubscriptionRecord {
+    const FIELDS: &'static [Field] = &[
+        Field::Status,
+        Field::CancelAtPeriodEnd,
+        Field::Price,
+        Field::PeriodStart,
+        Field::PeriodEnd,
+        Field::PaymentMethod,
+    ];
+
     fn field(&self, f: Field) -> Option<Cow<'_, str>> {
         match f {
             Field::Status => Some(Cow::Borrowed(&self.status)),
@@ -227,6 +242,8 @@ impl Snapshot for SubscriptionRecord {
 }
 
 impl Snapshot for crate::store::CustomerInfo {
+    const FIELDS: &'static [Field] = &[Field::User, Field::Email];
+
     fn field(&self, f: Field) -> Option<Cow<'_, str>> {
         match f {
             Field::User => self.user_id.as_deref().map(Cow::Borrowed),
@@ -269,8 +286,12 @@ pub(crate) fn order<S: Snapshot>(a: Seen<'_, S>, b: Seen<'_, S>) -> (Newer, Evid
         let newer = if ib < ia { Newer::Second } else { Newer::First };
         return (newer, Evidence::ListOrder);
     }
-    let b_follows_a = b.previous.is_some_and(|p| p.follows(a.snapshot));
-    let a_follows_b = a.previous.is_some_and(|p| p.follows(b.snapshot));
+    let b_follows_a = b
+        .previous
+        .is_some_and(|p| p.follows(a.snapshot, b.snapshot));
+    let a_follows_b = a
+        .previous
+        .is_some_and(|p| p.follows(b.snapshot, a.snapshot));
     match (a_follows_b, b_follows_a) {
         (false, true) => return (Newer::Second, Evidence::PreviousAttributes),
         (true, false) => return (Newer::First, Evidence::PreviousAttributes),
@@ -289,25 +310,31 @@ pub(crate) fn order<S: Snapshot>(a: Seen<'_, S>, b: Seen<'_, S>) -> (Newer, Evid
 
 /// The newest snapshot of one object seen so far, and the events it could
 /// not be told apart from (rule 1's ambiguity, until a newer one decides).
+///
+/// Every snapshot of the newest second is kept, so the order within that
+/// second is decided over all of them at once (a chain of updates is only
+/// seen whole: `active -> past_due -> active` in one second).
 #[derive(Debug, Clone)]
 pub(crate) struct Newest<S> {
+    /// The pick (a copy of one of `group`).
     pub snapshot: S,
     pub stamp: Stamp,
     pub previous: Option<Previous>,
-    /// Events tied with this one by nothing but arrival.
+    /// Events tied with the pick by nothing but arrival.
     pub tied: Vec<Arc<str>>,
+    /// Every snapshot of the pick's second (up to [`GROUP_MAX`]).
+    group: Vec<Seen0<S>>,
 }
 
-impl<S: Snapshot> Newest<S> {
-    pub(crate) fn new(snapshot: S, stamp: Stamp, previous: Option<Previous>) -> Newest<S> {
-        Newest {
-            snapshot,
-            stamp,
-            previous,
-            tied: Vec::new(),
-        }
-    }
+/// One snapshot, owned.
+#[derive(Debug, Clone)]
+struct Seen0<S> {
+    snapshot: S,
+    stamp: Stamp,
+    previous: Option<Previous>,
+}
 
+impl<S> Seen0<S> {
     fn seen(&self) -> Seen<'_, S> {
         Seen {
             stamp: &self.stamp,
@@ -315,44 +342,82 @@ impl<S: Snapshot> Newest<S> {
             previous: self.previous.as_ref(),
         }
     }
+}
 
-    /// Take another snapshot of the same object, if it is the newer one.
+/// Snapshots of one second weighed together at most; more (a pathological
+/// input) are weighed two at a time against the pick.
+const GROUP_MAX: usize = 7;
+
+impl<S: Snapshot + Clone> Newest<S> {
+    pub(crate) fn new(snapshot: S, stamp: Stamp, previous: Option<Previous>) -> Newest<S> {
+        Newest {
+            group: vec![Seen0 {
+                snapshot: snapshot.clone(),
+                stamp: stamp.clone(),
+                previous: previous.clone(),
+            }],
+            snapshot,
+            stamp,
+            previous,
+            tied: Vec::new(),
+        }
+    }
+
+    /// Take another snapshot of the same object.
     pub(crate) fn offer(&mut self, snapshot: S, stamp: Stamp, previous: Option<Previous>) {
-        let (newer, evidence) = order(
-            self.seen(),
-            Seen {
-                stamp: &stamp,
-                snapshot: &snapshot,
-                previous: previous.as_ref(),
-            },
-        );
+        use std::cmp::Ordering::*;
+        match stamp.created.cmp(&self.stamp.created) {
+            Less => return,
+            Greater => {
+                *self = Newest::new(snapshot, stamp, previous);
+                return;
+            }
+            Equal => {}
+        }
+        if self
+            .group
+            .iter()
+            .any(|g| g.stamp.event_id == stamp.event_id)
+        {
+            return;
+        }
+        let entry = Seen0 {
+            snapshot,
+            stamp,
+            previous,
+        };
+        if self.group.len() >= GROUP_MAX {
+            return self.offer_pairwise(entry);
+        }
+        self.group.push(entry);
+        let (pick, tied) = decide(&self.group);
+        let chosen = &self.group[pick];
+        self.snapshot = chosen.snapshot.clone();
+        self.stamp = chosen.stamp.clone();
+        self.previous = chosen.previous.clone();
+        self.tied = tied;
+    }
+
+    /// Rule 1 between the pick and one more snapshot, beyond the group.
+    fn offer_pairwise(&mut self, entry: Seen0<S>) {
+        let pick = Seen {
+            stamp: &self.stamp,
+            snapshot: &self.snapshot,
+            previous: self.previous.as_ref(),
+        };
+        let (newer, evidence) = order(pick, entry.seen());
         let ambiguous = evidence == Evidence::Arrival;
         match newer {
-            Newer::First => {
-                if ambiguous {
-                    self.tied.push(stamp.event_id);
-                }
-            }
+            Newer::First if ambiguous => self.tied.push(entry.stamp.event_id),
+            Newer::First => {}
             Newer::Second => {
-                let mut tied = match (ambiguous, evidence) {
-                    (true, _) => {
-                        let mut t = std::mem::take(&mut self.tied);
-                        t.push(self.stamp.event_id.clone());
-                        t
-                    }
-                    // Same second, decided: what was tied with the old
-                    // winner is still in that second (the new one is newer
-                    // than the winner, not proven newer than those).
-                    (false, Evidence::Time) => Vec::new(),
-                    (false, _) => std::mem::take(&mut self.tied),
-                };
-                tied.retain(|e| *e != stamp.event_id);
-                *self = Newest {
-                    snapshot,
-                    stamp,
-                    previous,
-                    tied,
-                };
+                if ambiguous {
+                    self.tied.push(self.stamp.event_id.clone());
+                }
+                self.tied.retain(|e| *e != entry.stamp.event_id);
+                self.snapshot = entry.snapshot;
+                self.stamp = entry.stamp;
+                self.previous = entry.previous;
             }
         }
     }
@@ -367,6 +432,112 @@ impl<S: Snapshot> Newest<S> {
         ids.extend(self.tied.iter().cloned());
         Some(ids)
     }
+}
+
+/// Rule 1 over every snapshot of one second: the orders (oldest first)
+/// that every piece of evidence allows, and which snapshot ends them. The
+/// pick's index, and the events that end another allowed order in another
+/// state (ambiguous: the pick is then the latest to arrive among them).
+fn decide<S: Snapshot>(group: &[Seen0<S>]) -> (usize, Vec<Arc<str>>) {
+    let n = group.len();
+    if n == 1 {
+        return (0, Vec::new());
+    }
+    let mut last: Vec<bool> = vec![false; n];
+    let mut order: Vec<usize> = Vec::with_capacity(n);
+    let mut used = vec![false; n];
+    allowed_orders(group, &mut order, &mut used, &mut last);
+    let ends: Vec<usize> = (0..n).filter(|&i| last[i]).collect();
+    if ends.is_empty() {
+        // The evidence contradicts itself (an event missing from the
+        // inputs, say): weigh two at a time, as across runs.
+        return pairwise(group);
+    }
+    // The latest to arrive among the possible ends.
+    let pick = *ends
+        .iter()
+        .max_by_key(|&&i| group[i].stamp.seq)
+        .unwrap_or(&ends[0]);
+    let tied = ends
+        .iter()
+        .filter(|&&i| i != pick && !group[i].snapshot.same(&group[pick].snapshot))
+        .map(|&i| group[i].stamp.event_id.clone())
+        .collect();
+    (pick, tied)
+}
+
+/// Extend `order` in every way the evidence allows, marking the ends.
+fn allowed_orders<S: Snapshot>(
+    group: &[Seen0<S>],
+    order: &mut Vec<usize>,
+    used: &mut [bool],
+    last: &mut [bool],
+) {
+    if order.len() == group.len() {
+        if let Some(&end) = order.last() {
+            last[end] = true;
+        }
+        return;
+    }
+    for next in 0..group.len() {
+        if used[next] || !may_follow(group, order, next) {
+            continue;
+        }
+        used[next] = true;
+        order.push(next);
+        allowed_orders(group, order, used, last);
+        order.pop();
+        used[next] = false;
+    }
+}
+
+/// Whether snapshot `next` may come after all of `order` (oldest first).
+fn may_follow<S: Snapshot>(group: &[Seen0<S>], order: &[usize], next: usize) -> bool {
+    let b = &group[next];
+    let before_ok = order.iter().all(|&i| {
+        let a = &group[i];
+        // A list is newest first; the lifecycle never goes back.
+        let listed = match (&a.stamp.listed, &b.stamp.listed) {
+            (Some((la, ia)), Some((lb, ib))) if la == lb => ia > ib,
+            _ => true,
+        };
+        listed && a.stamp.stage <= b.stamp.stage
+    });
+    // An update follows the snapshot right before it (the first of the
+    // second follows one from an earlier second: nothing to check). Stripe
+    // names what an update changed; one that names nothing changed nothing
+    // (creations and deletions change what they like).
+    let chained = match (order.last(), &b.previous) {
+        (Some(&prev), Some(p)) => p.follows(&group[prev].snapshot, &b.snapshot),
+        (Some(&prev), None) => {
+            b.stamp.stage != Stage::Updated || group[prev].snapshot.same(&b.snapshot)
+        }
+        (None, _) => true,
+    };
+    before_ok && chained
+}
+
+/// Rule 1 two at a time over a group (the fallback of [`decide`]).
+fn pairwise<S: Snapshot>(group: &[Seen0<S>]) -> (usize, Vec<Arc<str>>) {
+    let mut pick = 0;
+    let mut tied: Vec<Arc<str>> = Vec::new();
+    for i in 1..group.len() {
+        let (newer, evidence) = order(group[pick].seen(), group[i].seen());
+        let ambiguous = evidence == Evidence::Arrival;
+        match newer {
+            Newer::First if ambiguous => tied.push(group[i].stamp.event_id.clone()),
+            Newer::First => {}
+            Newer::Second => {
+                if ambiguous {
+                    tied.push(group[pick].stamp.event_id.clone());
+                }
+                pick = i;
+            }
+        }
+    }
+    let chosen = group[pick].stamp.event_id.clone();
+    tied.retain(|e| *e != chosen);
+    (pick, tied)
 }
 
 /// A customer or subscription whose state the inputs cannot order.

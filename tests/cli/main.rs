@@ -7,6 +7,7 @@ mod crash;
 mod events;
 mod forward;
 mod fuzz_regressions;
+mod history;
 mod inspect;
 mod inspect_stream;
 mod manpages;

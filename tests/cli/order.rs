@@ -410,3 +410,48 @@ fn events_apply_customer_changes_and_agree_with_a_check() {
         out.stdout, out.stderr
     );
 }
+
+#[test]
+fn an_event_log_that_fails_after_the_commit_says_what_was_kept_and_closes_the_document() {
+    // The customers commit, then the event log cannot be written (a full
+    // disk in the field; here a trigger on the log refuses every row).
+    let dir = tempdir();
+    let d = dir.path();
+    write(
+        d,
+        "s.json",
+        &sub_event("evt_s", "customer.subscription.created", "active", None),
+    );
+    write(
+        d,
+        "t.json",
+        &sub_event("evt_t", "customer.subscription.updated", "past_due", None),
+    );
+    ok(&replay(d, &["s.json"]));
+    let conn = rusqlite::Connection::open(d.join("stripe-sync.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER refuse_log BEFORE INSERT ON events
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+    )
+    .unwrap();
+    drop(conn);
+    let out = replay(d, &["t.json"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    let v = json(&out.stdout);
+    assert_eq!(v["summary"]["customers_synced"], 1, "{v}");
+    let msg = v["errors"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("1 customer synced and committed"), "{msg}");
+    assert!(msg.contains("event log could not be written"), "{msg}");
+    assert!(
+        out.stderr.contains("1 customer synced and committed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("nothing was written"),
+        "{}",
+        out.stderr
+    );
+    // What was committed is there; the event comes again next run.
+    assert_eq!(row(d, "cus_1")["status"], "past_due");
+}
