@@ -69,6 +69,7 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         interruptible: true,
         dry_run_fetches: false,
         live: live.as_ref(),
+        fetched: None,
         forwarder,
     };
     let progress = Progress {

@@ -41,11 +41,28 @@ pub fn run(args: &ServeArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
     if let Some(dir) = &args.record {
         check_record_dir(dir)?;
     }
-    let syncer = Syncer::open(&store::db_path(global.db.as_deref()), Mode::Write)?;
+    let db = store::db_path(global.db.as_deref());
+    let syncer = Syncer::open(&db, Mode::Write)?;
     syncer.store().check_writable()?;
     syncer.store().sync_every_commit()?;
+    let answer_bound =
+        serve::answer_bound(std::env::var(serve::TEST_ANSWER_BOUND_ENV).ok().as_deref());
+    syncer
+        .store()
+        .serve_lock_wait(serve::lock_wait(answer_bound))?;
+    // With `--live`, requests read the store to know what to fetch.
+    let fetching = match &live {
+        Some(client) => {
+            let reader = store::Store::open_read_only(&db)?.ok_or_else(|| {
+                anyhow::anyhow!("store {}: disappeared as it was opened", db.display())
+            })?;
+            Some(serve::Live::new(client.clone(), cfg.clone(), reader))
+        }
+        None => None,
+    };
     let sink = printer.request_sink();
-    let lost = stop_when_lost(&syncer, sink);
+    let halt = serve::Halt::new();
+    let lost = stop_when_lost(&syncer, sink, halt.clone());
     if args.secrets.is_empty() {
         sink.warn(
             "NO WEBHOOK SECRET: every POST is answered 500 `Webhook secret not configured.` \
@@ -72,10 +89,12 @@ pub fn run(args: &ServeArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
             || serve::default_max_connections(open_files),
             |n| n as usize,
         ),
+        answer_bound,
+        live: fetching,
     };
     let writer = Writer { syncer, cfg, live };
     let path = args.path.clone();
-    let (stop, tally) = serve::run(settings, writer, &rt, sink, |addr| {
+    let (stop, tally) = serve::run(settings, writer, &rt, sink, &halt, |addr| {
         printer.info(&format!("listening on http://{addr}{path}"));
     })?;
 
@@ -149,10 +168,10 @@ fn check_record_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// When the store's file is deleted or replaced under the server (see
-/// `Store::check_identity`), say so once and stop the server the way
-/// SIGTERM does: requests in flight are answered (500: nothing more is
+/// `Store::check_identity`), say so once and stop the server (`halt`) the
+/// way SIGTERM does: requests in flight are answered (500: nothing more is
 /// acknowledged), the writer ends, and `run` returns the reason (status 2).
-fn stop_when_lost(syncer: &Syncer, sink: RequestSink) -> Arc<OnceLock<String>> {
+fn stop_when_lost(syncer: &Syncer, sink: RequestSink, halt: serve::Halt) -> Arc<OnceLock<String>> {
     let lost = Arc::new(OnceLock::new());
     let seen = Arc::clone(&lost);
     syncer.store().on_identity_lost(move |why| {
@@ -160,19 +179,7 @@ fn stop_when_lost(syncer: &Syncer, sink: RequestSink) -> Arc<OnceLock<String>> {
         sink.warn(&format!(
             "{why}: every request is answered 500 from now on (Stripe retries it); stopping"
         ));
-        stop_self();
+        halt.now();
     });
     lost
 }
-
-/// The server stops on a signal (`serve::run`): a lost store stops it by
-/// the same path, signalling this process.
-#[cfg(unix)]
-fn stop_self() {
-    use rustix::process::{Signal, getpid, kill_process};
-    let _ = kill_process(getpid(), Signal::TERM);
-}
-
-/// Files have no identity to lose here (`Store::check_identity`).
-#[cfg(not(unix))]
-fn stop_self() {}

@@ -28,7 +28,7 @@ use crate::parallel;
 use crate::resolve::{self, Resolution};
 use crate::routing::{Route, Routed, Via};
 use crate::runtime::Runtime;
-use crate::sync::source::Offline;
+use crate::sync::source::{Fetched, Offline};
 use crate::sync::{ApiSource, EventSnapshots, Job, Mode, SyncError, Syncer};
 
 /// Where the events come from.
@@ -47,6 +47,10 @@ pub(crate) struct Plan<'a> {
     pub input_errors: Vec<InputError>,
     /// `--live`: the API client.
     pub live: Option<&'a crate::stripe::Client>,
+    /// A server's batch, with `live`: what its requests fetched from the
+    /// API. The run answers from it alone and never waits on the network
+    /// (see [`ApiSource::seed`]).
+    pub fetched: Option<Fetched>,
     /// `--forward-to`: deliver each event; no sync.
     pub forwarder: Option<forward::Forwarder>,
     /// Keep each synced customer's outcome (for `-v`).
@@ -355,6 +359,7 @@ pub(crate) fn run(
         feed,
         input_errors,
         live,
+        fetched,
         mut forwarder,
         trace,
         interruptible,
@@ -407,7 +412,7 @@ pub(crate) fn run(
     } = pass;
     // The ids seen (8 bytes an event) are not needed past the routing.
     drop(seen);
-    let mut api = live.map(|client| api_source(client, rt, cfg, interruptible));
+    let mut api = live.map(|client| api_source(client, rt, cfg, interruptible, fetched));
     let mut settled = settle_pending(
         pending,
         &snapshots,
@@ -507,15 +512,20 @@ fn ambiguities(snapshots: &EventSnapshots, results: &[crate::sync::Synced]) -> V
     out
 }
 
-/// The API source of `--live`; a server's requests are not abandoned at Ctrl-C.
+/// The API source of `--live`; a server's requests are not abandoned at
+/// Ctrl-C, and a server's batch answers from what its requests fetched.
 fn api_source<'a>(
     client: &'a crate::stripe::Client,
     rt: &'a Runtime,
     cfg: &Config,
     interruptible: bool,
+    fetched: Option<Fetched>,
 ) -> ApiSource<'a> {
     let mut api = ApiSource::new(rt, client, &cfg.user_key, crate::commands::unix_now());
     api.interruptible = interruptible;
+    if let Some(fetched) = fetched {
+        api.seed(fetched);
+    }
     api
 }
 

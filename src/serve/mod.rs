@@ -10,17 +10,23 @@
 //! - a valid event: 200 with its decision, once committed (duplicates,
 //!   rejected, unresolved and ignored events too);
 //! - a failed sync or store write: 500, the event not logged, so Stripe's
-//!   retry is processed.
+//!   retry is processed;
+//! - no answer within [`ANSWER_BOUND`]: 500 (see there).
 //!
 //! `--record DIR` keeps the exact bytes of every request before answering.
+//! With `--live`, each request fetches from the API what its event needs
+//! before queueing it (see [`fetch`]): the writer never waits on the network.
 //!
 //! At most `--max-connections` connections are served at once (more wait in
 //! the kernel's listen queue); a failing `accept` (out of file descriptors)
 //! is retried with backoff. The first SIGTERM or Ctrl-C stops accepting and
 //! waits for the work in flight; a second one stops the wait.
 
+mod fetch;
 mod record;
 pub(crate) mod writer;
+
+pub(crate) use fetch::Live;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -52,6 +58,50 @@ pub(crate) struct Settings {
     pub read_timeout: Duration,
     /// Connections served at once; more wait in the kernel's listen queue.
     pub max_connections: usize,
+    /// A valid event's time from its request to its answer, at most (see
+    /// [`ANSWER_BOUND`]).
+    pub answer_bound: Duration,
+    /// `--live`: the API part of each request.
+    pub live: Option<Live>,
+}
+
+/// How long a valid event may take, from its request to its answer: the
+/// API calls its sync needs and the wait for its commit. Past it the
+/// request is answered 500 (the event was not processed, or not yet: a
+/// retry is processed, or answered `duplicate` if the commit came after),
+/// so that every answer comes well within Stripe's own wait. Stripe asks
+/// that an endpoint "quickly return a successful status code (2xx) prior to
+/// any complex logic that could cause a timeout"
+/// (<https://docs.stripe.com/webhooks#acknowledge-events-immediately>), and
+/// counts a delivery as "Timed out" when "it took too long for your server
+/// to provide a response"
+/// (<https://support.stripe.com/questions/webhooks-how-to-investigate-and-fix-timed-out>):
+/// a failure, retried. It documents no number; integrators report 20 to
+/// 30 s. Without this bound, one API call that never answered held a
+/// request for 189 s (30 s a try, 5 retries).
+pub(crate) const ANSWER_BOUND: Duration = Duration::from_secs(15);
+
+/// Test-only and undocumented: [`ANSWER_BOUND`] in milliseconds, so that
+/// tests of a stalled API or a locked store do not wait for real (see
+/// [`answer_bound`]).
+pub(crate) const TEST_ANSWER_BOUND_ENV: &str = "STRIPE_SYNC_TEST_ANSWER_BOUND_MS";
+
+/// The bound in force: [`ANSWER_BOUND`], or the value of
+/// [`TEST_ANSWER_BOUND_ENV`] (whole milliseconds, 100 ms to a minute;
+/// anything else is ignored).
+pub(crate) fn answer_bound(test_value: Option<&str>) -> Duration {
+    test_value
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| (100..=60_000).contains(ms))
+        .map_or(ANSWER_BOUND, Duration::from_millis)
+}
+
+/// How long the writer waits for another process's write lock: two thirds
+/// of the answer's bound (10 s), leaving the rest for the queue and the
+/// commit, so that a busy store is answered with its reason rather than
+/// with the bound's.
+pub(crate) fn lock_wait(answer_bound: Duration) -> Duration {
+    answer_bound * 2 / 3
 }
 
 /// Connections served at once without `--max-connections`: 512, or half the
@@ -97,10 +147,35 @@ pub(crate) fn raise_open_files_limit() -> Option<u64> {
 /// Why the server stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stop {
-    /// SIGTERM: a normal stop (status 0).
+    /// SIGTERM, or a [`Halt`] (the caller knows why): a normal stop.
     Terminated,
     /// Ctrl-C (status 130).
     Interrupted,
+}
+
+/// A stop asked from inside the process (the writer found the store lost):
+/// the server stops as at SIGTERM. Any thread may ask; asking twice is asking once.
+#[derive(Clone)]
+pub(crate) struct Halt(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Halt {
+    pub(crate) fn new() -> Halt {
+        Halt(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+
+    /// Stop the server.
+    pub(crate) fn now(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Completes once a stop was asked (at once if it already was).
+    fn asked(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let mut asked = self.0.subscribe();
+        async move {
+            // The sender lives as long as this `Halt`'s clones: never closed here.
+            let _ = asked.wait_for(|a| *a).await;
+        }
+    }
 }
 
 /// Requests by status and by route, for the summary.
@@ -197,12 +272,14 @@ enum DecisionOrNone<'a> {
 /// Bind, print where, and serve until SIGTERM or Ctrl-C; then stop
 /// accepting, let the requests in flight finish, and return the tally. A
 /// second signal stops the wait (status 130): what is still in flight gets
-/// no answer, so Stripe retries it.
+/// no answer, so Stripe retries it. A [`Halt`] stops the server as SIGTERM
+/// does.
 pub(crate) fn run(
     settings: Settings,
     writer: writer::Writer,
     rt: &Arc<Runtime>,
     sink: RequestSink,
+    halt: &Halt,
     on_listen: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<(Stop, Tally)> {
     if let Some(dir) = &settings.record {
@@ -253,6 +330,7 @@ pub(crate) fn run(
         listener,
         state.clone(),
         rt.interrupt(),
+        halt.asked(),
         writer_done,
     ));
     match ending {
@@ -280,10 +358,12 @@ enum Ending {
 }
 
 /// SIGTERM and Ctrl-C: the first stops the server, a second stops the wait.
-struct Signals<I> {
+/// A [`Halt`] stops the server as SIGTERM does.
+struct Signals<I, H> {
     term: Term,
     /// The runtime's Ctrl-C (the first one).
     interrupt: std::pin::Pin<Box<I>>,
+    halt: std::pin::Pin<Box<H>>,
 }
 
 #[cfg(unix)]
@@ -315,19 +395,22 @@ async fn terminated(_: &mut Term) {
     std::future::pending::<()>().await
 }
 
-impl<I: std::future::Future<Output = ()>> Signals<I> {
-    fn new(interrupt: I) -> Signals<I> {
+impl<I: std::future::Future<Output = ()>, H: std::future::Future<Output = ()>> Signals<I, H> {
+    fn new(interrupt: I, halt: H) -> Signals<I, H> {
         Signals {
             term: hook_term(),
             interrupt: Box::pin(interrupt),
+            halt: Box::pin(halt),
         }
     }
 
-    /// The first signal. Cancel-safe: a select may drop it and call again.
+    /// The first signal (or a halt). Cancel-safe: a select may drop it and
+    /// call again.
     async fn first(&mut self) -> Stop {
         tokio::select! {
             () = terminated(&mut self.term) => Stop::Terminated,
             () = self.interrupt.as_mut() => Stop::Interrupted,
+            () = self.halt.as_mut() => Stop::Terminated,
         }
     }
 
@@ -348,14 +431,18 @@ impl<I: std::future::Future<Output = ()>> Signals<I> {
 
 /// Serve until the first signal, then wait for the work in flight (the
 /// requests, then the writer's queue) unless a second signal comes.
-async fn serve_until_stopped<I: std::future::Future<Output = ()>>(
+async fn serve_until_stopped<
+    I: std::future::Future<Output = ()>,
+    H: std::future::Future<Output = ()>,
+>(
     listener: tokio::net::TcpListener,
     state: Arc<State>,
     interrupt: I,
+    halt: H,
     writer_done: tokio::sync::oneshot::Receiver<()>,
 ) -> (Stop, Ending) {
     // Hooked here, inside the runtime, as tokio requires.
-    let mut signals = Signals::new(interrupt);
+    let mut signals = Signals::new(interrupt, halt);
     let (closing, _) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     let stop = accept_loop(&listener, &state, &mut signals, &closing, &mut connections).await;
@@ -367,6 +454,10 @@ async fn serve_until_stopped<I: std::future::Future<Output = ()>>(
             while connections.join_next().await.is_some() {}
         })
         .await;
+        // The store's reader closes first: the writer's close is the last.
+        if let Some(live) = &state.settings.live {
+            live.close();
+        }
         // The writer finishes what is queued, then ends with the queue.
         drop(state.jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
         let _ = writer_done.await;
@@ -399,10 +490,10 @@ struct AcceptFailing {
 }
 
 /// Accept connections, at most `--max-connections` at once, until the first signal.
-async fn accept_loop<I: std::future::Future<Output = ()>>(
+async fn accept_loop<I: std::future::Future<Output = ()>, H: std::future::Future<Output = ()>>(
     listener: &tokio::net::TcpListener,
     state: &Arc<State>,
-    signals: &mut Signals<I>,
+    signals: &mut Signals<I, H>,
     closing: &tokio::sync::watch::Sender<bool>,
     connections: &mut tokio::task::JoinSet<()>,
 ) -> Stop {
@@ -527,7 +618,10 @@ async fn handle(
     let path = req.uri().path().to_owned();
     let answer = match (req.method(), path.as_str()) {
         (&Method::GET, "/healthz") => Answer::text(StatusCode::OK, "ok"),
-        (&Method::POST, p) if p == state.settings.path => webhook(req, &state).await?,
+        (&Method::POST, p) if p == state.settings.path => {
+            let deadline = tokio::time::Instant::from_std(started) + state.settings.answer_bound;
+            webhook(req, &state, deadline).await?
+        }
         (_, p) if p == state.settings.path => {
             let mut a = Answer::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
             a.note = Some(format!("{} is not allowed: POST only", req.method()));
@@ -620,8 +714,13 @@ fn report(state: &State, a: &Answer, path: &str, ms: u64) {
     });
 }
 
-/// `POST PATH`: the seed app's endpoint, with the sync committed before 200.
-async fn webhook(req: Request<Incoming>, state: &State) -> Result<Answer, Closed> {
+/// `POST PATH`: the seed app's endpoint, with the sync committed before 200,
+/// answered by `deadline`.
+async fn webhook(
+    req: Request<Incoming>,
+    state: &State,
+    deadline: tokio::time::Instant,
+) -> Result<Answer, Closed> {
     let s = &state.settings;
     if s.secrets.is_empty() {
         let mut a = Answer::text(
@@ -698,6 +797,25 @@ async fn webhook(req: Request<Incoming>, state: &State) -> Result<Answer, Closed
         a.note = Some(format!("--record: {e:#}"));
         return Ok(a);
     }
+    // With `--live`, what the sync needs from the API is fetched here, not
+    // in the writer; the customers' turns are kept until the job is queued.
+    let (fetched, turns) = match &s.live {
+        None => (Default::default(), None),
+        Some(live) => match live.fetch(&event, deadline, s.answer_bound).await {
+            Ok((fetched, turns)) => (fetched, Some(turns)),
+            Err(fetch::NotFetched::Stopping) => {
+                return Err(Closed("the server is stopping".into()));
+            }
+            Err(fetch::NotFetched::Failed(why)) => {
+                let mut a = Answer::text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("Webhook Error: {why}"),
+                );
+                a.note = Some(why);
+                return Ok(a);
+            }
+        },
+    };
     let (answer, result) = tokio::sync::oneshot::channel();
     let job = writer::Job {
         source: crate::event::Source {
@@ -707,15 +825,32 @@ async fn webhook(req: Request<Incoming>, state: &State) -> Result<Answer, Closed
         event,
         arrival,
         answer,
+        fetched,
     };
     let sent = match &*state.jobs.lock().unwrap_or_else(|p| p.into_inner()) {
         Some(jobs) => jobs.send(job).is_ok(),
         None => false,
     };
+    drop(turns);
     if !sent {
         return Err(Closed("the server is stopping".into()));
     }
-    Ok(answer_of(result.await))
+    match tokio::time::timeout_at(deadline, result).await {
+        Ok(result) => Ok(answer_of(result)),
+        Err(_) => {
+            let why = format!(
+                "not committed within {} (the request's bound: the store is slow or busy); \
+                 a retry will be processed (or answered `duplicate` if the commit comes after)",
+                crate::output::fmt::elapsed(s.answer_bound)
+            );
+            let mut a = Answer::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Webhook Error: {why}"),
+            );
+            a.note = Some(why);
+            Ok(a)
+        }
+    }
 }
 
 /// The answer to a request whose signature failed (recorded with `--record`,
@@ -844,4 +979,20 @@ fn too_large(max: usize) -> Answer {
     );
     a.note = Some("body too large".into());
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_bound_and_the_lock_wait_within_it() {
+        assert_eq!(answer_bound(None), Duration::from_secs(15));
+        assert_eq!(lock_wait(ANSWER_BOUND), Duration::from_secs(10));
+        assert_eq!(answer_bound(Some(" 3000 ")), Duration::from_secs(3));
+        assert_eq!(lock_wait(Duration::from_secs(3)), Duration::from_secs(2));
+        for ignored in ["", "abc", "-5", "99", "60001"] {
+            assert_eq!(answer_bound(Some(ignored)), ANSWER_BOUND, "{ignored:?}");
+        }
+    }
 }

@@ -2,7 +2,9 @@
 //! verified events of every request waiting at that moment, runs them
 //! through the replay engine as one batch (group commit: two transactions
 //! for the whole batch instead of two per event), and only then answers each
-//! request.
+//! request. With `--live` it never waits on the network: each request
+//! fetched what its event needs before queueing it (`super::fetch`), and the
+//! batch answers from that.
 
 use std::sync::mpsc;
 
@@ -14,6 +16,7 @@ use crate::replay::{self, Decision, Feed, Line, Plan, Progress};
 use crate::routing::Route;
 use crate::runtime::Runtime;
 use crate::sync::Syncer;
+use crate::sync::source::Fetched;
 
 /// Events taken into one batch at most.
 const MAX_BATCH: usize = 512;
@@ -28,11 +31,15 @@ pub(crate) struct Job {
     /// When it arrived (see `super::Arrivals`): a batch runs in this order.
     pub arrival: u64,
     pub answer: oneshot::Sender<Result<Decision, Failure>>,
+    /// With `--live`: what the request fetched from the API for its event.
+    pub fetched: Fetched,
 }
 
 pub(crate) struct Writer {
     pub syncer: Syncer,
     pub cfg: Config,
+    /// `--live`: the client of the batch's API source, which answers from
+    /// what the requests fetched and never calls it.
     pub live: Option<crate::stripe::Client>,
 }
 
@@ -53,6 +60,12 @@ impl Writer {
     }
 
     fn batch(&mut self, mut batch: Vec<Job>, rt: &Runtime) {
+        // In the order queued: a customer's fetches were queued in the
+        // order they were made (`super::fetch::Turns`), and the last one wins.
+        let mut fetched = Fetched::default();
+        for job in &mut batch {
+            fetched.merge(std::mem::take(&mut job.fetched));
+        }
         // The order `--record` names them in, so a replay of the recording
         // weighs same-second events as this batch does.
         batch.sort_by_key(|j| j.arrival);
@@ -69,7 +82,7 @@ impl Writer {
             .syncer
             .store()
             .check_identity()
-            .and_then(|()| self.process(events, rt))
+            .and_then(|()| self.process(events, fetched, rt))
             .and_then(|results| self.syncer.store().check_identity().map(|()| results));
         match processed {
             Ok(results) => {
@@ -91,6 +104,7 @@ impl Writer {
     fn process(
         &mut self,
         events: Vec<(Source, Event)>,
+        fetched: Fetched,
         rt: &Runtime,
     ) -> anyhow::Result<Vec<Result<Decision, Failure>>> {
         let plan = Plan {
@@ -98,6 +112,7 @@ impl Writer {
             feed: Feed::Events(events),
             input_errors: Vec::new(),
             live: self.live.as_ref(),
+            fetched: self.live.is_some().then_some(fetched),
             forwarder: None,
             trace: false,
             interruptible: false,

@@ -126,6 +126,29 @@ pub struct Store {
     /// The files a store opened for writing holds open (none for a
     /// read-only open, a copy or `:memory:`): see [`Store::check_identity`].
     identity: Option<Identity>,
+    /// How long a write waits for another process's write lock, and whom
+    /// a wait that runs out is told to (see [`Store::serve_lock_wait`]).
+    lock_wait: std::cell::Cell<LockWait>,
+}
+
+/// How long a write waits for another process's write lock, and whom a
+/// wait that runs out is told to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LockWait {
+    /// A command at a terminal: [`BUSY_TIMEOUT`], then "run the command again".
+    Command,
+    /// `serve`: this long, then words for the HTTP client (Stripe), whose
+    /// retry is the "again".
+    Server(Duration),
+}
+
+impl LockWait {
+    fn timeout(self) -> Duration {
+        match self {
+            LockWait::Command => BUSY_TIMEOUT,
+            LockWait::Server(d) => d,
+        }
+    }
 }
 
 fn now_rfc3339() -> String {
@@ -188,6 +211,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             identity,
+            lock_wait: std::cell::Cell::new(LockWait::Command),
         })
     }
 
@@ -247,6 +271,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             identity: None,
+            lock_wait: std::cell::Cell::new(LockWait::Command),
         }))
     }
 
@@ -270,6 +295,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             identity: None,
+            lock_wait: std::cell::Cell::new(LockWait::Command),
         })
     }
 
@@ -283,6 +309,7 @@ impl Store {
             conn,
             path: PathBuf::from(":memory:"),
             identity: None,
+            lock_wait: std::cell::Cell::new(LockWait::Command),
         })
     }
 
@@ -323,6 +350,19 @@ impl Store {
             .map_err(|e| describe(&self.path, unusable(&e)))
     }
 
+    /// `serve`'s writes wait at most `wait` for another process's write
+    /// lock (rather than [`BUSY_TIMEOUT`]), so that a request is answered
+    /// well within Stripe's own timeout; and a wait that runs out is said
+    /// for the HTTP client, whose retry will be processed, not as advice
+    /// for a terminal.
+    pub(crate) fn serve_lock_wait(&self, wait: Duration) -> anyhow::Result<()> {
+        self.conn
+            .busy_timeout(wait)
+            .map_err(|e| describe(&self.path, unusable(&e)))?;
+        self.lock_wait.set(LockWait::Server(wait));
+        Ok(())
+    }
+
     /// Whether this process may write the store. SQLite opens a file it may
     /// not write read-only without a word, and only the first commit fails:
     /// for a server, whose every request would then fail, that is a
@@ -342,9 +382,17 @@ impl Store {
             return Err(cannot("this process cannot write the file".into()));
         }
         for (side, _) in self.identity.iter().flat_map(|id| &id.sides) {
-            // Opened for writing, not written: nothing changes, not even the mtime.
-            if let Err(e) = std::fs::OpenOptions::new().write(true).open(side) {
-                return Err(cannot(format!("cannot write {}: {e}", side.display())));
+            // Asked with access(2), never opened: closing any descriptor of a
+            // file drops every POSIX lock this process holds on it, and
+            // SQLite's locks on the `-wal`/`-shm` are what tell another
+            // process it is not alone (it would truncate the `-shm` under
+            // this server).
+            if let Err(e) = rustix::fs::access(side, rustix::fs::Access::WRITE_OK) {
+                return Err(cannot(format!(
+                    "cannot write {}: {}",
+                    side.display(),
+                    std::io::Error::from(e)
+                )));
             }
         }
         Ok(())
@@ -377,7 +425,7 @@ impl Store {
                 r.get::<_, i64>(0)
             })
             .is_ok_and(|busy| busy == 0);
-        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+        let _ = self.conn.busy_timeout(self.lock_wait.get().timeout());
         let why = describe(
             &self.path,
             format!(
@@ -637,12 +685,18 @@ impl Store {
         f: impl FnOnce(&Connection, &str) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
         let path = self.path.clone();
+        let wait = self.lock_wait.get();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| describe(&path, unusable(&e)))?;
-        let out = f(&tx, &now_rfc3339()).map_err(|e| name_store_error(&path, e))?;
-        tx.commit().map_err(|e| describe(&path, unusable(&e)))?;
+            .map_err(|e| describe(&path, unusable_when(&e, wait)))?;
+        let out =
+            f(&tx, &now_rfc3339()).map_err(|e| match e.downcast_ref::<rusqlite::Error>() {
+                Some(se) => describe(&path, unusable_when(se, wait)),
+                None => e,
+            })?;
+        tx.commit()
+            .map_err(|e| describe(&path, unusable_when(&e, wait)))?;
         Ok(out)
     }
 
@@ -1041,6 +1095,19 @@ fn unusable(e: &rusqlite::Error) -> String {
             BUSY_TIMEOUT.as_secs()
         ),
         _ => e.to_string(),
+    }
+}
+
+/// [`unusable`], for a store that waits for the write lock as `wait` says:
+/// a server's wait that ran out is no advice to run a command again.
+fn unusable_when(e: &rusqlite::Error, wait: LockWait) -> String {
+    match (e.sqlite_error_code(), wait) {
+        (Some(rusqlite::ErrorCode::DatabaseBusy), LockWait::Server(d)) => format!(
+            "busy: another process held the store's write lock for more than {}; \
+             the event was not processed, and a retry will be",
+            crate::output::fmt::elapsed(d)
+        ),
+        _ => unusable(e),
     }
 }
 

@@ -161,6 +161,7 @@ impl CatchUp<'_> {
             feed: Feed::Events(events),
             input_errors: Vec::new(),
             live: Some(self.client),
+            fetched: None,
             forwarder: None,
             trace: true,
             interruptible: true,

@@ -369,6 +369,29 @@ pub(crate) struct ApiSource<'a> {
     pub prefetched: HashMap<String, CustomerInfo>,
     /// Whether Ctrl-C abandons a request (a server finishes what it accepted).
     pub interruptible: bool,
+    /// A server's writer (see [`ApiSource::seed`]): the writes fetched before
+    /// its batch. When set, this source never calls the API: `fetch` and
+    /// `customer` answer from what was fetched, and a customer that was not
+    /// fails with a message that says so.
+    pub fetched: Option<HashMap<String, CustomerWrite>>,
+}
+
+/// What a server fetched from the API for its requests, before handing them
+/// to its writer (see `crate::serve`): the customers whose user was looked
+/// up, and each customer's write.
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    pub customers: HashMap<String, CustomerInfo>,
+    pub writes: HashMap<String, CustomerWrite>,
+}
+
+impl Fetched {
+    /// Add what a later request fetched: for a customer both fetched, the
+    /// later fetch wins.
+    pub(crate) fn merge(&mut self, later: Fetched) {
+        self.customers.extend(later.customers);
+        self.writes.extend(later.writes);
+    }
 }
 
 impl<'a> ApiSource<'a> {
@@ -385,18 +408,35 @@ impl<'a> ApiSource<'a> {
             now,
             prefetched: HashMap::new(),
             interruptible: true,
+            fetched: None,
+        }
+    }
+
+    /// Answer from `fetched` alone, never from the API: a server's writer,
+    /// which must not wait on the network (its requests fetched before it).
+    pub(crate) fn seed(&mut self, fetched: Fetched) {
+        self.prefetched.extend(fetched.customers);
+        self.fetched = Some(fetched.writes);
+    }
+
+    /// The calls, as futures (see [`Api`]).
+    fn api(&self) -> Api<'_> {
+        Api {
+            client: self.client,
+            user_key: &self.user_key,
+            now: self.now,
         }
     }
 
     fn call<T>(
         &self,
-        f: impl std::future::Future<Output = Result<T, crate::stripe::ApiError>>,
+        f: impl std::future::Future<Output = Result<T, FetchError>>,
     ) -> Result<T, FetchError> {
         if !self.interruptible {
-            return self.rt.handle().block_on(f).map_err(FetchError::from);
+            return self.rt.handle().block_on(f);
         }
         match self.rt.block_on(f) {
-            Ok(r) => r.map_err(FetchError::from),
+            Ok(r) => r,
             Err(_) => Err(FetchError::Interrupted),
         }
     }
@@ -410,77 +450,84 @@ impl<'a> ApiSource<'a> {
         if let Some(info) = self.prefetched.get(customer_id) {
             return Ok(Some(info.clone()));
         }
-        let Some(info) = self.state(customer_id)?.info(self.now) else {
+        if self.fetched.is_some() {
+            return Err(not_fetched(customer_id, "looked up"));
+        }
+        let Some(info) = self.call(self.api().customer(customer_id))? else {
             return Ok(None);
         };
         self.prefetched.insert(customer_id.to_owned(), info.clone());
         Ok(Some(info))
     }
+}
 
+/// A customer a server's writer needs but its requests did not fetch (the
+/// store changed between a request's look at it and the batch): that
+/// customer's events fail, and Stripe's retry fetches what it needs.
+fn not_fetched(customer_id: &str, what: &str) -> FetchError {
+    FetchError::Customer(format!(
+        "customer {customer_id} was not {what} before its batch (the store changed \
+         meanwhile); nothing was written for it, and a retry will fetch it"
+    ))
+}
+
+/// The API calls behind [`ApiSource`], as futures: the engines block on
+/// them one customer at a time; a server awaits them for many requests at
+/// once, each within its request's time bound (see `crate::serve`).
+pub(crate) struct Api<'a> {
+    pub client: &'a crate::stripe::Client,
+    pub user_key: &'a str,
+    /// Fetch time: the snapshot time of everything fetched.
+    pub now: i64,
+}
+
+impl Api<'_> {
     /// The customer as the API says it now (one request).
-    fn state(&self, customer_id: &str) -> Result<CustomerState, FetchError> {
+    async fn state(&self, customer_id: &str) -> Result<CustomerState, FetchError> {
         use crate::stripe::CustomerFetch;
-        Ok(match self.call(self.client.customer(customer_id))? {
+        Ok(match self.client.customer(customer_id).await? {
             CustomerFetch::Found(o) => CustomerState::of_object(
                 o.deleted.unwrap_or(false),
                 o.metadata.as_ref(),
                 o.email.as_deref(),
-                &self.user_key,
+                self.user_key,
             ),
             CustomerFetch::Deleted => CustomerState::Deleted,
             CustomerFetch::Missing => CustomerState::Missing,
         })
     }
 
-    /// A write of the customer in `state`, with its listed subscription.
-    fn write(
+    /// The customer object (a deleted customer's is marked `deleted`);
+    /// `None`: no such customer (404).
+    pub(crate) async fn customer(
         &self,
-        id: &str,
-        state: CustomerState,
-        listed: Option<SubscriptionRecord>,
-    ) -> Result<CustomerWrite, FetchError> {
-        let Some(info) = state.info(self.now) else {
-            return Err(FetchError::Customer(format!(
-                "no such customer {id} in this Stripe account (404)"
-            )));
-        };
-        // Rule 3: a deleted customer has no live subscription to show.
-        let listed = listed.filter(|_| !info.deleted);
-        Ok(CustomerWrite {
-            customer_id: id.to_owned(),
-            info,
-            user_key: self.user_key.clone(),
-            current: Current::Listed(listed.as_ref().map(|r| r.id.clone()), self.now),
-            subscriptions: listed.into_iter().map(|r| (r, self.now)).collect(),
-            evidence: Vec::new(),
-            customer_evidence: None,
-            source: RecordSource::Api,
-        })
-    }
-}
-
-impl Source for ApiSource<'_> {
-    fn batch(&self) -> usize {
-        // Commit often: an interrupted run keeps what it fetched.
-        50
+        customer_id: &str,
+    ) -> Result<Option<CustomerInfo>, FetchError> {
+        Ok(self.state(customer_id).await?.info(self.now))
     }
 
     /// The customer's listed subscription with the customer expanded in
     /// it: one request; a customer without a subscription is read on its
-    /// own (a second), so a changed user id or a deletion is always seen.
-    fn fetch(&mut self, job: &Job, _known: bool) -> Result<CustomerWrite, FetchError> {
-        let id = job.customer_id.as_str();
-        let prefetched = self.prefetched.remove(id);
-        let latest = match self.call(self.client.latest_subscription(id)) {
+    /// own (a second, unless `prefetched` holds it), so a changed user id or
+    /// a deletion is always seen.
+    pub(crate) async fn write(
+        &self,
+        id: &str,
+        prefetched: Option<CustomerInfo>,
+    ) -> Result<CustomerWrite, FetchError> {
+        let latest = match self.client.latest_subscription(id).await {
             Ok(latest) => latest,
             // Stripe may refuse to list a deleted customer's subscriptions.
-            Err(FetchError::Customer(msg)) => {
-                return match self.state(id)? {
-                    CustomerState::Deleted => self.write(id, CustomerState::Deleted, None),
+            Err(e) => {
+                let msg = match FetchError::from(e) {
+                    FetchError::Customer(msg) => msg,
+                    other => return Err(other),
+                };
+                return match self.state(id).await? {
+                    CustomerState::Deleted => self.write_of(id, CustomerState::Deleted, None),
                     _ => Err(FetchError::Customer(msg)),
                 };
             }
-            Err(e) => return Err(e),
         };
         let record = match &latest {
             None => None,
@@ -503,16 +550,59 @@ impl Source for ApiSource<'_> {
                 c.deleted,
                 c.metadata.as_ref(),
                 c.email.as_deref(),
-                &self.user_key,
+                self.user_key,
             ),
             (None, Some(info)) if info.deleted => CustomerState::Deleted,
             (None, Some(info)) => CustomerState::Live {
                 user: info.user_id,
                 email: info.email,
             },
-            (None, None) => self.state(id)?,
+            (None, None) => self.state(id).await?,
         };
-        self.write(id, state, record)
+        self.write_of(id, state, record)
+    }
+
+    /// A write of the customer in `state`, with its listed subscription.
+    fn write_of(
+        &self,
+        id: &str,
+        state: CustomerState,
+        listed: Option<SubscriptionRecord>,
+    ) -> Result<CustomerWrite, FetchError> {
+        let Some(info) = state.info(self.now) else {
+            return Err(FetchError::Customer(format!(
+                "no such customer {id} in this Stripe account (404)"
+            )));
+        };
+        // Rule 3: a deleted customer has no live subscription to show.
+        let listed = listed.filter(|_| !info.deleted);
+        Ok(CustomerWrite {
+            customer_id: id.to_owned(),
+            info,
+            user_key: self.user_key.to_owned(),
+            current: Current::Listed(listed.as_ref().map(|r| r.id.clone()), self.now),
+            subscriptions: listed.into_iter().map(|r| (r, self.now)).collect(),
+            evidence: Vec::new(),
+            customer_evidence: None,
+            source: RecordSource::Api,
+        })
+    }
+}
+
+impl Source for ApiSource<'_> {
+    fn batch(&self) -> usize {
+        // Commit often: an interrupted run keeps what it fetched.
+        50
+    }
+
+    /// See [`Api::write`]; a server's writer answers from what was fetched.
+    fn fetch(&mut self, job: &Job, _known: bool) -> Result<CustomerWrite, FetchError> {
+        let id = job.customer_id.as_str();
+        if let Some(fetched) = self.fetched.as_mut() {
+            return fetched.remove(id).ok_or_else(|| not_fetched(id, "fetched"));
+        }
+        let prefetched = self.prefetched.remove(id);
+        self.call(self.api().write(id, prefetched))
     }
 }
 

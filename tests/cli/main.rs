@@ -1,5 +1,6 @@
 //! Tests of the `stripe-sync` binary: status, stdout and stderr together.
 
+mod chaos;
 mod common;
 mod completions;
 mod config;

@@ -3329,3 +3329,189 @@ fn a_store_deleted_or_replaced_while_serving_is_500_then_exit_2() {
         "{kept:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// A slow API or a locked store holds up only its own request, and no
+// request past its bound (issue 18, item 8)
+// ---------------------------------------------------------------------------
+
+const SLOW_CUSTOMER: &str = "cus_ServeSlow00001";
+
+/// One request on a fresh connection, waiting at most `within` for the answer.
+fn post_within(s: &Server, body: &[u8], within: Duration) -> io::Result<Resp> {
+    let mut c = Conn::open(s.addr)?;
+    c.stream.set_read_timeout(Some(within))?;
+    let sig = sign(body, SECRET);
+    c.send("POST", &s.path, &hook_headers(Some(&sig)), body, true)
+}
+
+#[test]
+fn a_stalled_api_call_holds_up_only_its_own_request_and_only_for_the_bound() {
+    let account = live_account().customer(json!({"id": SLOW_CUSTOMER,
+        "email": "slow@example.com", "metadata": {"clerkUserId": "user_slow"}, "created": T0}));
+    let fake = FakeStripe::start(account);
+    // Reading this one customer gets no answer (within any bound here).
+    let slow_path = format!("/v1/customers/{SLOW_CUSTOMER}");
+    fake.push_fault(
+        Fault::Timeout(Duration::from_secs(120))
+            .on_path(&slow_path)
+            .forever(),
+    );
+    let dir = tempdir();
+    let d = dir.path();
+    let mut s = launch(d)
+        .secret()
+        .live(&fake.url(), fake.api_key())
+        .env("STRIPE_SYNC_TEST_ANSWER_BOUND_MS", "6000")
+        .start();
+    // The user is only on the customer: its request reads the customer.
+    let stalled = invoice_paid("evt_stalled_1", SLOW_CUSTOMER, None);
+    let (addr, path, body) = (s.addr, s.path.clone(), stalled.clone());
+    let sent = Instant::now();
+    let pending = std::thread::spawn(move || {
+        let mut c = Conn::open(addr)?;
+        c.stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let sig = sign(&body, SECRET);
+        let r = c.send("POST", &path, &hook_headers(Some(&sig)), &body, true)?;
+        Ok::<_, io::Error>((r, sent.elapsed()))
+    });
+    assert!(
+        wait_until(Duration::from_secs(10), || fake.count_path(&slow_path) > 0),
+        "the stalled request never reached the API: {}",
+        s.stderr()
+    );
+
+    // Meanwhile, an event that needs no API call and one for another
+    // customer (whose fetch is quick) are answered at once.
+    let product = fixture_bytes("2026-03-onboarding/00-product-created.json");
+    let other = invoice_paid("evt_other_cus_1", LIVE_CUSTOMER, Some(LIVE_USER));
+    for (body, route) in [(&product, "ignored"), (&other, "sync")] {
+        let t = Instant::now();
+        let r = post_within(&s, body, Duration::from_secs(3)).unwrap_or_else(|e| {
+            panic!(
+                "{}: no answer within 3 s while another request waits on the API ({e})\n{}",
+                id_of(body),
+                s.stderr()
+            )
+        });
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.route(), route, "{}", r.text());
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(
+            !pending.is_finished(),
+            "the stalled request is still pending"
+        );
+    }
+    let log = logged(&s.db);
+    assert_eq!(log.get("evt_other_cus_1").map(String::as_str), Some("sync"));
+    assert!(!log.contains_key("evt_stalled_1"));
+
+    // The stalled request: 500 at its bound, saying what happened.
+    let (r, took) = pending
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the stalled request got no answer: {e}\n{}", s.stderr()));
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(
+        took >= Duration::from_millis(5_500) && took < Duration::from_secs(9),
+        "answered after {took:?} (bound 6 s)"
+    );
+    for needle in [SLOW_CUSTOMER, "did not answer", "a retry will be"] {
+        assert!(r.text().contains(needle), "{needle}: {}", r.text());
+    }
+    assert!(!logged(&s.db).contains_key("evt_stalled_1"));
+
+    // Once the API answers, Stripe's retry is processed.
+    fake.clear_faults();
+    let r = s.post_signed(&stalled);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.route(), "sync", "{}", r.text());
+    assert_eq!(r.json()["user_id"], "user_slow", "{}", r.text());
+    assert_eq!(
+        logged(&s.db).get("evt_stalled_1").map(String::as_str),
+        Some("sync")
+    );
+    let out = s.stop("TERM");
+    assert_eq!(out.status, 0, "{}", show(&out));
+    assert!(!out.stderr.contains("panicked"), "{}", show(&out));
+    integrity(&s.db);
+}
+
+#[test]
+fn a_store_locked_by_another_process_is_500_within_the_bound_in_words_for_stripe() {
+    let dir = tempdir();
+    let mut s = launch(dir.path())
+        .secret()
+        .env("STRIPE_SYNC_TEST_ANSWER_BOUND_MS", "4500")
+        .start();
+    let first = invoice_paid("evt_locked_0", "cus_locked", Some("user_locked"));
+    assert_eq!(s.post_signed(&first).status, 200);
+    let lock = hold_write_lock(&s.db);
+    let e = invoice_paid("evt_locked_1", "cus_locked", Some("user_locked"));
+    let t = Instant::now();
+    let r = post_within(&s, &e, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("no answer within 10 s: {e}\n{}", s.stderr()));
+    let took = t.elapsed();
+    assert_eq!(r.status, 500, "{}", r.text());
+    // The writer waits two thirds of the bound (3 s here, 10 s by default).
+    assert!(
+        took >= Duration::from_millis(2_800) && took < Duration::from_millis(4_500),
+        "answered after {took:?}"
+    );
+    for needle in [
+        "busy: another process held the store's write lock for more than 3.0 s",
+        "the event was not processed, and a retry will be",
+    ] {
+        assert!(r.text().contains(needle), "{needle}: {}", r.text());
+    }
+    assert!(!r.text().contains("run the command"), "{}", r.text());
+    assert!(!logged(&s.db).contains_key("evt_locked_1"));
+    drop(lock);
+    // Stripe's retry, the lock given back: processed.
+    let r = s.post_signed(&e);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.route(), "sync");
+    let out = s.stop("TERM");
+    assert_eq!(out.status, 0, "{}", show(&out));
+    assert_eq!(
+        lines_with(&out.stderr, "held the store's write lock").len(),
+        1,
+        "one log line for the 500: {}",
+        show(&out)
+    );
+    assert!(!out.stderr.contains("run the command"), "{}", show(&out));
+    integrity(&s.db);
+    assert_eq!(
+        logged(&s.db).get("evt_locked_1").map(String::as_str),
+        Some("sync")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Other processes on the store while serving
+// ---------------------------------------------------------------------------
+
+#[test]
+fn another_process_opening_the_store_between_requests_never_breaks_the_server() {
+    // A start-up check once opened and closed the `-wal`/`-shm`, which drops
+    // every POSIX lock the process holds on them: the next process to open
+    // the store thought it was alone, truncated the `-shm`, and the server
+    // died of SIGBUS on its next request.
+    let dir = tempdir();
+    let d = dir.path();
+    let mut s = launch(d).secret().start();
+    for i in 0..40 {
+        let conn = rusqlite::Connection::open(&s.db).unwrap();
+        let _: i64 = conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        drop(conn);
+        let e = invoice_paid(&format!("evt_other_{i}"), "cus_other", Some("user_other"));
+        let r = s.post_signed(&e);
+        assert_eq!(r.status, 200, "request {i}: {}\n{}", r.text(), s.stderr());
+    }
+    assert!(s.running(), "{}", s.stderr());
+    let out = s.stop("TERM");
+    assert_eq!(out.status, 0, "{}", show(&out));
+    assert_eq!(logged(&s.db).len(), 40);
+}
