@@ -31,7 +31,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -489,6 +489,8 @@ struct Shared {
     /// The server's address (None while it restarts) and webhook path.
     target: Mutex<Option<(SocketAddr, String)>>,
     clock: AtomicU64,
+    /// Requests sent and not yet answered.
+    in_flight: AtomicUsize,
     attempts: Mutex<Vec<Attempt>>,
     stop: AtomicBool,
     work: Mutex<Work>,
@@ -552,9 +554,11 @@ impl Shared {
             return false;
         };
         let ev = &self.events[event];
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
         let start = self.tick();
         let answer = post(addr, &path, &ev.body);
         let end = self.tick();
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         if answer == Answer::Refused {
             // Nothing listens (yet): as Stripe, try again a little later.
             std::thread::sleep(Duration::from_millis(25));
@@ -868,6 +872,7 @@ fn serve_under_api_chaos_and_kill_9_acknowledges_only_what_it_processed_and_kept
         db: db.clone(),
         target: Mutex::new(Some((server.addr, server.path.clone()))),
         clock: AtomicU64::new(0),
+        in_flight: AtomicUsize::new(0),
         attempts: Mutex::new(Vec::new()),
         stop: AtomicBool::new(false),
         work: Mutex::new(Work {
@@ -895,9 +900,9 @@ fn serve_under_api_chaos_and_kill_9_acknowledges_only_what_it_processed_and_kept
         .collect();
 
     // Kills when seeded shares of the schedule have been sent, or of the
-    // time has passed (so each lands under load however fast the machine
-    // is); the last one, when all of it has been sent or the time is up,
-    // ends the chaos.
+    // time has passed, and requests are in flight (so each lands under load
+    // however fast the machine is); the last one, when all of it has been
+    // sent or the time is up, ends the chaos.
     let mut violations: Vec<String> = Vec::new();
     let mut lost: HashSet<String> = HashSet::new();
     let mut kills = 0;
@@ -916,6 +921,11 @@ fn serve_under_api_chaos_and_kill_9_acknowledges_only_what_it_processed_and_kept
             && !senders.iter().all(|t| t.is_finished())
         {
             std::thread::sleep(Duration::from_millis(5));
+        }
+        // With requests in flight (a little later at most).
+        let t = Instant::now();
+        while shared.in_flight.load(Ordering::SeqCst) < 2 && t.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(1));
         }
         *shared.target.lock().unwrap() = None;
         if k == KILLS {
