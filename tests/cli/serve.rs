@@ -3515,3 +3515,30 @@ fn another_process_opening_the_store_between_requests_never_breaks_the_server() 
     assert_eq!(out.status, 0, "{}", show(&out));
     assert_eq!(logged(&s.db).len(), 40);
 }
+
+#[test]
+fn record_names_never_collide_for_ids_that_read_the_same_once_made_safe() {
+    // `evt_x.y` and `evt_x_y` are both `evt_x_y` in a file name, and a
+    // redelivery has the same id: each request keeps its own file.
+    let dir = tempdir();
+    let d = dir.path();
+    let mut s = launch(d).secret().args(&["--record", "rec"]).start();
+    let a = invoice_paid("evt_x.y", "cus_rec", Some("user_rec"));
+    let b = invoice_paid("evt_x_y", "cus_rec", Some("user_rec"));
+    for body in [&a, &b, &a] {
+        let r = s.post_signed(body);
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let out = s.stop("TERM");
+    assert_eq!(out.status, 0, "{}", show(&out));
+    let mut kept: Vec<Vec<u8>> = std::fs::read_dir(d.join("rec"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    kept.sort();
+    let mut sent = vec![a.clone(), a, b];
+    sent.sort();
+    assert_eq!(kept, sent, "three requests, three recordings, exact bytes");
+}
