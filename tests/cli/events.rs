@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use crate::common::{Output, cmd_in, json, run, tempdir};
 use crate::support::fake_stripe::{Account, FakeStripe, Fault};
 
-fn resync(dir: &Path, fake: &FakeStripe, args: &[&str]) -> Output {
+/// `stripe-sync resync ARGS` against the fake (also `order.rs`'s).
+pub(crate) fn resync(dir: &Path, fake: &FakeStripe, args: &[&str]) -> Output {
     run(cmd_in(dir)
         .env("STRIPE_API_KEY", fake.api_key())
         .env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")

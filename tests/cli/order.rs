@@ -9,6 +9,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::common::{Output, cmd_in, json, run, tempdir};
+use crate::events::resync;
 use crate::support::fake_stripe::{Account, FakeStripe};
 
 /// The second every event of these tests shares.
@@ -342,14 +343,6 @@ fn a_user_named_without_a_customer_syncs_the_users_customers() {
 // ---------------------------------------------------------------------------
 // Against the API: the customer is read with its subscription
 // ---------------------------------------------------------------------------
-
-fn resync(dir: &Path, fake: &FakeStripe, args: &[&str]) -> Output {
-    run(cmd_in(dir)
-        .env("STRIPE_API_KEY", fake.api_key())
-        .env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
-        .args(["resync", "--max-rps", "100", "--api-base", &fake.url()])
-        .args(args))
-}
 
 fn now() -> i64 {
     std::time::SystemTime::now()
