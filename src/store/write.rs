@@ -102,19 +102,22 @@ impl Sql {
                                                       OR customers.email IS NOT excluded.email)))"
             }
             // Only an inferred user id: fill blanks, keep what is known.
+            // A deletion from events with no customer object: final too.
             Sql::CustomerHint => {
                 "INSERT INTO customers (id, user_id, user_key, email, deleted, snapshot_at, source,
                     synced_at, written_run, listed_pass, first_sub_pass)
-                 VALUES (?1, ?2, ?3, ?4, 0, NULL, ?5, ?6, ?7, ?8, ?9)
+                 VALUES (?1, ?2, ?3, ?4, ?10, NULL, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(id) DO UPDATE SET
                    user_id = COALESCE(customers.user_id, excluded.user_id),
                    email = COALESCE(customers.email, excluded.email),
+                   deleted = customers.deleted OR excluded.deleted,
                    synced_at = excluded.synced_at,
                    written_run = COALESCE(excluded.written_run, customers.written_run),
                    listed_pass = COALESCE(excluded.listed_pass, customers.listed_pass),
                    first_sub_pass = COALESCE(excluded.first_sub_pass, customers.first_sub_pass)
                  WHERE (customers.user_id IS NULL AND excluded.user_id IS NOT NULL)
-                    OR (customers.email IS NULL AND excluded.email IS NOT NULL)"
+                    OR (customers.email IS NULL AND excluded.email IS NOT NULL)
+                    OR (excluded.deleted AND NOT customers.deleted)"
             }
             // Newer snapshots replace older ones; an identical one touches nothing.
             Sql::Subscription => {
@@ -734,6 +737,7 @@ impl<'c> Writer<'c> {
                 marks.run,
                 marks.listed,
                 marks.first_sub,
+                info.deleted,
             ])?,
         };
         Ok(changed > 0)

@@ -335,9 +335,11 @@ impl Source for Offline<'_> {
     fn fetch(&mut self, job: &Job, _known: bool) -> Result<CustomerWrite, FetchError> {
         let object = self.snapshots.customers.get(&job.customer_id);
         let mut info = crate::truth::user_of(object.map(|n| &n.snapshot), job.user_hint.as_deref());
-        if let Some(deleted) = self.snapshots.deletions.get(&job.customer_id) {
+        // A deletion alone is no view of the user: with no customer object
+        // in the inputs the routing's user stays a hint (it fills a blank,
+        // and a customer object of any time still says who the user was).
+        if self.snapshots.deletions.contains_key(&job.customer_id) {
             info.deleted = true;
-            info.snapshot_at = info.snapshot_at.or(Some(deleted.created));
         }
         let customer_evidence = object.map(|n| SnapshotOrder {
             stamp: n.stamp.clone(),
