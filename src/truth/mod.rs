@@ -449,9 +449,17 @@ fn decide<S: Snapshot>(group: &[Seen0<S>]) -> (usize, Vec<Arc<str>>) {
     allowed_orders(group, &mut order, &mut used, &mut last);
     let ends: Vec<usize> = (0..n).filter(|&i| last[i]).collect();
     if ends.is_empty() {
-        // The evidence contradicts itself (an event missing from the
-        // inputs, say): weigh two at a time, as across runs.
-        return pairwise(group);
+        // The evidence contradicts itself (an event of this second is
+        // missing from the inputs): weigh two at a time for a pick, but
+        // trust none of it, as the missing event may change any order.
+        let (pick, _) = pairwise(group);
+        let tied = group
+            .iter()
+            .enumerate()
+            .filter(|(i, g)| *i != pick && !g.snapshot.same(&group[pick].snapshot))
+            .map(|(_, g)| g.stamp.event_id.clone())
+            .collect();
+        return (pick, tied);
     }
     // The latest to arrive among the possible ends.
     let pick = *ends
@@ -504,15 +512,12 @@ fn may_follow<S: Snapshot>(group: &[Seen0<S>], order: &[usize], next: usize) -> 
         listed && a.stamp.stage <= b.stamp.stage
     });
     // An update follows the snapshot right before it (the first of the
-    // second follows one from an earlier second: nothing to check). Stripe
-    // names what an update changed; one that names nothing changed nothing
-    // (creations and deletions change what they like).
+    // second follows one from an earlier second: nothing to check). A
+    // snapshot without `previous_attributes` (a creation, a deletion, an
+    // event whose payload left them out) says nothing of what preceded it.
     let chained = match (order.last(), &b.previous) {
         (Some(&prev), Some(p)) => p.follows(&group[prev].snapshot, &b.snapshot),
-        (Some(&prev), None) => {
-            b.stamp.stage != Stage::Updated || group[prev].snapshot.same(&b.snapshot)
-        }
-        (None, _) => true,
+        _ => true,
     };
     before_ok && chained
 }

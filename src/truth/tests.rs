@@ -203,6 +203,25 @@ fn a_later_second_settles_an_ambiguity() {
 }
 
 #[test]
+fn evidence_that_contradicts_itself_is_ambiguous() {
+    // An update of this second is missing: the created snapshot, and an
+    // update whose previous_attributes follow neither it nor any other.
+    let (_, amb) = settle(vec![
+        (
+            sub("active"),
+            stamp(100, "customer.subscription.updated", "active", 0, "e3"),
+            prev_status("past_due"),
+        ),
+        (
+            sub("incomplete"),
+            stamp(100, "customer.subscription.created", "incomplete", 1, "e1"),
+            None,
+        ),
+    ]);
+    assert!(amb.is_some(), "a missing event may change any order");
+}
+
+#[test]
 fn contradicting_previous_attributes_decide_nothing() {
     let (_, amb) = settle(vec![
         (
@@ -233,7 +252,30 @@ fn customer_previous_attributes_name_the_user() {
     };
     let p = Previous(vec![(Field::User, Some("user_old".into()))]);
     let mut n = Newest::new(new, stamp(100, "customer.updated", "", 0, "e2"), Some(p));
-    n.offer(old, stamp(100, "customer.updated", "", 1, "e1"), None);
+    n.offer(old, stamp(100, "customer.created", "", 1, "e1"), None);
+    assert_eq!(n.snapshot.user_id.as_deref(), Some("user_new"));
+    assert!(n.ambiguity().is_none());
+    // An update that names the old user, and an older one that names the
+    // user before it: the chain decides whatever the input order.
+    let u1 = CustomerInfo {
+        user_id: Some("user_mid".into()),
+        snapshot_at: Some(100),
+        ..Default::default()
+    };
+    let mut n = Newest::new(
+        CustomerInfo {
+            user_id: Some("user_new".into()),
+            snapshot_at: Some(100),
+            ..Default::default()
+        },
+        stamp(100, "customer.updated", "", 0, "e3"),
+        Some(Previous(vec![(Field::User, Some("user_mid".into()))])),
+    );
+    n.offer(
+        u1,
+        stamp(100, "customer.updated", "", 1, "e2"),
+        Some(Previous(vec![(Field::User, Some("user_old".into()))])),
+    );
     assert_eq!(n.snapshot.user_id.as_deref(), Some("user_new"));
     assert!(n.ambiguity().is_none());
 }
