@@ -184,16 +184,21 @@ const _: () = assert!(STEPS[STEPS.len() - 1].0 == VERSION);
 
 /// The store's schema version, checking it is ours and not newer.
 pub fn check(conn: &Connection) -> Result<i64, SchemaError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let app: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    // One statement, so one read of the file: another process may be
+    // creating the store, and a version read before its commit with a
+    // table count read after it would look like another application's file.
+    let (version, app, tables): (i64, i64, i64) = conn.query_row(
+        "SELECT (SELECT user_version FROM pragma_user_version),
+                (SELECT application_id FROM pragma_application_id),
+                (SELECT count(*) FROM sqlite_master)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     if version > 0 && app != APPLICATION_ID {
         return Err(SchemaError::Foreign);
     }
-    if version == 0 && app == 0 {
-        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-        if tables > 0 {
-            return Err(SchemaError::Foreign);
-        }
+    if version == 0 && app == 0 && tables > 0 {
+        return Err(SchemaError::Foreign);
     }
     if version > VERSION {
         return Err(SchemaError::TooNew { found: version });
