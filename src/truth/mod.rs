@@ -324,6 +324,12 @@ pub(crate) struct Newest<S> {
     pub tied: Vec<Arc<str>>,
     /// Every snapshot of the pick's second (up to [`GROUP_MAX`]).
     group: Vec<Seen0<S>>,
+    /// The object as it was before this second (the newest snapshot of an
+    /// earlier second, when one was seen and decided): the first update of
+    /// this second follows it.
+    base: Option<Seen0<S>>,
+    /// A second whose snapshots nothing orders: no base from it.
+    base_unknown: Option<i64>,
 }
 
 /// One snapshot, owned.
@@ -360,6 +366,8 @@ impl<S: Snapshot + Clone> Newest<S> {
             stamp,
             previous,
             tied: Vec::new(),
+            base: None,
+            base_unknown: None,
         }
     }
 
@@ -367,9 +375,25 @@ impl<S: Snapshot + Clone> Newest<S> {
     pub(crate) fn offer(&mut self, snapshot: S, stamp: Stamp, previous: Option<Previous>) {
         use std::cmp::Ordering::*;
         match stamp.created.cmp(&self.stamp.created) {
-            Less => return,
+            Less => {
+                self.offer_base(Seen0 {
+                    snapshot,
+                    stamp,
+                    previous,
+                });
+                self.redecide();
+                return;
+            }
             Greater => {
-                *self = Newest::new(snapshot, stamp, previous);
+                let before = std::mem::replace(self, Newest::new(snapshot, stamp, previous));
+                // Only a decided pick tells what the object was.
+                if before.tied.is_empty() {
+                    self.base = Some(Seen0 {
+                        snapshot: before.snapshot,
+                        stamp: before.stamp,
+                        previous: before.previous,
+                    });
+                }
                 return;
             }
             Equal => {}
@@ -390,7 +414,40 @@ impl<S: Snapshot + Clone> Newest<S> {
             return self.offer_pairwise(entry);
         }
         self.group.push(entry);
-        let (pick, tied) = decide(&self.group);
+        self.redecide();
+    }
+
+    /// A snapshot of an earlier second: the base if it is the newest of
+    /// them, by rule 1 (none when nothing orders two of its second).
+    fn offer_base(&mut self, entry: Seen0<S>) {
+        let at = entry.stamp.created;
+        if self.base_unknown.is_some_and(|u| u >= at) {
+            return;
+        }
+        let Some(base) = &self.base else {
+            self.base = Some(entry);
+            return;
+        };
+        match base.stamp.created.cmp(&at) {
+            std::cmp::Ordering::Greater => {}
+            std::cmp::Ordering::Less => self.base = Some(entry),
+            std::cmp::Ordering::Equal => match order(base.seen(), entry.seen()) {
+                (_, Evidence::Arrival) => {
+                    self.base = None;
+                    self.base_unknown = Some(at);
+                }
+                (Newer::Second, _) => self.base = Some(entry),
+                (Newer::First, _) => {}
+            },
+        }
+    }
+
+    /// The pick of the group, by [`decide`].
+    fn redecide(&mut self) {
+        if self.group.len() > GROUP_MAX {
+            return;
+        }
+        let (pick, tied) = decide(&self.group, self.base.as_ref().map(|b| &b.snapshot));
         let chosen = &self.group[pick];
         self.snapshot = chosen.snapshot.clone();
         self.stamp = chosen.stamp.clone();
@@ -438,7 +495,7 @@ impl<S: Snapshot + Clone> Newest<S> {
 /// that every piece of evidence allows, and which snapshot ends them. The
 /// pick's index, and the events that end another allowed order in another
 /// state (ambiguous: the pick is then the latest to arrive among them).
-fn decide<S: Snapshot>(group: &[Seen0<S>]) -> (usize, Vec<Arc<str>>) {
+fn decide<S: Snapshot>(group: &[Seen0<S>], base: Option<&S>) -> (usize, Vec<Arc<str>>) {
     let n = group.len();
     if n == 1 {
         return (0, Vec::new());
@@ -446,7 +503,7 @@ fn decide<S: Snapshot>(group: &[Seen0<S>]) -> (usize, Vec<Arc<str>>) {
     let mut last: Vec<bool> = vec![false; n];
     let mut order: Vec<usize> = Vec::with_capacity(n);
     let mut used = vec![false; n];
-    allowed_orders(group, &mut order, &mut used, &mut last);
+    allowed_orders(group, base, &mut order, &mut used, &mut last);
     let ends: Vec<usize> = (0..n).filter(|&i| last[i]).collect();
     if ends.is_empty() {
         // The evidence contradicts itself (an event of this second is
@@ -477,6 +534,7 @@ fn decide<S: Snapshot>(group: &[Seen0<S>]) -> (usize, Vec<Arc<str>>) {
 /// Extend `order` in every way the evidence allows, marking the ends.
 fn allowed_orders<S: Snapshot>(
     group: &[Seen0<S>],
+    base: Option<&S>,
     order: &mut Vec<usize>,
     used: &mut [bool],
     last: &mut [bool],
@@ -488,19 +546,24 @@ fn allowed_orders<S: Snapshot>(
         return;
     }
     for next in 0..group.len() {
-        if used[next] || !may_follow(group, order, next) {
+        if used[next] || !may_follow(group, base, order, next) {
             continue;
         }
         used[next] = true;
         order.push(next);
-        allowed_orders(group, order, used, last);
+        allowed_orders(group, base, order, used, last);
         order.pop();
         used[next] = false;
     }
 }
 
 /// Whether snapshot `next` may come after all of `order` (oldest first).
-fn may_follow<S: Snapshot>(group: &[Seen0<S>], order: &[usize], next: usize) -> bool {
+fn may_follow<S: Snapshot>(
+    group: &[Seen0<S>],
+    base: Option<&S>,
+    order: &[usize],
+    next: usize,
+) -> bool {
     let b = &group[next];
     let before_ok = order.iter().all(|&i| {
         let a = &group[i];
@@ -512,11 +575,12 @@ fn may_follow<S: Snapshot>(group: &[Seen0<S>], order: &[usize], next: usize) -> 
         listed && a.stamp.stage <= b.stamp.stage
     });
     // An update follows the snapshot right before it (the first of the
-    // second follows one from an earlier second: nothing to check). A
-    // snapshot without `previous_attributes` (a creation, a deletion, an
+    // second follows the object as it was before the second, when known).
+    // A snapshot without `previous_attributes` (a creation, a deletion, an
     // event whose payload left them out) says nothing of what preceded it.
-    let chained = match (order.last(), &b.previous) {
-        (Some(&prev), Some(p)) => p.follows(&group[prev].snapshot, &b.snapshot),
+    let before = order.last().map(|&prev| &group[prev].snapshot).or(base);
+    let chained = match (before, &b.previous) {
+        (Some(before), Some(p)) => p.follows(before, &b.snapshot),
         _ => true,
     };
     before_ok && chained
