@@ -30,29 +30,10 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         )?),
         None => None,
     };
-    let (inputs, expand_errors) = event::expand(&args.inputs);
-    // Inputs that do not exist are reported before any work; when nothing
-    // is left to read, the errors are all there is to say.
-    let input_errors: Vec<InputError> = expand_errors
-        .into_iter()
-        .map(|(source, message)| InputError { source, message })
-        .collect();
-    for e in &input_errors {
-        printer.error(&e.message);
-    }
-    let reported = input_errors.len();
-    if inputs.is_empty() && !input_errors.is_empty() {
-        if printer.json {
-            output::replay::render_input_errors(printer, &input_errors)?;
-        }
+    let Some((inputs, input_errors)) = expanded(args, printer)? else {
         return Ok(Status::Failure);
-    }
-    if inputs.contains(&event::Input::Stdin) && std::io::IsTerminal::is_terminal(&std::io::stdin())
-    {
-        return Err(crate::usage(
-            "INPUT - reads events from stdin, which is a terminal: pipe them in, or name files",
-        ));
-    }
+    };
+    let reported = input_errors.len();
     // A dry run works on a private copy of the store; so does forwarding,
     // where the endpoint is under test and the store only resolves users.
     let mode = match args.dry_run || forwarder.is_some() {
@@ -78,48 +59,9 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     };
     let started = std::time::Instant::now();
     let mut finished = replay::run(plan, &mut syncer, &rt, &progress)?;
-    for (phase, took) in &finished.timings {
-        printer.verbose(&format!("{phase}: {}", fmt::elapsed(*took)));
-    }
-    for (customer, outcome) in &finished.customers {
-        printer.verbose(&format!(
-            "customer {customer}: {}",
-            if outcome.changed {
-                "changed"
-            } else {
-                "unchanged"
-            }
-        ));
-    }
-    for f in &finished.failures {
-        printer.error(&format!(
-            "customer {}: sync failed: {}",
-            f.customer_id, f.error
-        ));
-    }
-    // The engine streams the decisions (writing the event log as they
-    // pass); the renderer only prints them.
-    let mut render = output::replay::Render::begin(printer)?;
-    let streamed = finished.stream(&mut syncer, |line| render.line(line));
-    // The event log failed after the customers were committed: say what
-    // was kept, and still close the document (one JSON document, always).
-    let streamed = streamed.map_err(|e| {
-        let kept = match (finished.summary.dry_run, finished.summary.customers_synced) {
-            (true, _) | (false, 0) => String::new(),
-            (false, n) => format!("{} synced and committed, but ", fmt::plural(n, "customer")),
-        };
-        let e = anyhow::Error::new(e).context(format!(
-            "{kept}the store's event log could not be written: run the replay again \
-             (what is committed stays; its events are processed again and logged)"
-        ));
-        finished.errors.push(InputError {
-            source: store::db_path(global.db.as_deref()).display().to_string(),
-            message: format!("{e:#}"),
-        });
-        e
-    });
-    render.end(&finished, started.elapsed())?;
-    streamed?;
+    report_run(printer, &finished);
+    let db = store::db_path(global.db.as_deref());
+    render(printer, &mut finished, &mut syncer, &db, started.elapsed())?;
     if let Some(w) = output::replay::ambiguity_warning(&finished.ambiguous) {
         printer.warn(&w);
     }
@@ -134,19 +76,106 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     for e in finished.errors.iter().skip(reported) {
         printer.error(&e.message);
     }
+    let status = status_of(&finished, forwarding, args.strict);
+    Ok(status)
+}
+
+/// The inputs named, expanded (globs, directories), and what could not be
+/// (reported now, before any work); `None` when nothing is left to read.
+fn expanded(
+    args: &ReplayArgs,
+    printer: &Printer,
+) -> anyhow::Result<Option<(Vec<event::Input>, Vec<InputError>)>> {
+    let (inputs, expand_errors) = event::expand(&args.inputs);
+    let input_errors: Vec<InputError> = expand_errors
+        .into_iter()
+        .map(|(source, message)| InputError { source, message })
+        .collect();
+    for e in &input_errors {
+        printer.error(&e.message);
+    }
+    if inputs.is_empty() && !input_errors.is_empty() {
+        if printer.json {
+            output::replay::render_input_errors(printer, &input_errors)?;
+        }
+        return Ok(None);
+    }
+    if inputs.contains(&event::Input::Stdin) && std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        return Err(crate::usage(
+            "INPUT - reads events from stdin, which is a terminal: pipe them in, or name files",
+        ));
+    }
+    Ok(Some((inputs, input_errors)))
+}
+
+/// With `-v`, how long each phase took and what each customer's sync
+/// changed; every failed customer, always.
+fn report_run(printer: &Printer, finished: &replay::Finished) {
+    for (phase, took) in &finished.timings {
+        printer.verbose(&format!("{phase}: {}", fmt::elapsed(*took)));
+    }
+    for (customer, outcome) in &finished.customers {
+        let what = if outcome.changed {
+            "changed"
+        } else {
+            "unchanged"
+        };
+        printer.verbose(&format!("customer {customer}: {what}"));
+    }
+    for f in &finished.failures {
+        printer.error(&format!(
+            "customer {}: sync failed: {}",
+            f.customer_id, f.error
+        ));
+    }
+}
+
+/// The engine streams the decisions (writing the event log as they pass)
+/// and the renderer prints them. When the event log fails after the
+/// customers were committed, say what was kept, and still close the
+/// document (one JSON document, always).
+fn render(
+    printer: &Printer,
+    finished: &mut replay::Finished,
+    syncer: &mut Syncer,
+    db: &std::path::Path,
+    elapsed: std::time::Duration,
+) -> anyhow::Result<()> {
+    let mut render = output::replay::Render::begin(printer)?;
+    let streamed = finished.stream(syncer, |line| render.line(line));
+    let streamed = streamed.map_err(|e| {
+        let kept = match (finished.summary.dry_run, finished.summary.customers_synced) {
+            (true, _) | (false, 0) => String::new(),
+            (false, n) => format!("{} synced and committed, but ", fmt::plural(n, "customer")),
+        };
+        let e = anyhow::Error::new(e).context(format!(
+            "{kept}the store's event log could not be written: run the replay again \
+             (what is committed stays; its events are processed again and logged)"
+        ));
+        finished.errors.push(InputError {
+            source: db.display().to_string(),
+            message: format!("{e:#}"),
+        });
+        e
+    });
+    render.end(finished, elapsed)?;
+    streamed
+}
+
+/// Exit status: 2 for input errors, else (forwarding) the deliveries, else
+/// 1 for rejected events, failed syncs or (`--strict`) unresolved ones.
+fn status_of(finished: &replay::Finished, forwarding: bool, strict: bool) -> Status {
     let s = &finished.summary;
-    let status = if !finished.errors.is_empty() || s.invalid > 0 {
+    if !finished.errors.is_empty() || s.invalid > 0 {
         Status::Failure
     } else if forwarding {
         // The endpoint is under test: deliveries decide; the routing
         // verdict stays in the output.
         Status::from_problems(s.forward_failures > 0)
     } else {
-        Status::from_problems(
-            s.rejected > 0 || s.sync_failures > 0 || (args.strict && s.unresolved > 0),
-        )
-    };
-    Ok(status)
+        Status::from_problems(s.rejected > 0 || s.sync_failures > 0 || (strict && s.unresolved > 0))
+    }
 }
 
 /// `--forward-to` options, checked before any input is read.

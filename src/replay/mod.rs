@@ -347,6 +347,66 @@ impl Pass<'_> {
     }
 }
 
+/// How long each phase of a run took.
+struct Laps {
+    clock: std::time::Instant,
+    timings: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Laps {
+    fn start() -> Laps {
+        Laps {
+            clock: std::time::Instant::now(),
+            timings: Vec::new(),
+        }
+    }
+
+    /// The phase `name` ends now.
+    fn lap(&mut self, name: &'static str) {
+        self.timings.push((name, self.clock.elapsed()));
+        self.clock = std::time::Instant::now();
+    }
+}
+
+impl Spool {
+    /// Memory for a batch already in memory (`serve`), a temporary file
+    /// for inputs of any size.
+    fn for_feed(feed: &Feed<'_>) -> anyhow::Result<Spool> {
+        Ok(match feed {
+            Feed::Events(events) => Spool::Memory(Vec::with_capacity(events.len())),
+            Feed::Inputs(_) => Spool::File(BufWriter::with_capacity(
+                256 * 1024,
+                tempfile::tempfile().context("cannot create a temporary file for decisions")?,
+            )),
+        })
+    }
+}
+
+impl<'a> Pass<'a> {
+    fn new(
+        cfg: &'a Config,
+        store: &'a crate::store::Store,
+        spool: Spool,
+        bar: &'a indicatif::ProgressBar,
+    ) -> anyhow::Result<Pass<'a>> {
+        Ok(Pass {
+            cfg,
+            store,
+            store_has_events: store.has_events()?,
+            lookups: store.has_customers()?,
+            seen: seen::SeenIds::default(),
+            snapshots: EventSnapshots::default(),
+            plans: Plans::default(),
+            pending: Pending::default(),
+            spool,
+            lines: 0,
+            seq: 0,
+            summary: Summary::default(),
+            bar,
+        })
+    }
+}
+
 /// Run a replay through `syncer` (a dry run's syncer works on a copy).
 pub(crate) fn run(
     plan: Plan<'_>,
@@ -366,40 +426,18 @@ pub(crate) fn run(
         dry_run_fetches,
     } = plan;
     let check = |rt: &Runtime| if interruptible { rt.check() } else { Ok(()) };
-    let mut timings = Vec::new();
-    let mut clock = std::time::Instant::now();
-    let mut lap = |name: &'static str, timings: &mut Vec<_>| {
-        timings.push((name, clock.elapsed()));
-        clock = std::time::Instant::now();
-    };
-    let spool = match &feed {
-        Feed::Events(events) => Spool::Memory(Vec::with_capacity(events.len())),
-        Feed::Inputs(_) => Spool::File(BufWriter::with_capacity(
-            256 * 1024,
-            tempfile::tempfile().context("cannot create a temporary file for decisions")?,
-        )),
-    };
+    let mut laps = Laps::start();
     let mut errors = input_errors;
-    let store_has_events = syncer.store().has_events()?;
-    let mut pass = Pass {
+    let mut pass = Pass::new(
         cfg,
-        store: syncer.store(),
-        store_has_events,
-        lookups: syncer.store().has_customers()?,
-        seen: seen::SeenIds::default(),
-        snapshots: EventSnapshots::default(),
-        plans: Plans::default(),
-        pending: Pending::default(),
-        spool,
-        lines: 0,
-        seq: 0,
-        summary: Summary::default(),
-        bar: &progress.events,
-    };
-    let keep_raw = forwarder.is_some();
+        syncer.store(),
+        Spool::for_feed(&feed)?,
+        &progress.events,
+    )?;
+    let forwarding = forwarder.is_some();
     pass.route_all(feed, forwarder.as_mut(), &mut errors, || check(rt))?;
     progress.events.finish_and_clear();
-    lap("routing", &mut timings);
+    laps.lap("routing");
 
     let Pass {
         mut plans,
@@ -425,10 +463,9 @@ pub(crate) fn run(
     let lookup_failures = std::mem::take(&mut settled.failures);
 
     plan_described(&snapshots, &mut plans);
-    lap("resolving", &mut timings);
+    laps.lap("resolving");
 
     let deliveries = finish_deliveries(forwarder, &mut summary);
-    let forwarding = keep_raw;
     summary.dry_run = syncer.mode() == Mode::DryRun;
     let jobs = jobs_of(plans);
     progress.customers.set_length(jobs.len() as u64);
@@ -438,36 +475,37 @@ pub(crate) fn run(
     if said_only && !forwarding {
         summary.customers_synced = jobs.len() as u64;
     }
-    let offline = Offline {
-        snapshots: &snapshots,
-        user_key: &cfg.user_key,
-    };
-    let results = match (forwarding || said_only, api.as_mut()) {
-        (true, _) => Ok(Vec::new()),
-        (false, Some(api)) => {
-            syncer.sync(api, jobs, interruptible.then_some(rt), &progress.customers)
+    let results = match forwarding || said_only {
+        true => Ok(Vec::new()),
+        false => {
+            let mut offline = Offline {
+                snapshots: &snapshots,
+                user_key: &cfg.user_key,
+            };
+            let source: &mut dyn crate::sync::Source = match api.as_mut() {
+                Some(api) => api,
+                None => &mut offline,
+            };
+            let rt = interruptible.then_some(rt);
+            syncer.sync(source, jobs, rt, &progress.customers)
         }
-        (false, None) => syncer.sync(
-            &mut { offline },
-            jobs,
-            interruptible.then_some(rt),
-            &progress.customers,
-        ),
     };
     progress.customers.finish_and_clear();
-    lap("syncing", &mut timings);
+    laps.lap("syncing");
     let results = results?;
     // Offline, the state comes from the inputs' order; live, from the API.
-    let ambiguous = match (api.is_some(), forwarding) {
-        (false, false) => ambiguities(&snapshots, &results),
-        _ => Vec::new(),
+    let offline = api.is_none() && !forwarding;
+    let ambiguous = if offline {
+        ambiguities(&snapshots, &results)
+    } else {
+        Vec::new()
     };
     let (customers, mut failures) = tally(results, &mut summary, trace);
     failures.extend(lookup_failures);
     summary.api_requests = live.map_or(0, |c| c.stats().requests);
     Ok(Finished {
         summary,
-        timings,
+        timings: laps.timings,
         customers,
         errors,
         failures,

@@ -239,6 +239,13 @@ impl Answer {
             note: None,
         }
     }
+
+    /// `Webhook Error: <why>`, the log line saying why too.
+    fn error(status: StatusCode, why: String) -> Answer {
+        let mut a = Answer::text(status, format!("Webhook Error: {why}"));
+        a.note = Some(why);
+        a
+    }
 }
 
 /// The line `--json` prints per request: the decision's fields (null when
@@ -733,57 +740,19 @@ async fn webhook(
     if let Some(refused) = unsupported_coding(req.headers()) {
         return Ok(refused);
     }
-    let declared = req
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > s.max_body as u64) {
-        return Ok(too_large(s.max_body));
-    }
     let header = req
         .headers()
         .get("stripe-signature")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let body = match tokio::time::timeout(
-        s.read_timeout,
-        Limited::new(req.into_body(), s.max_body).collect(),
-    )
-    .await
-    {
-        Err(_) => return Err(Closed("the body did not arrive in time".into())),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return Ok(too_large(s.max_body));
-        }
-        Ok(Err(e)) => return Err(Closed(format!("the body could not be read: {e}"))),
-        Ok(Ok(collected)) => collected.to_bytes(),
+    let body = match read_body(req, s).await? {
+        Ok(body) => body,
+        Err(answer) => return Ok(answer),
     };
     let n = state.seq.fetch_add(1, Ordering::Relaxed) + 1;
-    // The sub-second clock, as `verify`: nothing passes that stripe-python refuses.
-    let now = crate::commands::precise_now();
-    let raw_header = header.as_deref().unwrap_or("");
-    let verdict = signature::verify_at(
-        &body,
-        signature::strip_header_name(raw_header),
-        &s.secrets,
-        s.tolerance,
-        now,
-    );
-    if !verdict.valid {
-        return Ok(refused(state, &verdict, now.secs, n, body, raw_header).await);
-    }
-    let text = String::from_utf8_lossy(&body);
-    let event = match crate::event::parse_event(&text) {
-        Ok(ev) => ev,
-        Err(e) => {
-            // Signed, but not an event: the SDKs' constructEvent throws too.
-            let mut a = Answer::text(StatusCode::BAD_REQUEST, format!("Webhook Error: {e}"));
-            a.note = Some(e);
-            return Ok(a);
-        }
+    let event = match verified_event(state, n, body.clone(), header.as_deref().unwrap_or("")).await
+    {
+        Ok(event) => event,
+        Err(answer) => return Ok(answer),
     };
     let arrival = state.arrivals.next();
     if let Some(dir) = &s.record
@@ -807,17 +776,11 @@ async fn webhook(
                 return Err(Closed("the server is stopping".into()));
             }
             Err(fetch::NotFetched::Failed(why)) => {
-                let mut a = Answer::text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("Webhook Error: {why}"),
-                );
-                a.note = Some(why);
-                return Ok(a);
+                return Ok(Answer::error(StatusCode::INTERNAL_SERVER_ERROR, why));
             }
         },
     };
-    let (answer, result) = tokio::sync::oneshot::channel();
-    let job = writer::Job {
+    let job = |answer| writer::Job {
         source: crate::event::Source {
             file: Arc::from(format!("request #{n}")),
             pos: crate::event::Pos::Whole,
@@ -827,6 +790,74 @@ async fn webhook(
         answer,
         fetched,
     };
+    committed(state, job, turns, deadline).await
+}
+
+/// The body, within `--max-body` and the read timeout: the bytes, or the
+/// answer that refuses them (an error closes the connection).
+async fn read_body(req: Request<Incoming>, s: &Settings) -> Result<Result<Bytes, Answer>, Closed> {
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > s.max_body as u64) {
+        return Ok(Err(too_large(s.max_body)));
+    }
+    match tokio::time::timeout(
+        s.read_timeout,
+        Limited::new(req.into_body(), s.max_body).collect(),
+    )
+    .await
+    {
+        Err(_) => Err(Closed("the body did not arrive in time".into())),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Ok(Err(too_large(s.max_body)))
+        }
+        Ok(Err(e)) => Err(Closed(format!("the body could not be read: {e}"))),
+        Ok(Ok(collected)) => Ok(Ok(collected.to_bytes())),
+    }
+}
+
+/// The event a correctly signed body holds, or the 400 that refuses it
+/// (a bad signature is kept under `rejected/` with `--record`).
+async fn verified_event(
+    state: &State,
+    n: u64,
+    body: Bytes,
+    raw_header: &str,
+) -> Result<crate::event::Event, Answer> {
+    let s = &state.settings;
+    // The sub-second clock, as `verify`: nothing passes that stripe-python refuses.
+    let now = crate::commands::precise_now();
+    let verdict = signature::verify_at(
+        &body,
+        signature::strip_header_name(raw_header),
+        &s.secrets,
+        s.tolerance,
+        now,
+    );
+    if !verdict.valid {
+        return Err(refused(state, &verdict, now.secs, n, body, raw_header).await);
+    }
+    // Signed, but not an event: the SDKs' constructEvent throws too.
+    crate::event::parse_event(&String::from_utf8_lossy(&body))
+        .map_err(|e| Answer::error(StatusCode::BAD_REQUEST, e))
+}
+
+/// Queue the job for the writer (releasing the customers' turns once it
+/// is queued) and answer what the writer says, within the request's bound.
+async fn committed(
+    state: &State,
+    job: impl FnOnce(tokio::sync::oneshot::Sender<Result<Decision, writer::Failure>>) -> writer::Job,
+    turns: Option<fetch::Held<'_>>,
+    deadline: tokio::time::Instant,
+) -> Result<Answer, Closed> {
+    let (answer, result) = tokio::sync::oneshot::channel();
+    let job = job(answer);
     let sent = match &*state.jobs.lock().unwrap_or_else(|p| p.into_inner()) {
         Some(jobs) => jobs.send(job).is_ok(),
         None => false,
@@ -837,19 +868,14 @@ async fn webhook(
     }
     match tokio::time::timeout_at(deadline, result).await {
         Ok(result) => Ok(answer_of(result)),
-        Err(_) => {
-            let why = format!(
+        Err(_) => Ok(Answer::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
                 "not committed within {} (the request's bound: the store is slow or busy); \
                  a retry will be processed (or answered `duplicate` if the commit comes after)",
-                crate::output::fmt::elapsed(s.answer_bound)
-            );
-            let mut a = Answer::text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Webhook Error: {why}"),
-            );
-            a.note = Some(why);
-            Ok(a)
-        }
+                crate::output::fmt::elapsed(state.settings.answer_bound)
+            ),
+        )),
     }
 }
 
@@ -910,14 +936,7 @@ fn answer_of(
             note: None,
             decision: Some(decision),
         },
-        Ok(Err(failure)) => {
-            let mut a = Answer::text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Webhook Error: {failure}"),
-            );
-            a.note = Some(failure);
-            a
-        }
+        Ok(Err(failure)) => Answer::error(StatusCode::INTERNAL_SERVER_ERROR, failure),
         Err(_) => {
             let mut a = Answer::text(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -55,151 +55,155 @@ const STATEMENTS: usize = Sql::Journal as usize + 1;
 impl Sql {
     fn text(self) -> &'static str {
         match self {
-            // A customer object: replaces an older view, never a newer one,
-            // and touches the row only when something differs. A deleted
-            // customer's stub has no metadata: the user it belonged to is kept.
-            Sql::CustomerSnapshot => {
-                // A customer object: replaces an older view, never a newer
-                // one, and touches the row only when something differs. A
-                // deleted customer's stub has no metadata: the user it was
-                // known by is kept (rule 3), and a deletion from events is
-                // final (nothing undeletes a customer in Stripe), even
-                // when it comes with an older view of the user.
-                "INSERT INTO customers (id, user_id, user_key, email, deleted, snapshot_at, source,
-                    synced_at, written_run, listed_pass, first_sub_pass, snapshot_event,
-                    snapshot_stage, snapshot_previous)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-                 ON CONFLICT(id) DO UPDATE SET
-                   user_id = CASE WHEN customers.snapshot_at > excluded.snapshot_at THEN customers.user_id
-                                  WHEN excluded.deleted AND excluded.user_id IS NULL THEN customers.user_id
-                                  ELSE excluded.user_id END,
-                   email = CASE WHEN customers.snapshot_at > excluded.snapshot_at THEN customers.email
-                                WHEN excluded.deleted AND excluded.email IS NULL THEN customers.email
-                                ELSE excluded.email END,
-                   snapshot_event = CASE WHEN customers.snapshot_at > excluded.snapshot_at
-                                         THEN customers.snapshot_event ELSE excluded.snapshot_event END,
-                   snapshot_stage = CASE WHEN customers.snapshot_at > excluded.snapshot_at
-                                         THEN customers.snapshot_stage ELSE excluded.snapshot_stage END,
-                   snapshot_previous = CASE WHEN customers.snapshot_at > excluded.snapshot_at
-                                         THEN customers.snapshot_previous ELSE excluded.snapshot_previous END,
-                   user_key = excluded.user_key,
-                   deleted = CASE WHEN excluded.source = 'events' THEN (customers.deleted OR excluded.deleted)
-                                  ELSE excluded.deleted END,
-                   snapshot_at = max(COALESCE(customers.snapshot_at, excluded.snapshot_at), excluded.snapshot_at),
-                   source = excluded.source, synced_at = excluded.synced_at,
-                   written_run = COALESCE(excluded.written_run, customers.written_run),
-                   listed_pass = COALESCE(excluded.listed_pass, customers.listed_pass),
-                   first_sub_pass = COALESCE(excluded.first_sub_pass, customers.first_sub_pass)
-                 WHERE (customers.snapshot_at IS NULL OR customers.snapshot_at <= excluded.snapshot_at
-                        OR (excluded.deleted AND NOT customers.deleted))
-                   AND (customers.deleted IS NOT excluded.deleted
-                        OR customers.snapshot_at IS NOT excluded.snapshot_at
-                        OR customers.user_key IS NOT excluded.user_key
-                        OR customers.snapshot_event IS NOT excluded.snapshot_event
-                        OR (excluded.user_id IS NOT NULL AND customers.user_id IS NOT excluded.user_id)
-                        OR (excluded.email IS NOT NULL AND customers.email IS NOT excluded.email)
-                        OR (NOT excluded.deleted AND (customers.user_id IS NOT excluded.user_id
-                                                      OR customers.email IS NOT excluded.email)))"
-            }
-            // Only an inferred user id: fill blanks, keep what is known.
-            // A deletion from events with no customer object: final too.
-            Sql::CustomerHint => {
-                "INSERT INTO customers (id, user_id, user_key, email, deleted, snapshot_at, source,
-                    synced_at, written_run, listed_pass, first_sub_pass)
-                 VALUES (?1, ?2, ?3, ?4, ?10, NULL, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT(id) DO UPDATE SET
-                   user_id = COALESCE(customers.user_id, excluded.user_id),
-                   email = COALESCE(customers.email, excluded.email),
-                   deleted = customers.deleted OR excluded.deleted,
-                   synced_at = excluded.synced_at,
-                   written_run = COALESCE(excluded.written_run, customers.written_run),
-                   listed_pass = COALESCE(excluded.listed_pass, customers.listed_pass),
-                   first_sub_pass = COALESCE(excluded.first_sub_pass, customers.first_sub_pass)
-                 WHERE (customers.user_id IS NULL AND excluded.user_id IS NOT NULL)
-                    OR (customers.email IS NULL AND excluded.email IS NOT NULL)
-                    OR (excluded.deleted AND NOT customers.deleted)"
-            }
-            // Newer snapshots replace older ones; an identical one touches nothing.
-            Sql::Subscription => {
-                "INSERT INTO subscriptions (id, customer_id, status, price_id, current_period_start,
-                    current_period_end, cancel_at_period_end, payment_method_id, card_brand, card_last4,
-                    created, snapshot_at, source, synced_at, snapshot_event, snapshot_stage,
-                    snapshot_previous)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-                 ON CONFLICT(id) DO UPDATE SET
-                    snapshot_event = excluded.snapshot_event, snapshot_stage = excluded.snapshot_stage,
-                    snapshot_previous = excluded.snapshot_previous,
-                    customer_id = excluded.customer_id, status = excluded.status, price_id = excluded.price_id,
-                    current_period_start = excluded.current_period_start,
-                    current_period_end = excluded.current_period_end,
-                    cancel_at_period_end = excluded.cancel_at_period_end,
-                    payment_method_id = excluded.payment_method_id,
-                    card_brand = CASE WHEN excluded.payment_method_id IS subscriptions.payment_method_id
-                                      AND excluded.card_brand IS NULL AND excluded.card_last4 IS NULL
-                                 THEN subscriptions.card_brand ELSE excluded.card_brand END,
-                    card_last4 = CASE WHEN excluded.payment_method_id IS subscriptions.payment_method_id
-                                      AND excluded.card_brand IS NULL AND excluded.card_last4 IS NULL
-                                 THEN subscriptions.card_last4 ELSE excluded.card_last4 END,
-                    created = excluded.created, snapshot_at = excluded.snapshot_at,
-                    source = excluded.source, synced_at = excluded.synced_at
-                 WHERE subscriptions.snapshot_at <= excluded.snapshot_at
-                   AND (subscriptions.snapshot_at IS NOT excluded.snapshot_at
-                        OR subscriptions.customer_id IS NOT excluded.customer_id
-                        OR subscriptions.status IS NOT excluded.status
-                        OR subscriptions.price_id IS NOT excluded.price_id
-                        OR subscriptions.current_period_start IS NOT excluded.current_period_start
-                        OR subscriptions.current_period_end IS NOT excluded.current_period_end
-                        OR subscriptions.cancel_at_period_end IS NOT excluded.cancel_at_period_end
-                        OR subscriptions.payment_method_id IS NOT excluded.payment_method_id
-                        OR (excluded.card_brand IS NOT NULL AND subscriptions.card_brand IS NOT excluded.card_brand)
-                        OR (excluded.card_last4 IS NOT NULL AND subscriptions.card_last4 IS NOT excluded.card_last4)
-                        OR subscriptions.created IS NOT excluded.created
-                        OR subscriptions.source IS NOT excluded.source
-                        OR subscriptions.snapshot_event IS NOT excluded.snapshot_event)"
-            }
-            Sql::StoredCustomer => {
-                "SELECT snapshot_at, user_id, email, snapshot_event, snapshot_stage, snapshot_previous
-                 FROM customers WHERE id = ?1"
-            }
-            Sql::StoredSnapshot => {
-                "SELECT snapshot_at, customer_id, status, price_id, current_period_start,
-                    current_period_end, cancel_at_period_end, payment_method_id, created,
-                    snapshot_event, snapshot_stage, snapshot_previous
-                 FROM subscriptions WHERE id = ?1"
-            }
-            Sql::Point => {
-                "UPDATE customers SET subscription_id = ?2, current_at = ?3, synced_at = ?4
-                 WHERE id = ?1 AND (current_at IS NULL OR ?3 IS NULL OR current_at <= ?3)
-                   AND subscription_id IS NOT ?2"
-            }
-            Sql::CurrentOf => "SELECT subscription_id FROM customers WHERE id = ?1",
-            // The candidates of the model's rule 2: those of the newest second.
-            Sql::Newest => {
-                "SELECT id, created FROM subscriptions WHERE customer_id = ?1 AND created =
-                   (SELECT max(created) FROM subscriptions WHERE customer_id = ?1)"
-            }
-            Sql::PassState => {
-                "SELECT written_run, listed_pass, first_sub_pass, subscription_id, current_at
-                 FROM customers WHERE id = ?1"
-            }
-            Sql::PointMarked => {
-                "UPDATE customers SET subscription_id = ?2, current_at = ?3, synced_at = ?4,
-                    written_run = ?5, listed_pass = ?6, first_sub_pass = ?7
-                 WHERE id = ?1"
-            }
-            Sql::Mark => {
-                "UPDATE customers SET written_run = ?2, listed_pass = ?3, first_sub_pass = ?4
-                 WHERE id = ?1"
-            }
-            Sql::Journal => {
-                "INSERT INTO temp.pass_journal (customer_id, user_id, email,
-                    subscription_id, status, price_id, current_period_start, current_period_end,
-                    cancel_at_period_end, card_brand, card_last4, synced_at, source, deleted)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-            }
+            Sql::CustomerSnapshot => CUSTOMER_SNAPSHOT,
+            Sql::CustomerHint => CUSTOMER_HINT,
+            Sql::Subscription => SUBSCRIPTION,
+            Sql::StoredCustomer => STORED_CUSTOMER,
+            Sql::StoredSnapshot => STORED_SNAPSHOT,
+            Sql::Point => POINT,
+            Sql::CurrentOf => CURRENT_OF,
+            Sql::Newest => NEWEST,
+            Sql::PassState => PASS_STATE,
+            Sql::PointMarked => POINT_MARKED,
+            Sql::Mark => MARK,
+            Sql::Journal => JOURNAL_ROW,
         }
     }
 }
+
+/// A customer object: replaces an older view, never a newer one, and
+/// touches the row only when something differs. A deleted customer's stub
+/// has no metadata: the user it was known by is kept (rule 3), and a
+/// deletion from events is final (nothing undeletes a customer in Stripe),
+/// even when it comes with an older view of the user.
+const CUSTOMER_SNAPSHOT: &str =
+    "INSERT INTO customers (id, user_id, user_key, email, deleted, snapshot_at, source,
+        synced_at, written_run, listed_pass, first_sub_pass, snapshot_event,
+        snapshot_stage, snapshot_previous)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+     ON CONFLICT(id) DO UPDATE SET
+       user_id = CASE WHEN customers.snapshot_at > excluded.snapshot_at THEN customers.user_id
+                      WHEN excluded.deleted AND excluded.user_id IS NULL THEN customers.user_id
+                      ELSE excluded.user_id END,
+       email = CASE WHEN customers.snapshot_at > excluded.snapshot_at THEN customers.email
+                    WHEN excluded.deleted AND excluded.email IS NULL THEN customers.email
+                    ELSE excluded.email END,
+       snapshot_event = CASE WHEN customers.snapshot_at > excluded.snapshot_at
+                             THEN customers.snapshot_event ELSE excluded.snapshot_event END,
+       snapshot_stage = CASE WHEN customers.snapshot_at > excluded.snapshot_at
+                             THEN customers.snapshot_stage ELSE excluded.snapshot_stage END,
+       snapshot_previous = CASE WHEN customers.snapshot_at > excluded.snapshot_at
+                             THEN customers.snapshot_previous ELSE excluded.snapshot_previous END,
+       user_key = excluded.user_key,
+       deleted = CASE WHEN excluded.source = 'events' THEN (customers.deleted OR excluded.deleted)
+                      ELSE excluded.deleted END,
+       snapshot_at = max(COALESCE(customers.snapshot_at, excluded.snapshot_at), excluded.snapshot_at),
+       source = excluded.source, synced_at = excluded.synced_at,
+       written_run = COALESCE(excluded.written_run, customers.written_run),
+       listed_pass = COALESCE(excluded.listed_pass, customers.listed_pass),
+       first_sub_pass = COALESCE(excluded.first_sub_pass, customers.first_sub_pass)
+     WHERE (customers.snapshot_at IS NULL OR customers.snapshot_at <= excluded.snapshot_at
+            OR (excluded.deleted AND NOT customers.deleted))
+       AND (customers.deleted IS NOT excluded.deleted
+            OR customers.snapshot_at IS NOT excluded.snapshot_at
+            OR customers.user_key IS NOT excluded.user_key
+            OR customers.snapshot_event IS NOT excluded.snapshot_event
+            OR (excluded.user_id IS NOT NULL AND customers.user_id IS NOT excluded.user_id)
+            OR (excluded.email IS NOT NULL AND customers.email IS NOT excluded.email)
+            OR (NOT excluded.deleted AND (customers.user_id IS NOT excluded.user_id
+                                          OR customers.email IS NOT excluded.email)))";
+
+/// Only an inferred user id: fill blanks, keep what is known.
+/// A deletion from events with no customer object: final too.
+const CUSTOMER_HINT: &str =
+    "INSERT INTO customers (id, user_id, user_key, email, deleted, snapshot_at, source,
+        synced_at, written_run, listed_pass, first_sub_pass)
+     VALUES (?1, ?2, ?3, ?4, ?10, NULL, ?5, ?6, ?7, ?8, ?9)
+     ON CONFLICT(id) DO UPDATE SET
+       user_id = COALESCE(customers.user_id, excluded.user_id),
+       email = COALESCE(customers.email, excluded.email),
+       deleted = customers.deleted OR excluded.deleted,
+       synced_at = excluded.synced_at,
+       written_run = COALESCE(excluded.written_run, customers.written_run),
+       listed_pass = COALESCE(excluded.listed_pass, customers.listed_pass),
+       first_sub_pass = COALESCE(excluded.first_sub_pass, customers.first_sub_pass)
+     WHERE (customers.user_id IS NULL AND excluded.user_id IS NOT NULL)
+        OR (customers.email IS NULL AND excluded.email IS NOT NULL)
+        OR (excluded.deleted AND NOT customers.deleted)";
+
+/// Newer snapshots replace older ones; an identical one touches nothing.
+const SUBSCRIPTION: &str = "INSERT INTO subscriptions (id, customer_id, status, price_id, current_period_start,
+        current_period_end, cancel_at_period_end, payment_method_id, card_brand, card_last4,
+        created, snapshot_at, source, synced_at, snapshot_event, snapshot_stage,
+        snapshot_previous)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+     ON CONFLICT(id) DO UPDATE SET
+        snapshot_event = excluded.snapshot_event, snapshot_stage = excluded.snapshot_stage,
+        snapshot_previous = excluded.snapshot_previous,
+        customer_id = excluded.customer_id, status = excluded.status, price_id = excluded.price_id,
+        current_period_start = excluded.current_period_start,
+        current_period_end = excluded.current_period_end,
+        cancel_at_period_end = excluded.cancel_at_period_end,
+        payment_method_id = excluded.payment_method_id,
+        card_brand = CASE WHEN excluded.payment_method_id IS subscriptions.payment_method_id
+                          AND excluded.card_brand IS NULL AND excluded.card_last4 IS NULL
+                     THEN subscriptions.card_brand ELSE excluded.card_brand END,
+        card_last4 = CASE WHEN excluded.payment_method_id IS subscriptions.payment_method_id
+                          AND excluded.card_brand IS NULL AND excluded.card_last4 IS NULL
+                     THEN subscriptions.card_last4 ELSE excluded.card_last4 END,
+        created = excluded.created, snapshot_at = excluded.snapshot_at,
+        source = excluded.source, synced_at = excluded.synced_at
+     WHERE subscriptions.snapshot_at <= excluded.snapshot_at
+       AND (subscriptions.snapshot_at IS NOT excluded.snapshot_at
+            OR subscriptions.customer_id IS NOT excluded.customer_id
+            OR subscriptions.status IS NOT excluded.status
+            OR subscriptions.price_id IS NOT excluded.price_id
+            OR subscriptions.current_period_start IS NOT excluded.current_period_start
+            OR subscriptions.current_period_end IS NOT excluded.current_period_end
+            OR subscriptions.cancel_at_period_end IS NOT excluded.cancel_at_period_end
+            OR subscriptions.payment_method_id IS NOT excluded.payment_method_id
+            OR (excluded.card_brand IS NOT NULL AND subscriptions.card_brand IS NOT excluded.card_brand)
+            OR (excluded.card_last4 IS NOT NULL AND subscriptions.card_last4 IS NOT excluded.card_last4)
+            OR subscriptions.created IS NOT excluded.created
+            OR subscriptions.source IS NOT excluded.source
+            OR subscriptions.snapshot_event IS NOT excluded.snapshot_event)";
+
+const STORED_CUSTOMER: &str =
+    "SELECT snapshot_at, user_id, email, snapshot_event, snapshot_stage, snapshot_previous
+     FROM customers WHERE id = ?1";
+
+const STORED_SNAPSHOT: &str =
+    "SELECT snapshot_at, customer_id, status, price_id, current_period_start,
+        current_period_end, cancel_at_period_end, payment_method_id, created,
+        snapshot_event, snapshot_stage, snapshot_previous
+     FROM subscriptions WHERE id = ?1";
+
+const POINT: &str = "UPDATE customers SET subscription_id = ?2, current_at = ?3, synced_at = ?4
+     WHERE id = ?1 AND (current_at IS NULL OR ?3 IS NULL OR current_at <= ?3)
+       AND subscription_id IS NOT ?2";
+
+const CURRENT_OF: &str = "SELECT subscription_id FROM customers WHERE id = ?1";
+
+/// The candidates of the model's rule 2: those of the newest second.
+const NEWEST: &str = "SELECT id, created FROM subscriptions WHERE customer_id = ?1 AND created =
+       (SELECT max(created) FROM subscriptions WHERE customer_id = ?1)";
+
+const PASS_STATE: &str =
+    "SELECT written_run, listed_pass, first_sub_pass, subscription_id, current_at
+     FROM customers WHERE id = ?1";
+
+const POINT_MARKED: &str =
+    "UPDATE customers SET subscription_id = ?2, current_at = ?3, synced_at = ?4,
+        written_run = ?5, listed_pass = ?6, first_sub_pass = ?7
+     WHERE id = ?1";
+
+const MARK: &str = "UPDATE customers SET written_run = ?2, listed_pass = ?3, first_sub_pass = ?4
+     WHERE id = ?1";
+
+const JOURNAL_ROW: &str = "INSERT INTO temp.pass_journal (customer_id, user_id, email,
+        subscription_id, status, price_id, current_period_start, current_period_end,
+        cancel_at_period_end, card_brand, card_last4, synced_at, source, deleted)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
 /// The run's journal (see the module docs): the mapping of each customer
 /// the store had, from before the run's first write of it. Appended in
