@@ -35,6 +35,9 @@ pub struct Config {
     pub checkout_required_metadata: Vec<String>,
     pub sync_events: Vec<String>,
     pub api_version: String,
+    /// `[audit.fields]`: the app record's field for each of audit's names
+    /// (`user = "subject"`, `status = "subscription.status"`).
+    pub audit_fields: Vec<(String, String)>,
     /// Where it was read from, for messages.
     pub path: Option<PathBuf>,
 }
@@ -46,6 +49,7 @@ impl Default for Config {
             checkout_required_metadata: vec!["clerkUserId".into(), "tier".into()],
             sync_events: DEFAULT_SYNC_EVENTS.iter().map(|s| s.to_string()).collect(),
             api_version: DEFAULT_API_VERSION.into(),
+            audit_fields: Vec::new(),
             path: None,
         }
     }
@@ -58,6 +62,13 @@ struct File {
     checkout_required_metadata: Option<Vec<String>>,
     sync_events: Option<Vec<String>>,
     api_version: Option<String>,
+    audit: Option<AuditFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditFile {
+    fields: Option<toml::Table>,
 }
 
 impl Config {
@@ -118,6 +129,14 @@ impl Config {
                 anyhow::bail!("`api_version` is empty");
             }
             c.api_version = v;
+        }
+        for (name, path) in file.audit.and_then(|a| a.fields).unwrap_or_default() {
+            let Some(path) = path.as_str() else {
+                anyhow::bail!(
+                    "[audit.fields] `{name}` must be a string: the record's field (a dotted path), e.g. {name} = \"stripeCustomerId\""
+                );
+            };
+            c.audit_fields.push((name, path.to_owned()));
         }
         Ok(c)
     }
@@ -187,6 +206,18 @@ mod tests {
             let e = Config::parse(text).unwrap_err().to_string();
             assert!(e.contains("`user_key` is blank"), "{e}");
         }
+    }
+
+    #[test]
+    fn audit_fields_are_read_and_must_be_strings() {
+        let mut c = Config::parse("[audit.fields]\nuser = \"subject\"\nstatus = \"sub.status\"\n").unwrap();
+        c.audit_fields.sort();
+        assert_eq!(
+            c.audit_fields,
+            [("status".into(), "sub.status".into()), ("user".into(), "subject".into())]
+        );
+        let e = Config::parse("[audit.fields]\nuser = 3\n").unwrap_err().to_string();
+        assert!(e.contains("`user` must be a string"), "{e}");
     }
 
     #[test]

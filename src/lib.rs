@@ -5,6 +5,7 @@
 //! to an engine (`replay`, `sync`) and renders the result (`output`). The
 //! pure pieces (`signature`, `routing`) never touch the outside world.
 
+pub(crate) mod audit;
 pub mod cli;
 pub mod commands;
 pub(crate) mod config;
