@@ -92,6 +92,10 @@ pub enum Command {
     #[command(after_help = INSPECT_EXAMPLES)]
     Inspect(InspectArgs),
 
+    /// Hold the app's own billing records to the store's truth, user by user; repair drift
+    #[command(after_help = AUDIT_EXAMPLES)]
+    Audit(AuditArgs),
+
     /// Print a shell completion script
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
@@ -153,6 +157,18 @@ Examples:
   stripe-sync inspect
   stripe-sync inspect --status active,trialing --json
   stripe-sync inspect --unmapped --csv > unmapped.csv";
+
+const AUDIT_EXAMPLES: &str = "\
+Findings, most serious first: unpaid_access, paid_no_access, missing_in_app,
+unknown_user, then one per field that differs (subscription, customer, status,
+price, period, cancel_at_period_end, card), several_live_subscriptions,
+several_customers. Only the fields the app's records have are compared.
+
+Examples:
+  npx convex export --path snapshot.zip && stripe-sync audit snapshot.zip --table users
+  stripe-sync audit --app-db \"$DATABASE_URL\" --query 'SELECT * FROM billing'
+  stripe-sync resync --events && stripe-sync audit kv.json --fail-on unpaid_access,paid_no_access
+  stripe-sync audit users.csv --repair-via http://localhost:3000/api/stripe --recheck 30";
 
 const SIGN_EXAMPLES: &str = "\
 Examples:
@@ -504,6 +520,111 @@ pub struct InspectArgs {
     /// CSV instead of a table
     #[arg(long)]
     pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The app's records: a file or - (JSON array or object, NDJSON, CSV, T3 KV dump, Convex export .zip)
+    #[arg(value_name = "SOURCE", conflicts_with = "app_db")]
+    pub source: Option<PathBuf>,
+
+    /// The app's database instead of SOURCE: postgres://... or sqlite:PATH (read only)
+    #[arg(long, value_name = "URL", requires = "query")]
+    pub app_db: Option<String>,
+
+    /// SQL returning one row per user, for --app-db
+    #[arg(long, value_name = "SQL", requires = "app_db")]
+    pub query: Option<String>,
+
+    /// The format of SOURCE [default: by extension, else by content]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<AuditFormat>,
+
+    /// The table of a Convex export (.zip) holding the records
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+
+    /// Where a record keeps a field, as a dotted path (repeatable): --field user=subject
+    #[arg(long = "field", value_name = "NAME=PATH")]
+    pub fields: Vec<String>,
+
+    /// Statuses that grant access
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "active,trialing",
+        value_name = "S[,S...]"
+    )]
+    pub access: Vec<String>,
+
+    /// Resync the audited users from the API first (as resync --user, paced)
+    #[arg(long)]
+    pub live: bool,
+
+    /// CSV instead of a table (the findings; after --recheck, what remains)
+    #[arg(long)]
+    pub csv: bool,
+
+    /// Which findings make the exit status 1 [default: all]
+    #[arg(long, value_delimiter = ',', value_name = "F[,F...]")]
+    pub fail_on: Vec<String>,
+
+    /// Metadata key holding the app's user id [default: from config, else clerkUserId]
+    #[arg(long, value_name = "KEY", value_parser = non_blank_user_key)]
+    pub user_key: Option<String>,
+
+    /// Send each drifted user one signed event to this webhook endpoint, so the app's own sync runs
+    #[arg(long, value_name = "URL", help_heading = "Repair")]
+    pub repair_via: Option<String>,
+
+    /// The endpoint's signing secret for --repair-via (comma-separate several during a rotation)
+    #[arg(
+        short,
+        long,
+        env = "STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET",
+        help_heading = "Repair"
+    )]
+    pub secret: Option<Secret>,
+
+    /// List the events a repair would send; send nothing
+    #[arg(long, requires = "repair_via", help_heading = "Repair")]
+    pub dry_run: bool,
+
+    /// After the repairs, wait this long, read the source again and report what remains
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        requires = "repair_via",
+        conflicts_with = "dry_run",
+        help_heading = "Repair"
+    )]
+    pub recheck: Option<u64>,
+
+    /// Per-delivery timeout in seconds
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "SECONDS",
+        help_heading = "Repair"
+    )]
+    pub timeout: f64,
+
+    /// Allow plain http:// to a host that is not loopback
+    #[arg(long, help_heading = "Repair")]
+    pub allow_remote: bool,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// `audit --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    Json,
+    Ndjson,
+    Csv,
 }
 
 #[derive(Debug, Args)]

@@ -67,8 +67,13 @@ pub struct Settings {
 /// Check `--forward-to`: http(s) only, plain http only to loopback unless
 /// `allow_remote`.
 pub fn check_url(url: &str, allow_remote: bool) -> Result<reqwest::Url, String> {
+    check_url_of("--forward-to", url, allow_remote)
+}
+
+/// [`check_url`] for the option `flag` (`--forward-to`, `--repair-via`).
+pub fn check_url_of(flag: &str, url: &str, allow_remote: bool) -> Result<reqwest::Url, String> {
     let parsed = reqwest::Url::parse(url.trim()).map_err(|e| {
-        format!("invalid --forward-to {url:?}: {e}; expected e.g. http://localhost:3000/api/stripe")
+        format!("invalid {flag} {url:?}: {e}; expected e.g. http://localhost:3000/api/stripe")
     })?;
     let host = parsed.host_str().unwrap_or("").to_owned();
     match parsed.scheme() {
@@ -77,11 +82,11 @@ pub fn check_url(url: &str, allow_remote: bool) -> Result<reqwest::Url, String> 
             Ok(parsed)
         }
         "http" => Err(format!(
-            "--forward-to {url:?}: plain http:// goes only to a loopback host (localhost, 127.0.0.1, [::1]); \
+            "{flag} {url:?}: plain http:// goes only to a loopback host (localhost, 127.0.0.1, [::1]); \
              pass --allow-remote to send signed events to {host}"
         )),
         scheme => Err(format!(
-            "--forward-to {url:?}: unsupported scheme {scheme:?}; use http:// or https://"
+            "{flag} {url:?}: unsupported scheme {scheme:?}; use http:// or https://"
         )),
     }
 }

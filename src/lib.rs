@@ -94,6 +94,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<Status> {
         Command::Resync(args) => commands::resync::run(&args, &cli.global, printer),
         Command::Serve(args) => commands::serve::run(&args, &cli.global, printer),
         Command::Inspect(args) => commands::inspect::run(&args, &cli.global, printer),
+        Command::Audit(args) => commands::audit::run(&args, &cli.global, printer),
         Command::Completions(args) => commands::completions::run(&args, printer),
     }
 }

@@ -1,5 +1,6 @@
 //! One file per subcommand: each a short function wiring the pieces together.
 
+pub mod audit;
 pub(crate) mod catchup;
 pub mod completions;
 pub mod inspect;

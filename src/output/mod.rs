@@ -653,6 +653,7 @@ mod tests {
     }
 }
 
+pub(crate) mod audit;
 pub(crate) mod fmt;
 pub(crate) mod inspect;
 pub(crate) mod replay;

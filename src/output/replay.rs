@@ -367,7 +367,7 @@ impl Rows {
 }
 
 /// A delivery's answer: `→ 200 in 12 ms`, or the failure with the body.
-fn delivery(f: &crate::forward::Delivery, color: bool) -> String {
+pub(crate) fn delivery(f: &crate::forward::Delivery, color: bool) -> String {
     let text = match (f.status, &f.error) {
         (Some(s), _) if (200..300).contains(&s) => {
             return super::paint(color, &format!("→ {s} in {} ms", f.ms), super::GREEN)

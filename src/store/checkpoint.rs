@@ -168,6 +168,19 @@ pub(crate) fn save_events(conn: &Connection, e: &Events) -> rusqlite::Result<()>
     put(conn, EVENTS_ID, e.id.as_deref())
 }
 
+/// When the store last took in the whole account: a backfill that ended
+/// or a catch-up from the event log that left no customer behind (unix
+/// seconds). `audit` warns when it is old.
+const CAUGHT_UP: &str = "caught_up_at";
+
+pub(crate) fn load_caught_up(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    Ok(get(conn, CAUGHT_UP)?.and_then(|v| v.parse().ok()))
+}
+
+pub(crate) fn save_caught_up(conn: &Connection, at: i64) -> rusqlite::Result<()> {
+    put(conn, CAUGHT_UP, Some(&at.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,11 +3,13 @@
 //! never leaves half a customer; an older snapshot never overwrites a newer.
 
 pub(crate) mod checkpoint;
+mod audit;
 mod mapping;
 pub mod schema;
 mod write;
 
 pub use mapping::{DuplicateFinder, Duplicates, Filter, MappingRow};
+pub(crate) use audit::KeptSubscription;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -551,6 +553,18 @@ impl Store {
             return Ok(());
         }
         checkpoint::save_events(&self.conn, e).map_err(|err| describe(&path, unusable(&err)))
+    }
+
+    /// When the store last took in the whole account (see
+    /// [`checkpoint::save_caught_up`]), if ever.
+    pub(crate) fn caught_up_at(&self) -> anyhow::Result<Option<i64>> {
+        Ok(checkpoint::load_caught_up(&self.conn)?)
+    }
+
+    /// The store has just taken in the whole account, as of `at`.
+    pub(crate) fn mark_caught_up(&mut self, at: i64) -> anyhow::Result<()> {
+        let path = self.path.clone();
+        checkpoint::save_caught_up(&self.conn, at).map_err(|e| describe(&path, unusable(&e)))
     }
 
     /// The backfill finished: forget its checkpoint.

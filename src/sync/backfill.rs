@@ -347,6 +347,8 @@ impl Backfiller<'_> {
             syncer.pass_writes(marks, |out| Ok(out.write(&page)?))?;
         }
         syncer.end_backfill()?;
+        // As of the pass's start: what changed since is the event log's.
+        syncer.mark_caught_up(at)?;
         // Events from the moment the pass started on are `resync --events`'s.
         syncer.advance_events_checkpoint(&crate::store::checkpoint::Events {
             created: at,

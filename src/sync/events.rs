@@ -195,6 +195,9 @@ impl CatchUp<'_> {
         {
             syncer.advance_events_checkpoint(c)?;
         }
+        if finished.failures.is_empty() {
+            syncer.mark_caught_up(self.now)?;
+        }
         Ok(Some(Pass {
             listed: count,
             failures: finished

@@ -225,6 +225,15 @@ impl Syncer {
         self.store.end_backfill()
     }
 
+    /// The whole account is in the store as of `at` (a finished backfill,
+    /// a catch-up with no failure); nothing is marked in a dry run.
+    pub(crate) fn mark_caught_up(&mut self, at: i64) -> anyhow::Result<()> {
+        match self.mode() {
+            Mode::Write => self.store.mark_caught_up(at),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn restore_indexes(&mut self) -> anyhow::Result<()> {
         self.store.restore_indexes()
     }

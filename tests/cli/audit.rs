@@ -1,0 +1,404 @@
+//! `audit` against the fake Stripe: every file source, the findings, the
+//! exit statuses, and bad sources.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::common::{cmd_in, json, run, tempdir};
+use crate::support::fake_stripe::{Account, FakeStripe};
+
+const START: i64 = 1_767_225_600; // 2026-01-01
+const END: i64 = START + 30 * 86_400;
+
+/// Five users: a active, b canceled, c trialing, d without a subscription,
+/// e active (the app will not know e).
+pub(crate) fn account() -> Account {
+    let mut a = Account::new();
+    for (user, created) in [("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", 5)] {
+        a.add_customer(json!({"id": format!("cus_{user}"), "email": format!("{user}@x.io"),
+            "metadata": {"clerkUserId": format!("user_{user}")}, "created": 1_700_000_000 + created}));
+    }
+    a.add_payment_method(json!({"id": "pm_a", "customer": "cus_a", "card": {"brand": "visa", "last4": "4242"}}));
+    for (user, status, price) in [
+        ("a", "active", "price_pro"),
+        ("b", "canceled", "price_basic"),
+        ("c", "trialing", "price_pro"),
+        ("e", "active", "price_pro"),
+    ] {
+        let mut sub = json!({"id": format!("sub_{user}"), "customer": format!("cus_{user}"),
+            "status": status, "created": 1_700_000_100, "price": price,
+            "current_period_start": START, "current_period_end": END,
+            "metadata": {"clerkUserId": format!("user_{user}")}});
+        if user == "a" {
+            sub["default_payment_method"] = json!("pm_a");
+        }
+        a.add_subscription(sub);
+    }
+    a
+}
+
+/// A store holding the fake's truth, as `resync --all` leaves it.
+pub(crate) fn synced_store(dir: &Path, fake: &FakeStripe) {
+    let out = run(cmd_in(dir)
+        .env("STRIPE_API_KEY", fake.api_key())
+        .args(["resync", "--all", "--api-base", &fake.url(), "--json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+}
+
+fn audit(dir: &Path, args: &[&str]) -> crate::common::Output {
+    run(cmd_in(dir).arg("audit").args(args))
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    std::fs::write(dir.join(name), text).unwrap();
+    name.to_owned()
+}
+
+/// (user, finding, field) of every finding, in report order.
+fn findings(doc: &Value) -> Vec<(String, String, Value)> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["user_id"].as_str().unwrap().to_owned(),
+                f["finding"].as_str().unwrap().to_owned(),
+                f["field"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn own(v: &[(&str, &str, Value)]) -> Vec<(String, String, Value)> {
+    v.iter()
+        .map(|(u, f, field)| (u.to_string(), f.to_string(), field.clone()))
+        .collect()
+}
+
+/// What the CSV, NDJSON and JSON sources below say, as findings.
+fn expected() -> Vec<(String, String, Value)> {
+    own(&[
+        ("user_b", "unpaid_access", json!("status")),
+        ("user_c", "paid_no_access", json!("status")),
+        ("user_e", "missing_in_app", Value::Null),
+        ("user_z", "unknown_user", json!("status")),
+        ("user_c", "price", json!("price")),
+    ])
+}
+
+const CSV: &str = "\
+user_id,stripe_customer_id,status,price_id
+user_a,cus_a,active,price_pro
+user_b,cus_b,active,price_basic
+user_c,cus_c,none,
+user_d,cus_d,,
+user_z,,active,
+";
+
+#[test]
+fn a_csv_source_is_held_to_the_store_user_by_user() {
+    let fake = FakeStripe::start(account());
+    let dir = tempdir();
+    synced_store(dir.path(), &fake);
+    let src = write(dir.path(), "billing.csv", CSV);
+    let out = audit(dir.path(), &[&src, "--json"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+    let doc = json(&out.stdout);
+    assert_eq!(findings(&doc), expected());
+    let s = &doc["summary"];
+    assert_eq!(s["users"], 6);
+    assert_eq!(s["in_sync"], 2);
+    assert_eq!(s["drifted"], 4);
+    assert_eq!(s["findings"]["unpaid_access"], 1);
+    assert_eq!(s["findings"]["card"], 0);
+    assert_eq!(s["fields_compared"], json!(["customer", "status", "price"]));
+    let b = &doc["findings"][0];
+    assert_eq!(b["customer_id"], "cus_b");
+    assert_eq!(b["app"], "active");
+    assert_eq!(b["stripe"], "canceled");
+}
+
+#[test]
+fn the_human_report_fits_80_columns_and_says_what_was_compared() {
+    let fake = FakeStripe::start(account());
+    let dir = tempdir();
+    synced_store(dir.path(), &fake);
+    let src = write(dir.path(), "billing.csv", CSV);
+    let out = run(cmd_in(dir.path()).env("COLUMNS", "80").args(["audit", &src]));
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["USER", "FINDING", "APP", "STRIPE", "CUSTOMER"]
+    );
+    assert!(lines[1].starts_with("user_b") && lines[1].contains("unpaid_access"), "{}", out.stdout);
+    assert!(
+        out.stdout.split_whitespace().collect::<Vec<_>>().join(" ").contains("6 users: 2 in sync, 4 drifted (1 unpaid access, 1 paid without access, 1 missing in the app, 1 unknown to Stripe, 1 price)"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("compared: customer, status, price (from billing.csv)"), "{}", out.stdout);
+    assert!(out.stdout.lines().all(|l| l.chars().count() <= 80));
+}
+
+#[test]
+fn fail_on_narrows_what_counts_for_the_exit_status() {
+    let fake = FakeStripe::start(account());
+    let dir = tempdir();
+    synced_store(dir.path(), &fake);
+    let src = write(dir.path(), "billing.csv", "user_id,status,price_id\nuser_a,active,price_old\n");
+    // Only the price is wrong in the app; users c and e are missing from it,
+    // which counts as paid without access.
+    let out = audit(dir.path(), &[&src, "--json", "--fail-on", "unpaid_access"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(
+        findings(&json(&out.stdout)),
+        own(&[
+            ("user_c", "missing_in_app", Value::Null),
+            ("user_e", "missing_in_app", Value::Null),
+            ("user_a", "price", json!("price")),
+        ])
+    );
+    let out = audit(dir.path(), &[&src, "--fail-on", "paid_no_access"]);
+    assert_eq!(out.status, 1);
+    let out = audit(dir.path(), &[&src, "--fail-on", "price"]);
+    assert_eq!(out.status, 1);
+    let out = audit(dir.path(), &[&src, "--fail-on", "prices"]);
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("`prices` is not a finding; findings are unpaid_access, paid_no_access"), "{}", out.stderr);
+}
+
+#[test]
+fn an_ndjson_source_with_nested_fields_and_millisecond_times() {
+    let fake = FakeStripe::start(account());
+    let dir = tempdir();
+    synced_store(dir.path(), &fake);
+    let ms = |t: i64| t * 1000;
+    let lines = [
+        json!({"userId": "user_a", "stripeCustomerId": "cus_a", "subscription": {"status": "active", "end": ms(END)}}),
+        json!({"userId": "user_c", "stripeCustomerId": "cus_c", "subscription": {"status": "trialing", "end": ms(END - 86_400)}}),
+        json!({"userId": "user_e", "stripeCustomerId": "cus_e", "subscription": {"status": "active", "end": ms(END)}}),
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let src = write(dir.path(), "users.jsonl", &text);
+    let out = audit(dir.path(), &[&src, "--json", "--field", "status=subscription.status", "--field", "period_end=subscription.end"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    let doc = json(&out.stdout);
+    assert_eq!(findings(&doc), own(&[("user_c", "period", json!("period_end"))]));
+    assert_eq!(doc["findings"][0]["app"], END - 86_400);
+    assert_eq!(doc["findings"][0]["stripe"], END);
+    assert_eq!(doc["summary"]["fields_compared"], json!(["customer", "status", "period_end"]));
+}
+
+/// The T3 layout: `stripe:user:<user>` -> customer id, and
+/// `stripe:customer:<customer>` -> the record, as Redis keeps it (a string).
+#[test]
+fn a_t3_kv_dump_is_read_by_its_keys() {
+    let fake = FakeStripe::start(account());
+    let dir = tempdir();
+    synced_store(dir.path(), &fake);
+    let record = |status: &str, price: &str| {
+        json!({"subscriptionId": "sub_x", "status": status, "priceId": price,
+               "currentPeriodStart": START, "currentPeriodEnd": END, "cancelAtPeriodEnd": false,
+               "paymentMethod": null})
+        .to_string()
+    };
+    let mut a: Value = serde_json::from_str(&record("active", "price_pro")).unwrap();
+    a["subscriptionId"] = json!("sub_a");
+    a["paymentMethod"] = json!({"brand": "visa", "last4": "4242"});
+    let mut b: Value = serde_json::from_str(&record("active", "price_basic")).unwrap();
+    b["subscriptionId"] = json!("sub_b");
+    let dump = json!({
+        "stripe:user:user_a": "cus_a",
+        "stripe:customer:cus_a": a.to_string(),
+        "stripe:user:user_b": "cus_b",
+        "stripe:customer:cus_b": b.to_string(),
+        "stripe:user:user_d": "cus_d",
+        "stripe:customer:cus_d": json!({"status": "none"}).to_string(),
+        "stripe:user:user_e": "cus_e",
+        "stripe:customer:cus_e": json!({"subscriptionId": "sub_e", "status": "active", "priceId": "price_pro",
+            "currentPeriodStart": START, "currentPeriodEnd": END, "cancelAtPeriodEnd": false, "paymentMethod": null}).to_string(),
+    });
+    let src = write(dir.path(), "kv.json", &dump.to_string());
+    let out = audit(dir.path(), &[&src, "--json", "--fail-on", "unpaid_access,paid_no_access"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    let doc = json(&out.stdout);
+    // user_c is billed (trialing) and the dump has no record of them.
+    assert_eq!(
+        findings(&doc),
+        own(&[("user_b", "unpaid_access", json!("status")), ("user_c", "missing_in_app", Value::Null)])
+    );
+    assert_eq!(doc["summary"]["in_sync"], 3);
+}
+
+/// `npx convex export --path snapshot.zip`: `<table>/documents.jsonl`.
+#[test]
+fn a_convex_export_is_read_from_its_table() {
+    let fake = FakeStripe::start(account());
+    let dir = tempdir();
+    synced_store(dir.path(), &fake);
+    let docs = [
+        json!({"_id": "k1", "_creationTime": 1_767_000_000_123.5_f64, "subject": "user_a", "stripeCustomerId": "cus_a", "subscriptionStatus": "active", "currentPeriodEnd": (END * 1000) as f64}),
+        json!({"_id": "k2", "_creationTime": 1_767_000_000_456.0_f64, "subject": "user_c", "stripeCustomerId": "cus_c", "subscriptionStatus": "trialing", "currentPeriodEnd": (END * 1000) as f64}),
+        json!({"_id": "k3", "_creationTime": 1_767_000_000_789.0_f64, "subject": "user_e", "stripeCustomerId": "cus_e", "subscriptionStatus": "canceled", "currentPeriodEnd": (END * 1000) as f64}),
+    ];
+    let path = dir.path().join("snapshot.zip");
+    {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("_tables/documents.jsonl", opts).unwrap();
+        zip.write_all(b"{\"name\":\"users\",\"id\":10001}\n").unwrap();
+        zip.start_file("users/documents.jsonl", opts).unwrap();
+        for d in &docs {
+            writeln!(zip, "{d}").unwrap();
+        }
+        zip.start_file("users/generated_schema.jsonl", opts).unwrap();
+        zip.write_all(b"{}\n").unwrap();
+        zip.finish().unwrap();
+    }
+    let out = audit(dir.path(), &["snapshot.zip", "--table", "users", "--json"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(
+        findings(&json(&out.stdout)),
+        own(&[("user_e", "paid_no_access", json!("status"))])
+    );
+    // Without --table, the error lists the tables.
+    let out = audit(dir.path(), &["snapshot.zip"]);
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("users"), "{}", out.stderr);
+    assert!(out.stderr.contains("--table"), "{}", out.stderr);
+}
+
+#[test]
+fn a_json_array_from_stdin_and_an_object_keyed_by_user() {
+    let fake = FakeStripe::start(account());
+    let dir = tempdir();
+    synced_store(dir.path(), &fake);
+    let array = json!([
+        {"clerkUserId": "user_a", "status": "active"},
+        {"clerkUserId": "user_c", "status": "trialing"},
+        {"clerkUserId": "user_e", "status": "active"},
+    ]);
+    let out = run(cmd_in(dir.path())
+        .args(["audit", "-", "--json"])
+        .write_stdin(array.to_string()));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let doc = json(&out.stdout);
+    assert_eq!(findings(&doc), []);
+    assert_eq!(doc["summary"]["users"], 3);
+    let keyed = json!({
+        "user_a": {"status": "active"},
+        "user_c": {"status": "canceled"},
+        "user_e": {"status": "active"},
+    });
+    let src = write(dir.path(), "by-user.json", &keyed.to_string());
+    let out = audit(dir.path(), &[&src, "--json"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(findings(&json(&out.stdout)), own(&[("user_c", "paid_no_access", json!("status"))]));
+}
+
+#[test]
+fn two_records_for_one_user_are_reported_and_left_out() {
+    let fake = FakeStripe::start(account());
+    let dir = tempdir();
+    synced_store(dir.path(), &fake);
+    let src = write(
+        dir.path(),
+        "dup.csv",
+        "user_id,status\nuser_a,active\nuser_b,active\nuser_b,canceled\nuser_c,trialing\nuser_e,active\n",
+    );
+    let out = audit(dir.path(), &[&src, "--json"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    let doc = json(&out.stdout);
+    assert_eq!(findings(&doc), []);
+    assert_eq!(doc["summary"]["problems"], 1);
+    assert_eq!(doc["problems"][0]["field"], "user");
+    assert!(out.stderr.contains("user user_b has 2 records"), "{}", out.stderr);
+    assert!(out.stderr.contains("dup.csv"), "{}", out.stderr);
+}
+
+#[test]
+fn a_source_without_a_user_field_names_its_keys_and_the_flag_to_add() {
+    let fake = FakeStripe::start(account());
+    let dir = tempdir();
+    synced_store(dir.path(), &fake);
+    let src = write(dir.path(), "orders.csv", "account,plan\nuser_a,active\n");
+    let out = audit(dir.path(), &[&src]);
+    assert_eq!(out.status, 2);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("orders.csv"), "{}", out.stderr);
+    assert!(out.stderr.contains("account, plan"), "{}", out.stderr);
+    assert!(out.stderr.contains("--field user="), "{}", out.stderr);
+    // The flag it names works.
+    let out = audit(dir.path(), &[&src, "--field", "user=account", "--field", "status=plan", "--json"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+}
+
+#[test]
+fn bad_sources_are_errors_that_name_the_file() {
+    let dir = tempdir();
+    let out = audit(dir.path(), &["missing.csv"]);
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("missing.csv"), "{}", out.stderr);
+    let out = audit(dir.path(), &[]);
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("nothing to audit"), "{}", out.stderr);
+    let src = write(dir.path(), "broken.json", "[{\"user_id\": \"u\"},\n {\"user_id\": ");
+    let out = audit(dir.path(), &[&src]);
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("broken.json"), "{}", out.stderr);
+}
+
+#[test]
+fn a_store_that_never_caught_up_gets_a_warning_naming_resync_events() {
+    let fake = FakeStripe::start(account());
+    let dir = tempdir();
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_API_KEY", fake.api_key())
+        .args(["resync", "--user", "user_a", "--api-base", &fake.url()]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let src = write(dir.path(), "a.csv", "user_id,status\nuser_a,active\n");
+    let out = audit(dir.path(), &[&src]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("resync --events"), "{}", out.stderr);
+    // --live resyncs the audited users first, and needs no warning.
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_API_KEY", fake.api_key())
+        .args(["audit", &src, "--live", "--api-base", &fake.url()]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("resync --events"), "{}", out.stderr);
+    assert!(out.stderr.contains("--live: resynced 1 customer of 1 user"), "{}", out.stderr);
+}
+
+#[test]
+fn a_sqlite_app_database_is_queried_read_only() {
+    let fake = FakeStripe::start(account());
+    let dir = tempdir();
+    synced_store(dir.path(), &fake);
+    let app = dir.path().join("app.db");
+    let conn = rusqlite::Connection::open(&app).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE billing (user_id TEXT, status TEXT, cancel_at_period_end INTEGER, current_period_end TEXT);
+         INSERT INTO billing VALUES ('user_a', 'active', 0, '2026-01-31 00:00:00');
+         INSERT INTO billing VALUES ('user_c', 'trialing', 1, '2026-01-31T00:00:00Z');
+         INSERT INTO billing VALUES ('user_e', 'active', 0, '{END}');"
+    ))
+    .unwrap();
+    drop(conn);
+    let url = format!("sqlite:{}", app.display());
+    let out = audit(dir.path(), &["--app-db", &url, "--query", "SELECT * FROM billing", "--json"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(
+        findings(&json(&out.stdout)),
+        own(&[("user_c", "cancel_at_period_end", json!("cancel_at_period_end"))])
+    );
+    let out = audit(dir.path(), &["--app-db", &url, "--query", "SELECT * FROM nope"]);
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("--query failed"), "{}", out.stderr);
+    assert!(out.stderr.contains("no such table: nope"), "{}", out.stderr);
+}
