@@ -76,11 +76,29 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
         }
         repairs = Some(planned);
     }
+    // A person sees the findings and the repairs before the wait.
+    let human = !printer.json && !args.csv;
+    if human {
+        printer.out(&first_part(&report, repairs.as_deref(), args, printer))?;
+    }
     let recheck = match args.recheck {
         Some(secs) => {
+            if human {
+                printer.info(&format!("rechecking in {secs} s (Ctrl-C stops)"));
+            }
             // The timer is made inside the runtime (a `sleep()` made out
-            // here panics: no reactor); Ctrl-C ends the wait with 130.
-            rt.block_on(async move { tokio::time::sleep(Duration::from_secs(secs)).await })?;
+            // here panics: no reactor).
+            let waited =
+                rt.block_on(async move { tokio::time::sleep(Duration::from_secs(secs)).await });
+            if waited.is_err() {
+                if printer.json {
+                    show_json(&report, repairs.as_deref(), None, printer)?;
+                }
+                printer.error(
+                    "interrupted before the recheck: run the audit again to see what remains",
+                );
+                return Ok(Status::Interrupted);
+            }
             let again = AppSide::read(&spec)?;
             let rules = Rules {
                 fields: again.read.fields.clone(),
@@ -93,8 +111,17 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
         None => None,
     };
 
-    show(&report, repairs.as_deref(), recheck.as_ref(), args, printer)?;
     let last = recheck.as_ref().map_or(&report, |(_, r)| r);
+    if printer.json {
+        show_json(&report, repairs.as_deref(), recheck.as_ref(), printer)?;
+    } else if args.csv {
+        render::csv(&last.findings, printer.stdout_writer())?;
+    } else if let Some((secs, again)) = &recheck {
+        printer.out(&recheck_part(*secs, again, printer))?;
+    }
+    if human && printer.wants_stderr_summary() {
+        printer.info(&render::summary_line(&last.summary));
+    }
     if !report.problems.is_empty() || !last.problems.is_empty() {
         return Ok(Status::Failure);
     }
@@ -305,55 +332,56 @@ fn tell_problems(report: &Report, printer: &Printer) {
     }
 }
 
-fn show(
+fn show_json(
     report: &Report,
     repairs: Option<&[Repair]>,
     recheck: Option<&(u64, Report)>,
-    args: &AuditArgs,
     printer: &Printer,
 ) -> anyhow::Result<()> {
-    if printer.json {
-        let mut doc = AuditJson::new(report);
-        doc.repairs = repairs;
-        doc.recheck = recheck.map(|(secs, r)| RecheckJson {
-            after_seconds: *secs,
-            findings: &r.findings,
-            summary: &r.summary,
-        });
-        printer.out_json(&doc)?;
-        return Ok(());
-    }
-    if args.csv {
-        let last = recheck.map_or(report, |(_, r)| r);
-        return render::csv(&last.findings, printer.stdout_writer());
-    }
+    let mut doc = AuditJson::new(report);
+    doc.repairs = repairs;
+    doc.recheck = recheck.map(|(secs, r)| RecheckJson {
+        after_seconds: *secs,
+        findings: &r.findings,
+        summary: &r.summary,
+    });
+    printer.out_json(&doc)?;
+    Ok(())
+}
+
+/// The findings, the summary, what was compared, and the repairs.
+fn first_part(
+    report: &Report,
+    repairs: Option<&[Repair]>,
+    args: &AuditArgs,
+    printer: &Printer,
+) -> String {
+    let width = printer.width();
     let mut out = String::new();
     if !report.findings.is_empty() {
         out.push_str(&render::table(&report.findings, printer));
         out.push('\n');
     }
-    let width = printer.width();
     out.push_str(wrap_lines(&render::summary_line(&report.summary), width).trim_end());
     out.push('\n');
     out.push_str(wrap_lines(&render::compared_line(&report.summary), width).trim_end());
     out.push('\n');
     if let Some(repairs) = repairs {
         out.push('\n');
-        out.push_str(&render::repairs(repairs, args.dry_run, printer));
-    }
-    if let Some((secs, again)) = recheck {
-        out.push_str(&format!("\nrecheck after {secs} s:\n"));
-        if !again.findings.is_empty() {
-            out.push_str(&render::table(&again.findings, printer));
-            out.push('\n');
-        }
-        out.push_str(wrap_lines(&render::summary_line(&again.summary), width).trim_end());
+        out.push_str(render::repairs(repairs, args.dry_run, printer).trim_end());
         out.push('\n');
     }
-    printer.out(out.trim_end())?;
-    if printer.wants_stderr_summary() {
-        let last = recheck.map_or(report, |(_, r)| r);
-        printer.info(&render::summary_line(&last.summary));
+    out
+}
+
+/// What the recheck found.
+fn recheck_part(secs: u64, again: &Report, printer: &Printer) -> String {
+    let mut out = format!("\nrecheck after {secs} s:\n");
+    if !again.findings.is_empty() {
+        out.push_str(&render::table(&again.findings, printer));
+        out.push('\n');
     }
-    Ok(())
+    out.push_str(wrap_lines(&render::summary_line(&again.summary), printer.width()).trim_end());
+    out.push('\n');
+    out
 }

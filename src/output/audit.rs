@@ -15,9 +15,9 @@ use crate::audit::{Report, Summary};
 
 const COLS: [Col; 5] = [
     Col::new("USER", 0, 8, Cut::Middle),
-    Col::new("FINDING", 0, 8, Cut::Right),
-    Col::new("APP", 1, 6, Cut::Right),
-    Col::new("STRIPE", 1, 6, Cut::Right),
+    Col::new("FINDING", 0, 14, Cut::Right),
+    Col::new("APP", 1, 8, Cut::Right),
+    Col::new("STRIPE", 1, 8, Cut::Right),
     Col::new("CUSTOMER", 3, 8, Cut::Middle),
 ];
 
@@ -84,7 +84,14 @@ pub(crate) fn table(findings: &[Finding], printer: &Printer) -> String {
             ]
         })
         .collect();
-    let (out, _) = render(&COLS, &rows, printer.width(), color);
+    let (out, layout) = render(&COLS, &rows, printer.width(), color);
+    let hidden = layout.hidden(&COLS);
+    if !hidden.is_empty() {
+        printer.info(&format!(
+            "{} not shown at this width: widen the terminal, or use --json or --csv",
+            hidden.join(", ")
+        ));
+    }
     out
 }
 

@@ -1,5 +1,7 @@
 //! Tests of the `stripe-sync` binary: status, stdout and stderr together.
 
+mod audit;
+mod audit_repair;
 mod chaos;
 mod common;
 mod completions;
@@ -13,6 +15,7 @@ mod inspect;
 mod inspect_stream;
 mod manpages;
 mod order;
+mod pg_server;
 mod prompt;
 mod props;
 mod readme;
