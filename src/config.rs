@@ -210,13 +210,19 @@ mod tests {
 
     #[test]
     fn audit_fields_are_read_and_must_be_strings() {
-        let mut c = Config::parse("[audit.fields]\nuser = \"subject\"\nstatus = \"sub.status\"\n").unwrap();
+        let mut c =
+            Config::parse("[audit.fields]\nuser = \"subject\"\nstatus = \"sub.status\"\n").unwrap();
         c.audit_fields.sort();
         assert_eq!(
             c.audit_fields,
-            [("status".into(), "sub.status".into()), ("user".into(), "subject".into())]
+            [
+                ("status".into(), "sub.status".into()),
+                ("user".into(), "subject".into())
+            ]
         );
-        let e = Config::parse("[audit.fields]\nuser = 3\n").unwrap_err().to_string();
+        let e = Config::parse("[audit.fields]\nuser = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`user` must be a string"), "{e}");
     }
 

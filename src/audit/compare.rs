@@ -224,12 +224,7 @@ pub(crate) fn compare(
 
     let Some(app) = app else {
         if stripe_access {
-            say(
-                Kind::MissingInApp,
-                None,
-                Value::Null,
-                text(stripe_state),
-            );
+            say(Kind::MissingInApp, None, Value::Null, text(stripe_state));
             several(&mut say);
         }
         return out;

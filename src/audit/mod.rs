@@ -79,7 +79,10 @@ impl AppSide {
             });
         }
         Ok(AppSide {
-            records: records.into_iter().map(|(u, (slot, _))| (u, slot)).collect(),
+            records: records
+                .into_iter()
+                .map(|(u, (slot, _))| (u, slot))
+                .collect(),
             problems,
             read,
         })

@@ -111,9 +111,14 @@ fn send_plan(
     api_version: &str,
     now: i64,
 ) -> Plan {
-    let ended = customer_deleted || matches!(sub.status.as_str(), "canceled" | "incomplete_expired");
+    let ended =
+        customer_deleted || matches!(sub.status.as_str(), "canceled" | "incomplete_expired");
     let kind = if ended { DELETED } else { UPDATED };
-    let status = if customer_deleted { "canceled" } else { sub.status.as_str() };
+    let status = if customer_deleted {
+        "canceled"
+    } else {
+        sub.status.as_str()
+    };
     let event_id = event_id();
     let mut metadata = serde_json::Map::new();
     metadata.insert(user_key.to_owned(), Value::from(user));
@@ -202,7 +207,14 @@ mod tests {
 
     #[test]
     fn a_live_subscription_is_sent_as_updated_routed_to_the_user() {
-        let p = send_plan(&sub("past_due"), false, "user_1", "clerkUserId", "2025-06-30.basil", 999);
+        let p = send_plan(
+            &sub("past_due"),
+            false,
+            "user_1",
+            "clerkUserId",
+            "2025-06-30.basil",
+            999,
+        );
         let e = body(&p);
         assert_eq!(e["type"], UPDATED);
         assert_eq!(e["object"], "event");

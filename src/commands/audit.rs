@@ -72,7 +72,10 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
             super::unix_now(),
         )?;
         if let Some(settings) = forward {
-            repair::send(&mut planned, forward::Forwarder::new(settings, rt.handle().clone())?);
+            repair::send(
+                &mut planned,
+                forward::Forwarder::new(settings, rt.handle().clone())?,
+            );
         }
         repairs = Some(planned);
     }
@@ -212,7 +215,8 @@ fn repair_settings(
     url: &str,
     printer: &Printer,
 ) -> anyhow::Result<forward::Settings> {
-    let url = forward::check_url_of("--repair-via", url, args.allow_remote).map_err(crate::usage)?;
+    let url =
+        forward::check_url_of("--repair-via", url, args.allow_remote).map_err(crate::usage)?;
     let secret = match &args.secret {
         Some(s) if !s.is_blank() => s.clone(),
         Some(_) => return Err(crate::usage("the webhook secret for --repair-via is blank")),
@@ -279,7 +283,8 @@ fn resync_users(
         .iter()
         .filter_map(|s| {
             let r = crate::sync::report::CustomerReport::from_synced(s);
-            r.error.map(|e| format!("customer {}: {e}", r.customer_id.unwrap_or_default()))
+            r.error
+                .map(|e| format!("customer {}: {e}", r.customer_id.unwrap_or_default()))
         })
         .collect();
     for f in &failed {

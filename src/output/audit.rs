@@ -80,7 +80,11 @@ pub(crate) fn table(findings: &[Finding], printer: &Printer) -> String {
                 Cell::styled(finding_label(f), serious.then_some(super::RED)),
                 Cell::from(value(f, &f.app)),
                 Cell::from(value(f, &f.stripe)),
-                Cell::from(f.customer_id.as_deref().map_or("-".into(), |c| escape_text(c).into_owned())),
+                Cell::from(
+                    f.customer_id
+                        .as_deref()
+                        .map_or("-".into(), |c| escape_text(c).into_owned()),
+                ),
             ]
         })
         .collect();
@@ -125,8 +129,15 @@ pub(crate) fn summary_line(s: &Summary) -> String {
 /// Which fields the app's records have, so a reader knows what "in sync" covers.
 pub(crate) fn compared_line(s: &Summary) -> String {
     match s.fields_compared.is_empty() {
-        true => format!("compared: nothing but who is billed ({} has no field but the user)", s.source),
-        false => format!("compared: {} (from {})", s.fields_compared.join(", "), s.source),
+        true => format!(
+            "compared: nothing but who is billed ({} has no field but the user)",
+            s.source
+        ),
+        false => format!(
+            "compared: {} (from {})",
+            s.fields_compared.join(", "),
+            s.source
+        ),
     }
 }
 
@@ -135,8 +146,14 @@ pub(crate) fn repairs(repairs: &[Repair], dry_run: bool, printer: &Printer) -> S
     let color = printer.color_out();
     let mut out = String::new();
     let head = match dry_run {
-        true => format!("would send ({}):", fmt::plural(repairs.len() as u64, "drifted user")),
-        false => format!("repairs ({}):", fmt::plural(repairs.len() as u64, "drifted user")),
+        true => format!(
+            "would send ({}):",
+            fmt::plural(repairs.len() as u64, "drifted user")
+        ),
+        false => format!(
+            "repairs ({}):",
+            fmt::plural(repairs.len() as u64, "drifted user")
+        ),
     };
     out.push_str(&head);
     out.push('\n');
@@ -168,7 +185,14 @@ pub(crate) fn repairs(repairs: &[Repair], dry_run: bool, printer: &Printer) -> S
 /// The findings as CSV (`user_id,customer_id,finding,field,app,stripe`).
 pub(crate) fn csv(findings: &[Finding], out: impl Write) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(["user_id", "customer_id", "finding", "field", "app", "stripe"])?;
+    w.write_record([
+        "user_id",
+        "customer_id",
+        "finding",
+        "field",
+        "app",
+        "stripe",
+    ])?;
     let cell = |v: &Value| match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),

@@ -2,14 +2,14 @@
 //! and backfill checkpoints. One transaction per synced customer, so a crash
 //! never leaves half a customer; an older snapshot never overwrites a newer.
 
-pub(crate) mod checkpoint;
 mod audit;
+pub(crate) mod checkpoint;
 mod mapping;
 pub mod schema;
 mod write;
 
-pub use mapping::{DuplicateFinder, Duplicates, Filter, MappingRow};
 pub(crate) use audit::KeptSubscription;
+pub use mapping::{DuplicateFinder, Duplicates, Filter, MappingRow};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -20,7 +20,9 @@ pub(crate) fn account() -> Account {
         a.add_customer(json!({"id": format!("cus_{user}"), "email": format!("{user}@x.io"),
             "metadata": {"clerkUserId": format!("user_{user}")}, "created": 1_700_000_000 + created}));
     }
-    a.add_payment_method(json!({"id": "pm_a", "customer": "cus_a", "card": {"brand": "visa", "last4": "4242"}}));
+    a.add_payment_method(
+        json!({"id": "pm_a", "customer": "cus_a", "card": {"brand": "visa", "last4": "4242"}}),
+    );
     for (user, status, price) in [
         ("a", "active", "price_pro"),
         ("b", "canceled", "price_basic"),
@@ -41,9 +43,13 @@ pub(crate) fn account() -> Account {
 
 /// A store holding the fake's truth, as `resync --all` leaves it.
 pub(crate) fn synced_store(dir: &Path, fake: &FakeStripe) {
-    let out = run(cmd_in(dir)
-        .env("STRIPE_API_KEY", fake.api_key())
-        .args(["resync", "--all", "--api-base", &fake.url(), "--json"]));
+    let out = run(cmd_in(dir).env("STRIPE_API_KEY", fake.api_key()).args([
+        "resync",
+        "--all",
+        "--api-base",
+        &fake.url(),
+        "--json",
+    ]));
     assert_eq!(out.status, 0, "{}", out.stderr);
 }
 
@@ -128,20 +134,31 @@ fn the_human_report_fits_80_columns_and_says_what_was_compared() {
     let dir = tempdir();
     synced_store(dir.path(), &fake);
     let src = write(dir.path(), "billing.csv", CSV);
-    let out = run(cmd_in(dir.path()).env("COLUMNS", "80").args(["audit", &src]));
+    let out = run(cmd_in(dir.path())
+        .env("COLUMNS", "80")
+        .args(["audit", &src]));
     assert_eq!(out.status, 1, "{}", out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
         ["USER", "FINDING", "APP", "STRIPE", "CUSTOMER"]
     );
-    assert!(lines[1].starts_with("user_b") && lines[1].contains("unpaid_access"), "{}", out.stdout);
+    assert!(
+        lines[1].starts_with("user_b") && lines[1].contains("unpaid_access"),
+        "{}",
+        out.stdout
+    );
     assert!(
         out.stdout.split_whitespace().collect::<Vec<_>>().join(" ").contains("6 users: 2 in sync, 4 drifted (1 unpaid access, 1 paid without access, 1 missing in the app, 1 unknown to Stripe, 1 price)"),
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains("compared: customer, status, price (from billing.csv)"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("compared: customer, status, price (from billing.csv)"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.lines().all(|l| l.chars().count() <= 80));
 }
 
@@ -150,7 +167,11 @@ fn fail_on_narrows_what_counts_for_the_exit_status() {
     let fake = FakeStripe::start(account());
     let dir = tempdir();
     synced_store(dir.path(), &fake);
-    let src = write(dir.path(), "billing.csv", "user_id,status,price_id\nuser_a,active,price_old\n");
+    let src = write(
+        dir.path(),
+        "billing.csv",
+        "user_id,status,price_id\nuser_a,active,price_old\n",
+    );
     // Only the price is wrong in the app; users c and e are missing from it,
     // which counts as paid without access.
     let out = audit(dir.path(), &[&src, "--json", "--fail-on", "unpaid_access"]);
@@ -169,7 +190,12 @@ fn fail_on_narrows_what_counts_for_the_exit_status() {
     assert_eq!(out.status, 1);
     let out = audit(dir.path(), &[&src, "--fail-on", "prices"]);
     assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("`prices` is not a finding; findings are unpaid_access, paid_no_access"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`prices` is not a finding; findings are unpaid_access, paid_no_access"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -185,13 +211,29 @@ fn an_ndjson_source_with_nested_fields_and_millisecond_times() {
     ];
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     let src = write(dir.path(), "users.jsonl", &text);
-    let out = audit(dir.path(), &[&src, "--json", "--field", "status=subscription.status", "--field", "period_end=subscription.end"]);
+    let out = audit(
+        dir.path(),
+        &[
+            &src,
+            "--json",
+            "--field",
+            "status=subscription.status",
+            "--field",
+            "period_end=subscription.end",
+        ],
+    );
     assert_eq!(out.status, 1, "{}", out.stderr);
     let doc = json(&out.stdout);
-    assert_eq!(findings(&doc), own(&[("user_c", "period", json!("period_end"))]));
+    assert_eq!(
+        findings(&doc),
+        own(&[("user_c", "period", json!("period_end"))])
+    );
     assert_eq!(doc["findings"][0]["app"], END - 86_400);
     assert_eq!(doc["findings"][0]["stripe"], END);
-    assert_eq!(doc["summary"]["fields_compared"], json!(["customer", "status", "period_end"]));
+    assert_eq!(
+        doc["summary"]["fields_compared"],
+        json!(["customer", "status", "period_end"])
+    );
 }
 
 /// The T3 layout: `stripe:user:<user>` -> customer id, and
@@ -224,13 +266,19 @@ fn a_t3_kv_dump_is_read_by_its_keys() {
             "currentPeriodStart": START, "currentPeriodEnd": END, "cancelAtPeriodEnd": false, "paymentMethod": null}).to_string(),
     });
     let src = write(dir.path(), "kv.json", &dump.to_string());
-    let out = audit(dir.path(), &[&src, "--json", "--fail-on", "unpaid_access,paid_no_access"]);
+    let out = audit(
+        dir.path(),
+        &[&src, "--json", "--fail-on", "unpaid_access,paid_no_access"],
+    );
     assert_eq!(out.status, 1, "{}", out.stderr);
     let doc = json(&out.stdout);
     // user_c is billed (trialing) and the dump has no record of them.
     assert_eq!(
         findings(&doc),
-        own(&[("user_b", "unpaid_access", json!("status")), ("user_c", "missing_in_app", Value::Null)])
+        own(&[
+            ("user_b", "unpaid_access", json!("status")),
+            ("user_c", "missing_in_app", Value::Null)
+        ])
     );
     assert_eq!(doc["summary"]["in_sync"], 3);
 }
@@ -252,12 +300,14 @@ fn a_convex_export_is_read_from_its_table() {
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored);
         zip.start_file("_tables/documents.jsonl", opts).unwrap();
-        zip.write_all(b"{\"name\":\"users\",\"id\":10001}\n").unwrap();
+        zip.write_all(b"{\"name\":\"users\",\"id\":10001}\n")
+            .unwrap();
         zip.start_file("users/documents.jsonl", opts).unwrap();
         for d in &docs {
             writeln!(zip, "{d}").unwrap();
         }
-        zip.start_file("users/generated_schema.jsonl", opts).unwrap();
+        zip.start_file("users/generated_schema.jsonl", opts)
+            .unwrap();
         zip.write_all(b"{}\n").unwrap();
         zip.finish().unwrap();
     }
@@ -299,7 +349,10 @@ fn a_json_array_from_stdin_and_an_object_keyed_by_user() {
     let src = write(dir.path(), "by-user.json", &keyed.to_string());
     let out = audit(dir.path(), &[&src, "--json"]);
     assert_eq!(out.status, 1, "{}", out.stderr);
-    assert_eq!(findings(&json(&out.stdout)), own(&[("user_c", "paid_no_access", json!("status"))]));
+    assert_eq!(
+        findings(&json(&out.stdout)),
+        own(&[("user_c", "paid_no_access", json!("status"))])
+    );
 }
 
 #[test]
@@ -318,7 +371,11 @@ fn two_records_for_one_user_are_reported_and_left_out() {
     assert_eq!(findings(&doc), []);
     assert_eq!(doc["summary"]["problems"], 1);
     assert_eq!(doc["problems"][0]["field"], "user");
-    assert!(out.stderr.contains("user user_b has 2 records"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("user user_b has 2 records"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("dup.csv"), "{}", out.stderr);
 }
 
@@ -335,7 +392,17 @@ fn a_source_without_a_user_field_names_its_keys_and_the_flag_to_add() {
     assert!(out.stderr.contains("account, plan"), "{}", out.stderr);
     assert!(out.stderr.contains("--field user="), "{}", out.stderr);
     // The flag it names works.
-    let out = audit(dir.path(), &[&src, "--field", "user=account", "--field", "status=plan", "--json"]);
+    let out = audit(
+        dir.path(),
+        &[
+            &src,
+            "--field",
+            "user=account",
+            "--field",
+            "status=plan",
+            "--json",
+        ],
+    );
     assert_eq!(out.status, 1, "{}", out.stderr);
 }
 
@@ -348,7 +415,11 @@ fn bad_sources_are_errors_that_name_the_file() {
     let out = audit(dir.path(), &[]);
     assert_eq!(out.status, 2);
     assert!(out.stderr.contains("nothing to audit"), "{}", out.stderr);
-    let src = write(dir.path(), "broken.json", "[{\"user_id\": \"u\"},\n {\"user_id\": ");
+    let src = write(
+        dir.path(),
+        "broken.json",
+        "[{\"user_id\": \"u\"},\n {\"user_id\": ",
+    );
     let out = audit(dir.path(), &[&src]);
     assert_eq!(out.status, 2);
     assert!(out.stderr.contains("broken.json"), "{}", out.stderr);
@@ -372,7 +443,11 @@ fn a_store_that_never_caught_up_gets_a_warning_naming_resync_events() {
         .args(["audit", &src, "--live", "--api-base", &fake.url()]));
     assert_eq!(out.status, 0, "{}", out.stderr);
     assert!(!out.stderr.contains("resync --events"), "{}", out.stderr);
-    assert!(out.stderr.contains("--live: resynced 1 customer of 1 user"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--live: resynced 1 customer of 1 user"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -391,13 +466,29 @@ fn a_sqlite_app_database_is_queried_read_only() {
     .unwrap();
     drop(conn);
     let url = format!("sqlite:{}", app.display());
-    let out = audit(dir.path(), &["--app-db", &url, "--query", "SELECT * FROM billing", "--json"]);
+    let out = audit(
+        dir.path(),
+        &[
+            "--app-db",
+            &url,
+            "--query",
+            "SELECT * FROM billing",
+            "--json",
+        ],
+    );
     assert_eq!(out.status, 1, "{}", out.stderr);
     assert_eq!(
         findings(&json(&out.stdout)),
-        own(&[("user_c", "cancel_at_period_end", json!("cancel_at_period_end"))])
+        own(&[(
+            "user_c",
+            "cancel_at_period_end",
+            json!("cancel_at_period_end")
+        )])
     );
-    let out = audit(dir.path(), &["--app-db", &url, "--query", "SELECT * FROM nope"]);
+    let out = audit(
+        dir.path(),
+        &["--app-db", &url, "--query", "SELECT * FROM nope"],
+    );
     assert_eq!(out.status, 2);
     assert!(out.stderr.contains("--query failed"), "{}", out.stderr);
     assert!(out.stderr.contains("no such table: nope"), "{}", out.stderr);

@@ -115,18 +115,28 @@ impl App {
 
     /// The webhook: verify (as stripe-node's constructEvent), route by the
     /// object's `metadata.clerkUserId` (else the customer's), sync, 200.
-    async fn webhook(self: Arc<Self>, headers: axum::http::HeaderMap, body: bytes::Bytes) -> (axum::http::StatusCode, String) {
+    async fn webhook(
+        self: Arc<Self>,
+        headers: axum::http::HeaderMap,
+        body: bytes::Bytes,
+    ) -> (axum::http::StatusCode, String) {
         use axum::http::StatusCode;
         let header = headers
             .get("stripe-signature")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !signed(header, &body) {
-            return (StatusCode::BAD_REQUEST, "Webhook Error: No signatures found matching the expected signature for payload".into());
+            return (
+                StatusCode::BAD_REQUEST,
+                "Webhook Error: No signatures found matching the expected signature for payload"
+                    .into(),
+            );
         }
         let event: Value = serde_json::from_slice(&body).unwrap();
         let object = &event["data"]["object"];
-        let mut user = object["metadata"]["clerkUserId"].as_str().map(str::to_owned);
+        let mut user = object["metadata"]["clerkUserId"]
+            .as_str()
+            .map(str::to_owned);
         if user.is_none()
             && let Some(c) = object["customer"].as_str()
         {
@@ -139,7 +149,9 @@ impl App {
                 .json()
                 .await
                 .unwrap();
-            user = customer["metadata"]["clerkUserId"].as_str().map(str::to_owned);
+            user = customer["metadata"]["clerkUserId"]
+                .as_str()
+                .map(str::to_owned);
         }
         if let Some(user) = user {
             self.sync(&user).await;
@@ -171,7 +183,7 @@ fn signed(header: &str, body: &[u8]) -> bool {
     mac.update(format!("{t}.").as_bytes());
     mac.update(body);
     let expected = hex::encode(mac.finalize().into_bytes());
-    v1.iter().any(|s| *s == expected)
+    v1.contains(&expected)
 }
 
 /// The app's endpoint on a free loopback port, served from its own thread.
@@ -236,7 +248,17 @@ fn drift_in_the_apps_postgres_table_is_found_repaired_through_its_webhook_and_re
     assert_eq!(doc["summary"]["in_sync"], 5);
     assert_eq!(
         doc["summary"]["fields_compared"],
-        json!(["customer", "subscription", "status", "price", "period_start", "period_end", "cancel_at_period_end", "card_brand", "card_last4"])
+        json!([
+            "customer",
+            "subscription",
+            "status",
+            "price",
+            "period_start",
+            "period_end",
+            "cancel_at_period_end",
+            "card_brand",
+            "card_last4"
+        ])
     );
 
     // Drift, as the incidents have it: access Stripe canceled, a row that
@@ -259,7 +281,12 @@ fn drift_in_the_apps_postgres_table_is_found_repaired_through_its_webhook_and_re
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["user_id"].as_str().unwrap(), f["finding"].as_str().unwrap()))
+        .map(|f| {
+            (
+                f["user_id"].as_str().unwrap(),
+                f["finding"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         found,
@@ -286,17 +313,39 @@ fn drift_in_the_apps_postgres_table_is_found_repaired_through_its_webhook_and_re
 
     // Repair: one signed event per drifted user; the app's own sync fixes
     // each one from the API; the recheck reads the table again.
-    let out = audit(&["--repair-via", &endpoint, "--secret", SECRET, "--recheck", "1"]);
+    let out = audit(&[
+        "--repair-via",
+        &endpoint,
+        "--secret",
+        SECRET,
+        "--recheck",
+        "1",
+    ]);
     assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
     let doc = json(&out.stdout);
     let repairs = doc["repairs"].as_array().unwrap();
     let sent: Vec<(&str, u64)> = repairs
         .iter()
-        .map(|r| (r["user_id"].as_str().unwrap(), r["delivery"]["status"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["user_id"].as_str().unwrap(),
+                r["delivery"]["status"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(sent, [("user_b", 200), ("user_e", 200), ("user_a", 200), ("user_c", 200)]);
-    let ids: std::collections::HashSet<&str> =
-        repairs.iter().map(|r| r["event_id"].as_str().unwrap()).collect();
+    assert_eq!(
+        sent,
+        [
+            ("user_b", 200),
+            ("user_e", 200),
+            ("user_a", 200),
+            ("user_c", 200)
+        ]
+    );
+    let ids: std::collections::HashSet<&str> = repairs
+        .iter()
+        .map(|r| r["event_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), 4, "a fresh event id each");
     assert_eq!(doc["recheck"]["after_seconds"], 1);
     assert_eq!(doc["recheck"]["summary"]["drifted"], 0);
@@ -312,7 +361,14 @@ fn drift_in_the_apps_postgres_table_is_found_repaired_through_its_webhook_and_re
             .await
             .unwrap();
     });
-    let out = audit(&["--repair-via", &endpoint, "--secret", "whsec_wrong", "--recheck", "0"]);
+    let out = audit(&[
+        "--repair-via",
+        &endpoint,
+        "--secret",
+        "whsec_wrong",
+        "--recheck",
+        "0",
+    ]);
     assert_eq!(out.status, 1, "{}", out.stderr);
     let doc = json(&out.stdout);
     assert_eq!(doc["repairs"][0]["delivery"]["status"], 400);
@@ -333,7 +389,11 @@ fn an_unreachable_app_database_fails_within_ten_seconds_without_its_password() {
     let out = run(cmd_in(dir.path()).args(["audit", "--app-db", &url, "--query", QUERY]));
     assert_eq!(out.status, 2, "{}", out.stderr);
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    assert!(out.stderr.contains(&format!("127.0.0.1:{port}")), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        out.stderr
+    );
     assert!(!out.stderr.contains("s3cret-pw"), "{}", out.stderr);
 }
 
@@ -344,9 +404,19 @@ fn a_failing_query_shows_postgresqls_message() {
     };
     let dir = tempdir();
     let url = pg.url(&pg.create_database());
-    let out = run(cmd_in(dir.path()).args(["audit", "--app-db", &url, "--query", "SELECT nope FROM billing"]));
+    let out = run(cmd_in(dir.path()).args([
+        "audit",
+        "--app-db",
+        &url,
+        "--query",
+        "SELECT nope FROM billing",
+    ]));
     assert_eq!(out.status, 2, "{}", out.stderr);
     assert!(out.stderr.contains("--query failed"), "{}", out.stderr);
-    assert!(out.stderr.contains("relation \"billing\" does not exist"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("relation \"billing\" does not exist"),
+        "{}",
+        out.stderr
+    );
     assert!(!out.stderr.contains(pg.password()), "{}", out.stderr);
 }

@@ -140,7 +140,12 @@ fn only_the_fields_the_app_has_are_compared() {
     };
     // The app keeps only the customer: it cannot grant access, nor differ
     // in a field it does not have.
-    let f = compare("u1", Some(&app), &truth(vec![r]), &rules(&[Field::User, Field::Customer]));
+    let f = compare(
+        "u1",
+        Some(&app),
+        &truth(vec![r]),
+        &rules(&[Field::User, Field::Customer]),
+    );
     assert_eq!(f, []);
 }
 
@@ -199,7 +204,10 @@ fn two_billing_subscriptions_are_reported() {
         live_subscriptions: vec!["sub_1".into(), "sub_2".into()],
     };
     let f = compare("u1", Some(&mirror(&r)), &t, &all());
-    assert_eq!(kinds(&f), [(Kind::SeveralLiveSubscriptions, Some("subscription"))]);
+    assert_eq!(
+        kinds(&f),
+        [(Kind::SeveralLiveSubscriptions, Some("subscription"))]
+    );
     assert!(bills("past_due") && bills("active") && !bills("canceled") && !bills("incomplete"));
 }
 
