@@ -40,6 +40,7 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             [CompletionResult]::new('resync', 'resync', [CompletionResultType]::ParameterValue, 'Pull the truth from the Stripe API into the store (one user, one customer, or all)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Receive Stripe''s webhooks like the app''s endpoint, sync them into the store, record them')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show the resolved user -> customer -> subscription mapping')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Hold the app''s own billing records to the store''s truth, user by user; repair drift')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -208,6 +209,45 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'stripe-sync;audit' {
+            [CompletionResult]::new('--app-db', '--app-db', [CompletionResultType]::ParameterName, 'The app''s database instead of SOURCE: postgres://... or sqlite:PATH (read only)')
+            [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'SQL returning one row per user, for --app-db')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'The format of SOURCE [default: by extension, else by content]')
+            [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'The table of a Convex export (.zip) holding the records')
+            [CompletionResult]::new('--field', '--field', [CompletionResultType]::ParameterName, 'Where a record keeps a field, as a dotted path (repeatable): --field user=subject')
+            [CompletionResult]::new('--access', '--access', [CompletionResultType]::ParameterName, 'Statuses that grant access')
+            [CompletionResult]::new('--fail-on', '--fail-on', [CompletionResultType]::ParameterName, 'Which findings make the exit status 1 [default: all]')
+            [CompletionResult]::new('--user-key', '--user-key', [CompletionResultType]::ParameterName, 'Metadata key holding the app''s user id [default: from config, else clerkUserId]')
+            [CompletionResult]::new('--repair-via', '--repair-via', [CompletionResultType]::ParameterName, 'Send each drifted user one signed event to this webhook endpoint, so the app''s own sync runs')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'The endpoint''s signing secret for --repair-via (comma-separate several during a rotation)')
+            [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'The endpoint''s signing secret for --repair-via (comma-separate several during a rotation)')
+            [CompletionResult]::new('--recheck', '--recheck', [CompletionResultType]::ParameterName, 'After the repairs, wait this long, read the source again and report what remains')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Per-delivery timeout in seconds')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]')
+            [CompletionResult]::new('--api-key-file', '--api-key-file', [CompletionResultType]::ParameterName, 'Read the key from a file (first line)')
+            [CompletionResult]::new('--api-base', '--api-base', [CompletionResultType]::ParameterName, 'API base URL; plain http:// only for loopback hosts')
+            [CompletionResult]::new('--api-version', '--api-version', [CompletionResultType]::ParameterName, 'Stripe-Version header [default: from config, else 2025-06-30.basil]')
+            [CompletionResult]::new('--max-rps', '--max-rps', [CompletionResultType]::ParameterName, 'Request rate ceiling, requests per second (> 0) [default: 20 for test keys, 80 for live keys]')
+            [CompletionResult]::new('--max-retries', '--max-retries', [CompletionResultType]::ParameterName, 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite store (created with mode 0600 on first write)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Routing config [default: stripe-sync.toml in the current directory, if present]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (NO_COLOR also turns it off)')
+            [CompletionResult]::new('--live', '--live', [CompletionResultType]::ParameterName, 'Resync the audited users from the API first (as resync --user, paced)')
+            [CompletionResult]::new('--csv', '--csv', [CompletionResultType]::ParameterName, 'CSV instead of a table (the findings; after --recheck, what remains)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'List the events a repair would send; send nothing')
+            [CompletionResult]::new('--allow-remote', '--allow-remote', [CompletionResultType]::ParameterName, 'Allow plain http:// to a host that is not loopback')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Machine output: exactly one JSON document on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less on stderr')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less on stderr')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more on stderr (-vv for debug)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more on stderr (-vv for debug)')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'stripe-sync;completions' {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The SQLite store (created with mode 0600 on first write)')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Routing config [default: stripe-sync.toml in the current directory, if present]')
@@ -231,6 +271,7 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             [CompletionResult]::new('resync', 'resync', [CompletionResultType]::ParameterValue, 'Pull the truth from the Stripe API into the store (one user, one customer, or all)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Receive Stripe''s webhooks like the app''s endpoint, sync them into the store, record them')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show the resolved user -> customer -> subscription mapping')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Hold the app''s own billing records to the store''s truth, user by user; repair drift')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -251,6 +292,9 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             break
         }
         'stripe-sync;help;inspect' {
+            break
+        }
+        'stripe-sync;help;audit' {
             break
         }
         'stripe-sync;help;completions' {

@@ -37,6 +37,7 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand resync 'Pull the truth from the Stripe API into the store (one user, one customer, or all)'
             cand serve 'Receive Stripe''s webhooks like the app''s endpoint, sync them into the store, record them'
             cand inspect 'Show the resolved user -> customer -> subscription mapping'
+            cand audit 'Hold the app''s own billing records to the store''s truth, user by user; repair drift'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -198,6 +199,44 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'stripe-sync;audit'= {
+            cand --app-db 'The app''s database instead of SOURCE: postgres://... or sqlite:PATH (read only)'
+            cand --query 'SQL returning one row per user, for --app-db'
+            cand --format 'The format of SOURCE [default: by extension, else by content]'
+            cand --table 'The table of a Convex export (.zip) holding the records'
+            cand --field 'Where a record keeps a field, as a dotted path (repeatable): --field user=subject'
+            cand --access 'Statuses that grant access'
+            cand --fail-on 'Which findings make the exit status 1 [default: all]'
+            cand --user-key 'Metadata key holding the app''s user id [default: from config, else clerkUserId]'
+            cand --repair-via 'Send each drifted user one signed event to this webhook endpoint, so the app''s own sync runs'
+            cand -s 'The endpoint''s signing secret for --repair-via (comma-separate several during a rotation)'
+            cand --secret 'The endpoint''s signing secret for --repair-via (comma-separate several during a rotation)'
+            cand --recheck 'After the repairs, wait this long, read the source again and report what remains'
+            cand --timeout 'Per-delivery timeout in seconds'
+            cand --api-key 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]'
+            cand --api-key-file 'Read the key from a file (first line)'
+            cand --api-base 'API base URL; plain http:// only for loopback hosts'
+            cand --api-version 'Stripe-Version header [default: from config, else 2025-06-30.basil]'
+            cand --max-rps 'Request rate ceiling, requests per second (> 0) [default: 20 for test keys, 80 for live keys]'
+            cand --max-retries 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)'
+            cand --db 'The SQLite store (created with mode 0600 on first write)'
+            cand --config 'Routing config [default: stripe-sync.toml in the current directory, if present]'
+            cand --color 'When to use colour (NO_COLOR also turns it off)'
+            cand --live 'Resync the audited users from the API first (as resync --user, paced)'
+            cand --csv 'CSV instead of a table (the findings; after --recheck, what remains)'
+            cand --dry-run 'List the events a repair would send; send nothing'
+            cand --allow-remote 'Allow plain http:// to a host that is not loopback'
+            cand --json 'Machine output: exactly one JSON document on stdout'
+            cand -q 'Print less on stderr'
+            cand --quiet 'Print less on stderr'
+            cand -v 'Print more on stderr (-vv for debug)'
+            cand --verbose 'Print more on stderr (-vv for debug)'
+            cand --no-input 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'stripe-sync;completions'= {
             cand --db 'The SQLite store (created with mode 0600 on first write)'
             cand --config 'Routing config [default: stripe-sync.toml in the current directory, if present]'
@@ -220,6 +259,7 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand resync 'Pull the truth from the Stripe API into the store (one user, one customer, or all)'
             cand serve 'Receive Stripe''s webhooks like the app''s endpoint, sync them into the store, record them'
             cand inspect 'Show the resolved user -> customer -> subscription mapping'
+            cand audit 'Hold the app''s own billing records to the store''s truth, user by user; repair drift'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -234,6 +274,8 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
         &'stripe-sync;help;serve'= {
         }
         &'stripe-sync;help;inspect'= {
+        }
+        &'stripe-sync;help;audit'= {
         }
         &'stripe-sync;help;completions'= {
         }

@@ -41,6 +41,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "replay" -d 
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "resync" -d 'Pull the truth from the Stripe API into the store (one user, one customer, or all)'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "serve" -d 'Receive Stripe\'s webhooks like the app\'s endpoint, sync them into the store, record them'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "inspect" -d 'Show the resolved user -> customer -> subscription mapping'
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "audit" -d 'Hold the app\'s own billing records to the store\'s truth, user by user; repair drift'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -s s -l secret -d 'Webhook signing secret (whsec_...); repeat it, or comma-separate the env var, during rotation' -r
@@ -181,6 +182,41 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -s v -l
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -s h -l help -d 'Print help'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -s V -l version -d 'Print version'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l app-db -d 'The app\'s database instead of SOURCE: postgres://... or sqlite:PATH (read only)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l query -d 'SQL returning one row per user, for --app-db' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l format -d 'The format of SOURCE [default: by extension, else by content]' -r -f -a "json\t''
+ndjson\t''
+csv\t''"
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l table -d 'The table of a Convex export (.zip) holding the records' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l field -d 'Where a record keeps a field, as a dotted path (repeatable): --field user=subject' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l access -d 'Statuses that grant access' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l fail-on -d 'Which findings make the exit status 1 [default: all]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l user-key -d 'Metadata key holding the app\'s user id [default: from config, else clerkUserId]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l repair-via -d 'Send each drifted user one signed event to this webhook endpoint, so the app\'s own sync runs' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -s s -l secret -d 'The endpoint\'s signing secret for --repair-via (comma-separate several during a rotation)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l recheck -d 'After the repairs, wait this long, read the source again and report what remains' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l timeout -d 'Per-delivery timeout in seconds' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l api-key -d 'Secret or restricted key [env: STRIPE_API_KEY, then STRIPE_SECRET_KEY]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l api-key-file -d 'Read the key from a file (first line)' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l api-base -d 'API base URL; plain http:// only for loopback hosts' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l api-version -d 'Stripe-Version header [default: from config, else 2025-06-30.basil]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l max-rps -d 'Request rate ceiling, requests per second (> 0) [default: 20 for test keys, 80 for live keys]' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l live -d 'Resync the audited users from the API first (as resync --user, paced)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l csv -d 'CSV instead of a table (the findings; after --recheck, what remains)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l dry-run -d 'List the events a repair would send; send nothing'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l allow-remote -d 'Allow plain http:// to a host that is not loopback'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l json -d 'Machine output: exactly one JSON document on stdout'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -s q -l quiet -d 'Print less on stderr'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -s v -l verbose -d 'Print more on stderr (-vv for debug)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -s h -l help -d 'Print help'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -s V -l version -d 'Print version'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
@@ -192,11 +228,12 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s 
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "verify" -d 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "sign" -d 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "replay" -d 'Run events through the routing logic and sync routed customers into the store'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "resync" -d 'Pull the truth from the Stripe API into the store (one user, one customer, or all)'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "serve" -d 'Receive Stripe\'s webhooks like the app\'s endpoint, sync them into the store, record them'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "inspect" -d 'Show the resolved user -> customer -> subscription mapping'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect audit completions help" -f -a "verify" -d 'Check a webhook payload against its Stripe-Signature header, and say why it fails'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect audit completions help" -f -a "sign" -d 'Produce a Stripe-Signature header for a payload (accepted by the official SDKs)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect audit completions help" -f -a "replay" -d 'Run events through the routing logic and sync routed customers into the store'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect audit completions help" -f -a "resync" -d 'Pull the truth from the Stripe API into the store (one user, one customer, or all)'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect audit completions help" -f -a "serve" -d 'Receive Stripe\'s webhooks like the app\'s endpoint, sync them into the store, record them'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect audit completions help" -f -a "inspect" -d 'Show the resolved user -> customer -> subscription mapping'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect audit completions help" -f -a "audit" -d 'Hold the app\'s own billing records to the store\'s truth, user by user; repair drift'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect audit completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand help; and not __fish_seen_subcommand_from verify sign replay resync serve inspect audit completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -134,11 +134,12 @@ impl Rules {
     }
 }
 
-/// Whether a subscription in this status still bills (or will): neither
-/// ended nor abandoned before its first payment. Two of these for one user
-/// is a double charge in the making.
+/// Whether a subscription in this status charges the customer (or will at
+/// the trial's end, or is retrying a payment): two of these for one user
+/// is a double charge. `unpaid`, `paused` and `incomplete` subscriptions
+/// make no payment attempt, and ended ones none at all.
 pub(crate) fn bills(status: &str) -> bool {
-    !matches!(status, "canceled" | "incomplete" | "incomplete_expired")
+    matches!(status, "active" | "trialing" | "past_due")
 }
 
 /// Stripe's status for a mapping row: `deleted` for a deleted customer,

@@ -15,7 +15,7 @@ use crate::audit::{Report, Summary};
 
 const COLS: [Col; 5] = [
     Col::new("USER", 0, 8, Cut::Middle),
-    Col::new("FINDING", 0, 14, Cut::Right),
+    Col::new("FINDING", 0, 26, Cut::Right),
     Col::new("APP", 1, 8, Cut::Right),
     Col::new("STRIPE", 1, 8, Cut::Right),
     Col::new("CUSTOMER", 3, 8, Cut::Middle),

@@ -493,3 +493,86 @@ fn a_sqlite_app_database_is_queried_read_only() {
     assert!(out.stderr.contains("--query failed"), "{}", out.stderr);
     assert!(out.stderr.contains("no such table: nope"), "{}", out.stderr);
 }
+
+/// The README's KV recipe: `redis-cli --scan` piped into `{"key", "value"}`
+/// lines, the values as Redis keeps them (JSON strings).
+#[test]
+fn a_kv_dump_as_key_value_lines_is_read_like_the_object() {
+    let fake = FakeStripe::start(account());
+    let dir = tempdir();
+    synced_store(dir.path(), &fake);
+    let pairs = [
+        json!({"key": "stripe:user:user_a", "value": "cus_a"}),
+        json!({"key": "stripe:customer:cus_a", "value": json!({"status": "active", "priceId": "price_pro"}).to_string()}),
+        json!({"key": "stripe:user:user_c", "value": "cus_c"}),
+        json!({"key": "stripe:customer:cus_c", "value": json!({"status": "canceled", "priceId": "price_pro"}).to_string()}),
+        json!({"key": "stripe:user:user_e", "value": "cus_e"}),
+        json!({"key": "stripe:customer:cus_e", "value": json!({"status": "active", "priceId": "price_pro"}).to_string()}),
+    ];
+    let text: String = pairs.iter().map(|p| format!("{p}\n")).collect();
+    let src = write(dir.path(), "kv.ndjson", &text);
+    let out = audit(dir.path(), &[&src, "--json"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    let doc = json(&out.stdout);
+    assert_eq!(findings(&doc), own(&[("user_c", "paid_no_access", json!("status"))]));
+    assert_eq!(doc["findings"][0]["customer_id"], "cus_c");
+    assert_eq!(doc["summary"]["fields_compared"], json!(["customer", "status", "price"]));
+}
+
+/// The README's CI recipe: catch up from the event log, then fail only on
+/// access that is wrong.
+#[test]
+fn ci_catches_up_from_the_event_log_then_fails_on_wrong_access_only() {
+    let fake = FakeStripe::start(account());
+    let dir = tempdir();
+    synced_store(dir.path(), &fake);
+    let app = dir.path().join("app.db");
+    let conn = rusqlite::Connection::open(&app).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE billing (user_id TEXT, status TEXT, price_id TEXT);
+         INSERT INTO billing VALUES ('user_a', 'active', 'price_old');
+         INSERT INTO billing VALUES ('user_c', 'trialing', 'price_pro');
+         INSERT INTO billing VALUES ('user_e', 'active', 'price_pro');",
+    )
+    .unwrap();
+    drop(conn);
+    let url = format!("sqlite:{}", app.display());
+    let script = format!(
+        "stripe-sync resync --events --api-base {} && stripe-sync audit --app-db {url} --query 'SELECT * FROM billing' --fail-on unpaid_access,paid_no_access",
+        fake.url()
+    );
+    let bin = assert_cmd::cargo::cargo_bin("stripe-sync");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let sh = |script: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir.path())
+            .env("STRIPE_API_KEY", fake.api_key())
+            .env("PATH", &path)
+            .env_remove("STRIPE_SYNC_DB")
+            .env_remove("STRIPE_WEBHOOK_SECRET")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Only the price is wrong: not a failure for this gate.
+    let (status, stdout, stderr) = sh(&script);
+    assert_eq!(status, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("user_a") && stdout.contains("price"), "{stdout}");
+    assert!(!stderr.contains("resync --events` first"), "caught up: {stderr}");
+    // Stripe cancels user_c's trial: the next run's catch-up sees it, and
+    // the app still granting access fails the job.
+    fake.cancel_subscription("sub_c");
+    let (status, stdout, stderr) = sh(&script);
+    assert_eq!(status, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("unpaid_access"), "{stdout}");
+}

@@ -208,7 +208,8 @@ fn two_billing_subscriptions_are_reported() {
         kinds(&f),
         [(Kind::SeveralLiveSubscriptions, Some("subscription"))]
     );
-    assert!(bills("past_due") && bills("active") && !bills("canceled") && !bills("incomplete"));
+    assert!(bills("past_due") && bills("active") && bills("trialing"));
+    assert!(!bills("canceled") && !bills("incomplete") && !bills("unpaid") && !bills("paused"));
 }
 
 #[test]
