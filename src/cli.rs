@@ -165,10 +165,10 @@ price, period, cancel_at_period_end, card), several_live_subscriptions,
 several_customers. Only the fields the app's records have are compared.
 
 Examples:
-  npx convex export --path snapshot.zip && stripe-sync audit snapshot.zip --table users
+  stripe-sync audit snapshot.zip --table users       # npx convex export
   stripe-sync audit --app-db \"$DATABASE_URL\" --query 'SELECT * FROM billing'
-  stripe-sync resync --events && stripe-sync audit kv.json --fail-on unpaid_access,paid_no_access
-  stripe-sync audit users.csv --repair-via http://localhost:3000/api/stripe --recheck 30";
+  stripe-sync audit kv.json --fail-on unpaid_access,paid_no_access
+  stripe-sync audit users.csv --repair-via http://localhost:3000/stripe";
 
 const SIGN_EXAMPLES: &str = "\
 Examples:

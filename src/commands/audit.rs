@@ -43,6 +43,7 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
     let rt = Runtime::new()?;
 
     let app = AppSide::read(&spec)?;
+    warn_if_empty(&app, printer);
     if args.live {
         resync_users(args, global, &cfg, &app.users(), &rt, printer)?;
     }
@@ -103,6 +104,7 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
                 return Ok(Status::Interrupted);
             }
             let again = AppSide::read(&spec)?;
+            warn_if_empty(&again, printer);
             let rules = Rules {
                 fields: again.read.fields.clone(),
                 ..rules
@@ -303,6 +305,17 @@ fn resync_users(
         fmt::plural(users.len() as u64, "user")
     ));
     Ok(())
+}
+
+/// An empty source is more often the wrong file, table or query than an
+/// app without users: say so before every billed user shows as missing.
+fn warn_if_empty(app: &AppSide, printer: &Printer) {
+    if app.read.records == 0 {
+        printer.warn(&format!(
+            "{} holds no records: every user Stripe bills is reported as missing_in_app (wrong file, --table or --query?)",
+            app.read.label
+        ));
+    }
 }
 
 /// Warn when the store may be behind Stripe.

@@ -350,8 +350,10 @@ fn drift_in_the_apps_postgres_table_is_found_repaired_through_its_webhook_and_re
     assert_eq!(doc["recheck"]["after_seconds"], 1);
     assert_eq!(doc["recheck"]["summary"]["drifted"], 0);
     assert_eq!(doc["recheck"]["findings"], json!([]));
-    // The database password is never shown.
-    assert!(!out.stdout.contains(pg.password()) && !out.stderr.contains(pg.password()));
+    // Neither the database password nor the webhook secret is ever shown.
+    for secret in [pg.password(), SECRET] {
+        assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
+    }
 
     // A wrong secret: the app answers 400, and the recheck still finds the drift.
     rt.block_on(async {
