@@ -3,9 +3,12 @@
 //! the T3 pattern), NDJSON, CSV, a Convex snapshot export (zip) or the app's
 //! database, handed out one `Item` at a time in source order.
 //!
-//! Nothing holds a whole source: JSON documents are walked element by
-//! element; only a KV dump keeps its user -> customer pairs (and the
-//! customer records whose user key has not come yet).
+//! Records are handed out as they are parsed: a JSON document is walked one
+//! element (or entry) at a time, from memory when the file is at most
+//! `IN_MEMORY` bytes, else from a reader. A KV dump keeps its user ->
+//! customer pairs; a customer record that comes before the user key naming
+//! it is handed out after a second read of the file (or, from stdin, held
+//! until the key comes).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -180,6 +183,15 @@ fn read_file(
         Box::new(open()?)
     };
     let mut input = Input::new(raw).with_context(|| cannot_read(&label))?;
+    // The size of a regular file (not stdin, not a named pipe).
+    let regular = match is_stdin {
+        true => None,
+        false => path
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len()),
+    };
     let kind = match (forced, by_name) {
         (Some(kind), _) => kind,
         // NDJSON is often named .json; a single JSON document never holds
@@ -208,9 +220,23 @@ fn read_file(
             drop(input);
             read_zip(BufReader::new(open()?), spec, &label, each)
         }
+        // serde_json parses a slice faster than a reader (most for the
+        // escaped strings of a KV dump), and the second read is free.
+        Kind::Json if regular.is_some_and(|len| len <= IN_MEMORY) => {
+            let text = input.into_text().with_context(|| cannot_read(&label))?;
+            let mut sink = Sink::new(&spec.fields, label, each);
+            sink.kv.early = Early::Defer;
+            read_json(serde_json::Deserializer::from_slice(&text), &mut sink)?;
+            if sink.needs_replay() {
+                sink.kv.early = Early::Replay;
+                read_json(serde_json::Deserializer::from_slice(&text), &mut sink)?;
+            }
+            sink.finish()
+        }
         Kind::Json | Kind::Ndjson | Kind::Csv => {
             let mut sink = Sink::new(&spec.fields, label.clone(), each);
-            if !is_stdin {
+            // A pipe cannot be read again: there, early records are held.
+            if regular.is_some() {
                 sink.kv.early = Early::Defer;
             }
             read_text(kind, input.into_reader(), &mut sink)?;
@@ -226,7 +252,7 @@ fn read_file(
 
 fn read_text(kind: Kind, reader: impl BufRead, sink: &mut Sink<'_>) -> anyhow::Result<()> {
     match kind {
-        Kind::Json => read_json(reader, sink),
+        Kind::Json => read_json(serde_json::Deserializer::from_reader(reader), sink),
         Kind::Ndjson => read_ndjson(reader, sink),
         Kind::Csv => read_csv(reader, sink),
         Kind::Zip => unreachable!("a zip is read by read_zip"),
@@ -234,6 +260,15 @@ fn read_text(kind: Kind, reader: impl BufRead, sink: &mut Sink<'_>) -> anyhow::R
 }
 
 const CHUNK: u64 = 64 * 1024;
+
+/// How much of a first line starting with `{` is read to tell NDJSON from
+/// a JSON document.
+const SNIFF_LINE: usize = 1024 * 1024;
+
+/// A JSON document file up to this size is read into memory first
+/// (faster); a larger one, or stdin, is parsed from a reader in constant
+/// memory.
+const IN_MEMORY: u64 = 64 * 1024 * 1024;
 
 /// The start of a stream, kept for detection, then given back in front of
 /// the rest.
@@ -307,11 +342,14 @@ impl Input {
                 break scanned + p;
             }
             scanned = self.buf.len();
-            if !self.more()? {
+            // A line this long is a JSON document, not one NDJSON record.
+            if scanned - first > SNIFF_LINE || !self.more()? {
                 return Ok(Kind::Json);
             }
         };
-        if serde_json::from_slice::<de::IgnoredAny>(&self.buf[first..end]).is_err() {
+        if end - first > SNIFF_LINE
+            || serde_json::from_slice::<de::IgnoredAny>(&self.buf[first..end]).is_err()
+        {
             return Ok(Kind::Json);
         }
         Ok(match self.non_blank(end)? {
@@ -324,6 +362,14 @@ impl Input {
         let mut head = Cursor::new(self.buf);
         head.set_position(self.start as u64);
         BufReader::with_capacity(CHUNK as usize, head.chain(self.rest))
+    }
+
+    /// All of it, past the byte order mark.
+    fn into_text(self) -> io::Result<Vec<u8>> {
+        let start = self.start;
+        let mut bytes = self.into_bytes()?;
+        bytes.drain(..start);
+        Ok(bytes)
     }
 
     fn into_bytes(mut self) -> io::Result<Vec<u8>> {
@@ -375,7 +421,8 @@ struct Kv {
     named: HashMap<String, Named>,
     arrivals: u64,
     /// Held records: customer -> (arrival, the record read).
-    held: HashMap<String, (u64, Extracted)>,
+    /// (Boxed: a table of 100,000 slots reserves its capacity in full.)
+    held: HashMap<String, (u64, Box<Extracted>)>,
     /// Deferred records' customers.
     deferred: HashSet<String>,
 }
@@ -383,7 +430,7 @@ struct Kv {
 struct Named {
     user: String,
     arrival: u64,
-    /// Its record was handed out, is held, or comes in the second read.
+    /// Its record was handed out, or comes in the second read.
     has_record: bool,
 }
 
@@ -662,78 +709,84 @@ impl<'a> Sink<'a> {
         if let Some((_, extracted)) = held {
             named.has_record = true;
             let key = format!("{CUSTOMER_KEY}{customer}");
-            self.kv_record(&key, extracted, user, &customer)?;
+            self.kv_record(&key, *extracted, user, &customer)?;
         }
         Ok(())
     }
 
     fn kv_customer(&mut self, customer: &str, key: &str, value: Value) -> anyhow::Result<()> {
         self.kv_seen();
-        let replay = self.kv.early == Early::Replay;
-        if replay && !self.kv.deferred.remove(customer) {
-            return Ok(()); // handed out in the first read
-        }
-        if customer.is_empty() {
-            let message = format!("nothing follows {CUSTOMER_KEY} in the key");
-            return self.problem("key", key, Some(Field::Customer), message);
-        }
-        let record = match value {
-            Value::Object(map) => map,
-            Value::String(text) => match serde_json::from_str::<Value>(&text) {
-                Ok(Value::Object(map)) => map,
-                _ => {
-                    let message = format!(
-                        "expected a record (a JSON object, or a string holding one), found {}",
-                        describe(&Value::String(text))
-                    );
+        match self.kv.early {
+            Early::Replay if !self.kv.deferred.remove(customer) => {
+                return Ok(()); // handed out in the first read
+            }
+            Early::Replay => {}
+            early => {
+                if customer.is_empty() {
+                    let message = format!("nothing follows {CUSTOMER_KEY} in the key");
+                    return self.problem("key", key, Some(Field::Customer), message);
+                }
+                if value.is_null() {
+                    return Ok(()); // no record: as if the customer was never synced
+                }
+                let kv = &self.kv;
+                let twice = kv.named.get(customer).is_some_and(|n| n.has_record)
+                    || kv.held.contains_key(customer)
+                    || kv.deferred.contains(customer);
+                if twice {
+                    let message =
+                        format!("a second record for customer {customer}; the first one is kept");
                     return self.problem("key", key, None, message);
                 }
-            },
-            // No record: as if the customer was never synced.
-            Value::Null => return Ok(()),
-            other => {
-                let message = format!(
-                    "expected a record (a JSON object, or a string holding one), found {}",
-                    describe(&other)
-                );
-                return self.problem("key", key, None, message);
+                if early == Early::Defer && !self.kv.named.contains_key(customer) {
+                    self.kv.deferred.insert(customer.to_owned());
+                    return Ok(());
+                }
             }
-        };
-        let kv = &self.kv;
-        let twice = kv.named.get(customer).is_some_and(|n| n.has_record)
-            || kv.held.contains_key(customer)
-            || kv.deferred.contains(customer);
-        if twice && !replay {
-            let message = format!("a second record for customer {customer}; the first one is kept");
-            return self.problem("key", key, None, message);
         }
-        self.fields.mark_present(&record, &mut self.present);
+        let extracted = self.kv_extract(value);
         if let Some(named) = self.kv.named.get_mut(customer) {
             named.has_record = true;
             let user = named.user.clone();
-            let extracted = self.fields.extract(&record);
             return self.kv_record(key, extracted, &user, customer);
         }
         match self.kv.early {
             Early::Hold => {
                 self.kv.arrivals += 1;
-                let held = (self.kv.arrivals, self.fields.extract(&record));
+                let held = (self.kv.arrivals, Box::new(extracted));
                 self.kv.held.insert(customer.to_owned(), held);
                 Ok(())
             }
-            Early::Defer => {
-                self.kv.deferred.insert(customer.to_owned());
-                Ok(())
-            }
-            Early::Replay => {
-                let item = Item::Problem(Problem {
-                    origin: self.origin("key", key),
-                    field: None,
-                    message: unnamed(customer),
-                });
-                self.hand_out(item)
-            }
+            _ => self.kv_unnamed(key, customer),
         }
+    }
+
+    /// A customer record's values; one that is not a record (nor a string
+    /// holding one, as Redis stores them) is a problem of its own.
+    fn kv_extract(&mut self, value: Value) -> Extracted {
+        let record = match value {
+            Value::Object(map) => map,
+            Value::String(text) => match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(map)) => map,
+                _ => return Err((None, not_a_record(&Value::String(text)))),
+            },
+            other => return Err((None, not_a_record(&other))),
+        };
+        self.fields.mark_present(&record, &mut self.present);
+        self.fields.extract(&record)
+    }
+
+    fn kv_unnamed(&mut self, key: &str, customer: &str) -> anyhow::Result<()> {
+        let message = format!(
+            "no {USER_KEY}<id> key names customer {customer}, so the record cannot be tied to \
+             a user (the app writes that key when it creates the customer)"
+        );
+        let origin = self.origin("key", key);
+        self.hand_out(Item::Problem(Problem {
+            origin,
+            field: None,
+            message,
+        }))
     }
 
     fn kv_record(
@@ -771,8 +824,7 @@ impl<'a> Sink<'a> {
         let mut unnamed_held: Vec<_> = mem::take(&mut self.kv.held).into_iter().collect();
         unnamed_held.sort_by_key(|(_, (arrival, _))| *arrival);
         for (customer, _) in unnamed_held {
-            let key = format!("{CUSTOMER_KEY}{customer}");
-            self.problem("key", key, None, unnamed(&customer))?;
+            self.kv_unnamed(&format!("{CUSTOMER_KEY}{customer}"), &customer)?;
         }
         let mut without: Vec<_> = mem::take(&mut self.kv.named)
             .into_iter()
@@ -811,10 +863,10 @@ impl<'a> Sink<'a> {
     }
 }
 
-fn unnamed(customer: &str) -> String {
+fn not_a_record(value: &Value) -> String {
     format!(
-        "no {USER_KEY}<id> key names customer {customer}, so the record cannot be tied to a \
-         user (the app writes that key when it creates the customer)"
+        "expected a record (a JSON object, or a string holding one), found {}",
+        describe(value)
     )
 }
 
@@ -861,9 +913,11 @@ fn key_paths(map: &Map<String, Value>) -> Vec<String> {
     names
 }
 
-fn read_json(reader: impl io::Read, sink: &mut Sink<'_>) -> anyhow::Result<()> {
+fn read_json<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    sink: &mut Sink<'_>,
+) -> anyhow::Result<()> {
     let mut failed = None;
-    let mut de = serde_json::Deserializer::from_reader(reader);
     let visitor = Document {
         sink: &mut *sink,
         failed: &mut failed,
@@ -1385,6 +1439,7 @@ mod tests {
         let record = r#"{"subscriptionId":"sub_2","status":"active","priceId":"price_1","currentPeriodStart":1767607200,"currentPeriodEnd":1770285600,"cancelAtPeriodEnd":false,"paymentMethod":{"brand":"visa","last4":"4242"}}"#;
         let dump = serde_json::json!({
             "ratelimit:abc": "3",
+            "stripe:user:u5": "cus_5",
             "stripe:customer:cus_2": record,
             "stripe:user:u1": "cus_1",
             "stripe:user:u2": "\"cus_2\"",
@@ -1393,6 +1448,7 @@ mod tests {
             "stripe:customer:cus_9": {"status": "active"},
             "stripe:user:u4": "cus_3",
             "stripe:customer:cus_5": "not json",
+            "stripe:customer:cus_6": 42,
         });
         let path = dir.file("kv.json", dump.to_string().as_bytes());
         // A file: records that come before their user key are read again
@@ -1403,9 +1459,13 @@ mod tests {
                       stripe:user:u3; each user needs a Stripe customer of their own";
         let not_json = "key stripe:customer:cus_5: expected a record (a JSON object, or a \
                         string holding one), found a string (\"not json\")";
-        let unnamed = "key stripe:customer:cus_9: no stripe:user:<id> key names customer \
-                       cus_9, so the record cannot be tied to a user (the app writes that key \
-                       when it creates the customer)";
+        let unnamed = |c: &str| {
+            format!(
+                "key stripe:customer:{c}: no stripe:user:<id> key names customer {c}, so the \
+                 record cannot be tied to a user (the app writes that key when it creates the \
+                 customer)"
+            )
+        };
         assert_eq!(
             lines(&items),
             [
@@ -1413,7 +1473,8 @@ mod tests {
                 not_json,
                 "key stripe:customer:cus_2 => u2 cus_2 active",
                 "key stripe:customer:cus_3 => u3 cus_3 -",
-                unnamed,
+                &unnamed("cus_9"),
+                &unnamed("cus_6"),
                 "key stripe:user:u1 => u1 cus_1 -",
             ]
         );
@@ -1446,7 +1507,8 @@ mod tests {
                 "key stripe:customer:cus_3 => u3 cus_3 -",
                 shared,
                 not_json,
-                unnamed,
+                &unnamed("cus_9"),
+                &unnamed("cus_6"),
                 "key stripe:user:u1 => u1 cus_1 -",
             ]
         );
@@ -1642,6 +1704,19 @@ mod tests {
         let (read, items) = read_all(&spec(&empty));
         assert_eq!((read.records, read.fields.len()), (0, 0));
         assert!(items.is_empty());
+        // A first line longer than SNIFF_LINE is taken for a JSON document.
+        let long = format!(
+            "{{\"userId\": \"u1\", \"note\": \"{}\"}}\n",
+            "x".repeat(SNIFF_LINE)
+        );
+        let path = dir.file("long", format!("{long}{long}").as_bytes());
+        let err = run(&spec(&path)).unwrap_err().to_string();
+        assert!(
+            err.ends_with("is not valid JSON at line 2 column 1: trailing characters"),
+            "{err}"
+        );
+        let path = dir.file("short", long.as_bytes());
+        assert_eq!(lines(&read_all(&spec(&path)).1), ["element 1 => u1 - -"]);
         // NDJSON named .json is read as NDJSON.
         let path = dir.file(
             "users.json",
@@ -1828,7 +1903,8 @@ mod tests {
         }
     }
 
-    /// 100,000 T3-shaped records as a JSON array, NDJSON and CSV; run with
+    /// 100,000 T3-shaped records as a JSON array, NDJSON, CSV and a sorted KV
+    /// dump; run with
     /// `cargo test --release --lib audit::source::tests::reads_100k -- --ignored`
     /// under `/usr/bin/time -v` to see the rate and the peak memory.
     #[test]
@@ -1850,7 +1926,29 @@ mod tests {
         for i in 0..n {
             csv.push_str(&format!("user_{i:08},cus_{i:08},active,1770285600\n"));
         }
-        for (name, content) in [("a.ndjson", ndjson), ("a.json", array), ("a.csv", csv)] {
+        // A sorted KV dump: every customer record before the user keys.
+        let mut kv = Map::new();
+        for i in 0..n {
+            let record = r#"{"subscriptionId":"sub_1","status":"active","priceId":"price_1","currentPeriodEnd":1770285600}"#;
+            kv.insert(
+                format!("stripe:customer:cus_{i:08}"),
+                Value::String(record.into()),
+            );
+        }
+        for i in 0..n {
+            kv.insert(
+                format!("stripe:user:user_{i:08}"),
+                Value::String(format!("cus_{i:08}")),
+            );
+        }
+        let kv = Value::Object(kv).to_string();
+        let files = [
+            ("a.ndjson", ndjson),
+            ("a.json", array),
+            ("a.csv", csv),
+            ("kv.json", kv),
+        ];
+        for (name, content) in files {
             let path = dir.file(name, content.as_bytes());
             drop(content);
             let mut records = 0;
@@ -1865,39 +1963,5 @@ mod tests {
                 "{name}"
             );
         }
-    }
-}
-#[cfg(test)]
-mod scratch_bench {
-    #[test]
-    #[ignore]
-    fn bench_env() {
-        let path = std::env::var("AUDIT_BENCH_FILE").unwrap();
-        let spec = super::Spec {
-            source: super::Source::File(path.clone().into()),
-            format: None,
-            table: None,
-            fields: super::FieldMap::new("clerkUserId", &[], &[]).unwrap(),
-        };
-        let start = std::time::Instant::now();
-        let mut ok = 0u64;
-        let read = super::read(&spec, &mut |item| {
-            ok += u64::from(matches!(item, super::Item::Record(..)));
-            Ok(())
-        })
-        .unwrap();
-        let secs = start.elapsed().as_secs_f64();
-        std::fs::write(
-            format!("{path}.result"),
-            format!(
-                "{} records ({} ok) in {:.3}s = {:.0}/s fields {:?}\n",
-                read.records,
-                ok,
-                secs,
-                read.records as f64 / secs,
-                read.fields
-            ),
-        )
-        .unwrap();
     }
 }
