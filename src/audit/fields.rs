@@ -168,6 +168,14 @@ impl FieldMap {
             Shape::Columns => ("its columns are", "<column>"),
             Shape::Keys => ("its first record has the keys", "<path>"),
         };
+        // Stripe's own objects are the commonest wrong file: say what it is.
+        let has = |k: &str| names.iter().any(|n| n == k);
+        if has("object") && has("type") && names.iter().any(|n| n.starts_with("data.object")) {
+            return crate::usage(format!(
+                "audit: {label} holds Stripe events, not the app's records: audit reads what the \
+                 app's sync wrote (its table, export or KV dump); events go to `stripe-sync replay`"
+            ));
+        }
         match guess_user(names) {
             Some(guess) => crate::usage(format!(
                 "audit: no user field in {label}: {what} {}; add --field user={placeholder}, \

@@ -514,9 +514,15 @@ fn a_kv_dump_as_key_value_lines_is_read_like_the_object() {
     let out = audit(dir.path(), &[&src, "--json"]);
     assert_eq!(out.status, 1, "{}", out.stderr);
     let doc = json(&out.stdout);
-    assert_eq!(findings(&doc), own(&[("user_c", "paid_no_access", json!("status"))]));
+    assert_eq!(
+        findings(&doc),
+        own(&[("user_c", "paid_no_access", json!("status"))])
+    );
     assert_eq!(doc["findings"][0]["customer_id"], "cus_c");
-    assert_eq!(doc["summary"]["fields_compared"], json!(["customer", "status", "price"]));
+    assert_eq!(
+        doc["summary"]["fields_compared"],
+        json!(["customer", "status", "price"])
+    );
 }
 
 /// The README's CI recipe: catch up from the event log, then fail only on
@@ -567,8 +573,14 @@ fn ci_catches_up_from_the_event_log_then_fails_on_wrong_access_only() {
     // Only the price is wrong: not a failure for this gate.
     let (status, stdout, stderr) = sh(&script);
     assert_eq!(status, 0, "{stdout}\n{stderr}");
-    assert!(stdout.contains("user_a") && stdout.contains("price"), "{stdout}");
-    assert!(!stderr.contains("resync --events` first"), "caught up: {stderr}");
+    assert!(
+        stdout.contains("user_a") && stdout.contains("price"),
+        "{stdout}"
+    );
+    assert!(
+        !stderr.contains("resync --events` first"),
+        "caught up: {stderr}"
+    );
     // Stripe cancels user_c's trial: the next run's catch-up sees it, and
     // the app still granting access fails the job.
     fake.cancel_subscription("sub_c");
