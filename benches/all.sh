@@ -30,5 +30,8 @@ mkdir -p "$(dirname "$log")"
   echo "## backfill and inspect, 1,000,000 customers"
   BACKFILL_BENCH_CUSTOMERS=1000000 cargo bench --quiet --bench backfill 2>&1 | grep -v '^\s*Running\|Finished'
   echo
+  echo "## audit, 100,000 app records against 100,000 customers"
+  benches/audit.sh || true # exits 1 when a goal is missed: the lines say which
+  echo
   echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 } 2>&1 | tee "$log"

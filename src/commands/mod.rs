@@ -136,6 +136,29 @@ pub fn api_client(
     Ok((client, mode))
 }
 
+/// The endpoint's signing secret for `flag` (`--forward-to`,
+/// `--repair-via`): `--secret` or `STRIPE_WEBHOOK_SECRET`, else a hidden
+/// prompt on a terminal; blank or missing is a usage error.
+pub(crate) fn endpoint_secret(
+    flag: &str,
+    given: Option<&crate::secret::Secret>,
+    printer: &crate::output::Printer,
+) -> anyhow::Result<crate::secret::Secret> {
+    match given {
+        Some(s) if !s.is_blank() => Ok(s.clone()),
+        Some(_) => Err(crate::usage(format!(
+            "the webhook secret for {flag} is blank"
+        ))),
+        None => printer
+            .ask_secret("Endpoint signing secret (whsec_...)")
+            .ok_or_else(|| {
+                crate::usage(format!(
+                    "{flag} needs the endpoint's signing secret: pass --secret whsec_... or set STRIPE_WEBHOOK_SECRET"
+                ))
+            }),
+    }
+}
+
 /// The system clock to the nanosecond (0 before the epoch): stripe-python
 /// judges the age with its sub-second clock, so the fraction counts.
 pub(crate) fn precise_now() -> crate::signature::UnixTime {

@@ -210,15 +210,7 @@ fn forward_settings(
             overridden.join(", ")
         ));
     }
-    let secret = match &args.secret {
-        Some(s) if !s.is_blank() => s.clone(),
-        Some(_) => return Err(crate::usage("the webhook secret for --forward-to is blank")),
-        None => printer.ask_secret("Endpoint signing secret (whsec_...)").ok_or_else(|| {
-            crate::usage(
-                "--forward-to needs the endpoint's signing secret: pass --secret whsec_... or set STRIPE_WEBHOOK_SECRET",
-            )
-        })?,
-    };
+    let secret = super::endpoint_secret("--forward-to", args.secret.as_ref(), printer)?;
     if args.concurrency == 0 {
         return Err(crate::usage("--concurrency must be at least 1"));
     }

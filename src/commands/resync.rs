@@ -15,7 +15,7 @@ use crate::stripe::KeyMode;
 use crate::sync::backfill::Backfiller;
 use crate::sync::report::{CustomerReport, PassReports};
 use crate::sync::targeted::Lookup;
-use crate::sync::{ApiSource, Job, Mode, Syncer};
+use crate::sync::{Mode, Syncer};
 
 pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<Status> {
     if args.events {
@@ -194,36 +194,21 @@ impl Ctx<'_> {
         args: &ResyncArgs,
         syncer: &mut Syncer,
     ) -> anyhow::Result<Vec<CustomerReport>> {
-        let targets = Lookup {
-            rt: self.rt,
-            client: self.client,
-            store: syncer.store(),
-            user_key: self.user_key,
-            now: self.now,
-        }
-        .targets(&args.customers, &args.users)?;
-        for w in &targets.warnings {
+        let bar = self.printer.bar(0, "customers");
+        let done = Lookup::resync(
+            self.rt,
+            self.client,
+            syncer,
+            self.user_key,
+            self.now,
+            (&args.customers, &args.users),
+            &bar,
+        );
+        bar.finish_and_clear();
+        let (reports, warnings) = done?;
+        for w in &warnings {
             self.printer.warn(w);
         }
-        let mut reports: Vec<CustomerReport> = targets
-            .missing_users
-            .iter()
-            .map(|(user, e)| CustomerReport::user_not_found(user, e.clone()))
-            .collect();
-        let mut source = ApiSource::new(self.rt, self.client, self.user_key, self.now);
-        source.prefetched = targets.prefetched;
-        let jobs = targets
-            .customers
-            .into_iter()
-            .map(|customer_id| Job {
-                customer_id,
-                user_hint: None,
-            })
-            .collect();
-        let bar = self.printer.bar(0, "customers");
-        let synced = syncer.sync(&mut source, jobs, Some(self.rt), &bar);
-        bar.finish_and_clear();
-        reports.extend(synced?.iter().map(CustomerReport::from_synced));
         Ok(reports)
     }
 }

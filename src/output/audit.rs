@@ -269,3 +269,100 @@ impl<'a> AuditJson<'a> {
         }
     }
 }
+
+/// The whole result as one JSON document (see [`AuditJson`]).
+pub(crate) fn json<'a>(
+    report: &'a Report,
+    repairs: Option<&'a [Repair]>,
+    recheck: Option<&'a (u64, Report)>,
+) -> AuditJson<'a> {
+    let mut doc = AuditJson::new(report);
+    doc.repairs = repairs;
+    doc.recheck = recheck.map(|(secs, r)| RecheckJson {
+        after_seconds: *secs,
+        findings: &r.findings,
+        summary: &r.summary,
+    });
+    doc
+}
+
+/// The findings, the summary, what was compared, and the repairs.
+pub(crate) fn first_part(
+    report: &Report,
+    repairs: Option<&[Repair]>,
+    dry_run: bool,
+    printer: &Printer,
+) -> String {
+    let width = printer.width();
+    let mut out = String::new();
+    if !report.findings.is_empty() {
+        out.push_str(&table(&report.findings, printer));
+        out.push('\n');
+    }
+    out.push_str(wrap_lines(&summary_line(&report.summary), width).trim_end());
+    out.push('\n');
+    out.push_str(wrap_lines(&compared_line(&report.summary), width).trim_end());
+    out.push('\n');
+    if let Some(repairs) = repairs {
+        out.push('\n');
+        out.push_str(self::repairs(repairs, dry_run, printer).trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// What the recheck found.
+pub(crate) fn recheck_part(secs: u64, again: &Report, printer: &Printer) -> String {
+    let mut out = format!("\nrecheck after {secs} s:\n");
+    if !again.findings.is_empty() {
+        out.push_str(&table(&again.findings, printer));
+        out.push('\n');
+    }
+    out.push_str(wrap_lines(&summary_line(&again.summary), printer.width()).trim_end());
+    out.push('\n');
+    out
+}
+
+/// A store older than this gets a warning: Stripe moved on since.
+const STALE_AFTER_SECS: i64 = 24 * 60 * 60;
+
+/// An empty source is more often the wrong file, table or query than an
+/// app without users: say so before every billed user shows as missing.
+pub(crate) fn tell_empty(label: &str, records: u64, printer: &Printer) {
+    if records == 0 {
+        printer.warn(&format!(
+            "{label} holds no records: every user Stripe bills is reported as missing_in_app (wrong file, --table or --query?)"
+        ));
+    }
+}
+
+/// Warn when the store may be behind Stripe: it last took in the whole
+/// account at `caught_up` (never: None).
+pub(crate) fn tell_stale(caught_up: Option<i64>, now: i64, printer: &Printer) {
+    match caught_up {
+        None => printer.warn(
+            "the store has never taken in the whole account (no finished `resync --all` or `resync --events`): \
+             findings may be out of date; run `stripe-sync resync --events` first, or pass --live",
+        ),
+        Some(at) if now - at > STALE_AFTER_SECS => printer.warn(&format!(
+            "the store last caught up with Stripe {} ago: findings may be out of date; \
+             run `stripe-sync resync --events` first, or pass --live",
+            fmt::age(u64::try_from(now - at).unwrap_or(0))
+        )),
+        Some(_) => {}
+    }
+}
+
+/// Records that could not be audited, on stderr (the first few).
+pub(crate) fn tell_problems(report: &Report, printer: &Printer) {
+    for p in report.problems.iter().take(PROBLEMS_NAMED) {
+        printer.error(&p.to_string());
+    }
+    let more = report.problems.len().saturating_sub(PROBLEMS_NAMED);
+    if more > 0 {
+        printer.error(&format!(
+            "... and {} more not audited (--json lists every one)",
+            fmt::noun(more as u64, "record", "records")
+        ));
+    }
+}

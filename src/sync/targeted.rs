@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use super::SyncError;
+use super::report::CustomerReport;
+use super::{ApiSource, Job, SyncError, Syncer};
 use crate::objects::{StripeObject, metadata_str};
 use crate::runtime::Runtime;
 use crate::store::{CustomerInfo, Store};
@@ -31,6 +32,47 @@ pub(crate) struct Lookup<'a> {
 }
 
 impl Lookup<'_> {
+    /// `resync --customer/--user` and `audit --live`: the customers asked
+    /// for (and the users' customers) synced from the API, one report each
+    /// (a user without a customer is a report too), and the warnings found
+    /// on the way. `self.store` is `syncer`'s.
+    pub(crate) fn resync(
+        rt: &Runtime,
+        client: &Client,
+        syncer: &mut Syncer,
+        user_key: &str,
+        now: i64,
+        (customers, users): (&[String], &[String]),
+        bar: &indicatif::ProgressBar,
+    ) -> anyhow::Result<(Vec<CustomerReport>, Vec<String>)> {
+        let targets = Lookup {
+            rt,
+            client,
+            store: syncer.store(),
+            user_key,
+            now,
+        }
+        .targets(customers, users)?;
+        let mut reports: Vec<CustomerReport> = targets
+            .missing_users
+            .iter()
+            .map(|(user, e)| CustomerReport::user_not_found(user, e.clone()))
+            .collect();
+        let mut source = ApiSource::new(rt, client, user_key, now);
+        source.prefetched = targets.prefetched;
+        let jobs = targets
+            .customers
+            .into_iter()
+            .map(|customer_id| Job {
+                customer_id,
+                user_hint: None,
+            })
+            .collect();
+        let synced = syncer.sync(&mut source, jobs, Some(rt), bar)?;
+        reports.extend(synced.iter().map(CustomerReport::from_synced));
+        Ok((reports, targets.warnings))
+    }
+
     pub(crate) fn targets(
         &self,
         customers: &[String],
