@@ -15,24 +15,30 @@ pub(crate) mod record;
 pub(crate) mod repair;
 pub(crate) mod source;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use compare::{Finding, Kind, Rules, Truth};
-use record::{AppRecord, Field, Item, Origin, Problem};
+use record::{AppRecord, Field, Item, Origin, Packed, Problem};
 
 use crate::store::{Filter, MappingRow, Store};
 
 /// The app's records by user, as read from the source.
 pub(crate) struct AppSide {
-    records: HashMap<String, Slot>,
+    records: Records,
     problems: Vec<Problem>,
     pub read: source::Read,
 }
 
+/// foldhash: one look-up per record and per user of the store; SipHash
+/// was a tenth of the audit's time.
+type Records = foldhash::HashMap<Box<str>, Slot>;
+
 enum Slot {
-    One(AppRecord),
+    /// The record, and where it is (`Origin::unit`, `Origin::at`), should a
+    /// second record for its user turn up.
+    One(Packed, &'static str, Box<str>),
     /// Two or more records for one user: none is compared.
     Many(Vec<Origin>),
 }
@@ -41,28 +47,40 @@ impl AppSide {
     /// Read the whole source; records that cannot be audited become
     /// problems (named by file and line or row).
     pub(crate) fn read(spec: &source::Spec) -> anyhow::Result<AppSide> {
-        let mut records: HashMap<String, (Slot, Origin)> = HashMap::new();
+        let mut records = Records::default();
         let mut problems = Vec::new();
+        let mut label = String::new();
         let read = source::read(spec, &mut |item| {
             match item {
                 Item::Problem(p) => problems.push(p),
-                Item::Record(r, origin) => match records.get_mut(&r.user) {
+                Item::Record(r, origin) => match records.get_mut(r.user.as_str()) {
                     None => {
-                        records.insert(r.user.clone(), (Slot::One(r), origin));
+                        if label.is_empty() {
+                            label.clone_from(&origin.source);
+                        }
+                        let slot = Slot::One(Packed::pack(&r), origin.unit, origin.at.into());
+                        records.insert(r.user.into_boxed_str(), slot);
                     }
-                    Some((slot, first)) => match slot {
-                        Slot::One(_) => *slot = Slot::Many(vec![first.clone(), origin]),
+                    Some(slot) => match slot {
+                        Slot::One(_, unit, at) => {
+                            let first = Origin {
+                                source: label.clone(),
+                                unit,
+                                at: at.to_string(),
+                            };
+                            *slot = Slot::Many(vec![first, origin]);
+                        }
                         Slot::Many(all) => all.push(origin),
                     },
                 },
             }
             Ok(())
         })?;
-        let mut twice: Vec<(&String, &Vec<Origin>)> = records
+        let mut twice: Vec<(&Box<str>, &Vec<Origin>)> = records
             .iter()
-            .filter_map(|(user, (slot, _))| match slot {
+            .filter_map(|(user, slot)| match slot {
                 Slot::Many(all) => Some((user, all)),
-                Slot::One(_) => None,
+                Slot::One(..) => None,
             })
             .collect();
         twice.sort_by(|a, b| a.0.cmp(b.0));
@@ -74,15 +92,15 @@ impl AppSide {
                     "user {} has {} records ({}): none of them is compared; keep one record per user, or narrow the source (--query, --table)",
                     crate::output::escape_text(user),
                     all.len(),
-                    all.iter().map(|o| format!("{} {}", o.unit, o.at)).collect::<Vec<_>>().join(", ")
+                    all.iter()
+                        .map(|o| format!("{} {}", o.unit, o.at))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
         }
         Ok(AppSide {
-            records: records
-                .into_iter()
-                .map(|(u, (slot, _))| (u, slot))
-                .collect(),
+            records,
             problems,
             read,
         })
@@ -93,8 +111,8 @@ impl AppSide {
         let mut users: Vec<String> = self
             .records
             .iter()
-            .filter(|(_, s)| matches!(s, Slot::One(_)))
-            .map(|(u, _)| u.clone())
+            .filter(|(_, s)| matches!(s, Slot::One(..)))
+            .map(|(u, _)| u.to_string())
             .collect();
         users.sort();
         users
@@ -170,40 +188,51 @@ pub(crate) fn hold(store: &Store, app: AppSide, rules: &Rules) -> anyhow::Result
         problems,
         read,
     } = app;
-    let billed_twice = store.users_billed_twice(compare::bills)?;
+    let billing = store.billing_subscriptions(compare::bills)?;
     let mut judged = Judged::default();
     // The mapping comes in user order: one user's rows are together.
     let mut group: Vec<MappingRow> = Vec::new();
-    let mut flush = |group: &mut Vec<MappingRow>, judged: &mut Judged| {
+    let mut flush = |group: &mut Vec<MappingRow>, judged: &mut Judged| -> anyhow::Result<()> {
         let Some(user) = group.first().and_then(|r| r.user_id.clone()) else {
-            return;
+            return Ok(());
         };
+        // Deleted customers' subscriptions were canceled with them.
+        let billed: u32 = group
+            .iter()
+            .filter(|r| !r.deleted)
+            .map(|r| billing.get(r.customer_id.as_str()).copied().unwrap_or(0))
+            .sum();
         let truth = Truth {
             rows: std::mem::take(group),
-            live_subscriptions: billed_twice.get(&user).cloned().unwrap_or_default(),
+            live_subscriptions: match billed > 1 {
+                true => store.billing_subscriptions_of(&user, compare::bills)?,
+                false => Vec::new(),
+            },
         };
-        match records.remove(&user) {
+        match records.remove(user.as_str()) {
             Some(Slot::Many(_)) => {}
-            Some(Slot::One(r)) => judged.judge(&user, Some(&r), &truth, rules),
+            Some(Slot::One(r, ..)) => judged.judge(&user, Some(&r.unpack(&user)), &truth, rules),
             None => judged.judge(&user, None, &truth, rules),
         }
+        Ok(())
     };
     store.for_each_mapping(&Filter::default(), |row| {
         if row.user_id.is_none() {
             return Ok(());
         }
         if group.first().is_some_and(|g| g.user_id != row.user_id) {
-            flush(&mut group, &mut judged);
+            flush(&mut group, &mut judged)?;
         }
         group.push(row.clone());
         Ok(())
     })?;
-    flush(&mut group, &mut judged);
+    flush(&mut group, &mut judged)?;
+    drop(billing);
     // Users the store has no customer for.
     let mut unknown: Vec<(String, AppRecord)> = records
         .into_iter()
         .filter_map(|(u, slot)| match slot {
-            Slot::One(r) => Some((u, r)),
+            Slot::One(r, ..) => Some((u.to_string(), r.unpack(&u))),
             Slot::Many(_) => None,
         })
         .collect();

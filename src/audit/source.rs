@@ -268,7 +268,7 @@ const SNIFF_LINE: usize = 1024 * 1024;
 /// A JSON document file up to this size is read into memory first
 /// (faster); a larger one, or stdin, is parsed from a reader in constant
 /// memory.
-const IN_MEMORY: u64 = 64 * 1024 * 1024;
+const IN_MEMORY: u64 = 16 * 1024 * 1024;
 
 /// The start of a stream, kept for detection, then given back in front of
 /// the rest.

@@ -2,8 +2,6 @@
 //! more than one subscription that bills, and a customer's last known
 //! subscription (for a repair event).
 
-use std::collections::HashMap;
-
 use rusqlite::OptionalExtension;
 
 use super::Store;
@@ -25,42 +23,54 @@ pub(crate) struct KeptSubscription {
 }
 
 impl Store {
-    /// Users (of customers not deleted) with more than one subscription
-    /// whose status `bills`, and those subscriptions' ids, newest first.
-    pub(crate) fn users_billed_twice(
+    /// How many subscriptions whose status `bills` each customer has (the
+    /// customers with none are left out): one pass over the table in its
+    /// own order, no sort, no index, so the audit's walk of the mapping
+    /// can sum them per user.
+    pub(crate) fn billing_subscriptions(
         &self,
         bills: impl Fn(&str) -> bool,
-    ) -> anyhow::Result<HashMap<String, Vec<String>>> {
-        let mut st = self.conn.prepare(
-            "SELECT c.user_id, s.id, s.status FROM subscriptions s
-             JOIN customers c ON c.id = s.customer_id
-             WHERE c.user_id IS NOT NULL AND c.deleted = 0
-             ORDER BY c.user_id, s.created DESC, s.id DESC",
-        )?;
+    ) -> anyhow::Result<foldhash::HashMap<Box<str>, u32>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT customer_id, status FROM subscriptions")?;
         let mut rows = st.query([])?;
-        let mut out: HashMap<String, Vec<String>> = HashMap::new();
-        let mut current: Option<(String, Vec<String>)> = None;
+        let mut out = foldhash::HashMap::default();
         while let Some(r) = rows.next()? {
-            let (user, id, status): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            if !bills(&status) {
-                continue;
-            }
-            match &mut current {
-                Some((u, ids)) if *u == user => ids.push(id),
-                _ => {
-                    if let Some((u, ids)) = current.take()
-                        && ids.len() > 1
-                    {
-                        out.insert(u, ids);
+            let status = r.get_ref(1)?.as_str()?;
+            if bills(status) {
+                let customer = r.get_ref(0)?.as_str()?;
+                match out.get_mut(customer) {
+                    Some(n) => *n += 1,
+                    None => {
+                        out.insert(Box::from(customer), 1);
                     }
-                    current = Some((user, vec![id]));
                 }
             }
         }
-        if let Some((u, ids)) = current
-            && ids.len() > 1
-        {
-            out.insert(u, ids);
+        Ok(out)
+    }
+
+    /// The subscriptions whose status `bills` of the user's customers that
+    /// are not deleted, newest first.
+    pub(crate) fn billing_subscriptions_of(
+        &self,
+        user_id: &str,
+        bills: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT s.id, s.status FROM subscriptions s
+             JOIN customers c ON c.id = s.customer_id
+             WHERE c.user_id = ?1 AND c.deleted = 0
+             ORDER BY s.created DESC, s.id DESC",
+        )?;
+        let mut rows = st.query([user_id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let (id, status): (String, String) = (r.get(0)?, r.get(1)?);
+            if bills(&status) {
+                out.push(id);
+            }
         }
         Ok(out)
     }
