@@ -18,8 +18,12 @@ customers=${1:-100000}
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 bin=$PWD/target/release/stripe-sync
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# AUDIT_BENCH_WORK=DIR keeps the store and the records there (for profiling).
+if [ -n "${AUDIT_BENCH_WORK:-}" ]; then
+  work=$AUDIT_BENCH_WORK; mkdir -p "$work"
+else
+  work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
 # ---- the store: $customers customers, each with a user

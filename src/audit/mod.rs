@@ -181,6 +181,19 @@ impl Judged {
     }
 }
 
+/// The customer the app's record names for a user the store maps to no
+/// customer, when the store knows that customer without a user: its
+/// metadata never named one, or it was deleted before the store saw it
+/// (Stripe lists no deleted customer, so a backfill learns only its id).
+/// The app's own link is then the only one, and the customer's truth is
+/// the user's. A customer mapped to another user is not taken.
+fn adopted(store: &Store, r: &AppRecord) -> anyhow::Result<Option<MappingRow>> {
+    let Some(c) = r.customer.as_deref() else {
+        return Ok(None);
+    };
+    Ok(store.mapping_of(c)?.filter(|row| row.user_id.is_none()))
+}
+
 /// Hold the app's records to the store, user by user.
 pub(crate) fn hold(store: &Store, app: AppSide, rules: &Rules) -> anyhow::Result<Report> {
     let AppSide {
@@ -238,7 +251,11 @@ pub(crate) fn hold(store: &Store, app: AppSide, rules: &Rules) -> anyhow::Result
         .collect();
     unknown.sort_by(|a, b| a.0.cmp(&b.0));
     for (user, r) in unknown {
-        judged.judge(&user, Some(&r), &Truth::default(), rules);
+        let truth = Truth {
+            rows: adopted(store, &r)?.into_iter().collect(),
+            live_subscriptions: Vec::new(),
+        };
+        judged.judge(&user, Some(&r), &truth, rules);
     }
     let Judged {
         mut findings,

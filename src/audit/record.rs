@@ -145,7 +145,12 @@ impl Packed {
             &r.card_brand,
             &r.card_last4,
         ];
-        let mut text = String::with_capacity(parts.iter().map(|p| p.as_ref().map_or(0, String::len)).sum());
+        let mut text = String::with_capacity(
+            parts
+                .iter()
+                .map(|p| p.as_ref().map_or(0, String::len))
+                .sum(),
+        );
         let mut ends = [u32::MAX; 6];
         for (end, part) in ends.iter_mut().zip(parts) {
             if let Some(p) = part {

@@ -586,7 +586,7 @@ impl Store {
         Ok(rows)
     }
 
-    #[cfg(test)]
+    /// One customer's row, if the store knows the customer.
     pub fn mapping_of(&self, customer_id: &str) -> anyhow::Result<Option<MappingRow>> {
         mapping_for(&self.conn, customer_id)
     }

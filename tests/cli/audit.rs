@@ -588,3 +588,62 @@ fn ci_catches_up_from_the_event_log_then_fails_on_wrong_access_only() {
     assert_eq!(status, 1, "{stdout}\n{stderr}");
     assert!(stdout.contains("unpaid_access"), "{stdout}");
 }
+
+/// A customer deleted before the store first saw it: a backfill learns
+/// only its id (Stripe lists no deleted customer), so the store cannot map
+/// it to a user. The app's record naming it is the link, and access it
+/// still grants is unpaid (found with localstripe, scripts/localstripe_audit.sh).
+#[test]
+fn a_customer_deleted_before_the_store_saw_it_is_held_to_through_the_apps_link() {
+    let mut a = account();
+    a.add_customer(json!({"id": "cus_gone", "metadata": {"clerkUserId": "user_gone"}, "created": 1_700_000_009}));
+    a.add_subscription(
+        json!({"id": "sub_gone", "customer": "cus_gone", "status": "canceled",
+        "created": 1_700_000_100, "price": "price_pro"}),
+    );
+    let fake = FakeStripe::start(a);
+    fake.delete_customer("cus_gone");
+    let dir = tempdir();
+    synced_store(dir.path(), &fake);
+    let row = run(cmd_in(dir.path()).args(["inspect", "--customer", "cus_gone", "--json"]));
+    assert_eq!(
+        json(&row.stdout)[0]["user_id"],
+        Value::Null,
+        "the store cannot know the user: {}",
+        row.stdout
+    );
+    let src = write(
+        dir.path(),
+        "app.csv",
+        "user_id,stripe_customer_id,status\nuser_a,cus_a,active\nuser_c,cus_c,trialing\nuser_e,cus_e,active\nuser_gone,cus_gone,active\n",
+    );
+    let out = audit(
+        dir.path(),
+        &[&src, "--json", "--fail-on", "unpaid_access,paid_no_access"],
+    );
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    let doc = json(&out.stdout);
+    assert_eq!(
+        findings(&doc),
+        own(&[("user_gone", "unpaid_access", json!("status"))])
+    );
+    assert_eq!(doc["findings"][0]["customer_id"], "cus_gone");
+    assert_eq!(doc["findings"][0]["stripe"], "deleted");
+    // And the repair has something to send: the subscription's end.
+    let out = audit(
+        dir.path(),
+        &[
+            &src,
+            "--json",
+            "--repair-via",
+            "http://127.0.0.1:9/stripe",
+            "--dry-run",
+        ],
+    );
+    let doc = json(&out.stdout);
+    assert_eq!(
+        doc["repairs"][0]["type"], "customer.subscription.deleted",
+        "{doc}"
+    );
+    assert_eq!(doc["repairs"][0]["subscription_id"], "sub_gone");
+}
