@@ -295,6 +295,7 @@ pub struct ReplayArgs {
         long,
         default_value_t = 10.0,
         value_name = "SECONDS",
+        value_parser = positive_seconds,
         help_heading = "Forwarding"
     )]
     pub timeout: f64,
@@ -607,6 +608,7 @@ pub struct AuditArgs {
         long,
         default_value_t = 10.0,
         value_name = "SECONDS",
+        value_parser = positive_seconds,
         help_heading = "Repair"
     )]
     pub timeout: f64,
@@ -695,6 +697,14 @@ fn non_blank_user_key(value: &str) -> Result<String, String> {
 }
 
 /// `--max-rps`: a finite number above zero.
+fn positive_seconds(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        Ok(_) => Err("must be a positive number of seconds".into()),
+        Err(e) => Err(format!("{e}: expected a positive number of seconds")),
+    }
+}
+
 fn positive_rate(value: &str) -> Result<f64, String> {
     match value.trim().parse::<f64>() {
         Ok(n) if n.is_finite() && n > 0.0 => Ok(n),

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use super::Report;
 use crate::forward::{Delivery, Forwarder};
-use crate::store::{KeptSubscription, Store};
+use crate::objects::SubscriptionRecord;
+use crate::store::Store;
 
 /// What is sent for one drifted user, or why nothing can be.
 #[derive(Debug, Clone, Serialize)]
@@ -104,7 +105,7 @@ fn event_id() -> String {
 /// subscription as the store holds it, or `.deleted` when it has ended
 /// (or its customer was deleted, which cancels it).
 fn send_plan(
-    sub: &KeptSubscription,
+    sub: &SubscriptionRecord,
     customer_deleted: bool,
     user: &str,
     user_key: &str,
@@ -182,8 +183,8 @@ pub(crate) fn send(repairs: &mut [Repair], mut forwarder: Forwarder) {
 mod tests {
     use super::*;
 
-    fn sub(status: &str) -> KeptSubscription {
-        KeptSubscription {
+    fn sub(status: &str) -> SubscriptionRecord {
+        SubscriptionRecord {
             id: "sub_1".into(),
             customer_id: "cus_1".into(),
             status: status.into(),
@@ -192,8 +193,7 @@ mod tests {
             current_period_end: Some(200),
             cancel_at_period_end: true,
             payment_method_id: Some("pm_1".into()),
-            card_brand: Some("visa".into()),
-            card_last4: Some("4242".into()),
+            card: None,
             created: 50,
         }
     }

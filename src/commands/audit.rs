@@ -221,11 +221,6 @@ fn repair_settings(
     let url =
         forward::check_url_of("--repair-via", url, args.allow_remote).map_err(crate::usage)?;
     let secret = super::endpoint_secret("--repair-via", args.secret.as_ref(), printer)?;
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(crate::usage(
-            "--timeout must be a positive number of seconds",
-        ));
-    }
     Ok(forward::Settings {
         url,
         secret,

@@ -214,11 +214,6 @@ fn forward_settings(
     if args.concurrency == 0 {
         return Err(crate::usage("--concurrency must be at least 1"));
     }
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(crate::usage(
-            "--timeout must be a positive number of seconds",
-        ));
-    }
     Ok(forward::Settings {
         url,
         secret,

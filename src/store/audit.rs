@@ -1,26 +1,11 @@
-//! What `audit` reads from the store beyond the mapping: the users with
-//! more than one subscription that bills, and a customer's last known
+//! What `audit` reads from the store beyond the mapping: how many
+//! subscriptions charge each customer, and a customer's last known
 //! subscription (for a repair event).
 
 use rusqlite::OptionalExtension;
 
 use super::Store;
-
-/// A subscription as the store keeps it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct KeptSubscription {
-    pub id: String,
-    pub customer_id: String,
-    pub status: String,
-    pub price_id: Option<String>,
-    pub current_period_start: Option<i64>,
-    pub current_period_end: Option<i64>,
-    pub cancel_at_period_end: bool,
-    pub payment_method_id: Option<String>,
-    pub card_brand: Option<String>,
-    pub card_last4: Option<String>,
-    pub created: i64,
-}
+use crate::objects::{Card, SubscriptionRecord};
 
 impl Store {
     /// How many subscriptions whose status `bills` each customer has (the
@@ -80,7 +65,7 @@ impl Store {
     pub(crate) fn last_subscription(
         &self,
         customer_id: &str,
-    ) -> anyhow::Result<Option<KeptSubscription>> {
+    ) -> anyhow::Result<Option<SubscriptionRecord>> {
         Ok(self
             .conn
             .prepare_cached(
@@ -93,7 +78,8 @@ impl Store {
                  LIMIT 1",
             )?
             .query_row([customer_id], |r| {
-                Ok(KeptSubscription {
+                let (brand, last4): (Option<String>, Option<String>) = (r.get(8)?, r.get(9)?);
+                Ok(SubscriptionRecord {
                     id: r.get(0)?,
                     customer_id: r.get(1)?,
                     status: r.get(2)?,
@@ -102,8 +88,7 @@ impl Store {
                     current_period_end: r.get(5)?,
                     cancel_at_period_end: r.get(6)?,
                     payment_method_id: r.get(7)?,
-                    card_brand: r.get(8)?,
-                    card_last4: r.get(9)?,
+                    card: (brand.is_some() || last4.is_some()).then_some(Card { brand, last4 }),
                     created: r.get(10)?,
                 })
             })

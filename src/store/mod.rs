@@ -8,7 +8,6 @@ mod mapping;
 pub mod schema;
 mod write;
 
-pub(crate) use audit::KeptSubscription;
 pub use mapping::{DuplicateFinder, Duplicates, Filter, MappingRow};
 
 use std::path::{Path, PathBuf};
