@@ -3,9 +3,10 @@
 //! the T3 pattern), NDJSON, CSV, a Convex snapshot export (zip) or the app's
 //! database, handed out one `Item` at a time in source order.
 //!
-//! Records are handed out as they are parsed: a JSON document is walked one
-//! element (or entry) at a time, from memory when the file is at most
-//! `IN_MEMORY` bytes, else from a reader. A KV dump keeps its user ->
+//! Records are handed out as they are parsed: a JSON array is split into
+//! its elements by a scan of a reader, each parsed on its own; another JSON
+//! document is walked one entry at a time, from memory when the file is at
+//! most `IN_MEMORY` bytes, else from a reader. A KV dump keeps its user ->
 //! customer pairs; a customer record that comes before the user key naming
 //! it is handed out after a second read of the file (or, from stdin, held
 //! until the key comes).
@@ -221,8 +222,13 @@ fn read_file(
             read_zip(BufReader::new(open()?), spec, &label, each)
         }
         // serde_json parses a slice faster than a reader (most for the
-        // escaped strings of a KV dump), and the second read is free.
-        Kind::Json if regular.is_some_and(|len| len <= IN_MEMORY) => {
+        // escaped strings of a KV dump), and the second read is free. An
+        // array is streamed whatever its size: its elements are parsed as
+        // slices one at a time (`read_array`), as fast.
+        Kind::Json
+            if regular.is_some_and(|len| len <= IN_MEMORY)
+                && !input.is_array().with_context(|| cannot_read(&label))? =>
+        {
             let text = input.into_text().with_context(|| cannot_read(&label))?;
             let mut sink = Sink::new(&spec.fields, label, each);
             sink.kv.early = Early::Defer;
@@ -239,22 +245,29 @@ fn read_file(
             if regular.is_some() {
                 sink.kv.early = Early::Defer;
             }
-            read_text(kind, input.into_reader(), &mut sink)?;
+            read_text(kind, input, &mut sink)?;
             if sink.needs_replay() {
                 sink.kv.early = Early::Replay;
                 let input = Input::new(Box::new(open()?)).with_context(|| cannot_read(&label))?;
-                read_text(kind, input.into_reader(), &mut sink)?;
+                read_text(kind, input, &mut sink)?;
             }
             sink.finish()
         }
     }
 }
 
-fn read_text(kind: Kind, reader: impl BufRead, sink: &mut Sink<'_>) -> anyhow::Result<()> {
+fn read_text(kind: Kind, mut input: Input, sink: &mut Sink<'_>) -> anyhow::Result<()> {
     match kind {
-        Kind::Json => read_json(serde_json::Deserializer::from_reader(reader), sink),
-        Kind::Ndjson => read_ndjson(reader, sink),
-        Kind::Csv => read_csv(reader, sink),
+        Kind::Json => {
+            let array = input.is_array().with_context(|| cannot_read(&sink.label))?;
+            let reader = input.into_reader();
+            match array {
+                true => read_array(reader, sink),
+                false => read_json(serde_json::Deserializer::from_reader(reader), sink),
+            }
+        }
+        Kind::Ndjson => read_ndjson(input.into_reader(), sink),
+        Kind::Csv => read_csv(input.into_reader(), sink),
         Kind::Zip => unreachable!("a zip is read by read_zip"),
     }
 }
@@ -265,9 +278,10 @@ const CHUNK: u64 = 64 * 1024;
 /// a JSON document.
 const SNIFF_LINE: usize = 1024 * 1024;
 
-/// A JSON document file up to this size is read into memory first
-/// (faster); a larger one, or stdin, is parsed from a reader in constant
-/// memory.
+/// A JSON document file up to this size, unless an array, is read into
+/// memory first (faster: an object keyed by user, a KV dump); a larger one,
+/// or stdin, is parsed from a reader in constant memory. (At 64 MiB a 36 MB
+/// file peaked at 89 MB.)
 const IN_MEMORY: u64 = 16 * 1024 * 1024;
 
 /// The start of a stream, kept for detection, then given back in front of
@@ -319,6 +333,12 @@ impl Input {
                 return Ok(None);
             }
         }
+    }
+
+    /// Whether the first non-blank byte opens an array.
+    fn is_array(&mut self) -> io::Result<bool> {
+        let first = self.non_blank(self.start)?;
+        Ok(first.is_some_and(|at| self.buf[at] == b'['))
     }
 
     /// What the content looks like: a zip, a JSON array (or any JSON
@@ -933,12 +953,11 @@ fn json_error(label: &str, e: serde_json::Error) -> anyhow::Error {
     if e.is_io() {
         return anyhow::Error::new(io::Error::from(e)).context(cannot_read(label));
     }
-    anyhow!(
-        "{label} is not valid JSON at line {} column {}: {}",
-        e.line(),
-        e.column(),
-        json_reason(&e)
-    )
+    let at = Pos {
+        line: e.line(),
+        column: e.column(),
+    };
+    invalid_json(label, at, &json_reason(&e))
 }
 
 /// serde_json's message without its position.
@@ -946,6 +965,207 @@ fn json_reason(e: &serde_json::Error) -> String {
     let text = e.to_string();
     let at = format!(" at line {} column {}", e.line(), e.column());
     text.strip_suffix(&at).unwrap_or(&text).to_owned()
+}
+
+/// A place in a JSON document as serde_json names one: the line, and the
+/// bytes before on it (an error at the next byte is one column further).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pos {
+    line: usize,
+    column: usize,
+}
+
+impl Pos {
+    /// Past `bytes`.
+    fn advance(&mut self, bytes: &[u8]) {
+        match memchr::memrchr(b'\n', bytes) {
+            Some(last) => {
+                self.line += memchr::memchr_iter(b'\n', &bytes[..=last]).count();
+                self.column = bytes.len() - last - 1;
+            }
+            None => self.column += bytes.len(),
+        }
+    }
+
+    /// Where an error at the next byte is.
+    fn next(self) -> Pos {
+        Pos {
+            column: self.column + 1,
+            ..self
+        }
+    }
+
+    /// Where an error of a slice that starts here is.
+    fn of(self, e: &serde_json::Error) -> Pos {
+        match e.line() {
+            0 | 1 => Pos {
+                column: self.column + e.column(),
+                ..self
+            },
+            line => Pos {
+                line: self.line + line - 1,
+                column: e.column(),
+            },
+        }
+    }
+}
+
+fn invalid_json(label: &str, at: Pos, reason: &str) -> anyhow::Error {
+    anyhow!(
+        "{label} is not valid JSON at line {} column {}: {reason}",
+        at.line,
+        at.column
+    )
+}
+
+/// Past blanks, keeping `pos`: the next byte, not consumed.
+fn skip_blank(reader: &mut impl BufRead, pos: &mut Pos) -> io::Result<Option<u8>> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let blank = buf
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(buf.len());
+        pos.advance(&buf[..blank]);
+        let next = buf.get(blank).copied();
+        reader.consume(blank);
+        if next.is_some() {
+            return Ok(next);
+        }
+    }
+}
+
+/// An element of an array that starts at `start` of the document, and
+/// then, the error of what follows it before the `,` or `]`, if anything.
+fn parse_element(
+    element: &[u8],
+    start: Pos,
+    label: &str,
+) -> anyhow::Result<(Value, anyhow::Result<()>)> {
+    use serde::Deserialize as _;
+    let error = |e: serde_json::Error, reason: &str| invalid_json(label, start.of(&e), reason);
+    let mut de = serde_json::Deserializer::from_slice(element);
+    let value = Value::deserialize(&mut de).map_err(|e| {
+        let reason = json_reason(&e);
+        error(e, &reason)
+    })?;
+    let after = de.end().map_err(|e| error(e, "expected `,` or `]`"));
+    Ok((value, after))
+}
+
+/// A JSON array read from a reader, one element at a time: a scan for the
+/// byte that ends each element (a `,` or the `]` outside any string or
+/// nesting) and a parse of its bytes alone, as fast as from memory and held
+/// to one element. Errors name the place in the whole document, as a parse
+/// of all of it would.
+fn read_array(mut reader: impl BufRead, sink: &mut Sink<'_>) -> anyhow::Result<()> {
+    let label = sink.label.clone();
+    let io_error = |e: io::Error| anyhow::Error::new(e).context(cannot_read(&label));
+    let mut pos = Pos { line: 1, column: 0 };
+    match skip_blank(&mut reader, &mut pos).map_err(io_error)? {
+        Some(b'[') => {
+            reader.consume(1);
+            pos.column += 1;
+        }
+        _ => return Err(invalid_json(&label, pos.next(), "expected `[`")),
+    }
+    let mut element = Vec::new();
+    let mut n = 0;
+    // Within the element: the nesting of `[]{}`, and in a string, after a
+    // backslash.
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    loop {
+        let buf = reader.fill_buf().map_err(io_error)?;
+        if buf.is_empty() {
+            // The end came within the array: a last element whole is read.
+            let start = pos;
+            pos.advance(&element);
+            let reason = match element.iter().all(u8::is_ascii_whitespace) {
+                true if n > 0 => "EOF while parsing a value",
+                true => "EOF while parsing a list",
+                false => {
+                    let (value, after) = parse_element(&element, start, &label)?;
+                    sink.element(value, "element", n + 1)?;
+                    after?;
+                    "EOF while parsing a list"
+                }
+            };
+            return Err(invalid_json(&label, pos, reason));
+        }
+        let mut i = 0;
+        let mut end = None;
+        while i < buf.len() {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                    i += 1;
+                    continue;
+                }
+                match memchr::memchr2(b'"', b'\\', &buf[i..]) {
+                    None => i = buf.len(),
+                    Some(p) => {
+                        i += p + 1;
+                        match buf[i - 1] {
+                            b'\\' => escaped = true,
+                            _ => in_string = false,
+                        }
+                    }
+                }
+                continue;
+            }
+            match buf[i] {
+                b'"' => in_string = true,
+                b'[' | b'{' => depth += 1,
+                b']' | b'}' if depth > 0 => depth -= 1,
+                b',' | b']' | b'}' if depth == 0 => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let Some(i) = end else {
+            element.extend_from_slice(buf);
+            let len = buf.len();
+            reader.consume(len);
+            continue;
+        };
+        let close = buf[i];
+        element.extend_from_slice(&buf[..i]);
+        reader.consume(i + 1);
+        let start = pos;
+        pos.advance(&element);
+        if element.iter().all(u8::is_ascii_whitespace) {
+            let reason = match close {
+                b']' if n == 0 => break, // empty
+                b']' => "trailing comma",
+                _ => "expected value",
+            };
+            return Err(invalid_json(&label, pos.next(), reason));
+        }
+        let (value, after) = parse_element(&element, start, &label)?;
+        n += 1;
+        sink.element(value, "element", n)?;
+        after?;
+        if close == b'}' {
+            return Err(invalid_json(&label, pos.next(), "expected `,` or `]`"));
+        }
+        pos.column += 1;
+        element.clear();
+        if close == b']' {
+            break;
+        }
+    }
+    match skip_blank(&mut reader, &mut pos).map_err(io_error)? {
+        Some(_) => Err(invalid_json(&label, pos.next(), "trailing characters")),
+        None => Ok(()),
+    }
 }
 
 /// The top level of a JSON document, walked one element or entry at a time.
@@ -1067,6 +1287,18 @@ fn read_csv(reader: impl io::Read, sink: &mut Sink<'_>) -> anyhow::Result<()> {
         return Ok(()); // an empty file
     }
     sink.columns(&columns)?;
+    // Only the columns a field's path names go into a row's record (a value
+    // is a string, so a path matches a column by name only): the others
+    // (email, timestamps) cost nothing.
+    let mapped: Vec<(usize, &String)> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, column)| {
+            Field::ALL
+                .into_iter()
+                .any(|f| sink.fields.paths(f).contains(column))
+        })
+        .collect();
     let mut row = csv::StringRecord::new();
     loop {
         match csv.read_record(&mut row) {
@@ -1083,10 +1315,10 @@ fn read_csv(reader: impl io::Read, sink: &mut Sink<'_>) -> anyhow::Result<()> {
                     sink.problem("row", line, None, message)?;
                     continue;
                 }
-                let map = columns
+                let map = mapped
                     .iter()
-                    .zip(row.iter())
-                    .map(|(column, value)| {
+                    .map(|&(i, column)| {
+                        let value = &row[i];
                         let value = match value.is_empty() {
                             true => Value::Null,
                             false => Value::String(value.to_owned()),
@@ -1749,6 +1981,58 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("is NDJSON; drop --table"), "{text}");
+    }
+
+    /// A streamed array reads and fails as a parse of the whole document.
+    #[test]
+    fn streamed_arrays_read_as_the_whole_document() {
+        let fields = FieldMap::new("clerkUserId", &[], &[]).unwrap();
+        let read = |text: &[u8], streamed: bool| {
+            let mut got = Vec::new();
+            let mut each = |item| {
+                got.push(item);
+                Ok(())
+            };
+            let mut sink = Sink::new(&fields, "a.json".into(), &mut each);
+            let result = match streamed {
+                true => read_array(BufReader::with_capacity(3, text), &mut sink),
+                false => read_json(serde_json::Deserializer::from_slice(text), &mut sink),
+            };
+            let result = result.and_then(|()| sink.finish().map(|_| ()));
+            (result.map_err(|e| e.to_string()), lines(&got))
+        };
+        let cases: &[&str] = &[
+            "[]",
+            " [ ] \n",
+            "[{\"userId\": \"u1\"}, 2, \"x\", null, [1, {\"a\": \"]\"}]]",
+            "[\n {\"userId\": \"u\\\"1,]}\", \"n\": {\"a\": [1, 2]}},\n {\"userId\": \"u2\"}\n]\n\n",
+            "[{\"userId\": \"u1\"}",
+            "[{\"userId\": \"u1\"},",
+            "[{\"userId\": \"u1\"},]",
+            "[,{\"userId\": \"u1\"}]",
+            "[{\"userId\": \"u1\"},,]",
+            "[{\"userId\": \"u1\"} {\"userId\": \"u2\"}]",
+            "[{\"userId\": \"u1\"}}",
+            "[\n{\"userId\": \"u1\"},\n  {\"userId\" \"u2\"}\n]",
+            "[{\"userId\": \"u1\"},\n {\"userId\": \"u2\n\"}]",
+            "[{\"userId\": \"u1\"}, {\"userId\": \"u",
+            "[{\"userId\": \"u1\"}, {\"a\": [1}]",
+            "[{\"userId\": \"u1\"}]\n x",
+            "[{\"userId\": \"u1\"}],",
+            "[{\"userId\": \"u1\"}] []",
+            "[",
+            "[ \n ",
+            "[1, 2",
+            "[}",
+            "[{\"key\": \"stripe:customer:cus_1\", \"value\": {\"status\": \"active\"}}, {\"key\": \"stripe:user:u1\", \"value\": \"cus_1\"}, 3]",
+        ];
+        for case in cases {
+            assert_eq!(
+                read(case.as_bytes(), true),
+                read(case.as_bytes(), false),
+                "{case:?}"
+            );
+        }
     }
 
     #[test]
