@@ -161,6 +161,11 @@ impl Report {
     }
 }
 
+/// Each reader of the store's walk keeps this much of the file (KiB): the
+/// walk meets pages in no order, and SQLite's 2 MiB default made most rows
+/// a read from the file (a third of the audit's time at 100,000 users).
+const READER_CACHE_KIB: i64 = 16 * 1024;
+
 /// The findings so far, and how many users they are about.
 #[derive(Default)]
 struct Judged {
@@ -229,6 +234,7 @@ pub(crate) fn hold(store: &Store, app: AppSide, rules: &Rules) -> anyhow::Result
         }
         Ok(())
     };
+    store.cache_readers(READER_CACHE_KIB);
     store.for_each_mapping(&Filter::default(), |row| {
         if row.user_id.is_none() {
             return Ok(());

@@ -420,6 +420,15 @@ impl Store {
         self.for_each_mapping_in_ranges(f, readers, RANGE_ROWS, each)
     }
 
+    /// Give each reader of a walk of the whole mapping a page cache of
+    /// `kib` KiB (SQLite's default is 2 MiB): a walk in user order visits
+    /// the customers' and subscriptions' pages in no order, and with the
+    /// default nearly every row is a read from the file. `audit` spends
+    /// the memory (two readers, 16 MiB each) for a third of its time.
+    pub(crate) fn cache_readers(&self, kib: i64) {
+        self.reader_cache_kib.set(Some(kib));
+    }
+
     /// [`Store::for_each_mapping`] on this connection alone.
     fn for_each_mapping_here(
         &self,
@@ -541,7 +550,12 @@ impl Store {
         let mut readers = Vec::with_capacity(n);
         for _ in 0..n {
             match Store::open_read_only(Path::new(file))? {
-                Some(reader) => readers.push(reader),
+                Some(reader) => {
+                    if let Some(kib) = self.reader_cache_kib.get() {
+                        reader.conn.pragma_update(None, "cache_size", -kib)?;
+                    }
+                    readers.push(reader)
+                }
                 None => return Ok(None),
             }
         }

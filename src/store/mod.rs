@@ -130,6 +130,9 @@ pub struct Store {
     /// How long a write waits for another process's write lock, and whom
     /// a wait that runs out is told to (see [`Store::serve_lock_wait`]).
     lock_wait: std::cell::Cell<LockWait>,
+    /// The page cache of each reader of a parallel walk of the mapping, in
+    /// KiB, when not SQLite's default (see [`Store::cache_readers`]).
+    reader_cache_kib: std::cell::Cell<Option<i64>>,
 }
 
 /// How long a write waits for another process's write lock, and whom a
@@ -213,6 +216,7 @@ impl Store {
             path: path.to_path_buf(),
             identity,
             lock_wait: std::cell::Cell::new(LockWait::Command),
+            reader_cache_kib: std::cell::Cell::new(None),
         })
     }
 
@@ -273,6 +277,7 @@ impl Store {
             path: path.to_path_buf(),
             identity: None,
             lock_wait: std::cell::Cell::new(LockWait::Command),
+            reader_cache_kib: std::cell::Cell::new(None),
         }))
     }
 
@@ -297,6 +302,7 @@ impl Store {
             path: path.to_path_buf(),
             identity: None,
             lock_wait: std::cell::Cell::new(LockWait::Command),
+            reader_cache_kib: std::cell::Cell::new(None),
         })
     }
 
@@ -311,6 +317,7 @@ impl Store {
             path: PathBuf::from(":memory:"),
             identity: None,
             lock_wait: std::cell::Cell::new(LockWait::Command),
+            reader_cache_kib: std::cell::Cell::new(None),
         })
     }
 
