@@ -1413,6 +1413,9 @@ impl RowSink for DbRows<'_, '_> {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write as _;
