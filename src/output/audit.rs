@@ -193,20 +193,25 @@ pub(crate) fn csv(findings: &[Finding], out: impl Write) -> anyhow::Result<()> {
         "app",
         "stripe",
     ])?;
+    // The app's values are the app's data, not ours: control characters
+    // (a terminal escape in an email or id) are escaped as in the table.
     let cell = |v: &Value| match v {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => escape_text(s).into_owned(),
         Value::Array(items) => items
             .iter()
-            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+            .map(|i| {
+                i.as_str()
+                    .map_or_else(|| i.to_string(), |s| escape_text(s).into_owned())
+            })
             .collect::<Vec<_>>()
             .join(" "),
         other => other.to_string(),
     };
     for f in findings {
         w.write_record([
-            f.user_id.as_str(),
-            f.customer_id.as_deref().unwrap_or(""),
+            escape_text(&f.user_id).as_ref(),
+            &escape_text(f.customer_id.as_deref().unwrap_or("")),
             f.finding.name(),
             f.field.unwrap_or(""),
             &cell(&f.app),

@@ -647,3 +647,31 @@ fn a_customer_deleted_before_the_store_saw_it_is_held_to_through_the_apps_link()
     );
     assert_eq!(doc["repairs"][0]["subscription_id"], "sub_gone");
 }
+
+#[test]
+fn csv_output_lists_the_findings_with_control_characters_escaped() {
+    let fake = FakeStripe::start(account());
+    let dir = tempdir();
+    synced_store(dir.path(), &fake);
+    let src = write(
+        dir.path(),
+        "app.ndjson",
+        "{\"user_id\": \"user_a\", \"status\": \"active\", \"price_id\": \"price_\\u001b]0;pwned\\u0007\"}\n\
+         {\"user_id\": \"user_c\", \"status\": \"trialing\", \"price_id\": \"price_pro\"}\n\
+         {\"user_id\": \"user_e\", \"status\": \"active\", \"price_id\": \"price_pro\"}\n",
+    );
+    let out = audit(dir.path(), &[&src, "--csv"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "user_id,customer_id,finding,field,app,stripe\n\
+         user_a,cus_a,price,price,price_\\u{1b}]0;pwned\\u{7},price_pro\n"
+    );
+    let out = audit(dir.path(), &[&src, "--csv", "--json"]);
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.contains("--csv and --json exclude each other"),
+        "{}",
+        out.stderr
+    );
+}
