@@ -351,7 +351,7 @@ pub struct ApiArgs {
     pub api_base: String,
 
     /// Stripe-Version header [default: from config, else 2025-06-30.basil]
-    #[arg(long, value_name = "V")]
+    #[arg(long, value_name = "V", value_parser = non_blank_api_version)]
     pub api_version: Option<String>,
 
     /// Request rate ceiling, requests per second (> 0) [default: 20 for test keys, 80 for live keys]
@@ -697,6 +697,14 @@ fn non_blank_user_key(value: &str) -> Result<String, String> {
 }
 
 /// `--max-rps`: a finite number above zero.
+/// `--api-version ''` is refused as the config refuses `api_version = ""`.
+fn non_blank_api_version(value: &str) -> Result<String, String> {
+    match value.trim() {
+        "" => Err("is blank: name a Stripe API version (e.g. 2025-06-30.basil), or drop the flag for the config's".into()),
+        v => Ok(v.to_owned()),
+    }
+}
+
 fn positive_seconds(value: &str) -> Result<f64, String> {
     match value.trim().parse::<f64>() {
         Ok(n) if n.is_finite() && n > 0.0 => Ok(n),

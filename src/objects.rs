@@ -172,8 +172,13 @@ impl StripeObject {
         self.object.as_deref().unwrap_or("")
     }
 
+    /// The customer the object belongs to; a blank id (`"customer": ""`,
+    /// a hand-written fixture) is none.
     pub fn customer_id(&self) -> Option<&str> {
-        self.customer.as_ref().map(Expandable::id)
+        self.customer
+            .as_ref()
+            .map(Expandable::id)
+            .filter(|id| !id.trim().is_empty())
     }
 
     /// Subscription metadata carried by an invoice, basil shape first.

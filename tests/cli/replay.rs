@@ -552,3 +552,47 @@ fn closed_pipe_case(copies: usize) -> tempfile::TempDir {
     );
     dir
 }
+
+/// `"customer": ""` (a hand-written fixture) is no customer: the reason
+/// says so, not `customer  is neither in the store` with a blank id.
+#[test]
+fn a_blank_customer_id_is_no_customer() {
+    let dir = crate::common::tempdir();
+    std::fs::write(
+        dir.path().join("blank.json"),
+        r#"{"id":"evt_blank","object":"event","type":"invoice.paid","created":1767225600,"data":{"object":{"id":"in_1","object":"invoice","customer":""}}}"#,
+    )
+    .unwrap();
+    let out = crate::common::run(crate::common::cmd_in(dir.path()).args([
+        "replay",
+        "--dry-run",
+        "--json",
+        "blank.json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let doc = crate::common::json(&out.stdout);
+    let d = &doc["events"][0];
+    assert_eq!(d["route"], "unresolved", "{doc}");
+    assert_eq!(d["customer_id"], serde_json::Value::Null);
+    let reason = d["reason"].as_str().unwrap();
+    assert!(reason.contains("no customer"), "{reason}");
+    assert!(!reason.contains("  "), "{reason}");
+}
+
+#[test]
+fn a_blank_api_version_is_a_usage_error() {
+    let dir = crate::common::tempdir();
+    let out = crate::common::run(crate::common::cmd_in(dir.path()).args([
+        "resync",
+        "--all",
+        "--api-version",
+        " ",
+    ]));
+    assert_eq!(out.status, 2);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.contains("'--api-version <V>': is blank"),
+        "{}",
+        out.stderr
+    );
+}
