@@ -265,12 +265,19 @@ impl Pass<'_> {
         let id = d.event_id.as_deref().unwrap_or_default();
 
         let earlier_run = self.store_has_events && self.store.event_seen(id)?;
-        if earlier_run || !self.seen.insert(id) {
+        let seen = match earlier_run {
+            true => seen::Seen::Again,
+            false => self.seen.insert(id, d.kind.as_deref().unwrap_or_default()),
+        };
+        if seen != seen::Seen::New {
             d.route = Route::Duplicate;
-            d.reason = Some(if earlier_run {
-                "already processed in an earlier run (store's event log)".into()
-            } else {
-                "event id already seen in this run (redelivery)".into()
+            d.reason = Some(match (earlier_run, seen) {
+                (true, _) => "already processed in an earlier run (store's event log)".into(),
+                (false, seen::Seen::OtherType) => "event id already seen in this run with another type: \
+                     not a redelivery (Stripe redelivers the same event) but two events sharing an id; \
+                     give each fixture its own id"
+                    .into(),
+                (false, _) => "event id already seen in this run (redelivery)".into(),
             });
             return self.emit(&d);
         }

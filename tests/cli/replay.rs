@@ -596,3 +596,42 @@ fn a_blank_api_version_is_a_usage_error() {
         out.stderr
     );
 }
+
+/// Stripe redelivers the same event; two events that share an id but not
+/// a type are fixtures that reuse ids, and are named so.
+#[test]
+fn one_id_with_two_types_is_not_called_a_redelivery() {
+    let dir = crate::common::tempdir();
+    let event = |kind: &str| {
+        format!(
+            r#"{{"id":"evt_same","object":"event","type":"{kind}","created":1767225600,"data":{{"object":{{"id":"in_1","object":"invoice","customer":null}}}}}}"#
+        )
+    };
+    let lines = [
+        event("invoice.paid"),
+        event("invoice.paid"),
+        event("invoice.payment_failed"),
+    ];
+    std::fs::write(dir.path().join("e.ndjson"), lines.join("\n")).unwrap();
+    let out = crate::common::run(crate::common::cmd_in(dir.path()).args([
+        "replay",
+        "--dry-run",
+        "--json",
+        "e.ndjson",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let doc = crate::common::json(&out.stdout);
+    let reasons: Vec<&str> = doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(reasons[1], "event id already seen in this run (redelivery)");
+    assert!(
+        reasons[2].contains("with another type: not a redelivery"),
+        "{}",
+        reasons[2]
+    );
+    assert_eq!(doc["events"][2]["route"], "duplicate");
+}
