@@ -28,12 +28,15 @@ fn string_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Strin
 }
 
 /// What the payload says about itself: `{"id", "type"}` when it is a JSON
-/// event (snapshot or thin), and whether it is a thin event.
+/// event (`"object": "event"`, or a thin `v2.core.event`), and whether it
+/// is a thin event. Any other signed object (an account with an `id` and a
+/// `type`) is no event.
 fn event_head(payload: &[u8]) -> (Option<EventRef>, bool) {
     let head = serde_json::from_slice::<EventHead>(payload).unwrap_or_default();
     let thin = head.object.as_deref() == Some(signature::THIN_EVENT_OBJECT);
+    let is_event = thin || head.object.as_deref() == Some("event");
     let event = match (head.id, head.kind) {
-        (Some(id), Some(kind)) => Some(EventRef { id, kind }),
+        (Some(id), Some(kind)) if is_event => Some(EventRef { id, kind }),
         _ => None,
     };
     (event, thin)

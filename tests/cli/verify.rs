@@ -801,3 +801,40 @@ fn exactly_tolerance_old_on_the_real_clock_is_refused() {
     assert_eq!(out.stderr, "");
     assert_eq!(json(&out.stdout)["reason"], "timestamp_out_of_tolerance");
 }
+
+/// Only an object with `"object": "event"` (or a thin event) is labelled an
+/// event: a signed account object has an `id` and a `type` too.
+#[test]
+fn a_signed_object_that_is_no_event_is_not_labelled_one() {
+    let account = r#"{"id": "acct_1IuH", "object": "account", "type": "custom"}"#;
+    let (dir, h) = setup(account.as_bytes());
+    let out = run(cmd_in(dir.path()).args([
+        "verify",
+        "-s",
+        SECRET,
+        "--signature",
+        &h,
+        "--now",
+        "1767225600",
+        "payload.json",
+    ]));
+    assert_eq!(out.status, 0);
+    assert_eq!(
+        out.stdout,
+        "valid signature matches secret #1 (t=1767225590, 10 s old)\n"
+    );
+    assert_eq!(out.stderr, "");
+    let out = run(cmd_in(dir.path()).args([
+        "verify",
+        "-s",
+        SECRET,
+        "--signature",
+        &h,
+        "--now",
+        "1767225600",
+        "--json",
+        "payload.json",
+    ]));
+    assert_eq!(out.status, 0);
+    assert_eq!(json(&out.stdout)["event"], serde_json::Value::Null);
+}
