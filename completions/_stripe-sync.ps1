@@ -156,7 +156,7 @@ Register-ArgumentCompleter -Native -CommandName 'stripe-sync' -ScriptBlock {
             break
         }
         'stripe-sync;serve' {
-            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on; a non-loopback address has no TLS (a warning says so)')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address and port to listen on (or localhost:PORT); a non-loopback address has no TLS (a warning says so)')
             [CompletionResult]::new('--path', '--path', [CompletionResultType]::ParameterName, 'The webhook route; any other path is 404')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)')
             [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)')

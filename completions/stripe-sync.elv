@@ -148,7 +148,7 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand --version 'Print version'
         }
         &'stripe-sync;serve'= {
-            cand --listen 'Address to listen on; a non-loopback address has no TLS (a warning says so)'
+            cand --listen 'Address and port to listen on (or localhost:PORT); a non-loopback address has no TLS (a warning says so)'
             cand --path 'The webhook route; any other path is 404'
             cand -s 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)'
             cand --secret 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)'

@@ -130,7 +130,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s v -l 
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s h -l help -d 'Print help'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -s V -l version -d 'Print version'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l listen -d 'Address to listen on; a non-loopback address has no TLS (a warning says so)' -r
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l listen -d 'Address and port to listen on (or localhost:PORT); a non-loopback address has no TLS (a warning says so)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l path -d 'The webhook route; any other path is 404' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -s s -l secret -d 'Endpoint signing secret (whsec_...); repeatable, comma-separated in the env var (rotation)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l tolerance -d 'Maximum age of a signature; 0 disables the check' -r

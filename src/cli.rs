@@ -439,7 +439,7 @@ pub struct ResyncArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on; a non-loopback address has no TLS (a warning says so)
+    /// Address and port to listen on (or localhost:PORT); a non-loopback address has no TLS (a warning says so)
     #[arg(
         long,
         env = "STRIPE_SYNC_LISTEN",

@@ -150,7 +150,13 @@ impl Ctx<'_> {
     /// number, whose report is read from the store (see [`PassReports`]).
     fn backfill(&self, args: &ResyncArgs, syncer: &mut Syncer) -> anyhow::Result<i64> {
         let started = Instant::now();
-        if !args.check && !args.restart && syncer.store().backfill()?.is_some() {
+        // A pass that fetched nothing (a bad key, a dead API) left only its
+        // start: running again is no resumption worth announcing.
+        let begun = syncer.store().backfill()?.is_some_and(|b| {
+            use crate::store::checkpoint::Cursor;
+            b.customers != Cursor::Start || b.subscriptions != Cursor::Start
+        });
+        if !args.check && !args.restart && begun {
             self.printer
                 .info("resuming the interrupted backfill (pass --restart to start over)");
         }

@@ -14,12 +14,7 @@ use crate::store;
 use crate::sync::{Mode, Syncer};
 
 pub fn run(args: &ServeArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<Status> {
-    let listen: SocketAddr = args.listen.parse().map_err(|_| {
-        crate::usage(format!(
-            "--listen {:?}: expected an address and port, e.g. 127.0.0.1:4242",
-            args.listen
-        ))
-    })?;
+    let listen = listen_addr(&args.listen)?;
     if !args.path.starts_with('/') {
         return Err(crate::usage(format!(
             "--path {:?} must start with /",
@@ -182,4 +177,51 @@ fn stop_when_lost(syncer: &Syncer, sink: RequestSink, halt: serve::Halt) -> Arc<
         halt.now();
     });
     lost
+}
+
+/// `--listen`: an address and port (`127.0.0.1:4242`, `[::1]:4242`), or
+/// `localhost:PORT` (the loopback address, as `stripe listen` and the
+/// apps' dev servers write it). Other host names are refused: which of a
+/// name's addresses to listen on is not this tool's guess to make.
+fn listen_addr(listen: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = listen.parse() {
+        return Ok(addr);
+    }
+    if let Some(port) = listen.strip_prefix("localhost:")
+        && let Ok(port) = port.parse::<u16>()
+    {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let hint = match listen.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() && !host.is_empty() => format!(
+            ": {host} is a host name; give an address (127.0.0.1, 0.0.0.0, [::1]) or localhost"
+        ),
+        _ => String::new(),
+    };
+    Err(crate::usage(format!(
+        "--listen {listen:?}: expected an address and port, e.g. 127.0.0.1:4242 or localhost:4242{hint}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_addresses_and_localhost_and_names_a_host_name() {
+        assert_eq!(
+            listen_addr("127.0.0.1:4242").unwrap().to_string(),
+            "127.0.0.1:4242"
+        );
+        assert_eq!(listen_addr("[::1]:80").unwrap().to_string(), "[::1]:80");
+        assert_eq!(
+            listen_addr("localhost:4242").unwrap().to_string(),
+            "127.0.0.1:4242"
+        );
+        let e = listen_addr("example.com:4242").unwrap_err().to_string();
+        assert!(e.contains("example.com is a host name"), "{e}");
+        let e = listen_addr("4242").unwrap_err().to_string();
+        assert!(e.contains("expected an address and port"), "{e}");
+        assert!(listen_addr("localhost:99999").is_err());
+    }
 }

@@ -708,3 +708,31 @@ fn contradictory_mode_flags_are_usage_errors_naming_both() {
         );
     }
 }
+
+/// A first backfill that fetched nothing (a dead API) left only its start:
+/// the next run is no resumption, and does not say it is one.
+#[test]
+fn a_backfill_that_fetched_nothing_is_not_resumed_in_words() {
+    let fake = FakeStripe::start(small_account());
+    let dir = tempdir();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = run(cmd_in(dir.path())
+        .env("STRIPE_API_KEY", fake.api_key())
+        .env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
+        .args([
+            "resync",
+            "--all",
+            "--max-retries",
+            "0",
+            "--api-base",
+            &format!("http://{dead}"),
+        ]));
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    let out = resync(dir.path(), &fake, &["--all"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("resuming"), "{}", out.stderr);
+    assert_matches_truth(dir.path(), &fake);
+}

@@ -3542,3 +3542,25 @@ fn record_names_never_collide_for_ids_that_read_the_same_once_made_safe() {
     sent.sort();
     assert_eq!(kept, sent, "three requests, three recordings, exact bytes");
 }
+
+/// A host name other than localhost is refused with what to give instead.
+#[test]
+fn listen_names_a_host_name_as_such() {
+    let dir = crate::common::tempdir();
+    let out = crate::common::run(crate::common::cmd_in(dir.path()).args([
+        "serve",
+        "--listen",
+        "example.com:4242",
+        "--secret",
+        "whsec_x",
+    ]));
+    assert_eq!(out.status, 2);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.contains(
+            "example.com is a host name; give an address (127.0.0.1, 0.0.0.0, [::1]) or localhost"
+        ),
+        "{}",
+        out.stderr
+    );
+}
