@@ -75,6 +75,36 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.name() == name)
     }
 
+    /// `--fail-on`: the findings that count for the exit status (none named:
+    /// all). `paid_no_access` takes `missing_in_app` with it: no record at
+    /// all is the extreme of paid without access.
+    pub(crate) fn counted(named: &[String]) -> Result<Vec<Kind>, String> {
+        let named: Vec<&str> = named
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if named.is_empty() {
+            return Ok(Kind::ALL.to_vec());
+        }
+        let mut kinds = named
+            .into_iter()
+            .map(|n| {
+                Kind::from_name(n).ok_or_else(|| {
+                    format!(
+                        "--fail-on: `{}` is not a finding; findings are {}",
+                        crate::output::escape_text(n),
+                        Kind::ALL.map(Kind::name).join(", ")
+                    )
+                })
+            })
+            .collect::<Result<Vec<Kind>, String>>()?;
+        if kinds.contains(&Kind::PaidNoAccess) {
+            kinds.push(Kind::MissingInApp);
+        }
+        Ok(kinds)
+    }
+
     /// How the summary names a count of it.
     pub(crate) fn phrase(self) -> &'static str {
         match self {
@@ -125,6 +155,19 @@ pub(crate) struct Rules {
 }
 
 impl Rules {
+    /// `--access`: the statuses that grant access, trimmed, none blank.
+    pub(crate) fn access(named: &[String]) -> Result<Vec<String>, String> {
+        let access: Vec<String> = named
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        match access.is_empty() {
+            true => Err("--access is empty: name the statuses that grant access, e.g. --access active,trialing".into()),
+            false => Ok(access),
+        }
+    }
+
     fn grants(&self, status: &str) -> bool {
         self.access.iter().any(|a| a == status)
     }

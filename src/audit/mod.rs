@@ -11,6 +11,7 @@
 pub(crate) mod appdb;
 pub(crate) mod compare;
 pub(crate) mod fields;
+pub(crate) mod live;
 pub(crate) mod record;
 pub(crate) mod repair;
 pub(crate) mod source;
@@ -197,6 +198,22 @@ fn adopted(store: &Store, r: &AppRecord) -> anyhow::Result<Option<MappingRow>> {
         return Ok(None);
     };
     Ok(store.mapping_of(c)?.filter(|row| row.user_id.is_none()))
+}
+
+/// Read the source again and hold it to the store (`--recheck`); the
+/// source as read, and the report.
+pub(crate) fn again(
+    store: &Store,
+    spec: &source::Spec,
+    access: Vec<String>,
+) -> anyhow::Result<(source::Read, Report)> {
+    let app = AppSide::read(spec)?;
+    let read = app.read.clone();
+    let rules = Rules {
+        access,
+        fields: read.fields.clone(),
+    };
+    Ok((read, hold(store, app, &rules)?))
 }
 
 /// Hold the app's records to the store, user by user.

@@ -9,7 +9,7 @@ use crate::audit::compare::{Kind, Rules};
 use crate::audit::fields::FieldMap;
 use crate::audit::repair::{self, Repair};
 use crate::audit::source::{self, Format, Source};
-use crate::audit::{self as engine, AppSide};
+use crate::audit::{self as engine, AppSide, live};
 use crate::cli::{AuditArgs, AuditFormat, GlobalArgs};
 use crate::forward;
 use crate::output::audit as render;
@@ -25,8 +25,8 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
     }
     let cfg = super::load_config(global, args.user_key.as_deref(), printer)?;
     let spec = spec(args, &cfg)?;
-    let rules_access = access(args)?;
-    let fail_on = fail_on(args)?;
+    let access = Rules::access(&args.access).map_err(crate::usage)?;
+    let fail_on = Kind::counted(&args.fail_on).map_err(crate::usage)?;
     let forward = match (&args.repair_via, args.dry_run) {
         (Some(url), false) => Some(repair_settings(args, url, printer)?),
         (Some(url), true) => {
@@ -41,7 +41,18 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
     let app = AppSide::read(&spec)?;
     render::tell_empty(&app.read.label, app.read.records, printer);
     if args.live {
-        resync_users(args, global, &cfg, &app.users(), &rt, printer)?;
+        let (client, _) = super::api_client(&args.api, &cfg, printer)?;
+        let bar = printer.bar(0, "customers");
+        let users = app.users();
+        let done = live::resync(&rt, &client, &db, &cfg.user_key, &users, &bar);
+        bar.finish_and_clear();
+        let done = done?;
+        done.warnings.iter().for_each(|w| printer.warn(w));
+        printer.info(&format!(
+            "--live: resynced {} of {} from the API",
+            fmt::plural(done.customers as u64, "customer"),
+            fmt::plural(users.len() as u64, "user")
+        ));
     }
     let Some(store) = Store::open_read_only(&db)? else {
         return Err(anyhow::anyhow!(
@@ -53,7 +64,7 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
         render::tell_stale(store.caught_up_at()?, super::unix_now(), printer);
     }
     let rules = Rules {
-        access: rules_access,
+        access: access.clone(),
         fields: app.read.fields.clone(),
     };
     let report = engine::hold(&store, app, &rules)?;
@@ -104,13 +115,8 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
                 );
                 return Ok(Status::Interrupted);
             }
-            let again = AppSide::read(&spec)?;
-            render::tell_empty(&again.read.label, again.read.records, printer);
-            let rules = Rules {
-                fields: again.read.fields.clone(),
-                ..rules
-            };
-            let report = engine::hold(&store, again, &rules)?;
+            let (read, report) = engine::again(&store, &spec, access)?;
+            render::tell_empty(&read.label, read.records, printer);
             render::tell_problems(&report, printer);
             Some((secs, report))
         }
@@ -166,52 +172,6 @@ fn spec(args: &AuditArgs, cfg: &crate::config::Config) -> anyhow::Result<source:
     })
 }
 
-/// `--access`: the statuses that grant access, trimmed, none blank.
-fn access(args: &AuditArgs) -> anyhow::Result<Vec<String>> {
-    let access: Vec<String> = args
-        .access
-        .iter()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if access.is_empty() {
-        return Err(crate::usage(
-            "--access is empty: name the statuses that grant access, e.g. --access active,trialing",
-        ));
-    }
-    Ok(access)
-}
-
-/// `--fail-on`: which findings count for the exit status (default: all).
-fn fail_on(args: &AuditArgs) -> anyhow::Result<Vec<Kind>> {
-    let named: Vec<&str> = args
-        .fail_on
-        .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if named.is_empty() {
-        return Ok(Kind::ALL.to_vec());
-    }
-    let mut kinds = named
-        .into_iter()
-        .map(|n| {
-            Kind::from_name(n).ok_or_else(|| {
-                crate::usage(format!(
-                    "--fail-on: `{}` is not a finding; findings are {}",
-                    crate::output::escape_text(n),
-                    Kind::ALL.map(Kind::name).join(", ")
-                ))
-            })
-        })
-        .collect::<anyhow::Result<Vec<Kind>>>()?;
-    // No record at all is the extreme of paid without access.
-    if kinds.contains(&Kind::PaidNoAccess) {
-        kinds.push(Kind::MissingInApp);
-    }
-    Ok(kinds)
-}
-
 /// `--repair-via` options, checked before anything is read.
 fn repair_settings(
     args: &AuditArgs,
@@ -229,57 +189,4 @@ fn repair_settings(
         headers: reqwest::header::HeaderMap::new(),
         delay: Duration::ZERO,
     })
-}
-
-/// `--live`: the audited users resynced from the API, as `resync --user`.
-fn resync_users(
-    args: &AuditArgs,
-    global: &GlobalArgs,
-    cfg: &crate::config::Config,
-    users: &[String],
-    rt: &Runtime,
-    printer: &Printer,
-) -> anyhow::Result<()> {
-    use crate::sync::targeted::Lookup;
-    use crate::sync::{Mode, Syncer};
-    let (client, _) = super::api_client(&args.api, cfg, printer)?;
-    let mut syncer = Syncer::open(&store::db_path(global.db.as_deref()), Mode::Write)?;
-    let bar = printer.bar(0, "customers");
-    let done = Lookup::resync(
-        rt,
-        &client,
-        &mut syncer,
-        &cfg.user_key,
-        super::unix_now(),
-        (&[], users),
-        &bar,
-    );
-    bar.finish_and_clear();
-    syncer.close();
-    let (reports, warnings) = done?;
-    for w in &warnings {
-        printer.warn(w);
-    }
-    // A user Stripe has no customer for is a finding (unknown_user), not a failure.
-    let failed: Vec<_> = reports
-        .iter()
-        .filter(|r| r.customer_id.is_some())
-        .filter_map(|r| Some((r.customer_id.as_deref()?, r.error.as_deref()?)))
-        .collect();
-    for (customer, e) in &failed {
-        printer.error(&format!("customer {customer}: {e}"));
-    }
-    if !failed.is_empty() {
-        anyhow::bail!(
-            "--live: {} could not be resynced; the audit would hold the app to an old truth (run again, or drop --live)",
-            fmt::plural(failed.len() as u64, "customer")
-        );
-    }
-    let synced = reports.iter().filter(|r| r.customer_id.is_some()).count();
-    printer.info(&format!(
-        "--live: resynced {} of {} from the API",
-        fmt::plural(synced as u64, "customer"),
-        fmt::plural(users.len() as u64, "user")
-    ));
-    Ok(())
 }
