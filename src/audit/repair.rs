@@ -68,10 +68,7 @@ pub(crate) fn plan(
                 None => not_repairable(format!(
                     "Stripe has no subscription for customer {c}: there is no subscription event to send; fix the app's record by hand"
                 )),
-                Some(sub) => {
-                    let deleted = store.customer_deleted(c)?;
-                    send_plan(&sub, deleted, user, user_key, api_version, now)
-                }
+                Some((sub, deleted)) => send_plan(&sub, deleted, user, user_key, api_version, now),
             },
         };
         out.push(Repair {

@@ -61,17 +61,18 @@ impl Store {
     }
 
     /// The customer's subscription as the mapping shows it, else its newest
-    /// one (a deleted customer's mapping shows none).
+    /// one (a deleted customer's mapping shows none), and whether the
+    /// customer is deleted.
     pub(crate) fn last_subscription(
         &self,
         customer_id: &str,
-    ) -> anyhow::Result<Option<SubscriptionRecord>> {
+    ) -> anyhow::Result<Option<(SubscriptionRecord, bool)>> {
         Ok(self
             .conn
             .prepare_cached(
                 "SELECT s.id, s.customer_id, s.status, s.price_id, s.current_period_start,
                         s.current_period_end, s.cancel_at_period_end, s.payment_method_id,
-                        s.card_brand, s.card_last4, s.created
+                        s.card_brand, s.card_last4, s.created, c.deleted
                  FROM subscriptions s JOIN customers c ON c.id = s.customer_id
                  WHERE s.customer_id = ?1
                  ORDER BY s.id = c.subscription_id DESC, s.created DESC, s.id DESC
@@ -79,7 +80,7 @@ impl Store {
             )?
             .query_row([customer_id], |r| {
                 let (brand, last4): (Option<String>, Option<String>) = (r.get(8)?, r.get(9)?);
-                Ok(SubscriptionRecord {
+                let sub = SubscriptionRecord {
                     id: r.get(0)?,
                     customer_id: r.get(1)?,
                     status: r.get(2)?,
@@ -90,18 +91,9 @@ impl Store {
                     payment_method_id: r.get(7)?,
                     card: (brand.is_some() || last4.is_some()).then_some(Card { brand, last4 }),
                     created: r.get(10)?,
-                })
+                };
+                Ok((sub, r.get(11)?))
             })
             .optional()?)
-    }
-
-    /// Whether the store knows `customer_id` as deleted in Stripe.
-    pub(crate) fn customer_deleted(&self, customer_id: &str) -> anyhow::Result<bool> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT deleted FROM customers WHERE id = ?1")?
-            .query_row([customer_id], |r| r.get::<_, bool>(0))
-            .optional()?
-            .unwrap_or(false))
     }
 }
