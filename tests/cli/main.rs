@@ -10,6 +10,7 @@ mod crash;
 mod events;
 mod forward;
 mod fuzz_regressions;
+mod harness;
 mod history;
 mod inspect;
 mod inspect_stream;
@@ -27,6 +28,8 @@ mod sign;
 mod snapshots;
 #[path = "../support/mod.rs"]
 mod support;
+mod terminal;
 mod truth;
 mod verbosity;
 mod verify;
+mod widths;
