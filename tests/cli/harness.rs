@@ -313,6 +313,17 @@ impl Test {
         self
     }
 
+    /// Starts the binary on a terminal `cols` wide, for a test that types
+    /// on it or presses Ctrl-C (see [`crate::terminal::Terminal`]); the test
+    /// then checks the screen [`crate::terminal::Terminal::finish`] returns.
+    pub fn spawn_terminal(self, cols: u16) -> crate::terminal::Terminal {
+        let mut term = crate::terminal::Terminal::start(&self.cmd, cols);
+        if let Dir::Own(t) = self.dir {
+            term.keep(t);
+        }
+        term
+    }
+
     /// Runs to the end and checks status, stdout and stderr.
     pub fn run(self) -> Output {
         let Test {

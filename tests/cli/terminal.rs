@@ -1,11 +1,15 @@
 //! Running the binary on a pseudo-terminal of a chosen width, as a user's
-//! shell would (stdin, stdout and stderr all the terminal), and reading
-//! back the screen through vt100: what a user sees, and which rows the
-//! terminal had to wrap because a line was wider than it.
+//! shell would: `setsid --ctty` makes the terminal the binary's controlling
+//! terminal (so `^C` typed on it is a real Ctrl-C and a prompt can read it),
+//! with stdin, stdout and stderr all on it. The screen is read back through
+//! vt100: what a user sees, and which rows the terminal had to wrap because
+//! a line was wider than it.
 
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
 use rustix::termios::{Winsize, tcsetwinsize};
@@ -15,64 +19,156 @@ use crate::harness::{Output, Screen};
 /// Rows of the virtual screen: enough that no test's output scrolls.
 const ROWS: u16 = 2000;
 
-pub fn run(cmd: &mut Command, cols: u16, stdin: Option<&[u8]>) -> Output {
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
-    grantpt(&master).expect("grantpt");
-    unlockpt(&master).expect("unlockpt");
-    let name = ptsname(&master, Vec::new()).expect("ptsname");
-    let slave: OwnedFd = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(name.to_str().expect("pty path"))
-        .expect("open pty")
-        .into();
-    tcsetwinsize(
-        &slave,
-        Winsize {
+/// The binary of `cmd`, started on a new terminal `cols` wide.
+pub struct Terminal {
+    child: Child,
+    master: std::fs::File,
+    bytes: Arc<Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    cols: u16,
+    /// The run's own temp dir, removed with the terminal.
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Terminal {
+    pub(crate) fn keep(&mut self, dir: tempfile::TempDir) {
+        self.dir = Some(dir);
+    }
+
+    pub fn start(cmd: &Command, cols: u16) -> Terminal {
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
+        grantpt(&master).expect("grantpt");
+        unlockpt(&master).expect("unlockpt");
+        let name = ptsname(&master, Vec::new()).expect("ptsname");
+        let slave: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(name.to_str().expect("pty path"))
+            .expect("open pty")
+            .into();
+        let size = Winsize {
             ws_row: 40,
             ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
-        },
-    )
-    .expect("window size");
-    cmd.env("TERM", "xterm-256color")
-        .stdin(Stdio::from(slave.try_clone().expect("dup")))
-        .stdout(Stdio::from(slave.try_clone().expect("dup")))
-        .stderr(Stdio::from(slave));
-    let mut child = cmd.spawn().expect("stripe-sync starts");
-    // The parent's copies of the terminal's end go with `cmd`'s Stdio: drop
-    // them, so reading the master ends (EIO) when the child exits.
-    *cmd = Command::new("true");
-    let mut master_w = std::fs::File::from(master.try_clone().expect("dup"));
-    let mut master_r = std::fs::File::from(master);
-    let reader = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            match master_r.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => bytes.extend_from_slice(&buf[..n]),
-            }
+        };
+        tcsetwinsize(&slave, size).expect("window size");
+        // `setsid --ctty BIN ARGS`: BIN in a session of its own, the terminal
+        // its controlling one (setsid execs BIN: the child's pid is BIN's).
+        let mut run = Command::new("setsid");
+        run.arg("--ctty").arg(cmd.get_program()).args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => run.env(k, v),
+                None => run.env_remove(k),
+            };
         }
-        bytes
-    });
+        if let Some(dir) = cmd.get_current_dir() {
+            run.current_dir(dir);
+        }
+        run.env("TERM", "xterm-256color")
+            .stdin(Stdio::from(slave.try_clone().expect("dup")))
+            .stdout(Stdio::from(slave.try_clone().expect("dup")))
+            .stderr(Stdio::from(slave));
+        let child = run.spawn().expect("setsid (util-linux) starts stripe-sync");
+        // The parent's copies of the terminal's end go with `run`: reading
+        // the master then ends (EIO) when the binary exits.
+        drop(run);
+        let master = std::fs::File::from(master);
+        let mut master_r = master.try_clone().expect("dup");
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let sink = bytes.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match master_r.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink.lock().expect("lock").extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        Terminal {
+            child,
+            master,
+            bytes,
+            reader: Some(reader),
+            cols,
+            dir: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Types `text` on the terminal's keyboard.
+    pub fn type_text(&mut self, text: &str) -> &mut Terminal {
+        self.master.write_all(text.as_bytes()).expect("type");
+        self
+    }
+
+    /// Ctrl-C, as typed: the terminal sends SIGINT to the binary.
+    pub fn ctrl_c(&mut self) -> &mut Terminal {
+        self.type_text("\x03")
+    }
+
+    /// The screen so far.
+    pub fn screen(&self) -> Screen {
+        screen_of(&self.bytes.lock().expect("lock"), self.cols)
+    }
+
+    /// Waits until the screen shows `text` (panics after `within`, showing
+    /// the screen, or when the binary exits first).
+    pub fn wait_for(&mut self, text: &str, within: Duration) -> &mut Terminal {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen().text();
+            if screen.contains(text) {
+                return self;
+            }
+            let exited = self.child.try_wait().ok().flatten();
+            if exited.is_some() || start.elapsed() > within {
+                panic!("waited for {text:?} on the screen ({exited:?}):\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the binary to exit; the screen it left.
+    pub fn finish(mut self) -> Output {
+        let status = self.child.wait().expect("stripe-sync ends");
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let screen = self.screen();
+        Output {
+            status: status.code().unwrap_or(-1),
+            stdout: screen.text(),
+            stderr: String::new(),
+            screen: Some(screen),
+            dir: self.dir.take(),
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `cmd` to the end on a terminal `cols` wide, `stdin` typed first.
+pub fn run(cmd: &mut Command, cols: u16, stdin: Option<&[u8]>) -> Output {
+    let mut term = Terminal::start(cmd, cols);
     if let Some(input) = stdin {
-        let _ = master_w.write_all(input);
-        // End of input for a line-buffered terminal: ^D at a line start.
-        let _ = master_w.write_all(b"\x04");
+        term.type_text(&String::from_utf8_lossy(input));
+        // End of input on a terminal: ^D at a line start.
+        term.type_text("\x04");
     }
-    let status = child.wait().expect("stripe-sync ends");
-    drop(master_w);
-    let bytes = reader.join().expect("reader");
-    let screen = screen_of(&bytes, cols);
-    Output {
-        status: status.code().unwrap_or(-1),
-        stdout: screen.text(),
-        stderr: String::new(),
-        screen: Some(screen),
-        dir: None,
-    }
+    term.finish()
 }
 
 /// The screen `bytes` draw on a terminal `cols` wide.

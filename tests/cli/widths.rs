@@ -16,3 +16,17 @@ fn help_fits_every_width() {
         out.screen.expect("a terminal").assert_fits();
     }
 }
+
+/// Ctrl-C typed on the terminal reaches the binary as SIGINT (the harness's
+/// terminal is the binary's controlling terminal).
+#[test]
+fn ctrl_c_on_the_terminal_interrupts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut term = Test::in_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--secret", "whsec_test"])
+        .spawn_terminal(80);
+    term.wait_for("listening", std::time::Duration::from_secs(10));
+    term.ctrl_c();
+    let out = term.finish();
+    assert_eq!(out.status, 130, "{}", out.stdout);
+}
