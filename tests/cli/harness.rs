@@ -101,6 +101,10 @@ pub struct Test {
     terminal: Option<u16>,
 }
 
+/// The unprivileged user `as_nobody` runs as (when the tests run as root,
+/// file permissions bind only for another user).
+pub const NOBODY: &str = "65534";
+
 enum Dir {
     Own(tempfile::TempDir),
     Given(PathBuf),
@@ -236,6 +240,19 @@ impl Test {
 
     pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Test {
         self.stdin = Some(input.into());
+        self
+    }
+
+    /// Runs as the unprivileged user [`NOBODY`] (`setpriv`, util-linux).
+    pub fn as_nobody(mut self) -> Test {
+        let mut run = Command::new("setpriv");
+        run.args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+            "--",
+        ]);
+        self.cmd = prefixed(run, &self.cmd);
         self
     }
 
@@ -497,6 +514,22 @@ impl Drop for Running {
             let _ = self.child.wait();
         }
     }
+}
+
+/// `prefix`, then `cmd`'s program and arguments, with `cmd`'s environment
+/// and directory.
+pub fn prefixed(mut prefix: Command, cmd: &Command) -> Command {
+    prefix.arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => prefix.env(k, v),
+            None => prefix.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        prefix.current_dir(dir);
+    }
+    prefix
 }
 
 fn drain(

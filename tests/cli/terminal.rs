@@ -55,17 +55,9 @@ impl Terminal {
         tcsetwinsize(&slave, size).expect("window size");
         // `setsid --ctty BIN ARGS`: BIN in a session of its own, the terminal
         // its controlling one (setsid execs BIN: the child's pid is BIN's).
-        let mut run = Command::new("setsid");
-        run.arg("--ctty").arg(cmd.get_program()).args(cmd.get_args());
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => run.env(k, v),
-                None => run.env_remove(k),
-            };
-        }
-        if let Some(dir) = cmd.get_current_dir() {
-            run.current_dir(dir);
-        }
+        let mut setsid = Command::new("setsid");
+        setsid.arg("--ctty");
+        let mut run = crate::harness::prefixed(setsid, cmd);
         run.env("TERM", "xterm-256color")
             .stdin(Stdio::from(slave.try_clone().expect("dup")))
             .stdout(Stdio::from(slave.try_clone().expect("dup")))
