@@ -1,6 +1,7 @@
 //! Reading events: files, directories, globs and stdin; one event, an array,
 //! a Stripe list object or NDJSON. Every error names the file and position.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -264,22 +265,38 @@ pub(crate) fn for_each_line(
             file: name.clone(),
             pos: Pos::Line(n),
         };
-        f(source, utf8(name, &format!(":{n}"), bytes));
+        // The decision names the file and line (see `Source`): the message
+        // says only what is wrong with the line.
+        let text = std::str::from_utf8(bytes)
+            .map(unwrap_eventbridge)
+            .map_err(|e| not_utf8(&e));
+        f(source, text);
     }
 }
 
-fn utf8<'a>(name: &str, where_: &str, bytes: &'a [u8]) -> Result<&'a str, String> {
-    std::str::from_utf8(bytes).map_err(|e| {
-        format!(
-            "{name}{where_}: not UTF-8 text (invalid byte at offset {})",
-            e.valid_up_to()
-        )
-    })
+fn not_utf8(e: &std::str::Utf8Error) -> String {
+    format!(
+        "not UTF-8 text (invalid byte at offset {})",
+        e.valid_up_to()
+    )
+}
+
+fn utf8<'a>(name: &str, bytes: &'a [u8]) -> Result<&'a str, String> {
+    std::str::from_utf8(bytes).map_err(|e| format!("{name}: {}", not_utf8(&e)))
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
-    let b = b.strip_prefix(b"\xef\xbb\xbf").unwrap_or(b);
-    b.trim_ascii()
+    trimmed(b).1
+}
+
+/// `b` without a leading byte-order mark and surrounding whitespace, and
+/// the number of lines that were cut from its start (so that a position
+/// in the trimmed text is still a line of the file).
+fn trimmed(b: &[u8]) -> (usize, &[u8]) {
+    let body = b.strip_prefix(b"\xef\xbb\xbf").unwrap_or(b);
+    let start = body.len() - body.trim_ascii_start().len();
+    let lines = memchr::memchr_iter(b'\n', &body[..start]).count();
+    (lines, body.trim_ascii())
 }
 
 #[derive(Deserialize)]
@@ -289,26 +306,160 @@ struct ListProbe<'a> {
     data: Option<Vec<&'a RawValue>>,
 }
 
+/// The `object` an element names, if any (the rest of it is skipped).
+#[derive(Deserialize)]
+struct ObjectProbe<'a> {
+    #[serde(borrow, default)]
+    object: Option<Cow<'a, str>>,
+}
+
+/// `"source"` of the events Stripe's Amazon EventBridge integration puts
+/// on a partner event bus (`aws.partner/stripe.com/<destination>`).
+pub const EVENTBRIDGE_SOURCE: &str = "aws.partner/stripe.com";
+
+/// An Amazon EventBridge event: `detail` holds the Stripe event.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "detail-type", borrow, default)]
+    detail_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    detail: Option<&'a RawValue>,
+}
+
+/// The Stripe event inside an Amazon EventBridge envelope (exactly its
+/// bytes: it is what `--forward-to` sends), else `text` itself. Stripe's
+/// EventBridge integration delivers `{"version": "0", "id", "detail-type",
+/// "source": "aws.partner/stripe.com/...", ..., "detail": <event>}`.
+pub(crate) fn unwrap_eventbridge(text: &str) -> &str {
+    // A quick look first: this runs on every NDJSON line.
+    if memchr::memmem::find(text.as_bytes(), b"\"detail-type\"").is_none() {
+        return text;
+    }
+    match serde_json::from_str::<Envelope<'_>>(text) {
+        Ok(Envelope {
+            detail_type: Some(_),
+            source: Some(source),
+            detail: Some(detail),
+        }) if source.starts_with(EVENTBRIDGE_SOURCE) => detail.get(),
+        _ => text,
+    }
+}
+
+/// The kinds of object a sequence holds when none of its elements is an
+/// event (each names an `object`, and none is `event`); else `None`.
+fn non_event_kinds(items: &[&RawValue]) -> Option<Vec<String>> {
+    let kind = |item: &RawValue| -> Option<String> {
+        let probe: ObjectProbe<'_> = serde_json::from_str(item.get()).ok()?;
+        probe.object.map(Cow::into_owned)
+    };
+    let is_event = |k: &str| k == "event" || k == THIN_EVENT;
+    // The first element decides whether to look further: a file of events
+    // costs one probe.
+    if kind(items.first()?).is_none_or(|k| is_event(&k)) {
+        return None;
+    }
+    let mut kinds: Vec<String> = Vec::new();
+    for item in items {
+        let k = kind(item)?;
+        if is_event(&k) {
+            return None;
+        }
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    Some(kinds)
+}
+
+/// What to do with Stripe objects that are not events.
+const LIST_EVENTS: &str =
+    "list the account's events instead (`stripe events list`, or GET /v1/events)";
+
+/// A file whose elements are all Stripe objects other than events.
+fn not_events(name: &str, container: &str, n: usize, kinds: &[String]) -> String {
+    let mut shown: Vec<String> = kinds.iter().take(3).map(|k| shown(k)).collect();
+    if kinds.len() > 3 {
+        shown.push("…".into());
+    }
+    let what = match (shown.as_slice(), n) {
+        ([one], 1) => format!("{one} object"),
+        ([one], _) => format!("{one} objects"),
+        _ => format!("objects ({})", shown.join(", ")),
+    };
+    format!(
+        "{name}: {container} of {n} {what}, not events: stripe-sync reads Stripe events \
+         (`\"object\": \"event\"`); {LIST_EVENTS}"
+    )
+}
+
+/// Text from the input, for a message: control characters escaped, cut
+/// at 60 characters.
+fn shown(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(60)
+        .collect::<String>()
+        .escape_debug()
+        .collect();
+    if s.chars().nth(60).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// A JSON syntax error, at its line and column of the file (`lines`: the
+/// lines before the text in the file).
+fn syntax_error(e: &serde_json::Error, lines: usize) -> String {
+    if e.is_eof() {
+        return "invalid JSON: the text ends before the JSON value does (cut short?)".into();
+    }
+    let what = without_position(e);
+    match (e.line(), lines) {
+        (1, 0) => format!("invalid JSON at column {}: {what}", e.column()),
+        (line, _) => format!(
+            "invalid JSON at line {}, column {}: {what}",
+            line + lines,
+            e.column()
+        ),
+    }
+}
+
+/// serde_json's message without its ` at line L column C`.
+fn without_position(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let at = format!(" at line {} column {}", e.line(), e.column());
+    match full.strip_suffix(&at) {
+        Some(what) => what.to_owned(),
+        None => full,
+    }
+}
+
 /// A whole document: one event, an array, a list object, or NDJSON.
+/// An Amazon EventBridge envelope stands for the event in its `detail`.
 pub fn split_document(
     name: &Arc<str>,
     buf: &[u8],
     f: &mut dyn FnMut(Source, Result<&str, String>),
 ) -> Result<(), String> {
-    let bytes = trim_ascii(buf);
+    let (lead, bytes) = trimmed(buf);
     if bytes.is_empty() {
         return Err(format!("{name}: empty file, expected JSON events"));
     }
-    let text = utf8(name, "", bytes)?;
+    let text = utf8(name, bytes)?;
     let src = |pos| Source {
         file: name.clone(),
         pos,
     };
     if text.starts_with('[') {
-        let items: Vec<&RawValue> =
-            serde_json::from_str(text).map_err(|e| format!("{name}: invalid JSON array: {e}"))?;
+        let items: Vec<&RawValue> = serde_json::from_str(text)
+            .map_err(|e| format!("{name}: {}", syntax_error(&e, lead)))?;
+        if let Some(kinds) = non_event_kinds(&items) {
+            return Err(not_events(name, "an array", items.len(), &kinds));
+        }
         for (i, item) in items.into_iter().enumerate() {
-            f(src(Pos::Index(i)), Ok(item.get()));
+            f(src(Pos::Index(i)), Ok(unwrap_eventbridge(item.get())));
         }
         return Ok(());
     }
@@ -319,11 +470,14 @@ pub fn split_document(
                 data: Some(items),
             }) = serde_json::from_str::<ListProbe<'_>>(one.get())
             {
+                if let Some(kinds) = non_event_kinds(&items) {
+                    return Err(not_events(name, "a Stripe list", items.len(), &kinds));
+                }
                 for (i, item) in items.into_iter().enumerate() {
-                    f(src(Pos::Listed(i)), Ok(item.get()));
+                    f(src(Pos::Listed(i)), Ok(unwrap_eventbridge(item.get())));
                 }
             } else {
-                f(src(Pos::Whole), Ok(one.get()));
+                f(src(Pos::Whole), Ok(unwrap_eventbridge(one.get())));
             }
             Ok(())
         }
@@ -331,12 +485,12 @@ pub fn split_document(
             // Several values: newline-delimited if the first line stands alone.
             let first = text.lines().next().unwrap_or("");
             if serde_json::from_str::<&RawValue>(first).is_err() {
-                return Err(format!("{name}: invalid JSON: {whole_err}"));
+                return Err(format!("{name}: {}", syntax_error(&whole_err, lead)));
             }
             for (i, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if !line.is_empty() {
-                    f(src(Pos::Line(i + 1)), Ok(line));
+                    f(src(Pos::Line(lead + i + 1)), Ok(unwrap_eventbridge(line)));
                 }
             }
             Ok(())
@@ -415,9 +569,13 @@ fn parse_thin(text: &str) -> Option<Event> {
     })
 }
 
-/// Parse one element as an event; the error says which field is wrong.
-/// A thin event parses too (see [`Event::is_thin`]): it is a real Stripe
-/// payload, which replay reports as `ignored`.
+/// Parse one element as an event; the error says which field is wrong, or
+/// what the element is when it is something else Stripe writes (a customer
+/// or other object, a list, a stripe-cli fixture file, an Amazon
+/// EventBridge event), and what to do. A thin event parses too (see
+/// [`Event::is_thin`]): it is a real Stripe payload, which replay reports
+/// as `ignored`. An Amazon EventBridge envelope from Stripe is read as the
+/// event in its `detail`.
 pub fn parse_event(text: &str) -> Result<Event, String> {
     match serde_json::from_str::<Event>(text) {
         Ok(ev) => {
@@ -425,35 +583,116 @@ pub fn parse_event(text: &str) -> Result<Event, String> {
                 && o != "event"
                 && o != THIN_EVENT
             {
-                return Err(format!("not an event: \"object\" is \"{o}\""));
+                return Err(what_it_is(text)
+                    .unwrap_or_else(|| format!("not an event: \"object\" is \"{}\"", shown(o))));
             }
             if ev.id.is_empty() || ev.kind.is_empty() {
                 return Err("not an event: empty \"id\" or \"type\"".into());
             }
             Ok(ev)
         }
-        Err(_) => {
+        Err(first) => {
             if let Some(thin) = parse_thin(text) {
                 return Ok(thin);
+            }
+            let inner = unwrap_eventbridge(text);
+            if inner.len() != text.len() {
+                return parse_event(inner).map_err(|e| {
+                    format!("an Amazon EventBridge event whose `detail` is not a Stripe event: {e}")
+                });
+            }
+            if first.is_syntax() || first.is_eof() {
+                return Err(syntax_error(&first, 0));
             }
             // Slow path, errors only: find the field path for the message.
             let de = &mut serde_json::Deserializer::from_str(text);
             match serde_path_to_error::deserialize::<_, Event>(de) {
-                Ok(_) => Err("not an event".into()),
+                Ok(_) => Err(format!("not an event: {}", without_position(&first))),
                 Err(e) => {
                     let path = e.path().to_string();
                     let inner = e.into_inner();
                     if inner.is_syntax() || inner.is_eof() {
-                        Err(format!("invalid JSON: {inner}"))
-                    } else if path == "." {
-                        Err(format!("not an event: {inner}"))
-                    } else {
-                        Err(format!("not an event: field `{path}`: {inner}"))
+                        return Err(syntax_error(&inner, 0));
                     }
+                    if let Some(what) = what_it_is(text) {
+                        return Err(what);
+                    }
+                    // The parser's position of a missing field is the end
+                    // of the object: the field's name says it all.
+                    let what = without_position(&inner);
+                    Err(match path.as_str() {
+                        "." => format!(
+                            "not an event: {what} (an event has `id`, `type`, `created` and `data.object`)"
+                        ),
+                        _ => format!("not an event: field `{path}`: {what}"),
+                    })
                 }
             }
         }
     }
+}
+
+/// The event type whose `data.object` is an object of this kind, for the
+/// advice to wrap one.
+fn event_type_of(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "customer" => "customer.updated",
+        "subscription" => "customer.subscription.updated",
+        "invoice" => "invoice.paid",
+        "checkout.session" => "checkout.session.completed",
+        "payment_intent" => "payment_intent.succeeded",
+        _ => return None,
+    })
+}
+
+/// What a JSON value that is not an event is, and what to do, when it can
+/// be told; `None` for anything else (the field error then speaks).
+fn what_it_is(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let map = value.as_object()?;
+    let string = |key: &str| map.get(key).and_then(serde_json::Value::as_str);
+    if map.contains_key("_meta") && map.get("fixtures").is_some_and(|f| f.is_array()) {
+        return Some(
+            "a stripe-cli fixture file (API requests for `stripe fixtures`), not events: \
+             run it with `stripe fixtures FILE` on a test account and replay the events it \
+             causes (`stripe events list`), or receive them as they happen \
+             (`stripe listen --forward-to`)"
+                .into(),
+        );
+    }
+    if map.contains_key("detail-type") && map.contains_key("detail") {
+        let source = string("source").unwrap_or("");
+        return Some(format!(
+            "an Amazon EventBridge event from \"{}\", not from Stripe: only Stripe's \
+             (source `{EVENTBRIDGE_SOURCE}/...`) carry a Stripe event in `detail`",
+            shown(source)
+        ));
+    }
+    let kind = string("object")?;
+    if kind == "event" || kind == THIN_EVENT {
+        return None;
+    }
+    if kind == "list" {
+        return Some(format!(
+            "a Stripe list whose items are not events: {LIST_EVENTS}"
+        ));
+    }
+    let id = string("id")
+        .map(|id| format!(" ({})", shown(id)))
+        .unwrap_or_default();
+    let advice = match (kind, event_type_of(kind), string("id")) {
+        ("customer", _, Some(id)) => format!(
+            "wrap it as `data.object` of a `customer.updated` event, or sync the customer \
+             from the API (`stripe-sync resync --customer {}`)",
+            shown(id)
+        ),
+        (_, Some(t), _) => format!("wrap it as `data.object` of a `{t}` event, or {LIST_EVENTS}"),
+        _ => LIST_EVENTS.to_owned(),
+    };
+    Some(format!(
+        "a {} object{id}, not an event: stripe-sync reads Stripe events (`\"object\": \"event\"`); {advice}",
+        shown(kind)
+    ))
 }
 
 #[cfg(test)]
@@ -593,9 +832,126 @@ mod tests {
             r#"{"id":"cus_1","object":"customer","type":"x","created":1,"data":{"object":{}}}"#,
         )
         .unwrap_err();
-        assert!(e.contains("\"customer\""), "{e}");
+        assert!(
+            e.starts_with("a customer object (cus_1), not an event"),
+            "{e}"
+        );
         let ok = parse_event(r#"{"id":"evt_1","object":"event","type":"invoice.paid","created":5,"data":{"object":{"id":"in_1","customer":"cus_1"}}}"#).unwrap();
         assert_eq!(ok.data.object.customer_id(), Some("cus_1"));
+    }
+
+    const EVENT: &str = r#"{"id":"evt_1","object":"event","type":"invoice.paid","created":5,"data":{"object":{"id":"in_1","customer":"cus_1"}}}"#;
+
+    fn envelope(source: &str, detail: &str) -> String {
+        format!(
+            r#"{{"version":"0","id":"6f1c","detail-type":"invoice.paid","source":"{source}","account":"1","time":"2026-01-01T00:00:00Z","region":"us-west-2","resources":[],"detail":{detail}}}"#
+        )
+    }
+
+    #[test]
+    fn an_eventbridge_envelope_from_stripe_is_its_detail() {
+        let wrapped = envelope("aws.partner/stripe.com/ed_61T", EVENT);
+        // The exact bytes of the event, wherever the envelope stands.
+        assert_eq!(unwrap_eventbridge(&wrapped), EVENT);
+        let one = collect("eb.json", &wrapped).unwrap();
+        assert_eq!(one, [("eb.json".to_string(), Ok(EVENT.to_string()))]);
+        let arr = collect("eb.json", &format!("[{wrapped},{EVENT}]")).unwrap();
+        assert_eq!(arr[0].1, Ok(EVENT.to_string()));
+        let mut lines = Vec::new();
+        let text = format!("{wrapped}\n{wrapped}\n");
+        for_each_line(&Arc::from("eb.ndjson"), 1, text.as_bytes(), &mut |s, r| {
+            lines.push((s.to_string(), r.map(str::to_owned)))
+        });
+        assert_eq!(lines[1], ("eb.ndjson:2".to_string(), Ok(EVENT.to_string())));
+        // parse_event reads one too (a body that was not split).
+        assert_eq!(parse_event(&wrapped).unwrap().id, "evt_1");
+        // Another source's event is not unwrapped, and is named.
+        let other = envelope("aws.ec2", r#"{"instance-id":"i-1"}"#);
+        assert_eq!(unwrap_eventbridge(&other), other);
+        let e = parse_event(&other).unwrap_err();
+        assert!(
+            e.starts_with("an Amazon EventBridge event from \"aws.ec2\""),
+            "{e}"
+        );
+        // Stripe's envelope around something that is not an event.
+        let e = parse_event(&envelope("aws.partner/stripe.com/ed_1", "5")).unwrap_err();
+        assert!(e.contains("`detail` is not a Stripe event"), "{e}");
+    }
+
+    #[test]
+    fn what_a_file_that_is_not_events_is() {
+        let fixture = r#"{"_meta":{"template_version":0},"fixtures":[{"name":"customer","path":"/v1/customers","method":"post","params":{}}]}"#;
+        let e = parse_event(fixture).unwrap_err();
+        assert!(e.starts_with("a stripe-cli fixture file"), "{e}");
+        assert!(e.contains("stripe fixtures"), "{e}");
+        assert!(!e.contains("line 1"), "{e}");
+        let e = parse_event(r#"{"id":"cus_9","object":"customer","metadata":{}}"#).unwrap_err();
+        assert!(
+            e.starts_with("a customer object (cus_9), not an event"),
+            "{e}"
+        );
+        assert!(e.contains("resync --customer cus_9"), "{e}");
+        let e = parse_event(r#"{"id":"sub_1","object":"subscription"}"#).unwrap_err();
+        assert!(e.contains("`customer.subscription.updated` event"), "{e}");
+        // Text from the input is escaped in the message.
+        let e = parse_event(r#"{"id":"x\u001b]0;t\u0007","object":"thing"}"#).unwrap_err();
+        assert!(!e.contains('\u{1b}') && e.contains("\\u{1b}"), "{e}");
+        // Anything else: which field, without the parser's position.
+        let e = parse_event(r#"{"hello":1}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "not an event: missing field `id` (an event has `id`, `type`, `created` and `data.object`)"
+        );
+    }
+
+    #[test]
+    fn a_list_or_array_of_non_events_is_one_error_saying_so() {
+        let e = collect(
+            "l.json",
+            r#"{"object":"list","data":[{"id":"cus_1","object":"customer"},{"id":"cus_2","object":"customer"}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("l.json: a Stripe list of 2 customer objects, not events"),
+            "{e}"
+        );
+        let e = collect(
+            "a.json",
+            r#"[{"id":"cus_1","object":"customer"},{"object":"invoice"}]"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("a.json: an array of 2 objects (customer, invoice), not events"),
+            "{e}"
+        );
+        // One event among them: each element is judged on its own.
+        let mixed = collect("m.json", &format!(r#"[{{"object":"customer"}},{EVENT}]"#)).unwrap();
+        assert_eq!(mixed.len(), 2);
+    }
+
+    #[test]
+    fn syntax_errors_give_the_line_of_the_file() {
+        // Two blank lines before the document: line 4 of the file.
+        let e = collect("t.json", "\n\n{\"id\": 1,\n  nul}").unwrap_err();
+        assert_eq!(
+            e,
+            "t.json: invalid JSON at line 4, column 3: key must be a string"
+        );
+        let nd = collect("d.json", &format!("\n{EVENT}\n{{bad}}\n")).unwrap();
+        assert_eq!(nd[1].0, "d.json:3");
+        // One NDJSON line: its column (the line is the decision's source).
+        let e = parse_event("{bad}").unwrap_err();
+        assert_eq!(e, "invalid JSON at column 2: key must be a string");
+        let e = parse_event(r#"{"id":"evt_1","#).unwrap_err();
+        assert!(e.contains("ends before the JSON value does"), "{e}");
+        let e = parse_event(&format!("{EVENT}x")).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "invalid JSON at column {}: trailing characters",
+                EVENT.len() + 1
+            )
+        );
     }
 
     #[test]

@@ -73,11 +73,40 @@ impl HasId for IdOnly {
 /// Stripe metadata: string values; anything else is read as absent.
 pub type Metadata = BTreeMap<String, serde_json::Value>;
 
+/// A metadata value as the app reads it: exactly as written, whitespace
+/// included (the app does not trim: `" user_e37 "` is that user, not
+/// `user_e37`). Absent, `null`, empty, blank (whitespace only) or not a
+/// string: none. [`metadata_oddity`] says what to warn about.
 pub fn metadata_str<'a>(m: Option<&'a Metadata>, key: &str) -> Option<&'a str> {
-    m?.get(key)?
-        .as_str()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+    m?.get(key)?.as_str().filter(|s| !s.trim().is_empty())
+}
+
+/// What is odd about a metadata value (Stripe's are strings, written by
+/// the app that made the object: a hand-written fixture may hold anything).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Oddity {
+    /// Whitespace around the value: kept, as the app keeps it.
+    Padded(String),
+    /// Whitespace only: read as absent (the app would take it as an id).
+    Blank(String),
+    /// Not a string (`"a number"`, ...): read as absent.
+    NotString(&'static str),
+}
+
+/// The oddity of `m[key]`, if any (absent, `null` and `""` are plainly absent).
+pub fn metadata_oddity(m: Option<&Metadata>, key: &str) -> Option<Oddity> {
+    use serde_json::Value;
+    Some(match m?.get(key)? {
+        Value::Null => return None,
+        Value::String(s) if s.is_empty() => return None,
+        Value::String(s) if s.trim().is_empty() => Oddity::Blank(s.clone()),
+        Value::String(s) if s.trim() != s => Oddity::Padded(s.clone()),
+        Value::String(_) => return None,
+        Value::Bool(_) => Oddity::NotString("a boolean"),
+        Value::Number(_) => Oddity::NotString("a number"),
+        Value::Array(_) => Oddity::NotString("an array"),
+        Value::Object(_) => Oddity::NotString("an object"),
+    })
 }
 
 /// The union of the object fields routing and sync look at. One struct for
@@ -348,6 +377,34 @@ mod tests {
         // `parent.subscription_details.metadata` is null in this example.
         assert!(invoice.parent.is_some());
         assert!(invoice.invoice_subscription_metadata().is_none());
+    }
+
+    #[test]
+    fn metadata_values_are_read_exactly() {
+        let m: Metadata = serde_json::from_str(
+            r#"{"a":" user_e37 ","b":"  ","c":42,"d":"","e":null,"f":"user_1","g":true}"#,
+        )
+        .unwrap();
+        let m = Some(&m);
+        assert_eq!(metadata_str(m, "a"), Some(" user_e37 "));
+        assert_eq!(
+            metadata_oddity(m, "a"),
+            Some(Oddity::Padded(" user_e37 ".into()))
+        );
+        assert_eq!(metadata_str(m, "b"), None);
+        assert_eq!(metadata_oddity(m, "b"), Some(Oddity::Blank("  ".into())));
+        assert_eq!(metadata_str(m, "c"), None);
+        assert_eq!(metadata_oddity(m, "c"), Some(Oddity::NotString("a number")));
+        assert_eq!(
+            metadata_oddity(m, "g"),
+            Some(Oddity::NotString("a boolean"))
+        );
+        for plain in ["d", "e", "missing"] {
+            assert_eq!(metadata_str(m, plain), None, "{plain}");
+            assert_eq!(metadata_oddity(m, plain), None, "{plain}");
+        }
+        assert_eq!(metadata_str(m, "f"), Some("user_1"));
+        assert_eq!(metadata_oddity(m, "f"), None);
     }
 
     #[test]

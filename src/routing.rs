@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::event::Event;
-use crate::objects::{Expandable, metadata_str};
+use crate::objects::{Expandable, Metadata, Oddity, metadata_oddity, metadata_str};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -95,38 +95,9 @@ pub fn route(ev: &Event, cfg: &Config) -> Routed {
     let customer = obj.customer_id().map(str::to_owned);
 
     if ev.kind == "checkout.session.completed" {
-        let missing: Vec<&str> = cfg
-            .checkout_required_metadata
-            .iter()
-            .map(String::as_str)
-            .filter(|k| metadata_str(obj.metadata.as_ref(), k).is_none())
-            .collect();
         let user = metadata_str(obj.metadata.as_ref(), key).map(str::to_owned);
-        if !missing.is_empty() {
-            // A blank value is present to the app (JavaScript's `" "` is
-            // truthy): it would not throw, it would sync a blank.
-            let (blank, absent): (Vec<&str>, Vec<&str>) = missing.iter().partition(|k| {
-                obj.metadata
-                    .as_ref()
-                    .and_then(|m| m.get(**k))
-                    .and_then(|v| v.as_str())
-                    .is_some_and(|v| !v.is_empty())
-            });
-            let reason = match (absent.is_empty(), blank.is_empty()) {
-                (false, true) => format!(
-                    "checkout session lacks required metadata: {} (the app throws)",
-                    absent.join(", ")
-                ),
-                (true, false) => format!(
-                    "checkout session's required metadata is blank: {} (the app would sync a blank value; stripe-sync rejects it)",
-                    blank.join(", ")
-                ),
-                _ => format!(
-                    "checkout session lacks required metadata: {} (the app throws), and {} is blank",
-                    absent.join(", "),
-                    blank.join(", ")
-                ),
-            };
+        if let Some(reason) = checkout_lacks(obj.metadata.as_ref(), &cfg.checkout_required_metadata)
+        {
             return Routed::Rejected {
                 user,
                 customer,
@@ -176,19 +147,151 @@ pub fn route(ev: &Event, cfg: &Config) -> Routed {
             customer,
         };
     }
-    match customer {
-        Some(customer) => Routed::NeedsCustomer { customer },
-        None => Routed::NoCustomer {
+    let kind = match obj.kind() {
+        "" => "object",
+        kind => kind,
+    };
+    match (customer, metadata_oddity(obj.metadata.as_ref(), key)) {
+        (Some(customer), _) => Routed::NeedsCustomer { customer },
+        (None, Some(Oddity::NotString(what))) => Routed::NoCustomer {
             reason: format!(
-                "no `{key}` in the {} metadata and no customer (a guest payment?)",
-                if obj.kind().is_empty() {
-                    "object"
-                } else {
-                    obj.kind()
-                }
+                "`{key}` in the {kind} metadata is {what}, not a string (Stripe metadata \
+                 values are strings: fix the fixture), and there is no customer"
             ),
         },
+        (None, _) => Routed::NoCustomer {
+            reason: format!("no `{key}` in the {kind} metadata and no customer (a guest payment?)"),
+        },
     }
+}
+
+/// Why a checkout session's metadata fails the app's check, if it does:
+/// keys absent (the app throws), blank (the app would sync a blank value;
+/// stripe-sync rejects it) or not strings (a hand-written fixture).
+fn checkout_lacks(metadata: Option<&Metadata>, required: &[String]) -> Option<String> {
+    let (mut absent, mut blank, mut not_strings) = (Vec::new(), Vec::new(), Vec::new());
+    for k in required {
+        if metadata_str(metadata, k).is_some() {
+            continue;
+        }
+        match metadata_oddity(metadata, k) {
+            Some(Oddity::Blank(_)) => blank.push(k.as_str()),
+            Some(Oddity::NotString(what)) => not_strings.push(format!("{k} ({what})")),
+            _ => absent.push(k.as_str()),
+        }
+    }
+    let mut parts = Vec::new();
+    if !absent.is_empty() {
+        parts.push(format!(
+            "checkout session lacks required metadata: {} (the app throws)",
+            absent.join(", ")
+        ));
+    }
+    if !blank.is_empty() {
+        parts.push(format!(
+            "checkout session's required metadata is blank: {} (the app would sync a blank value; stripe-sync rejects it)",
+            blank.join(", ")
+        ));
+    }
+    if !not_strings.is_empty() {
+        parts.push(format!(
+            "checkout session's required metadata is not a string: {} (Stripe metadata values are strings: fix the fixture)",
+            not_strings.join(", ")
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// What is odd in the metadata an event's routing and sync read (the user
+/// key, and a checkout's required keys): values with whitespace around
+/// them (kept as written, as the app keeps them), blank ones, values that
+/// are not strings. One line each, naming the event, the object and the
+/// key. Pure, like [`route`]; the caller decides how to tell them.
+pub fn metadata_notes(ev: &Event, cfg: &Config) -> Vec<String> {
+    if ev.is_thin() {
+        return Vec::new();
+    }
+    let obj = &ev.data.object;
+    let tracked = cfg.sync_events.contains(&ev.kind);
+    let mut keys = vec![cfg.user_key.as_str()];
+    if tracked && ev.kind == "checkout.session.completed" {
+        for k in &cfg.checkout_required_metadata {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+    }
+    // Where the routing and the sync read metadata (see `route`, and the
+    // customer snapshots of `sync::source::facts`): (object kind, id, which
+    // metadata, the metadata). Named only when something is odd: this runs
+    // for every event.
+    let mut places: Vec<(&str, Option<&str>, &str, Option<&Metadata>)> = Vec::new();
+    if tracked || obj.kind() == "customer" {
+        places.push((
+            obj.kind(),
+            obj.id.as_deref(),
+            "metadata",
+            obj.metadata.as_ref(),
+        ));
+    }
+    if tracked {
+        places.push((
+            obj.kind(),
+            obj.id.as_deref(),
+            "subscription metadata",
+            obj.invoice_subscription_metadata(),
+        ));
+    }
+    if let Some(Expandable::Object(c)) = &obj.customer {
+        places.push(("customer", Some(&c.id), "metadata", c.metadata.as_ref()));
+    }
+    let place = |kind: &str, id: Option<&str>, which: &str| match (kind, id) {
+        ("", _) => format!("the object's {which}"),
+        (kind, Some(id)) => format!("{} {}'s {which}", quoted(kind), quoted(id)),
+        (kind, None) => format!("the {}'s {which}", quoted(kind)),
+    };
+    let mut notes = Vec::new();
+    for (kind, id, which, metadata) in places {
+        for key in &keys {
+            let odd = match metadata_oddity(metadata, key) {
+                None => continue,
+                Some(Oddity::Padded(v)) => format!(
+                    "is \"{}\", with whitespace around it: kept as written, as the app keeps it \
+                     (not \"{}\")",
+                    quoted(&v),
+                    quoted(v.trim())
+                ),
+                Some(Oddity::Blank(v)) => format!(
+                    "is blank (\"{}\"): read as absent (the app would take it as a user id)",
+                    quoted(&v)
+                ),
+                Some(Oddity::NotString(what)) => format!(
+                    "is {what}, not a string (Stripe metadata values are strings): read as absent"
+                ),
+            };
+            notes.push(format!(
+                "{}: `{key}` in {} {odd}",
+                quoted(&ev.id),
+                place(kind, id, which)
+            ));
+        }
+    }
+    notes
+}
+
+/// Text from an event, for a message: control characters escaped, cut at
+/// 60 characters.
+fn quoted(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(60)
+        .collect::<String>()
+        .escape_debug()
+        .collect();
+    if s.chars().nth(60).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -314,6 +417,73 @@ mod tests {
             r("payment_intent.succeeded", r#"{"customer":null}"#),
             Routed::NoCustomer { .. }
         ));
+    }
+
+    #[test]
+    fn metadata_is_read_exactly_and_odd_values_are_noted() {
+        let padded = ev(
+            "invoice.paid",
+            r#"{"id":"in_1","object":"invoice","customer":"cus_1","metadata":{"clerkUserId":" user_e37 "}}"#,
+        );
+        assert_eq!(
+            route(&padded, &Config::default()),
+            Routed::Resolved {
+                user: " user_e37 ".into(),
+                via: Via::ObjectMetadata,
+                customer: Some("cus_1".into())
+            }
+        );
+        assert_eq!(
+            metadata_notes(&padded, &Config::default()),
+            [
+                "evt_1: `clerkUserId` in invoice in_1's metadata is \" user_e37 \", with whitespace \
+              around it: kept as written, as the app keeps it (not \"user_e37\")"
+            ]
+        );
+        let number = ev(
+            "payment_intent.succeeded",
+            r#"{"id":"pi_1","object":"payment_intent","customer":null,"metadata":{"clerkUserId":42}}"#,
+        );
+        match route(&number, &Config::default()) {
+            Routed::NoCustomer { reason } => {
+                assert!(
+                    reason.starts_with(
+                        "`clerkUserId` in the payment_intent metadata is a number, not a string"
+                    ),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let notes = metadata_notes(&number, &Config::default());
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("is a number, not a string"), "{notes:?}");
+        let checkout = ev(
+            "checkout.session.completed",
+            r#"{"id":"cs_1","customer":"cus_1","metadata":{"clerkUserId":7,"tier":"\u001b[31m "}}"#,
+        );
+        match route(&checkout, &Config::default()) {
+            Routed::Rejected { reason, .. } => {
+                assert!(
+                    reason.contains("not a string: clerkUserId (a number)"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let notes = metadata_notes(&checkout, &Config::default());
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[1].contains("`tier`") && notes[1].contains("\\u{1b}[31m"),
+            "{notes:?}"
+        );
+        assert!(!notes.concat().contains('\u{1b}'));
+        // Untracked types are not read: nothing to say.
+        let untracked = ev(
+            "charge.succeeded",
+            r#"{"customer":"cus_1","metadata":{"clerkUserId":" u "}}"#,
+        );
+        assert!(metadata_notes(&untracked, &Config::default()).is_empty());
     }
 
     #[test]

@@ -34,14 +34,15 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         return Ok(Status::Failure);
     };
     let reported = input_errors.len();
-    // A dry run works on a private copy of the store; so does forwarding,
-    // where the endpoint is under test and the store only resolves users.
-    let mode = match args.dry_run || forwarder.is_some() {
-        true => Mode::DryRun,
-        false => Mode::Write,
-    };
-    let mut syncer = Syncer::open(&store::db_path(global.db.as_deref()), mode)?;
+    // A dry run works on a private copy of the store. Forwarding tests the
+    // endpoint, which keeps its own state: the store is not even opened, so
+    // nothing is labelled `duplicate` or resolved from what it holds.
     let forwarding = forwarder.is_some();
+    let mut syncer = match (forwarding, args.dry_run) {
+        (true, _) => Syncer::detached()?,
+        (false, true) => Syncer::open(&store::db_path(global.db.as_deref()), Mode::DryRun)?,
+        (false, false) => Syncer::open(&store::db_path(global.db.as_deref()), Mode::Write)?,
+    };
     let plan = Plan {
         cfg: &cfg,
         feed: replay::Feed::Inputs(&inputs),
@@ -59,6 +60,7 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     };
     let started = std::time::Instant::now();
     let mut finished = replay::run(plan, &mut syncer, &rt, &progress)?;
+    report_notes(printer, &finished.notes);
     report_run(printer, &finished);
     let db = store::db_path(global.db.as_deref());
     render(printer, &mut finished, &mut syncer, &db, started.elapsed())?;
@@ -107,6 +109,21 @@ fn expanded(
         ));
     }
     Ok(Some((inputs, input_errors)))
+}
+
+/// Odd metadata in the events (padded, blank, not strings): a warning
+/// each, the first few.
+fn report_notes(printer: &Printer, notes: &replay::Notes) {
+    for note in &notes.kept {
+        printer.warn(note);
+    }
+    let more = notes.total - notes.kept.len() as u64;
+    if more > 0 {
+        printer.warn(&format!(
+            "{} more about metadata values (whitespace around them, blank, not strings)",
+            fmt::plural(more, "warning")
+        ));
+    }
 }
 
 /// With `-v`, how long each phase took and what each customer's sync

@@ -28,7 +28,12 @@ pub(crate) struct Decision {
 }
 
 impl Decision {
-    pub(crate) fn invalid(source: String, reason: String) -> Decision {
+    /// An element that is not an event. The reason names the file and the
+    /// element's position in it (`file:LINE`, `file[INDEX]`, `file`), so it
+    /// stands alone where the SOURCE column is not shown.
+    pub(crate) fn invalid(source: &crate::event::Source, why: String) -> Decision {
+        let source = source.to_string();
+        let reason = format!("{source}: {why}");
         Decision {
             event_id: None,
             kind: None,

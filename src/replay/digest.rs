@@ -19,6 +19,8 @@ pub(crate) struct Digest {
     pub routed: Routed,
     /// What its object tells about the account, in order.
     pub facts: Vec<Fact>,
+    /// Odd metadata values it carries (`routing::metadata_notes`).
+    pub notes: Vec<String>,
 }
 
 impl Digest {
@@ -40,6 +42,7 @@ impl Digest {
             )
         };
         let customer_id = obj.customer_id().map(str::to_owned);
+        let notes = routing::metadata_notes(&ev, cfg);
         Digest {
             id: ev.id,
             kind: ev.kind,
@@ -48,6 +51,7 @@ impl Digest {
             customer_id,
             routed,
             facts,
+            notes,
         }
     }
 }

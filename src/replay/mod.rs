@@ -79,10 +79,34 @@ pub(crate) struct Finished {
     pub failures: Vec<SyncFailure>,
     /// Offline: what the inputs cannot order (the model's rules 1 and 2).
     pub ambiguous: Vec<Ambiguity>,
+    /// Odd metadata in the events (see [`crate::routing::metadata_notes`]).
+    pub notes: Notes,
     spool: Spool,
     settled: Settlements,
     deliveries: HashMap<u64, forward::Delivery>,
     log_events: bool,
+}
+
+/// Notes about the events, the first [`Notes::KEPT`] kept (a million
+/// events with padded metadata must not fill the memory or the terminal).
+#[derive(Debug, Default)]
+pub(crate) struct Notes {
+    pub kept: Vec<String>,
+    /// All of them, kept or not.
+    pub total: u64,
+}
+
+impl Notes {
+    const KEPT: usize = 10;
+
+    fn extend(&mut self, notes: Vec<String>) {
+        for note in notes {
+            self.total += 1;
+            if self.kept.len() < Notes::KEPT {
+                self.kept.push(note);
+            }
+        }
+    }
 }
 
 /// Where decisions wait for the whole input: a temporary file (inputs of
@@ -178,6 +202,7 @@ struct Pass<'a> {
     lines: u64,
     seq: u64,
     summary: Summary,
+    notes: Notes,
     bar: &'a indicatif::ProgressBar,
 }
 
@@ -247,7 +272,7 @@ impl Pass<'_> {
         let seq = self.seq;
         let ev = match parsed {
             Ok(ev) => ev,
-            Err(e) => return self.emit(&Decision::invalid(source.to_string(), e)),
+            Err(e) => return self.emit(&Decision::invalid(&source, e)),
         };
         let mut d = Decision {
             event_id: Some(ev.id),
@@ -281,6 +306,7 @@ impl Pass<'_> {
             });
             return self.emit(&d);
         }
+        self.notes.extend(ev.notes);
         if ev.thin {
             d.reason = Some(
                 "thin event (v2.core.event): it carries no object snapshot to sync from; \
@@ -409,6 +435,7 @@ impl<'a> Pass<'a> {
             lines: 0,
             seq: 0,
             summary: Summary::default(),
+            notes: Notes::default(),
             bar,
         })
     }
@@ -453,6 +480,7 @@ pub(crate) fn run(
         mut summary,
         pending,
         seen,
+        notes,
         ..
     } = pass;
     // The ids seen (8 bytes an event) are not needed past the routing.
@@ -517,6 +545,7 @@ pub(crate) fn run(
         errors,
         failures,
         ambiguous,
+        notes,
         spool,
         settled,
         deliveries,

@@ -130,6 +130,8 @@ pub struct Store {
     /// How long a write waits for another process's write lock, and whom
     /// a wait that runs out is told to (see [`Store::serve_lock_wait`]).
     lock_wait: std::cell::Cell<LockWait>,
+    /// This open made the file (see [`Store::close_or_discard`]).
+    created: bool,
     /// The page cache of each reader of a parallel walk of the mapping, in
     /// KiB, when not SQLite's default (see [`Store::cache_readers`]).
     reader_cache_kib: std::cell::Cell<Option<i64>>,
@@ -167,7 +169,65 @@ fn now_rfc3339() -> String {
 }
 
 fn describe(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
+    let e = e.to_string();
+    // SQLite says "read-only" for the file and for its directory alike:
+    // which one it is, the path tells.
+    let e = match e == READ_ONLY {
+        true => read_only(path),
+        false => e,
+    };
     anyhow::anyhow!("store {}: {e}", path.display())
+}
+
+/// Why the store's file could not be made: its directory, when this user
+/// may not write it.
+fn cannot_create(path: &Path, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            "cannot create it: this user may not write the directory {} \
+             (make it writable, or keep the store in one that is: --db)",
+            directory_of(path).display()
+        ),
+        _ => format!("cannot create: {e}"),
+    }
+}
+
+/// The directory a store's file (and its journal) is in: the current one
+/// by its name, for a bare file name.
+fn directory_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    }
+}
+
+/// SQLite's word for a store it may not write ([`unusable`]); [`describe`]
+/// replaces it with [`read_only`]'s, which knows the path.
+const READ_ONLY: &str = "read-only: cannot write the store (check its permissions)";
+
+/// Why this process may not write the store at `path`: the file, or the
+/// directory SQLite must create the store's journal in (`NAME-wal`,
+/// `NAME-shm`, beside the file).
+fn read_only(path: &Path) -> String {
+    use rustix::fs::{Access, access};
+    if access(path, Access::WRITE_OK).is_err() {
+        return "read-only: this process cannot write the file (check its permissions and owner)"
+            .into();
+    }
+    let dir = directory_of(path);
+    if access(&dir, Access::WRITE_OK).is_err() {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        return format!(
+            "read-only: the file is writable but its directory {} is not, and SQLite must \
+             create the store's journal there ({name}-wal, {name}-shm): make the directory \
+             writable for this user, or keep the store in one that is (--db)",
+            dir.display()
+        );
+    }
+    READ_ONLY.into()
 }
 
 /// The one writer prepares about 20 statements; rusqlite keeps 16 by
@@ -200,8 +260,9 @@ impl Store {
     /// Open for writing, creating (mode 0600) and migrating as needed.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         not_a_directory(path)?;
-        if !path.exists() {
-            create_private(path).map_err(|e| describe(path, format!("cannot create: {e}")))?;
+        let created = !path.exists();
+        if created {
+            create_private(path).map_err(|e| describe(path, cannot_create(path, &e)))?;
         }
         let mut conn = Connection::open_with_flags(
             path,
@@ -216,6 +277,7 @@ impl Store {
             path: path.to_path_buf(),
             identity,
             lock_wait: std::cell::Cell::new(LockWait::Command),
+            created,
             reader_cache_kib: std::cell::Cell::new(None),
         })
     }
@@ -277,6 +339,7 @@ impl Store {
             path: path.to_path_buf(),
             identity: None,
             lock_wait: std::cell::Cell::new(LockWait::Command),
+            created: false,
             reader_cache_kib: std::cell::Cell::new(None),
         }))
     }
@@ -302,12 +365,13 @@ impl Store {
             path: path.to_path_buf(),
             identity: None,
             lock_wait: std::cell::Cell::new(LockWait::Command),
+            created: false,
             reader_cache_kib: std::cell::Cell::new(None),
         })
     }
 
-    /// An in-memory store, for tests.
-    #[cfg(test)]
+    /// An empty in-memory store: tests, and runs that must not read the
+    /// store at all (`replay --forward-to`).
     pub fn in_memory() -> anyhow::Result<Store> {
         let mut conn = Connection::open_in_memory()?;
         cache_statements(&conn);
@@ -317,6 +381,7 @@ impl Store {
             path: PathBuf::from(":memory:"),
             identity: None,
             lock_wait: std::cell::Cell::new(LockWait::Command),
+            created: false,
             reader_cache_kib: std::cell::Cell::new(None),
         })
     }
@@ -344,6 +409,27 @@ impl Store {
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         let _ = self.conn.close();
+    }
+
+    /// Close after a run that failed. A store this open created, in which
+    /// nothing was stored (no customer, no event: a bad key or an
+    /// unreachable API stopped the run before anything was fetched), is
+    /// removed with its side files, so that the next run starts as the
+    /// first did and finds nothing to resume. Anything else is closed as
+    /// [`Store::close`] does.
+    pub(crate) fn close_or_discard(self) {
+        let empty =
+            || -> anyhow::Result<bool> { Ok(!self.has_customers()? && !self.has_events()?) };
+        if !self.created || !empty().unwrap_or(false) {
+            return self.close();
+        }
+        let path = self.path.clone();
+        self.close();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
     }
 
     /// `serve`'s durability: each commit syncs the WAL before it returns
@@ -387,7 +473,8 @@ impl Store {
             .is_readonly(rusqlite::MAIN_DB)
             .map_err(|e| describe(&self.path, unusable(&e)))?
         {
-            return Err(cannot("this process cannot write the file".into()));
+            // The file, or the directory its journal must be created in.
+            return Err(describe(&self.path, READ_ONLY));
         }
         for (side, _) in self.identity.iter().flat_map(|id| &id.sides) {
             // Asked with access(2), never opened: closing any descriptor of a
@@ -1101,9 +1188,7 @@ fn unusable(e: &rusqlite::Error) -> String {
             "not an SQLite database (is it the right file?)".into()
         }
         Some(rusqlite::ErrorCode::DatabaseCorrupt) => "the database file is corrupt".into(),
-        Some(rusqlite::ErrorCode::ReadOnly) => {
-            "read-only: cannot write the store (check its permissions)".into()
-        }
+        Some(rusqlite::ErrorCode::ReadOnly) => READ_ONLY.into(),
         Some(rusqlite::ErrorCode::DiskFull) => {
             "the disk is full (the write in progress was rolled back)".into()
         }

@@ -107,6 +107,15 @@ impl Syncer {
         Ok(Syncer { store, mode })
     }
 
+    /// A dry run on an empty store of its own: no file is opened, read or
+    /// written (`replay --forward-to`, where the endpoint is under test).
+    pub(crate) fn detached() -> anyhow::Result<Syncer> {
+        Ok(Syncer {
+            store: Store::in_memory()?,
+            mode: Mode::DryRun,
+        })
+    }
+
     pub(crate) fn mode(&self) -> Mode {
         self.mode
     }
@@ -236,6 +245,16 @@ impl Syncer {
 
     pub(crate) fn restore_indexes(&mut self) -> anyhow::Result<()> {
         self.store.restore_indexes()
+    }
+
+    /// Close the store after a run that failed: a store file the run
+    /// created and wrote nothing to is removed (see
+    /// [`Store::close_or_discard`]).
+    pub(crate) fn close_failed(self) {
+        match self.mode {
+            Mode::Write => self.store.close_or_discard(),
+            Mode::DryRun => self.store.close(),
+        }
     }
 
     /// Close the store, tidily (see [`Store::close`]).
