@@ -187,7 +187,7 @@ set edit:completion:arg-completer[stripe-sync] = {|@words|
             cand --config 'Routing config [default: stripe-sync.toml in the current directory, if present]'
             cand --color 'When to use colour (NO_COLOR also turns it off)'
             cand --unmapped 'Only customers with no user id'
-            cand --csv 'CSV instead of a table'
+            cand --csv 'CSV instead of a table; control characters are escaped, and a text cell starting with = + - @ gets a leading '' (no spreadsheet formula)'
             cand --json 'Machine output: exactly one JSON document on stdout'
             cand -q 'Print less on stderr'
             cand --quiet 'Print less on stderr'

@@ -175,7 +175,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l colo
 always\t''
 never\t''"
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l unmapped -d 'Only customers with no user id'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l csv -d 'CSV instead of a table'
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l csv -d 'CSV instead of a table; control characters are escaped, and a text cell starting with = + - @ gets a leading \' (no spreadsheet formula)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l json -d 'Machine output: exactly one JSON document on stdout'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -s q -l quiet -d 'Print less on stderr'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -s v -l verbose -d 'Print more on stderr (-vv for debug)'

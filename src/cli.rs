@@ -518,7 +518,7 @@ pub struct InspectArgs {
     #[arg(long)]
     pub unmapped: bool,
 
-    /// CSV instead of a table
+    /// CSV instead of a table; control characters are escaped, and a text cell starting with = + - @ gets a leading ' (no spreadsheet formula)
     #[arg(long)]
     pub csv: bool,
 }

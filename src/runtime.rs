@@ -22,6 +22,7 @@ impl Runtime {
         let (tx, stop) = tokio::sync::watch::channel(false);
         rt.spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
+                crate::output::ctrl_c_pressed();
                 let _ = tx.send(true);
             }
         });

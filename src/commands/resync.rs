@@ -5,9 +5,7 @@ use std::time::Instant;
 
 use crate::Status;
 use crate::cli::{GlobalArgs, ResyncArgs};
-use crate::output::resync::{
-    Summary, human_rows, json_stream, listed, quiet_rows, summary_counts_line,
-};
+use crate::output::resync::{Listing, Summary, human_listed, json_stream, summary_counts_line};
 use crate::output::{Printer, fmt};
 use crate::runtime::Runtime;
 use crate::store;
@@ -48,9 +46,17 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         now,
         printer,
     };
-    let targeted = match args.all {
-        true => Err(ctx.backfill(args, &mut syncer)?),
-        false => Ok(ctx.targeted(args, &mut syncer)?),
+    let ran = match args.all {
+        true => ctx.backfill(args, &mut syncer).map(Err),
+        false => ctx.targeted(args, &mut syncer).map(Ok),
+    };
+    let targeted = match ran {
+        Ok(targeted) => targeted,
+        Err(e) => {
+            // A first run that failed before fetching anything leaves no store.
+            syncer.close_failed();
+            return Err(e);
+        }
     };
     // A backfill's report is read from the store's journal as it is
     // printed: a million customers are never all in memory.
@@ -88,18 +94,18 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     if printer.json {
         json_stream(printer, &mut reports, &summary)?;
     } else {
-        let quiet = quiet_rows(total, args.all_rows);
+        let mut listing = Listing::new(total, args.all_rows);
         let mut shown = Vec::new();
-        let mut not_shown = 0;
         for r in &mut reports {
             let r = r?;
-            match listed(&r, quiet) {
-                true => shown.push(r),
-                false => not_shown += 1,
+            if listing.take(&r) {
+                shown.push(r);
             }
         }
         let (s, new) = (summary(), tally.get().new);
-        printer.out(&human_rows(&shown, not_shown, new, &s, args.check, printer))?;
+        printer.out(&human_listed(
+            &shown, &listing, new, &s, args.check, printer,
+        ))?;
     }
     drop(reports);
     if args.all {

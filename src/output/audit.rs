@@ -18,7 +18,8 @@ const COLS: [Col; 5] = [
     Col::new("FINDING", 0, 26, Cut::Right),
     Col::new("APP", 1, 8, Cut::Right),
     Col::new("STRIPE", 1, 8, Cut::Right),
-    Col::new("CUSTOMER", 3, 8, Cut::Middle),
+    // Whole (a Stripe customer id is 18) or not at all.
+    Col::new("CUSTOMER", 3, 18, Cut::Middle),
 ];
 
 /// How many record problems are named on stderr (the JSON lists all).

@@ -128,14 +128,6 @@ pub(crate) fn table(rows: &[MappingRow], printer: &Printer) -> String {
     out
 }
 
-fn csv_field(s: &str) -> Cow<'_, str> {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\"")).into()
-    } else {
-        s.into()
-    }
-}
-
 /// Where `inspect --json` and `--csv` write rows as the store yields them.
 pub(crate) trait RowSink {
     fn row(&mut self, r: &MappingRow) -> io::Result<()>;
@@ -191,16 +183,54 @@ impl<W: Write> RowSink for JsonRows<W> {
     }
 }
 
-const CSV_HEADER: &str = "user_id,customer_id,email,subscription_id,status,price_id,current_period_start,current_period_end,cancel_at_period_end,card_brand,card_last4,synced_at,source\n";
+const CSV_HEADER: [&str; 13] = [
+    "user_id",
+    "customer_id",
+    "email",
+    "subscription_id",
+    "status",
+    "price_id",
+    "current_period_start",
+    "current_period_end",
+    "cancel_at_period_end",
+    "card_brand",
+    "card_last4",
+    "synced_at",
+    "source",
+];
 
-/// `inspect --csv`, streamed: a header line, then one line per row.
+/// A text cell of `inspect --csv`: control characters escaped as in the
+/// table (metadata must not reach a terminal raw), and a value that a
+/// spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) prefixed
+/// with `'`, as OWASP advises. Only text cells: numbers stay numbers.
+pub(crate) fn csv_text(s: &str) -> Cow<'_, str> {
+    let escaped = escape_text(s);
+    match escaped.starts_with(['=', '+', '-', '@']) {
+        true => format!("'{escaped}").into(),
+        false => escaped,
+    }
+}
+
+/// The writer's own error, so a closed pipe stays `BrokenPipe`.
+fn io_error(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+/// `inspect --csv`, streamed (the `csv` crate): a header line, then one
+/// line per row.
 pub(crate) struct CsvRows<W: Write> {
-    out: W,
+    out: csv::Writer<W>,
 }
 
 impl<W: Write> CsvRows<W> {
-    pub(crate) fn new(mut out: W) -> io::Result<Self> {
-        out.write_all(CSV_HEADER.as_bytes())?;
+    pub(crate) fn new(out: W) -> io::Result<Self> {
+        let mut out = csv::Writer::from_writer(out);
+        out.write_record(CSV_HEADER).map_err(io_error)?;
+        // The header is out at once (and a closed pipe is known now).
+        out.flush()?;
         Ok(CsvRows { out })
     }
 }
@@ -208,30 +238,31 @@ impl<W: Write> CsvRows<W> {
 impl<W: Write> RowSink for CsvRows<W> {
     fn row(&mut self, r: &MappingRow) -> io::Result<()> {
         fn opt(s: &Option<String>) -> Cow<'_, str> {
-            s.as_deref().map(csv_field).unwrap_or_default()
+            s.as_deref().map(csv_text).unwrap_or_default()
         }
         let num = |n: Option<i64>| n.map(|v| v.to_string()).unwrap_or_default();
         let (brand, last4) = match &r.payment_method {
             Some(c) => (opt(&c.brand), opt(&c.last4)),
-            None => (Default::default(), Default::default()),
+            None => (Cow::default(), Cow::default()),
         };
-        writeln!(
-            self.out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        let cells: [Cow<'_, str>; 13] = [
             opt(&r.user_id),
-            csv_field(&r.customer_id),
+            csv_text(&r.customer_id),
             opt(&r.email),
             opt(&r.subscription_id),
-            csv_field(&r.status),
+            csv_text(&r.status),
             opt(&r.price_id),
-            num(r.current_period_start),
-            num(r.current_period_end),
-            r.cancel_at_period_end,
+            num(r.current_period_start).into(),
+            num(r.current_period_end).into(),
+            r.cancel_at_period_end.to_string().into(),
             brand,
             last4,
-            csv_field(&r.synced_at),
-            csv_field(&r.source),
-        )
+            csv_text(&r.synced_at),
+            csv_text(&r.source),
+        ];
+        self.out
+            .write_record(cells.iter().map(|c| c.as_bytes()))
+            .map_err(io_error)
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -284,46 +315,6 @@ mod tests {
         sink.finish().unwrap();
     }
 
-    /// What `inspect --csv` printed before it streamed.
-    fn csv_all_at_once(rows: &[MappingRow]) -> String {
-        let field = |s: &str| {
-            if s.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            } else {
-                s.to_owned()
-            }
-        };
-        let mut out = CSV_HEADER.to_owned();
-        for r in rows {
-            let opt = |s: &Option<String>| s.as_deref().map(field).unwrap_or_default();
-            let num = |n: Option<i64>| n.map(|v| v.to_string()).unwrap_or_default();
-            let (brand, last4) = match &r.payment_method {
-                Some(c) => (opt(&c.brand), opt(&c.last4)),
-                None => (String::new(), String::new()),
-            };
-            out.push_str(
-                &[
-                    opt(&r.user_id),
-                    field(&r.customer_id),
-                    opt(&r.email),
-                    opt(&r.subscription_id),
-                    field(&r.status),
-                    opt(&r.price_id),
-                    num(r.current_period_start),
-                    num(r.current_period_end),
-                    r.cancel_at_period_end.to_string(),
-                    brand,
-                    last4,
-                    field(&r.synced_at),
-                    field(&r.source),
-                ]
-                .join(","),
-            );
-            out.push('\n');
-        }
-        out
-    }
-
     #[test]
     fn streamed_json_is_the_whole_array_pretty_printed() {
         for n in [0, 1, 2, 13] {
@@ -340,18 +331,58 @@ mod tests {
         }
     }
 
+    /// Every row read back by a CSV reader gives the row's values, text
+    /// escaped and defused, numbers untouched.
     #[test]
-    fn streamed_csv_is_the_csv_of_all_rows() {
+    fn streamed_csv_reads_back_as_the_rows() {
         for n in [0, 1, 13] {
             let rows: Vec<MappingRow> = (0..n).map(row).collect();
             let mut sink = CsvRows::new(Vec::new()).unwrap();
             stream(&mut sink, &rows);
-            assert_eq!(
-                String::from_utf8(sink.out).unwrap(),
-                csv_all_at_once(&rows),
-                "{n} rows"
+            let bytes = sink.out.into_inner().unwrap();
+            let text = String::from_utf8(bytes).unwrap();
+            assert!(
+                !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+                "{text}"
             );
+            let mut reader = csv::Reader::from_reader(text.as_bytes());
+            assert_eq!(reader.headers().unwrap(), CSV_HEADER.as_slice());
+            let read: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+            assert_eq!(read.len(), rows.len());
+            for (r, rec) in rows.iter().zip(&read) {
+                let opt = |s: &Option<String>| {
+                    s.as_deref()
+                        .map(|v| escape_text(v).into_owned())
+                        .unwrap_or_default()
+                };
+                assert_eq!(&rec[0], opt(&r.user_id));
+                assert_eq!(&rec[2], opt(&r.email));
+                let num = |n: Option<i64>| n.map(|v| v.to_string()).unwrap_or_default();
+                assert_eq!(
+                    rec[6],
+                    num(r.current_period_start),
+                    "negative numbers stay numbers"
+                );
+                assert_eq!(rec[7], num(r.current_period_end));
+                assert_eq!(&rec[8], r.cancel_at_period_end.to_string());
+                let last4 = r.payment_method.as_ref().and_then(|c| c.last4.clone());
+                assert_eq!(&rec[10], last4.unwrap_or_default());
+            }
         }
+    }
+
+    #[test]
+    fn csv_text_escapes_controls_and_defuses_formulas() {
+        assert_eq!(
+            csv_text("a\x1b]0;pwned\x07@x.io"),
+            "a\\u{1b}]0;pwned\\u{7}@x.io"
+        );
+        assert_eq!(csv_text("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        for s in ["+1", "-2+3", "@SUM(A1)"] {
+            assert_eq!(csv_text(s), format!("'{s}"));
+        }
+        assert_eq!(csv_text("user_1"), "user_1");
+        assert_eq!(csv_text("a=b"), "a=b");
     }
 
     /// A closed pipe surfaces as the writer's own error (`BrokenPipe`), so

@@ -1,11 +1,17 @@
 //! The one place that writes to stdout and stderr, and decides colour,
 //! progress bars and prompts from the flags and the terminal.
+//!
+//! Colour works as uv's printer does: renderers write text styled with
+//! `anstyle`, and each stream (an `anstream::AutoStream`) keeps or strips
+//! the styles, from `--color` and, under `auto`, from the terminal,
+//! `NO_COLOR`, `CLICOLOR` and `CLICOLOR_FORCE`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 
+use anstream::AutoStream;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressState, ProgressStyle};
 
 use crate::cli::{ColorChoice, GlobalArgs};
@@ -15,24 +21,19 @@ pub struct Printer {
     pub json: bool,
     quiet: bool,
     verbosity: u8,
-    color_out: bool,
-    color_err: bool,
+    /// Whether each stream keeps the styles written to it.
+    out_colors: anstream::ColorChoice,
+    err_colors: anstream::ColorChoice,
     interactive: bool,
     stderr_tty: bool,
     stdout_tty: bool,
-    /// Columns to fit tables into: the terminal's width (or `COLUMNS`), on
-    /// a terminal; on a pipe only when `COLUMNS` is set, else no limit.
+    /// Columns to fit tables into: on a terminal, its width (or `COLUMNS`);
+    /// on a pipe or a file, no limit whatever `COLUMNS` says.
     width: Option<usize>,
 }
 
 impl Printer {
     pub fn new(global: &GlobalArgs) -> Printer {
-        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let want = |tty: bool| match global.color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => tty && !no_color_env,
-        };
         let stdout_tty = io::stdout().is_terminal();
         let stderr_tty = io::stderr().is_terminal();
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
@@ -40,16 +41,17 @@ impl Printer {
             json: global.json,
             quiet: global.quiet,
             verbosity: global.verbose,
-            color_out: want(stdout_tty),
-            color_err: want(stderr_tty),
+            out_colors: colors(global.color, &io::stdout()),
+            err_colors: colors(global.color, &io::stderr()),
             interactive: !global.no_input && !ci && io::stdin().is_terminal() && stderr_tty,
             stderr_tty,
             stdout_tty,
-            width: table_width(stdout_tty),
+            width: terminal_width(stdout_tty, || terminal_size::terminal_size_of(io::stdout())),
         }
     }
 
-    /// The width human tables must fit, if any (see [`Printer::width`] field).
+    /// The width human tables must fit: the terminal's, or none on a pipe
+    /// or a file (nothing is cut there).
     pub(crate) fn width(&self) -> Option<usize> {
         self.width
     }
@@ -61,9 +63,10 @@ impl Printer {
         !self.stdout_tty && !stderr_is_stdout()
     }
 
-    /// Whether stdout gets colour.
+    /// Whether stdout shows colour (renderers that take a flag paint only
+    /// then; what reaches the stream is stripped otherwise anyway).
     pub(crate) fn color_out(&self) -> bool {
-        self.color_out
+        self.out_colors != anstream::ColorChoice::Never
     }
 
     /// Whether the user may be asked questions.
@@ -82,10 +85,11 @@ impl Printer {
         self.verbosity
     }
 
-    /// Write data to stdout. A closed pipe surfaces as `BrokenPipe`, which
-    /// the caller turns into a quiet exit 0.
+    /// Write data to stdout, its styles kept or stripped as colour is on or
+    /// off there. A closed pipe surfaces as `BrokenPipe`, which the caller
+    /// turns into a quiet exit 0.
     pub fn out(&self, text: &str) -> io::Result<()> {
-        let mut lock = io::stdout().lock();
+        let mut lock = AutoStream::new(io::stdout().lock(), self.out_colors);
         lock.write_all(text.as_bytes())?;
         lock.flush()
     }
@@ -98,65 +102,56 @@ impl Printer {
         lock.flush()
     }
 
-    /// A buffered stdout writer for streamed output.
+    /// A buffered stdout writer for streamed data (JSON, CSV; a renderer
+    /// that styles text through it checks [`Printer::color_out`]).
     pub fn stdout_writer(&self) -> io::BufWriter<io::StdoutLock<'static>> {
         io::BufWriter::with_capacity(64 * 1024, io::stdout().lock())
     }
 
     pub fn warn(&self, msg: &str) {
         if !self.quiet {
-            let text = table::wrap_lines(&format!("warning: {msg}"), self.stderr_width());
-            let rest = text.trim_end_matches('\n').trim_start_matches("warning:");
-            self.err_line(&format!("{}{rest}", self.paint_err("warning:", YELLOW)));
+            self.err_line(&labelled("warning:", YELLOW, msg, self.stderr_width()));
         }
     }
 
     /// On a terminal, stderr's width: messages wrap at words rather than
     /// where the terminal cuts them.
     fn stderr_width(&self) -> Option<usize> {
-        match self.stderr_tty {
-            true => terminal_size::terminal_size_of(io::stderr()).map(|(w, _)| usize::from(w.0)),
-            false => None,
-        }
+        stderr_width(self.stderr_tty)
     }
 
     pub fn info(&self, msg: &str) {
         if !self.quiet {
-            let text = table::wrap_lines(msg, self.stderr_width());
-            self.err_line(text.trim_end_matches('\n'));
+            self.err_line(&fit(msg, self.stderr_width()));
         }
     }
 
     /// Shown with -v.
     pub fn verbose(&self, msg: &str) {
         if self.verbosity >= 1 {
-            self.err_line(msg);
+            self.err_line(&fit(msg, self.stderr_width()));
         }
     }
 
     /// Shown with -vv.
     pub fn debug(&self, msg: &str) {
         if self.verbosity >= 2 {
-            self.err_line(&format!("debug: {msg}"));
+            self.err_line(&fit(&format!("debug: {msg}"), self.stderr_width()));
         }
     }
 
     /// Errors are always shown, even with --quiet.
     pub fn error(&self, msg: &str) {
-        self.err_line(&format!("{} {msg}", self.paint_err("error:", RED)));
+        self.err_line(&labelled("error:", RED, msg, self.stderr_width()));
     }
 
     fn err_line(&self, msg: &str) {
-        let _ = writeln!(io::stderr().lock(), "{msg}");
+        err_line(self.err_colors, msg);
     }
 
-    /// Colour for stdout text.
+    /// `text` styled for stdout: the stream shows or strips the style.
     pub fn paint<'a>(&self, text: &'a str, style: Style) -> Cow<'a, str> {
-        paint(self.color_out, text, style)
-    }
-
-    fn paint_err<'a>(&self, text: &'a str, style: Style) -> Cow<'a, str> {
-        paint(self.color_err, text, style)
+        paint(true, text, style)
     }
 
     /// Ask for a secret with a hidden prompt; `None` when prompting is not
@@ -195,13 +190,13 @@ impl Printer {
     /// A spinner counting `unit` (plural) as they pass, for work of unknown
     /// size: `⠙ 12,345 events  4,321 events/s  2.4 s`.
     pub(crate) fn counter(&self, unit: &'static str) -> ProgressBar {
-        self.progress(None, counter_style(unit))
+        self.progress(None, counter_style(unit, BarTerm::default().width()))
     }
 
     /// A bar over `len` `unit` (plural; `set_length` may change it later):
     /// `[####      ] 1,234/5,678 customers  41 customers/s  2.4 s`.
     pub(crate) fn bar(&self, len: u64, unit: &'static str) -> ProgressBar {
-        self.progress(Some(len), bar_style(unit))
+        self.progress(Some(len), bar_style(unit, BarTerm::default().width()))
     }
 
     /// A spinner showing the message its owner sets: `⠙ {msg}  2.4 s`.
@@ -214,7 +209,8 @@ impl Printer {
         if !self.show_progress() {
             return ProgressBar::hidden();
         }
-        ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr_with_hz(10))
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(BarTerm::default()), 10);
+        ProgressBar::with_draw_target(len, target)
             .with_style(style)
             .with_finish(ProgressFinish::AndClear)
     }
@@ -222,7 +218,8 @@ impl Printer {
     /// Where `-vv` writes a line per API request; shareable with the client.
     pub(crate) fn debug_sink(&self) -> DebugSink {
         DebugSink {
-            color: self.color_err,
+            colors: self.err_colors,
+            stderr_tty: self.stderr_tty,
         }
     }
 }
@@ -233,49 +230,45 @@ impl Printer {
         RequestSink {
             json: self.json,
             quiet: self.quiet,
-            color: self.color_err,
+            colors: self.err_colors,
+            stderr_tty: self.stderr_tty,
         }
     }
 }
 
 /// A server's output from any thread: one log line per request on stderr
 /// (hidden by `-q`) and, with `--json`, one JSON object per line on stdout.
+/// On a terminal the lines wrap at words to its width (read at each line:
+/// the window may be resized); on a pipe or a file each is one whole line.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestSink {
     pub json: bool,
     quiet: bool,
-    color: bool,
+    colors: anstream::ColorChoice,
+    stderr_tty: bool,
 }
 
 impl RequestSink {
-    /// A request's log line; the status coloured by its class.
+    /// A request's log line, `HH:MM:SS STATUS REST`; the status coloured by
+    /// its class.
     pub(crate) fn log(&self, status: u16, rest: &str) {
         if self.quiet {
             return;
         }
-        let style = match status {
-            200..=299 => GREEN,
-            400..=499 => YELLOW,
-            _ => RED,
-        };
         let stamp = time::OffsetDateTime::now_utc();
-        let line = format!(
-            "{:02}:{:02}:{:02} {} {rest}",
-            stamp.hour(),
-            stamp.minute(),
-            stamp.second(),
-            paint(self.color, &status.to_string(), style)
+        let line = request_log_line(
+            (stamp.hour(), stamp.minute(), stamp.second()),
+            status,
+            rest,
+            stderr_width(self.stderr_tty),
         );
-        let _ = writeln!(io::stderr().lock(), "{line}");
+        err_line(self.colors, &line);
     }
 
     /// A warning from the server (not hidden by `-q`: it is about the setup).
     pub(crate) fn warn(&self, msg: &str) {
-        let _ = writeln!(
-            io::stderr().lock(),
-            "{} {msg}",
-            paint(self.color, "warning:", YELLOW)
-        );
+        let width = stderr_width(self.stderr_tty);
+        err_line(self.colors, &labelled("warning:", YELLOW, msg, width));
     }
 
     /// One NDJSON line on stdout (with `--json`); a closed stdout is ignored.
@@ -295,30 +288,238 @@ impl RequestSink {
 /// request hook), colouring failures when stderr gets colour.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DebugSink {
-    color: bool,
+    colors: anstream::ColorChoice,
+    stderr_tty: bool,
 }
 
 impl DebugSink {
-    /// `debug: GET /v1/customers → 429 req_x 3 ms (retry 1 in 500 ms)`.
+    /// `debug: GET /v1/customers → 429 req_x 3 ms (retry 1 in 500 ms)`,
+    /// wrapped at a terminal's width.
     pub(crate) fn request(&self, log: &crate::stripe::RequestLog) {
-        let line = request_line(log, self.color);
-        // One write per line, so lines from concurrent requests never mix.
-        let _ = writeln!(io::stderr().lock(), "debug: {line}");
+        let line = request_line(log, true);
+        let width = stderr_width(self.stderr_tty);
+        err_line(self.colors, &fit(&format!("debug: {line}"), width));
     }
 }
 
-/// Template of [`Printer::counter`]; `count`, `rate` and `elapsed` are ours.
-fn counter_style(unit: &'static str) -> ProgressStyle {
-    styled("{spinner} {count}  {rate}  {elapsed}", unit)
+/// One line (or one wrapped message) on stderr, its styles kept or
+/// stripped by the stream; one write, so lines from concurrent tasks never
+/// mix.
+fn err_line(colors: anstream::ColorChoice, msg: &str) {
+    let mut lock = io::stderr().lock();
+    // After Ctrl-C, on a terminal: back to the row's start, erasing the
+    // echoed `^C` (no style: written whatever the colours).
+    if CTRL_C_ECHOED.swap(false, std::sync::atomic::Ordering::Relaxed) && lock.is_terminal() {
+        let _ = lock.write_all(b"\r\x1b[K");
+    }
+    let mut err = AutoStream::new(lock, colors);
+    let _ = err.write_all(format!("{msg}\n").as_bytes());
+    let _ = err.flush();
 }
 
-/// Template of [`Printer::bar`].
-fn bar_style(unit: &'static str) -> ProgressStyle {
-    styled("{bar:30} {count}  {rate}  {elapsed}", unit)
+/// `--color` for one stream: `auto` asks anstream (a terminal, `NO_COLOR`,
+/// `CLICOLOR`, `CLICOLOR_FORCE`, `TERM=dumb`).
+fn colors<S: anstream::stream::RawStream>(flag: ColorChoice, stream: &S) -> anstream::ColorChoice {
+    match flag {
+        ColorChoice::Always => anstream::ColorChoice::Always,
+        ColorChoice::Never => anstream::ColorChoice::Never,
+        ColorChoice::Auto => AutoStream::choice(stream),
+    }
 }
 
+/// `LABEL message`, wrapped to `width` at words, the label styled.
+fn labelled(label: &str, style: Style, msg: &str, width: Option<usize>) -> String {
+    let text = fit(&format!("{label} {msg}"), width);
+    let rest = text.strip_prefix(label).unwrap_or(&text);
+    format!("{}{rest}", paint(true, label, style))
+}
+
+/// `text` wrapped at words to `width` (continuation lines indented), a word
+/// wider than the width split where it must; unchanged without a width.
+/// No trailing newline.
+fn fit(text: &str, width: Option<usize>) -> String {
+    let wrapped = table::wrap_lines(text, width);
+    let wrapped = wrapped.trim_end_matches('\n');
+    let Some(width) = width else {
+        return wrapped.to_owned();
+    };
+    let mut out = String::with_capacity(wrapped.len() + 8);
+    for (i, line) in wrapped.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        split_wide(line, width, &mut out);
+    }
+    out
+}
+
+/// `line` in rows of at most `width` cells (a long URL or id that no word
+/// break can fit), continuation rows indented by two; a style's escape
+/// sequence takes no cell and is never split.
+fn split_wide(line: &str, width: usize, out: &mut String) {
+    use unicode_width::UnicodeWidthChar;
+    let mut used = 0;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            out.push(c);
+            // CSI: `ESC [`, parameters, then a final byte in `@`..=`~`.
+            for c in chars.by_ref() {
+                out.push(c);
+                if c != '[' && ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+            continue;
+        }
+        let w = c.width().unwrap_or(0);
+        if used + w > width && used > 2 {
+            out.push_str("\n  ");
+            used = 2;
+        }
+        out.push(c);
+        used += w;
+    }
+}
+
+/// A request's log line at `stamp` (UTC hour, minute, second), wrapped to
+/// `width` at words; the status coloured by its class.
+fn request_log_line(stamp: (u8, u8, u8), status: u16, rest: &str, width: Option<usize>) -> String {
+    let style = match status {
+        200..=299 => GREEN,
+        400..=499 => YELLOW,
+        _ => RED,
+    };
+    let (h, m, s) = stamp;
+    let stamp = format!("{h:02}:{m:02}:{s:02}");
+    let text = fit(&format!("{stamp} {status} {rest}"), width);
+    // The status is the word after the stamp, on its row or the next.
+    let after = &text[stamp.len()..];
+    let gap = after.len() - after.trim_start().len();
+    let (space, after) = after.split_at(gap);
+    let status = status.to_string();
+    let tail = after.strip_prefix(status.as_str()).unwrap_or(after);
+    format!("{stamp}{space}{style}{status}{style:#}{tail}")
+}
+
+/// Stderr as progress bars see it: two columns narrower than the terminal.
+/// indicatif pads a bar's line to the width it is given; on the full width
+/// the `^C` a terminal echoes at Ctrl-C would wrap onto a new row, and the
+/// bar's last clear would erase that row instead of the bar, leaving the bar
+/// on screen. Two columns keep the echo on the bar's row, which the clear
+/// erases with it. A frame is written in one piece at `flush`.
+#[derive(Debug, Default)]
+struct BarTerm {
+    frame: std::sync::Mutex<String>,
+}
+
+impl BarTerm {
+    /// The width bars are drawn to (see [`indicatif::TermLike::width`]).
+    fn width(&self) -> u16 {
+        indicatif::TermLike::width(self)
+    }
+
+    fn push(&self, text: &str) -> io::Result<()> {
+        self.frame
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_str(text);
+        Ok(())
+    }
+
+    fn size() -> Option<(u16, u16)> {
+        terminal_size::terminal_size_of(io::stderr()).map(|(w, h)| (w.0, h.0))
+    }
+}
+
+/// Room left at the end of a bar's row for the echoed `^C`.
+const ECHO_ROOM: u16 = 2;
+
+impl indicatif::TermLike for BarTerm {
+    fn width(&self) -> u16 {
+        let cols = BarTerm::size().map_or(80, |(w, _)| w);
+        cols.saturating_sub(ECHO_ROOM).max(1)
+    }
+    fn height(&self) -> u16 {
+        BarTerm::size().map_or(24, |(_, h)| h)
+    }
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        match n {
+            0 => Ok(()),
+            n => self.push(&format!("\x1b[{n}A")),
+        }
+    }
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        match n {
+            0 => Ok(()),
+            n => self.push(&format!("\x1b[{n}B")),
+        }
+    }
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        match n {
+            0 => Ok(()),
+            n => self.push(&format!("\x1b[{n}C")),
+        }
+    }
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        match n {
+            0 => Ok(()),
+            n => self.push(&format!("\x1b[{n}D")),
+        }
+    }
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        self.push(s)?;
+        self.push("\n")
+    }
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        self.push(s)
+    }
+    fn clear_line(&self) -> io::Result<()> {
+        self.push("\r\x1b[2K")
+    }
+    fn flush(&self) -> io::Result<()> {
+        let frame = std::mem::take(&mut *self.frame.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut err = io::stderr().lock();
+        err.write_all(frame.as_bytes())?;
+        err.flush()
+    }
+}
+
+/// Whether Ctrl-C was pressed and nothing was written to stderr since.
+static CTRL_C_ECHOED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ctrl-C was pressed (the runtime's handler says so): a terminal echoed
+/// `^C` where the cursor was, at the start of an empty row, so the next
+/// line on stderr would begin two columns in and could be wider than the
+/// terminal. That line erases the echo first.
+pub(crate) fn ctrl_c_pressed() {
+    CTRL_C_ECHOED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Template of [`Printer::counter`] for a row `cols` wide; `count`, `rate`
+/// and `elapsed` are ours. The rate goes first when the row is narrow
+/// (`⠙ 1,234,567 events  123,456 events/s  59.9 s` is 45 columns).
+fn counter_style(unit: &'static str, cols: u16) -> ProgressStyle {
+    match cols {
+        50.. => styled("{spinner} {count}  {rate}  {elapsed}", unit),
+        _ => styled("{spinner} {count}  {elapsed}", unit),
+    }
+}
+
+/// Template of [`Printer::bar`] for a row `cols` wide: the bar takes what
+/// the numbers leave (`1,234,567/1,234,567 customers` alone is 29 columns),
+/// and the rate, then the time, give way on narrow rows.
+fn bar_style(unit: &'static str, cols: u16) -> ProgressStyle {
+    match cols {
+        78.. => styled("{wide_bar} {count}  {rate}  {elapsed}", unit),
+        56.. => styled("{wide_bar} {count}  {elapsed}", unit),
+        _ => styled("{wide_bar} {count}", unit),
+    }
+}
+
+/// The owner's message, cut to the row (indicatif's `wide_msg`).
 fn spinner_style() -> ProgressStyle {
-    styled("{spinner} {msg}  {elapsed}", "")
+    styled("{spinner} {wide_msg}  {elapsed}", "")
 }
 
 /// `template` with the keys that print numbers as [`fmt`] does: `{count}`
@@ -383,44 +584,49 @@ fn request_line(log: &crate::stripe::RequestLog, color: bool) -> String {
     line
 }
 
-/// Whether fd 1 and fd 2 are the same open file (`cmd > log 2>&1`).
+/// Whether stdout and stderr are the same open file (`cmd > log 2>&1`).
 fn stderr_is_stdout() -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let stat = |fd: u8| std::fs::metadata(format!("/proc/self/fd/{fd}")).ok();
-        if let (Some(a), Some(b)) = (stat(1), stat(2)) {
-            return a.dev() == b.dev() && a.ino() == b.ino();
-        }
+    match (same_file::Handle::stdout(), same_file::Handle::stderr()) {
+        (Ok(out), Ok(err)) => out == err,
+        _ => false,
     }
-    false
 }
 
-/// `COLUMNS` wins (a test or a user can fix the width); else the terminal's.
-fn table_width(stdout_tty: bool) -> Option<usize> {
+/// The width of a terminal: `COLUMNS` when set (a user can fix it), else
+/// what the terminal says (80 if it cannot tell). Off a terminal, none:
+/// `COLUMNS` applies to terminals only, and nothing is cut on a pipe.
+fn terminal_width(
+    tty: bool,
+    size: impl FnOnce() -> Option<(terminal_size::Width, terminal_size::Height)>,
+) -> Option<usize> {
+    if !tty {
+        return None;
+    }
     let columns = std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.trim().parse::<usize>().ok())
         .filter(|&c| c >= 20);
-    match (columns, stdout_tty) {
-        (Some(c), _) => Some(c),
-        (None, true) => terminal_size::terminal_size_of(io::stdout())
-            .map(|(w, _)| usize::from(w.0))
-            .or(Some(80)),
-        (None, false) => None,
-    }
+    columns
+        .or_else(|| size().map(|(w, _)| usize::from(w.0)))
+        .or(Some(80))
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct Style(&'static str);
-pub const GREEN: Style = Style("32");
-pub const RED: Style = Style("31");
-pub const YELLOW: Style = Style("33");
-pub const DIM: Style = Style("2");
+/// Stderr's width when it is a terminal.
+fn stderr_width(stderr_tty: bool) -> Option<usize> {
+    terminal_width(stderr_tty, || terminal_size::terminal_size_of(io::stderr()))
+}
 
+/// A text style (`anstyle`); the stream decides whether it shows.
+pub type Style = anstyle::Style;
+pub const GREEN: Style = anstyle::AnsiColor::Green.on_default();
+pub const RED: Style = anstyle::AnsiColor::Red.on_default();
+pub const YELLOW: Style = anstyle::AnsiColor::Yellow.on_default();
+pub const DIM: Style = anstyle::Style::new().dimmed();
+
+/// `text` in `style` when `on` (renderers that know the stream's choice).
 fn paint(on: bool, text: &str, style: Style) -> Cow<'_, str> {
     if on {
-        Cow::Owned(format!("\x1b[{}m{text}\x1b[0m", style.0))
+        Cow::Owned(format!("{style}{text}{style:#}"))
     } else {
         Cow::Borrowed(text)
     }
@@ -464,6 +670,76 @@ mod tests {
     }
 
     #[test]
+    fn off_a_terminal_there_is_no_width_whatever_columns_says() {
+        let size = || Some((terminal_size::Width(100), terminal_size::Height(40)));
+        assert_eq!(terminal_width(false, size), None);
+        assert!(terminal_width(true, size).is_some());
+    }
+
+    /// Each row of `text` at most `width` cells wide, escapes not counted.
+    fn assert_within(text: &str, width: usize) {
+        for row in anstream::adapter::strip_str(text).to_string().lines() {
+            assert!(
+                unicode_width::UnicodeWidthStr::width(row) <= width,
+                "{row:?} is wider than {width}:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_wrap_at_words_and_split_only_what_no_break_fits() {
+        let msg = "waiting for the Stripe API: cannot reach http://127.0.0.1:9/v1/events?limit=100&types[]=invoice.paid: connection refused";
+        assert_eq!(fit(msg, None), msg);
+        for width in [20, 40, 60, 80] {
+            let text = fit(msg, Some(width));
+            assert_within(&text, width);
+            let joined: String = text.split('\n').map(str::trim_start).collect();
+            assert_eq!(joined.replace(' ', ""), msg.replace(' ', ""), "{text}");
+        }
+        assert_eq!(
+            fit("one two three four", Some(9)),
+            "one two\n  three\n  four"
+        );
+    }
+
+    #[test]
+    fn request_log_lines_wrap_at_a_terminal_and_stay_whole_on_a_pipe() {
+        let rest = "evt_1ATr2kRkT3sQ8vLm0N1fzK0A checkout.session.completed sync user_23q4rvzWDYkqJ0g9tlqhv8lWozr 12 ms";
+        assert_eq!(
+            request_log_line((8, 5, 3), 200, rest, None),
+            format!("08:05:03 \x1b[32m200\x1b[0m {rest}")
+        );
+        for width in [40, 60, 80] {
+            let wrapped = request_log_line((8, 5, 3), 404, rest, Some(width));
+            assert_within(&wrapped, width);
+            assert_eq!(
+                wrapped.matches("\x1b[33m404\x1b[0m").count(),
+                1,
+                "{wrapped}"
+            );
+            let plain = anstream::adapter::strip_str(&wrapped).to_string();
+            let words: Vec<&str> = plain.split_whitespace().collect();
+            let line = format!("08:05:03 404 {rest}");
+            let want: Vec<&str> = line.split(' ').collect();
+            assert_eq!(words, want, "{wrapped}");
+        }
+    }
+
+    #[test]
+    fn labels_are_styled_and_the_stream_strips_them() {
+        let text = labelled("warning:", YELLOW, "the disk is nearly full", Some(20));
+        assert_eq!(text, "\x1b[33mwarning:\x1b[0m the disk is\n  nearly full");
+        let mut plain = AutoStream::new(Vec::new(), anstream::ColorChoice::Never);
+        plain.write_all(text.as_bytes()).unwrap();
+        assert_eq!(
+            String::from_utf8(plain.into_inner()).unwrap(),
+            "warning: the disk is\n  nearly full"
+        );
+        assert_eq!(paint(false, "x", RED), "x");
+        assert_eq!(paint(true, "x", DIM), "\x1b[2mx\x1b[0m");
+    }
+
+    #[test]
     fn progress_counts_have_separators_and_units() {
         assert_eq!(progress_count(0, None, "events"), "0 events");
         assert_eq!(progress_count(12_345, None, "events"), "12,345 events");
@@ -474,12 +750,18 @@ mod tests {
     }
 
     /// A terminal that keeps what indicatif draws.
-    #[derive(Debug, Clone, Default)]
-    struct Screen(std::sync::Arc<std::sync::Mutex<String>>);
+    #[derive(Debug, Clone)]
+    struct Screen(std::sync::Arc<std::sync::Mutex<String>>, u16);
+
+    impl Screen {
+        fn new(cols: u16) -> Screen {
+            Screen(Default::default(), cols)
+        }
+    }
 
     impl indicatif::TermLike for Screen {
         fn width(&self) -> u16 {
-            200
+            self.1
         }
         fn move_cursor_up(&self, _: usize) -> io::Result<()> {
             Ok(())
@@ -515,7 +797,12 @@ mod tests {
 
     /// What `style` shows for a bar at `pos` of `len`.
     fn render(style: ProgressStyle, len: Option<u64>, pos: u64) -> String {
-        let screen = Screen::default();
+        render_at(200, style, len, pos)
+    }
+
+    /// What `style` shows on a row `cols` wide.
+    fn render_at(cols: u16, style: ProgressStyle, len: Option<u64>, pos: u64) -> String {
+        let screen = Screen::new(cols);
         let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
         let bar = ProgressBar::with_draw_target(len, target).with_style(style);
         bar.set_position(pos);
@@ -541,7 +828,7 @@ mod tests {
 
     #[test]
     fn counter_shows_separated_count_and_rate() {
-        let shown = render(counter_style("events"), None, 1_234_567);
+        let shown = render(counter_style("events", 200), None, 1_234_567);
         let (spinner, rest) = shown.split_once(' ').expect(&shown);
         assert_eq!(spinner.chars().count(), 1, "{shown}");
         let rest = rest.strip_prefix("1,234,567 events  ").expect(&shown);
@@ -551,16 +838,41 @@ mod tests {
 
     #[test]
     fn bar_shows_position_of_length() {
-        let shown = render(bar_style("customers"), Some(20_000), 5_000);
+        let shown = render(bar_style("customers", 200), Some(20_000), 5_000);
         let (bar, rest) = shown.split_once(' ').expect(&shown);
-        assert_eq!(bar.chars().count(), 30, "{shown}");
+        // The bar takes the row the numbers leave.
+        assert_eq!(
+            bar.chars().count() + 1 + rest.chars().count(),
+            200,
+            "{shown}"
+        );
         let rest = rest.strip_prefix("5,000/20,000 customers  ").expect(&shown);
         assert_rate_then_elapsed(rest, "customers");
     }
 
+    /// On rows from 38 columns up (a 40-column terminal less the echo room)
+    /// no bar, counter or spinner is wider than its row, whatever the count.
+    #[test]
+    fn progress_fits_narrow_rows() {
+        for cols in [38, 50, 58, 78, 118] {
+            let styles = [
+                (bar_style("customers", cols), Some(1_234_567)),
+                (counter_style("events", cols), None),
+                (spinner_style(), None),
+            ];
+            for (style, len) in styles {
+                let style = style.tick_chars("⠁⠂ ");
+                let shown = render_at(cols, style, len, 1_234_567);
+                let width = unicode_width::UnicodeWidthStr::width(shown.as_str());
+                assert!(width <= usize::from(cols), "{width} > {cols}: {shown}");
+                assert!(shown.contains("1,234,567") || len.is_none(), "{shown}");
+            }
+        }
+    }
+
     #[test]
     fn spinner_shows_its_message() {
-        let screen = Screen::default();
+        let screen = Screen::new(200);
         let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
         let bar = ProgressBar::with_draw_target(None, target).with_style(spinner_style());
         bar.set_message("12 customers");

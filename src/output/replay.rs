@@ -30,8 +30,8 @@ impl<'p> Render<'p> {
         let rows = Rows::new(printer);
         if printer.json {
             out.write_all(b"{\"events\":[")?;
-        } else {
-            writeln!(out, "{}", rows.header())?;
+        } else if let Some(header) = rows.header() {
+            writeln!(out, "{header}")?;
         }
         Ok(Render {
             printer,
@@ -85,13 +85,17 @@ impl<'p> Render<'p> {
             // `tail` is `{...}`: splice its fields after the events array.
             write!(out, "\n],{}\n", &tail[1..])?;
         } else {
+            let summary = summary_lines(&finished.summary, elapsed, self.printer.color_out());
             write!(
                 out,
                 "\n{}",
-                summary_lines(&finished.summary, elapsed, self.printer.color_out())
+                super::table::wrap_lines(&summary, self.printer.width())
             )?;
         }
         out.flush()?;
+        if let Some(note) = self.rows.hidden_note().filter(|_| !self.printer.json) {
+            self.printer.info(&note);
+        }
         match out.error.take() {
             Some(e) => Err(e.into()),
             None => Ok(()),
@@ -250,7 +254,7 @@ impl<W: Write> Write for Tolerant<W> {
 /// shown in full and the reason follows on the same line.
 const COLS: [Col; 8] = [
     Col::new("EVENT", 0, 18, Cut::Middle),
-    Col::new("TYPE", 0, 24, Cut::Middle),
+    Col::new("TYPE", 0, 24, Cut::Middle).gives_first(),
     Col::new("ROUTE", 0, 10, Cut::Right),
     Col::new("USER", 0, 20, Cut::Middle),
     Col::new("CUSTOMER", 1, 18, Cut::Middle),
@@ -263,43 +267,64 @@ const COLS: [Col; 8] = [
 /// types; longer values are shortened on a terminal.
 const NATURAL: [usize; 8] = [28, 36, 10, 32, 18, 21, 48, 60];
 
-/// How decisions are laid out: fitted to a terminal, or wide for a pipe.
+/// How decisions are laid out: fitted to a terminal (a row per decision,
+/// or a block per decision when a row cannot fit), or wide for a pipe.
 pub(crate) struct Rows {
     layout: Layout,
+    cols: &'static [Col],
     limit: Option<usize>,
     color: bool,
     verbose: bool,
+    /// No decision rendered yet (blocks are separated by a blank line).
+    first: std::cell::Cell<bool>,
 }
 
 impl Rows {
     pub(crate) fn new(printer: &Printer) -> Rows {
         let limit = printer.width();
-        // On a terminal the reason (and, with -v, the source) go on a line
-        // of their own; on a pipe every column is on the row, uncut.
-        let layout = match limit {
-            Some(_) => Layout::fit(&COLS[..6], &NATURAL[..6], limit),
-            None => Layout::fit(&COLS, &NATURAL, None),
+        // On a terminal the reason (and, with -v, customer, via and source)
+        // go on a line of their own under the row; where not even the
+        // required columns fit, each decision is a block that names every
+        // field. On a pipe every column is on the row, uncut.
+        let (layout, cols) = match limit {
+            Some(_) => {
+                let row = Layout::fit(&COLS[..7], &NATURAL[..7], limit);
+                match row.blocks() {
+                    true => (Layout::fit(&COLS, &NATURAL, limit), &COLS[..]),
+                    false => (row, &COLS[..7]),
+                }
+            }
+            None => (Layout::fit(&COLS, &NATURAL, None), &COLS[..]),
         };
         Rows {
             layout,
+            cols,
             limit,
             color: printer.color_out(),
             verbose: printer.verbosity() >= 1,
+            first: std::cell::Cell::new(true),
         }
     }
 
-    fn cols(&self) -> &'static [Col] {
-        match self.limit {
-            Some(_) => &COLS[..6],
-            None => &COLS,
-        }
+    /// The table's header (none in blocks: they name each field).
+    pub(crate) fn header(&self) -> Option<String> {
+        (!self.layout.blocks()).then(|| self.layout.header(self.cols))
     }
 
-    pub(crate) fn header(&self) -> String {
-        self.layout.header(self.cols())
+    /// What the terminal's rows leave out and `-v` would show under each
+    /// row: `CUSTOMER, VIA, SOURCE not shown: ...`.
+    pub(crate) fn hidden_note(&self) -> Option<String> {
+        let hidden = self.layout.hidden(self.cols);
+        (!hidden.is_empty() && !self.verbose).then(|| {
+            format!(
+                "{} not shown: widen the terminal, or use -v or --json",
+                hidden.join(", ")
+            )
+        })
     }
 
-    /// The row of one decision, and its note line(s) on a terminal.
+    /// The row of one decision, and its note line(s) on a terminal; or its
+    /// block.
     pub(crate) fn render(&self, d: &Decision) -> String {
         let esc = |s: &Option<String>| {
             s.as_deref()
@@ -331,7 +356,11 @@ impl Rows {
             Cell::from(escape_text(&d.source).into_owned()),
             Cell::from(reason.clone().unwrap_or_else(|| "-".into())),
         ];
-        let mut out = self.layout.line(self.cols(), &cells, self.color);
+        let mut out = String::new();
+        if self.layout.blocks() && !self.first.replace(false) {
+            out.push('\n');
+        }
+        out.push_str(&self.layout.line(self.cols, &cells, self.color));
         let Some(limit) = self.limit else {
             if let Some(f) = &d.forward {
                 out.push_str(&format!("  {}", delivery(f, self.color)));
@@ -339,15 +368,16 @@ impl Rows {
             return out;
         };
         // On a terminal: why (for anything but sync), where from (-v), and
-        // how the delivery went, each under the row.
+        // how the delivery went, each under the row (a block has the first
+        // two already).
         let mut notes: Vec<String> = Vec::new();
-        if let Some(r) = &reason {
+        if let Some(r) = reason.as_ref().filter(|_| !self.layout.blocks()) {
             notes.push(match style {
                 Some(st) => super::paint(self.color, r, st).into_owned(),
                 None => r.clone(),
             });
         }
-        if self.verbose {
+        if self.verbose && !self.layout.blocks() {
             notes.push(format!(
                 "{} via {} · {}",
                 esc(&d.customer_id),

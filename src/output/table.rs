@@ -29,6 +29,9 @@ pub(crate) struct Col {
     /// The narrowest the column may be shortened to.
     pub min: usize,
     pub cut: Cut,
+    /// Among columns of one priority, a column that gives first when the
+    /// table must shrink (an event type before the ids beside it).
+    pub gives_first: bool,
 }
 
 impl Col {
@@ -38,7 +41,14 @@ impl Col {
             priority,
             min,
             cut,
+            gives_first: false,
         }
+    }
+
+    /// This column shortens before the others of its priority.
+    pub(crate) const fn gives_first(mut self) -> Col {
+        self.gives_first = true;
+        self
     }
 }
 
@@ -114,12 +124,17 @@ pub(crate) struct Layout {
     widths: Vec<Option<usize>>,
     /// Values longer than their column are cut (only with a width limit).
     cut: bool,
+    /// The required columns cannot fit this limit even shortened: each
+    /// record is drawn as a block of `key: value` lines instead of a row.
+    blocks: Option<usize>,
 }
 
 impl Layout {
     /// Fit columns whose values need `natural` cells into `limit` cells:
-    /// drop the least important columns first, then shorten the rest in
-    /// proportion to how much each can give, never below its `min`.
+    /// drop the least important columns first, then shorten the rest, the
+    /// least important first (in proportion to what each can give within
+    /// one priority), never below its `min`. When even the required
+    /// columns at their `min` are wider than `limit`, the layout is blocks.
     pub(crate) fn fit(cols: &[Col], natural: &[usize], limit: Option<usize>) -> Layout {
         let mut widths: Vec<Option<usize>> = natural
             .iter()
@@ -127,8 +142,13 @@ impl Layout {
             .map(|(n, c)| Some((*n).max(width(c.header))))
             .collect();
         let Some(limit) = limit else {
-            return Layout { widths, cut: false };
+            return Layout {
+                widths,
+                cut: false,
+                blocks: None,
+            };
         };
+        let floor_of = |c: &Col| c.min.max(width(c.header));
         let total = |ws: &[Option<usize>]| -> usize {
             let shown: Vec<usize> = ws.iter().flatten().copied().collect();
             shown.iter().sum::<usize>() + GAP * shown.len().saturating_sub(1)
@@ -137,7 +157,7 @@ impl Layout {
             let shown: Vec<usize> = ws
                 .iter()
                 .zip(cols)
-                .filter_map(|(w, c)| w.map(|w| w.min(c.min.max(width(c.header)))))
+                .filter_map(|(w, c)| w.map(|w| w.min(floor_of(c))))
                 .collect();
             shown.iter().sum::<usize>() + GAP * shown.len().saturating_sub(1)
         };
@@ -149,7 +169,7 @@ impl Layout {
                 .iter()
                 .zip(cols)
                 .filter_map(|(w, c)| {
-                    let min = c.min.max(width(c.header));
+                    let min = floor_of(c);
                     w.map(|w| match c.priority {
                         0 => w.min(min.max(w * 3 / 4)),
                         _ => w.min(min),
@@ -170,41 +190,71 @@ impl Layout {
                 None => break,
             }
         }
-        // Then shorten what is shown, each column in proportion to what it
-        // can give above its floor.
+        if floor(&widths) > limit {
+            return Layout {
+                widths: natural.iter().map(|n| Some(*n)).collect(),
+                cut: false,
+                blocks: Some(limit),
+            };
+        }
+        // Then shorten what is shown: the least important columns first,
+        // columns of one priority each in proportion to what it can give
+        // above its floor.
         let mut over = total(&widths).saturating_sub(limit);
-        while over > 0 {
-            let slack: Vec<(usize, usize)> = widths
-                .iter()
-                .enumerate()
-                .filter_map(|(i, w)| {
-                    let floor = cols[i].min.max(width(cols[i].header));
-                    w.map(|w| (i, w.saturating_sub(floor)))
-                })
-                .filter(|(_, s)| *s > 0)
-                .collect();
-            let spare: usize = slack.iter().map(|(_, s)| s).sum();
-            if spare == 0 {
-                break;
-            }
-            let mut taken = 0;
-            for (i, s) in slack {
-                let share = (s * over / spare).max(1).min(s).min(over - taken);
-                if let Some(w) = widths[i].as_mut() {
-                    *w -= share;
-                }
-                taken += share;
-                if taken == over {
+        let level_of = |c: &Col| (c.priority, c.gives_first);
+        let mut levels: Vec<(u8, bool)> = cols.iter().map(level_of).collect();
+        levels.sort_unstable_by(|a, b| b.cmp(a));
+        levels.dedup();
+        for level in levels {
+            while over > 0 {
+                let slack: Vec<(usize, usize)> = widths
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| level_of(&cols[*i]) == level)
+                    .filter_map(|(i, w)| w.map(|w| (i, w.saturating_sub(floor_of(&cols[i])))))
+                    .filter(|(_, s)| *s > 0)
+                    .collect();
+                let spare: usize = slack.iter().map(|(_, s)| s).sum();
+                if spare == 0 {
                     break;
                 }
+                let mut taken = 0;
+                for (i, s) in slack {
+                    let share = (s * over / spare).max(1).min(s).min(over - taken);
+                    if let Some(w) = widths[i].as_mut() {
+                        *w -= share;
+                    }
+                    taken += share;
+                    if taken == over {
+                        break;
+                    }
+                }
+                over -= taken;
             }
-            over -= taken;
         }
-        Layout { widths, cut: true }
+        // Room left over goes to the last column shown (it needs no
+        // padding): a long path or reason is cut only when it must be.
+        let spare = limit.saturating_sub(total(&widths));
+        if let Some(last) = widths.iter_mut().rev().find_map(|w| w.as_mut()) {
+            *last += spare;
+        }
+        Layout {
+            widths,
+            cut: true,
+            blocks: None,
+        }
     }
 
-    /// Headers of the columns left out.
+    /// Whether each record is a block of `key: value` lines (see [`Layout::record`]).
+    pub(crate) fn blocks(&self) -> bool {
+        self.blocks.is_some()
+    }
+
+    /// Headers of the columns left out (none in blocks: they show every field).
     pub(crate) fn hidden(&self, cols: &[Col]) -> Vec<&'static str> {
+        if self.blocks() {
+            return Vec::new();
+        }
         self.widths
             .iter()
             .zip(cols)
@@ -214,8 +264,12 @@ impl Layout {
     }
 
     /// The line of one row: shown columns padded to their widths, no
-    /// trailing spaces, colour around the visible text only.
+    /// trailing spaces, colour around the visible text only. In blocks,
+    /// the record's block (see [`Layout::record`]).
     pub(crate) fn line(&self, cols: &[Col], cells: &[Cell], color: bool) -> String {
+        if self.blocks() {
+            return self.record(cols, cells, color);
+        }
         let shown: Vec<(usize, usize)> = self
             .widths
             .iter()
@@ -244,14 +298,54 @@ impl Layout {
         out
     }
 
-    /// The header line.
+    /// One record as a block: a `key: value` line per field (the header in
+    /// lower case; empty and `-` values left out), values aligned and never
+    /// cut: a value too long for its line moves under its key, and prose
+    /// wraps at words.
+    pub(crate) fn record(&self, cols: &[Col], cells: &[Cell], color: bool) -> String {
+        let limit = self.blocks.unwrap_or(usize::MAX);
+        let keys: Vec<String> = cols
+            .iter()
+            .map(|c| format!("{}:", c.header.to_lowercase()))
+            .collect();
+        let key_width = keys.iter().map(|k| width(k)).max().unwrap_or(0) + 1;
+        let mut out = String::new();
+        for (key, cell) in keys.iter().zip(cells) {
+            if cell.text.is_empty() || cell.text == "-" {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            let text = match cell.style {
+                Some(style) => paint(color, &cell.text, style),
+                None => cell.text.as_str().into(),
+            };
+            let value = width(&cell.text);
+            if key_width + value <= limit {
+                out.push_str(&format!("{key:<key_width$}{text}"));
+            } else if !cell.text.contains(' ') && 2 + value <= limit {
+                out.push_str(&format!("{key}\n  {text}"));
+            } else {
+                let first = format!("{key:<key_width$}");
+                out.push_str(&wrap_with(&text, &first, &" ".repeat(key_width), limit));
+            }
+        }
+        out
+    }
+
+    /// The header line (nothing in blocks: each field is named).
     pub(crate) fn header(&self, cols: &[Col]) -> String {
+        if self.blocks() {
+            return String::new();
+        }
         let cells: Vec<Cell> = cols.iter().map(|c| Cell::from(c.header)).collect();
         self.line(cols, &cells, false)
     }
 }
 
-/// A whole table: widths from every row, then fitted to `limit`.
+/// A whole table: widths from every row, then fitted to `limit`; in
+/// blocks, one block per row, a blank line between blocks.
 pub(crate) fn render(
     cols: &[Col],
     rows: &[Vec<Cell>],
@@ -265,7 +359,18 @@ pub(crate) fn render(
         }
     }
     let layout = Layout::fit(cols, &natural, limit);
-    let mut out = layout.header(cols);
+    let mut out = String::new();
+    if layout.blocks() {
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str(&layout.record(cols, row, color));
+            out.push('\n');
+        }
+        return (out, layout);
+    }
+    out.push_str(&layout.header(cols));
     out.push('\n');
     for row in rows {
         out.push_str(&layout.line(cols, row, color));
@@ -280,43 +385,56 @@ pub(crate) fn wrap(text: &str, prefix: &str, limit: usize) -> String {
     wrap_with(text, prefix, &" ".repeat(width(prefix)), limit)
 }
 
-/// `text` wrapped at `limit` cells: the first line after `first`, the others
-/// after `rest`. Words longer than a line stay whole.
+/// `text` wrapped at words to `limit` cells (textwrap, which measures
+/// without the colour codes): the first line after `first`, the others
+/// after `rest`. A word longer than a line is broken, so no line is wider
+/// than the terminal.
 fn wrap_with(text: &str, first: &str, rest: &str, limit: usize) -> String {
-    let visible = |s: &str| width(&strip_ansi(s));
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut line = String::from(first);
-    let mut empty = true;
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
-        if !empty && visible(&line) + 1 + visible(word) > limit {
-            out.push_str(line.trim_end());
-            out.push('\n');
-            line = String::from(rest);
-            empty = true;
-        }
-        if !empty {
-            line.push(' ');
-        }
-        line.push_str(word);
-        empty = false;
+    // A number stays with the word after it (`83 ms`, `45 events:`): the
+    // space between them is a no-break space while wrapping.
+    const GLUE: char = '\u{a0}';
+    let glued = !text.contains(GLUE);
+    let text = match glued {
+        true => glue_numbers(text, GLUE),
+        false => text.to_owned(),
+    };
+    let options = textwrap::Options::new(limit)
+        .initial_indent(first)
+        .subsequent_indent(rest)
+        .break_words(true)
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
+    let lines: Vec<String> = textwrap::wrap(&text, options)
+        .iter()
+        .map(|l| l.trim_end().to_owned())
+        .collect();
+    let out = lines.join("\n");
+    match glued {
+        true => out.replace(GLUE, " "),
+        false => out,
     }
-    out.push_str(line.trim_end());
-    out
 }
 
-pub(crate) fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
+/// `text` with each space between a number (`12`, `1,234`, `0.4`) and a
+/// short word after it (`ms`, `events:`) replaced by `glue`.
+fn glue_numbers(text: &str, glue: char) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            let previous = out.rsplit([' ', glue]).next().unwrap_or("");
+            let number = previous.trim_start_matches(['(', '#']);
+            let numeric = number.bytes().any(|b| b.is_ascii_digit())
+                && number
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b',' || b == b'.');
+            // A unit or a counted noun, not an id or a sentence.
+            let unit = !word.is_empty()
+                && word.chars().count() <= 10
+                && word
+                    .chars()
+                    .all(|c| c.is_alphabetic() || ",;:.)".contains(c));
+            out.push(if numeric && unit { glue } else { ' ' });
         }
+        out.push_str(word);
     }
     out
 }
@@ -331,7 +449,9 @@ pub(crate) fn wrap_lines(text: &str, limit: Option<usize>) -> String {
     for line in text.lines() {
         let body = line.trim_start_matches(' ');
         let indent = &line[..line.len() - body.len()];
-        out.push_str(&wrap_with(body, indent, &format!("{indent}  "), limit));
+        if !body.trim().is_empty() {
+            out.push_str(&wrap_with(body, indent, &format!("{indent}  "), limit));
+        }
         out.push('\n');
     }
     out
@@ -424,6 +544,15 @@ mod tests {
         }
         assert!(out.contains("\n    "), "continuations indented: {out}");
         assert!(out.ends_with("\nshort\n"));
+        // A number and its unit stay on one line.
+        let out = wrap_lines(
+            "56 customers: 0 failed; 2 API requests, 0 retries, 83 ms\n",
+            Some(38),
+        );
+        assert_eq!(
+            out,
+            "56 customers: 0 failed; 2 API\n  requests, 0 retries, 83 ms\n"
+        );
         assert_eq!(wrap_lines(text, None), text);
     }
 
@@ -437,5 +566,69 @@ mod tests {
         let layout = Layout::fit(&COLS, &[8, 4, 4], None);
         let line = layout.line(&COLS, &cells, true);
         assert!(line.starts_with("\x1b[31mok\x1b[0m      "), "{line:?}");
+    }
+
+    #[test]
+    fn a_row_that_cannot_fit_becomes_a_block_of_every_field() {
+        let rows = vec![row(
+            "cus_1gIHnbN8OoIW0c",
+            "fixtures/2026-04-billing/03-initech-invoice-paid.json",
+            "a long note that explains why",
+        )];
+        let cols = [
+            Col::new("ID", 0, 18, Cut::Middle),
+            Col::new("PATH", 0, 20, Cut::Left),
+            Col::new("NOTE", 1, 6, Cut::Right),
+        ];
+        let (out, layout) = render(&cols, &rows, Some(30), false);
+        assert!(layout.blocks() && layout.hidden(&cols).is_empty());
+        // A word too long for its line is broken; prose wraps at words;
+        // both under the value's column.
+        assert_eq!(
+            out,
+            "id:   cus_1gIHnbN8OoIW0c\n\
+             path: fixtures/2026-04-billing\n      /03-initech-invoice-paid\n      .json\n\
+             note: a long note that\n      explains why\n"
+        );
+        // A one-word value that fits a line of its own goes under its key.
+        let (out, _) = render(
+            &cols,
+            &[row("cus_1gIHnbN8OoIW0c", "fixtures/2026-04/03.json", "-")],
+            Some(28),
+            false,
+        );
+        assert_eq!(
+            out,
+            "id:   cus_1gIHnbN8OoIW0c\npath:\n  fixtures/2026-04/03.json\n"
+        );
+        for line in out.lines() {
+            assert!(width(line) <= 30, "{line:?}");
+        }
+        // Two records: a blank line between them; `-` values left out.
+        let id = "cus_1gIHnbN8OoIW0c";
+        let two = vec![row(id, "-", "x"), row(id, "fixtures/x.json", "y")];
+        let (out, _) = render(&cols, &two, Some(30), false);
+        assert_eq!(
+            out,
+            format!("id:   {id}\nnote: x\n\nid:   {id}\npath: fixtures/x.json\nnote: y\n")
+        );
+        // Wide enough, a table.
+        let (_, layout) = render(&cols, &rows, Some(80), false);
+        assert!(!layout.blocks());
+    }
+
+    #[test]
+    fn the_least_important_column_shortens_first() {
+        let cols = [
+            Col::new("ID", 0, 8, Cut::Middle),
+            Col::new("TYPE", 0, 8, Cut::Middle).gives_first(),
+            Col::new("DRIFT", 1, 6, Cut::Right),
+        ];
+        // 20 + 20 + 30 + 4 gaps = 74; at 60, DRIFT gives all 14.
+        let layout = Layout::fit(&cols, &[20, 20, 30], Some(60));
+        assert_eq!(layout.widths, [Some(20), Some(20), Some(16)]);
+        // At 40: DRIFT down to 6 (24 given), then TYPE gives the rest (10).
+        let layout = Layout::fit(&cols, &[20, 20, 30], Some(46));
+        assert_eq!(layout.widths, [Some(20), Some(16), Some(6)]);
     }
 }

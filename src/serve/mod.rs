@@ -307,6 +307,13 @@ pub(crate) fn run(
         .block_on(tokio::net::TcpListener::bind(settings.listen))
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let addr = listener.local_addr()?;
+    // SIGTERM is hooked before `listening on` is printed: a supervisor that
+    // signals as soon as it reads that line stops the server (summary, exit
+    // status) rather than killing it. Hooking needs the runtime's context.
+    let term = {
+        let _inside = rt.handle().enter();
+        hook_term()
+    };
     on_listen(addr);
 
     let rejected = settings
@@ -336,6 +343,7 @@ pub(crate) fn run(
     let (stop, ending) = rt.handle().block_on(serve_until_stopped(
         listener,
         state.clone(),
+        term,
         rt.interrupt(),
         halt.asked(),
         writer_done,
@@ -403,9 +411,9 @@ async fn terminated(_: &mut Term) {
 }
 
 impl<I: std::future::Future<Output = ()>, H: std::future::Future<Output = ()>> Signals<I, H> {
-    fn new(interrupt: I, halt: H) -> Signals<I, H> {
+    fn new(term: Term, interrupt: I, halt: H) -> Signals<I, H> {
         Signals {
-            term: hook_term(),
+            term,
             interrupt: Box::pin(interrupt),
             halt: Box::pin(halt),
         }
@@ -428,6 +436,7 @@ impl<I: std::future::Future<Output = ()>, H: std::future::Future<Output = ()>> S
             if tokio::signal::ctrl_c().await.is_err() {
                 std::future::pending::<()>().await;
             }
+            crate::output::ctrl_c_pressed();
         };
         tokio::select! {
             () = terminated(&mut self.term) => {}
@@ -444,12 +453,12 @@ async fn serve_until_stopped<
 >(
     listener: tokio::net::TcpListener,
     state: Arc<State>,
+    term: Term,
     interrupt: I,
     halt: H,
     writer_done: tokio::sync::oneshot::Receiver<()>,
 ) -> (Stop, Ending) {
-    // Hooked here, inside the runtime, as tokio requires.
-    let mut signals = Signals::new(interrupt, halt);
+    let mut signals = Signals::new(term, interrupt, halt);
     let (closing, _) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     let stop = accept_loop(&listener, &state, &mut signals, &closing, &mut connections).await;
@@ -624,7 +633,8 @@ async fn handle(
     let started = Instant::now();
     let path = req.uri().path().to_owned();
     let answer = match (req.method(), path.as_str()) {
-        (&Method::GET, "/healthz") => Answer::text(StatusCode::OK, "ok"),
+        // HEAD is GET without the body (hyper sends none to a HEAD).
+        (&Method::GET | &Method::HEAD, "/healthz") => Answer::text(StatusCode::OK, "ok"),
         (&Method::POST, p) if p == state.settings.path => {
             let deadline = tokio::time::Instant::from_std(started) + state.settings.answer_bound;
             webhook(req, &state, deadline).await?
@@ -841,11 +851,18 @@ async fn verified_event(
         now,
     );
     if !verdict.valid {
-        return Err(refused(state, &verdict, now.secs, n, body, raw_header).await);
+        keep_rejected(state, now.secs, n, body, raw_header).await;
+        return Err(refused(&verdict));
     }
-    // Signed, but not an event: the SDKs' constructEvent throws too.
-    crate::event::parse_event(&String::from_utf8_lossy(&body))
-        .map_err(|e| Answer::error(StatusCode::BAD_REQUEST, e))
+    // Signed, but not an event: the SDKs' constructEvent throws too. Kept
+    // under `rejected/` as a bad signature is: what was sent, to look at.
+    match crate::event::parse_event(&String::from_utf8_lossy(&body)) {
+        Ok(event) => Ok(event),
+        Err(e) => {
+            keep_rejected(state, now.secs, n, body, raw_header).await;
+            Err(Answer::error(StatusCode::BAD_REQUEST, e))
+        }
+    }
 }
 
 /// Queue the job for the writer (releasing the customers' turns once it
@@ -879,16 +896,9 @@ async fn committed(
     }
 }
 
-/// The answer to a request whose signature failed (recorded with `--record`,
-/// within `rejected/`'s caps).
-async fn refused(
-    state: &State,
-    verdict: &signature::Verdict,
-    now: i64,
-    n: u64,
-    body: Bytes,
-    raw_header: &str,
-) -> Answer {
+/// With `--record`, keep a refused request (a bad signature, a signed body
+/// that is not an event) under `rejected/`, within its caps.
+async fn keep_rejected(state: &State, now: i64, n: u64, body: Bytes, raw_header: &str) {
     if let Some(rejected) = &state.rejected {
         let rejected = Arc::clone(rejected);
         let header = raw_header.to_owned();
@@ -907,6 +917,10 @@ async fn refused(
             Err(e) => state.sink.warn(&format!("--record: {e}")),
         }
     }
+}
+
+/// The answer to a request whose signature failed.
+fn refused(verdict: &signature::Verdict) -> Answer {
     let hints: Vec<&str> = verdict.hints.iter().map(|h| h.code.as_str()).collect();
     let mut a = Answer::text(
         StatusCode::BAD_REQUEST,

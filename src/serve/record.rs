@@ -1,9 +1,9 @@
 //! `--record DIR`: the exact bytes of each request, written to a temporary
 //! file, synced and renamed into place before the request is answered, so a
 //! recorded folder is never half a file and `replay DIR` reproduces what
-//! arrived. Bad signatures go under `DIR/rejected/` with their
-//! `Stripe-Signature` header (never a secret), for `verify` to diagnose,
-//! within [`Caps`]. What a killed process left half written is removed at
+//! arrived. Bad signatures, and signed bodies that are not events, go under
+//! `DIR/rejected/` with their `Stripe-Signature` header (never a secret),
+//! for `verify` to diagnose, within [`Caps`]. What a killed process left half written is removed at
 //! the next start ([`remove_leftovers`]).
 
 use std::collections::{BTreeMap, VecDeque};

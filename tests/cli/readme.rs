@@ -1,23 +1,27 @@
 //! Every ```console block of README.md is run, and its output checked, so the
 //! README shows what the tool really prints.
 //!
-//! A block is one shell session (`sh`), in a fresh temp dir that holds a copy
+//! A block is one shell session (`sh`) whose output goes to a terminal 80
+//! columns wide, as a reader's would, in a fresh temp dir that holds a copy
 //! of `fixtures/`, with the `stripe-sync` under test first on PATH:
 //!
 //! - `$ command` runs in that session, so files and shell variables carry over
 //!   to the next command of the block (`$ SIG=$(stripe-sync sign ...)`); its
-//!   stdin is empty.
-//! - The lines after it, up to the next `$` or `# fake:` line, are its stdout
-//!   and stderr together, matched as snapbox matches: a line `...` stands for
-//!   any number of lines, `[..]` for anything within a line. Spaces at the end
-//!   of a line are ignored (editors strip them).
+//!   stdin is empty, its stdout and stderr are the terminal (unless the
+//!   command pipes or redirects them: `| jq`, `> out.json`).
+//! - The lines after it, up to the next `$` or `# fake:` line, are the screen
+//!   it drew (stdout and stderr together, read back through vt100: a progress
+//!   bar that was cleared is not there), matched as snapbox matches: a line
+//!   `...` stands for any number of lines, `[..]` for anything within a line.
+//!   Spaces at the end of a line are ignored (editors strip them). A line
+//!   wider than the terminal is a failure, whatever the README shows.
 //! - A last output line `? N` checks the exit status; without it the status is
 //!   not checked.
 //! - `# fake: ...` changes the fake Stripe between two commands, see
 //!   [`fake_directive`].
 //!
 //! Nothing of the developer's environment reaches the commands but PATH; HOME
-//! is the temp dir, `COLUMNS=80`, and `STRIPE_API_BASE` / `STRIPE_API_KEY`
+//! is the temp dir, `TERM=xterm-256color`, and `STRIPE_API_BASE` / `STRIPE_API_KEY`
 //! point at the test suite's fake Stripe (`tests/support/fake_stripe.rs`),
 //! started for each block with the same generated account, and retries do not
 //! wait (`STRIPE_SYNC_TEST_BACKOFF_MS=0`).
@@ -49,6 +53,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Printed after each command, with its exit status, to find where its output ends.
 const DONE: &str = "@@readme-command-done@@";
+
+/// The width of the terminal the commands print to.
+const COLUMNS: u16 = 80;
 
 #[test]
 fn readme_console_blocks_print_what_they_show() {
@@ -193,14 +200,21 @@ fn run_block(block: &Block) -> BlockOutcome {
                 expected,
                 status,
             } => {
-                let (output, code) = shell.run(command);
-                let actual = snapbox::Data::text(trim_line_ends(&output));
+                let (screen, code) = shell.run(command);
+                let here = format!("README.md:{line}: $ {command}");
+                if !screen.wrapped.is_empty() {
+                    failures.push(format!(
+                        "{here}\nrows {:?} are wider than {COLUMNS} columns:\n{}\n",
+                        screen.wrapped,
+                        screen.text()
+                    ));
+                }
+                let actual = snapbox::Data::text(trim_line_ends(&lines(&screen)));
                 let mut want = expected.join("\n");
                 if !want.is_empty() {
                     want.push('\n');
                 }
                 let (normalized, _) = assert.normalize(actual.clone(), snapbox::Data::text(&want));
-                let here = format!("README.md:{line}: $ {command}");
                 if let Err(diff) = assert.try_eq(Some(&"actual"), actual, snapbox::Data::text(want))
                 {
                     failures.push(format!("{here}\n{diff}"));
@@ -275,8 +289,10 @@ fn unreadable(directive: &str) -> ! {
     panic!("README.md: cannot read {directive:?} (see tests/cli/readme.rs)")
 }
 
-/// One `sh` session: commands go in one at a time, and their stdout and
-/// stderr come back together, with the exit status.
+/// One `sh` session: commands go in one at a time through a pipe (so the
+/// shell is not interactive: no prompt, no echo), and what they print goes
+/// to a terminal [`COLUMNS`] wide; each command's screen comes back with its
+/// exit status.
 struct Shell {
     child: Child,
     stdin: ChildStdin,
@@ -291,33 +307,33 @@ impl Shell {
         path.extend(std::env::split_paths(
             &std::env::var_os("PATH").unwrap_or_default(),
         ));
+        let (mut master, slave) = crate::terminal::open_pty(COLUMNS);
         let mut child = std::process::Command::new("sh")
             .env_clear()
             .env("PATH", std::env::join_paths(path).expect("PATH"))
             .env("HOME", dir)
-            .env("COLUMNS", "80")
+            .env("TERM", "xterm-256color")
             .env("STRIPE_API_BASE", fake.url())
             .env("STRIPE_API_KEY", fake.api_key())
             .env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
             .current_dir(dir)
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stdout(Stdio::from(slave.try_clone().expect("dup")))
+            .stderr(Stdio::from(slave))
             .spawn()
             .expect("sh runs");
-        let mut stdin = child.stdin.take().expect("piped");
-        let mut stdout = child.stdout.take().expect("piped");
+        let stdin = child.stdin.take().expect("piped");
+        // The shell holds the terminal's other end alone now: reading the
+        // master ends (EIO) when the shell and its commands are gone.
         let (tx, output) = channel();
         std::thread::spawn(move || {
             let mut buf = [0; 8192];
-            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            while let Ok(n @ 1..) = master.read(&mut buf) {
                 if tx.send(buf[..n].to_vec()).is_err() {
                     break;
                 }
             }
         });
-        // The shell's own complaints (a typo in a command) are output too.
-        writeln!(stdin, "exec 2>&1").expect("write to sh");
         Shell {
             child,
             stdin,
@@ -326,8 +342,8 @@ impl Shell {
         }
     }
 
-    /// Runs `command`; returns what it printed and its exit status.
-    fn run(&mut self, command: &str) -> (String, i32) {
+    /// Runs `command`; returns the screen it drew and its exit status.
+    fn run(&mut self, command: &str) -> (crate::harness::Screen, i32) {
         // Braces, not a subshell, so that variables set by the command stay
         // set; the newline ends a trailing `# comment`.
         writeln!(
@@ -341,9 +357,9 @@ impl Shell {
                 let rest = &self.pending[at + DONE.len()..];
                 if let Some(nl) = rest.iter().position(|&b| b == b'\n') {
                     let status = String::from_utf8_lossy(&rest[..nl]).trim().parse();
-                    let output = String::from_utf8_lossy(&self.pending[..at]).into_owned();
+                    let screen = crate::terminal::screen_of(&self.pending[..at], COLUMNS);
                     self.pending.drain(..at + DONE.len() + nl + 1);
-                    return (output, status.expect("exit status"));
+                    return (screen, status.expect("exit status"));
                 }
             }
             match self.output.recv_timeout(COMMAND_TIMEOUT) {
@@ -377,6 +393,11 @@ fn wildcard_elapsed(line: &str) -> String {
         return format!("{rest} [..]");
     }
     line.to_owned()
+}
+
+/// The screen's rows, each ended by a newline (none when nothing was drawn).
+fn lines(screen: &crate::harness::Screen) -> String {
+    screen.rows.iter().map(|r| format!("{r}\n")).collect()
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -5,6 +5,8 @@
 //! vt100: what a user sees, and which rows the terminal had to wrap because
 //! a line was wider than it.
 
+#![allow(dead_code)]
+
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::process::{Child, Command, Stdio};
@@ -36,23 +38,7 @@ impl Terminal {
     }
 
     pub fn start(cmd: &Command, cols: u16) -> Terminal {
-        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
-        grantpt(&master).expect("grantpt");
-        unlockpt(&master).expect("unlockpt");
-        let name = ptsname(&master, Vec::new()).expect("ptsname");
-        let slave: OwnedFd = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(name.to_str().expect("pty path"))
-            .expect("open pty")
-            .into();
-        let size = Winsize {
-            ws_row: 40,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        tcsetwinsize(&slave, size).expect("window size");
+        let (master, slave) = open_pty(cols);
         // `setsid --ctty BIN ARGS`: BIN in a session of its own, the terminal
         // its controlling one (setsid execs BIN: the child's pid is BIN's).
         let mut setsid = Command::new("setsid");
@@ -66,7 +52,6 @@ impl Terminal {
         // The parent's copies of the terminal's end go with `run`: reading
         // the master then ends (EIO) when the binary exits.
         drop(run);
-        let master = std::fs::File::from(master);
         let mut master_r = master.try_clone().expect("dup");
         let bytes = Arc::new(Mutex::new(Vec::new()));
         let sink = bytes.clone();
@@ -89,6 +74,8 @@ impl Terminal {
         }
     }
 
+    /// The binary's pid, for a test that signals it other than by a key.
+    #[allow(dead_code)]
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -150,6 +137,30 @@ impl Drop for Terminal {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A new pseudo-terminal `cols` wide: its master end (what the terminal
+/// shows is read there, what is typed is written there) and the end a
+/// program writes to.
+pub fn open_pty(cols: u16) -> (std::fs::File, OwnedFd) {
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
+    grantpt(&master).expect("grantpt");
+    unlockpt(&master).expect("unlockpt");
+    let name = ptsname(&master, Vec::new()).expect("ptsname");
+    let slave: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().expect("pty path"))
+        .expect("open pty")
+        .into();
+    let size = Winsize {
+        ws_row: 40,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    tcsetwinsize(&slave, size).expect("window size");
+    (std::fs::File::from(master), slave)
 }
 
 /// Runs `cmd` to the end on a terminal `cols` wide, `stdin` typed first.
