@@ -6,7 +6,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::common::{cmd_in, json, run, tempdir};
+use crate::common::tempdir;
+use crate::harness::Test;
 use crate::support::fake_stripe::{Account, FakeStripe};
 
 const START: i64 = 1_767_225_600; // 2026-01-01
@@ -43,18 +44,17 @@ pub(crate) fn account() -> Account {
 
 /// A store holding the fake's truth, as `resync --all` leaves it.
 pub(crate) fn synced_store(dir: &Path, fake: &FakeStripe) {
-    let out = run(cmd_in(dir).env("STRIPE_API_KEY", fake.api_key()).args([
-        "resync",
-        "--all",
-        "--api-base",
-        &fake.url(),
-        "--json",
-    ]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
+    Test::in_dir(dir)
+        .env("STRIPE_API_KEY", fake.api_key())
+        .args(["resync", "--all", "--api-base", &fake.url(), "--json"])
+        .stdout_json()
+        .stderr_has(" failed; ")
+        .run();
 }
 
-fn audit(dir: &Path, args: &[&str]) -> crate::common::Output {
-    run(cmd_in(dir).arg("audit").args(args))
+/// `audit ARGS` in `dir`.
+fn audit(dir: &Path, args: &[&str]) -> Test {
+    Test::in_dir(dir).arg("audit").args(args)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -110,10 +110,12 @@ fn a_csv_source_is_held_to_the_store_user_by_user() {
     let dir = tempdir();
     synced_store(dir.path(), &fake);
     let src = write(dir.path(), "billing.csv", CSV);
-    let out = audit(dir.path(), &[&src, "--json"]);
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    assert_eq!(out.stderr, "");
-    let doc = json(&out.stdout);
+    let doc = audit(dir.path(), &[&src, "--json"])
+        .status(1)
+        .stdout_json()
+        .stderr("")
+        .run()
+        .json();
     assert_eq!(findings(&doc), expected());
     let s = &doc["summary"];
     assert_eq!(s["users"], 6);
@@ -134,10 +136,14 @@ fn the_human_report_fits_80_columns_and_says_what_was_compared() {
     let dir = tempdir();
     synced_store(dir.path(), &fake);
     let src = write(dir.path(), "billing.csv", CSV);
-    let out = run(cmd_in(dir.path())
-        .env("COLUMNS", "80")
-        .args(["audit", &src]));
-    assert_eq!(out.status, 1, "{}", out.stderr);
+    // On a terminal 80 columns wide (stderr shows on it too).
+    let out = audit(dir.path(), &[&src])
+        .terminal(80)
+        .status(1)
+        .stdout_has("unpaid_access")
+        .stdout_has("compared: customer, status, price (from billing.csv)")
+        .run();
+    out.screen.as_ref().unwrap().assert_fits();
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
@@ -174,28 +180,29 @@ fn fail_on_narrows_what_counts_for_the_exit_status() {
     );
     // Only the price is wrong in the app; users c and e are missing from it,
     // which counts as paid without access.
-    let out = audit(dir.path(), &[&src, "--json", "--fail-on", "unpaid_access"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = audit(dir.path(), &[&src, "--json", "--fail-on", "unpaid_access"])
+        .stdout_json()
+        .run();
     assert_eq!(
-        findings(&json(&out.stdout)),
+        findings(&out.json()),
         own(&[
             ("user_c", "missing_in_app", Value::Null),
             ("user_e", "missing_in_app", Value::Null),
             ("user_a", "price", json!("price")),
         ])
     );
-    let out = audit(dir.path(), &[&src, "--fail-on", "paid_no_access"]);
-    assert_eq!(out.status, 1);
-    let out = audit(dir.path(), &[&src, "--fail-on", "price"]);
-    assert_eq!(out.status, 1);
-    let out = audit(dir.path(), &[&src, "--fail-on", "prices"]);
-    assert_eq!(out.status, 2);
-    assert!(
-        out.stderr
-            .contains("`prices` is not a finding; findings are unpaid_access, paid_no_access"),
-        "{}",
-        out.stderr
-    );
+    for finding in ["paid_no_access", "price"] {
+        audit(dir.path(), &[&src, "--fail-on", finding])
+            .status(1)
+            .stdout_has("missing_in_app")
+            .stdout_has("price")
+            .stderr("3 users: 0 in sync, 3 drifted (2 missing in the app, 1 price)\n")
+            .run();
+    }
+    audit(dir.path(), &[&src, "--fail-on", "prices"])
+        .status(2)
+        .stderr_has("`prices` is not a finding; findings are unpaid_access, paid_no_access")
+        .run();
 }
 
 #[test]
@@ -221,9 +228,11 @@ fn an_ndjson_source_with_nested_fields_and_millisecond_times() {
             "--field",
             "period_end=subscription.end",
         ],
-    );
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    let doc = json(&out.stdout);
+    )
+    .status(1)
+    .stdout_json()
+    .run();
+    let doc = out.json();
     assert_eq!(
         findings(&doc),
         own(&[("user_c", "period", json!("period_end"))])
@@ -269,9 +278,11 @@ fn a_t3_kv_dump_is_read_by_its_keys() {
     let out = audit(
         dir.path(),
         &[&src, "--json", "--fail-on", "unpaid_access,paid_no_access"],
-    );
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    let doc = json(&out.stdout);
+    )
+    .status(1)
+    .stdout_json()
+    .run();
+    let doc = out.json();
     // user_c is billed (trialing) and the dump has no record of them.
     assert_eq!(
         findings(&doc),
@@ -311,17 +322,20 @@ fn a_convex_export_is_read_from_its_table() {
         zip.write_all(b"{}\n").unwrap();
         zip.finish().unwrap();
     }
-    let out = audit(dir.path(), &["snapshot.zip", "--table", "users", "--json"]);
-    assert_eq!(out.status, 1, "{}", out.stderr);
+    let out = audit(dir.path(), &["snapshot.zip", "--table", "users", "--json"])
+        .status(1)
+        .stdout_json()
+        .run();
     assert_eq!(
-        findings(&json(&out.stdout)),
+        findings(&out.json()),
         own(&[("user_e", "paid_no_access", json!("status"))])
     );
     // Without --table, the error lists the tables.
-    let out = audit(dir.path(), &["snapshot.zip"]);
-    assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("users"), "{}", out.stderr);
-    assert!(out.stderr.contains("--table"), "{}", out.stderr);
+    audit(dir.path(), &["snapshot.zip"])
+        .status(2)
+        .stderr_has("users")
+        .stderr_has("--table")
+        .run();
 }
 
 #[test]
@@ -334,11 +348,11 @@ fn a_json_array_from_stdin_and_an_object_keyed_by_user() {
         {"clerkUserId": "user_c", "status": "trialing"},
         {"clerkUserId": "user_e", "status": "active"},
     ]);
-    let out = run(cmd_in(dir.path())
-        .args(["audit", "-", "--json"])
-        .write_stdin(array.to_string()));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let doc = json(&out.stdout);
+    let doc = audit(dir.path(), &["-", "--json"])
+        .stdin(array.to_string())
+        .stdout_json()
+        .run()
+        .json();
     assert_eq!(findings(&doc), []);
     assert_eq!(doc["summary"]["users"], 3);
     let keyed = json!({
@@ -347,10 +361,12 @@ fn a_json_array_from_stdin_and_an_object_keyed_by_user() {
         "user_e": {"status": "active"},
     });
     let src = write(dir.path(), "by-user.json", &keyed.to_string());
-    let out = audit(dir.path(), &[&src, "--json"]);
-    assert_eq!(out.status, 1, "{}", out.stderr);
+    let out = audit(dir.path(), &[&src, "--json"])
+        .status(1)
+        .stdout_json()
+        .run();
     assert_eq!(
-        findings(&json(&out.stdout)),
+        findings(&out.json()),
         own(&[("user_c", "paid_no_access", json!("status"))])
     );
 }
@@ -365,18 +381,16 @@ fn two_records_for_one_user_are_reported_and_left_out() {
         "dup.csv",
         "user_id,status\nuser_a,active\nuser_b,active\nuser_b,canceled\nuser_c,trialing\nuser_e,active\n",
     );
-    let out = audit(dir.path(), &[&src, "--json"]);
-    assert_eq!(out.status, 2, "{}", out.stderr);
-    let doc = json(&out.stdout);
+    let doc = audit(dir.path(), &[&src, "--json"])
+        .status(2)
+        .stdout_json()
+        .stderr_has("user user_b has 2 records")
+        .stderr_has("dup.csv")
+        .run()
+        .json();
     assert_eq!(findings(&doc), []);
     assert_eq!(doc["summary"]["problems"], 1);
     assert_eq!(doc["problems"][0]["field"], "user");
-    assert!(
-        out.stderr.contains("user user_b has 2 records"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("dup.csv"), "{}", out.stderr);
 }
 
 #[test]
@@ -385,14 +399,15 @@ fn a_source_without_a_user_field_names_its_keys_and_the_flag_to_add() {
     let dir = tempdir();
     synced_store(dir.path(), &fake);
     let src = write(dir.path(), "orders.csv", "account,plan\nuser_a,active\n");
-    let out = audit(dir.path(), &[&src]);
-    assert_eq!(out.status, 2);
-    assert_eq!(out.stdout, "");
-    assert!(out.stderr.contains("orders.csv"), "{}", out.stderr);
-    assert!(out.stderr.contains("account, plan"), "{}", out.stderr);
-    assert!(out.stderr.contains("--field user="), "{}", out.stderr);
+    audit(dir.path(), &[&src])
+        .status(2)
+        .stdout("")
+        .stderr_has("orders.csv")
+        .stderr_has("account, plan")
+        .stderr_has("--field user=")
+        .run();
     // The flag it names works.
-    let out = audit(
+    audit(
         dir.path(),
         &[
             &src,
@@ -402,52 +417,56 @@ fn a_source_without_a_user_field_names_its_keys_and_the_flag_to_add() {
             "status=plan",
             "--json",
         ],
-    );
-    assert_eq!(out.status, 1, "{}", out.stderr);
+    )
+    .status(1)
+    .stdout_json()
+    .run();
 }
 
 #[test]
 fn bad_sources_are_errors_that_name_the_file() {
     let dir = tempdir();
-    let out = audit(dir.path(), &["missing.csv"]);
-    assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("missing.csv"), "{}", out.stderr);
-    let out = audit(dir.path(), &[]);
-    assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("nothing to audit"), "{}", out.stderr);
+    audit(dir.path(), &["missing.csv"])
+        .status(2)
+        .stderr_has("missing.csv")
+        .run();
+    audit(dir.path(), &[])
+        .status(2)
+        .stderr_has("nothing to audit")
+        .run();
     let src = write(
         dir.path(),
         "broken.json",
         "[{\"user_id\": \"u\"},\n {\"user_id\": ",
     );
-    let out = audit(dir.path(), &[&src]);
-    assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("broken.json"), "{}", out.stderr);
+    audit(dir.path(), &[&src])
+        .status(2)
+        .stderr_has("broken.json")
+        .run();
 }
 
 #[test]
 fn a_store_that_never_caught_up_gets_a_warning_naming_resync_events() {
     let fake = FakeStripe::start(account());
     let dir = tempdir();
-    let out = run(cmd_in(dir.path())
+    Test::in_dir(dir.path())
         .env("STRIPE_API_KEY", fake.api_key())
-        .args(["resync", "--user", "user_a", "--api-base", &fake.url()]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
+        .args(["resync", "--user", "user_a", "--api-base", &fake.url()])
+        .stdout_has("cus_a")
+        .stderr_has("1 customer: ")
+        .run();
     let src = write(dir.path(), "a.csv", "user_id,status\nuser_a,active\n");
-    let out = audit(dir.path(), &[&src]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("resync --events"), "{}", out.stderr);
+    audit(dir.path(), &[&src])
+        .stdout_has("1 user")
+        .stderr_has("resync --events")
+        .run();
     // --live resyncs the audited users first, and needs no warning.
-    let out = run(cmd_in(dir.path())
+    audit(dir.path(), &[&src, "--live", "--api-base", &fake.url()])
         .env("STRIPE_API_KEY", fake.api_key())
-        .args(["audit", &src, "--live", "--api-base", &fake.url()]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert!(!out.stderr.contains("resync --events"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("--live: resynced 1 customer of 1 user"),
-        "{}",
-        out.stderr
-    );
+        .stdout_has("1 user")
+        .stderr_lacks("resync --events")
+        .stderr_has("--live: resynced 1 customer of 1 user")
+        .run();
 }
 
 #[test]
@@ -475,23 +494,26 @@ fn a_sqlite_app_database_is_queried_read_only() {
             "SELECT * FROM billing",
             "--json",
         ],
-    );
-    assert_eq!(out.status, 1, "{}", out.stderr);
+    )
+    .status(1)
+    .stdout_json()
+    .run();
     assert_eq!(
-        findings(&json(&out.stdout)),
+        findings(&out.json()),
         own(&[(
             "user_c",
             "cancel_at_period_end",
             json!("cancel_at_period_end")
         )])
     );
-    let out = audit(
+    audit(
         dir.path(),
         &["--app-db", &url, "--query", "SELECT * FROM nope"],
-    );
-    assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("--query failed"), "{}", out.stderr);
-    assert!(out.stderr.contains("no such table: nope"), "{}", out.stderr);
+    )
+    .status(2)
+    .stderr_has("--query failed")
+    .stderr_has("no such table: nope")
+    .run();
 }
 
 /// The README's KV recipe: `redis-cli --scan` piped into `{"key", "value"}`
@@ -511,9 +533,11 @@ fn a_kv_dump_as_key_value_lines_is_read_like_the_object() {
     ];
     let text: String = pairs.iter().map(|p| format!("{p}\n")).collect();
     let src = write(dir.path(), "kv.ndjson", &text);
-    let out = audit(dir.path(), &[&src, "--json"]);
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    let doc = json(&out.stdout);
+    let doc = audit(dir.path(), &[&src, "--json"])
+        .status(1)
+        .stdout_json()
+        .run()
+        .json();
     assert_eq!(
         findings(&doc),
         own(&[("user_c", "paid_no_access", json!("status"))])
@@ -543,50 +567,49 @@ fn ci_catches_up_from_the_event_log_then_fails_on_wrong_access_only() {
     .unwrap();
     drop(conn);
     let url = format!("sqlite:{}", app.display());
-    let script = format!(
-        "stripe-sync resync --events --api-base {} && stripe-sync audit --app-db {url} --query 'SELECT * FROM billing' --fail-on unpaid_access,paid_no_access",
-        fake.url()
-    );
-    let bin = assert_cmd::cargo::cargo_bin("stripe-sync");
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let sh = |script: &str| {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .current_dir(dir.path())
+    // `stripe-sync resync --events --api-base URL && stripe-sync audit
+    // --app-db URL --query 'SELECT * FROM billing' --fail-on ...`: the catch-up
+    // must succeed (`&&`), then the audit's status is the job's.
+    let job = |status: i32| {
+        Test::in_dir(dir.path())
             .env("STRIPE_API_KEY", fake.api_key())
-            .env("PATH", &path)
-            .env_remove("STRIPE_SYNC_DB")
-            .env_remove("STRIPE_WEBHOOK_SECRET")
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+            .args(["resync", "--events", "--api-base", &fake.url()])
+            .stdout_has(" listed: ")
+            .stdout_has(" failed; ")
+            .run();
+        audit(
+            dir.path(),
+            &[
+                "--app-db",
+                &url,
+                "--query",
+                "SELECT * FROM billing",
+                "--fail-on",
+                "unpaid_access,paid_no_access",
+            ],
         )
+        .status(status)
+        .stdout_has("user_a")
+        .stderr_lacks("resync --events` first")
+        .run()
     };
     // Only the price is wrong: not a failure for this gate.
-    let (status, stdout, stderr) = sh(&script);
-    assert_eq!(status, 0, "{stdout}\n{stderr}");
+    let out = job(0);
     assert!(
-        stdout.contains("user_a") && stdout.contains("price"),
-        "{stdout}"
+        out.stdout.contains("user_a") && out.stdout.contains("price"),
+        "{}",
+        out.stdout
     );
     assert!(
-        !stderr.contains("resync --events` first"),
-        "caught up: {stderr}"
+        !out.stderr.contains("resync --events` first"),
+        "caught up: {}",
+        out.stderr
     );
     // Stripe cancels user_c's trial: the next run's catch-up sees it, and
     // the app still granting access fails the job.
     fake.cancel_subscription("sub_c");
-    let (status, stdout, stderr) = sh(&script);
-    assert_eq!(status, 1, "{stdout}\n{stderr}");
-    assert!(stdout.contains("unpaid_access"), "{stdout}");
+    let out = job(1);
+    assert!(out.stdout.contains("unpaid_access"), "{}", out.stdout);
 }
 
 /// A customer deleted before the store first saw it: a backfill learns
@@ -605,9 +628,12 @@ fn a_customer_deleted_before_the_store_saw_it_is_held_to_through_the_apps_link()
     fake.delete_customer("cus_gone");
     let dir = tempdir();
     synced_store(dir.path(), &fake);
-    let row = run(cmd_in(dir.path()).args(["inspect", "--customer", "cus_gone", "--json"]));
+    let row = Test::in_dir(dir.path())
+        .args(["inspect", "--customer", "cus_gone", "--json"])
+        .stdout_json()
+        .run();
     assert_eq!(
-        json(&row.stdout)[0]["user_id"],
+        row.json()[0]["user_id"],
         Value::Null,
         "the store cannot know the user: {}",
         row.stdout
@@ -620,9 +646,11 @@ fn a_customer_deleted_before_the_store_saw_it_is_held_to_through_the_apps_link()
     let out = audit(
         dir.path(),
         &[&src, "--json", "--fail-on", "unpaid_access,paid_no_access"],
-    );
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    let doc = json(&out.stdout);
+    )
+    .status(1)
+    .stdout_json()
+    .run();
+    let doc = out.json();
     assert_eq!(
         findings(&doc),
         own(&[("user_gone", "unpaid_access", json!("status"))])
@@ -639,8 +667,11 @@ fn a_customer_deleted_before_the_store_saw_it_is_held_to_through_the_apps_link()
             "http://127.0.0.1:9/stripe",
             "--dry-run",
         ],
-    );
-    let doc = json(&out.stdout);
+    )
+    .status(1)
+    .stdout_json()
+    .run();
+    let doc = out.json();
     assert_eq!(
         doc["repairs"][0]["type"], "customer.subscription.deleted",
         "{doc}"
@@ -660,18 +691,15 @@ fn csv_output_lists_the_findings_with_control_characters_escaped() {
          {\"user_id\": \"user_c\", \"status\": \"trialing\", \"price_id\": \"price_pro\"}\n\
          {\"user_id\": \"user_e\", \"status\": \"active\", \"price_id\": \"price_pro\"}\n",
     );
-    let out = audit(dir.path(), &[&src, "--csv"]);
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    assert_eq!(
-        out.stdout,
-        "user_id,customer_id,finding,field,app,stripe\n\
-         user_a,cus_a,price,price,price_\\u{1b}]0;pwned\\u{7},price_pro\n"
-    );
-    let out = audit(dir.path(), &[&src, "--csv", "--json"]);
-    assert_eq!(out.status, 2);
-    assert!(
-        out.stderr.contains("--csv and --json exclude each other"),
-        "{}",
-        out.stderr
-    );
+    audit(dir.path(), &[&src, "--csv"])
+        .status(1)
+        .stdout(
+            "user_id,customer_id,finding,field,app,stripe\n\
+             user_a,cus_a,price,price,price_\\u{1b}]0;pwned\\u{7},price_pro\n",
+        )
+        .run();
+    audit(dir.path(), &[&src, "--csv", "--json"])
+        .status(2)
+        .stderr_has("--csv and --json exclude each other")
+        .run();
 }

@@ -13,7 +13,8 @@ use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 
 use crate::audit::{account, synced_store};
-use crate::common::{cmd_in, json, run, tempdir};
+use crate::common::tempdir;
+use crate::harness::Test;
 use crate::support::fake_stripe::FakeStripe;
 
 const SECRET: &str = "whsec_audit_repair_test";
@@ -234,16 +235,22 @@ fn drift_in_the_apps_postgres_table_is_found_repaired_through_its_webhook_and_re
             app.sync(u).await;
         }
     });
+    // `audit --json EXTRA` against the app's table: one JSON document on
+    // stdout; neither the database password nor the webhook secret is ever
+    // shown. The test states the status and stderr.
     let audit = |extra: &[&str]| {
-        run(cmd_in(dir.path())
+        Test::in_dir(dir.path())
             .args(["audit", "--app-db", &url, "--query", QUERY, "--json"])
-            .args(extra))
+            .args(extra)
+            .stdout_json()
+            .stdout_lacks(pg.password())
+            .stdout_lacks(SECRET)
+            .stderr_lacks(pg.password())
+            .stderr_lacks(SECRET)
     };
 
     // The app's own sync wrote the truth: nothing to find.
-    let out = audit(&[]);
-    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
-    let doc = json(&out.stdout);
+    let doc = audit(&[]).run().json();
     assert_eq!(doc["summary"]["users"], 5);
     assert_eq!(doc["summary"]["in_sync"], 5);
     assert_eq!(
@@ -274,9 +281,7 @@ fn drift_in_the_apps_postgres_table_is_found_repaired_through_its_webhook_and_re
         .await
         .unwrap();
     });
-    let out = audit(&[]);
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    let doc = json(&out.stdout);
+    let doc = audit(&[]).status(1).run().json();
     let found: Vec<(&str, &str)> = doc["findings"]
         .as_array()
         .unwrap()
@@ -301,9 +306,10 @@ fn drift_in_the_apps_postgres_table_is_found_repaired_through_its_webhook_and_re
     // A dry run lists the events and sends nothing.
     let app_addr = serve(app.clone());
     let endpoint = format!("http://{app_addr}/stripe");
-    let out = audit(&["--repair-via", &endpoint, "--secret", SECRET, "--dry-run"]);
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    let doc = json(&out.stdout);
+    let doc = audit(&["--repair-via", &endpoint, "--secret", SECRET, "--dry-run"])
+        .status(1)
+        .run()
+        .json();
     let repairs = doc["repairs"].as_array().unwrap();
     assert_eq!(repairs.len(), 4);
     assert!(repairs.iter().all(|r| r.get("delivery").is_none()));
@@ -313,16 +319,16 @@ fn drift_in_the_apps_postgres_table_is_found_repaired_through_its_webhook_and_re
 
     // Repair: one signed event per drifted user; the app's own sync fixes
     // each one from the API; the recheck reads the table again.
-    let out = audit(&[
+    let doc = audit(&[
         "--repair-via",
         &endpoint,
         "--secret",
         SECRET,
         "--recheck",
         "1",
-    ]);
-    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
-    let doc = json(&out.stdout);
+    ])
+    .run()
+    .json();
     let repairs = doc["repairs"].as_array().unwrap();
     let sent: Vec<(&str, u64)> = repairs
         .iter()
@@ -350,10 +356,8 @@ fn drift_in_the_apps_postgres_table_is_found_repaired_through_its_webhook_and_re
     assert_eq!(doc["recheck"]["after_seconds"], 1);
     assert_eq!(doc["recheck"]["summary"]["drifted"], 0);
     assert_eq!(doc["recheck"]["findings"], json!([]));
-    // Neither the database password nor the webhook secret is ever shown.
-    for secret in [pg.password(), SECRET] {
-        assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
-    }
+    // Neither the database password nor the webhook secret is ever shown
+    // (`audit` states it).
 
     // A wrong secret: the app answers 400, and the recheck still finds the drift.
     rt.block_on(async {
@@ -363,16 +367,17 @@ fn drift_in_the_apps_postgres_table_is_found_repaired_through_its_webhook_and_re
             .await
             .unwrap();
     });
-    let out = audit(&[
+    let doc = audit(&[
         "--repair-via",
         &endpoint,
         "--secret",
         "whsec_wrong",
         "--recheck",
         "0",
-    ]);
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    let doc = json(&out.stdout);
+    ])
+    .status(1)
+    .run()
+    .json();
     assert_eq!(doc["repairs"][0]["delivery"]["status"], 400);
     assert_eq!(doc["recheck"]["summary"]["drifted"], 1);
 }
@@ -388,15 +393,14 @@ fn an_unreachable_app_database_fails_within_ten_seconds_without_its_password() {
         .port();
     let url = format!("postgres://app:s3cret-pw@127.0.0.1:{port}/app");
     let started = std::time::Instant::now();
-    let out = run(cmd_in(dir.path()).args(["audit", "--app-db", &url, "--query", QUERY]));
-    assert_eq!(out.status, 2, "{}", out.stderr);
+    Test::in_dir(dir.path())
+        .args(["audit", "--app-db", &url, "--query", QUERY])
+        .status(2)
+        .stderr_has("error: ")
+        .stderr_has(format!("127.0.0.1:{port}"))
+        .stderr_lacks("s3cret-pw")
+        .run();
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    assert!(
-        out.stderr.contains(&format!("127.0.0.1:{port}")),
-        "{}",
-        out.stderr
-    );
-    assert!(!out.stderr.contains("s3cret-pw"), "{}", out.stderr);
 }
 
 #[test]
@@ -406,19 +410,17 @@ fn a_failing_query_shows_postgresqls_message() {
     };
     let dir = tempdir();
     let url = pg.url(&pg.create_database());
-    let out = run(cmd_in(dir.path()).args([
-        "audit",
-        "--app-db",
-        &url,
-        "--query",
-        "SELECT nope FROM billing",
-    ]));
-    assert_eq!(out.status, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("--query failed"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("relation \"billing\" does not exist"),
-        "{}",
-        out.stderr
-    );
-    assert!(!out.stderr.contains(pg.password()), "{}", out.stderr);
+    Test::in_dir(dir.path())
+        .args([
+            "audit",
+            "--app-db",
+            &url,
+            "--query",
+            "SELECT nope FROM billing",
+        ])
+        .status(2)
+        .stderr_has("--query failed")
+        .stderr_has("relation \"billing\" does not exist")
+        .stderr_lacks(pg.password())
+        .run();
 }

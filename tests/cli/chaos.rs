@@ -27,10 +27,9 @@
 //! hold for any interleaving rather than for one.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -39,7 +38,10 @@ use serde_json::{Value, json};
 use stripe_sync::secret::Secret;
 use stripe_sync::signature;
 
-use crate::common::{AMBIENT, integrity, tempdir};
+use rustix::process::Signal;
+
+use crate::common::{integrity, tempdir};
+use crate::harness::{Output, Running, Test, show};
 use crate::support::fake_stripe::{Account, FakeStripe, Fault};
 
 const SECRET: &str = "whsec_chaos_test_5b7e19d3a0";
@@ -216,111 +218,110 @@ fn schedule(rng: &mut Rng) -> VecDeque<Item> {
 // ---------------------------------------------------------------------------
 
 struct Server {
-    child: Child,
+    run: Running,
     addr: SocketAddr,
     path: String,
+    /// Its number, for the log.
+    n: usize,
 }
 
 /// Everything every server printed on stderr, for failure messages.
 type Log = Arc<Mutex<String>>;
 
-fn start(dir: &Path, api: &str, key: &str, log: &Log, n: usize) -> Server {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("stripe-sync"));
-    for v in AMBIENT {
-        cmd.env_remove(v);
-    }
-    cmd.env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
+fn start(dir: &Path, api: &str, key: &str, n: usize) -> Server {
+    // Stopped with SIGTERM (the last one), a server exits 0 having said
+    // where it listened; its log is on stderr, nothing on stdout.
+    let mut run = Test::in_dir(dir)
         .env("STRIPE_SYNC_TEST_ANSWER_BOUND_MS", SERVER_BOUND_MS)
-        .current_dir(dir)
         .args(["serve", "--listen", "127.0.0.1:0", "--secret", SECRET])
         .args(["--live", "--api-base", api, "--api-key", key])
         .args(["--max-rps", "1000", "--record", "rec"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("start stripe-sync serve");
-    let pipe = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let log2 = Arc::clone(log);
-    log.lock().unwrap().push_str(&format!("--- server #{n}\n"));
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        let mut r = BufReader::new(pipe);
-        let mut line = Vec::new();
-        while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-            let text = String::from_utf8_lossy(&line).into_owned();
-            if let Some(rest) = text.split("listening on http://").nth(1)
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(rest.trim().to_owned());
-            }
-            log2.lock().unwrap().push_str(&text);
-            line.clear();
-        }
-    });
-    let Ok(rest) = rx.recv_timeout(Duration::from_secs(30)) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "server #{n} did not start\n{}",
-            tail(&log.lock().unwrap(), 40)
-        );
-    };
+        .stderr_has("listening on http://")
+        .spawn();
+    run.wait_until(
+        &format!("server #{n} to say where it listens"),
+        Duration::from_secs(30),
+        |r| {
+            r.stderr_now()
+                .split("listening on http://")
+                .nth(1)
+                .is_some_and(|rest| rest.contains('\n'))
+        },
+    );
+    let stderr = run.stderr_now();
+    let rest = stderr
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .expect("the listening line")
+        .trim()
+        .to_owned();
     let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     Server {
-        child,
+        run,
         addr: addr.parse().expect("the listening address"),
         path: if path.is_empty() {
             "/".into()
         } else {
             path.into()
         },
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        n,
     }
 }
 
 impl Server {
-    /// The exit status, if the process has ended.
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
+    /// Whether the process has ended (on its own).
+    fn exited(&mut self) -> bool {
+        self.run.exited()
     }
 
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// `kill -9`; what it printed goes to `log`.
+    fn kill9(self, log: &Log) -> Output {
+        let n = self.n;
+        let out = self.run.kill();
+        keep(log, n, &out);
+        out
     }
 
-    /// SIGTERM, then the exit status.
-    fn stop(mut self) -> Option<i32> {
-        if let Some(status) = self.exited() {
-            return status.code();
+    /// SIGTERM, then what the test stated (status 0) is checked; `None`
+    /// when it holds, else why not. One still running 30 s later is killed.
+    fn stop(mut self, log: &Log) -> Option<String> {
+        let n = self.n;
+        if !self.exited() {
+            self.run.signal(Signal::TERM);
         }
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(sent, "kill -TERM {}", self.child.id());
-        let t = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code();
+        let pid = rustix::process::Pid::from_raw(self.run.pid() as i32).expect("pid");
+        let (ended, ended_rx) = mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) =
+                ended_rx.recv_timeout(Duration::from_secs(30))
+            {
+                let _ = rustix::process::kill_process(pid, Signal::KILL);
             }
-            if t.elapsed() > Duration::from_secs(30) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return None;
+        });
+        let run = self.run;
+        let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.finish()));
+        drop(ended);
+        let _ = watchdog.join();
+        match finished {
+            Ok(out) => {
+                keep(log, n, &out);
+                None
             }
-            std::thread::sleep(Duration::from_millis(20));
+            Err(why) => Some(
+                why.downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| "the check panicked".to_owned()),
+            ),
         }
     }
+}
+
+/// Appends a server's stderr to `log`.
+fn keep(log: &Log, n: usize, out: &Output) {
+    log.lock()
+        .unwrap()
+        .push_str(&format!("--- server #{n}\n{}", out.stderr));
 }
 
 fn tail(text: &str, n: usize) -> String {
@@ -864,7 +865,7 @@ fn serve_under_api_chaos_and_kill_9_acknowledges_only_what_it_processed_and_kept
     let (api, key) = (fake.url(), fake.api_key().to_owned());
     let log: Log = Arc::new(Mutex::new(String::new()));
     let mut servers = 0;
-    let mut server = start(d, &api, &key, &log, servers);
+    let mut server = start(d, &api, &key, servers);
     servers += 1;
 
     let shared = Arc::new(Shared {
@@ -931,14 +932,17 @@ fn serve_under_api_chaos_and_kill_9_acknowledges_only_what_it_processed_and_kept
         if k == KILLS {
             shared.stop.store(true, Ordering::SeqCst);
         }
-        if let Some(status) = server.exited() {
+        let by_itself = server.exited();
+        let out = server.kill9(&log);
+        if by_itself {
             violations.push(format!(
-                "server #{} stopped by itself before kill #{} ({status})",
+                "server #{} stopped by itself before kill #{} (status {})\n{}",
                 servers - 1,
-                kills + 1
+                kills + 1,
+                out.status,
+                show(&out)
             ));
         }
-        server.kill9();
         kills += 1;
         let kill_tick = shared.tick();
         // What was acknowledged before the kill survived it.
@@ -960,7 +964,7 @@ fn serve_under_api_chaos_and_kill_9_acknowledges_only_what_it_processed_and_kept
         if k == KILLS {
             break;
         }
-        server = start(d, &api, &key, &log, servers);
+        server = start(d, &api, &key, servers);
         servers += 1;
         *shared.target.lock().unwrap() = Some((server.addr, server.path.clone()));
     }
@@ -974,7 +978,7 @@ fn serve_under_api_chaos_and_kill_9_acknowledges_only_what_it_processed_and_kept
     // The API is healthy again and the server restarted: Stripe redelivers
     // what was never acknowledged until it is, then (a check of ours) every
     // event once more, which must all be duplicates now.
-    let mut server = start(d, &api, &key, &log, servers);
+    let mut server = start(d, &api, &key, servers);
     shared.stop.store(false, Ordering::SeqCst);
     *shared.target.lock().unwrap() = Some((server.addr, server.path.clone()));
     let acked: HashSet<usize> = shared
@@ -1018,11 +1022,11 @@ fn serve_under_api_chaos_and_kill_9_acknowledges_only_what_it_processed_and_kept
                 })
             })
             .collect();
-        let mut exited = None;
+        let mut exited = false;
         while !threads.iter().all(|t| t.is_finished()) {
-            if exited.is_none() {
+            if !exited {
                 exited = server.exited();
-                shared.stop.store(exited.is_some(), Ordering::SeqCst);
+                shared.stop.store(exited, Ordering::SeqCst);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -1039,7 +1043,7 @@ fn serve_under_api_chaos_and_kill_9_acknowledges_only_what_it_processed_and_kept
             shared.events[e].id
         ));
     }
-    if exited.is_none() {
+    if !exited {
         let (failed, then) = run_all(&mut server, (0..EVENTS).collect(), Phase::Last, 1);
         exited = then;
         for e in failed {
@@ -1049,15 +1053,14 @@ fn serve_under_api_chaos_and_kill_9_acknowledges_only_what_it_processed_and_kept
             ));
         }
     }
-    if let Some(status) = exited {
+    if exited {
         violations.push(format!(
-            "the last server (#{servers}) stopped by itself during the redeliveries ({status})"
+            "the last server (#{servers}) stopped by itself during the redeliveries"
         ));
     }
-    let status = server.stop();
-    if status != Some(0) {
+    if let Some(why) = server.stop(&log) {
         violations.push(format!(
-            "the last server ended with status {status:?} after SIGTERM"
+            "the last server did not end as expected after SIGTERM: {why}"
         ));
     }
     drop(fake);

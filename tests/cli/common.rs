@@ -1,9 +1,8 @@
-//! Shared helpers for the binary's tests.
+//! Shared helpers for the binary's tests (the binary itself runs through
+//! [`crate::harness::Test`]).
 #![allow(dead_code)]
 
 use std::path::Path;
-
-use assert_cmd::Command;
 
 /// Variables a developer's shell might carry that would change results.
 pub const AMBIENT: &[&str] = &[
@@ -16,35 +15,12 @@ pub const AMBIENT: &[&str] = &[
     "STRIPE_SYNC_CONFIG",
     "STRIPE_SYNC_LISTEN",
     "NO_COLOR",
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
     "CI",
     "STRIPE_SYNC_TEST_BACKOFF_MS",
     "STRIPE_SYNC_TEST_FOLLOW_UNIT_MS",
 ];
-
-/// The binary in a fresh temp dir with no ambient STRIPE_* variables.
-pub fn cmd_in(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("stripe-sync").expect("binary built");
-    for v in AMBIENT {
-        c.env_remove(v);
-    }
-    c.current_dir(dir);
-    c
-}
-
-pub struct Output {
-    pub status: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-pub fn run(c: &mut Command) -> Output {
-    let out = c.output().expect("runs");
-    Output {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {s}"))

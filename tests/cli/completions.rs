@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use crate::common::{cmd_in, json, keys, run, tempdir};
+use crate::common::keys;
+use crate::harness::Test;
 
 const SHELLS: &[(&str, &str)] = &[
     ("bash", "stripe-sync.bash"),
@@ -16,14 +17,14 @@ const SHELLS: &[(&str, &str)] = &[
 
 #[test]
 fn committed_completions_are_current() {
-    let dir = tempdir();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
     let bless = std::env::var_os("STRIPE_SYNC_BLESS").is_some();
     let mut stale = Vec::new();
     for (shell, file) in SHELLS {
-        let out = run(cmd_in(dir.path()).args(["completions", shell]));
-        assert_eq!(out.status, 0, "{shell}: {}", out.stderr);
-        assert!(out.stdout.contains("stripe-sync"), "{shell}");
+        let out = Test::new()
+            .args(["completions", shell])
+            .stdout_has("stripe-sync")
+            .run();
         let path = root.join(file);
         if bless {
             std::fs::create_dir_all(&root).unwrap();
@@ -40,19 +41,15 @@ fn committed_completions_are_current() {
 
 #[test]
 fn unknown_shell_is_usage_error() {
-    let dir = tempdir();
-    let out = run(cmd_in(dir.path()).args(["completions", "tcsh"]));
-    assert_eq!(out.status, 2);
-    assert!(
-        out.stderr.contains("invalid value 'tcsh'"),
-        "{}",
-        out.stderr
-    );
+    Test::new()
+        .args(["completions", "tcsh"])
+        .status(2)
+        .stderr_has("invalid value 'tcsh'")
+        .run();
 }
 
 #[test]
 fn json_wraps_the_script_in_one_document() {
-    let dir = tempdir();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
     for (args, shell, file) in [
         (&["completions", "zsh", "--json"][..], "zsh", "_stripe-sync"),
@@ -62,11 +59,11 @@ fn json_wraps_the_script_in_one_document() {
             "stripe-sync.bash",
         ),
     ] {
-        let plain = run(cmd_in(dir.path()).args(["completions", shell]));
-        let out = run(cmd_in(dir.path()).args(args));
-        assert_eq!(out.status, 0, "{args:?}: {}", out.stderr);
-        assert_eq!(out.stderr, "", "{args:?}");
-        let v = json(&out.stdout);
+        let plain = Test::new()
+            .args(["completions", shell])
+            .stdout_has("stripe-sync")
+            .run();
+        let v = Test::new().args(args).stdout_json().stderr("").run().json();
         assert_eq!(keys(&v), ["shell", "script"], "{args:?}");
         assert_eq!(v["shell"], shell);
         assert_eq!(v["script"].as_str(), Some(plain.stdout.as_str()));

@@ -4,7 +4,8 @@
 
 use std::fs;
 
-use crate::common::{cmd_in, json, run, tempdir};
+use crate::common::tempdir;
+use crate::harness::Test;
 
 const EVENT: &str = r#"{"id": "evt_1", "object": "event", "type": "charge.succeeded", "created": 1,
  "data": {"object": {"id": "ch_1", "object": "charge"}}}"#;
@@ -15,26 +16,28 @@ fn blank_user_key_in_the_config_file_is_status_2_naming_the_key() {
     let d = dir.path();
     fs::write(d.join("e.json"), EVENT).unwrap();
     fs::write(d.join("stripe-sync.toml"), "user_key = \"\"\n").unwrap();
-    let out = run(cmd_in(d).args(["replay", "--dry-run", "e.json"]));
-    assert_eq!(out.status, 2, "{}", out.stderr);
-    assert_eq!(out.stdout, "");
-    assert_eq!(
-        out.stderr,
-        "error: bad config stripe-sync.toml: `user_key` is blank: set it to the metadata key that holds the app's user id, or drop the line for the default `clerkUserId`\n"
-    );
+    Test::in_dir(d)
+        .args(["replay", "--dry-run", "e.json"])
+        .status(2)
+        .stdout("")
+        .stderr("error: bad config stripe-sync.toml: `user_key` is blank: set it to the metadata key that holds the app's user id, or drop the line for the default `clerkUserId`\n")
+        .run();
 
     // The same through --config, and for resync (before any API key is asked for).
     fs::create_dir(d.join("conf")).unwrap();
     fs::write(d.join("conf/routing.toml"), "user_key = \"   \"\n").unwrap();
-    let out = run(cmd_in(d).args([
-        "--config",
-        "conf/routing.toml",
-        "resync",
-        "--customer",
-        "cus_1",
-    ]));
-    assert_eq!(out.status, 2, "{}", out.stderr);
-    assert_eq!(out.stdout, "");
+    let out = Test::in_dir(d)
+        .args([
+            "--config",
+            "conf/routing.toml",
+            "resync",
+            "--customer",
+            "cus_1",
+        ])
+        .status(2)
+        .stdout("")
+        .stderr_has("`user_key` is blank")
+        .run();
     assert!(
         out.stderr
             .starts_with("error: bad config conf/routing.toml: `user_key` is blank"),
@@ -53,9 +56,13 @@ fn unknown_sync_event_types_warn_with_a_suggestion() {
         "sync_events = [\"invoice.paidd\", \"charge.succeeded\", \"subscription.deleted\"]\n",
     )
     .unwrap();
-    let out = run(cmd_in(d).args(["replay", "--dry-run", "--json", "e.json"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let v = json(&out.stdout);
+    let out = Test::in_dir(d)
+        .args(["replay", "--dry-run", "--json", "e.json"])
+        .stdout_json()
+        .stderr_has("warning: stripe-sync.toml: sync_events: `invoice.paidd`")
+        .stderr_has("1 event: 1 unresolved")
+        .run();
+    let v = out.json();
     assert_eq!(v["summary"]["events"], 1);
     // Tracked (not `ignored`): charge.succeeded is listed, though this charge has no customer.
     assert_eq!(v["events"][0]["route"], "unresolved");
@@ -83,9 +90,11 @@ fn unknown_sync_event_types_warn_with_a_suggestion() {
         out.stderr
     );
     // --quiet hides warnings.
-    let out = run(cmd_in(d).args(["-q", "replay", "--dry-run", "--json", "e.json"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(out.stderr, "");
+    Test::in_dir(d)
+        .args(["-q", "replay", "--dry-run", "--json", "e.json"])
+        .stdout_json()
+        .stderr("")
+        .run();
 }
 
 #[test]
@@ -100,9 +109,12 @@ fn blank_user_key_flag_is_a_usage_error() {
         &["resync", "--all", "--user-key="],
     ];
     for args in cases {
-        let out = run(cmd_in(d).args(args));
-        assert_eq!(out.status, 2, "{args:?}: {}", out.stderr);
-        assert_eq!(out.stdout, "", "{args:?}");
+        let out = Test::in_dir(d)
+            .args(args)
+            .status(2)
+            .stdout("")
+            .stderr_has("' for '--user-key <KEY>': the user key must not be blank: name the metadata key that holds the app's user id (for example clerkUserId)\n")
+            .run();
         assert!(
             out.stderr.starts_with("error: invalid value '")
                 && out.stderr.contains(
@@ -113,8 +125,11 @@ fn blank_user_key_flag_is_a_usage_error() {
         );
     }
     // A real key is accepted.
-    let out = run(cmd_in(d).args(["replay", "--dry-run", "--user-key", "appUserId", "e.json"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
+    Test::in_dir(d)
+        .args(["replay", "--dry-run", "--user-key", "appUserId", "e.json"])
+        .stdout_has("1 event: 1 ignored")
+        .stderr_has("1 event: 1 ignored")
+        .run();
 }
 
 #[test]
@@ -122,17 +137,21 @@ fn dry_run_and_forward_to_exclude_each_other() {
     let dir = tempdir();
     let d = dir.path();
     fs::write(d.join("e.json"), EVENT).unwrap();
-    let out = run(cmd_in(d).args([
-        "replay",
-        "--dry-run",
-        "--forward-to",
-        "http://127.0.0.1:9/stripe",
-        "--secret",
-        "whsec_test",
-        "e.json",
-    ]));
-    assert_eq!(out.status, 2, "{}", out.stderr);
-    assert_eq!(out.stdout, "");
+    let out = Test::in_dir(d)
+        .args([
+            "replay",
+            "--dry-run",
+            "--forward-to",
+            "http://127.0.0.1:9/stripe",
+            "--secret",
+            "whsec_test",
+            "e.json",
+        ])
+        .status(2)
+        .stdout("")
+        .stderr_has("cannot be used with")
+        .stderr_lacks("whsec_test")
+        .run();
     assert!(
         out.stderr.starts_with(
             "error: the argument '--dry-run' cannot be used with '--forward-to <URL>'"
@@ -173,12 +192,14 @@ fn max_rps_and_max_retries_are_range_checked() {
         ),
     ];
     for (extra, first_line) in cases {
-        let out = run(cmd_in(d)
+        let out = Test::in_dir(d)
             .env("STRIPE_API_KEY", "sk_test_never_used")
             .args(["resync", "--customer", "cus_1"])
-            .args(extra));
-        assert_eq!(out.status, 2, "{extra:?}: {}", out.stderr);
-        assert_eq!(out.stdout, "", "{extra:?}");
+            .args(extra)
+            .status(2)
+            .stdout("")
+            .stderr_has(first_line)
+            .run();
         assert!(
             out.stderr.starts_with(first_line),
             "{extra:?}: {}",
@@ -190,18 +211,22 @@ fn max_rps_and_max_retries_are_range_checked() {
 #[test]
 fn help_texts_say_what_dry_run_and_check_do() {
     let dir = tempdir();
-    let out = run(cmd_in(dir.path()).args(["replay", "--help"]));
-    assert_eq!(out.status, 0);
-    assert_eq!(out.stderr, "");
+    let out = Test::in_dir(dir.path())
+        .args(["replay", "--help"])
+        .stdout_has("--dry-run")
+        .stderr("")
+        .run();
     let flat = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
         flat.contains("Route and resolve only; write nothing, send nothing; the summary says what a real run would do (would sync)"),
         "{}",
         out.stdout
     );
-    let out = run(cmd_in(dir.path()).args(["resync", "--help"]));
-    assert_eq!(out.status, 0);
-    assert_eq!(out.stderr, "");
+    let out = Test::in_dir(dir.path())
+        .args(["resync", "--help"])
+        .stdout_has("--check")
+        .stderr("")
+        .run();
     let flat = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
         flat.contains("Fetch and compare exactly as the real run would, write nothing; list differences; exit 1 on any drift"),

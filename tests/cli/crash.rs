@@ -2,11 +2,13 @@
 //! written, and a rerun ends with exactly the store of an uninterrupted run.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{cmd_in, run, tempdir};
-use crate::replay::{fixture_events, mapping};
+use rustix::process::Signal;
+
+use crate::common::tempdir;
+use crate::harness::{Output, Running, Test, show};
+use crate::replay::fixture_events;
 use crate::support::fake_stripe::{Account, FakeStripe};
 
 /// Deterministic "random" delays (xorshift), so a failure can be replayed.
@@ -38,17 +40,54 @@ fn many_events(copies: usize) -> String {
     out
 }
 
-fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("stripe-sync"));
-    c.current_dir(dir)
-        .env_remove("STRIPE_SYNC_DB")
+/// `replay events.ndjson` in `dir`: one rejected checkout per copy of the
+/// fixtures, so it ends with 1; each decision on stdout, the tally on stderr.
+fn replay(dir: &Path) -> Test {
+    Test::in_dir(dir)
+        .args(["replay", "events.ndjson"])
+        .status(1)
+        .stdout_has("evt_0x1YE59yRkT3sQ8vLmowi9hyek")
+        .stderr_has(" events: ")
+        .stderr_has(" rejected")
+}
+
+/// `resync --all ARGS` in `dir` with `key` (the caller states what it prints).
+fn resync(dir: &Path, key: &str, args: &[&str]) -> Test {
+    Test::in_dir(dir)
+        .env("STRIPE_API_KEY", key)
+        .args(["resync", "--all"])
         .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        c.env(k, v);
+}
+
+/// `inspect --json` of `db` in `dir` without the per-run `synced_at` (as
+/// `crate::replay::mapping`, which expects nothing on stderr): the fixtures
+/// cloned under new customer ids give one user many customers, which
+/// `inspect` warns about on stderr.
+fn mapping(dir: &Path, db: &str) -> serde_json::Value {
+    let out = Test::in_dir(dir)
+        .args(["inspect", "--json", "--db", db])
+        .stdout_json()
+        .stderr_with(
+            "nothing, or the warning about users with several customers",
+            |e| {
+                e.is_empty()
+                    || e.lines()
+                        .all(|l| l.starts_with("warning: ") && l.contains("more than one customer"))
+            },
+        )
+        .run();
+    let mut v = out.json();
+    for row in v.as_array_mut().unwrap() {
+        row.as_object_mut().unwrap().remove("synced_at");
     }
-    c.spawn().unwrap()
+    v
+}
+
+/// SIGKILL at once: nothing of the binary's own runs, so there is no status
+/// or stream to expect (only that it never panicked before).
+fn kill_9(running: Running) {
+    let out = running.kill();
+    assert!(!out.stderr.contains("panicked"), "{}", show(&out));
 }
 
 #[test]
@@ -63,20 +102,20 @@ fn replay_survives_twenty_kills() {
     )
     .unwrap();
     let t = Instant::now();
-    run(cmd_in(reference.path()).args(["replay", "events.ndjson"]));
+    replay(reference.path()).run();
     let full = t.elapsed();
 
     let mut rng = Rng(0x5eed_1234);
     let mut killed_mid_run = 0;
     for _ in 0..20 {
-        let mut child = spawn(d, &["replay", "events.ndjson"], &[]);
+        let running = replay(d).spawn();
+        // The random moment of the kill is the subject of the test.
         let wait = rng.below(full.as_millis().max(20) as u64);
         std::thread::sleep(Duration::from_millis(wait));
-        if child.try_wait().unwrap().is_none() {
+        if still_running(&running) {
             killed_mid_run += 1;
         }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        kill_9(running);
         if d.join("stripe-sync.db").exists() {
             crate::common::integrity(&d.join("stripe-sync.db"));
         }
@@ -85,13 +124,21 @@ fn replay_survives_twenty_kills() {
         killed_mid_run >= 10,
         "only {killed_mid_run} kills landed mid-run"
     );
-    let out = run(cmd_in(d).args(["replay", "events.ndjson"]));
+    let out = replay(d).run();
     assert!(out.status <= 1, "{}", out.stderr);
     crate::common::integrity(&d.join("stripe-sync.db"));
     assert_eq!(
         mapping(d, "stripe-sync.db"),
         mapping(reference.path(), "stripe-sync.db")
     );
+}
+
+/// Whether the binary has not exited yet (a zombie, not yet waited for, has).
+fn still_running(running: &Running) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", running.pid())).unwrap_or_default();
+    stat.rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next())
+        .is_some_and(|state| state != "Z" && state != "X")
 }
 
 #[test]
@@ -102,19 +149,16 @@ fn backfill_survives_twenty_kills() {
         .start();
     let key = fake.api_key().to_owned();
     let base = fake.url();
-    let args = [
-        "resync",
-        "--all",
-        "--max-rps",
-        "200",
-        "--api-base",
-        base.as_str(),
-    ];
+    let args = ["--max-rps", "200", "--api-base", base.as_str()];
+    let backfill = |dir: &Path| {
+        resync(dir, &key, &args)
+            .stdout_has(" customers: ")
+            .stderr_has(" customers: ")
+            .stderr_has(" 0 failed")
+    };
     let reference = tempdir();
     let t = Instant::now();
-    let out = run(cmd_in(reference.path())
-        .env("STRIPE_API_KEY", &key)
-        .args(args));
+    let out = backfill(reference.path()).run();
     assert_eq!(out.status, 0, "{}", out.stderr);
     let full = t.elapsed();
 
@@ -122,17 +166,17 @@ fn backfill_survives_twenty_kills() {
     let d = dir.path();
     let mut rng = Rng(0xdead_beef);
     for _ in 0..20 {
-        let mut child = spawn(d, &args, &[("STRIPE_API_KEY", &key)]);
+        let running = backfill(d).spawn();
+        // The random moment of the kill is the subject of the test.
         std::thread::sleep(Duration::from_millis(
             rng.below(full.as_millis().max(20) as u64),
         ));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_9(running);
         if d.join("stripe-sync.db").exists() {
             crate::common::integrity(&d.join("stripe-sync.db"));
         }
     }
-    let out = run(cmd_in(d).env("STRIPE_API_KEY", &key).args(args));
+    let out = backfill(d).run();
     assert_eq!(out.status, 0, "{}", out.stderr);
     crate::common::integrity(&d.join("stripe-sync.db"));
     assert_eq!(
@@ -153,21 +197,16 @@ fn replay_and_resync_share_a_store() {
     let key = fake.api_key().to_owned();
     let base = fake.url();
     let children = vec![
-        spawn(d, &["replay", "events.ndjson"], &[]),
-        spawn(
-            d,
-            &["resync", "--all", "--max-rps", "100", "--api-base", &base],
-            &[("STRIPE_API_KEY", &key)],
-        ),
-        spawn(d, &["replay", "events.ndjson"], &[]),
+        replay(d).spawn(),
+        resync(d, &key, &["--max-rps", "100", "--api-base", &base])
+            .stdout_has(" customers: ")
+            .stderr_has(" customers: ")
+            .spawn(),
+        replay(d).spawn(),
     ];
     for c in children {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            matches!(out.status.code(), Some(0) | Some(1)),
-            "{:?}",
-            out.status
-        );
+        let out: Output = c.finish();
+        assert!(matches!(out.status, 0 | 1), "{:?}", out.status);
     }
     crate::common::integrity(&d.join("stripe-sync.db"));
     // Everything both sources describe is there.
@@ -185,39 +224,23 @@ fn ctrl_c_stops_a_backfill_with_130_and_it_resumes() {
     let base = fake.url();
     let dir = tempdir();
     let d = dir.path();
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("stripe-sync"));
-    c.current_dir(d)
-        .env("STRIPE_API_KEY", &key)
-        .env_remove("STRIPE_SYNC_DB")
-        .args(["resync", "--all", "--max-rps", "100", "--api-base", &base])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = c.spawn().unwrap();
-    let t0 = Instant::now();
-    while fake.request_count() < 3 && t0.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    let mut running = resync(d, &key, &["--max-rps", "100", "--api-base", &base])
+        .status(130)
+        .stderr_has("interrupted")
+        .spawn();
+    running
+        .wait_until("3 requests to the API", Duration::from_secs(20), |_| {
+            fake.request_count() >= 3
+        })
+        .signal(Signal::INT);
+    let out = running.finish();
+    assert_eq!(out.status, 130, "{}", out.stderr);
+    assert!(out.stderr.contains("interrupted"));
     crate::common::integrity(&d.join("stripe-sync.db"));
-    let out = run(cmd_in(d).env("STRIPE_API_KEY", &key).args([
-        "resync",
-        "--all",
-        "--json",
-        "--api-base",
-        &base,
-    ]));
+    let out = resync(d, &key, &["--json", "--api-base", &base])
+        .stdout_json()
+        .stderr_has("resuming")
+        .run();
     assert_eq!(out.status, 0, "{}", out.stderr);
     assert!(out.stderr.contains("resuming"), "{}", out.stderr);
 }

@@ -9,7 +9,8 @@ use axum::http::{HeaderMap, StatusCode};
 use stripe_sync::secret::Secret;
 use stripe_sync::signature;
 
-use crate::common::{cmd_in, json, keys, run, tempdir};
+use crate::common::{keys, tempdir};
+use crate::harness::Test;
 
 const SECRET: &str = "whsec_forward_test_3c1d";
 
@@ -93,6 +94,17 @@ fn complaints(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
+/// No warning or error line on stderr.
+fn no_complaints(stderr: &str) -> bool {
+    complaints(stderr).is_empty()
+}
+
+/// `replay` in `dir`, for the test to add arguments and state what it
+/// prints.
+fn replay(dir: &std::path::Path) -> Test {
+    Test::in_dir(dir).arg("replay")
+}
+
 fn fixtures() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
@@ -111,10 +123,9 @@ fn delivers_signed_exact_bytes_in_order() {
     .unwrap();
     std::fs::write(dir.path().join("b.json"), "[ {\"id\":\"evt_b1\",\"object\":\"event\",\"type\":\"x.y\",\"created\":1,\"data\":{\"object\":{}}} ,\n  {\"id\": \"evt_b2\", \"object\": \"event\", \"type\": \"x.y\", \"created\": 2, \"data\": {\"object\": {\"n\": \"\\u00e9\"}}}]").unwrap();
     std::fs::write(dir.path().join("c.ndjson"), "{\"id\":\"evt_c1\",\"object\":\"event\",\"type\":\"x.y\",\"created\":3,\"data\":{\"object\":{}}}\n").unwrap();
-    let out = run(cmd_in(dir.path())
+    let out = replay(dir.path())
         .env("STRIPE_WEBHOOK_SECRET", SECRET)
         .args([
-            "replay",
             "--json",
             "--forward-to",
             &ep.url,
@@ -123,9 +134,13 @@ fn delivers_signed_exact_bytes_in_order() {
             "a.json",
             "b.json",
             "c.ndjson",
-        ]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let v = json(&out.stdout);
+        ])
+        .stdout_json()
+        .stdout_lacks(SECRET)
+        .stderr_has("forwarded 4 events: 4 answered 2xx, 0 failed")
+        .stderr_lacks(SECRET)
+        .run();
+    let v = out.json();
     assert_eq!(v["summary"]["forwarded"], 4);
     assert_eq!(v["summary"]["forward_failures"], 0);
     assert_eq!(v["summary"]["customers_synced"], 0);
@@ -157,27 +172,22 @@ fn delivers_signed_exact_bytes_in_order() {
         !dir.path().join("stripe-sync.db").exists(),
         "the store is not written"
     );
-    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
 }
 
 #[test]
 fn order_is_kept_at_concurrency_1_and_all_arrive_at_4() {
     let ep = endpoint(200, Duration::from_millis(5));
     let dir = tempdir();
-    let out = run(cmd_in(dir.path())
-        .args([
-            "replay",
-            "--json",
-            "--secret",
-            SECRET,
-            "--forward-to",
-            &ep.url,
-        ])
-        .arg(fixtures()));
     // With --forward-to the deliveries decide the status: all were 2xx, so
     // 0, although the fixtures hold one rejected checkout (still reported).
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let v = json(&out.stdout);
+    let v = replay(dir.path())
+        .args(["--json", "--secret", SECRET, "--forward-to", &ep.url])
+        .arg(fixtures())
+        .stdout_json()
+        .stderr_has("1 rejected")
+        .stderr_has("forwarded 45 events: 45 answered 2xx, 0 failed")
+        .run()
+        .json();
     assert_eq!(v["summary"]["rejected"], 1);
     let ids: Vec<String> = v["events"]
         .as_array()
@@ -204,19 +214,15 @@ fn order_is_kept_at_concurrency_1_and_all_arrive_at_4() {
     );
 
     let ep4 = endpoint(200, Duration::from_millis(20));
-    let out = run(cmd_in(dir.path())
-        .args([
-            "replay",
-            "--json",
-            "--secret",
-            SECRET,
-            "--concurrency",
-            "4",
-            "--forward-to",
-            &ep4.url,
-        ])
-        .arg(fixtures()));
-    assert_eq!(json(&out.stdout)["summary"]["forwarded"], 45);
+    let v = replay(dir.path())
+        .args(["--json", "--secret", SECRET, "--concurrency", "4"])
+        .args(["--forward-to", &ep4.url])
+        .arg(fixtures())
+        .stdout_json()
+        .stderr_has("forwarded 45 events: 45 answered 2xx, 0 failed")
+        .run()
+        .json();
+    assert_eq!(v["summary"]["forwarded"], 45);
     assert_eq!(ep4.seen.bodies.lock().unwrap().len(), 45);
 }
 
@@ -225,27 +231,22 @@ fn failures_timeouts_and_bad_urls() {
     let ep = endpoint(500, Duration::ZERO);
     let dir = tempdir();
     let one = fixtures().join("2026-04-billing/02-alan-seats-applied.json");
-    let out = run(cmd_in(dir.path())
-        .args([
-            "replay",
-            "--json",
-            "--secret",
-            SECRET,
-            "--forward-to",
-            &ep.url,
-        ])
-        .arg(&one));
-    assert_eq!(out.status, 1);
-    let v = json(&out.stdout);
+    let v = replay(dir.path())
+        .args(["--json", "--secret", SECRET, "--forward-to", &ep.url])
+        .arg(&one)
+        .status(1)
+        .stdout_json()
+        .stderr_has("forwarded 1 event: 0 answered 2xx, 1 failed")
+        .run()
+        .json();
     assert_eq!(v["events"][0]["forward"]["status"], 500);
     assert_eq!(v["events"][0]["forward"]["body"], "ok");
     assert_eq!(keys(&v["events"][0]["forward"]), ["status", "ms", "body"]);
     assert_eq!(v["summary"]["forward_failures"], 1);
 
     let slow = endpoint(200, Duration::from_secs(5));
-    let out = run(cmd_in(dir.path())
+    replay(dir.path())
         .args([
-            "replay",
             "--secret",
             SECRET,
             "--timeout",
@@ -253,28 +254,22 @@ fn failures_timeouts_and_bad_urls() {
             "--forward-to",
             &slow.url,
         ])
-        .arg(&one));
-    assert_eq!(out.status, 1);
-    assert!(
-        out.stdout.contains("timed out after 0.3 s"),
-        "{}",
-        out.stdout
-    );
-    let out = run(cmd_in(dir.path())
-        .args([
-            "replay",
-            "--json",
-            "--secret",
-            SECRET,
-            "--timeout",
-            "0.3",
-            "--forward-to",
-            &slow.url,
-        ])
-        .arg(&one));
-    assert_eq!(out.status, 1);
+        .arg(&one)
+        .status(1)
+        .stdout_has("timed out after 0.3 s")
+        .stderr_has("forwarded 1 event: 0 answered 2xx, 1 failed")
+        .run();
+    let v = replay(dir.path())
+        .args(["--json", "--secret", SECRET, "--timeout", "0.3"])
+        .args(["--forward-to", &slow.url])
+        .arg(&one)
+        .status(1)
+        .stdout_json()
+        .stderr_has("forwarded 1 event: 0 answered 2xx, 1 failed")
+        .run()
+        .json();
     assert_eq!(
-        keys(&json(&out.stdout)["events"][0]["forward"]),
+        keys(&v["events"][0]["forward"]),
         ["ms", "error"],
         "a timeout has no status and no body"
     );
@@ -284,19 +279,17 @@ fn failures_timeouts_and_bad_urls() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let out = run(cmd_in(dir.path())
-        .args([
-            "replay",
-            "--json",
-            "--secret",
-            SECRET,
-            "--forward-to",
-            &format!("http://{closed}/hook"),
-        ])
-        .arg(&one));
-    assert_eq!(out.status, 1);
+    let v = replay(dir.path())
+        .args(["--json", "--secret", SECRET, "--forward-to"])
+        .arg(format!("http://{closed}/hook"))
+        .arg(&one)
+        .status(1)
+        .stdout_json()
+        .stderr_has("forwarded 1 event: 0 answered 2xx, 1 failed")
+        .run()
+        .json();
     assert!(
-        json(&out.stdout)["events"][0]["forward"]["error"]
+        v["events"][0]["forward"]["error"]
             .as_str()
             .unwrap()
             .contains("cannot connect")
@@ -307,20 +300,23 @@ fn failures_timeouts_and_bad_urls() {
         ("ftp://x/y", "unsupported scheme"),
         ("nope", "invalid --forward-to"),
     ] {
-        let out = run(cmd_in(dir.path())
-            .args(["replay", "--secret", SECRET, "--forward-to", url])
-            .arg(&one));
-        assert_eq!(out.status, 2, "{url}");
-        assert!(out.stderr.contains(needle), "{url}: {}", out.stderr);
+        replay(dir.path())
+            .args(["--secret", SECRET, "--forward-to", url])
+            .arg(&one)
+            .status(2)
+            .stderr_has("error: ")
+            .stderr_has(needle)
+            .run();
     }
-    let out = run(cmd_in(dir.path())
-        .args(["replay", "--forward-to", &ep.url])
-        .arg(&one));
-    assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("signing secret"), "{}", out.stderr);
-    let out = run(cmd_in(dir.path())
+    replay(dir.path())
+        .args(["--forward-to", &ep.url])
+        .arg(&one)
+        .status(2)
+        .stderr_has("error: ")
+        .stderr_has("signing secret")
+        .run();
+    replay(dir.path())
         .args([
-            "replay",
             "--secret",
             SECRET,
             "-H",
@@ -328,8 +324,11 @@ fn failures_timeouts_and_bad_urls() {
             "--forward-to",
             &ep.url,
         ])
-        .arg(&one));
-    assert_eq!(out.status, 2);
+        .arg(&one)
+        .status(2)
+        .stderr_has("error: ")
+        .stderr_has("bad header")
+        .run();
 }
 
 /// `--delay` used to build its timer outside the runtime and panic (status
@@ -339,30 +338,19 @@ fn delay_between_deliveries_delivers_everything() {
     let ep = endpoint(200, Duration::ZERO);
     let dir = tempdir();
     let started = std::time::Instant::now();
-    let out = run(cmd_in(dir.path())
-        .args([
-            "replay",
-            "--json",
-            "--secret",
-            SECRET,
-            "--delay",
-            "5",
-            "--forward-to",
-            &ep.url,
-        ])
-        .arg(fixtures()));
-    let elapsed = started.elapsed();
     // Every delivery 2xx: status 0 (the deliveries decide under --forward-to),
     // where it was 101, a panic, after the first delivery.
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    assert_eq!(
-        complaints(&out.stderr),
-        Vec::<&str>::new(),
-        "{}",
-        out.stderr
-    );
-    let v = json(&out.stdout);
+    let out = replay(dir.path())
+        .args(["--json", "--secret", SECRET, "--delay", "5"])
+        .args(["--forward-to", &ep.url])
+        .arg(fixtures())
+        .stdout_json()
+        .stderr_has("forwarded 45 events: 45 answered 2xx, 0 failed")
+        .stderr_lacks("panicked")
+        .stderr_with("no warning or error line", no_complaints)
+        .run();
+    let elapsed = started.elapsed();
+    let v = out.json();
     assert_eq!(v["summary"]["rejected"], 1, "still reported");
     assert_eq!(v["summary"]["forwarded"], 45);
     assert_eq!(v["summary"]["forward_failures"], 0);
@@ -409,24 +397,15 @@ fn failed_delivery_keeps_the_start_of_the_answer() {
     let ep = endpoint_answering(500, Duration::ZERO, answer);
     let dir = tempdir();
     let one = fixtures().join("2026-04-billing/02-alan-seats-applied.json");
-    let out = run(cmd_in(dir.path())
-        .args([
-            "replay",
-            "--json",
-            "--secret",
-            SECRET,
-            "--forward-to",
-            &ep.url,
-        ])
-        .arg(&one));
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    assert_eq!(
-        complaints(&out.stderr),
-        Vec::<&str>::new(),
-        "{}",
-        out.stderr
-    );
-    let v = json(&out.stdout);
+    let v = replay(dir.path())
+        .args(["--json", "--secret", SECRET, "--forward-to", &ep.url])
+        .arg(&one)
+        .status(1)
+        .stdout_json()
+        .stderr_has("forwarded 1 event: 0 answered 2xx, 1 failed")
+        .stderr_with("no warning or error line", no_complaints)
+        .run()
+        .json();
     let f = &v["events"][0]["forward"];
     assert_eq!(keys(f), ["status", "ms", "body"]);
     assert_eq!(f["status"], 500);
@@ -437,13 +416,15 @@ fn failed_delivery_keeps_the_start_of_the_answer() {
     assert_eq!(v["summary"]["forward_failures"], 1);
 
     // The human table never carries the endpoint's raw control characters.
-    let out = run(cmd_in(dir.path())
-        .args(["replay", "--secret", SECRET, "--forward-to", &ep.url])
-        .arg(&one));
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    assert!(out.stdout.contains("500"), "{}", out.stdout);
-    assert!(!out.stdout.contains('\x1b'), "{}", out.stdout);
-    assert!(!out.stderr.contains('\x1b'), "{}", out.stderr);
+    replay(dir.path())
+        .args(["--secret", SECRET, "--forward-to", &ep.url])
+        .arg(&one)
+        .status(1)
+        .stdout_has("500")
+        .stdout_lacks("\x1b")
+        .stderr_has("forwarded 1 event: 0 answered 2xx, 1 failed")
+        .stderr_lacks("\x1b")
+        .run();
 }
 
 /// https:// to a port that serves plain HTTP: rustls reports "received
@@ -454,24 +435,15 @@ fn https_to_a_plain_http_port_says_use_http() {
     let https = ep.url.replacen("http://", "https://", 1);
     let dir = tempdir();
     let one = fixtures().join("2026-04-billing/02-alan-seats-applied.json");
-    let out = run(cmd_in(dir.path())
-        .args([
-            "replay",
-            "--json",
-            "--secret",
-            SECRET,
-            "--forward-to",
-            &https,
-        ])
-        .arg(&one));
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    assert_eq!(
-        complaints(&out.stderr),
-        Vec::<&str>::new(),
-        "{}",
-        out.stderr
-    );
-    let v = json(&out.stdout);
+    let v = replay(dir.path())
+        .args(["--json", "--secret", SECRET, "--forward-to", &https])
+        .arg(&one)
+        .status(1)
+        .stdout_json()
+        .stderr_has("forwarded 1 event: 0 answered 2xx, 1 failed")
+        .stderr_with("no warning or error line", no_complaints)
+        .run()
+        .json();
     let f = &v["events"][0]["forward"];
     assert_eq!(keys(f), ["ms", "error"]);
     assert_eq!(f["error"], "the endpoint does not speak TLS: use http://");
@@ -481,17 +453,14 @@ fn https_to_a_plain_http_port_says_use_http() {
         "nothing delivered"
     );
 
-    let out = run(cmd_in(dir.path())
-        .args(["replay", "--secret", SECRET, "--forward-to", &https])
-        .arg(&one));
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    assert!(
-        out.stdout
-            .contains("the endpoint does not speak TLS: use http://"),
-        "{}",
-        out.stdout
-    );
-    assert!(!out.stdout.contains("InvalidContentType"), "{}", out.stdout);
+    replay(dir.path())
+        .args(["--secret", SECRET, "--forward-to", &https])
+        .arg(&one)
+        .status(1)
+        .stdout_has("the endpoint does not speak TLS: use http://")
+        .stdout_lacks("InvalidContentType")
+        .stderr_has("forwarded 1 event: 0 answered 2xx, 1 failed")
+        .run();
 
     // A plain server that reads the ClientHello and hangs up without a word.
     let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -503,18 +472,16 @@ fn https_to_a_plain_http_port_says_use_http() {
             let _ = std::io::Read::read(&mut conn, &mut buf);
         }
     });
-    let out = run(cmd_in(dir.path())
-        .args([
-            "replay",
-            "--json",
-            "--secret",
-            SECRET,
-            "--forward-to",
-            &format!("https://{addr}/hook"),
-        ])
-        .arg(&one));
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    let error = json(&out.stdout)["events"][0]["forward"]["error"]
+    let v = replay(dir.path())
+        .args(["--json", "--secret", SECRET, "--forward-to"])
+        .arg(format!("https://{addr}/hook"))
+        .arg(&one)
+        .status(1)
+        .stdout_json()
+        .stderr_has("forwarded 1 event: 0 answered 2xx, 1 failed")
+        .run()
+        .json();
+    let error = v["events"][0]["forward"]["error"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -538,48 +505,25 @@ fn overriding_own_headers_takes_a_flag() {
         ("content-type: text/plain", "Content-Type"),
         ("User-Agent: curl/8", "User-Agent"),
     ] {
-        let out = run(cmd_in(dir.path())
-            .args([
-                "replay",
-                "--json",
-                "--secret",
-                SECRET,
-                "-H",
-                header,
-                "--forward-to",
-                &ep.url,
-            ])
-            .arg(&one));
-        assert_eq!(out.status, 2, "{header}: {}", out.stderr);
-        assert_eq!(out.stdout, "", "{header}");
-        assert!(
-            out.stderr.contains("--allow-header-override") && out.stderr.contains(name),
-            "{header}: {}",
-            out.stderr
-        );
+        // The value is not echoed.
         let value = header.split_once(": ").unwrap().1;
-        assert!(
-            !out.stderr.contains(value),
-            "the value is not echoed: {}",
-            out.stderr
-        );
+        replay(dir.path())
+            .args(["--json", "--secret", SECRET, "-H", header])
+            .args(["--forward-to", &ep.url])
+            .arg(&one)
+            .status(2)
+            .stderr_has("--allow-header-override")
+            .stderr_has(name)
+            .stderr_lacks(value)
+            .run();
     }
     // Refused before the missing secret is asked for.
-    let out = run(cmd_in(dir.path())
-        .args([
-            "replay",
-            "-H",
-            "Stripe-Signature: forged",
-            "--forward-to",
-            &ep.url,
-        ])
-        .arg(&one));
-    assert_eq!(out.status, 2);
-    assert!(
-        out.stderr.contains("--allow-header-override"),
-        "{}",
-        out.stderr
-    );
+    replay(dir.path())
+        .args(["-H", "Stripe-Signature: forged", "--forward-to", &ep.url])
+        .arg(&one)
+        .status(2)
+        .stderr_has("--allow-header-override")
+        .run();
     assert!(
         ep.seen.bodies.lock().unwrap().is_empty(),
         "nothing delivered"
@@ -588,22 +532,21 @@ fn overriding_own_headers_takes_a_flag() {
     // With the flag the forged signature is the one sent, and the endpoint
     // rejects it: status 1, its answer in the decision.
     let two = fixtures().join("2026-04-billing");
-    let out = run(cmd_in(dir.path())
+    let out = replay(dir.path())
+        .args(["--json", "--secret", SECRET, "--allow-header-override"])
         .args([
-            "replay",
-            "--json",
-            "--secret",
-            SECRET,
-            "--allow-header-override",
             "-H",
             "Stripe-Signature: forged",
             "-H",
             "User-Agent: forger/1",
-            "--forward-to",
-            &ep.url,
         ])
-        .arg(&two));
-    assert_eq!(out.status, 1, "{}", out.stderr);
+        .args(["--forward-to", &ep.url])
+        .arg(&two)
+        .status(1)
+        .stdout_json()
+        .stderr_has("warning: --allow-header-override")
+        .stderr_has(" answered 2xx, ")
+        .run();
     let warnings = complaints(&out.stderr);
     assert_eq!(warnings.len(), 1, "one warning: {}", out.stderr);
     assert!(
@@ -612,7 +555,7 @@ fn overriding_own_headers_takes_a_flag() {
         "{}",
         out.stderr
     );
-    let v = json(&out.stdout);
+    let v = out.json();
     let events = v["events"].as_array().unwrap();
     assert!(events.len() > 1);
     for e in events {
@@ -640,28 +583,25 @@ fn overriding_own_headers_takes_a_flag() {
     // A replaced Content-Type is the one sent too; the signature is still
     // computed, so the delivery goes through. --quiet drops the warning.
     let ep = endpoint(200, Duration::ZERO);
-    let out = run(cmd_in(dir.path())
+    let v = replay(dir.path())
         .args([
-            "replay",
             "--quiet",
             "--json",
             "--secret",
             SECRET,
             "--allow-header-override",
+        ])
+        .args([
             "-H",
             "Content-Type: application/json",
             "--forward-to",
             &ep.url,
         ])
-        .arg(&one));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(
-        complaints(&out.stderr),
-        Vec::<&str>::new(),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(json(&out.stdout)["events"][0]["forward"]["status"], 200);
+        .arg(&one)
+        .stdout_json()
+        .run()
+        .json();
+    assert_eq!(v["events"][0]["forward"]["status"], 200);
     let got = ep.seen.bodies.lock().unwrap();
     let types: Vec<_> = got[0].2.get_all("content-type").iter().collect();
     assert_eq!(types, ["application/json"]);
@@ -678,13 +618,19 @@ fn rotation_signs_each_delivery_with_every_secret() {
     let dir = tempdir();
     let one = fixtures().join("2026-04-billing/02-alan-seats-applied.json");
     let new = "whsec_forward_new_8e4f";
-    let out = run(cmd_in(dir.path())
+    let v = replay(dir.path())
         .env("STRIPE_WEBHOOK_SECRET", format!("{new},{SECRET}"))
-        .args(["replay", "--json", "--forward-to", &ep.url])
-        .arg(&one));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(complaints(&out.stderr), Vec::<&str>::new());
-    let v = json(&out.stdout);
+        .args(["--json", "--forward-to", &ep.url])
+        .arg(&one)
+        .stdout_json()
+        .stdout_lacks("forward_new")
+        .stdout_lacks(SECRET)
+        .stderr_has("forwarded 1 event: 1 answered 2xx, 0 failed")
+        .stderr_lacks("forward_new")
+        .stderr_lacks(SECRET)
+        .stderr_with("no warning or error line", no_complaints)
+        .run()
+        .json();
     assert_eq!(v["summary"]["forwarded"], 1);
     assert_eq!(v["events"][0]["forward"]["status"], 200);
     let got = ep.seen.bodies.lock().unwrap();
@@ -699,8 +645,6 @@ fn rotation_signs_each_delivery_with_every_secret() {
         .unwrap_or_else(|| panic!("{sent}"));
     let each = |s: &str| signature::sign(&Secret::new(s), t, body).signature;
     assert_eq!(sent, format!("t={t},v1={},v1={}", each(new), each(SECRET)));
-    assert!(!out.stdout.contains("forward_new") && !out.stderr.contains("forward_new"));
-    assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
 }
 
 #[test]
@@ -709,20 +653,16 @@ fn a_blank_secret_in_the_rotation_list_is_a_usage_error() {
     let dir = tempdir();
     let one = fixtures().join("2026-04-billing/02-alan-seats-applied.json");
     for (value, n) in [(format!("{SECRET},"), 2), (format!(",{SECRET}"), 1)] {
-        let out = run(cmd_in(dir.path())
+        replay(dir.path())
             .env("STRIPE_WEBHOOK_SECRET", &value)
-            .args(["replay", "--forward-to", &ep.url])
-            .arg(&one));
-        assert_eq!(out.status, 2, "{value}");
-        assert_eq!(out.stdout, "", "{value}");
-        assert_eq!(
-            out.stderr,
-            format!(
+            .args(["--forward-to", &ep.url])
+            .arg(&one)
+            .status(2)
+            .stderr(format!(
                 "error: webhook secret #{n} for --forward-to is blank (check --secret and \
                  STRIPE_WEBHOOK_SECRET for empty entries)\n"
-            ),
-            "{value}"
-        );
+            ))
+            .run();
     }
     assert!(ep.seen.bodies.lock().unwrap().is_empty(), "nothing sent");
 }

@@ -39,6 +39,7 @@ enum Expect {
 
 #[derive(Debug, Clone)]
 enum Check {
+    Equals(String),
     Has(String),
     Lacks(String),
     Json,
@@ -48,11 +49,15 @@ enum Check {
 }
 
 impl Expect {
-    fn push(&mut self, check: Check) {
+    /// Adds `check`. The default (empty) gives way to it; an exact text the
+    /// test stated stays, as one more check.
+    fn push(&mut self, check: Check, stated: &mut bool) {
         match self {
             Expect::Checks(checks) => checks.push(check),
-            Expect::Exact(_) => *self = Expect::Checks(vec![check]),
+            Expect::Exact(_) if !*stated => *self = Expect::Checks(vec![check]),
+            Expect::Exact(text) => *self = Expect::Checks(vec![Check::Equals(text.clone()), check]),
         }
+        *stated = true;
     }
 
     /// What is wrong with `text`, if anything.
@@ -68,6 +73,7 @@ impl Expect {
 impl Check {
     fn fails(&self, text: &str) -> Option<String> {
         let ok = match self {
+            Check::Equals(s) => text == s,
             Check::Has(s) => text.contains(s.as_str()),
             Check::Lacks(s) => !text.contains(s.as_str()),
             Check::Json => serde_json::from_str::<serde_json::Value>(text).is_ok(),
@@ -81,6 +87,7 @@ impl Check {
             Check::With(_, f) => f(text),
         };
         (!ok).then(|| match self {
+            Check::Equals(s) => format!("expected exactly:\n{s}"),
             Check::Has(s) => format!("expected it to contain: {s:?}"),
             Check::Lacks(s) => format!("expected it not to contain: {s:?}"),
             Check::Json => "expected one JSON document".to_owned(),
@@ -98,10 +105,13 @@ pub struct Test {
     status: Option<i32>,
     stdout: Expect,
     stderr: Expect,
+    /// Whether the test stated anything about stdout / stderr.
+    stated: (bool, bool),
     terminal: Option<u16>,
+    hang_up: Option<usize>,
 }
 
-/// The unprivileged user `as_nobody` runs as (when the tests run as root,
+/// The unprivileged user `unprivileged` runs as (when the tests run as root,
 /// file permissions bind only for another user).
 pub const NOBODY: &str = "65534";
 
@@ -171,7 +181,7 @@ impl Test {
     }
 
     fn with_dir(dir: Dir) -> Test {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("stripe-sync"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stripe-sync"));
         for v in AMBIENT {
             cmd.env_remove(v);
         }
@@ -185,7 +195,9 @@ impl Test {
             status: None,
             stdout: Expect::Exact(String::new()),
             stderr: Expect::Exact(String::new()),
+            stated: (false, false),
             terminal: None,
+            hang_up: None,
         }
     }
 
@@ -243,8 +255,15 @@ impl Test {
         self
     }
 
+    /// Runs the binary through `prefix` (`prlimit --nofile=48:96`, say):
+    /// `prefix`'s program and arguments, then the binary's.
+    pub fn wrapped(mut self, prefix: Command) -> Test {
+        self.cmd = prefixed(prefix, &self.cmd);
+        self
+    }
+
     /// Runs as the unprivileged user [`NOBODY`] (`setpriv`, util-linux).
-    pub fn as_nobody(mut self) -> Test {
+    pub fn unprivileged(mut self) -> Test {
         let mut run = Command::new("setpriv");
         run.args([
             &format!("--reuid={NOBODY}"),
@@ -265,60 +284,68 @@ impl Test {
     /// Stdout is exactly `text`.
     pub fn stdout(mut self, text: impl Into<String>) -> Test {
         self.stdout = Expect::Exact(text.into());
+        self.stated.0 = true;
         self
     }
 
     /// Stdout contains `text` (may be given several times).
     pub fn stdout_has(mut self, text: impl Into<String>) -> Test {
-        self.stdout.push(Check::Has(text.into()));
+        self.stdout
+            .push(Check::Has(text.into()), &mut self.stated.0);
         self
     }
 
     /// Stdout does not contain `text` (alone, it allows any other output).
     pub fn stdout_lacks(mut self, text: impl Into<String>) -> Test {
-        self.stdout.push(Check::Lacks(text.into()));
+        self.stdout
+            .push(Check::Lacks(text.into()), &mut self.stated.0);
         self
     }
 
     /// Stdout is one JSON document (read it with [`Output::json`]).
     pub fn stdout_json(mut self) -> Test {
-        self.stdout.push(Check::Json);
+        self.stdout.push(Check::Json, &mut self.stated.0);
         self
     }
 
     /// Stdout is one JSON document per line.
     pub fn stdout_ndjson(mut self) -> Test {
-        self.stdout.push(Check::NdJson);
+        self.stdout.push(Check::NdJson, &mut self.stated.0);
         self
     }
 
     /// Stdout satisfies `check`, described by `what`.
     pub fn stdout_with(mut self, what: &'static str, check: fn(&str) -> bool) -> Test {
-        self.stdout.push(Check::With(what, check));
+        self.stdout
+            .push(Check::With(what, check), &mut self.stated.0);
         self
     }
 
     /// Stderr is exactly `text`.
     pub fn stderr(mut self, text: impl Into<String>) -> Test {
         self.stderr = Expect::Exact(text.into());
+        self.stated.1 = true;
         self
     }
 
     /// Stderr contains `text` (may be given several times).
     pub fn stderr_has(mut self, text: impl Into<String>) -> Test {
-        self.stderr.push(Check::Has(text.into()));
+        self.stderr
+            .push(Check::Has(text.into()), &mut self.stated.1);
         self
     }
 
     /// Stderr does not contain `text` (alone, it allows any other output).
     pub fn stderr_lacks(mut self, text: impl Into<String>) -> Test {
-        self.stderr.push(Check::Lacks(text.into()));
+        self.stderr
+            .push(Check::Lacks(text.into()), &mut self.stated.1);
         self
     }
 
     /// Stderr satisfies `check`, described by `what`.
     pub fn stderr_with(mut self, what: &'static str, check: fn(&str) -> bool) -> Test {
-        self.stderr.push(Check::With(what, check));
+        self.stderr
+            .push(Check::With(what, check), &mut self.stated.1);
         self
     }
 
@@ -341,6 +368,14 @@ impl Test {
         term
     }
 
+    /// The reader of stdout goes away after `bytes` bytes (`head -c`), or
+    /// before anything is written when `bytes` is 0. `stdout` is then what
+    /// was read.
+    pub fn hang_up_after(mut self, bytes: usize) -> Test {
+        self.hang_up = Some(bytes);
+        self
+    }
+
     /// Runs to the end and checks status, stdout and stderr.
     pub fn run(self) -> Output {
         let Test {
@@ -351,10 +386,13 @@ impl Test {
             stdout,
             stderr,
             terminal,
+            hang_up,
+            ..
         } = self;
-        let mut out = match terminal {
-            Some(cols) => crate::terminal::run(&mut cmd, cols, stdin.as_deref()),
-            None => run_piped(&mut cmd, stdin.as_deref()),
+        let mut out = match (terminal, hang_up) {
+            (Some(cols), _) => crate::terminal::run(&mut cmd, cols, stdin.as_deref()),
+            (None, Some(bytes)) => run_hanging_up(&mut cmd, stdin.as_deref(), bytes),
+            (None, None) => run_piped(&mut cmd, stdin.as_deref()),
         };
         check(&out, status.unwrap_or(0), &stdout, &stderr);
         if let Dir::Own(t) = dir {
@@ -474,6 +512,26 @@ impl Running {
         self
     }
 
+    /// Whether the binary has exited (without waiting).
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_some()
+    }
+
+    /// [`Running::finish`], but the binary must exit within `limit`: past
+    /// it the binary is killed and the test fails, showing both streams.
+    pub fn finish_within(mut self, limit: Duration) -> Output {
+        let start = Instant::now();
+        while !self.exited() {
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                let out = self.collect();
+                panic!("still running after {limit:?}: killed\n{}", show(&out));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.finish()
+    }
+
     /// Kills the binary at once (SIGKILL): nothing of its own runs.
     pub fn kill(mut self) -> Output {
         let _ = self.child.kill();
@@ -567,6 +625,42 @@ fn run_piped(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
         status: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        screen: None,
+        dir: None,
+    }
+}
+
+/// [`run_piped`], but stdout's reader goes away after `bytes` bytes.
+fn run_hanging_up(cmd: &mut Command, stdin: Option<&[u8]>, bytes: usize) -> Output {
+    assert!(stdin.is_none(), "hang_up_after takes no stdin");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let mut kept = vec![0u8; bytes];
+    let mut got = 0;
+    // Closed from the start when nothing is to be read.
+    let reader = (bytes > 0).then_some(reader);
+    cmd.stdout(writer);
+    cmd.stdin(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("stripe-sync starts");
+    // The parent's copy of the writer goes with `cmd`'s Stdio.
+    *cmd = Command::new("true");
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let drained = drain(child.stderr.take().expect("stderr piped"), stderr.clone());
+    if let Some(mut reader) = reader {
+        while got < bytes {
+            match reader.read(&mut kept[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+    }
+    let status = child.wait().expect("stripe-sync ends");
+    let _ = drained.join();
+    kept.truncate(got);
+    let stderr = stderr.lock().expect("lock").clone();
+    Output {
+        status: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&kept).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
         screen: None,
         dir: None,
     }

@@ -40,7 +40,8 @@ use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 use serde_json::{Value, json};
 
-use crate::common::{Output, cmd_in, json, run, tempdir};
+use crate::common::tempdir;
+use crate::harness::Test;
 
 const T0: i64 = 1_767_225_600;
 const PERIOD: i64 = 2_592_000;
@@ -611,19 +612,32 @@ fn list(events: &[&Ev], has_more: bool) -> Value {
     json!({"object": "list", "url": "/v1/events", "has_more": has_more, "data": data})
 }
 
+/// stderr holds a replay's summary line, `N event(s): ...`.
+fn summary(stderr: &str) -> bool {
+    stderr.lines().any(|l| {
+        l.split_once(": ").is_some_and(|(n, _)| {
+            let (count, word) = n.split_once(' ').unwrap_or(("", ""));
+            count.parse::<u32>().is_ok() && (word == "event" || word == "events")
+        })
+    })
+}
+
+/// `replay --json ARGS` in `dir`: status 0, one JSON document on stdout,
+/// the summary (and any warning) on stderr.
+fn replay_run<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> crate::harness::Output {
+    Test::in_dir(dir)
+        .args(["replay", "--json"])
+        .args(args)
+        .stdout_json()
+        .stderr_with("a replay summary (N events: ...)", summary)
+        .run()
+}
+
 /// `replay --json FILES...` in `dir`: its JSON document, after checking
 /// status and stderr.
 fn replay(dir: &Path, files: &[String]) -> Result<Value, TestCaseError> {
-    let out: Output = run(cmd_in(dir).args(["replay", "--json"]).args(files));
-    prop_assert_eq!(
-        out.status,
-        0,
-        "replay {:?}\nstdout {}\nstderr {}",
-        files,
-        out.stdout,
-        out.stderr
-    );
-    let v = json(&out.stdout);
+    let out = replay_run(dir, files);
+    let v = out.json();
     let ambiguous = !v["ambiguous"].as_array().unwrap().is_empty();
     // The warning on stderr points to --live exactly when something is ambiguous.
     prop_assert_eq!(
@@ -639,10 +653,11 @@ fn replay(dir: &Path, files: &[String]) -> Result<Value, TestCaseError> {
 
 /// The store's rows by customer id, as the oracle speaks of them.
 fn store(dir: &Path) -> Result<BTreeMap<String, Value>, TestCaseError> {
-    let out = run(cmd_in(dir).args(["inspect", "--json"]));
-    prop_assert_eq!(out.status, 0, "inspect: {}", out.stderr);
-    prop_assert_eq!(out.stderr, "");
-    let rows = json(&out.stdout);
+    let rows = Test::in_dir(dir)
+        .args(["inspect", "--json"])
+        .stdout_json()
+        .run()
+        .json();
     Ok(rows
         .as_array()
         .unwrap()
@@ -1018,13 +1033,8 @@ fn stub() -> Value {
 /// `replay --json FILES` must succeed; its document, and whether stderr
 /// warned of an ambiguity.
 fn replay_ok(dir: &Path, files: &[&str]) -> (Value, bool) {
-    let out = run(cmd_in(dir).args(["replay", "--json"]).args(files));
-    assert_eq!(
-        out.status, 0,
-        "stdout {}\nstderr {}",
-        out.stdout, out.stderr
-    );
-    let v = json(&out.stdout);
+    let out = replay_run(dir, files);
+    let v = out.json();
     let warned = out.stderr.contains("--live");
     assert_eq!(
         warned,
@@ -1036,10 +1046,12 @@ fn replay_ok(dir: &Path, files: &[&str]) -> (Value, bool) {
 }
 
 fn cus_1(dir: &Path) -> Value {
-    let out = run(cmd_in(dir).args(["inspect", "--json", "--customer", "cus_1"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(out.stderr, "");
-    projection(&json(&out.stdout)[0])
+    let rows = Test::in_dir(dir)
+        .args(["inspect", "--json", "--customer", "cus_1"])
+        .stdout_json()
+        .run()
+        .json();
+    projection(&rows[0])
 }
 
 fn names_cus_1(v: &Value) -> bool {

@@ -3,14 +3,18 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::common::{cmd_in, json, run, tempdir};
+use crate::common::tempdir;
+use crate::harness::Test;
 
 fn replayed() -> tempfile::TempDir {
     let dir = tempdir();
-    let out = run(cmd_in(dir.path())
+    Test::in_dir(dir.path())
         .arg("replay")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")));
-    assert_eq!(out.status, 1, "{}", out.stderr);
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"))
+        .status(1)
+        .stdout_has("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate")
+        .stderr_has("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate")
+        .run();
     dir
 }
 
@@ -18,23 +22,15 @@ fn replayed() -> tempfile::TempDir {
 fn table_csv_json_and_filters() {
     let dir = replayed();
     let d = dir.path();
-    let out = run(cmd_in(d).args(["inspect"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(out.stderr, "");
-    assert!(
-        out.stdout.contains("mastercard •••• 4444"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("2026-04-02 → 2026-05-02"),
-        "{}",
-        out.stdout
-    );
+    let out = Test::in_dir(d)
+        .args(["inspect"])
+        .stdout_has("mastercard •••• 4444")
+        .stdout_has("2026-04-02 → 2026-05-02")
+        .stderr("")
+        .run();
     assert_eq!(out.stdout.lines().count(), 7, "header + 6 customers");
 
-    let out = run(cmd_in(d).args(["inspect", "--json", "--status", "active,trialing"]));
-    let rows = json(&out.stdout);
+    let rows = inspect_json(d, &["--status", "active,trialing"], 0);
     assert_eq!(rows.as_array().unwrap().len(), 5);
     let keys = crate::common::keys(&rows[0]);
     assert_eq!(
@@ -61,23 +57,27 @@ fn table_csv_json_and_filters() {
         "{synced}"
     );
 
-    let out = run(cmd_in(d).args([
-        "inspect",
-        "--json",
-        "--user",
-        "user_24DqvypdTaxjEZmCRfl01cQzv24",
-    ]));
-    let rows = json(&out.stdout);
+    let rows = inspect_json(d, &["--user", "user_24DqvypdTaxjEZmCRfl01cQzv24"], 0);
     assert_eq!(rows.as_array().unwrap().len(), 1);
     assert_eq!(rows[0]["status"], "past_due");
 
-    let out = run(cmd_in(d).args(["--json", "inspect", "--customer", "cus_njhAmuZQRSZSmF"]));
-    assert_eq!(json(&out.stdout)[0]["user_id"], serde_json::Value::Null);
-    let out = run(cmd_in(d).args(["inspect", "--unmapped", "--json"]));
-    assert_eq!(json(&out.stdout).as_array().unwrap().len(), 1);
+    let v = Test::in_dir(d)
+        .args(["--json", "inspect", "--customer", "cus_njhAmuZQRSZSmF"])
+        .stdout_json()
+        .run()
+        .json();
+    assert_eq!(v[0]["user_id"], serde_json::Value::Null);
+    let v = Test::in_dir(d)
+        .args(["inspect", "--unmapped", "--json"])
+        .stdout_json()
+        .run()
+        .json();
+    assert_eq!(v.as_array().unwrap().len(), 1);
 
-    let out = run(cmd_in(d).args(["inspect", "--csv", "--customer", "cus_1gIHnbN8OoIW0c"]));
-    assert_eq!(out.status, 0);
+    let out = Test::in_dir(d)
+        .args(["inspect", "--csv", "--customer", "cus_1gIHnbN8OoIW0c"])
+        .stdout_has("user_id,customer_id,")
+        .run();
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
         lines[0],
@@ -86,22 +86,34 @@ fn table_csv_json_and_filters() {
     assert!(lines[1].starts_with("user_23q4rvzWDYkqJ0g9tlqhv8lWozr,cus_1gIHnbN8OoIW0c,ada@example.com,sub_1ImifjRkT3sQ8vLmmGj8uznS,active,price_1uYMpZRkT3sQ8vLm0xjneFTC,1775124248,1777716248,true,mastercard,4444,"), "{}", lines[1]);
 }
 
+/// `inspect --json ARGS` in `d` with nothing on stderr: the rows.
+fn inspect_json(d: &Path, args: &[&str], status: i32) -> serde_json::Value {
+    Test::in_dir(d)
+        .args(["inspect", "--json"])
+        .args(args)
+        .status(status)
+        .stdout_json()
+        .run()
+        .json()
+}
+
 #[test]
 fn no_match_is_status_1_and_missing_store_2() {
     let dir = replayed();
-    let out = run(cmd_in(dir.path()).args(["inspect", "--json", "--status", "canceled"]));
-    assert_eq!(out.status, 1);
-    assert_eq!(json(&out.stdout), json!([]));
-    let empty = tempdir();
-    let out = run(cmd_in(empty.path()).args(["inspect"]));
-    assert_eq!(out.status, 2);
-    assert!(
-        out.stderr.contains("no store at stripe-sync.db"),
-        "{}",
-        out.stderr
+    assert_eq!(
+        inspect_json(dir.path(), &["--status", "canceled"], 1),
+        json!([])
     );
-    let out = run(cmd_in(dir.path()).args(["inspect", "--csv", "--json"]));
-    assert_eq!(out.status, 2);
+    Test::new()
+        .args(["inspect"])
+        .status(2)
+        .stderr_has("no store at stripe-sync.db")
+        .run();
+    Test::in_dir(dir.path())
+        .args(["inspect", "--csv", "--json"])
+        .status(2)
+        .stderr_has("error: ")
+        .run();
 }
 
 #[test]
@@ -125,23 +137,28 @@ fn duplicate_customers_warn_and_text_is_escaped() {
             .join("\n"),
     )
     .unwrap();
-    assert_eq!(run(cmd_in(d).args(["replay", "c.ndjson"])).status, 0);
-    let out = run(cmd_in(d).args(["inspect"]));
-    assert_eq!(out.status, 0);
-    assert!(
-        out.stderr
-            .contains("user user_dup maps to 2 customers (cus_a, cus_b)"),
-        "{}",
-        out.stderr
-    );
+    Test::in_dir(d)
+        .args(["replay", "c.ndjson"])
+        .stdout_has("2 events: 2 ignored\n2 customers synced (2 changed)")
+        .stderr_has("2 events: 2 ignored; 2 customers synced (2 changed)")
+        .run();
+    let out = Test::in_dir(d)
+        .args(["inspect"])
+        .stdout_has("cus_a")
+        .stderr_has("user user_dup maps to 2 customers (cus_a, cus_b)")
+        .run();
     assert!(!out.stdout.contains('\u{1b}'), "raw escape in table");
     assert!(
         !out.stdout.contains('\u{202e}'),
         "raw bidi override in table"
     );
     assert!(out.stdout.contains("evil\\u{1b}[2J@x.io"), "{}", out.stdout);
-    let out = run(cmd_in(d).args(["-q", "inspect"]));
-    assert_eq!(out.stderr, "", "--quiet hides the warning");
+    // --quiet hides the warning.
+    Test::in_dir(d)
+        .args(["-q", "inspect"])
+        .stdout_has("cus_a")
+        .stderr("")
+        .run();
 }
 
 /// A store with its schema but no customer: one replayed event of a type the
@@ -156,8 +173,11 @@ fn empty_store() -> tempfile::TempDir {
         .to_string(),
     )
     .unwrap();
-    let out = run(cmd_in(d).args(["replay", "e.json"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
+    Test::in_dir(d)
+        .args(["replay", "e.json"])
+        .stdout_has("1 event: 1 ignored")
+        .stderr_has("1 event: 1 ignored")
+        .run();
     assert!(d.join("stripe-sync.db").exists(), "the store was created");
     dir
 }
@@ -169,9 +189,11 @@ fn empty_store_without_a_filter_is_status_0_with_a_hint() {
     let dir = empty_store();
     let d = dir.path();
 
-    let out = run(cmd_in(d).args(["inspect"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(out.stderr, EMPTY_HINT);
+    let out = Test::in_dir(d)
+        .args(["inspect"])
+        .stdout_has("USER")
+        .stderr(EMPTY_HINT)
+        .run();
     assert_eq!(
         out.stdout.lines().count(),
         1,
@@ -186,27 +208,31 @@ fn empty_store_without_a_filter_is_status_0_with_a_hint() {
         ]
     );
 
-    let out = run(cmd_in(d).args(["inspect", "--json"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(out.stderr, EMPTY_HINT);
-    assert_eq!(json(&out.stdout), json!([]));
+    let out = Test::in_dir(d)
+        .args(["inspect", "--json"])
+        .stdout_json()
+        .stderr(EMPTY_HINT)
+        .run();
+    assert_eq!(out.json(), json!([]));
 
-    let out = run(cmd_in(d).args(["inspect", "--csv"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(out.stderr, EMPTY_HINT);
-    assert_eq!(
-        out.stdout,
-        "user_id,customer_id,email,subscription_id,status,price_id,current_period_start,current_period_end,cancel_at_period_end,card_brand,card_last4,synced_at,source\n"
-    );
+    Test::in_dir(d)
+        .args(["inspect", "--csv"])
+        .stdout("user_id,customer_id,email,subscription_id,status,price_id,current_period_start,current_period_end,cancel_at_period_end,card_brand,card_last4,synced_at,source\n")
+        .stderr(EMPTY_HINT)
+        .run();
 
     // The hint names the store actually read, and --quiet hides it.
     fs::rename(d.join("stripe-sync.db"), d.join("other.db")).unwrap();
-    let out = run(cmd_in(d).args(["--db", "other.db", "inspect", "--json"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(out.stderr, EMPTY_HINT.replace("stripe-sync.db", "other.db"));
-    let out = run(cmd_in(d).args(["--db", "other.db", "-q", "inspect"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(out.stderr, "");
+    Test::in_dir(d)
+        .args(["--db", "other.db", "inspect", "--json"])
+        .stdout("[]\n")
+        .stderr(EMPTY_HINT.replace("stripe-sync.db", "other.db"))
+        .run();
+    Test::in_dir(d)
+        .args(["--db", "other.db", "-q", "inspect"])
+        .stdout_has("USER")
+        .stderr("")
+        .run();
 }
 
 #[test]
@@ -220,15 +246,15 @@ fn empty_store_with_a_filter_is_still_status_1() {
         &["--unmapped"],
     ];
     for filter in filters {
-        let out = run(cmd_in(d).args(["inspect"]).args(filter));
-        assert_eq!(out.status, 1, "{filter:?}: {}", out.stderr);
-        assert_eq!(out.stdout, "", "{filter:?}");
-        assert_eq!(out.stderr, "no customer matches the filter\n", "{filter:?}");
+        Test::in_dir(d)
+            .args(["inspect"])
+            .args(filter)
+            .status(1)
+            .stdout("")
+            .stderr("no customer matches the filter\n")
+            .run();
 
-        let out = run(cmd_in(d).args(["inspect", "--json"]).args(filter));
-        assert_eq!(out.status, 1, "{filter:?}: {}", out.stderr);
-        assert_eq!(json(&out.stdout), json!([]), "{filter:?}");
-        assert_eq!(out.stderr, "", "{filter:?}");
+        assert_eq!(inspect_json(d, filter, 1), json!([]), "{filter:?}");
     }
 }
 
@@ -237,20 +263,22 @@ fn unknown_status_is_a_usage_error_naming_the_valid_ones() {
     let dir = empty_store();
     let d = dir.path();
     for value in ["pastdue", "active,pastdue", "active,", "ACTIVE"] {
-        let out = run(cmd_in(d).args(["inspect", "--json", "--status", value]));
-        assert_eq!(out.status, 2, "{value}: {}", out.stderr);
-        assert_eq!(out.stdout, "", "{value}");
-        assert!(
-            out.stderr.starts_with("error: ")
-                && out.stderr.contains(" for '--status <S[,S...]>'")
-                && out.stderr.contains(
-                    "[possible values: incomplete, incomplete_expired, trialing, active, past_due, canceled, unpaid, paused, none, deleted]"
-                ),
-            "{value}: {}",
-            out.stderr
-        );
+        let out = Test::in_dir(d)
+            .args(["inspect", "--json", "--status", value])
+            .status(2)
+            .stdout("")
+            .stderr_has(" for '--status <S[,S...]>'")
+            .stderr_has(
+                "[possible values: incomplete, incomplete_expired, trialing, active, past_due, canceled, unpaid, paused, none, deleted]",
+            )
+            .run();
+        assert!(out.stderr.starts_with("error: "), "{value}: {}", out.stderr);
     }
-    let out = run(cmd_in(d).args(["inspect", "--status", "pastdue"]));
+    let out = Test::in_dir(d)
+        .args(["inspect", "--status", "pastdue"])
+        .status(2)
+        .stderr_has("tip: a similar value exists: 'past_due'")
+        .run();
     assert!(
         out.stderr
             .starts_with("error: invalid value 'pastdue' for '--status <S[,S...]>'\n"),
@@ -272,10 +300,11 @@ fn unknown_status_is_a_usage_error_naming_the_valid_ones() {
         "none",
         "deleted",
     ] {
-        let out = run(cmd_in(d).args(["inspect", "--json", "--status", value]));
-        assert_eq!(out.status, 1, "{value}: {}", out.stderr);
-        assert_eq!(json(&out.stdout), json!([]), "{value}");
-        assert_eq!(out.stderr, "", "{value}");
+        assert_eq!(
+            inspect_json(d, &["--status", value], 1),
+            json!([]),
+            "{value}"
+        );
     }
 }
 
@@ -294,12 +323,17 @@ fn deleted_customers_filter_and_show_once_as_deleted() {
                "data": {"object": deleted}}),
     ];
     fs::write(d.join("c.ndjson"), lines.map(|l| l.to_string()).join("\n")).unwrap();
-    let out = run(cmd_in(d).args(["replay", "c.ndjson"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
+    Test::in_dir(d)
+        .args(["replay", "c.ndjson"])
+        .stdout_has("2 events: 2 ignored\n1 customer synced (1 changed)")
+        .stderr_has("2 events: 2 ignored; 1 customer synced (1 changed)")
+        .run();
 
-    let out = run(cmd_in(d).args(["inspect", "--status", "deleted"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(out.stderr, "");
+    let out = Test::in_dir(d)
+        .args(["inspect", "--status", "deleted"])
+        .stdout_has("cus_gone")
+        .stderr("")
+        .run();
     let row: Vec<&str> = out
         .stdout
         .lines()
@@ -321,10 +355,7 @@ fn deleted_customers_filter_and_show_once_as_deleted() {
             "events"
         ]
     );
-    let out = run(cmd_in(d).args(["inspect", "--json", "--status", "active,none"]));
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    assert_eq!(json(&out.stdout), json!([]));
-    assert_eq!(out.stderr, "");
+    assert_eq!(inspect_json(d, &["--status", "active,none"], 1), json!([]));
 }
 
 /// A reader that stops early (`| head`) ends JSON output quietly: no
@@ -342,17 +373,10 @@ fn a_closed_stdout_ends_json_output_quietly() {
         // Larger than the output buffer: the error comes from serde_json.
         &["completions", "bash", "--json"][..],
     ] {
-        let (reader, writer) = std::io::pipe().unwrap();
-        drop(reader);
-        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("stripe-sync"))
+        Test::in_dir(dir.path())
             .args(args)
-            .current_dir(dir.path())
-            .env_remove("STRIPE_SYNC_DB")
-            .stdout(writer)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
-        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+            .hang_up_after(0)
+            .stderr_lacks("Broken pipe")
+            .run();
     }
 }

@@ -10,13 +10,12 @@
 //!     inspect_stream::make_a_store_for_the_inspect_bench --nocapture
 //! ```
 
-use std::io::Read;
 use std::path::Path;
-use std::process::Stdio;
 
 use serde_json::{Value, json};
 
-use crate::common::{cmd_in, json, run, tempdir};
+use crate::common::tempdir;
+use crate::harness::{Output, Test};
 
 #[path = "../../benches/support/inspect_probe.rs"]
 mod inspect_probe;
@@ -49,8 +48,14 @@ pub fn make_store(db: &Path, customers: usize, seed: u64) {
         .to_string(),
     )
     .unwrap();
-    let out = run(cmd_in(dir).arg("--db").arg(db).arg("replay").arg(&ignored));
-    assert_eq!(out.status, 0, "{}", out.stderr);
+    Test::in_dir(dir)
+        .arg("--db")
+        .arg(db)
+        .arg("replay")
+        .arg(&ignored)
+        .stdout_has("1 event: 1 ignored")
+        .stderr_has("1 event: 1 ignored")
+        .run();
     std::fs::remove_file(&ignored).unwrap();
 
     let mut conn = rusqlite::Connection::open(db).unwrap();
@@ -229,6 +234,26 @@ impl Wanted<'_> {
     }
 }
 
+/// Stderr holds nothing but warnings (of duplicate customers).
+fn only_warnings(stderr: &str) -> bool {
+    stderr.lines().all(|l| l.starts_with("warning: "))
+}
+
+/// `inspect ARGS` in `d` (a filter that shows user_three), exiting
+/// `status`, with stderr `stderr` when given, else only warnings.
+fn inspect(d: &Path, args: &[&str], status: i32, stderr: Option<&str>) -> Output {
+    let t = Test::in_dir(d)
+        .arg("inspect")
+        .args(args)
+        .status(status)
+        .stdout_has("user_three");
+    match stderr {
+        Some(text) => t.stderr(text),
+        None => t.stderr_with("only warnings", only_warnings),
+    }
+    .run()
+}
+
 /// `inspect`'s JSON as it was printed before it streamed: the whole array
 /// through `serde_json::to_writer_pretty`, then a newline.
 fn printed_at_once(rows: &[Value]) -> String {
@@ -239,9 +264,12 @@ fn printed_at_once(rows: &[Value]) -> String {
 fn filtered_streams_are_the_rows_the_old_filters_kept_in_the_same_bytes() {
     let dir = store();
     let d = dir.path();
-    let all = run(cmd_in(d).args(["inspect", "--json"]));
-    assert_eq!(all.status, 0, "{}", all.stderr);
-    let rows = json(&all.stdout).as_array().unwrap().clone();
+    let all = Test::in_dir(d)
+        .args(["inspect", "--json"])
+        .stdout_json()
+        .stderr_has("users have more than one customer")
+        .run();
+    let rows = all.json().as_array().unwrap().clone();
     assert_eq!(rows.len(), 3_003);
     assert_eq!(all.stdout, printed_at_once(&rows));
     // The old order: by user, unmapped last, then by customer.
@@ -254,8 +282,11 @@ fn filtered_streams_are_the_rows_the_old_filters_kept_in_the_same_bytes() {
         )
     };
     assert!(rows.windows(2).all(|w| key(&w[0]) < key(&w[1])));
-    let csv_all = run(cmd_in(d).args(["inspect", "--csv"]));
-    assert_eq!(csv_all.status, 0, "{}", csv_all.stderr);
+    let csv_all = Test::in_dir(d)
+        .args(["inspect", "--csv"])
+        .stdout_has("user_id,customer_id,")
+        .stderr_has("users have more than one customer")
+        .run();
     let csv_lines: Vec<&str> = csv_all.stdout.lines().collect();
     // One line per row: the generated text has no line breaks.
     assert_eq!(csv_lines.len(), rows.len() + 1);
@@ -349,17 +380,25 @@ fn filtered_streams_are_the_rows_the_old_filters_kept_in_the_same_bytes() {
         let want: Vec<Value> = kept.iter().map(|&i| rows[i].clone()).collect();
         let status = if want.is_empty() { 1 } else { 0 };
 
-        let out = run(cmd_in(d).args(["inspect", "--json"]).args(&args));
-        assert_eq!(out.status, status, "{args:?}: {}", out.stderr);
-        assert_eq!(out.stdout, printed_at_once(&want), "{args:?}");
+        Test::in_dir(d)
+            .args(["inspect", "--json"])
+            .args(&args)
+            .status(status)
+            .stdout(printed_at_once(&want))
+            .stderr_with("only warnings", only_warnings)
+            .run();
 
-        let out = run(cmd_in(d).args(["inspect", "--csv"]).args(&args));
-        assert_eq!(out.status, status, "{args:?}: {}", out.stderr);
         let want_csv: String = std::iter::once(0)
             .chain(kept.iter().map(|i| i + 1))
             .map(|i| format!("{}\n", csv_lines[i]))
             .collect();
-        assert_eq!(out.stdout, want_csv, "{args:?}");
+        Test::in_dir(d)
+            .args(["inspect", "--csv"])
+            .args(&args)
+            .status(status)
+            .stdout(want_csv)
+            .stderr_with("only warnings", only_warnings)
+            .run();
     }
     // Some filters above kept rows, and some kept none.
     assert!(
@@ -378,9 +417,12 @@ fn duplicate_customers_are_found_among_the_filtered_rows() {
 
     // The generated users with two customers, and user_three: more than a
     // few, so one grouped line names the first three.
-    let out = run(cmd_in(d).args(["inspect", "--json"]));
-    assert_eq!(out.status, 0);
-    let rows = json(&out.stdout);
+    let out = Test::in_dir(d)
+        .args(["inspect", "--json"])
+        .stdout_json()
+        .stderr_has("users have more than one customer")
+        .run();
+    let rows = out.json();
     let mut per_user = std::collections::BTreeMap::<&str, usize>::new();
     for r in rows.as_array().unwrap() {
         if let Some(u) = r["user_id"].as_str() {
@@ -403,21 +445,16 @@ fn duplicate_customers_are_found_among_the_filtered_rows() {
     );
     // Every output form warns the same way.
     for form in [&["--csv"][..], &[]] {
-        let again = run(cmd_in(d).arg("inspect").args(form));
-        assert_eq!(again.status, 0);
-        assert_eq!(again.stderr, out.stderr, "{form:?}");
+        inspect(d, form, 0, Some(&out.stderr));
     }
 
     // Named one by one when a filter leaves a few.
-    let out = run(cmd_in(d).args([
-        "inspect",
-        "--json",
-        "--user",
-        "user_three",
-        "--user",
-        dups[0].0,
-    ]));
-    assert_eq!(out.status, 0);
+    let out = inspect(
+        d,
+        &["--json", "--user", "user_three", "--user", dups[0].0],
+        0,
+        None,
+    );
     let first = format!(
         "warning: user {} maps to {} customers ",
         dups[0].0, dups[0].1
@@ -434,42 +471,32 @@ fn duplicate_customers_are_found_among_the_filtered_rows() {
 
     // Only the rows the filter shows count: a status that leaves user_three
     // one customer leaves no duplicate.
-    let out = run(cmd_in(d).args([
-        "inspect",
-        "--csv",
-        "--user",
-        "user_three",
-        "--status",
-        "deleted",
-    ]));
-    assert_eq!(out.status, 0);
-    assert_eq!(out.stderr, "");
-    assert_eq!(out.stdout.lines().count(), 2);
-    let out = run(cmd_in(d).args([
-        "inspect",
-        "--user",
-        "user_three",
-        "--status",
-        "none,deleted",
-    ]));
-    assert_eq!(out.status, 0);
-    assert_eq!(out.stderr, three);
-    let out = run(cmd_in(d).args([
-        "inspect",
-        "--json",
-        "--customer",
-        "cus_t0",
-        "--customer",
-        "cus_t2",
-    ]));
-    assert_eq!(out.status, 0);
-    assert_eq!(
-        out.stderr,
-        "warning: user user_three maps to 2 customers (cus_t0, cus_t2): duplicate customers, the checkout race of the pattern; the app syncs only one\n"
+    let out = inspect(
+        d,
+        &["--csv", "--user", "user_three", "--status", "deleted"],
+        0,
+        Some(""),
     );
-    let out = run(cmd_in(d).args(["-q", "inspect", "--json", "--user", "user_three"]));
-    assert_eq!(out.status, 0);
-    assert_eq!(out.stderr, "");
+    assert_eq!(out.stdout.lines().count(), 2);
+    inspect(
+        d,
+        &["--user", "user_three", "--status", "none,deleted"],
+        0,
+        Some(three),
+    );
+    inspect(
+        d,
+        &["--json", "--customer", "cus_t0", "--customer", "cus_t2"],
+        0,
+        Some(
+            "warning: user user_three maps to 2 customers (cus_t0, cus_t2): duplicate customers, the checkout race of the pattern; the app syncs only one\n",
+        ),
+    );
+    Test::in_dir(d)
+        .args(["-q", "inspect", "--json", "--user", "user_three"])
+        .stdout_json()
+        .stderr("")
+        .run();
 }
 
 /// `inspect --json | head -c 100`: the reader goes away after the first
@@ -478,22 +505,12 @@ fn duplicate_customers_are_found_among_the_filtered_rows() {
 fn a_closed_pipe_ends_quietly() {
     let dir = store();
     for form in ["--json", "--csv"] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stripe-sync"))
-            .current_dir(dir.path())
-            .args(["inspect", form])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let mut first = [0u8; 100];
-        stdout.read_exact(&mut first).unwrap();
-        drop(stdout);
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{form}");
         // Not even the duplicate-customer warning: it comes after the
         // data, which nobody reads any more.
-        assert_eq!(String::from_utf8(out.stderr).unwrap(), "", "{form}");
+        Test::in_dir(dir.path())
+            .args(["inspect", form])
+            .hang_up_after(100)
+            .stdout_with("the first 100 bytes", |s| s.len() == 100)
+            .run();
     }
 }

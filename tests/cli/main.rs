@@ -15,6 +15,7 @@ mod history;
 mod inspect;
 mod inspect_stream;
 mod manpages;
+mod messages;
 mod order;
 mod pg_server;
 mod prompt;
@@ -29,6 +30,7 @@ mod snapshots;
 #[path = "../support/mod.rs"]
 mod support;
 mod terminal;
+mod terminal_serve;
 mod truth;
 mod verbosity;
 mod verify;

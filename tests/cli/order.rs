@@ -8,8 +8,9 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::common::{Output, cmd_in, json, run, tempdir};
+use crate::common::tempdir;
 use crate::events::resync;
+use crate::harness::Test;
 use crate::support::fake_stripe::{Account, FakeStripe};
 
 /// The second every event of these tests shares.
@@ -46,24 +47,39 @@ fn list(events: &[Value]) -> Value {
     json!({"object": "list", "url": "/v1/events", "has_more": false, "data": events})
 }
 
-fn replay(dir: &Path, args: &[&str]) -> Output {
-    run(cmd_in(dir).args(["replay", "--json"]).args(args))
+/// `replay --json ARGS`: one JSON document on stdout, the replay's summary
+/// (`N events: ...`) on stderr.
+fn replay(dir: &Path, args: &[&str]) -> Test {
+    Test::in_dir(dir)
+        .args(["replay", "--json"])
+        .args(args)
+        .stdout_json()
+        .stderr_with("a replay summary (N events: ...)", summary)
+}
+
+/// stderr holds a replay's summary line, `N event(s): ...`.
+fn summary(stderr: &str) -> bool {
+    stderr.lines().any(|l| {
+        l.split_once(": ").is_some_and(|(n, _)| {
+            let (count, word) = n.split_once(' ').unwrap_or(("", ""));
+            count.parse::<u32>().is_ok() && (word == "event" || word == "events")
+        })
+    })
 }
 
 /// The store's row of a customer, as `inspect --json` shows it.
 fn row(dir: &Path, customer: &str) -> Value {
-    let out = run(cmd_in(dir).args(["inspect", "--json", "--customer", customer]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    json(&out.stdout)[0].clone()
+    Test::in_dir(dir)
+        .args(["inspect", "--json", "--customer", customer])
+        .stdout_json()
+        .run()
+        .json()[0]
+        .clone()
 }
 
-fn ok(out: &Output) -> Value {
-    assert_eq!(
-        out.status, 0,
-        "stdout {}\nstderr {}",
-        out.stdout, out.stderr
-    );
-    json(&out.stdout)
+/// Runs `test` (status 0) and returns its JSON document.
+fn ok(test: Test) -> Value {
+    test.run().json()
 }
 
 #[test]
@@ -80,7 +96,7 @@ fn a_stripe_list_page_is_newest_first() {
         None,
     );
     write(d, "page.json", &list(&[updated, created]));
-    let v = ok(&replay(d, &["page.json"]));
+    let v = ok(replay(d, &["page.json"]));
     assert_eq!(v["ambiguous"], json!([]), "{v}");
     assert_eq!(row(d, "cus_1")["status"], "active");
 
@@ -90,7 +106,7 @@ fn a_stripe_list_page_is_newest_first() {
     let newer = sub_event("evt_2", "customer.subscription.updated", "past_due", None);
     let older = sub_event("evt_1", "customer.subscription.updated", "active", None);
     write(d, "page.json", &list(&[newer, older]));
-    let v = ok(&replay(d, &["page.json"]));
+    let v = ok(replay(d, &["page.json"]));
     assert_eq!(v["ambiguous"], json!([]), "{v}");
     assert_eq!(row(d, "cus_1")["status"], "past_due");
 }
@@ -111,7 +127,7 @@ fn separate_files_newer_first_are_ordered_by_evidence() {
     let created = sub_event("evt_a", "customer.subscription.created", "incomplete", None);
     write(&d.join("in"), "1.json", &updated);
     write(&d.join("in"), "2.json", &created);
-    let v = ok(&replay(d, &["in"]));
+    let v = ok(replay(d, &["in"]));
     assert_eq!(v["ambiguous"], json!([]));
     assert_eq!(row(d, "cus_1")["status"], "active");
 
@@ -120,8 +136,8 @@ fn separate_files_newer_first_are_ordered_by_evidence() {
     let d = dir.path();
     write(d, "1.json", &updated);
     write(d, "2.json", &created);
-    ok(&replay(d, &["1.json"]));
-    let v = ok(&replay(d, &["2.json"]));
+    ok(replay(d, &["1.json"]));
+    let v = ok(replay(d, &["2.json"]));
     assert_eq!(v["ambiguous"], json!([]), "{v}");
     assert_eq!(row(d, "cus_1")["status"], "active");
 
@@ -138,7 +154,7 @@ fn separate_files_newer_first_are_ordered_by_evidence() {
         "2.json",
         &sub_event("evt_u", "customer.subscription.updated", "active", None),
     );
-    ok(&replay(d, &["1.json", "2.json"]));
+    ok(replay(d, &["1.json", "2.json"]));
     assert_eq!(row(d, "cus_1")["status"], "canceled");
 }
 
@@ -156,8 +172,11 @@ fn what_no_evidence_decides_is_reported_ambiguous() {
         "2.json",
         &sub_event("evt_y", "customer.subscription.updated", "past_due", None),
     );
-    let out = replay(d, &["1.json", "2.json"]);
-    let v = ok(&out);
+    let out = replay(d, &["1.json", "2.json"])
+        .stderr_has("cus_1")
+        .stderr_has("--live")
+        .run();
+    let v = out.json();
     assert_eq!(
         v["ambiguous"],
         json!([{"customer_id": "cus_1", "object_id": "sub_1", "event_ids": ["evt_y", "evt_x"]}]),
@@ -181,18 +200,14 @@ fn what_no_evidence_decides_is_reported_ambiguous() {
         "2.json",
         &sub_event("evt_y", "customer.subscription.updated", "past_due", None),
     );
-    let out = run(cmd_in(d).args(["replay", "--dry-run", "1.json", "2.json"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("1 customer depends on an order"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        !out.stdout.contains("depends on an order"),
-        "{}",
-        out.stdout
-    );
+    Test::in_dir(d)
+        .args(["replay", "--dry-run", "1.json", "2.json"])
+        .stdout_has("evt_x")
+        .stdout_has("evt_y")
+        .stdout_lacks("depends on an order")
+        .stderr_has("1 customer depends on an order")
+        .stderr_with("a replay summary (N events: ...)", summary)
+        .run();
 
     // Two identical snapshots in one second are no ambiguity.
     let dir = tempdir();
@@ -207,7 +222,7 @@ fn what_no_evidence_decides_is_reported_ambiguous() {
         "2.json",
         &sub_event("evt_y", "invoice.paid", "active", None),
     );
-    let v = ok(&replay(d, &["--dry-run", "1.json", "2.json"]));
+    let v = ok(replay(d, &["--dry-run", "1.json", "2.json"]));
     assert_eq!(v["ambiguous"], json!([]), "{v}");
 }
 
@@ -230,7 +245,7 @@ fn two_subscriptions_of_one_second_go_by_the_list() {
         None,
     );
     write(d, "page.json", &list(&[a, b]));
-    let v = ok(&replay(d, &["page.json"]));
+    let v = ok(replay(d, &["page.json"]));
     assert_eq!(v["ambiguous"], json!([]), "{v}");
     assert_eq!(row(d, "cus_1")["subscription_id"], "sub_a");
 
@@ -251,7 +266,7 @@ fn two_subscriptions_of_one_second_go_by_the_list() {
     );
     write(d, "1.json", &a);
     write(d, "2.json", &b);
-    let v = ok(&replay(d, &["1.json", "2.json"]));
+    let v = ok(replay(d, &["1.json", "2.json"]));
     let amb = v["ambiguous"].as_array().unwrap();
     assert_eq!(amb.len(), 1, "{v}");
     assert_eq!(amb[0]["customer_id"], "cus_1");
@@ -287,14 +302,14 @@ fn customer_updates_and_deletions_reach_the_store_offline() {
     write(d, "a.json", &renamed);
     write(d, "b.json", &created);
     write(d, "c.json", &sub);
-    let v = ok(&replay(d, &["a.json", "b.json", "c.json"]));
+    let v = ok(replay(d, &["a.json", "b.json", "c.json"]));
     assert_eq!(v["ambiguous"], json!([]), "{v}");
     assert_eq!(row(d, "cus_1")["user_id"], "user_new");
 
     let deleted = json!({"id": "evt_c3", "object": "event", "type": "customer.deleted", "created": T + 5,
         "data": {"object": {"id": "cus_1", "object": "customer", "deleted": true}}});
     write(d, "d.json", &deleted);
-    ok(&replay(d, &["d.json"]));
+    ok(replay(d, &["d.json"]));
     let r = row(d, "cus_1");
     assert_eq!(r["status"], "deleted");
     assert_eq!(
@@ -312,7 +327,7 @@ fn a_user_named_without_a_customer_syncs_the_users_customers() {
         "s.json",
         &sub_event("evt_s", "customer.subscription.created", "active", None),
     );
-    ok(&replay(d, &["s.json"]));
+    ok(replay(d, &["s.json"]));
     let pi = |id: &str, user: &str| {
         json!({"id": id, "object": "event", "type": "payment_intent.succeeded", "created": T + 1,
             "data": {"object": {"id": "pi_1", "object": "payment_intent", "customer": null,
@@ -320,9 +335,7 @@ fn a_user_named_without_a_customer_syncs_the_users_customers() {
     };
     write(d, "pi.json", &pi("evt_pi", "user_1"));
     write(d, "pi2.json", &pi("evt_pi2", "user_unknown"));
-    let out = replay(d, &["pi.json", "pi2.json"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let v = json(&out.stdout);
+    let v = ok(replay(d, &["pi.json", "pi2.json"]));
     let e = &v["events"][0];
     assert_eq!(e["route"], "sync", "{v}");
     assert_eq!(e["resolved_via"], "store_user");
@@ -336,8 +349,12 @@ fn a_user_named_without_a_customer_syncs_the_users_customers() {
     );
     assert_eq!(v["summary"]["customers_synced"], 1);
     // With --strict, the unknown user is a failure.
-    let out = run(cmd_in(d).args(["replay", "--strict", "--dry-run", "pi2.json"]));
-    assert_eq!(out.status, 1, "{}", out.stderr);
+    Test::in_dir(d)
+        .args(["replay", "--strict", "--dry-run", "pi2.json"])
+        .status(1)
+        .stdout_has("evt_pi2")
+        .stderr_with("a replay summary (N events: ...)", summary)
+        .run();
 }
 
 // ---------------------------------------------------------------------------
@@ -364,11 +381,15 @@ fn a_targeted_resync_rereads_the_customer_in_the_same_request() {
     let fake = FakeStripe::start(account());
     let dir = tempdir();
     let d = dir.path();
-    ok(&resync(d, &fake, &["--customer", "cus_a", "--json"]));
+    ok(resync(d, &fake, &["--customer", "cus_a", "--json"])
+        .stdout_json()
+        .stderr_has(" 0 failed; "));
     assert_eq!(row(d, "cus_a")["user_id"], "user_a");
     fake.upsert_customer(json!({"id": "cus_a", "metadata": {"clerkUserId": "user_z"}}));
     fake.reset_counters();
-    let v = ok(&resync(d, &fake, &["--customer", "cus_a", "--json"]));
+    let v = ok(resync(d, &fake, &["--customer", "cus_a", "--json"])
+        .stdout_json()
+        .stderr_has(" 0 failed; "));
     assert_eq!(v["customers"][0]["user_id"], "user_z", "{v}");
     assert_eq!(row(d, "cus_a")["user_id"], "user_z");
     assert_eq!(
@@ -383,7 +404,9 @@ fn events_apply_customer_changes_and_agree_with_a_check() {
     let fake = FakeStripe::start(account());
     let dir = tempdir();
     let d = dir.path();
-    ok(&resync(d, &fake, &["--all", "--json"]));
+    ok(resync(d, &fake, &["--all", "--json"])
+        .stdout_json()
+        .stderr_has(" 0 failed; "));
     fake.upsert_customer(json!({"id": "cus_a", "metadata": {"clerkUserId": "user_z"}}));
     fake.delete_customer("cus_b");
     let kinds: Vec<String> = fake
@@ -393,15 +416,13 @@ fn events_apply_customer_changes_and_agree_with_a_check() {
         .collect();
     assert!(kinds.iter().any(|k| k == "customer.updated"), "{kinds:?}");
     assert!(kinds.iter().any(|k| k == "customer.deleted"), "{kinds:?}");
-    ok(&resync(d, &fake, &["--events", "--json"]));
+    ok(resync(d, &fake, &["--events", "--json"]).stdout_json());
     assert_eq!(row(d, "cus_a")["user_id"], "user_z");
     assert_eq!(row(d, "cus_b")["status"], "deleted");
-    let out = resync(d, &fake, &["--all", "--check", "--json"]);
-    assert_eq!(
-        out.status, 0,
-        "drift after --events:\n{}\n{}",
-        out.stdout, out.stderr
-    );
+    // No drift after --events: status 0.
+    ok(resync(d, &fake, &["--all", "--check", "--json"])
+        .stdout_json()
+        .stderr_has(" 0 failed; "));
 }
 
 #[test]
@@ -420,7 +441,7 @@ fn an_event_log_that_fails_after_the_commit_says_what_was_kept_and_closes_the_do
         "t.json",
         &sub_event("evt_t", "customer.subscription.updated", "past_due", None),
     );
-    ok(&replay(d, &["s.json"]));
+    ok(replay(d, &["s.json"]));
     let conn = rusqlite::Connection::open(d.join("stripe-sync.db")).unwrap();
     conn.execute_batch(
         "CREATE TRIGGER refuse_log BEFORE INSERT ON events
@@ -428,23 +449,18 @@ fn an_event_log_that_fails_after_the_commit_says_what_was_kept_and_closes_the_do
     )
     .unwrap();
     drop(conn);
-    let out = replay(d, &["t.json"]);
-    assert_eq!(out.status, 2, "{}", out.stderr);
-    let v = json(&out.stdout);
+    let v = Test::in_dir(d)
+        .args(["replay", "--json", "t.json"])
+        .status(2)
+        .stdout_json()
+        .stderr_has("error: 1 customer synced and committed")
+        .stderr_lacks("nothing was written")
+        .run()
+        .json();
     assert_eq!(v["summary"]["customers_synced"], 1, "{v}");
     let msg = v["errors"][0]["message"].as_str().unwrap();
     assert!(msg.contains("1 customer synced and committed"), "{msg}");
     assert!(msg.contains("event log could not be written"), "{msg}");
-    assert!(
-        out.stderr.contains("1 customer synced and committed"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        !out.stderr.contains("nothing was written"),
-        "{}",
-        out.stderr
-    );
     // What was committed is there; the event comes again next run.
     assert_eq!(row(d, "cus_1")["status"], "past_due");
 }

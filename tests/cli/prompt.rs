@@ -1,49 +1,29 @@
 //! At a terminal a missing secret is asked for with a hidden prompt; never in
-//! CI. `script` (util-linux) gives the binary a real pseudo-terminal.
+//! CI. `spawn_terminal` gives the binary a real pseudo-terminal as its
+//! controlling terminal: the test types the secret once the prompt shows.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{cmd_in, run, tempdir};
+use crate::harness::Test;
 
-fn in_terminal(dir: &std::path::Path, cmdline: &str, typed: &str) -> String {
-    let bin = assert_cmd::cargo::cargo_bin("stripe-sync");
-    let mut child = Command::new("script")
-        .current_dir(dir)
-        .args([
-            "-qec",
-            &format!(
-                "env -u CI -u STRIPE_WEBHOOK_SECRET {} {cmdline}",
-                bin.display()
-            ),
-            "/dev/null",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    std::thread::sleep(Duration::from_millis(700));
-    child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(typed.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+const NO_SECRET: &str =
+    "error: no webhook secret: pass --secret whsec_... (repeatable) or set STRIPE_WEBHOOK_SECRET\n";
 
 #[test]
 fn missing_secret_is_asked_for_at_a_terminal_only() {
-    let dir = tempdir();
+    let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("p.json"), "hello").unwrap();
-    let screen = in_terminal(
-        dir.path(),
-        "sign --timestamp 5 p.json",
-        "whsec_typed_in_7f\r",
-    );
+    let mut term = Test::in_dir(dir.path())
+        .args(["sign", "--timestamp", "5", "p.json"])
+        .spawn_terminal(100);
+    term.wait_for(
+        "Webhook signing secret (whsec_...)",
+        Duration::from_secs(30),
+    )
+    .type_text("whsec_typed_in_7f\r");
+    let out = term.finish();
+    let screen = out.stdout.clone();
+    assert_eq!(out.status, 0, "{screen}");
     assert!(
         screen.contains("Webhook signing secret (whsec_...)"),
         "{screen}"
@@ -61,11 +41,16 @@ fn missing_secret_is_asked_for_at_a_terminal_only() {
     assert!(screen.contains(&expected), "{screen}");
 
     // No terminal, or CI set: a usage error, never a prompt.
-    let out = run(cmd_in(dir.path()).args(["sign", "p.json"]));
-    assert_eq!(out.status, 2);
+    let out = Test::in_dir(dir.path())
+        .args(["sign", "p.json"])
+        .status(2)
+        .stderr(NO_SECRET)
+        .run();
     assert!(!out.stderr.contains("Webhook signing secret (whsec_...):"));
-    let out = run(cmd_in(dir.path())
+    Test::in_dir(dir.path())
         .env("CI", "true")
-        .args(["sign", "--no-input", "p.json"]));
-    assert_eq!(out.status, 2);
+        .args(["sign", "--no-input", "p.json"])
+        .status(2)
+        .stderr(NO_SECRET)
+        .run();
 }

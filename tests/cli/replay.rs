@@ -3,7 +3,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::common::{cmd_in, json, run, tempdir};
+use crate::common::tempdir;
+use crate::harness::Test;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -12,10 +13,14 @@ fn fixtures() -> PathBuf {
 /// Every fixture event as one compact JSON line, in the tool's reading order.
 pub fn fixture_events() -> Vec<String> {
     let dir = tempdir();
-    let out = run(cmd_in(dir.path())
+    let v = Test::in_dir(dir.path())
         .args(["replay", "--dry-run", "--json"])
-        .arg(fixtures()));
-    let v = json(&out.stdout);
+        .arg(fixtures())
+        .status(1)
+        .stdout_json()
+        .stderr_has("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate")
+        .run()
+        .json();
     let mut order: Vec<String> = Vec::new();
     for d in v["events"].as_array().unwrap() {
         order.push(d["event_id"].as_str().unwrap().to_owned());
@@ -64,9 +69,11 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 /// `inspect --json` without the per-run `synced_at`.
 pub fn mapping(dir: &Path, db: &str) -> Value {
-    let out = run(cmd_in(dir).args(["inspect", "--json", "--db", db]));
-    assert!(out.status == 0 || out.status == 1, "{}", out.stderr);
-    let mut v = json(&out.stdout);
+    let mut v = Test::in_dir(dir)
+        .args(["inspect", "--json", "--db", db])
+        .stdout_json()
+        .run()
+        .json();
     for row in v.as_array_mut().unwrap() {
         row.as_object_mut().unwrap().remove("synced_at");
     }
@@ -76,10 +83,14 @@ pub fn mapping(dir: &Path, db: &str) -> Value {
 #[test]
 fn fixtures_route_as_documented() {
     let dir = tempdir();
-    let out = run(cmd_in(dir.path())
+    // One rejected checkout: status 1.
+    let out = Test::in_dir(dir.path())
         .args(["replay", "--json"])
-        .arg(fixtures()));
-    assert_eq!(out.status, 1, "one rejected checkout: {}", out.stderr);
+        .arg(fixtures())
+        .status(1)
+        .stdout_json()
+        .stderr_has("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate; 6 customers synced (6 changed) in ")
+        .run();
     // stdout is not a terminal: the one-line summary goes to stderr.
     assert!(
         out.stderr.starts_with("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate; 6 customers synced (6 changed) in "),
@@ -87,7 +98,7 @@ fn fixtures_route_as_documented() {
         out.stderr
     );
     assert_eq!(out.stderr.lines().count(), 1);
-    let v = json(&out.stdout);
+    let v = out.json();
     assert_eq!(
         v["summary"],
         json!({"events": 45, "sync": 29, "ignored": 11, "rejected": 1, "unresolved": 3, "duplicate": 1,
@@ -194,12 +205,22 @@ fn fixtures_route_as_documented() {
 #[test]
 fn second_run_sees_duplicates_and_changes_nothing() {
     let dir = tempdir();
-    run(cmd_in(dir.path()).arg("replay").arg(fixtures()));
+    Test::in_dir(dir.path())
+        .arg("replay")
+        .arg(fixtures())
+        .status(1)
+        .stdout_has("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate")
+        .stderr_has("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate")
+        .run();
     let before = mapping(dir.path(), "stripe-sync.db");
-    let out = run(cmd_in(dir.path())
+    let v = Test::in_dir(dir.path())
         .args(["replay", "--json"])
-        .arg(fixtures()));
-    let v = json(&out.stdout);
+        .arg(fixtures())
+        .status(1)
+        .stdout_json()
+        .stderr_has("45 events: 1 rejected, 3 unresolved, 41 duplicate")
+        .run()
+        .json();
     assert_eq!(v["summary"]["sync"], 0);
     // 29 synced + 11 ignored logged in the first run; the redelivery is a duplicate again.
     assert_eq!(v["summary"]["duplicate"], 41);
@@ -209,11 +230,13 @@ fn second_run_sees_duplicates_and_changes_nothing() {
 #[test]
 fn dry_run_creates_no_store() {
     let dir = tempdir();
-    let out = run(cmd_in(dir.path())
+    Test::in_dir(dir.path())
         .args(["replay", "--dry-run"])
-        .arg(fixtures()));
-    assert_eq!(out.status, 1);
-    assert!(out.stdout.contains("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate\nwould sync 6 customers (6 would change); nothing written"), "{}", out.stdout);
+        .arg(fixtures())
+        .status(1)
+        .stdout_has("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate\nwould sync 6 customers (6 would change); nothing written")
+        .stderr_has("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate; would sync 6 customers (6 would change); nothing written")
+        .run();
     assert!(!dir.path().join("stripe-sync.db").exists());
     assert!(
         fs::read_dir(dir.path()).unwrap().next().is_none(),
@@ -224,10 +247,13 @@ fn dry_run_creates_no_store() {
 #[test]
 fn human_table_has_a_row_per_event() {
     let dir = tempdir();
-    let out = run(cmd_in(dir.path())
+    let out = Test::in_dir(dir.path())
         .args(["replay", "--dry-run"])
-        .arg(fixtures().join("2026-03-onboarding/09-edsger-signup.json")));
-    assert_eq!(out.status, 1);
+        .arg(fixtures().join("2026-03-onboarding/09-edsger-signup.json"))
+        .status(1)
+        .stdout_has("lacks required metadata: tier")
+        .stderr_has("1 rejected")
+        .run();
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(lines[0].starts_with("EVENT"), "{}", out.stdout);
     assert!(
@@ -251,7 +277,7 @@ fn bad_inputs_are_named_and_good_ones_still_run() {
     fs::write(d.join("lines.ndjson"), "{\"id\":\"evt_ok\",\"object\":\"event\",\"type\":\"product.created\",\"created\":1,\"data\":{\"object\":{}}}\n{not json\n").unwrap();
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     fs::write(d.join("deep.json"), deep).unwrap();
-    let out = run(cmd_in(d)
+    let out = Test::in_dir(d)
         .args([
             "replay",
             "--json",
@@ -264,9 +290,12 @@ fn bad_inputs_are_named_and_good_ones_still_run() {
             "missing.json",
             "nomatch*.json",
         ])
-        .arg(&good));
-    assert_eq!(out.status, 2, "{}", out.stderr);
-    let v = json(&out.stdout);
+        .arg(&good)
+        .status(2)
+        .stdout_json()
+        .stderr_has("empty.json: empty file")
+        .run();
+    let v = out.json();
     assert_eq!(v["summary"]["sync"], 1, "the good event still synced");
     assert_eq!(v["summary"]["customers_synced"], 1);
     let errs: Vec<String> = v["errors"]
@@ -318,57 +347,68 @@ fn stdin_and_list_objects() {
         "{{\"object\":\"list\",\"url\":\"/v1/events\",\"has_more\":false,\"data\":[{}]}}",
         events[..3].join(",")
     );
-    let out = run(cmd_in(dir.path())
+    let v = Test::in_dir(dir.path())
         .args(["replay", "--dry-run", "--json", "-"])
-        .write_stdin(list));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let v = json(&out.stdout);
+        .stdin(list)
+        .stdout_json()
+        .stderr_has("3 events: ")
+        .run()
+        .json();
     assert_eq!(v["summary"]["events"], 3);
     assert_eq!(v["events"][2]["source"], "-[2]");
     let nd = events[..4].join("\n");
-    let out = run(cmd_in(dir.path())
+    let v = Test::in_dir(dir.path())
         .args(["replay", "--dry-run", "--json", "-"])
-        .write_stdin(nd));
-    assert_eq!(json(&out.stdout)["events"][3]["source"], "-:4");
+        .stdin(nd)
+        .stdout_json()
+        .stderr_has("4 events: ")
+        .run()
+        .json();
+    assert_eq!(v["events"][3]["source"], "-:4");
 }
 
 #[test]
 fn usage_errors() {
     let dir = tempdir();
-    let out = run(cmd_in(dir.path()).args(["replay"]));
-    assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("no INPUT"), "{}", out.stderr);
+    Test::in_dir(dir.path())
+        .args(["replay"])
+        .status(2)
+        .stderr_has("no INPUT")
+        .run();
     fs::write(dir.path().join("stripe-sync.toml"), "user_keys = \"x\"\n").unwrap();
-    let out = run(cmd_in(dir.path())
+    Test::in_dir(dir.path())
         .args(["replay", "--dry-run"])
-        .arg(fixtures()));
-    assert_eq!(out.status, 2);
-    assert!(
-        out.stderr.contains("stripe-sync.toml") && out.stderr.contains("user_keys"),
-        "{}",
-        out.stderr
-    );
-    let out = run(cmd_in(dir.path())
+        .arg(fixtures())
+        .status(2)
+        .stderr_has("stripe-sync.toml")
+        .stderr_has("user_keys")
+        .run();
+    Test::in_dir(dir.path())
         .args(["replay", "--config", "nope.toml"])
-        .arg(fixtures()));
-    assert_eq!(out.status, 2);
-    assert!(
-        out.stderr.contains("cannot read config nope.toml"),
-        "{}",
-        out.stderr
-    );
+        .arg(fixtures())
+        .status(2)
+        .stderr_has("cannot read config nope.toml")
+        .run();
 }
 
 #[test]
 fn strict_counts_unresolved() {
     let dir = tempdir();
     let guest = fixtures().join("2026-03-onboarding/07-guest-tip-payment.json");
-    let out = run(cmd_in(dir.path()).args(["replay", "--dry-run"]).arg(&guest));
-    assert_eq!(out.status, 0);
-    let out = run(cmd_in(dir.path())
-        .args(["replay", "--dry-run", "--strict"])
-        .arg(&guest));
-    assert_eq!(out.status, 1);
+    for (strict, status) in [(&[][..], 0), (&["--strict"][..], 1)] {
+        Test::in_dir(dir.path())
+            .args(["replay", "--dry-run"])
+            .args(strict)
+            .arg(&guest)
+            .status(status)
+            .stdout_has(
+                "1 event: 1 unresolved\nwould sync 0 customers (0 would change); nothing written",
+            )
+            .stderr_has(
+                "1 event: 1 unresolved; would sync 0 customers (0 would change); nothing written",
+            )
+            .run();
+    }
 }
 
 #[test]
@@ -377,27 +417,27 @@ fn user_key_flag_and_config() {
     let ev = json!({"id": "evt_k", "object": "event", "type": "invoice.paid", "created": 5,
         "data": {"object": {"id": "in_1", "object": "invoice", "customer": "cus_k", "metadata": {"appUser": "u_77"}}}});
     fs::write(dir.path().join("e.json"), ev.to_string()).unwrap();
-    let out = run(cmd_in(dir.path()).args(["replay", "--dry-run", "--json", "e.json"]));
-    assert_eq!(json(&out.stdout)["events"][0]["route"], "unresolved");
-    let out = run(cmd_in(dir.path()).args([
-        "replay",
-        "--dry-run",
-        "--json",
-        "--user-key",
-        "appUser",
-        "e.json",
-    ]));
-    assert_eq!(json(&out.stdout)["events"][0]["user_id"], "u_77");
+    let dry_run = |args: &[&str]| {
+        Test::in_dir(dir.path())
+            .args(["replay", "--dry-run", "--json"])
+            .args(args)
+            .arg("e.json")
+            .stdout_json()
+            .stderr_has("1 event: ")
+            .run()
+            .json()
+    };
+    assert_eq!(dry_run(&[])["events"][0]["route"], "unresolved");
+    assert_eq!(
+        dry_run(&["--user-key", "appUser"])["events"][0]["user_id"],
+        "u_77"
+    );
     fs::write(
         dir.path().join("stripe-sync.toml"),
         "user_key = \"appUser\"\n",
     )
     .unwrap();
-    let out = run(cmd_in(dir.path()).args(["replay", "--dry-run", "--json", "e.json"]));
-    assert_eq!(
-        json(&out.stdout)["events"][0]["resolved_via"],
-        "object_metadata"
-    );
+    assert_eq!(dry_run(&[])["events"][0]["resolved_via"], "object_metadata");
 }
 
 #[test]
@@ -410,9 +450,17 @@ fn store_resolution_on_a_later_run() {
         "data": {"object": {"id": "in_s", "object": "invoice", "customer": "cus_s", "metadata": {}}}});
     fs::write(d.join("c.json"), cust.to_string()).unwrap();
     fs::write(d.join("i.json"), inv.to_string()).unwrap();
-    assert_eq!(run(cmd_in(d).args(["replay", "c.json"])).status, 0);
-    let out = run(cmd_in(d).args(["replay", "--json", "i.json"]));
-    let v = json(&out.stdout);
+    Test::in_dir(d)
+        .args(["replay", "c.json"])
+        .stdout_has("1 event: 1 ignored\n1 customer synced (1 changed)")
+        .stderr_has("1 event: 1 ignored; 1 customer synced (1 changed)")
+        .run();
+    let v = Test::in_dir(d)
+        .args(["replay", "--json", "i.json"])
+        .stdout_json()
+        .stderr_has("1 event: 1 sync")
+        .run()
+        .json();
     assert_eq!(v["events"][0]["resolved_via"], "store");
     assert_eq!(v["events"][0]["user_id"], "user_s");
 }
@@ -426,20 +474,25 @@ fn unusable_stores_are_status_2() {
         "not a database, just some text long enough for a header....",
     )
     .unwrap();
-    let out = run(cmd_in(d).args(["replay", "--db", "bad.db"]).arg(fixtures()));
-    assert_eq!(out.status, 2);
-    assert!(
-        out.stderr.contains("bad.db") && out.stderr.contains("not an SQLite database"),
-        "{}",
-        out.stderr
-    );
-    let out = run(cmd_in(d).args(["inspect", "--db", "bad.db"]));
-    assert_eq!(out.status, 2);
-    let out = run(cmd_in(d)
+    Test::in_dir(d)
+        .args(["replay", "--db", "bad.db"])
+        .arg(fixtures())
+        .status(2)
+        .stderr_has("bad.db")
+        .stderr_has("not an SQLite database")
+        .run();
+    Test::in_dir(d)
+        .args(["inspect", "--db", "bad.db"])
+        .status(2)
+        .stderr_has("bad.db")
+        .stderr_has("not an SQLite database")
+        .run();
+    Test::in_dir(d)
         .args(["replay", "--db", "no/such/dir/s.db"])
-        .arg(fixtures()));
-    assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("no/such/dir/s.db"), "{}", out.stderr);
+        .arg(fixtures())
+        .status(2)
+        .stderr_has("no/such/dir/s.db")
+        .run();
 }
 
 #[test]
@@ -449,32 +502,35 @@ fn two_replays_on_one_store_at_once() {
     let events = fixture_events();
     fs::write(d.join("a.ndjson"), events[..25].join("\n")).unwrap();
     fs::write(d.join("b.ndjson"), events[20..].join("\n")).unwrap();
-    let bin = assert_cmd::cargo::cargo_bin("stripe-sync");
+    // Both files hold the rejected checkout (event 22): status 1 each.
     let spawn = |f: &str| {
-        std::process::Command::new(&bin)
-            .current_dir(d)
-            .env_remove("STRIPE_SYNC_DB")
+        Test::in_dir(d)
             .args(["replay", "--json", f])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .status(1)
+            .stdout_json()
+            .stderr_has(" events: ")
+            .stderr_lacks("locked")
             .spawn()
-            .unwrap()
     };
     let (a, b) = (spawn("a.ndjson"), spawn("b.ndjson"));
     for child in [a, b] {
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.code() == Some(0) || out.status.code() == Some(1),
-            "{stderr}"
-        );
-        assert!(!stderr.contains("locked"), "{stderr}");
+        child.finish();
     }
     // Same mapping as one run over everything.
     let single = tempdir();
     fs::write(single.path().join("all.ndjson"), events.join("\n")).unwrap();
-    run(cmd_in(single.path()).args(["replay", "all.ndjson"]));
-    run(cmd_in(d).args(["replay", "a.ndjson", "b.ndjson"]));
+    Test::in_dir(single.path())
+        .args(["replay", "all.ndjson"])
+        .status(1)
+        .stdout_has("45 events: ")
+        .stderr_has("45 events: ")
+        .run();
+    Test::in_dir(d)
+        .args(["replay", "a.ndjson", "b.ndjson"])
+        .status(1)
+        .stdout_has("50 events: ")
+        .stderr_has("50 events: ")
+        .run();
     assert_eq!(
         mapping(d, "stripe-sync.db"),
         mapping(single.path(), "stripe-sync.db")
@@ -492,8 +548,7 @@ fn closed_pipe_is_status_0_and_the_event_log_is_complete() {
 #[test]
 fn a_large_replay_logs_on_its_own_thread_with_the_same_outcome() {
     let dir = closed_pipe_case(300);
-    let again = run(cmd_in(dir.path()).args(["replay", "--json", "many.ndjson"]));
-    let v = json(&again.stdout);
+    let v = replay_many(dir.path());
     // Each line has its own event id here: the 41 of every 45 that are
     // synced or ignored were logged, and come back as duplicates (12,300 of
     // them, above the 10,000 from which the log has its own thread).
@@ -501,7 +556,6 @@ fn a_large_replay_logs_on_its_own_thread_with_the_same_outcome() {
 }
 
 fn closed_pipe_case(copies: usize) -> tempfile::TempDir {
-    use std::io::Read;
     let dir = tempdir();
     // Output far larger than a pipe buffer, so the writer does hit the hang-up.
     let mut lines = Vec::new();
@@ -514,34 +568,14 @@ fn closed_pipe_case(copies: usize) -> tempfile::TempDir {
         lines.push(line.replacen("\"evt_", &format!("\"evt_{k}x"), 1));
     }
     fs::write(dir.path().join("many.ndjson"), lines.join("\n")).unwrap();
-    let bin = assert_cmd::cargo::cargo_bin("stripe-sync");
-    let mut child = std::process::Command::new(&bin)
-        .current_dir(dir.path())
-        .env_remove("STRIPE_SYNC_DB")
-        .args(["replay", "--json", "many.ndjson"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // Read a few bytes, then hang up, as `| head -c 10` does.
-    let mut first = [0u8; 10];
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut first)
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
-    let again = run(cmd_in(dir.path()).args(["replay", "--json", "many.ndjson"]));
-    let v = json(&again.stdout);
+    let out = Test::in_dir(dir.path())
+        .args(["replay", "--json", "many.ndjson"])
+        .hang_up_after(10)
+        .stdout_with("the first 10 bytes", |s| s.len() == 10)
+        .run();
+    assert!(out.stdout.starts_with('{'), "{}", out.stdout);
+    let v = replay_many(dir.path());
     assert_eq!(
         v["summary"]["sync"], 0,
         "every routed event was logged before exiting"
@@ -553,24 +587,34 @@ fn closed_pipe_case(copies: usize) -> tempfile::TempDir {
     dir
 }
 
+/// `replay --json many.ndjson` again, on the store a first run left: every
+/// line a duplicate or the one rejected, unresolved or invalid it was.
+fn replay_many(dir: &Path) -> Value {
+    Test::in_dir(dir)
+        .args(["replay", "--json", "many.ndjson"])
+        .status(1)
+        .stdout_json()
+        .stderr_has(" events: ")
+        .run()
+        .json()
+}
+
 /// `"customer": ""` (a hand-written fixture) is no customer: the reason
 /// says so, not `customer  is neither in the store` with a blank id.
 #[test]
 fn a_blank_customer_id_is_no_customer() {
-    let dir = crate::common::tempdir();
+    let dir = tempdir();
     std::fs::write(
         dir.path().join("blank.json"),
         r#"{"id":"evt_blank","object":"event","type":"invoice.paid","created":1767225600,"data":{"object":{"id":"in_1","object":"invoice","customer":""}}}"#,
     )
     .unwrap();
-    let out = crate::common::run(crate::common::cmd_in(dir.path()).args([
-        "replay",
-        "--dry-run",
-        "--json",
-        "blank.json",
-    ]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let doc = crate::common::json(&out.stdout);
+    let doc = Test::in_dir(dir.path())
+        .args(["replay", "--dry-run", "--json", "blank.json"])
+        .stdout_json()
+        .stderr_has("1 event: 1 unresolved")
+        .run()
+        .json();
     let d = &doc["events"][0];
     assert_eq!(d["route"], "unresolved", "{doc}");
     assert_eq!(d["customer_id"], serde_json::Value::Null);
@@ -581,27 +625,19 @@ fn a_blank_customer_id_is_no_customer() {
 
 #[test]
 fn a_blank_api_version_is_a_usage_error() {
-    let dir = crate::common::tempdir();
-    let out = crate::common::run(crate::common::cmd_in(dir.path()).args([
-        "resync",
-        "--all",
-        "--api-version",
-        " ",
-    ]));
-    assert_eq!(out.status, 2);
-    assert_eq!(out.stdout, "");
-    assert!(
-        out.stderr.contains("'--api-version <V>': is blank"),
-        "{}",
-        out.stderr
-    );
+    Test::new()
+        .args(["resync", "--all", "--api-version", " "])
+        .status(2)
+        .stdout("")
+        .stderr_has("'--api-version <V>': is blank")
+        .run();
 }
 
 /// Stripe redelivers the same event; two events that share an id but not
 /// a type are fixtures that reuse ids, and are named so.
 #[test]
 fn one_id_with_two_types_is_not_called_a_redelivery() {
-    let dir = crate::common::tempdir();
+    let dir = tempdir();
     let event = |kind: &str| {
         format!(
             r#"{{"id":"evt_same","object":"event","type":"{kind}","created":1767225600,"data":{{"object":{{"id":"in_1","object":"invoice","customer":null}}}}}}"#
@@ -613,14 +649,12 @@ fn one_id_with_two_types_is_not_called_a_redelivery() {
         event("invoice.payment_failed"),
     ];
     std::fs::write(dir.path().join("e.ndjson"), lines.join("\n")).unwrap();
-    let out = crate::common::run(crate::common::cmd_in(dir.path()).args([
-        "replay",
-        "--dry-run",
-        "--json",
-        "e.ndjson",
-    ]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let doc = crate::common::json(&out.stdout);
+    let doc = Test::in_dir(dir.path())
+        .args(["replay", "--dry-run", "--json", "e.ndjson"])
+        .stdout_json()
+        .stderr_has("3 events: ")
+        .run()
+        .json();
     let reasons: Vec<&str> = doc["events"]
         .as_array()
         .unwrap()

@@ -6,19 +6,45 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{cmd_in, json, run, tempdir};
+use rustix::process::Signal;
+
+use crate::common::tempdir;
+use crate::harness::Test;
 use crate::support::fake_stripe::{Account, FakeStripe, Fault, FaultRule};
 
-fn resync(dir: &Path, fake: &FakeStripe, args: &[&str]) -> crate::common::Output {
-    run(cmd_in(dir)
+/// `resync --api-base FAKE ARGS` in `dir`, the fake's key in the
+/// environment: a run that ends with its summary on stderr
+/// (`N customers: N changed (N new), N failed; N API requests, ...`).
+fn resync(dir: &Path, fake: &FakeStripe, args: &[&str]) -> Test {
+    refused(dir, fake, args).stderr_has(" failed; ")
+}
+
+/// The same run, refused before any summary.
+fn refused(dir: &Path, fake: &FakeStripe, args: &[&str]) -> Test {
+    Test::in_dir(dir)
         .env("STRIPE_API_KEY", fake.api_key())
         .args(["resync", "--api-base", &fake.url()])
-        .args(args))
+        .args(args)
+}
+
+/// Stderr holds nothing but warnings (of duplicate customers).
+fn only_warnings(stderr: &str) -> bool {
+    stderr.lines().all(|l| l.starts_with("warning: "))
+}
+
+/// `inspect --json`: the store's rows by customer id.
+fn inspect_json(dir: &Path, args: &[&str]) -> Value {
+    Test::in_dir(dir)
+        .args(["inspect", "--json"])
+        .args(args)
+        .stdout_json()
+        .stderr_with("only warnings", only_warnings)
+        .run()
+        .json()
 }
 
 fn rows(dir: &Path) -> HashMap<String, Value> {
-    let out = run(cmd_in(dir).args(["inspect", "--json"]));
-    json(&out.stdout)
+    inspect_json(dir, &[])
         .as_array()
         .unwrap()
         .iter()
@@ -86,9 +112,10 @@ fn small_account() -> Account {
 fn customer_with_unknown_then_known_store() {
     let fake = FakeStripe::start(small_account());
     let dir = tempdir();
-    let out = resync(dir.path(), &fake, &["--customer", "cus_a", "--json"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let v = json(&out.stdout);
+    let v = resync(dir.path(), &fake, &["--customer", "cus_a", "--json"])
+        .stdout_json()
+        .run()
+        .json();
     assert_eq!(v["customers"][0]["customer_id"], "cus_a");
     assert_eq!(v["customers"][0]["user_id"], "user_a");
     assert_eq!(v["customers"][0]["status"], "active");
@@ -134,8 +161,10 @@ fn customer_with_unknown_then_known_store() {
     assert_eq!(row["subscription_id"], "sub_a");
 
     fake.reset_counters();
-    let out = resync(dir.path(), &fake, &["--customer", "cus_a", "--json"]);
-    let v = json(&out.stdout);
+    let out = resync(dir.path(), &fake, &["--customer", "cus_a", "--json"])
+        .stdout_json()
+        .run();
+    let v = out.json();
     assert_eq!(
         v["summary"]["api_requests"], 1,
         "store knows the customer: one request"
@@ -148,51 +177,47 @@ fn customer_with_unknown_then_known_store() {
 fn user_via_store_search_and_scan() {
     let fake = FakeStripe::start(small_account());
     let dir = tempdir();
-    let out = resync(dir.path(), &fake, &["--user", "user_a", "--json"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(
-        json(&out.stdout)["summary"]["api_requests"],
-        2,
-        "search + subscriptions"
-    );
+    let v = resync(dir.path(), &fake, &["--user", "user_a", "--json"])
+        .stdout_json()
+        .run()
+        .json();
+    assert_eq!(v["summary"]["api_requests"], 2, "search + subscriptions");
     fake.reset_counters();
-    let out = resync(dir.path(), &fake, &["--user", "user_a", "--json"]);
+    let v = resync(dir.path(), &fake, &["--user", "user_a", "--json"])
+        .stdout_json()
+        .run()
+        .json();
     assert_eq!(
-        json(&out.stdout)["summary"]["api_requests"],
-        1,
+        v["summary"]["api_requests"], 1,
         "known mapping: one request"
     );
 
     // Duplicate customers: both synced, with a warning.
-    let out = resync(dir.path(), &fake, &["--user", "user_b", "--json"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let v = json(&out.stdout);
+    let v = resync(dir.path(), &fake, &["--user", "user_b", "--json"])
+        .stdout_json()
+        .stderr_has("user user_b has 2 customers (cus_b, cus_b2)")
+        .run()
+        .json();
     assert_eq!(v["customers"].as_array().unwrap().len(), 2);
-    assert!(
-        out.stderr
-            .contains("user user_b has 2 customers (cus_b, cus_b2)"),
-        "{}",
-        out.stderr
-    );
     assert_eq!(rows(dir.path())["cus_b2"]["status"], "none");
 
     // Search unavailable: a paged scan, with a warning.
     fake.set_search_enabled(false);
     let other = tempdir();
-    let out = resync(other.path(), &fake, &["--user", "user_a", "--json"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("scanning all customers"),
-        "{}",
-        out.stderr
-    );
+    resync(other.path(), &fake, &["--user", "user_a", "--json"])
+        .stdout_json()
+        .stderr_has("scanning all customers")
+        .run();
     assert_eq!(rows(other.path())["cus_a"]["status"], "active");
 
     // Nobody: status 1 and a clear message.
     fake.set_search_enabled(true);
-    let out = resync(dir.path(), &fake, &["--user", "user_nobody", "--json"]);
-    assert_eq!(out.status, 1);
-    let v = json(&out.stdout);
+    let v = resync(dir.path(), &fake, &["--user", "user_nobody", "--json"])
+        .status(1)
+        .stdout_json()
+        .stderr_has("no customer for user user_nobody")
+        .run()
+        .json();
     assert!(
         v["customers"][0]["error"]
             .as_str()
@@ -206,17 +231,19 @@ fn credentials_and_base_url_errors_are_status_2() {
     let fake = FakeStripe::start(small_account());
     let dir = tempdir();
     let wrong = "sk_test_wrongkey_987654";
-    let out = run(cmd_in(dir.path()).args([
-        "resync",
-        "--customer",
-        "cus_a",
-        "--api-base",
-        &fake.url(),
-        "--api-key",
-        wrong,
-    ]));
-    assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("401"), "{}", out.stderr);
+    let out = Test::in_dir(dir.path())
+        .args([
+            "resync",
+            "--customer",
+            "cus_a",
+            "--api-base",
+            &fake.url(),
+            "--api-key",
+            wrong,
+        ])
+        .status(2)
+        .stderr_has("401")
+        .run();
     assert!(
         !out.stderr.contains("wrongkey_987654") && !out.stdout.contains("wrongkey_987654"),
         "{}",
@@ -225,7 +252,7 @@ fn credentials_and_base_url_errors_are_status_2() {
     assert_eq!(fake.count_path("/v1/"), 1, "401 is not retried");
 
     let before = fake.request_count();
-    let out = run(cmd_in(dir.path())
+    Test::in_dir(dir.path())
         .env("STRIPE_API_KEY", fake.api_key())
         .args([
             "resync",
@@ -233,41 +260,47 @@ fn credentials_and_base_url_errors_are_status_2() {
             "cus_a",
             "--api-base",
             "http://example.com",
-        ]));
-    assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("example.com"), "{}", out.stderr);
+        ])
+        .status(2)
+        .stderr_has("example.com")
+        .run();
     assert_eq!(
         fake.request_count(),
         before,
         "no request before the usage error"
     );
 
-    let out =
-        run(cmd_in(dir.path()).args(["resync", "--customer", "cus_a", "--api-base", &fake.url()]));
-    assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("no Stripe API key"), "{}", out.stderr);
-    let out = run(cmd_in(dir.path())
-        .args(["resync", "--api-base", &fake.url()])
-        .env("STRIPE_API_KEY", fake.api_key()));
-    assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("nothing to resync"), "{}", out.stderr);
+    Test::in_dir(dir.path())
+        .args(["resync", "--customer", "cus_a", "--api-base", &fake.url()])
+        .status(2)
+        .stderr_has("no Stripe API key")
+        .run();
+    refused(dir.path(), &fake, &[])
+        .status(2)
+        .stderr_has("nothing to resync")
+        .run();
 
     // STRIPE_SECRET_KEY is the fallback, and --api-key-file works.
-    let out = run(cmd_in(dir.path())
+    Test::in_dir(dir.path())
         .env("STRIPE_SECRET_KEY", fake.api_key())
-        .args(["resync", "--customer", "cus_a", "--api-base", &fake.url()]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
+        .args(["resync", "--customer", "cus_a", "--api-base", &fake.url()])
+        .stdout_has("cus_a")
+        .stderr_has("1 customer: ")
+        .run();
     std::fs::write(dir.path().join("key"), format!("{}\n", fake.api_key())).unwrap();
-    let out = run(cmd_in(dir.path()).args([
-        "resync",
-        "--customer",
-        "cus_a",
-        "--api-base",
-        &fake.url(),
-        "--api-key-file",
-        "key",
-    ]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
+    Test::in_dir(dir.path())
+        .args([
+            "resync",
+            "--customer",
+            "cus_a",
+            "--api-base",
+            &fake.url(),
+            "--api-key-file",
+            "key",
+        ])
+        .stdout_has("cus_a")
+        .stderr_has("1 customer: ")
+        .run();
     let store = std::fs::read(dir.path().join("stripe-sync.db")).unwrap();
     assert!(
         !String::from_utf8_lossy(&store).contains(fake.api_key()),
@@ -289,9 +322,10 @@ fn faults_are_retried_and_counted() {
     );
     fake.push_fault(Fault::TruncatedBody);
     fake.push_fault(Fault::Html);
-    let out = resync(dir.path(), &fake, &["--customer", "cus_a", "--json"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let v = json(&out.stdout);
+    let v = resync(dir.path(), &fake, &["--customer", "cus_a", "--json"])
+        .stdout_json()
+        .run()
+        .json();
     assert_eq!(v["summary"]["retries"], 4);
     // One request (the subscription with its customer inline) and 4 retries.
     assert_eq!(v["summary"]["api_requests"], 5);
@@ -328,9 +362,12 @@ fn faults_are_retried_and_counted() {
             "cus_none",
             "--json",
         ],
-    );
-    assert_eq!(out.status, 1, "{}", out.stderr);
-    let v = json(&out.stdout);
+    )
+    .status(1)
+    .stdout_json()
+    .stderr_has("customer cus_b:")
+    .run();
+    let v = out.json();
     assert_eq!(v["summary"]["failed"], 2);
     assert_eq!(v["summary"]["retries"], 0);
     let errs: Vec<&str> = v["customers"]
@@ -351,12 +388,13 @@ fn faults_are_retried_and_counted() {
 fn pre_basil_api_version_reads_periods_from_the_subscription() {
     let fake = FakeStripe::start(small_account());
     let dir = tempdir();
-    let out = resync(
+    resync(
         dir.path(),
         &fake,
         &["--customer", "cus_a", "--api-version", "2024-06-20"],
-    );
-    assert_eq!(out.status, 0, "{}", out.stderr);
+    )
+    .stdout_has("cus_a")
+    .run();
     assert_eq!(
         fake.requests()[0].stripe_version.as_deref(),
         Some("2024-06-20")
@@ -371,9 +409,10 @@ fn pre_basil_api_version_reads_periods_from_the_subscription() {
 fn backfill_pages_everything_in_few_requests() {
     let fake = FakeStripe::start(Account::generate(250, 320, 11));
     let dir = tempdir();
-    let out = resync(dir.path(), &fake, &["--all", "--json"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let v = json(&out.stdout);
+    let v = resync(dir.path(), &fake, &["--all", "--json"])
+        .stdout_json()
+        .run()
+        .json();
     // ceil(250/100) + ceil(320/100)
     assert_eq!(v["summary"]["api_requests"], 3 + 4);
     assert_eq!(v["summary"]["customers"], 250);
@@ -390,19 +429,26 @@ fn backfill_pages_everything_in_few_requests() {
     let gone = fake.customers()[5]["id"].as_str().unwrap().to_owned();
     fake.delete_customer(&gone);
     fake.purge(&gone);
-    let out = resync(dir.path(), &fake, &["--all", "--json"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let out = run(cmd_in(dir.path()).args(["inspect", "--json", "--customer", &gone]));
-    assert_eq!(json(&out.stdout)[0]["deleted"], true);
+    resync(dir.path(), &fake, &["--all", "--json"])
+        .stdout_json()
+        .run();
+    assert_eq!(
+        inspect_json(dir.path(), &["--customer", &gone])[0]["deleted"],
+        true
+    );
 }
 
 #[test]
 fn check_reports_exactly_the_drift_and_writes_nothing() {
     let fake = FakeStripe::start(Account::generate(60, 70, 5));
     let dir = tempdir();
-    assert_eq!(resync(dir.path(), &fake, &["--all"]).status, 0);
-    let out = resync(dir.path(), &fake, &["--all", "--check", "--json"]);
-    assert_eq!(out.status, 0, "no drift yet: {}", out.stdout);
+    resync(dir.path(), &fake, &["--all"])
+        .stdout_has("60 customers")
+        .run();
+    // No drift yet: status 0.
+    resync(dir.path(), &fake, &["--all", "--check", "--json"])
+        .stdout_json()
+        .run();
 
     let subs = fake.subscriptions();
     let target = subs.iter().find(|s| s["status"] == "active").unwrap();
@@ -418,9 +464,11 @@ fn check_reports_exactly_the_drift_and_writes_nothing() {
         json!({"id": newest["id"], "status": "past_due", "cancel_at_period_end": true}),
     );
     let before = std::fs::read(dir.path().join("stripe-sync.db")).unwrap();
-    let out = resync(dir.path(), &fake, &["--all", "--check", "--json"]);
-    assert_eq!(out.status, 1);
-    let v = json(&out.stdout);
+    let v = resync(dir.path(), &fake, &["--all", "--check", "--json"])
+        .status(1)
+        .stdout_json()
+        .run()
+        .json();
     let drifted: Vec<&Value> = v["customers"]
         .as_array()
         .unwrap()
@@ -438,9 +486,10 @@ fn check_reports_exactly_the_drift_and_writes_nothing() {
         "--check writes nothing"
     );
 
-    let out = resync(dir.path(), &fake, &["--customer", &customer, "--check"]);
-    assert_eq!(out.status, 1);
-    assert!(out.stdout.contains("status"), "{}", out.stdout);
+    resync(dir.path(), &fake, &["--customer", &customer, "--check"])
+        .status(1)
+        .stdout_has("status")
+        .run();
 }
 
 #[test]
@@ -453,8 +502,7 @@ fn pacing_never_exceeds_max_rps() {
         args.push(c["id"].as_str().unwrap().to_owned());
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = resync(dir.path(), &fake, &refs);
-    assert_eq!(out.status, 0, "{}", out.stderr);
+    resync(dir.path(), &fake, &refs).stdout_json().run();
     // One request a customer (its subscription, the customer inline), two
     // for one without a subscription (the customer read on its own).
     let expected: usize = fake
@@ -484,9 +532,12 @@ fn rate_limited_backfill_retries_without_losing_data() {
         .rate_limit(3)
         .start();
     let dir = tempdir();
-    let out = resync(dir.path(), &fake, &["--all", "--json", "--max-rps", "50"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let v = json(&out.stdout);
+    // The client's real backoff: the fake's 429s need it.
+    let v = resync(dir.path(), &fake, &["--all", "--json", "--max-rps", "50"])
+        .env_remove("STRIPE_SYNC_TEST_BACKOFF_MS")
+        .stdout_json()
+        .run()
+        .json();
     assert!(
         v["summary"]["retries"].as_u64().unwrap() >= 1,
         "the fake's 429s were retried"
@@ -501,48 +552,30 @@ fn interrupted_backfill_resumes_with_fewer_requests() {
         .latency(Duration::from_millis(60))
         .start();
     let dir = tempdir();
-    let bin = assert_cmd::cargo::cargo_bin("stripe-sync");
-    let mut child = std::process::Command::new(&bin)
-        .current_dir(dir.path())
-        .env("STRIPE_API_KEY", fake.api_key())
-        .env_remove("STRIPE_SYNC_DB")
-        .args([
-            "resync",
-            "--all",
-            "--max-rps",
-            "100",
-            "--api-base",
-            &fake.url(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = refused(dir.path(), &fake, &["--all", "--max-rps", "100"]).spawn();
     // Let a few pages land, then kill -9.
-    let t0 = std::time::Instant::now();
-    while fake.request_count() < 6 && t0.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.wait_until("6 requests at the fake", Duration::from_secs(20), |_| {
+        fake.request_count() >= 6
+    });
+    let killed = child.kill();
+    assert_eq!(killed.status, -1, "killed by a signal");
     let first = fake.request_count();
     assert!(first < 18, "killed mid-run ({first} requests)");
     fake.reset_counters();
-    let out = resync(dir.path(), &fake, &["--all", "--json", "--max-rps", "100"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("resuming"), "{}", out.stderr);
+    resync(dir.path(), &fake, &["--all", "--json", "--max-rps", "100"])
+        .stdout_json()
+        .stderr_has("resuming")
+        .run();
     let resumed = fake.request_count();
     assert!(
         resumed < 18,
         "resume fetched {resumed} pages, a restart needs 18"
     );
     assert_matches_truth(dir.path(), &fake);
-    let check = resync(dir.path(), &fake, &["--all", "--check"]);
-    assert_eq!(
-        check.status, 0,
-        "same store as an uninterrupted run: {}",
-        check.stdout
-    );
+    // The same store as an uninterrupted run: no drift, status 0.
+    resync(dir.path(), &fake, &["--all", "--check"])
+        .stdout_has("900 customers")
+        .run();
 }
 
 #[test]
@@ -553,16 +586,20 @@ fn replay_live_resolves_and_syncs_through_the_api() {
     let ev = json!({"id": "evt_live", "object": "event", "type": "invoice.paid", "created": 1_700_000_500,
         "data": {"object": {"id": "in_1", "object": "invoice", "customer": "cus_a", "metadata": {}}}});
     std::fs::write(d.join("e.json"), ev.to_string()).unwrap();
-    let out = run(cmd_in(d).env("STRIPE_API_KEY", fake.api_key()).args([
-        "replay",
-        "--live",
-        "--json",
-        "--api-base",
-        &fake.url(),
-        "e.json",
-    ]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let v = json(&out.stdout);
+    let v = Test::in_dir(d)
+        .env("STRIPE_API_KEY", fake.api_key())
+        .args([
+            "replay",
+            "--live",
+            "--json",
+            "--api-base",
+            &fake.url(),
+            "e.json",
+        ])
+        .stdout_json()
+        .stderr_has("1 event: 1 sync")
+        .run()
+        .json();
     assert_eq!(v["events"][0]["route"], "sync");
     assert_eq!(v["events"][0]["resolved_via"], "api");
     assert_eq!(v["events"][0]["user_id"], "user_a");
@@ -579,13 +616,15 @@ fn replay_live_resolves_and_syncs_through_the_api() {
 fn live_key_backfill_needs_yes_without_a_terminal() {
     let fake = FakeStripe::start(Account::generate(5, 5, 1).with_api_key("sk_live_confirm_me_1"));
     let dir = tempdir();
-    let out = resync(dir.path(), &fake, &["--all"]);
-    assert_eq!(out.status, 2);
-    assert!(out.stderr.contains("--yes"), "{}", out.stderr);
+    refused(dir.path(), &fake, &["--all"])
+        .status(2)
+        .stderr_has("--yes")
+        .run();
     assert_eq!(fake.request_count(), 0, "refused before any request");
-    let out = resync(dir.path(), &fake, &["--all", "--yes", "--json"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(json(&out.stdout)["summary"]["customers"], 5);
+    let out = resync(dir.path(), &fake, &["--all", "--yes", "--json"])
+        .stdout_json()
+        .run();
+    assert_eq!(out.json()["summary"]["customers"], 5);
     assert!(!out.stderr.contains("confirm_me"));
 }
 
@@ -596,9 +635,8 @@ fn unreachable_api_stops_the_run_with_status_2() {
         .local_addr()
         .unwrap();
     let dir = tempdir();
-    let out = run(cmd_in(dir.path())
+    let out = Test::in_dir(dir.path())
         .env("STRIPE_API_KEY", "sk_test_unreachable_1")
-        .env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
         .args([
             "resync",
             "--customer",
@@ -610,9 +648,11 @@ fn unreachable_api_stops_the_run_with_status_2() {
             "--json",
             "--api-base",
             &format!("http://{closed}"),
-        ]));
-    assert_eq!(out.status, 2, "{}", out.stderr);
-    assert_eq!(out.stdout, "");
+        ])
+        .status(2)
+        .stdout("")
+        .stderr_has("cannot reach")
+        .run();
     assert_eq!(
         out.stderr.matches("error:").count(),
         1,
@@ -674,12 +714,14 @@ fn contradictory_mode_flags_are_usage_errors_naming_both() {
     ];
     for (args, conflict) in cases {
         // A key and a base that would work, so only the flags can fail.
-        let out = run(cmd_in(dir.path())
+        let out = Test::in_dir(dir.path())
             .env("STRIPE_API_KEY", "sk_test_unused")
             .args(["resync", "--api-base", "http://127.0.0.1:9"])
-            .args(*args));
-        assert_eq!(out.status, 2, "{args:?}: {}", out.stderr);
-        assert_eq!(out.stdout, "", "{args:?}");
+            .args(*args)
+            .status(2)
+            .stdout("")
+            .stderr_has("Usage: stripe-sync resync")
+            .run();
         let first = out.stderr.lines().next().unwrap_or("");
         assert_eq!(first, format!("error: the argument {conflict}"), "{args:?}");
         assert!(out.stderr.contains("Usage: stripe-sync resync"), "{args:?}");
@@ -691,22 +733,25 @@ fn contradictory_mode_flags_are_usage_errors_naming_both() {
     );
     // What each flag belongs with still works together (it fails later, on
     // the unreachable base, not on the flags).
-    for args in [
-        &["--all", "--restart"][..],
-        &["--events", "--since", "1h", "--follow", "--interval", "2"][..],
-    ] {
-        let out = run(cmd_in(dir.path())
+    let unreachable = |args: &[&str]| {
+        Test::in_dir(dir.path())
             .env("STRIPE_API_KEY", "sk_test_unused")
-            .env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
             .args(["resync", "--api-base", "http://127.0.0.1:9"])
             .args(args)
-            .timeout(Duration::from_secs(1)));
-        assert!(
-            !out.stderr.contains("cannot be used with"),
-            "{args:?}: {}",
-            out.stderr
-        );
-    }
+            .stderr_lacks("cannot be used with")
+    };
+    unreachable(&["--all", "--restart"])
+        .status(2)
+        .stderr_has("cannot reach the Stripe API at http://127.0.0.1:9")
+        .run();
+    // Following waits for the API to come back; SIGTERM stops it (status 0).
+    let mut follow = unreachable(&["--events", "--since", "1h", "--follow", "--interval", "2"])
+        .stderr_has("following Stripe's event log every 2 s")
+        .stderr_has("warning: waiting for the Stripe API: cannot reach")
+        .spawn();
+    follow.wait_for_stderr("waiting for the Stripe API", Duration::from_secs(20));
+    follow.signal(Signal::TERM);
+    follow.finish();
 }
 
 /// A first backfill that fetched nothing (a dead API) left only its start:
@@ -719,9 +764,8 @@ fn a_backfill_that_fetched_nothing_is_not_resumed_in_words() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let out = run(cmd_in(dir.path())
+    Test::in_dir(dir.path())
         .env("STRIPE_API_KEY", fake.api_key())
-        .env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
         .args([
             "resync",
             "--all",
@@ -729,10 +773,13 @@ fn a_backfill_that_fetched_nothing_is_not_resumed_in_words() {
             "0",
             "--api-base",
             &format!("http://{dead}"),
-        ]));
-    assert_eq!(out.status, 2, "{}", out.stderr);
-    let out = resync(dir.path(), &fake, &["--all"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert!(!out.stderr.contains("resuming"), "{}", out.stderr);
+        ])
+        .status(2)
+        .stderr_has("cannot reach")
+        .run();
+    resync(dir.path(), &fake, &["--all"])
+        .stdout_has("customers")
+        .stderr_lacks("resuming")
+        .run();
     assert_matches_truth(dir.path(), &fake);
 }

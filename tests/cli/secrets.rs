@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use crate::common::{cmd_in, run, tempdir};
+use crate::common::tempdir;
+use crate::harness::Test;
 use crate::support::fake_stripe::{Account, FakeStripe};
 
 const WHSEC: &str = "whsec_SECRETleak_91ab";
@@ -65,8 +66,8 @@ fn secrets_never_leak() {
             .unwrap()
     );
 
-    /// Arguments, and environment variables to set.
-    type Run = (Vec<String>, Vec<(&'static str, String)>);
+    /// Arguments, environment variables to set, and the exit status.
+    type Run = (Vec<String>, Vec<(&'static str, String)>, i32);
     let mut runs: Vec<Run> = Vec::new();
     let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     for extra in [
@@ -75,18 +76,20 @@ fn secrets_never_leak() {
         &["--json"][..],
         &["-vv", "--json"][..],
     ] {
-        let mut with = |args: Vec<String>, env: Vec<(&'static str, String)>| {
+        let mut with = |args: Vec<String>, env: Vec<(&'static str, String)>, status: i32| {
             let mut all: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
             all.extend(args);
-            runs.push((all, env));
+            runs.push((all, env, status));
         };
         with(
             a(&["verify", "--secret", WHSEC, "--signature", &sig, "p.json"]),
             vec![],
+            1,
         );
         with(
             a(&["verify", "--signature", &sig, "p.json"]),
             vec![("STRIPE_WEBHOOK_SECRET", format!("whsec_old,{WHSEC}"))],
+            1,
         );
         with(
             a(&[
@@ -98,6 +101,7 @@ fn secrets_never_leak() {
                 "p.json",
             ]),
             vec![],
+            1,
         );
         with(
             a(&[
@@ -109,11 +113,13 @@ fn secrets_never_leak() {
                 "p.json",
             ]),
             vec![],
+            1,
         );
-        with(a(&["sign", "--secret", WHSEC, "p.json"]), vec![]);
+        with(a(&["sign", "--secret", WHSEC, "p.json"]), vec![], 0);
         with(
             a(&["sign", "p.json"]),
             vec![("STRIPE_WEBHOOK_SECRET", WHSEC.into())],
+            0,
         );
         with(
             vec![
@@ -125,6 +131,7 @@ fn secrets_never_leak() {
                 one.display().to_string(),
             ],
             vec![],
+            1,
         );
         with(
             vec![
@@ -134,6 +141,7 @@ fn secrets_never_leak() {
                 one.display().to_string(),
             ],
             vec![("STRIPE_WEBHOOK_SECRET", WHSEC.into())],
+            2,
         );
         with(
             a(&[
@@ -146,6 +154,7 @@ fn secrets_never_leak() {
                 &key,
             ]),
             vec![],
+            1,
         );
         with(
             a(&[
@@ -157,18 +166,22 @@ fn secrets_never_leak() {
                 "key.txt",
             ]),
             vec![],
+            0,
         );
         with(
             a(&["resync", "--user", "user_1", "--api-base", &base]),
             vec![("STRIPE_API_KEY", key.clone())],
+            0,
         );
         with(
             a(&["resync", "--user", "user_2", "--api-base", &base]),
             vec![("STRIPE_SECRET_KEY", key.clone())],
+            0,
         );
         with(
             a(&["resync", "--all", "--api-base", &base, "--api-key", bad_key]),
             vec![],
+            2,
         );
         with(
             a(&[
@@ -180,6 +193,7 @@ fn secrets_never_leak() {
                 &key,
             ]),
             vec![],
+            2,
         );
         with(
             a(&[
@@ -191,6 +205,7 @@ fn secrets_never_leak() {
                 &key,
             ]),
             vec![],
+            2,
         );
         with(
             vec![
@@ -203,6 +218,7 @@ fn secrets_never_leak() {
                 one.display().to_string(),
             ],
             vec![],
+            2,
         );
         with(
             vec![
@@ -213,6 +229,7 @@ fn secrets_never_leak() {
                 one.display().to_string(),
             ],
             vec![("STRIPE_API_KEY", key.clone())],
+            1,
         );
         with(
             a(&["inspect"]),
@@ -220,6 +237,7 @@ fn secrets_never_leak() {
                 ("STRIPE_API_KEY", key.clone()),
                 ("STRIPE_WEBHOOK_SECRET", WHSEC.into()),
             ],
+            0,
         );
         with(
             a(&["resync", "--help"]),
@@ -227,19 +245,26 @@ fn secrets_never_leak() {
                 ("STRIPE_API_KEY", key.clone()),
                 ("STRIPE_WEBHOOK_SECRET", WHSEC.into()),
             ],
+            0,
         );
         with(
             a(&["replay", "--help"]),
             vec![("STRIPE_WEBHOOK_SECRET", WHSEC.into())],
+            0,
         );
     }
     let mut statuses = Vec::new();
-    for (args, env) in &runs {
-        let mut c = cmd_in(d);
+    for (args, env, status) in &runs {
+        // What each stream must lack is every secret; what they hold
+        // varies with the command, -vv and --json.
+        let mut c = Test::in_dir(d).args(args).status(*status);
         for (k, v) in env {
-            c.env(k, v);
+            c = c.env(k, v);
         }
-        let out = run(c.args(args));
+        for n in NEEDLES {
+            c = c.stdout_lacks(*n).stderr_lacks(*n);
+        }
+        let out = c.run();
         statuses.push(out.status);
         for n in NEEDLES {
             assert!(

@@ -16,22 +16,21 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rustix::process::Signal;
 use serde_json::{Value, json};
 use stripe_sync::secret::Secret;
 use stripe_sync::signature;
 
-use crate::common::{Output, cmd_in, run, tempdir};
+use crate::common::{integrity, tempdir};
+use crate::harness::{Output, Running, Test, show};
 use crate::replay::{fixture_events, mapping};
 use crate::support::fake_stripe::{Account, FakeStripe, Fault};
 
 const SECRET: &str = "whsec_serve_test_8d41c0a7e2";
-
-use crate::common::{AMBIENT, integrity};
 
 /// The fields of a decision, in the order `replay --json` gives them.
 const DECISION: [&str; 9] = [
@@ -323,10 +322,15 @@ fn fixture_list() -> &'static [(String, String)] {
     static LIST: OnceLock<Vec<(String, String)>> = OnceLock::new();
     LIST.get_or_init(|| {
         let events = fixture_events();
-        let dir = tempdir();
-        let out = run(cmd_in(dir.path())
+        // One rejected checkout: status 1.
+        let out = Test::new()
             .args(["replay", "--dry-run", "--json"])
-            .arg(fixtures()));
+            .arg(fixtures())
+            .status(1)
+            .stdout_json()
+            .stderr_has("45 events: ")
+            .stderr_has("nothing written")
+            .run();
         let v: Value = serde_json::from_str(&out.stdout).expect("replay --json");
         let decisions = v["events"].as_array().unwrap();
         assert_eq!(decisions.len(), events.len());
@@ -440,207 +444,117 @@ fn many_events(copies: usize) -> Vec<Vec<u8>> {
 // The server process
 // ---------------------------------------------------------------------------
 
-struct Launch {
-    dir: PathBuf,
-    global: Vec<String>,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    listen_flag: bool,
+/// `stripe-sync serve --listen 127.0.0.1:0` in `dir`, through the one
+/// builder: the test adds serve's arguments and states what it expects
+/// (status, stdout, stderr) before [`ServeTest::start`]. A server always
+/// says where it listens.
+fn serve(dir: &Path) -> Test {
+    serve_after(dir, &[])
 }
 
-/// `stripe-sync [GLOBAL] serve --listen 127.0.0.1:0 [ARGS]` in `dir`.
-fn launch(dir: &Path) -> Launch {
-    Launch {
-        dir: dir.to_path_buf(),
-        global: Vec::new(),
-        args: Vec::new(),
-        env: Vec::new(),
-        listen_flag: true,
-    }
+/// The same with global options before `serve` (`--db`, `--json`).
+fn serve_after(dir: &Path, global: &[&str]) -> Test {
+    serve_bare(dir, global).args(["--listen", "127.0.0.1:0"])
 }
 
-impl Launch {
-    fn global(mut self, a: &[&str]) -> Launch {
-        self.global.extend(a.iter().map(|s| (*s).to_owned()));
-        self
-    }
+/// `stripe-sync [GLOBAL] serve` without `--listen` (the address from the
+/// environment).
+fn serve_bare(dir: &Path, global: &[&str]) -> Test {
+    Test::in_dir(dir)
+        .args(global)
+        .arg("serve")
+        .stderr_has("listening on http://")
+}
 
-    fn args(mut self, a: &[&str]) -> Launch {
-        self.args.extend(a.iter().map(|s| (*s).to_owned()));
-        self
-    }
-
-    fn env(mut self, k: &str, v: &str) -> Launch {
-        self.env.push((k.to_owned(), v.to_owned()));
-        self
-    }
-
-    fn secret(self) -> Launch {
-        self.args(&["--secret", SECRET])
-    }
-
+/// Serve's arguments and its start, on top of the builder.
+trait ServeTest {
+    fn secret(self) -> Test;
     /// `--live` against `base` with `key`.
-    fn live(self, base: &str, key: &str) -> Launch {
-        self.args(&["--live", "--api-base", base, "--api-key", key])
+    fn live(self, base: &str, key: &str) -> Test;
+    /// Starts the server (its store `stripe-sync.db` in its dir) and waits
+    /// until it says where it listens.
+    fn start(self) -> Server;
+    /// The same, with the store at `db`.
+    fn start_with_db(self, db: PathBuf) -> Server;
+}
+
+impl ServeTest for Test {
+    fn secret(self) -> Test {
+        self.args(["--secret", SECRET])
     }
 
-    fn no_listen_flag(mut self) -> Launch {
-        self.listen_flag = false;
-        self
+    fn live(self, base: &str, key: &str) -> Test {
+        self.args(["--live", "--api-base", base, "--api-key", key])
     }
 
     fn start(self) -> Server {
-        self.try_start().unwrap_or_else(|e| panic!("{e}"))
+        let db = self.path().join("stripe-sync.db");
+        self.start_with_db(db)
     }
 
-    fn try_start(self) -> Result<Server, String> {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("stripe-sync"));
-        for v in AMBIENT {
-            cmd.env_remove(v);
-        }
-        cmd.env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
-            .current_dir(&self.dir)
-            .args(&self.global)
-            .arg("serve");
-        if self.listen_flag {
-            cmd.args(["--listen", "127.0.0.1:0"]);
-        }
-        cmd.args(&self.args);
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
-        let err_pipe = child.stderr.take().unwrap();
-        let out_pipe = child.stdout.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        let err_buf = Arc::clone(&stderr);
-        // Keeps reading stderr for the whole run, so the pipe never fills.
-        let t_err = std::thread::spawn(move || {
-            let mut r = BufReader::new(err_pipe);
-            let mut tx = Some(tx);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match r.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                let text = String::from_utf8_lossy(&line).into_owned();
-                err_buf.lock().unwrap().push_str(&text);
-                const MARK: &str = "listening on http://";
-                if let Some(i) = text.find(MARK)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(text[i + MARK.len()..].trim().to_owned());
-                }
-            }
-        });
-        let out_buf = Arc::clone(&stdout);
-        let t_out = std::thread::spawn(move || {
-            let mut r = BufReader::new(out_pipe);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match r.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => out_buf
-                        .lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&line)),
-                }
-            }
-        });
-        let fail = |child: &mut Child, why: String, stderr: &Arc<Mutex<String>>| {
-            let _ = child.kill();
-            let status = child.wait().ok().and_then(|s| s.code());
-            format!(
-                "stripe-sync serve {why} (status {status:?})\n--- stderr\n{}",
-                stderr.lock().unwrap()
+    fn start_with_db(self, db: PathBuf) -> Server {
+        const MARK: &str = "listening on http://";
+        let mut run = self.spawn();
+        run.wait_for_stderr(MARK, Duration::from_secs(90));
+        let said = run.stderr_now();
+        let at = said.find(MARK).expect("waited for it") + MARK.len();
+        let rest = said[at..].lines().next().unwrap_or("").trim().to_owned();
+        let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let addr = addr.parse::<SocketAddr>().unwrap_or_else(|e| {
+            panic!(
+                "stripe-sync serve printed an unusable address ({e}): listening on http://{rest}"
             )
-        };
-        let rest = match rx.recv_timeout(Duration::from_secs(90)) {
-            Ok(rest) => rest,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                return Err(fail(
-                    &mut child,
-                    "printed no `listening on` line within 90 s".into(),
-                    &stderr,
-                ));
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(fail(
-                    &mut child,
-                    "ended before `listening on`".into(),
-                    &stderr,
-                ));
-            }
-        };
-        let (addr, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].to_owned()),
-            None => (rest.as_str(), "/".to_owned()),
-        };
-        let Ok(addr) = addr.parse::<SocketAddr>() else {
-            return Err(fail(
-                &mut child,
-                format!("printed an unusable address: listening on http://{rest}"),
-                &stderr,
-            ));
-        };
-        let db = match self.global.iter().position(|a| a == "--db") {
-            Some(i) => self.dir.join(&self.global[i + 1]),
-            None => self.dir.join("stripe-sync.db"),
-        };
-        Ok(Server {
-            child,
+        });
+        Server {
+            run: Some(run),
             addr,
-            path,
+            path: match path {
+                "" => "/".to_owned(),
+                p => p.to_owned(),
+            },
             db,
-            stderr,
-            stdout,
-            readers: vec![t_err, t_out],
-        })
+        }
     }
 }
 
+/// A server started by [`ServeTest::start`]: the builder's [`Running`], and
+/// where it listens.
 struct Server {
-    child: Child,
+    run: Option<Running>,
     addr: SocketAddr,
     path: String,
     db: PathBuf,
-    stderr: Arc<Mutex<String>>,
-    stdout: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 impl Server {
+    fn running_ref(&self) -> &Running {
+        self.run.as_ref().expect("the server was already stopped")
+    }
+
+    fn running_mut(&mut self) -> &mut Running {
+        self.run.as_mut().expect("the server was already stopped")
+    }
+
+    fn pid(&self) -> u32 {
+        self.running_ref().pid()
+    }
+
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.running_ref().stderr_now()
     }
 
     fn stdout(&self) -> String {
-        self.stdout.lock().unwrap().clone()
+        self.running_ref().stdout_now()
     }
 
     fn stderr_lines(&self) -> Vec<String> {
         self.stderr().lines().map(str::to_owned).collect()
     }
 
+    /// Whether the process has not exited (one that has is a zombie until
+    /// the builder waits for it).
     fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.run.as_mut().is_some_and(|run| !run.exited())
     }
 
     fn conn(&self) -> Conn {
@@ -678,63 +592,44 @@ impl Server {
         self.request("GET", path, &[], b"")
     }
 
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{sig}"), self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig} {}", self.child.id());
-    }
-
-    /// Waits for the process to end (killing it after `within`), then
-    /// collects everything it printed.
-    fn finish(&mut self, within: Duration) -> Output {
-        let t = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s.code().unwrap_or(-1);
-            }
-            if t.elapsed() > within {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "stripe-sync serve still running after {within:?}\n--- stderr\n{}",
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    /// `kill -TERM` / `kill -INT`.
+    fn signal(&mut self, sig: &str) {
+        let signal = match sig {
+            "TERM" => Signal::TERM,
+            "INT" => Signal::INT,
+            other => panic!("no such signal in these tests: {other}"),
         };
-        for t in std::mem::take(&mut self.readers) {
-            let _ = t.join();
-        }
-        Output {
-            status,
-            stdout: self.stdout(),
-            stderr: self.stderr(),
-        }
+        self.running_mut().signal(signal);
     }
 
-    /// SIGTERM or SIGINT, then the outcome.
+    /// Waits for the process to end (killed after `within`: its status is
+    /// then not the one expected), and checks the status, stdout and stderr
+    /// the test stated.
+    fn finish(&mut self, within: Duration) -> Output {
+        self.run
+            .take()
+            .expect("the server was already stopped")
+            .finish_within(within)
+    }
+
+    /// SIGTERM or SIGINT, then the outcome (checked).
     fn stop(&mut self, sig: &str) -> Output {
         self.signal(sig);
         self.finish(Duration::from_secs(30))
     }
 
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for t in std::mem::take(&mut self.readers) {
-            let _ = t.join();
-        }
+    /// `kill -9`: nothing of the server's own runs, so there is no status to
+    /// expect; it printed nothing on stdout and never panicked.
+    fn kill9(&mut self) -> Output {
+        let out = self
+            .run
+            .take()
+            .expect("the server was already stopped")
+            .kill();
+        assert_eq!(out.stdout, "", "{}", show(&out));
+        assert!(!out.stderr.contains("panicked"), "{}", show(&out));
+        out
     }
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status, out.stdout, out.stderr
-    )
 }
 
 fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -748,6 +643,60 @@ fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// One row of the kernel's TCP table (`/proc/net/tcp`, IPv4).
+struct TcpRow {
+    local: SocketAddr,
+    remote: SocketAddr,
+    /// `0A` is LISTEN.
+    state: String,
+    /// Bytes received that the process has not read yet.
+    rx_queue: u64,
+    /// 0 while the connection waits in the listen queue (not accepted).
+    inode: u64,
+}
+
+fn tcp_table() -> Vec<TcpRow> {
+    let addr = |hex: &str| -> Option<SocketAddr> {
+        let (ip, port) = hex.split_once(':')?;
+        let ip = u32::from_str_radix(ip, 16).ok()?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        // The address in the kernel's byte order, printed as a number.
+        Some(SocketAddr::from((ip.to_ne_bytes(), port)))
+    };
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (_, rx) = f.get(4)?.split_once(':')?;
+            Some(TcpRow {
+                local: addr(f.get(1)?)?,
+                remote: addr(f.get(2)?)?,
+                state: f.get(3)?.to_string(),
+                rx_queue: u64::from_str_radix(rx, 16).ok()?,
+                inode: f.get(9)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Whether a socket listens on `addr`.
+fn listening(addr: SocketAddr) -> bool {
+    tcp_table()
+        .iter()
+        .any(|r| r.local == addr && r.state == "0A")
+}
+
+/// Whether the server at `server` has accepted the connection from `client`
+/// and read everything sent on it so far (a request it has read is served
+/// even once a signal arrives).
+fn accepted_and_read(server: SocketAddr, client: SocketAddr) -> bool {
+    tcp_table()
+        .iter()
+        .any(|r| r.local == server && r.remote == client && r.inode != 0 && r.rx_queue == 0)
 }
 
 /// The number of stderr lines once it has not changed for 300 ms (at most 5 s).
@@ -917,7 +866,10 @@ fn pump(
 #[test]
 fn without_a_secret_every_post_is_500_and_start_up_warns() {
     let dir = tempdir();
-    let mut s = launch(dir.path()).start();
+    let mut s = serve(dir.path())
+        .stderr_has("warning: NO WEBHOOK SECRET")
+        .stderr_has("served 3 requests")
+        .start();
     // The warning is said before any request, loudly.
     assert!(
         wait_until(Duration::from_secs(3), || {
@@ -945,7 +897,11 @@ fn without_a_secret_every_post_is_500_and_start_up_warns() {
 #[test]
 fn bad_signatures_are_400_with_the_reason_and_write_nothing() {
     let dir = tempdir();
-    let mut s = launch(dir.path()).secret().start();
+    let mut s = serve(dir.path())
+        .secret()
+        .stderr_has("signature_mismatch")
+        .stderr_has("served 9 requests")
+        .start();
     let body = fixture_bytes("2026-03-onboarding/03-ada-subscription-created.json");
     let t = now();
     let good = sign_at(&body, SECRET, t);
@@ -1015,9 +971,10 @@ fn bad_signatures_are_400_with_the_reason_and_write_nothing() {
 
     // --tolerance 0 turns the age check off.
     let dir = tempdir();
-    let mut s = launch(dir.path())
+    let mut s = serve(dir.path())
         .secret()
-        .args(&["--tolerance", "0"])
+        .args(["--tolerance", "0"])
+        .stderr_has("served 1 request")
         .start();
     let r = s.post(&body, Some(&sign_at(&body, SECRET, t - 100_000)));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -1029,7 +986,11 @@ fn bad_signatures_are_400_with_the_reason_and_write_nothing() {
 fn a_valid_event_is_committed_before_its_200_and_every_route_is_200() {
     let dir = tempdir();
     let d = dir.path();
-    let mut s = launch(d).global(&["--db", "served.db"]).secret().start();
+    let mut s = serve_after(d, &["--db", "served.db"])
+        .secret()
+        .stderr_has("evt_1a4yoBRkT3sQ8vLmXZ8cZWO2")
+        .stderr_has("served 14 requests")
+        .start_with_db(d.join("served.db"));
     assert_eq!(s.db, d.join("served.db"));
 
     // sync: the decision is the body, and the store already has it.
@@ -1075,7 +1036,12 @@ fn a_valid_event_is_committed_before_its_200_and_every_route_is_200() {
     assert!(p0.is_some() && c0.is_some(), "{p0:?} {c0:?}");
     let count = || logged(&s.db).len();
     let n0 = count();
-    std::thread::sleep(Duration::from_millis(1100)); // a rewrite would change the times
+    // A rewrite would change the times: wait for the next second.
+    let second = now();
+    assert!(
+        wait_until(Duration::from_secs(5), || now() > second),
+        "the clock stands still"
+    );
     let r = one_log_line(&s, || s.post_signed(&ada));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.route(), "duplicate");
@@ -1163,9 +1129,11 @@ fn a_valid_event_is_committed_before_its_200_and_every_route_is_200() {
 #[test]
 fn bodies_over_max_body_are_413() {
     let dir = tempdir();
-    let mut s = launch(dir.path())
+    let mut s = serve(dir.path())
         .secret()
-        .args(&["--max-body", "2048"])
+        .args(["--max-body", "2048"])
+        .stderr_has(" 413 ")
+        .stderr_has("served 4 requests")
         .start();
     // At the limit: read, judged on its signature (400), not refused.
     let at = vec![b' '; 2048];
@@ -1202,7 +1170,11 @@ fn bodies_over_max_body_are_413() {
 
     // The default limit is 4 MiB.
     let dir = tempdir();
-    let mut s = launch(dir.path()).secret().start();
+    let mut s = serve(dir.path())
+        .secret()
+        .stderr_has(" 413 ")
+        .stderr_has("served 2 requests")
+        .start();
     let big = vec![b' '; 4 * 1024 * 1024 + 1];
     let r = s.post(&big, Some("t=1,v1=00"));
     assert_eq!(r.status, 413, "{}", r.text());
@@ -1215,7 +1187,12 @@ fn bodies_over_max_body_are_413() {
 #[test]
 fn json_prints_one_object_per_request() {
     let dir = tempdir();
-    let mut s = launch(dir.path()).global(&["--json"]).secret().start();
+    let mut s = serve_after(dir.path(), &["--json"])
+        .secret()
+        .stdout_ndjson()
+        .stdout_has("\"evt_1a4yoBRkT3sQ8vLmXZ8cZWO2\"")
+        .stderr_has("served 5 requests")
+        .start();
     let ada = fixture_bytes("2026-03-onboarding/03-ada-subscription-created.json");
     let sent: Vec<u16> = vec![
         one_log_line(&s, || s.post_signed(&ada)).status,
@@ -1270,11 +1247,12 @@ fn json_prints_one_object_per_request() {
 #[test]
 fn listen_env_path_and_user_key() {
     let dir = tempdir();
-    let mut s = launch(dir.path())
-        .no_listen_flag()
+    let mut s = serve_bare(dir.path(), &[])
         .env("STRIPE_SYNC_LISTEN", "127.0.0.1:0")
         .secret()
-        .args(&["--path", "/hooks/stripe", "--user-key", "appUserId"])
+        .args(["--path", "/hooks/stripe", "--user-key", "appUserId"])
+        .stderr_has("/hooks/stripe")
+        .stderr_has("served 2 requests: 1 × 200, 1 × 404")
         .start();
     assert!(
         s.addr.ip().is_loopback() && s.addr.port() != 0,
@@ -1326,7 +1304,12 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 fn record_keeps_exact_bytes_and_replaying_it_rebuilds_the_store() {
     let dir = tempdir();
     let d = dir.path();
-    let mut s = launch(d).secret().args(&["--record", "rec"]).start();
+    let mut s = serve(d)
+        .secret()
+        .args(["--record", "rec"])
+        .stderr_has("evt_1a4yoBRkT3sQ8vLmXZ8cZWO2")
+        .stderr_has("served 19 requests: 17 × 200, 2 × 400")
+        .start();
 
     // Events whose routing needs no other event, in story order: whole
     // pretty-printed files byte for byte, array elements compact or
@@ -1467,7 +1450,13 @@ fn record_keeps_exact_bytes_and_replaying_it_rebuilds_the_store() {
     );
 
     // `replay DIR` of the recorded folder gives the served store.
-    let out = run(cmd_in(d).args(["replay", "--db", "replayed.db", "rec"]));
+    let out = Test::in_dir(d)
+        .args(["replay", "--db", "replayed.db", "rec"])
+        .status(1)
+        .stdout_has("evt_1a4yoBRkT3sQ8vLmXZ8cZWO2")
+        .stderr_has("17 events: ")
+        .stderr_has("1 rejected")
+        .run();
     assert_eq!(
         out.status, 1,
         "one rejected checkout, and nothing under rejected/ replayed: {}",
@@ -1500,8 +1489,9 @@ fn rotation_accepts_any_configured_secret() {
     const OLD: &str = "whsec_rotation_old_51b0";
     const NEW: &str = "whsec_rotation_new_77c3";
     let dir = tempdir();
-    let mut s = launch(dir.path())
-        .args(&["-s", OLD, "--secret", NEW])
+    let mut s = serve(dir.path())
+        .args(["-s", OLD, "--secret", NEW])
+        .stderr_has("served 4 requests: 3 × 200, 1 × 400")
         .start();
     let e1 = invoice_paid("evt_rot_1", "cus_Rotation000001", Some("user_rot"));
     let r = s.post(&e1, Some(&sign(&e1, NEW)));
@@ -1529,8 +1519,9 @@ fn rotation_accepts_any_configured_secret() {
 
     // The environment variable holds several, comma-separated.
     let dir = tempdir();
-    let mut s = launch(dir.path())
-        .env("STRIPE_WEBHOOK_SECRET", &format!("{OLD},{NEW}"))
+    let mut s = serve(dir.path())
+        .env("STRIPE_WEBHOOK_SECRET", format!("{OLD},{NEW}"))
+        .stderr_has("served 2 requests: 2 × 200")
         .start();
     let r = s.post(&e1, Some(&sign(&e1, NEW)));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -1549,13 +1540,15 @@ fn secrets_never_reach_the_output_the_record_or_the_store() {
     for (n, with_flag) in [(1, true), (2, false)] {
         let dir = tempdir();
         let d = dir.path();
-        let mut l = launch(d)
-            .global(&["--json", "-vv"])
-            .args(&["--record", "rec", "--live", "--api-base", &fake.url()])
-            .env("STRIPE_WEBHOOK_SECRET", &format!("{ENV_A},{ENV_B}"));
+        let mut l = serve_after(d, &["--json", "-vv"])
+            .args(["--record", "rec", "--live", "--api-base", &fake.url()])
+            .env("STRIPE_WEBHOOK_SECRET", format!("{ENV_A},{ENV_B}"))
+            .stdout_ndjson()
+            .stdout_has(format!("\"evt_leak_{n}\""))
+            .stderr_has("served 3 requests: 1 × 200, 2 × 400");
         l = match with_flag {
-            true => l.args(&["--secret", FLAG]).env("STRIPE_API_KEY", KEY),
-            false => l.args(&["--api-key", KEY]),
+            true => l.args(["--secret", FLAG]).env("STRIPE_API_KEY", KEY),
+            false => l.args(["--api-key", KEY]),
         };
         let mut s = l.start();
         let good = if with_flag { FLAG } else { ENV_B };
@@ -1602,7 +1595,13 @@ fn secrets_never_reach_the_output_the_record_or_the_store() {
 #[test]
 fn concurrent_shuffled_delivery_builds_the_store_of_an_ordered_replay() {
     let reference = tempdir();
-    let out = run(cmd_in(reference.path()).arg("replay").arg(fixtures()));
+    let out = Test::in_dir(reference.path())
+        .arg("replay")
+        .arg(fixtures())
+        .status(1)
+        .stdout_has("evt_1a4yoBRkT3sQ8vLmXZ8cZWO2")
+        .stderr_has("45 events: ")
+        .run();
     assert_eq!(out.status, 1, "{}", out.stderr);
     let want = mapping(reference.path(), "stripe-sync.db");
     let events: Vec<Vec<u8>> = fixture_events()
@@ -1612,7 +1611,10 @@ fn concurrent_shuffled_delivery_builds_the_store_of_an_ordered_replay() {
     let twice = "evt_1TXUcrRkT3sQ8vLmgAwVDbaL";
     for seed in [0x5eed_0001_u64, 0x0dd_ba11, 0xc0ff_ee00_1234] {
         let dir = tempdir();
-        let mut s = launch(dir.path()).secret().start();
+        let mut s = serve(dir.path())
+            .secret()
+            .stderr_has("served 45 requests: 45 × 200")
+            .start();
         let mut bodies = events.clone();
         Rng(seed).shuffle(&mut bodies);
         let bodies = Arc::new(bodies);
@@ -1673,7 +1675,8 @@ fn kill_9_under_load_loses_no_acknowledged_event() {
     let mut rng = Rng(0x00c0_ffee_d00d);
     let mut acknowledged: HashMap<String, String> = HashMap::new();
     for round in 0..ROUNDS {
-        let mut s = launch(d).secret().start();
+        // Killed mid-load: only its start can be expected.
+        let mut s = serve(d).secret().start();
         assert_eq!(
             s.get("/healthz").status,
             200,
@@ -1729,7 +1732,10 @@ fn kill_9_under_load_loses_no_acknowledged_event() {
     }
     // A restarted server takes everything again: the acknowledged events
     // are duplicates now, the rest are processed.
-    let mut s = launch(d).secret().start();
+    let mut s = serve(d)
+        .secret()
+        .stderr_has("served 1,440 requests: 1,440 × 200")
+        .start();
     let all = Arc::new(all);
     let (answers, threads) = pump(s.addr, &s.path, Arc::clone(&all), 8);
     for t in threads {
@@ -1787,9 +1793,12 @@ fn signal_finishes_the_work_in_flight(sig: &str, status: i32) {
         .latency(Duration::from_millis(700))
         .start();
     let dir = tempdir();
-    let mut s = launch(dir.path())
+    let mut s = serve(dir.path())
         .secret()
         .live(&fake.url(), fake.api_key())
+        .status(status)
+        .stderr_has("evt_inflight_1")
+        .stderr_has("served 3 requests")
         .start();
     assert_eq!(s.post(b"{}", Some("t=1,v1=00")).status, 400);
     assert_eq!(s.request("POST", "/elsewhere", &[], b"{}").status, 404);
@@ -1808,9 +1817,18 @@ fn signal_finishes_the_work_in_flight(sig: &str, status: i32) {
         s.stderr()
     );
     let before = s.stderr().len();
+    assert!(
+        listening(addr),
+        "the kernel's table shows the server listening"
+    );
     s.signal(sig);
-    std::thread::sleep(Duration::from_millis(500));
-    // Nothing new is taken once the signal has arrived.
+    // Nothing new is taken once the signal has arrived: the listening
+    // socket is closed.
+    assert!(
+        wait_until(Duration::from_secs(10), || !listening(addr)),
+        "still listening after {sig}: {}",
+        s.stderr()
+    );
     let late = invoice_paid("evt_late_1", LIVE_CUSTOMER, Some(LIVE_USER));
     let late_sig = sign(&late, SECRET);
     let path = s.path.clone();
@@ -1875,7 +1893,12 @@ fn a_failed_live_sync_is_500_and_its_retry_is_processed() {
     fake.push_fault(Fault::status(500).forever());
     let dir = tempdir();
     let d = dir.path();
-    let mut s = launch(d).secret().live(&fake.url(), fake.api_key()).start();
+    let mut s = serve(d)
+        .secret()
+        .live(&fake.url(), fake.api_key())
+        .stderr_has("evt_live_retry_1")
+        .stderr_has("served 2 requests: 1 × 200, 1 × 500")
+        .start();
     let e = invoice_paid("evt_live_retry_1", LIVE_CUSTOMER, Some(LIVE_USER));
     let r = one_log_line(&s, || s.post_signed(&e));
     assert_eq!(r.status, 500, "{}", r.text());
@@ -1898,9 +1921,12 @@ fn a_failed_live_sync_is_500_and_its_retry_is_processed() {
     // Nothing listens where the API should be.
     drop(fake);
     let dir = tempdir();
-    let mut s = launch(dir.path())
+    let mut s = serve(dir.path())
         .secret()
         .live(&closed_port_url(), "sk_test_unreachable_serve_1")
+        .stderr_has("could not be synced: cannot reach the Stripe API")
+        .stderr_has("served 3 requests: 1 × 200, 2 × 500")
+        .stderr_lacks("sk_test_unreachable_serve_1")
         .start();
     let e = invoice_paid("evt_live_down_1", LIVE_CUSTOMER, Some(LIVE_USER));
     for attempt in 0..2 {
@@ -1923,9 +1949,11 @@ fn a_failed_live_sync_is_500_and_its_retry_is_processed() {
 #[test]
 fn malformed_huge_and_slow_clients_do_not_stop_the_server() {
     let dir = tempdir();
-    let mut s = launch(dir.path())
+    let mut s = serve(dir.path())
         .secret()
-        .args(&["--read-timeout", "1"])
+        .args(["--read-timeout", "1"])
+        .stderr_has("evt_after_all_1")
+        .stderr_has("served ")
         .start();
     let path = s.path.clone();
     let host = s.addr.to_string();
@@ -2057,7 +2085,11 @@ fn malformed_huge_and_slow_clients_do_not_stop_the_server() {
     // hide behind their timeout.
     {
         let dir = tempdir();
-        let mut patient = launch(dir.path()).secret().start();
+        let mut patient = serve(dir.path())
+            .secret()
+            .stderr_has("evt_beside_loris_1")
+            .stderr_has("served ")
+            .start();
         let host = patient.addr.to_string();
         let half_header = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nStripe-Sig");
         let mut loris: Vec<Conn> = (0..64)
@@ -2149,7 +2181,12 @@ fn same_second_event(id: &str, kind: &str, status: &str, previous: Option<Value>
 fn same_second_events_newest_first_end_in_the_newest_state_and_the_recording_agrees() {
     let dir = tempdir();
     let d = dir.path();
-    let mut s = launch(d).secret().args(&["--record", "rec"]).start();
+    let mut s = serve(d)
+        .secret()
+        .args(["--record", "rec"])
+        .stderr_has("evt_ss_upd")
+        .stderr_has("served 4 requests: 4 × 200")
+        .start();
     // A checkout's two events, the update delivered first (its own batch).
     let updated = same_second_event(
         "evt_ss_upd",
@@ -2206,7 +2243,11 @@ fn same_second_events_newest_first_end_in_the_newest_state_and_the_recording_agr
         ["evt_ss_upd", "evt_ss_cre", "evt_ss_a", "evt_ss_b"],
         "{names:?}"
     );
-    let out = run(cmd_in(d).args(["replay", "--json", "--db", "replayed.db", "rec"]));
+    let out = Test::in_dir(d)
+        .args(["replay", "--json", "--db", "replayed.db", "rec"])
+        .stdout_json()
+        .stderr_has("4 events: ")
+        .run();
     assert_eq!(out.status, 0, "{}", show(&out));
     assert_eq!(
         rows_of(d, &d.join("replayed.db"), "cus_ss"),
@@ -2225,7 +2266,12 @@ fn a_failed_customer_lookup_is_500_not_unresolved() {
     fake.push_fault(Fault::status(500).on_path("/v1/customers/").forever());
     let dir = tempdir();
     let d = dir.path();
-    let mut s = launch(d).secret().live(&fake.url(), fake.api_key()).start();
+    let mut s = serve(d)
+        .secret()
+        .live(&fake.url(), fake.api_key())
+        .stderr_has("evt_lookup_1")
+        .stderr_has("served 2 requests: 1 × 200, 1 × 500")
+        .start();
     let e = invoice_paid("evt_lookup_1", LIVE_CUSTOMER, None);
     let r = s.post_signed(&e);
     assert_eq!(r.status, 500, "{}", r.text());
@@ -2247,7 +2293,7 @@ fn a_failed_customer_lookup_is_500_not_unresolved() {
     fake.push_fault(Fault::status(500).on_path("/v1/customers/").forever());
     let dir = tempdir();
     std::fs::write(dir.path().join("e.json"), &e).unwrap();
-    let out = run(cmd_in(dir.path())
+    let out = Test::in_dir(dir.path())
         .env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
         .args([
             "replay",
@@ -2257,7 +2303,11 @@ fn a_failed_customer_lookup_is_500_not_unresolved() {
             "--api-base",
             &fake.url(),
         ])
-        .args(["--api-key", fake.api_key()]));
+        .args(["--api-key", fake.api_key()])
+        .status(1)
+        .stdout_json()
+        .stderr_has(LIVE_CUSTOMER)
+        .run();
     assert_eq!(out.status, 1, "{}", show(&out));
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["summary"]["sync_failures"], 1, "{v}");
@@ -2279,7 +2329,12 @@ fn a_redelivery_in_the_batch_of_a_failed_first_delivery_is_500_too() {
     );
     let dir = tempdir();
     let d = dir.path();
-    let s = launch(d).secret().live(&fake.url(), fake.api_key()).start();
+    let mut s = serve(d)
+        .secret()
+        .live(&fake.url(), fake.api_key())
+        .stderr_has("evt_busy_1")
+        .stderr_has("served 3 requests: 1 × 200, 2 × 500")
+        .start();
     let busy = invoice_paid("evt_busy_1", LIVE_CUSTOMER, Some(LIVE_USER));
     let twice = invoice_paid("evt_twice_1", "cus_other", None);
     let (addr, path) = (s.addr, s.path.clone());
@@ -2293,8 +2348,15 @@ fn a_redelivery_in_the_batch_of_a_failed_first_delivery_is_500_too() {
                 .unwrap()
         })
     };
+    let api_before = fake.request_count();
     let first = post(busy);
-    std::thread::sleep(Duration::from_millis(150));
+    // The writer is busy with the first event once its sync reaches the API.
+    assert!(
+        wait_until(Duration::from_secs(10), || fake.request_count()
+            > api_before),
+        "the first event never reached the API: {}",
+        s.stderr()
+    );
     let copies = [post(twice.clone()), post(twice.clone())];
     assert_eq!(first.join().unwrap().status, 200);
     for c in copies {
@@ -2307,6 +2369,8 @@ fn a_redelivery_in_the_batch_of_a_failed_first_delivery_is_500_too() {
         );
     }
     assert!(!logged(&s.db).contains_key("evt_twice_1"));
+    let out = s.stop("TERM");
+    assert_eq!(out.status, 0, "{}", show(&out));
 }
 
 // ---------------------------------------------------------------------------
@@ -2315,71 +2379,6 @@ fn a_redelivery_in_the_batch_of_a_failed_first_delivery_is_500_too() {
 // signal, a closing checkpoint that never waits, leftovers of a kill -9,
 // codings the server cannot undo
 // ---------------------------------------------------------------------------
-
-/// Collects what a pipe says, for the whole run, so that it never fills.
-fn collect_pipe(pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(pipe);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match r.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => into
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&line)),
-            }
-        }
-    })
-}
-
-/// `WRAPPER... stripe-sync serve --listen 127.0.0.1:0 --secret SECRET ARGS` in
-/// `dir` (a wrapper such as `prlimit`, which execs the server: same pid).
-fn start_under(wrapper: &[&str], dir: &Path, args: &[&str]) -> Server {
-    let mut cmd = Command::new(wrapper[0]);
-    cmd.args(&wrapper[1..])
-        .arg(assert_cmd::cargo::cargo_bin("stripe-sync"));
-    for v in AMBIENT {
-        cmd.env_remove(v);
-    }
-    cmd.env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
-        .current_dir(dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--secret", SECRET])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {wrapper:?} (needed by this test): {e}"));
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let stdout = Arc::new(Mutex::new(String::new()));
-    let readers = vec![
-        collect_pipe(child.stderr.take().unwrap(), Arc::clone(&stderr)),
-        collect_pipe(child.stdout.take().unwrap(), Arc::clone(&stdout)),
-    ];
-    const MARK: &str = "listening on http://";
-    let listening = wait_until(Duration::from_secs(90), || {
-        stderr.lock().unwrap().contains(MARK) || !matches!(child.try_wait(), Ok(None))
-    });
-    let said = stderr.lock().unwrap().clone();
-    let Some(at) = said.find(MARK).filter(|_| listening) else {
-        let _ = child.kill();
-        panic!("{wrapper:?} stripe-sync serve did not start\n--- stderr\n{said}");
-    };
-    let rest = said[at + MARK.len()..].lines().next().unwrap_or("").trim();
-    let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    Server {
-        child,
-        addr: addr.parse().unwrap(),
-        path: path.to_owned(),
-        db: dir.join("stripe-sync.db"),
-        stderr,
-        stdout,
-        readers,
-    }
-}
 
 /// A process's CPU time so far, user and system, from `/proc/<pid>/stat`.
 #[cfg(target_os = "linux")]
@@ -2413,12 +2412,15 @@ fn out_of_file_descriptors_accepting_backs_off_says_so_once_and_recovers() {
     let dir = tempdir();
     // Soft limit 48, hard 96: serve raises the soft one to 96 at start. With
     // --max-connections above what fits, idle connections exhaust it.
-    let mut s = start_under(
-        &["prlimit", "--nofile=48:96"],
-        dir.path(),
-        &["--max-connections", "1000", "--read-timeout", "120"],
-    );
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", s.child.id())).unwrap();
+    let mut prlimit = Command::new("prlimit");
+    prlimit.arg("--nofile=48:96");
+    let mut s = serve(dir.path())
+        .secret()
+        .args(["--max-connections", "1000", "--read-timeout", "120"])
+        .wrapped(prlimit)
+        .stderr_has("served 2 requests: 2 × 200")
+        .start();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", s.pid())).unwrap();
     let open_files = lines_with(&limits, "Max open files");
     assert_eq!(
         open_files[0].split_whitespace().collect::<Vec<_>>()[3..5],
@@ -2445,7 +2447,7 @@ fn out_of_file_descriptors_accepting_backs_off_says_so_once_and_recovers() {
         s.stderr().contains("cannot accept connections")
     });
     // No spinning: accept is retried with backoff (up to 1 s), not at once.
-    let pid = s.child.id();
+    let pid = s.pid();
     let before = cpu_time(pid);
     std::thread::sleep(Duration::from_secs(2));
     let used = cpu_time(pid) - before;
@@ -2492,9 +2494,11 @@ fn out_of_file_descriptors_accepting_backs_off_says_so_once_and_recovers() {
 #[test]
 fn max_connections_serves_that_many_at_once_and_the_next_waits_in_the_listen_queue() {
     let dir = tempdir();
-    let mut s = launch(dir.path())
+    let mut s = serve(dir.path())
         .secret()
-        .args(&["--max-connections", "2", "--read-timeout", "120"])
+        .args(["--max-connections", "2", "--read-timeout", "120"])
+        .stderr_has("served 2 requests: 2 × 200")
+        .stderr_lacks("cannot accept")
         .start();
     let mut idle = vec![s.conn(), s.conn()];
     let mut third = s.conn();
@@ -2537,7 +2541,11 @@ fn max_connections_serves_that_many_at_once_and_the_next_waits_in_the_listen_que
     );
     assert!(!out.stderr.contains("cannot accept"), "{}", show(&out));
     // 0 is refused, as a usage error.
-    let out = run(cmd_in(dir.path()).args(["serve", "--max-connections", "0"]));
+    let out = Test::in_dir(dir.path())
+        .args(["serve", "--max-connections", "0"])
+        .status(2)
+        .stderr_has("--max-connections")
+        .run();
     assert_eq!(out.status, 2, "{}", show(&out));
     assert_eq!(out.stdout, "");
     assert!(out.stderr.contains("--max-connections"), "{}", show(&out));
@@ -2560,10 +2568,12 @@ fn rejected_requests_stay_within_their_caps_and_are_not_kept_when_space_is_short
     // Caps of 3 requests and 4,096 bytes (the real ones are 1,000 and 50 MiB).
     let dir = tempdir();
     let d = dir.path();
-    let mut s = launch(d)
+    let mut s = serve(d)
         .secret()
-        .args(&["--record", "rec"])
+        .args(["--record", "rec"])
         .env("STRIPE_SYNC_TEST_REJECTED_CAPS", "3,4096,0")
+        .stderr_has("the oldest rejected requests are dropped")
+        .stderr_has("served 8 requests: 1 × 200, 7 × 400")
         .start();
     let bodies: Vec<Vec<u8>> = (1..=7)
         .map(|i| {
@@ -2619,13 +2629,15 @@ fn rejected_requests_stay_within_their_caps_and_are_not_kept_when_space_is_short
     // said once; valid events are still recorded.
     let dir = tempdir();
     let d = dir.path();
-    let mut s = launch(d)
+    let mut s = serve(d)
         .secret()
-        .args(&["--record", "rec"])
+        .args(["--record", "rec"])
         .env(
             "STRIPE_SYNC_TEST_REJECTED_CAPS",
-            &format!("1000,52428800,{}", u64::MAX),
+            format!("1000,52428800,{}", u64::MAX),
         )
+        .stderr_has("rejected requests are not kept while space is short")
+        .stderr_has("served 3 requests: 1 × 200, 2 × 400")
         .start();
     for b in &bodies[..2] {
         assert_eq!(s.post(b, Some("t=1,v1=00")).status, 400);
@@ -2658,7 +2670,11 @@ fn hold_write_lock(db: &Path) -> rusqlite::Connection {
 #[test]
 fn the_closing_checkpoint_never_waits_for_another_writer() {
     let dir = tempdir();
-    let mut s = launch(dir.path()).secret().start();
+    let mut s = serve(dir.path())
+        .secret()
+        .stderr_has("evt_close_1")
+        .stderr_has("served 1 request: 1 × 200")
+        .start();
     let e = invoice_paid("evt_close_1", "cus_close", Some("user_close"));
     assert_eq!(s.post_signed(&e).status, 200);
     let lock = hold_write_lock(&s.db);
@@ -2690,20 +2706,44 @@ fn the_closing_checkpoint_never_waits_for_another_writer() {
 /// answer and is not logged (Stripe retries it).
 fn a_second_signal_ends_the_wait(first: &str, second: &str) {
     let dir = tempdir();
-    let mut s = launch(dir.path()).secret().start();
+    let mut s = serve(dir.path())
+        .secret()
+        .status(130)
+        .stderr_has("(a second Ctrl-C or SIGTERM stops without them)")
+        .stderr_has("stopped without waiting (second signal)")
+        .stderr_has("served 1 request: 1 × 200")
+        .start();
     let e1 = invoice_paid("evt_second_1", "cus_second", Some("user_second"));
     assert_eq!(s.post_signed(&e1).status, 200);
     let lock = hold_write_lock(&s.db);
     let e2 = invoice_paid("evt_second_2", "cus_second", Some("user_second"));
     let sig = sign(&e2, SECRET);
-    let (addr, path) = (s.addr, s.path.clone());
-    let inflight = std::thread::spawn(move || {
-        Conn::open(addr)?.send("POST", &path, &hook_headers(Some(&sig)), &e2, true)
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    let mut conn = s.conn();
+    let client = conn.stream.local_addr().unwrap();
+    let request = request_bytes(
+        "POST",
+        &s.path,
+        &conn.host,
+        &hook_headers(Some(&sig)),
+        &e2,
+        true,
+    );
+    conn.stream.write_all(&request).unwrap();
+    let inflight = std::thread::spawn(move || read_response(&mut conn.reader));
+    // The server has read the request (it waits on the lock held here).
+    assert!(
+        wait_until(Duration::from_secs(10), || accepted_and_read(
+            s.addr, client
+        )),
+        "the request was never read: {}",
+        s.stderr()
+    );
     s.signal(first);
     // Past the first second of the wait (when it says how to cut it short).
-    std::thread::sleep(Duration::from_millis(1_500));
+    s.running_mut().wait_for_stderr(
+        "(a second Ctrl-C or SIGTERM stops without them)",
+        Duration::from_secs(10),
+    );
     assert!(s.running(), "{}", s.stderr());
     let t = Instant::now();
     s.signal(second);
@@ -2765,7 +2805,12 @@ fn leftovers_of_a_kill_9_in_the_record_folder_are_removed_at_start() {
     )
     .unwrap();
     std::fs::write(rec.join("notes.tmp"), b"mine").unwrap();
-    let mut s = launch(d).secret().args(&["--record", "rec"]).start();
+    let mut s = serve(d)
+        .secret()
+        .args(["--record", "rec"])
+        .stderr_has("removed 2 unfinished recordings left by an earlier run")
+        .stderr_has("served 0 requests")
+        .start();
     let mut left: Vec<String> = files_under(&rec)
         .iter()
         .map(|p| p.strip_prefix(&rec).unwrap().to_string_lossy().into_owned())
@@ -2792,7 +2837,12 @@ fn leftovers_of_a_kill_9_in_the_record_folder_are_removed_at_start() {
 #[test]
 fn transfer_and_content_codings_the_server_cannot_undo_are_refused() {
     let dir = tempdir();
-    let mut s = launch(dir.path()).secret().start();
+    let mut s = serve(dir.path())
+        .secret()
+        .stderr_has("501 /stripe Transfer-Encoding gzip is not supported")
+        .stderr_has("415 /stripe Content-Encoding gzip is not supported")
+        .stderr_has("served 4 requests: 2 × 200, 1 × 415, 1 × 501")
+        .start();
     // Chunked, with another coding before it: the bytes signed here are what
     // arrives, so only the coding check stands between them and a 200.
     let chunked = |te: &str, id: &str| {
@@ -2884,58 +2934,11 @@ fn as_root() -> bool {
         .unwrap_or(false)
 }
 
-/// `stripe-sync ARGS` in `dir`, as nobody (uid 65534, through `setpriv`)
-/// when the tests run as root.
-fn unprivileged(dir: &Path, args: &[&str]) -> Command {
-    let bin = assert_cmd::cargo::cargo_bin("stripe-sync");
-    let mut cmd = match as_root() {
-        true => {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-                .arg(bin);
-            c
-        }
-        false => Command::new(bin),
-    };
-    for v in AMBIENT {
-        cmd.env_remove(v);
-    }
-    cmd.current_dir(dir).args(args);
-    cmd
-}
-
-/// Runs `cmd` to its end, killed after `within` (status -1 then: a server
-/// that started instead of refusing), with everything it printed.
-fn run_within(mut cmd: Command, within: Duration) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("runs");
-    let read_all = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = pipe.read_to_end(&mut text);
-            String::from_utf8_lossy(&text).into_owned()
-        })
-    };
-    let out = read_all(Box::new(child.stdout.take().unwrap()));
-    let err = read_all(Box::new(child.stderr.take().unwrap()));
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code().unwrap_or(-1);
-        }
-        if t.elapsed() > within {
-            let _ = child.kill();
-            let _ = child.wait();
-            break -1;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
+/// `t` as nobody (uid 65534, through `setpriv`) when the tests run as root.
+fn unprivileged(t: Test) -> Test {
+    match as_root() {
+        true => t.unprivileged(),
+        false => t,
     }
 }
 
@@ -2981,20 +2984,19 @@ fn a_foreign_sqlite_file_is_refused_byte_for_byte_by_every_command() {
         &["serve", "--listen", "127.0.0.1:0", "--secret", SECRET],
         &["inspect"],
     ];
+    const REFUSED: &str = "error: store app.db: it is an SQLite database of another application, not a stripe-sync store\n";
     for args in commands {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("stripe-sync"));
-        for v in AMBIENT {
-            cmd.env_remove(v);
-        }
-        cmd.current_dir(d).args(["--db", "app.db"]).args(args);
-        let out = run_within(cmd, Duration::from_secs(60));
+        // A server that started instead of refusing is killed after 60 s.
+        let run = Test::in_dir(d)
+            .args(["--db", "app.db"])
+            .args(args)
+            .status(2)
+            .stderr(REFUSED)
+            .spawn();
+        let out = run.finish_within(Duration::from_secs(60));
         assert_eq!(out.status, 2, "{args:?}: {}", show(&out));
         assert_eq!(out.stdout, "", "{args:?}: {}", show(&out));
-        assert_eq!(
-            out.stderr,
-            "error: store app.db: it is an SQLite database of another application, not a stripe-sync store\n",
-            "{args:?}"
-        );
+        assert_eq!(out.stderr, REFUSED, "{args:?}");
         assert!(
             before == fingerprint(&app),
             "{args:?} changed the refused file"
@@ -3025,13 +3027,25 @@ fn serve_refuses_at_start_up_a_read_only_store_or_an_unusable_record_folder() {
         invoice_paid("evt_ro_serve_1", "cus_R1", Some("u1")),
     )
     .unwrap();
-    let out = run(cmd_in(d).args(["replay", "e.json"]));
+    let out = Test::in_dir(d)
+        .args(["replay", "e.json"])
+        .stdout_has("evt_ro_serve_1")
+        .stderr_has("1 event: ")
+        .run();
     assert_eq!(out.status, 0, "{}", show(&out));
     let db = d.join("stripe-sync.db");
     std::fs::set_permissions(&db, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
     let before = fingerprint(&db);
     let serve = ["serve", "--listen", "127.0.0.1:0", "--secret", SECRET];
-    let out = run_within(unprivileged(d, &serve), Duration::from_secs(20));
+    // Each server that starts instead of refusing is killed after 20 s.
+    let out = unprivileged(Test::in_dir(d).args(serve))
+        .status(2)
+        .stderr(
+            "error: store stripe-sync.db: read-only: this process cannot write the file \
+                 (check its permissions and owner)\n",
+        )
+        .spawn()
+        .finish_within(Duration::from_secs(20));
     assert_eq!(out.status, 2, "{}", show(&out));
     assert_eq!(out.stdout, "", "{}", show(&out));
     assert_eq!(
@@ -3047,14 +3061,15 @@ fn serve_refuses_at_start_up_a_read_only_store_or_an_unusable_record_folder() {
     let dir = tempdir();
     let d = dir.path();
     std::fs::write(d.join("notes.txt"), "not a folder\n").unwrap();
-    let out = run_within(
-        {
-            let mut c = unprivileged(d, &serve);
-            c.args(["--record", "notes.txt"]);
-            c
-        },
-        Duration::from_secs(20),
-    );
+    let out = unprivileged(Test::in_dir(d).args(serve))
+        .args(["--record", "notes.txt"])
+        .status(2)
+        .stderr(
+            "error: --record notes.txt: is a file, not a directory \
+                 (--record names the folder recordings go to)\n",
+        )
+        .spawn()
+        .finish_within(Duration::from_secs(20));
     assert_eq!(out.status, 2, "{}", show(&out));
     assert_eq!(out.stdout, "", "{}", show(&out));
     assert_eq!(
@@ -3081,14 +3096,15 @@ fn serve_refuses_at_start_up_a_read_only_store_or_an_unusable_record_folder() {
         std::os::unix::fs::PermissionsExt::from_mode(0o555),
     )
     .unwrap();
-    let out = run_within(
-        {
-            let mut c = unprivileged(d, &serve);
-            c.args(["--record", "rec"]);
-            c
-        },
-        Duration::from_secs(20),
-    );
+    let out = unprivileged(Test::in_dir(d).args(serve))
+        .args(["--record", "rec"])
+        .status(2)
+        .stderr(
+            "error: --record rec: cannot write in it: permission denied \
+                 (check its permissions and owner)\n",
+        )
+        .spawn()
+        .finish_within(Duration::from_secs(20));
     assert_eq!(out.status, 2, "{}", show(&out));
     assert_eq!(out.stdout, "", "{}", show(&out));
     assert_eq!(
@@ -3110,7 +3126,7 @@ fn strace_server(s: &Server, out: &Path) -> Option<Child> {
             "-e",
             "trace=fsync,fdatasync,read,recvfrom,write,writev,sendto,sendmsg",
             "-p",
-            &s.child.id().to_string(),
+            &s.pid().to_string(),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -3159,7 +3175,12 @@ fn skip_loudly(why: &str) {
 fn serve_syncs_the_commit_and_the_record_folder_before_its_200() {
     let dir = tempdir();
     let d = dir.path();
-    let mut s = launch(d).secret().args(&["--record", "rec"]).start();
+    let mut s = serve(d)
+        .secret()
+        .args(["--record", "rec"])
+        .stderr_has(" 200 evt_durable_1 invoice.paid ")
+        .stderr_has("served ")
+        .start();
     let trace = d.join("trace.txt");
     let Some(mut strace) = strace_server(&s, &trace) else {
         return;
@@ -3220,9 +3241,25 @@ fn another_store(dir: &Path, id: &str) -> PathBuf {
         invoice_paid(id, "cus_Other1", Some("u_other")),
     )
     .unwrap();
-    let out = run(cmd_in(dir).args(["replay", "e.json"]));
+    let out = Test::in_dir(dir)
+        .args(["replay", "e.json"])
+        .stdout_has(id)
+        .stderr_has("1 event: ")
+        .run();
     assert_eq!(out.status, 0, "{}", show(&out));
     dir.join("stripe-sync.db")
+}
+
+/// A server expected to stop on its own with status 2 when its store
+/// changes (`what`), after one 200 and one 500.
+fn stopping_with(dir: &Path, what: &str) -> Test {
+    serve(dir)
+        .secret()
+        .status(2)
+        .stderr_has("warning: ")
+        .stderr_has(what)
+        .stderr_has("serve stopped")
+        .stderr_has("served 2 requests: 1 × 200, 1 × 500")
 }
 
 /// The server's end after its store changed: status 2, nothing on stdout,
@@ -3265,7 +3302,7 @@ fn a_store_deleted_or_replaced_while_serving_is_500_then_exit_2() {
     // Deleted.
     let dir = tempdir();
     let d = dir.path();
-    let mut s = launch(d).secret().start();
+    let mut s = stopping_with(d, "the file was deleted while in use").start();
     let r = s.post_signed(&invoice_paid("evt_gone_1", "cus_G1", Some("u1")));
     assert_eq!(r.status, 200, "{}", r.text());
     std::fs::remove_file(&s.db).unwrap();
@@ -3283,7 +3320,7 @@ fn a_store_deleted_or_replaced_while_serving_is_500_then_exit_2() {
     // was acknowledged (the WAL is folded into it), the other store gets nothing.
     let dir = tempdir();
     let d = dir.path();
-    let mut s = launch(d).secret().start();
+    let mut s = stopping_with(d, "the file was replaced while in use").start();
     let r = s.post_signed(&invoice_paid("evt_moved_1", "cus_M1", Some("u1")));
     assert_eq!(r.status, 200, "{}", r.text());
     std::fs::rename(&s.db, d.join("moved.db")).unwrap();
@@ -3308,7 +3345,7 @@ fn a_store_deleted_or_replaced_while_serving_is_500_then_exit_2() {
     // nothing after it is acknowledged.
     let dir = tempdir();
     let d = dir.path();
-    let mut s = launch(d).secret().start();
+    let mut s = stopping_with(d, "stripe-sync.db-wal was deleted while in use").start();
     let r = s.post_signed(&invoice_paid("evt_wal_1", "cus_W1", Some("u1")));
     assert_eq!(r.status, 200, "{}", r.text());
     let wal = PathBuf::from(format!("{}-wal", s.db.display()));
@@ -3359,10 +3396,12 @@ fn a_stalled_api_call_holds_up_only_its_own_request_and_only_for_the_bound() {
     );
     let dir = tempdir();
     let d = dir.path();
-    let mut s = launch(d)
+    let mut s = serve(d)
         .secret()
         .live(&fake.url(), fake.api_key())
         .env("STRIPE_SYNC_TEST_ANSWER_BOUND_MS", "6000")
+        .stderr_has("evt_stalled_1")
+        .stderr_has("served 4 requests: 3 × 200, 1 × 500")
         .start();
     // The user is only on the customer: its request reads the customer.
     let stalled = invoice_paid("evt_stalled_1", SLOW_CUSTOMER, None);
@@ -3440,9 +3479,12 @@ fn a_stalled_api_call_holds_up_only_its_own_request_and_only_for_the_bound() {
 #[test]
 fn a_store_locked_by_another_process_is_500_within_the_bound_in_words_for_stripe() {
     let dir = tempdir();
-    let mut s = launch(dir.path())
+    let mut s = serve(dir.path())
         .secret()
         .env("STRIPE_SYNC_TEST_ANSWER_BOUND_MS", "4500")
+        .stderr_has("held the store's write lock")
+        .stderr_lacks("run the command")
+        .stderr_has("served 3 requests: 2 × 200, 1 × 500")
         .start();
     let first = invoice_paid("evt_locked_0", "cus_locked", Some("user_locked"));
     assert_eq!(s.post_signed(&first).status, 200);
@@ -3499,7 +3541,11 @@ fn another_process_opening_the_store_between_requests_never_breaks_the_server() 
     // died of SIGBUS on its next request.
     let dir = tempdir();
     let d = dir.path();
-    let mut s = launch(d).secret().start();
+    let mut s = serve(d)
+        .secret()
+        .stderr_has("evt_other_39")
+        .stderr_has("served 40 requests: 40 × 200")
+        .start();
     for i in 0..40 {
         let conn = rusqlite::Connection::open(&s.db).unwrap();
         let _: i64 = conn
@@ -3522,7 +3568,12 @@ fn record_names_never_collide_for_ids_that_read_the_same_once_made_safe() {
     // redelivery has the same id: each request keeps its own file.
     let dir = tempdir();
     let d = dir.path();
-    let mut s = launch(d).secret().args(&["--record", "rec"]).start();
+    let mut s = serve(d)
+        .secret()
+        .args(["--record", "rec"])
+        .stderr_has("evt_x.y")
+        .stderr_has("served 3 requests: 3 × 200")
+        .start();
     let a = invoice_paid("evt_x.y", "cus_rec", Some("user_rec"));
     let b = invoice_paid("evt_x_y", "cus_rec", Some("user_rec"));
     for body in [&a, &b, &a] {
@@ -3546,14 +3597,19 @@ fn record_names_never_collide_for_ids_that_read_the_same_once_made_safe() {
 /// A host name other than localhost is refused with what to give instead.
 #[test]
 fn listen_names_a_host_name_as_such() {
-    let dir = crate::common::tempdir();
-    let out = crate::common::run(crate::common::cmd_in(dir.path()).args([
-        "serve",
-        "--listen",
-        "example.com:4242",
-        "--secret",
-        "whsec_x",
-    ]));
+    let out = Test::new()
+        .args([
+            "serve",
+            "--listen",
+            "example.com:4242",
+            "--secret",
+            "whsec_x",
+        ])
+        .status(2)
+        .stderr_has(
+            "example.com is a host name; give an address (127.0.0.1, 0.0.0.0, [::1]) or localhost",
+        )
+        .run();
     assert_eq!(out.status, 2);
     assert_eq!(out.stdout, "");
     assert!(
@@ -3563,4 +3619,22 @@ fn listen_names_a_host_name_as_such() {
         "{}",
         out.stderr
     );
+}
+
+/// SIGTERM the moment `listening on` is printed (as a supervisor that
+/// waits for that line does) stops the server as any SIGTERM does: its
+/// summary, exit 0. The handler used to be installed after the line, and a
+/// quick SIGTERM killed the process (7 of 30 starts, under load).
+#[test]
+fn sigterm_right_after_listening_is_a_clean_stop() {
+    let dir = tempdir();
+    for _ in 0..20 {
+        let mut run = serve(dir.path())
+            .secret()
+            .stderr_has("served 0 requests")
+            .spawn();
+        run.wait_for_stderr("listening on http://", Duration::from_secs(60));
+        run.signal(Signal::TERM);
+        run.finish_within(Duration::from_secs(30));
+    }
 }

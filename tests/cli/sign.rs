@@ -1,53 +1,58 @@
 use stripe_sync::secret::Secret;
 use stripe_sync::signature;
 
-use crate::common::{cmd_in, json, run, tempdir};
+use crate::common::tempdir;
+use crate::harness::Test;
 
 #[test]
 fn sign_prints_header_that_verifies() {
     let dir = tempdir();
     std::fs::write(dir.path().join("p.json"), "{\"id\":\"evt_9\"}").unwrap();
-    let out = run(cmd_in(dir.path()).args([
-        "sign",
-        "--secret",
-        "whsec_abc",
-        "--timestamp",
-        "1767225590",
-        "p.json",
-    ]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(out.stderr, "");
     // python3: hmac.new(b"whsec_abc", b'1767225590.{"id":"evt_9"}', sha256).hexdigest()
     let expected = signature::sign(
         &Secret::new("whsec_abc"),
         1_767_225_590,
         b"{\"id\":\"evt_9\"}",
     );
-    assert_eq!(out.stdout, format!("{}\n", expected.header));
+    let out = Test::in_dir(dir.path())
+        .args([
+            "sign",
+            "--secret",
+            "whsec_abc",
+            "--timestamp",
+            "1767225590",
+            "p.json",
+        ])
+        .stdout(format!("{}\n", expected.header))
+        .stderr("")
+        .run();
     assert!(out.stdout.starts_with("t=1767225590,v1="));
 
-    let verify = run(cmd_in(dir.path()).args([
-        "verify",
-        "--secret",
-        "whsec_abc",
-        "--signature",
-        out.stdout.trim(),
-        "--now",
-        "1767225590",
-        "p.json",
-    ]));
-    assert_eq!(verify.status, 0, "{}", verify.stdout);
+    Test::in_dir(dir.path())
+        .args([
+            "verify",
+            "--secret",
+            "whsec_abc",
+            "--signature",
+            out.stdout.trim(),
+            "--now",
+            "1767225590",
+            "p.json",
+        ])
+        .stdout("valid signature matches secret #1 (t=1767225590, 0 s old)\n")
+        .run();
 }
 
 #[test]
 fn sign_json_and_stdin_and_env() {
     let dir = tempdir();
-    let out = run(cmd_in(dir.path())
+    let out = Test::in_dir(dir.path())
         .env("STRIPE_WEBHOOK_SECRET", "whsec_abc")
         .args(["sign", "--json", "--timestamp", "42"])
-        .write_stdin("hello"));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let v = json(&out.stdout);
+        .stdin("hello")
+        .stdout_json()
+        .run();
+    let v = out.json();
     assert_eq!(v["timestamp"], 42);
     let sig = v["signature"].as_str().unwrap();
     assert_eq!(sig.len(), 64);
@@ -57,23 +62,26 @@ fn sign_json_and_stdin_and_env() {
 
 #[test]
 fn sign_without_secret_is_usage_error() {
-    let dir = tempdir();
-    let out = run(cmd_in(dir.path()).args(["sign"]).write_stdin("x"));
-    assert_eq!(out.status, 2);
-    assert_eq!(out.stdout, "");
-    assert!(out.stderr.contains("no webhook secret"), "{}", out.stderr);
+    Test::new()
+        .args(["sign"])
+        .stdin("x")
+        .status(2)
+        .stdout("")
+        .stderr_has("no webhook secret")
+        .run();
 }
 
 #[test]
 fn sign_refuses_timestamps_the_sdks_cannot_verify() {
     let dir = tempdir();
     for t in ["-1", "9007199254740993"] {
-        let out = run(cmd_in(dir.path())
+        Test::in_dir(dir.path())
             .args(["sign", "--secret", "whsec_abc", "--timestamp", t])
-            .write_stdin("x"));
-        assert_eq!(out.status, 2, "{t}");
-        assert_eq!(out.stdout, "");
-        assert!(out.stderr.contains("cannot verify"), "{}", out.stderr);
+            .stdin("x")
+            .status(2)
+            .stdout("")
+            .stderr_has("cannot verify")
+            .run();
     }
 }
 
@@ -90,42 +98,41 @@ fn sign_with_an_api_key_signs_but_warns() {
         ("pk_test_51Hsignkey_9f8e", "pk_"),
     ] {
         let expected = signature::sign(&Secret::new(key), 1_767_225_590, b"{\"id\":\"evt_9\"}");
-        let out = run(cmd_in(dir.path()).args([
-            "sign",
-            "--secret",
-            key,
-            "--timestamp",
-            "1767225590",
-            "p.json",
-        ]));
-        assert_eq!(out.status, 0, "{key}: {}", out.stderr);
-        assert_eq!(out.stdout, format!("{}\n", expected.header), "{key}");
-        assert_eq!(
-            out.stderr,
-            format!("warning: the secret is an API key ({prefix}…), {API_KEY_WARNING}"),
-            "{key}"
-        );
+        let out = Test::in_dir(dir.path())
+            .args([
+                "sign",
+                "--secret",
+                key,
+                "--timestamp",
+                "1767225590",
+                "p.json",
+            ])
+            .stdout(format!("{}\n", expected.header))
+            .stderr(format!(
+                "warning: the secret is an API key ({prefix}…), {API_KEY_WARNING}"
+            ))
+            .run();
         assert!(!out.stderr.contains("signkey") && !out.stdout.contains("signkey"));
     }
 
     // From the environment, with --json: the same document, the same warning.
-    let out = run(cmd_in(dir.path())
+    let out = Test::in_dir(dir.path())
         .env("STRIPE_WEBHOOK_SECRET", "sk_test_51Hsignkey_9f8e")
-        .args(["sign", "--json", "--timestamp", "42", "p.json"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
+        .args(["sign", "--json", "--timestamp", "42", "p.json"])
+        .stdout_json()
+        .stderr(format!(
+            "warning: the secret is an API key (sk_…), {API_KEY_WARNING}"
+        ))
+        .run();
     let want = signature::sign(
         &Secret::new("sk_test_51Hsignkey_9f8e"),
         42,
         b"{\"id\":\"evt_9\"}",
     );
     assert_eq!(
-        json(&out.stdout),
+        out.json(),
         serde_json::json!({"header": want.header, "timestamp": 42, "signature": want.signature,
             "signatures": [want.signature]})
-    );
-    assert_eq!(
-        out.stderr,
-        format!("warning: the secret is an API key (sk_…), {API_KEY_WARNING}")
     );
     assert!(!out.stderr.contains("signkey") && !out.stdout.contains("signkey"));
 }
@@ -134,25 +141,24 @@ fn sign_with_an_api_key_signs_but_warns() {
 fn sign_of_an_empty_payload_signs_but_warns() {
     let dir = tempdir();
     let expected = signature::sign(&Secret::new("whsec_abc"), 42, b"");
-    let out = run(cmd_in(dir.path())
+    let out = Test::in_dir(dir.path())
         .args(["sign", "--secret", "whsec_abc", "--timestamp", "42"])
-        .write_stdin(""));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(out.stdout, format!("{}\n", expected.header));
-    assert_eq!(
-        out.stderr,
-        "warning: the payload is empty: stripe-node refuses an empty body (\"No webhook payload \
-         was provided\") whatever the signature, and `verify` reports empty_payload\n"
-    );
+        .stdin("")
+        .stdout(format!("{}\n", expected.header))
+        .stderr(
+            "warning: the payload is empty: stripe-node refuses an empty body (\"No webhook payload \
+             was provided\") whatever the signature, and `verify` reports empty_payload\n",
+        )
+        .run();
     assert!(!out.stderr.contains("whsec_abc"));
 
     // --quiet silences warnings, not the header.
-    let out = run(cmd_in(dir.path())
+    Test::in_dir(dir.path())
         .args(["-q", "sign", "--secret", "whsec_abc", "--timestamp", "42"])
-        .write_stdin(""));
-    assert_eq!(out.status, 0);
-    assert_eq!(out.stdout, format!("{}\n", expected.header));
-    assert_eq!(out.stderr, "");
+        .stdin("")
+        .stdout(format!("{}\n", expected.header))
+        .stderr("")
+        .run();
 }
 
 fn hex(secret: &str, t: i64, payload: &[u8]) -> String {
@@ -172,29 +178,31 @@ fn several_secrets_give_one_v1_each_in_order() {
     );
     let want = format!("t=1767225590,v1={new},v1={old}");
 
-    let out = run(cmd_in(dir.path()).args([
-        "sign",
-        "--secret",
-        "whsec_new_5b1",
-        "-s",
-        "whsec_old_5b1",
-        "--timestamp",
-        "1767225590",
-        "p.json",
-    ]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(out.stdout, format!("{want}\n"));
-    assert_eq!(out.stderr, "");
+    Test::in_dir(dir.path())
+        .args([
+            "sign",
+            "--secret",
+            "whsec_new_5b1",
+            "-s",
+            "whsec_old_5b1",
+            "--timestamp",
+            "1767225590",
+            "p.json",
+        ])
+        .stdout(format!("{want}\n"))
+        .stderr("")
+        .run();
 
     // The env var comma-separated, as verify and serve read it; --json keeps
     // `signature` (the first secret's) and adds `signatures`.
-    let out = run(cmd_in(dir.path())
+    let out = Test::in_dir(dir.path())
         .env("STRIPE_WEBHOOK_SECRET", "whsec_new_5b1,whsec_old_5b1")
-        .args(["sign", "--json", "--timestamp", "1767225590", "p.json"]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(out.stderr, "");
+        .args(["sign", "--json", "--timestamp", "1767225590", "p.json"])
+        .stdout_json()
+        .stderr("")
+        .run();
     assert_eq!(
-        json(&out.stdout),
+        out.json(),
         serde_json::json!({"header": want, "timestamp": 1_767_225_590_i64, "signature": new,
             "signatures": [new, old]})
     );
@@ -202,38 +210,39 @@ fn several_secrets_give_one_v1_each_in_order() {
 
     // Each secret alone verifies the header.
     for secret in ["whsec_new_5b1", "whsec_old_5b1"] {
-        let v = run(cmd_in(dir.path()).args([
+        Test::in_dir(dir.path())
+            .args([
+                "verify",
+                "-s",
+                secret,
+                "--signature",
+                &want,
+                "--now",
+                "1767225590",
+                "p.json",
+            ])
+            .stdout("valid signature matches secret #1 (t=1767225590, 0 s old)\n")
+            .stderr("")
+            .run();
+    }
+    // Neither: a mismatch.
+    let v = Test::in_dir(dir.path())
+        .args([
             "verify",
+            "--json",
             "-s",
-            secret,
+            "whsec_third_5b1",
             "--signature",
             &want,
             "--now",
             "1767225590",
             "p.json",
-        ]));
-        assert_eq!(v.status, 0, "{secret}: {}", v.stdout);
-        assert_eq!(
-            v.stdout, "valid signature matches secret #1 (t=1767225590, 0 s old)\n",
-            "{secret}"
-        );
-        assert_eq!(v.stderr, "");
-    }
-    // Neither: a mismatch.
-    let v = run(cmd_in(dir.path()).args([
-        "verify",
-        "--json",
-        "-s",
-        "whsec_third_5b1",
-        "--signature",
-        &want,
-        "--now",
-        "1767225590",
-        "p.json",
-    ]));
-    assert_eq!(v.status, 1);
-    assert_eq!(json(&v.stdout)["reason"], "signature_mismatch");
-    assert_eq!(v.stderr, "");
+        ])
+        .status(1)
+        .stdout_json()
+        .stderr("")
+        .run();
+    assert_eq!(v.json()["reason"], "signature_mismatch");
 }
 
 #[test]
@@ -251,14 +260,17 @@ fn a_blank_secret_among_several_is_a_usage_error() {
         (Some("whsec_a_5b1,"), vec![], 2),
         (Some(",whsec_a_5b1"), vec![], 1),
     ] {
-        let mut c = cmd_in(dir.path());
+        let mut c = Test::in_dir(dir.path());
         if let Some(e) = env {
-            c.env("STRIPE_WEBHOOK_SECRET", e);
+            c = c.env("STRIPE_WEBHOOK_SECRET", e);
         }
-        let out = run(c.arg("sign").args(&args).write_stdin("x"));
-        assert_eq!(out.status, 2, "{env:?} {args:?}");
-        assert_eq!(out.stdout, "", "{env:?} {args:?}");
-        assert_eq!(out.stderr, blank(n), "{env:?} {args:?}");
+        c.arg("sign")
+            .args(&args)
+            .stdin("x")
+            .status(2)
+            .stdout("")
+            .stderr(blank(n))
+            .run();
     }
 }
 
@@ -267,58 +279,51 @@ fn sign_of_a_bom_payload_signs_the_bytes_but_warns() {
     let dir = tempdir();
     let body = b"\xef\xbb\xbf{\"id\":\"evt_9\"}";
     std::fs::write(dir.path().join("bom.json"), body).unwrap();
-    let out = run(cmd_in(dir.path()).args([
-        "sign",
-        "--secret",
-        "whsec_abc",
-        "--timestamp",
-        "42",
-        "bom.json",
-    ]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(
-        out.stdout,
-        format!("t=42,v1={}\n", hex("whsec_abc", 42, body)),
-        "the exact bytes, mark included"
-    );
-    assert_eq!(
-        out.stderr,
-        "warning: the payload starts with a UTF-8 byte-order mark, signed as is: stripe-node \
-         strips the mark before computing the signature, stripe-python does not, so no \
-         signature passes both SDKs; save the file without a BOM (`verify` reports \
-         payload_bom)\n"
-    );
+    // The exact bytes, mark included.
+    Test::in_dir(dir.path())
+        .args([
+            "sign",
+            "--secret",
+            "whsec_abc",
+            "--timestamp",
+            "42",
+            "bom.json",
+        ])
+        .stdout(format!("t=42,v1={}\n", hex("whsec_abc", 42, body)))
+        .stderr(
+            "warning: the payload starts with a UTF-8 byte-order mark, signed as is: stripe-node \
+             strips the mark before computing the signature, stripe-python does not, so no \
+             signature passes both SDKs; save the file without a BOM (`verify` reports \
+             payload_bom)\n",
+        )
+        .run();
     // The mark elsewhere is just bytes.
     let inner = b"{\"n\":\"\xef\xbb\xbf\"}";
     std::fs::write(dir.path().join("inner.json"), inner).unwrap();
-    let out = run(cmd_in(dir.path()).args([
-        "sign",
-        "--secret",
-        "whsec_abc",
-        "--timestamp",
-        "42",
-        "inner.json",
-    ]));
-    assert_eq!(out.status, 0);
-    assert_eq!(
-        out.stdout,
-        format!("t=42,v1={}\n", hex("whsec_abc", 42, inner))
-    );
-    assert_eq!(out.stderr, "");
+    Test::in_dir(dir.path())
+        .args([
+            "sign",
+            "--secret",
+            "whsec_abc",
+            "--timestamp",
+            "42",
+            "inner.json",
+        ])
+        .stdout(format!("t=42,v1={}\n", hex("whsec_abc", 42, inner)))
+        .stderr("")
+        .run();
     // --quiet silences the warning, not the header.
-    let out = run(cmd_in(dir.path()).args([
-        "-q",
-        "sign",
-        "--secret",
-        "whsec_abc",
-        "--timestamp",
-        "42",
-        "bom.json",
-    ]));
-    assert_eq!(out.status, 0);
-    assert_eq!(
-        out.stdout,
-        format!("t=42,v1={}\n", hex("whsec_abc", 42, body))
-    );
-    assert_eq!(out.stderr, "");
+    Test::in_dir(dir.path())
+        .args([
+            "-q",
+            "sign",
+            "--secret",
+            "whsec_abc",
+            "--timestamp",
+            "42",
+            "bom.json",
+        ])
+        .stdout(format!("t=42,v1={}\n", hex("whsec_abc", 42, body)))
+        .stderr("")
+        .run();
 }

@@ -1,15 +1,16 @@
-//! The human output, as a person sees it at 80 and 120 columns: a change in
-//! look is a reviewed change (`cargo insta review`, or INSTA_UPDATE=always).
-//! Every line fits its width and none ends in a space.
+//! The human output, as a person sees it on a terminal 80 and 120 columns
+//! wide: a change in look is a reviewed change (`cargo insta review`, or
+//! INSTA_UPDATE=always). Every line fits its width and none ends in a space.
 
 use std::path::Path;
 
 use serde_json::json;
 
-use crate::common::{cmd_in, run, tempdir};
+use crate::common::tempdir;
+use crate::harness::{Output, Test};
 use crate::support::fake_stripe::{Account, FakeStripe};
 
-const WIDTHS: [usize; 2] = [80, 120];
+const WIDTHS: [u16; 2] = [80, 120];
 
 /// Elapsed times vary from run to run: `11 ms` and `0.4 s` become `[t] ms`
 /// and `[t] s`; whole seconds (`300 s`, a tolerance) are not elapsed times.
@@ -51,20 +52,17 @@ fn unicode_width(s: &str) -> usize {
     s.chars().count()
 }
 
-/// stdout then stderr, as a person reads them, with the status.
-fn screen(out: &crate::common::Output) -> String {
+/// The screen a run left (stdout and stderr both drawn on the terminal),
+/// checked to fit, with the status.
+fn screen(out: &Output) -> String {
+    let screen = out.screen.as_ref().expect("a terminal");
+    screen.assert_fits();
+    check_fits(&screen.text(), usize::from(screen.cols));
     format!(
-        "status: {}\n--- stdout\n{}--- stderr\n{}",
+        "status: {}\n--- screen\n{}",
         out.status,
-        redact_times(&out.stdout),
-        redact_times(&out.stderr)
+        redact_times(&screen.text())
     )
-}
-
-fn at(dir: &Path, width: usize) -> assert_cmd::Command {
-    let mut c = cmd_in(dir);
-    c.env("COLUMNS", width.to_string());
-    c
 }
 
 fn fixtures() -> std::path::PathBuf {
@@ -75,23 +73,31 @@ fn fixtures() -> std::path::PathBuf {
 fn replay_and_inspect_at_80_and_120() {
     for width in WIDTHS {
         let dir = tempdir();
-        let out = run(at(dir.path(), width)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+        let out = Test::in_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
             .env("STRIPE_SYNC_DB", dir.path().join("s.db"))
             .args([
                 "replay",
                 "fixtures/2026-03-onboarding/09-edsger-signup.json",
                 "fixtures/2026-04-billing/",
-            ]));
-        check_fits(&out.stdout, width);
+            ])
+            .terminal(width)
+            .status(1)
+            .stdout_has("16 events: 13 sync, 1 ignored, 1 rejected, 1 unresolved")
+            .run();
         insta::assert_snapshot!(format!("replay_{width}"), screen(&out));
 
-        let out = run(at(dir.path(), width)
+        Test::in_dir(dir.path())
             .args(["--db", "s.db", "replay"])
-            .arg(fixtures()));
-        assert_eq!(out.status, 1, "{}", out.stderr);
-        let out = run(at(dir.path(), width).args(["--db", "s.db", "inspect"]));
-        check_fits(&out.stdout, width);
+            .arg(fixtures())
+            .status(1)
+            .stdout_has("45 events: ")
+            .stderr_has("45 events: ")
+            .run();
+        let out = Test::in_dir(dir.path())
+            .args(["--db", "s.db", "inspect"])
+            .terminal(width)
+            .stdout_has("cus_1gIHnbN8OoIW0c")
+            .run();
         insta::assert_snapshot!(format!("inspect_{width}"), screen(&out));
     }
 }
@@ -105,36 +111,43 @@ fn verify_at_80_and_120() {
         r#"{"id":"evt_1","object":"event","type":"invoice.paid","created":1767225590,"data":{"object":{}}}"#,
     )
     .unwrap();
-    let sign = run(cmd_in(dir.path()).args([
-        "sign",
-        "--secret",
-        "whsec_test_secret",
-        "--timestamp",
-        "1767225590",
-        "payload.json",
-    ]));
+    let sign = Test::in_dir(dir.path())
+        .args([
+            "sign",
+            "--secret",
+            "whsec_test_secret",
+            "--timestamp",
+            "1767225590",
+            "payload.json",
+        ])
+        .stdout_has("t=1767225590,v1=")
+        .run();
     let header = sign.stdout.trim().to_owned();
     let mut with_newline = std::fs::read(&payload).unwrap();
     with_newline.push(b'\n');
     std::fs::write(dir.path().join("edited.json"), with_newline).unwrap();
     for width in WIDTHS {
         let mut text = String::new();
-        for (file, now) in [
-            ("payload.json", "1767225595"),
-            ("edited.json", "1767225595"),
-            ("payload.json", "1796000000"),
+        for (file, now, status) in [
+            ("payload.json", "1767225595", 0),
+            ("edited.json", "1767225595", 1),
+            ("payload.json", "1796000000", 1),
         ] {
-            let out = run(at(dir.path(), width).args([
-                "verify",
-                "--secret",
-                "whsec_test_secret",
-                "--signature",
-                &header,
-                "--now",
-                now,
-                file,
-            ]));
-            check_fits(&out.stdout, width);
+            let out = Test::in_dir(dir.path())
+                .args([
+                    "verify",
+                    "--secret",
+                    "whsec_test_secret",
+                    "--signature",
+                    &header,
+                    "--now",
+                    now,
+                    file,
+                ])
+                .terminal(width)
+                .status(status)
+                .stdout_has("valid")
+                .run();
             text.push_str(&screen(&out));
         }
         insta::assert_snapshot!(format!("verify_{width}"), text);
@@ -151,21 +164,31 @@ fn resync_at_80_and_120() {
     for width in WIDTHS {
         let fake = FakeStripe::start(account.clone());
         let dir = tempdir();
-        let resync = |args: &[&str]| {
-            run(at(dir.path(), width)
+        let resync = |args: &[&str], status: i32, says: &str| {
+            Test::in_dir(dir.path())
                 .env("STRIPE_API_KEY", fake.api_key())
-                .env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
                 .args(["resync", "--api-base", &fake.url()])
-                .args(args))
+                .args(args)
+                .terminal(width)
+                .status(status)
+                .stdout_has(says)
+                .run()
         };
-        let mut text = screen(&resync(&["--all", "--all-rows"]));
+        let mut text = screen(&resync(
+            &["--all", "--all-rows"],
+            0,
+            "2 customers: 2 changed (2 new), 0 failed",
+        ));
         let mut changed = fake.subscription("sub_2").unwrap();
         changed["status"] = json!("past_due");
         fake.upsert_subscription(changed);
-        let check = resync(&["--all", "--check"]);
-        check_fits(&check.stdout, width);
+        let check = resync(&["--all", "--check"], 1, "2 customers: 1 drifted");
         text.push_str(&screen(&check));
-        text.push_str(&screen(&resync(&["--customer", "cus_doesnotexist"])));
+        text.push_str(&screen(&resync(
+            &["--customer", "cus_doesnotexist"],
+            1,
+            "cus_doesnotexist",
+        )));
         insta::assert_snapshot!(format!("resync_{width}"), text);
     }
 }

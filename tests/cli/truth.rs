@@ -3,129 +3,36 @@
 //! same answer for the same account, dry runs and checks write nothing, and
 //! the failure classes end with the documented status.
 //!
-//! Every command runs in a temp dir with no ambient `STRIPE_*` variables and
-//! with `STRIPE_SYNC_TEST_BACKOFF_MS=0` (the client then skips real backoff
-//! sleeps); API commands talk to the fake Stripe in `tests/support/`.
+//! Every command runs through the CLI tests' builder (`harness.rs`): in a
+//! temp dir with no ambient `STRIPE_*` variables and with
+//! `STRIPE_SYNC_TEST_BACKOFF_MS=0` (the client then skips real backoff
+//! sleeps), each run stating its status, stdout and stderr; API commands
+//! talk to the fake Stripe in `tests/support/`.
 
-use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::common::{Output, tempdir};
+use crate::common::tempdir;
+use crate::harness::{Output, Test, show};
 use crate::support::fake_stripe::{Account, FakeStripe};
 
 // ---------------------------------------------------------------------------
 // Running the binary
 // ---------------------------------------------------------------------------
 
-use crate::common::AMBIENT;
-
-/// The unprivileged user the read-only test runs as when the tests run as root.
-const NOBODY: &str = "65534";
-
-/// One `stripe-sync` run, just-style: `sync(dir).args([..]).fake(&f).run()`.
-struct Run {
-    cmd: Command,
-}
-
 /// `stripe-sync` with `dir` as its working directory (so the default store
 /// is `dir/stripe-sync.db`).
-fn sync(dir: &Path) -> Run {
-    Run::new(dir, false)
-}
-
-impl Run {
-    fn new(dir: &Path, as_nobody: bool) -> Run {
-        let bin = assert_cmd::cargo::cargo_bin("stripe-sync");
-        let mut cmd = if as_nobody {
-            let mut c = Command::new("setpriv");
-            c.args([
-                &format!("--reuid={NOBODY}"),
-                &format!("--regid={NOBODY}"),
-                "--clear-groups",
-                "--",
-            ])
-            .arg(bin);
-            c
-        } else {
-            Command::new(bin)
-        };
-        for v in AMBIENT {
-            cmd.env_remove(v);
-        }
-        cmd.env("STRIPE_SYNC_TEST_BACKOFF_MS", "0").current_dir(dir);
-        Run { cmd }
-    }
-
-    fn args<I, S>(mut self, args: I) -> Run
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        self.cmd.args(args);
-        self
-    }
-
-    /// `--api-base URL --api-key KEY` (after the subcommand and its arguments).
-    fn api(self, base: &str, key: &str) -> Run {
-        self.args(["--api-base", base, "--api-key", key])
-    }
-
-    fn fake(self, fake: &FakeStripe) -> Run {
-        self.api(&fake.url(), fake.api_key())
-    }
-
-    fn run(mut self) -> Output {
-        let out = self.cmd.output().expect("stripe-sync runs");
-        Output {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn spawn(mut self) -> Child {
-        self.cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("stripe-sync starts")
-    }
-}
-
-fn finish(child: Child) -> Output {
-    let out = child.wait_with_output().expect("stripe-sync ends");
-    Output {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Everything about a run, for assertion messages.
-fn show(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status, out.stdout, out.stderr
-    )
-}
-
-/// Asserts the status, then returns stdout as the one JSON document it must be.
-fn doc(out: &Output, status: i32) -> Value {
-    assert_eq!(out.status, status, "{}", show(out));
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", show(out)))
+fn sync(dir: &Path) -> Test {
+    Test::in_dir(dir)
 }
 
 /// Lines on stderr that report a problem.
-fn problems(out: &Output) -> Vec<&str> {
-    out.stderr
+fn problem_lines(stderr: &str) -> Vec<&str> {
+    stderr
         .lines()
         .filter(|l| {
             l.starts_with("error")
@@ -134,6 +41,16 @@ fn problems(out: &Output) -> Vec<&str> {
                 || l.contains("RUST_BACKTRACE")
         })
         .collect()
+}
+
+/// No line on stderr reports a problem (a summary or a note may be there).
+fn no_problems(stderr: &str) -> bool {
+    problem_lines(stderr).is_empty()
+}
+
+/// Lines on stderr that report a problem.
+fn problems(out: &Output) -> Vec<&str> {
+    problem_lines(&out.stderr)
 }
 
 /// The one `error:` line of a run that could not do its job.
@@ -148,29 +65,28 @@ fn single_error(out: &Output) -> String {
     errors[0].to_owned()
 }
 
-/// `resync ARGS --json` against the fake; returns (output, document).
-fn resync(dir: &Path, fake: &FakeStripe, args: &[&str], status: i32) -> (Output, Value) {
-    let out = sync(dir)
-        .arg_list("resync", args)
-        .args(["--json"])
+/// `resync ARGS --json` against the fake: one JSON document on stdout, the
+/// summary (`N customers: ..., F failed; ...`) on stderr (the test states
+/// the status and what else stderr holds).
+fn resync(dir: &Path, fake: &FakeStripe, args: &[&str]) -> Test {
+    sync(dir)
+        .arg("resync")
+        .args(args)
+        .arg("--json")
         .fake(fake)
-        .run();
-    let v = doc(&out, status);
-    (out, v)
-}
-
-impl Run {
-    fn arg_list(self, command: &str, args: &[&str]) -> Run {
-        self.args([command]).args(args)
-    }
+        .stdout_json()
+        .stderr_has(" failed; ")
 }
 
 /// `resync ARGS --check --json`: no drift, no failure, nothing on stderr.
 fn assert_no_drift(dir: &Path, fake: &FakeStripe, args: &[&str]) {
     let mut all = args.to_vec();
     all.push("--check");
-    let (out, v) = resync(dir, fake, &all, 0);
-    assert!(problems(&out).is_empty(), "{args:?}: {}", show(&out));
+    let out = resync(dir, fake, &all)
+        .stderr_has(" 0 failed; ")
+        .stderr_with("no error or warning line", no_problems)
+        .run();
+    let v = out.json();
     assert_eq!(v["summary"]["changed"], 0, "{args:?}: {}", show(&out));
     assert_eq!(v["summary"]["failed"], 0, "{args:?}: {}", show(&out));
     let drifted: Vec<&Value> = v["customers"]
@@ -192,9 +108,12 @@ fn db(dir: &Path) -> PathBuf {
 
 /// `inspect --json FILTERS`: the rows (exit 0 expected: the filter matches).
 fn rows(dir: &Path, filters: &[&str]) -> Vec<Value> {
-    let out = sync(dir).args(["inspect", "--json"]).args(filters).run();
-    let v = doc(&out, 0);
-    assert!(problems(&out).is_empty(), "{}", show(&out));
+    let out = sync(dir)
+        .args(["inspect", "--json"])
+        .args(filters)
+        .stdout_json()
+        .run();
+    let v = out.json();
     v.as_array().expect("an array of rows").clone()
 }
 
@@ -343,9 +262,22 @@ fn tie_on_created_every_path_takes_the_apis_first_subscription() {
         let dir = tempdir();
         let d = dir.path();
         write_events(d, "e.ndjson", std::slice::from_ref(&event));
-        let out = sync(d).args(args).args(["--json"]).fake(&fake).run();
-        let v = doc(&out, 0);
-        assert!(problems(&out).is_empty(), "{name}: {}", show(&out));
+        let run = sync(d)
+            .args(args)
+            .args(["--json"])
+            .fake(&fake)
+            .stdout_json();
+        // replay's summary is on stderr; resync --json prints nothing there.
+        let run = match name.starts_with("replay") {
+            true => run
+                .stderr_has("1 customer synced")
+                .stderr_with("no error or warning line", no_problems),
+            false => run
+                .stderr_has("1 customer: ")
+                .stderr_with("no error or warning line", no_problems),
+        };
+        let out = run.run();
+        let v = out.json();
         if name.starts_with("replay") {
             assert_eq!(v["events"][0]["route"], "sync", "{name}: {v}");
             assert_eq!(v["events"][0]["customer_id"], TIE_CUSTOMER, "{name}");
@@ -435,8 +367,10 @@ fn generated_account_backfill_checks_and_user_resyncs_agree() {
     }
 
     let all = tempdir();
-    let (out, v) = resync(all.path(), &fake, &["--all"], 0);
-    assert!(problems(&out).is_empty(), "{}", show(&out));
+    let out = resync(all.path(), &fake, &["--all"])
+        .stderr_with("no error or warning line", no_problems)
+        .run();
+    let v = out.json();
     assert_eq!(v["summary"]["customers"], 80);
     assert_eq!(v["summary"]["failed"], 0);
     for (cus, user, id, status) in ties {
@@ -450,8 +384,10 @@ fn generated_account_backfill_checks_and_user_resyncs_agree() {
     for user in [&tie_user, &many_user, &one_user, &none_user] {
         assert_no_drift(all.path(), &fake, &["--user", user]);
         let fresh = tempdir();
-        let (out, v) = resync(fresh.path(), &fake, &["--user", user], 0);
-        assert!(problems(&out).is_empty(), "{user}: {}", show(&out));
+        let out = resync(fresh.path(), &fake, &["--user", user])
+            .stderr_with("no error or warning line", no_problems)
+            .run();
+        let v = out.json();
         assert_eq!(v["summary"]["failed"], 0, "{user}");
         assert_eq!(
             timeless(rows(fresh.path(), &["--user", user])),
@@ -483,17 +419,18 @@ fn customer_deleted_in_stripe_is_drift_then_marked_deleted() {
     let fake = FakeStripe::start(account);
     let dir = tempdir();
     let d = dir.path();
-    let (out, _) = resync(d, &fake, &["--all"], 0);
-    assert!(problems(&out).is_empty(), "{}", show(&out));
+    resync(d, &fake, &["--all"])
+        .stderr_with("no error or warning line", no_problems)
+        .run();
 
     fake.delete_customer(gone);
     let before = snapshot(&db(d));
-    let (out, v) = resync(d, &fake, &["--all", "--check"], 1);
-    assert!(
-        problems(&out).is_empty(),
-        "drift is data, not an error: {}",
-        show(&out)
-    );
+    let out = resync(d, &fake, &["--all", "--check"])
+        .status(1)
+        .stderr_with("no error or warning line", no_problems)
+        .run();
+    let v = out.json();
+    // Drift is data, not an error: no problem on stderr (stated above).
     assert_unchanged(&before, &snapshot(&db(d)), "resync --all --check");
     assert_eq!(v["summary"]["changed"], 1, "{v}");
     for c in v["customers"].as_array().unwrap() {
@@ -514,8 +451,10 @@ fn customer_deleted_in_stripe_is_drift_then_marked_deleted() {
         "the deleted customer is reported: {v}"
     );
 
-    let (out, v) = resync(d, &fake, &["--all"], 0);
-    assert!(problems(&out).is_empty(), "{}", show(&out));
+    let out = resync(d, &fake, &["--all"])
+        .stderr_with("no error or warning line", no_problems)
+        .run();
+    let v = out.json();
     assert_eq!(v["summary"]["changed"], 1, "{v}");
     let r = row(d, gone);
     assert_eq!(r["status"], "deleted", "{r}");
@@ -542,23 +481,37 @@ fn customer_deleted_in_stripe_is_drift_then_marked_deleted() {
 fn dry_runs_write_nothing_and_say_so() {
     let dir = tempdir();
     let d = dir.path();
-    let out = sync(d).args(["replay"]).arg_path(fixtures()).run();
-    assert_eq!(out.status, 1, "one rejected checkout: {}", show(&out));
+    // One rejected checkout: status 1.
+    sync(d)
+        .args(["replay"])
+        .arg(fixtures())
+        .status(1)
+        .stdout_has("rejected")
+        .stderr_has("45 events: ")
+        .stderr_has("1 rejected")
+        .run();
 
     let before = snapshot(&db(d));
-    let out = sync(d)
+    let v = sync(d)
         .args(["replay", "--dry-run", "--json"])
-        .arg_path(fixtures())
-        .run();
-    let v = doc(&out, 1);
-    assert!(problems(&out).is_empty(), "{}", show(&out));
+        .arg(fixtures())
+        .status(1)
+        .stdout_json()
+        .stderr_has("45 events: ")
+        .stderr_has("nothing written")
+        .stderr_with("no error or warning line", no_problems)
+        .run()
+        .json();
     assert_eq!(v["summary"]["dry_run"], true, "{}", v["summary"]);
     let out = sync(d)
         .args(["replay", "--dry-run"])
-        .arg_path(fixtures())
+        .arg(fixtures())
+        .status(1)
+        .stdout_has("would sync")
+        .stderr_has("45 events: ")
+        .stderr_has("nothing written")
+        .stderr_with("no error or warning line", no_problems)
         .run();
-    assert_eq!(out.status, 1, "{}", show(&out));
-    assert!(problems(&out).is_empty(), "{}", show(&out));
     let last = out.stdout.trim_end().lines().last().unwrap_or("");
     assert!(last.contains("would sync"), "summary line: {last:?}");
     assert_unchanged(&before, &snapshot(&db(d)), "replay --dry-run");
@@ -572,32 +525,32 @@ fn dry_runs_write_nothing_and_say_so() {
         "e.ndjson",
         &[invoice_paid("evt_dry_1", TIE_CUSTOMER, None)],
     );
-    let out = sync(l)
+    let v = sync(l)
         .args(["replay", "--live", "--dry-run", "--json", "e.ndjson"])
         .fake(&fake)
-        .run();
-    let v = doc(&out, 0);
-    assert!(problems(&out).is_empty(), "{}", show(&out));
+        .stdout_json()
+        .stderr_has("1 event: 1 sync")
+        .stderr_has("nothing written")
+        .stderr_with("no error or warning line", no_problems)
+        .run()
+        .json();
     assert_eq!(v["summary"]["dry_run"], true);
     assert_eq!(v["events"][0]["route"], "sync", "{v}");
     assert_eq!(fake.count_path("/v1/subscriptions"), 0, "no sync request");
     assert!(!db(l).exists(), "a dry run creates no store");
 
-    let out = sync(l)
+    let v = sync(l)
         .args(["replay", "--live", "--json", "e.ndjson"])
         .fake(&fake)
-        .run();
-    let v = doc(&out, 0);
-    assert!(problems(&out).is_empty(), "{}", show(&out));
+        .stdout_json()
+        .stderr_has("1 event: 1 sync")
+        .stderr_has("1 customer synced")
+        .stderr_with("no error or warning line", no_problems)
+        .run()
+        .json();
     assert_eq!(v["summary"]["dry_run"], false);
     assert_eq!(v["summary"]["customers_synced"], 1);
     assert_eq!(fake.count_path("/v1/subscriptions"), 1);
-}
-
-impl Run {
-    fn arg_path(self, p: PathBuf) -> Run {
-        self.args([p])
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -645,11 +598,8 @@ fn api_runs(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
 }
 
 /// stdout of a run that stopped: nothing, or one JSON document.
-fn stopped_stdout(out: &Output) {
-    if !out.stdout.trim().is_empty() {
-        serde_json::from_str::<Value>(&out.stdout)
-            .unwrap_or_else(|e| panic!("stdout is neither empty nor JSON ({e}): {}", show(out)));
-    }
+fn stopped_stdout(stdout: &str) -> bool {
+    stdout.trim().is_empty() || serde_json::from_str::<Value>(stdout).is_ok()
 }
 
 #[test]
@@ -660,17 +610,19 @@ fn unreachable_api_stops_the_run_with_status_2() {
     let key = "sk_test_unreachable_77";
     for (name, args) in api_runs(d) {
         let t = Instant::now();
-        let out = sync(d).args(&args).api(&base, key).run();
+        let out = sync(d)
+            .args(&args)
+            .api(&base, key)
+            .status(2)
+            .stdout_with("nothing, or one JSON document", stopped_stdout)
+            .stdout_lacks(key)
+            .stderr_has("cannot reach")
+            .stderr_lacks(key)
+            .run();
         let took = t.elapsed();
-        assert_eq!(out.status, 2, "{name}: {}", show(&out));
         assert!(took < Duration::from_secs(10), "{name} took {took:?}");
         let err = single_error(&out);
         assert!(err.contains("cannot reach"), "{name}: {err}");
-        stopped_stdout(&out);
-        assert!(
-            !out.stdout.contains(key) && !out.stderr.contains(key),
-            "{name}"
-        );
     }
 }
 
@@ -682,15 +634,18 @@ fn refused_key_stops_the_run_with_status_2() {
     let wrong = "sk_test_refused_key_4401";
     for (name, args) in api_runs(d) {
         fake.reset_counters();
-        let out = sync(d).args(&args).api(&fake.url(), wrong).run();
-        assert_eq!(out.status, 2, "{name}: {}", show(&out));
+        // The key is never printed.
+        let out = sync(d)
+            .args(&args)
+            .api(&fake.url(), wrong)
+            .status(2)
+            .stdout_with("nothing, or one JSON document", stopped_stdout)
+            .stdout_lacks("refused_key")
+            .stderr_has("401")
+            .stderr_lacks("refused_key")
+            .run();
         let err = single_error(&out);
         assert!(err.contains("401"), "{name}: {err}");
-        stopped_stdout(&out);
-        assert!(
-            !out.stdout.contains("refused_key") && !out.stderr.contains("refused_key"),
-            "{name}: the key is never printed"
-        );
         assert!(
             fake.count_path("/v1/") < 9,
             "{name}: stopped at the first 401, not customer by customer ({} requests)",
@@ -703,7 +658,11 @@ fn refused_key_stops_the_run_with_status_2() {
 fn missing_customer_fails_only_that_customer() {
     let fake = FakeStripe::start(tie_account());
     let dir = tempdir();
-    let (out, v) = resync(dir.path(), &fake, &["--customer", "cus_doesnotexist"], 1);
+    let out = resync(dir.path(), &fake, &["--customer", "cus_doesnotexist"])
+        .status(1)
+        .stderr_has("cus_doesnotexist")
+        .run();
+    let v = out.json();
     let c = &v["customers"][0];
     assert_eq!(c["customer_id"], "cus_doesnotexist", "{v}");
     let err = c["error"]
@@ -731,6 +690,14 @@ fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
+/// `sync(dir)`, as the unprivileged user when `unprivileged`.
+fn ro_sync(dir: &Path, unprivileged: bool) -> Test {
+    match unprivileged {
+        true => sync(dir).unprivileged(),
+        false => sync(dir),
+    }
+}
+
 fn chmod(p: &Path, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -747,11 +714,13 @@ fn read_only_store_can_be_inspected_and_checked() {
         "e.ndjson",
         &[invoice_paid("evt_ro_1", TIE_CUSTOMER, None)],
     );
-    let out = sync(&ro)
+    sync(&ro)
         .args(["replay", "--live", "--json", "e.ndjson"])
         .fake(&fake)
+        .stdout_json()
+        .stderr_has("1 customer synced")
+        .stderr_with("no error or warning line", no_problems)
         .run();
-    doc(&out, 0);
     let store = db(&ro);
     for side in ["", "-wal", "-shm"] {
         let p = PathBuf::from(format!("{}{side}", store.display()));
@@ -763,17 +732,17 @@ fn read_only_store_can_be_inspected_and_checked() {
     let before = snapshot(&store);
 
     // Root ignores permissions: run as nobody then.
-    let as_nobody = running_as_root();
+    let unprivileged = running_as_root();
     let db_arg = store.display().to_string();
-    let out = Run::new(&ro, as_nobody)
+    let v = ro_sync(&ro, unprivileged)
         .args(["inspect", "--json", "--db", &db_arg])
-        .run();
-    let v = doc(&out, 0);
-    assert!(problems(&out).is_empty(), "{}", show(&out));
+        .stdout_json()
+        .run()
+        .json();
     assert_eq!(v[0]["customer_id"], TIE_CUSTOMER, "{v}");
     assert_eq!(v[0]["subscription_id"], SUB_A, "{v}");
 
-    let out = Run::new(&ro, as_nobody)
+    let v = ro_sync(&ro, unprivileged)
         .args([
             "resync",
             "--customer",
@@ -784,9 +753,10 @@ fn read_only_store_can_be_inspected_and_checked() {
             &db_arg,
         ])
         .fake(&fake)
-        .run();
-    let v = doc(&out, 0);
-    assert!(problems(&out).is_empty(), "{}", show(&out));
+        .stdout_json()
+        .stderr_has("1 customer: 0 drifted (0 new), 0 failed; ")
+        .run()
+        .json();
     assert_eq!(v["summary"]["changed"], 0, "{v}");
     assert_unchanged(&before, &snapshot(&store), "reading a read-only store");
     chmod(&ro, 0o755);
@@ -794,10 +764,10 @@ fn read_only_store_can_be_inspected_and_checked() {
     // A directory is not a store.
     let out = sync(tmp.path())
         .args(["inspect", "--json", "--db"])
-        .arg_path(tmp.path().to_path_buf())
+        .arg(tmp.path())
+        .status(2)
+        .stderr_has("is a directory")
         .run();
-    assert_eq!(out.status, 2, "{}", show(&out));
-    assert_eq!(out.stdout, "", "{}", show(&out));
     let err = single_error(&out);
     assert!(err.contains("is a directory"), "{err}");
 }
@@ -827,26 +797,30 @@ fn assert_initech_known(v: &Value) {
     }
 }
 
+/// `replay --json fixtures/`: status 1 (one rejected checkout), no
+/// problem on stderr; the document.
+fn replay_fixtures(dir: &Path) -> Value {
+    sync(dir)
+        .args(["replay", "--json"])
+        .arg(fixtures())
+        .status(1)
+        .stdout_json()
+        .stderr_has("45 events: ")
+        .stderr_with("no error or warning line", no_problems)
+        .run()
+        .json()
+}
+
 #[test]
 fn second_replay_of_the_same_inputs_writes_nothing() {
     let dir = tempdir();
     let d = dir.path();
-    let out = sync(d)
-        .args(["replay", "--json"])
-        .arg_path(fixtures())
-        .run();
-    let v = doc(&out, 1);
-    assert!(problems(&out).is_empty(), "{}", show(&out));
+    let v = replay_fixtures(d);
     assert_initech_known(&v);
     let before = snapshot(&db(d));
     let rows_before = rows(d, &[]);
 
-    let out = sync(d)
-        .args(["replay", "--json"])
-        .arg_path(fixtures())
-        .run();
-    let v = doc(&out, 1);
-    assert!(problems(&out).is_empty(), "{}", show(&out));
+    let v = replay_fixtures(d);
     assert_eq!(v["summary"]["sync"], 0, "{}", v["summary"]);
     assert_initech_known(&v);
     let after = snapshot(&db(d));
@@ -872,33 +846,31 @@ fn concurrent_replays_on_one_store_both_succeed() {
     let ada = fixtures().join("2026-03-onboarding/03-ada-subscription-created.json");
     let grace = fixtures().join("2026-03-onboarding/05-grace-events-export.json");
     let expected_customers = ["cus_1gIHnbN8OoIW0c", "cus_iRVVPNjHoKAHeU"];
-    // Each file's status on its own.
-    let normal: Vec<i32> = [&ada, &grace]
-        .iter()
-        .map(|f| {
-            let dir = tempdir();
-            let out = sync(dir.path())
-                .args(["replay"])
-                .arg_path((*f).clone())
-                .run();
-            assert!(out.status == 0 || out.status == 1, "{}", show(&out));
-            out.status
-        })
-        .collect();
+    // Each file syncs its customer (status 0), alone or with the other.
+    let replay = |d: &Path, file: &PathBuf, customer: &str| {
+        sync(d)
+            .arg("replay")
+            .arg(file)
+            .stdout_has(customer)
+            .stderr_has("1 customer synced")
+            .stderr_lacks("locked")
+            .stderr_with("no error or warning line", no_problems)
+    };
+    let files = [
+        (&ada, expected_customers[0]),
+        (&grace, expected_customers[1]),
+    ];
+    for (file, customer) in files {
+        let dir = tempdir();
+        replay(dir.path(), file, customer).run();
+    }
     for round in 0..50 {
         let dir = tempdir();
         let d = dir.path();
-        let a = sync(d).args(["replay"]).arg_path(ada.clone()).spawn();
-        let b = sync(d).args(["replay"]).arg_path(grace.clone()).spawn();
-        for (out, want) in [finish(a), finish(b)].iter().zip(&normal) {
-            assert_eq!(out.status, *want, "round {round}: {}", show(out));
-            assert!(
-                !out.stderr.contains("locked"),
-                "round {round}: {}",
-                show(out)
-            );
-            assert!(problems(out).is_empty(), "round {round}: {}", show(out));
-        }
+        let a = replay(d, &ada, expected_customers[0]).spawn();
+        let b = replay(d, &grace, expected_customers[1]).spawn();
+        a.finish();
+        b.finish();
         let listed = rows(d, &[]);
         for c in expected_customers {
             assert!(
@@ -926,9 +898,13 @@ fn thin_event_is_ignored_with_a_reason() {
     });
     let routed = invoice_paid("evt_thin_neighbour", "cus_Thin00000001", Some("user_thin"));
     write_events(d, "mixed.ndjson", &[thin, routed]);
-    let out = sync(d).args(["replay", "--json", "mixed.ndjson"]).run();
-    let v = doc(&out, 0);
-    assert!(problems(&out).is_empty(), "{}", show(&out));
+    let v = sync(d)
+        .args(["replay", "--json", "mixed.ndjson"])
+        .stdout_json()
+        .stderr_has("2 events: 1 sync, 1 ignored")
+        .stderr_with("no error or warning line", no_problems)
+        .run()
+        .json();
     let e = &v["events"][0];
     assert_eq!(e["event_id"], "evt_thin_1", "{v}");
     assert_eq!(e["route"], "ignored", "{e}");

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::common::{Output, cmd_in, run, tempdir};
+use crate::common::tempdir;
+use crate::harness::{Output, Test};
 use crate::support::fake_stripe::{Account, FakeStripe, Fault, FaultRule, RecordedRequest};
 
 fn account() -> Account {
@@ -24,12 +25,14 @@ fn account() -> Account {
         )
 }
 
-fn resync(dir: &Path, fake: &FakeStripe, args: &[&str]) -> Output {
-    run(cmd_in(dir)
+/// `resync --api-base FAKE ARGS` in `dir`: a run that ends with its
+/// summary on stderr (`N customers: ..., N failed; N API requests, ...`).
+fn resync(dir: &Path, fake: &FakeStripe, args: &[&str]) -> Test {
+    Test::in_dir(dir)
         .env("STRIPE_API_KEY", fake.api_key())
-        .env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
         .args(["resync", "--api-base", &fake.url()])
-        .args(args))
+        .args(args)
+        .stderr_has(" failed; ")
 }
 
 /// The `debug: ` lines of stderr.
@@ -106,8 +109,10 @@ fn assert_one_line_per_request(stderr: &str, fake: &FakeStripe) {
 fn vv_logs_one_line_per_request_and_never_the_key() {
     let fake = FakeStripe::start(account());
     let dir = tempdir();
-    let out = resync(dir.path(), &fake, &["--customer", "cus_a", "-vv"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = resync(dir.path(), &fake, &["--customer", "cus_a", "-vv"])
+        .stdout_has("cus_a")
+        .stderr_has("debug: GET ")
+        .run();
     assert_one_line_per_request(&out.stderr, &fake);
     let subscriptions = debug_lines(&out.stderr)
         .into_iter()
@@ -139,9 +144,11 @@ fn vv_marks_retries_and_keeps_stdout_json() {
         })
         .on_path("/v1/customers/cus_b"),
     );
-    let out = resync(dir.path(), &fake, &["--customer", "cus_b", "--json", "-vv"]);
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let v = crate::common::json(&out.stdout);
+    let out = resync(dir.path(), &fake, &["--customer", "cus_b", "--json", "-vv"])
+        .stdout_json()
+        .stderr_has("(retry 1) →")
+        .run();
+    let v = out.json();
     assert_eq!(v["summary"]["retries"], 1);
     assert_one_line_per_request(&out.stderr, &fake);
     let lines = debug_lines(&out.stderr);
@@ -172,9 +179,12 @@ fn without_vv_no_request_lines() {
     let dir = tempdir();
     for args in [&["--customer", "cus_a"][..], &["--customer", "cus_a", "-v"]] {
         let before = fake.request_count();
-        let out = resync(dir.path(), &fake, args);
+        let out = resync(dir.path(), &fake, args)
+            .stdout_has("cus_a")
+            .stderr_lacks("debug:")
+            .stderr_lacks("/v1/")
+            .run();
         assert!(fake.request_count() > before, "{args:?} asked the API");
-        assert_eq!(out.status, 0, "{}", out.stderr);
         assert!(out.stdout.contains("cus_a"), "{}", out.stdout);
         assert!(!out.stderr.contains("debug:"), "{args:?}: {}", out.stderr);
         assert!(!out.stderr.contains("/v1/"), "{args:?}: {}", out.stderr);
@@ -193,11 +203,17 @@ fn fixtures() -> PathBuf {
 
 /// `replay fixtures/` (exit 1: one rejected event) with extra arguments and env.
 fn replay(dir: &Path, args: &[&str], no_color: bool) -> Output {
-    let mut c = cmd_in(dir);
+    let mut c = Test::in_dir(dir);
     if no_color {
-        c.env("NO_COLOR", "1");
+        c = c.env("NO_COLOR", "1");
     }
-    run(c.args(["replay", "--dry-run"]).args(args).arg(fixtures()))
+    c.args(["replay", "--dry-run"])
+        .args(args)
+        .arg(fixtures())
+        .status(1)
+        .stdout_has("rejected")
+        .stderr_has("would sync 6 customers")
+        .run()
 }
 
 #[test]
@@ -239,16 +255,19 @@ fn replay_colours_only_when_asked() {
 fn verify_colours_only_when_asked() {
     let dir = tempdir();
     let payload = fixtures().join("2026-04-billing/02-alan-seats-applied.json");
+    // Every verdict: status 1, `invalid` on stdout, nothing on stderr.
     let verify = |args: &[&str], no_color: bool| {
-        let mut c = cmd_in(dir.path());
+        let mut c = Test::in_dir(dir.path());
         if no_color {
-            c.env("NO_COLOR", "1");
+            c = c.env("NO_COLOR", "1");
         }
-        run(c
-            .args(["verify", "--secret", "whsec_colour_test"])
+        c.args(["verify", "--secret", "whsec_colour_test"])
             .args(["--signature", "t=1,v1=00"])
             .args(args)
-            .arg(&payload))
+            .arg(&payload)
+            .status(1)
+            .stdout_has("invalid")
+            .run()
     };
     let always = verify(&["--color", "always"], false);
     assert_eq!(always.status, 1, "{}", always.stderr);
@@ -279,21 +298,18 @@ fn verify_colours_only_when_asked() {
 fn stderr_colours_with_always_too() {
     let dir = tempdir();
     // A usage error goes through the Printer's `error:` on stderr.
-    let out = run(cmd_in(dir.path()).env("NO_COLOR", "1").args([
-        "resync",
-        "--customer",
-        "cus_a",
-        "--color",
-        "always",
-    ]));
-    assert_eq!(out.status, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("\u{1b}[31merror:\u{1b}[0m"),
-        "{}",
-        out.stderr
-    );
-    let out = run(cmd_in(dir.path()).args(["resync", "--customer", "cus_a"]));
-    assert_eq!(out.status, 2);
+    Test::in_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .args(["resync", "--customer", "cus_a", "--color", "always"])
+        .status(2)
+        .stderr_has("\u{1b}[31merror:\u{1b}[0m")
+        .run();
+    let out = Test::in_dir(dir.path())
+        .args(["resync", "--customer", "cus_a"])
+        .status(2)
+        .stderr_has("error: ")
+        .stderr_lacks(ESC)
+        .run();
     assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
     assert!(!out.stderr.contains(ESC), "{}", out.stderr);
 }
@@ -301,18 +317,21 @@ fn stderr_colours_with_always_too() {
 #[test]
 fn inspect_colours_only_when_asked() {
     let dir = tempdir();
-    let replayed = run(cmd_in(dir.path()).arg("replay").arg(fixtures()));
-    assert_eq!(
-        replayed.status, 1,
-        "one rejected event: {}",
-        replayed.stderr
-    );
+    // One rejected event: status 1.
+    Test::in_dir(dir.path())
+        .arg("replay")
+        .arg(fixtures())
+        .status(1)
+        .stdout_has("45 events: ")
+        .stderr_has("45 events: ")
+        .run();
+    // Every table: status 0, Edsger's past_due on stdout, nothing on stderr.
     let inspect = |args: &[&str], no_color: bool| {
-        let mut c = cmd_in(dir.path());
+        let mut c = Test::in_dir(dir.path());
         if no_color {
-            c.env("NO_COLOR", "1");
+            c = c.env("NO_COLOR", "1");
         }
-        run(c.arg("inspect").args(args))
+        c.arg("inspect").args(args).stdout_has("past_due").run()
     };
     // Edsger is past_due in the fixtures: yellow.
     for no_color in [false, true] {

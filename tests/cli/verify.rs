@@ -3,7 +3,8 @@ use std::fs;
 use stripe_sync::secret::Secret;
 use stripe_sync::signature;
 
-use crate::common::{cmd_in, json, run, tempdir};
+use crate::common::tempdir;
+use crate::harness::{Output, Test};
 
 const SECRET: &str = "whsec_cli_test_secret_9f8e7d";
 const T: i64 = 1_767_225_590;
@@ -21,7 +22,7 @@ fn setup(payload: &[u8]) -> (tempfile::TempDir, String) {
     (dir, h)
 }
 
-fn assert_no_secret(out: &crate::common::Output) {
+fn assert_no_secret(out: &Output) {
     assert!(
         !out.stdout.contains("cli_test_secret"),
         "secret in stdout: {}",
@@ -37,7 +38,7 @@ fn assert_no_secret(out: &crate::common::Output) {
 #[test]
 fn valid_payload_json_fields_exactly_as_spec() {
     let (dir, h) = setup(PAYLOAD.as_bytes());
-    let out = run(cmd_in(dir.path())
+    let out = Test::in_dir(dir.path())
         .args([
             "verify",
             "--json",
@@ -48,10 +49,11 @@ fn valid_payload_json_fields_exactly_as_spec() {
             "--now",
         ])
         .arg((T + 5).to_string())
-        .arg("payload.json"));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(out.stderr, "");
-    let v = json(&out.stdout);
+        .arg("payload.json")
+        .stdout_json()
+        .stderr("")
+        .run();
+    let v = out.json();
     assert_eq!(v["valid"], true);
     assert_eq!(v["reason"], "ok");
     assert_eq!(v["timestamp"], T);
@@ -69,35 +71,36 @@ fn valid_payload_json_fields_exactly_as_spec() {
 #[test]
 fn human_output_valid() {
     let (dir, h) = setup(PAYLOAD.as_bytes());
-    let out = run(cmd_in(dir.path()).args([
-        "verify",
-        "-s",
-        SECRET,
-        "--signature",
-        &h,
-        "--now",
-        "1767225600",
-        "payload.json",
-    ]));
-    assert_eq!(out.status, 0);
-    assert_eq!(
-        out.stdout,
-        "valid signature matches secret #1 (t=1767225590, 10 s old)\nevent evt_1 invoice.paid\n"
-    );
-    assert_eq!(out.stderr, "");
+    Test::in_dir(dir.path())
+        .args([
+            "verify",
+            "-s",
+            SECRET,
+            "--signature",
+            &h,
+            "--now",
+            "1767225600",
+            "payload.json",
+        ])
+        .stdout(
+            "valid signature matches secret #1 (t=1767225590, 10 s old)\nevent evt_1 invoice.paid\n",
+        )
+        .stderr("")
+        .run();
 }
 
 #[test]
 fn stdin_and_prefixed_header_and_env_secrets() {
     let dir = tempdir();
     let h = header(T, PAYLOAD.as_bytes());
-    let out = run(cmd_in(dir.path())
+    let out = Test::in_dir(dir.path())
         .env("STRIPE_WEBHOOK_SECRET", format!("whsec_old,{SECRET}"))
         .env("STRIPE_SIGNATURE", format!("Stripe-Signature: {h}"))
         .args(["verify", "--json", "--tolerance", "0"])
-        .write_stdin(PAYLOAD));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let v = json(&out.stdout);
+        .stdin(PAYLOAD)
+        .stdout_json()
+        .run();
+    let v = out.json();
     assert_eq!(v["matched_secret"], 1);
     assert_no_secret(&out);
 }
@@ -106,7 +109,7 @@ fn stdin_and_prefixed_header_and_env_secrets() {
 fn explicit_dash_reads_stdin() {
     let dir = tempdir();
     let h = header(T, b"x");
-    let out = run(cmd_in(dir.path())
+    Test::in_dir(dir.path())
         .args([
             "verify",
             "--secret",
@@ -117,8 +120,9 @@ fn explicit_dash_reads_stdin() {
             "0",
             "-",
         ])
-        .write_stdin("x"));
-    assert_eq!(out.status, 0, "{}", out.stderr);
+        .stdin("x")
+        .stdout_has("valid signature matches secret #1")
+        .run();
 }
 
 #[test]
@@ -128,37 +132,43 @@ fn mismatch_is_status_1_with_hint() {
     let h = header(T, &body);
     body.push(b'\n');
     fs::write(dir.path().join("p.json"), &body).unwrap();
-    let out = run(cmd_in(dir.path()).args([
-        "verify",
-        "--json",
-        "--secret",
-        SECRET,
-        "--signature",
-        &h,
-        "--now",
-        "1767225590",
-        "p.json",
-    ]));
-    assert_eq!(out.status, 1);
-    assert_eq!(out.stderr, "");
-    let v = json(&out.stdout);
+    let out = Test::in_dir(dir.path())
+        .args([
+            "verify",
+            "--json",
+            "--secret",
+            SECRET,
+            "--signature",
+            &h,
+            "--now",
+            "1767225590",
+            "p.json",
+        ])
+        .status(1)
+        .stdout_json()
+        .stderr("")
+        .run();
+    let v = out.json();
     assert_eq!(v["valid"], false);
     assert_eq!(v["reason"], "signature_mismatch");
     assert_eq!(v["matched_secret"], serde_json::Value::Null);
     assert_eq!(v["hints"], serde_json::json!(["payload_trailing_newline"]));
     assert_no_secret(&out);
 
-    let out = run(cmd_in(dir.path()).args([
-        "verify",
-        "--secret",
-        SECRET,
-        "--signature",
-        &h,
-        "--now",
-        "1767225590",
-        "p.json",
-    ]));
-    assert_eq!(out.status, 1);
+    let out = Test::in_dir(dir.path())
+        .args([
+            "verify",
+            "--secret",
+            SECRET,
+            "--signature",
+            &h,
+            "--now",
+            "1767225590",
+            "p.json",
+        ])
+        .status(1)
+        .stdout_has("hint payload_trailing_newline:")
+        .run();
     assert!(
         out.stdout
             .starts_with("invalid signature_mismatch: no v1 signature matches the secret"),
@@ -175,19 +185,22 @@ fn mismatch_is_status_1_with_hint() {
 #[test]
 fn expired_reports_by_how_much() {
     let (dir, h) = setup(PAYLOAD.as_bytes());
-    let out = run(cmd_in(dir.path()).args([
-        "verify",
-        "--json",
-        "-s",
-        SECRET,
-        "--signature",
-        &h,
-        "--now",
-        "1767226000",
-        "payload.json",
-    ]));
-    assert_eq!(out.status, 1);
-    let v = json(&out.stdout);
+    let v = Test::in_dir(dir.path())
+        .args([
+            "verify",
+            "--json",
+            "-s",
+            SECRET,
+            "--signature",
+            &h,
+            "--now",
+            "1767226000",
+            "payload.json",
+        ])
+        .status(1)
+        .stdout_json()
+        .run()
+        .json();
     assert_eq!(v["reason"], "timestamp_out_of_tolerance");
     assert_eq!(v["matched_secret"], 0);
     assert_eq!(v["age_seconds"], 410);
@@ -207,20 +220,23 @@ fn expired_reports_by_how_much() {
 fn api_key_as_secret_is_diagnosed_and_not_printed() {
     let (dir, h) = setup(PAYLOAD.as_bytes());
     let key = "sk_test_51Hxyzcli_test_secret";
-    let out = run(cmd_in(dir.path()).args([
-        "-vv",
-        "verify",
-        "--json",
-        "--secret",
-        key,
-        "--signature",
-        &h,
-        "payload.json",
-    ]));
-    assert_eq!(out.status, 1);
-    let v = json(&out.stdout);
+    let out = Test::in_dir(dir.path())
+        .args([
+            "-vv",
+            "verify",
+            "--json",
+            "--secret",
+            key,
+            "--signature",
+            &h,
+            "payload.json",
+        ])
+        .status(1)
+        .stdout_json()
+        .stderr_has("debug: verifying")
+        .run();
+    let v = out.json();
     assert_eq!(v["hints"], serde_json::json!(["not_a_webhook_secret"]));
-    assert!(out.stderr.contains("debug: verifying"), "{}", out.stderr);
     assert_no_secret(&out);
 }
 
@@ -234,17 +250,21 @@ fn malformed_and_empty_headers() {
         (&",".repeat(10_000), "malformed_header"),
         ("t=1,v1=\u{202e}\x1b[2J", "signature_mismatch"),
     ] {
-        let out = run(cmd_in(dir.path()).args([
-            "verify",
-            "--json",
-            "-s",
-            SECRET,
-            "--signature",
-            h,
-            "payload.json",
-        ]));
-        assert_eq!(out.status, 1, "{h}: {}", out.stderr);
-        assert_eq!(json(&out.stdout)["reason"], reason, "{h}");
+        let v = Test::in_dir(dir.path())
+            .args([
+                "verify",
+                "--json",
+                "-s",
+                SECRET,
+                "--signature",
+                h,
+                "payload.json",
+            ])
+            .status(1)
+            .stdout_json()
+            .run()
+            .json();
+        assert_eq!(v["reason"], reason, "{h}");
     }
 }
 
@@ -252,17 +272,20 @@ fn malformed_and_empty_headers() {
 fn payload_not_utf8() {
     let dir = tempdir();
     fs::write(dir.path().join("bin"), b"\xff\xfe\x00garbage").unwrap();
-    let out = run(cmd_in(dir.path()).args([
-        "verify",
-        "--json",
-        "-s",
-        SECRET,
-        "--signature",
-        "t=1,v1=00",
-        "bin",
-    ]));
-    assert_eq!(out.status, 1);
-    let v = json(&out.stdout);
+    let v = Test::in_dir(dir.path())
+        .args([
+            "verify",
+            "--json",
+            "-s",
+            SECRET,
+            "--signature",
+            "t=1,v1=00",
+            "bin",
+        ])
+        .status(1)
+        .stdout_json()
+        .run()
+        .json();
     assert_eq!(v["reason"], "payload_not_utf8");
     assert_eq!(v["event"], serde_json::Value::Null);
 }
@@ -275,17 +298,19 @@ fn large_payload_verifies() {
     body.push_str("\"}");
     fs::write(dir.path().join("big.json"), &body).unwrap();
     let h = header(T, body.as_bytes());
-    let out = run(cmd_in(dir.path()).args([
-        "verify",
-        "-s",
-        SECRET,
-        "--signature",
-        &h,
-        "--tolerance",
-        "0",
-        "big.json",
-    ]));
-    assert_eq!(out.status, 0, "{}", out.stderr);
+    Test::in_dir(dir.path())
+        .args([
+            "verify",
+            "-s",
+            SECRET,
+            "--signature",
+            &h,
+            "--tolerance",
+            "0",
+            "big.json",
+        ])
+        .stdout_has("valid signature matches secret #1")
+        .run();
 }
 
 #[test]
@@ -324,10 +349,12 @@ fn usage_errors_are_status_2() {
         (vec!["verify", "--bogus"], "unexpected argument"),
     ];
     for (args, needle) in cases {
-        let out = run(cmd_in(dir.path()).args(&args));
-        assert_eq!(out.status, 2, "{args:?}");
-        assert_eq!(out.stdout, "", "{args:?}");
-        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+        let out = Test::in_dir(dir.path())
+            .args(&args)
+            .status(2)
+            .stdout("")
+            .stderr_has(needle)
+            .run();
         assert_no_secret(&out);
     }
 }
@@ -335,85 +362,71 @@ fn usage_errors_are_status_2() {
 #[test]
 fn blank_entry_in_env_is_usage_error() {
     let (dir, h) = setup(PAYLOAD.as_bytes());
-    let out = run(cmd_in(dir.path())
+    let out = Test::in_dir(dir.path())
         .env("STRIPE_WEBHOOK_SECRET", format!("{SECRET},"))
-        .args(["verify", "--signature", &h, "payload.json"]));
-    assert_eq!(out.status, 2);
-    assert!(
-        out.stderr.contains("webhook secret #2 is blank"),
-        "{}",
-        out.stderr
-    );
+        .args(["verify", "--signature", &h, "payload.json"])
+        .status(2)
+        .stderr_has("webhook secret #2 is blank")
+        .run();
     assert_no_secret(&out);
 }
 
 #[test]
 fn help_never_shows_env_secret() {
     let dir = tempdir();
-    let out = run(cmd_in(dir.path())
+    let out = Test::in_dir(dir.path())
         .env("STRIPE_WEBHOOK_SECRET", SECRET)
-        .args(["verify", "--help"]));
-    assert_eq!(out.status, 0);
-    assert!(out.stdout.contains("STRIPE_WEBHOOK_SECRET"));
-    assert!(out.stdout.contains("Examples:"));
+        .args(["verify", "--help"])
+        .stdout_has("STRIPE_WEBHOOK_SECRET")
+        .stdout_has("Examples:")
+        .run();
     assert_no_secret(&out);
 }
 
 #[test]
 fn global_flags_before_or_after_command() {
     let (dir, h) = setup(PAYLOAD.as_bytes());
-    let a = run(cmd_in(dir.path()).args([
-        "--json",
-        "verify",
-        "-s",
-        SECRET,
-        "--signature",
-        &h,
-        "--now",
-        "1767225590",
-        "payload.json",
-    ]));
-    let b = run(cmd_in(dir.path()).args([
-        "verify",
-        "-s",
-        SECRET,
-        "--signature",
-        &h,
-        "--now",
-        "1767225590",
-        "payload.json",
-        "--json",
-    ]));
-    assert_eq!(a.status, 0);
-    assert_eq!(a.stdout, b.stdout);
-}
-
-#[test]
-fn closed_stdout_pipe_is_quiet_success() {
-    use std::process::{Command, Stdio};
-    let (dir, h) = setup(PAYLOAD.as_bytes());
-    let bin = assert_cmd::cargo::cargo_bin("stripe-sync");
-    let mut child = Command::new(bin)
-        .current_dir(dir.path())
-        .env_remove("STRIPE_WEBHOOK_SECRET")
+    let a = Test::in_dir(dir.path())
+        .args([
+            "--json",
+            "verify",
+            "-s",
+            SECRET,
+            "--signature",
+            &h,
+            "--now",
+            "1767225590",
+            "payload.json",
+        ])
+        .stdout_json()
+        .run();
+    let b = Test::in_dir(dir.path())
         .args([
             "verify",
             "-s",
             SECRET,
             "--signature",
             &h,
-            "--tolerance",
-            "0",
+            "--now",
+            "1767225590",
             "payload.json",
+            "--json",
         ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take()); // the reader goes away before anything is written
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+        .stdout_json()
+        .run();
+    assert_eq!(a.status, 0);
+    assert_eq!(a.stdout, b.stdout);
+}
+
+#[test]
+fn closed_stdout_pipe_is_quiet_success() {
+    let (dir, h) = setup(PAYLOAD.as_bytes());
+    // The reader goes away before anything is written.
+    Test::in_dir(dir.path())
+        .args(["verify", "-s", SECRET, "--signature", &h])
+        .args(["--tolerance", "0", "payload.json"])
+        .hang_up_after(0)
+        .run();
 }
 
 /// The SDKs split the header on `,` and `=` and trim nothing, so a header
@@ -423,10 +436,10 @@ fn closed_stdout_pipe_is_quiet_success() {
 fn header_with_trailing_newline_is_rejected_like_the_sdks() {
     let (dir, h) = setup(PAYLOAD.as_bytes());
     let now = (T + 5).to_string();
-    let json_verdict = |out: &crate::common::Output, what: &str| {
+    let json_verdict = |out: &Output, what: &str| {
         assert_eq!(out.status, 1, "{what:?}: {}", out.stdout);
         assert_eq!(out.stderr, "", "{what:?}");
-        let v = json(&out.stdout);
+        let v = out.json();
         assert_eq!(v["valid"], false, "{what:?}");
         assert_eq!(v["reason"], "signature_mismatch", "{what:?}");
         assert_eq!(v["matched_secret"], serde_json::Value::Null, "{what:?}");
@@ -445,13 +458,17 @@ fn header_with_trailing_newline_is_rejected_like_the_sdks() {
         format!("{h} \n "),
         format!("Stripe-Signature: {h}\r\n"),
     ] {
-        let out = run(cmd_in(dir.path())
+        let out = Test::in_dir(dir.path())
             .args(["verify", "--json", "-s", SECRET, "--signature", &sig])
-            .args(["--now", &now, "payload.json"]));
+            .args(["--now", &now, "payload.json"])
+            .status(1)
+            .stdout_json()
+            .stderr("")
+            .run();
         json_verdict(&out, &sig);
     }
     // The same header from the environment (`STRIPE_SIGNATURE` from a .env line).
-    let out = run(cmd_in(dir.path())
+    let out = Test::in_dir(dir.path())
         .env("STRIPE_SIGNATURE", format!("{h}\n"))
         .args([
             "verify",
@@ -461,22 +478,26 @@ fn header_with_trailing_newline_is_rejected_like_the_sdks() {
             "--now",
             &now,
             "payload.json",
-        ]));
+        ])
+        .status(1)
+        .stdout_json()
+        .stderr("")
+        .run();
     json_verdict(&out, "STRIPE_SIGNATURE");
 
-    let out = run(cmd_in(dir.path())
+    Test::in_dir(dir.path())
         .env("STRIPE_SIGNATURE", format!("{h}\n"))
-        .args(["verify", "-s", SECRET, "--now", &now, "payload.json"]));
-    assert_eq!(out.status, 1);
-    assert_eq!(
-        out.stdout,
+        .args(["verify", "-s", SECRET, "--now", &now, "payload.json"])
+        .status(1)
+        .stdout(
         "invalid signature_mismatch: no v1 signature matches the secret\n  t=1767225590, 5 s old\n\
          event evt_1 invoice.paid\n  \
          hint header_trailing_newline: the signature matches once the trailing newline is \
          removed from the Stripe-Signature header: it was read with its line ending (a file, a \
-         .env line, `echo`), and Stripe's SDKs compare the v1 value byte for byte\n"
-    );
-    assert_eq!(out.stderr, "");
+         .env line, `echo`), and Stripe's SDKs compare the v1 value byte for byte\n",
+        )
+        .stderr("")
+        .run();
 
     // Where both SDKs still read the right value, the header stays valid: a
     // newline entry after a trailing comma (ignored), a newline after the `t`
@@ -487,26 +508,26 @@ fn header_with_trailing_newline_is_rejected_like_the_sdks() {
         format!("v1={sig},t={T}\n"),
         format!("{h} \t"),
     ] {
-        let out = run(cmd_in(dir.path())
+        Test::in_dir(dir.path())
             .args(["verify", "-s", SECRET, "--signature", &ok])
-            .args(["--now", &now, "payload.json"]));
-        assert_eq!(out.status, 0, "{ok:?}: {}", out.stdout);
-        assert_eq!(
-            out.stdout,
-            "valid signature matches secret #1 (t=1767225590, 5 s old)\nevent evt_1 invoice.paid\n",
-            "{ok:?}"
-        );
-        assert_eq!(out.stderr, "", "{ok:?}");
+            .args(["--now", &now, "payload.json"])
+            .stdout(
+                "valid signature matches secret #1 (t=1767225590, 5 s old)\nevent evt_1 invoice.paid\n",
+            )
+            .stderr("")
+            .run();
     }
 
     // The hint is a re-check: a wrong signature with a newline gets none.
     let wrong = format!("{}\n", header(T, b"another body"));
-    let out = run(cmd_in(dir.path())
+    let v = Test::in_dir(dir.path())
         .args(["verify", "--json", "-s", SECRET, "--signature", &wrong])
-        .args(["--now", &now, "payload.json"]));
-    assert_eq!(out.status, 1);
-    assert_eq!(out.stderr, "");
-    let v = json(&out.stdout);
+        .args(["--now", &now, "payload.json"])
+        .status(1)
+        .stdout_json()
+        .stderr("")
+        .run()
+        .json();
     assert_eq!(v["reason"], "signature_mismatch");
     assert_eq!(v["hints"], serde_json::json!([]));
 }
@@ -531,13 +552,13 @@ fn thin_event_is_verified_byte_for_byte_with_a_notice() {
     let base = ["verify", "-s", SECRET, "--now", &now];
 
     // Valid: status 0, the event named, the notice in `notes` (hints are for failures).
-    let out =
-        run(cmd_in(dir.path())
-            .args(base)
-            .args(["--json", "--signature", &h, "payload.json"]));
-    assert_eq!(out.status, 0, "{}", out.stdout);
-    assert_eq!(out.stderr, "");
-    let v = json(&out.stdout);
+    let v = Test::in_dir(dir.path())
+        .args(base)
+        .args(["--json", "--signature", &h, "payload.json"])
+        .stdout_json()
+        .stderr("")
+        .run()
+        .json();
     assert_eq!(v["valid"], true);
     assert_eq!(v["reason"], "ok");
     assert_eq!(v["matched_secret"], 0);
@@ -554,29 +575,27 @@ fn thin_event_is_verified_byte_for_byte_with_a_notice() {
         serde_json::json!([{"code": "thin_event", "message": THIN_NOTE}])
     );
 
-    let out = run(cmd_in(dir.path())
+    Test::in_dir(dir.path())
         .args(base)
-        .args(["--signature", &h, "payload.json"]));
-    assert_eq!(out.status, 0);
-    assert_eq!(
-        out.stdout,
-        format!(
+        .args(["--signature", &h, "payload.json"])
+        .stdout(format!(
             "valid signature matches secret #1 (t=1767225590, 5 s old)\n\
              event evt_test_65R9Ijk8e8lvFuuMUAK16RFwOGSQHVMFNw7kNPW2gF8V7A \
              v1.billing.meter.error_report_triggered\n  note thin_event: {THIN_NOTE}\n"
-        )
-    );
-    assert_eq!(out.stderr, "");
+        ))
+        .stderr("")
+        .run();
 
     // Invalid: the notice joins the hints, and is no explanation of a mismatch.
     let other = header(T, b"{}");
-    let out =
-        run(cmd_in(dir.path())
-            .args(base)
-            .args(["--json", "--signature", &other, "payload.json"]));
-    assert_eq!(out.status, 1);
-    assert_eq!(out.stderr, "");
-    let v = json(&out.stdout);
+    let v = Test::in_dir(dir.path())
+        .args(base)
+        .args(["--json", "--signature", &other, "payload.json"])
+        .status(1)
+        .stdout_json()
+        .stderr("")
+        .run()
+        .json();
     assert_eq!(v["reason"], "signature_mismatch");
     assert_eq!(v["hints"], serde_json::json!(["thin_event"]));
     assert_eq!(v["diagnosis"][0]["message"], THIN_NOTE);
@@ -586,33 +605,31 @@ fn thin_event_is_verified_byte_for_byte_with_a_notice() {
         "v1.billing.meter.error_report_triggered"
     );
 
-    let out = run(cmd_in(dir.path())
+    Test::in_dir(dir.path())
         .args(base)
-        .args(["--signature", &other, "payload.json"]));
-    assert_eq!(out.status, 1);
-    assert_eq!(
-        out.stdout,
-        format!(
+        .args(["--signature", &other, "payload.json"])
+        .status(1)
+        .stdout(format!(
             "invalid signature_mismatch: no v1 signature matches the secret\n  t=1767225590, 5 s old\n\
              event evt_test_65R9Ijk8e8lvFuuMUAK16RFwOGSQHVMFNw7kNPW2gF8V7A \
              v1.billing.meter.error_report_triggered\n  hint thin_event: {THIN_NOTE}\n  \
              no tested cause matched: the secret is probably another endpoint's (each endpoint \
              and each `stripe listen` session has its own whsec_), or the payload is not the raw \
              body that was signed\n"
-        )
-    );
-    assert_eq!(out.stderr, "");
+        ))
+        .stderr("")
+        .run();
 
     // A thin event without a usable id or type: `event` is null, no error.
     let odd = "{\"object\": \"v2.core.event\", \"type\": 5, \"created\": \"2026-01-01T00:00:00Z\"}";
     let (dir, h) = setup(odd.as_bytes());
-    let out =
-        run(cmd_in(dir.path())
-            .args(base)
-            .args(["--json", "--signature", &h, "payload.json"]));
-    assert_eq!(out.status, 0, "{}", out.stdout);
-    assert_eq!(out.stderr, "");
-    let v = json(&out.stdout);
+    let v = Test::in_dir(dir.path())
+        .args(base)
+        .args(["--json", "--signature", &h, "payload.json"])
+        .stdout_json()
+        .stderr("")
+        .run()
+        .json();
     assert_eq!(v["event"], serde_json::Value::Null);
     assert_eq!(v["notes"][0]["code"], "thin_event");
 }
@@ -629,13 +646,11 @@ fn bom_payload_is_refused_whatever_the_signature() {
     let dir = tempdir();
     let body = [b"\xef\xbb\xbf".as_slice(), PAYLOAD.as_bytes()].concat();
     fs::write(dir.path().join("bom.json"), &body).unwrap();
+    // Every verdict here is status 1 with nothing on stderr; the JSON form
+    // is one document, the human one is checked whole below.
     let verify = |h: &str, json: bool| {
-        let mut c = cmd_in(dir.path());
-        c.env_remove("COLUMNS");
-        if json {
-            c.arg("--json");
-        }
-        run(c
+        let c = Test::in_dir(dir.path())
+            .args(if json { &["--json"][..] } else { &[] })
             .args([
                 "verify",
                 "-s",
@@ -645,7 +660,14 @@ fn bom_payload_is_refused_whatever_the_signature() {
                 "--signature",
                 h,
             ])
-            .args(["--now", "1767225595", "bom.json"]))
+            .args(["--now", "1767225595", "bom.json"])
+            .status(1)
+            .stderr("");
+        match json {
+            true => c.stdout_json(),
+            false => c.stdout_has("invalid payload_bom: "),
+        }
+        .run()
     };
 
     // Signed over the exact bytes (what stripe-python checks): reason payload_bom.
@@ -658,7 +680,7 @@ fn bom_payload_is_refused_whatever_the_signature() {
          the start included: {BOM_DISAGREEMENT}"
     );
     assert_eq!(
-        json(&out.stdout),
+        out.json(),
         serde_json::json!({
             "valid": false,
             "reason": "payload_bom",
@@ -690,7 +712,7 @@ fn bom_payload_is_refused_whatever_the_signature() {
     let out = verify(&stripped, true);
     assert_eq!(out.status, 1);
     assert_eq!(out.stderr, "");
-    let v = json(&out.stdout);
+    let v = out.json();
     assert_eq!(v["reason"], "signature_mismatch");
     assert_eq!(v["matched_secret"], serde_json::Value::Null);
     assert_eq!(v["hints"], serde_json::json!(["payload_bom"]));
@@ -707,7 +729,7 @@ fn bom_payload_is_refused_whatever_the_signature() {
     let out = verify(&wrong, true);
     assert_eq!(out.status, 1);
     assert_eq!(out.stderr, "");
-    let v = json(&out.stdout);
+    let v = out.json();
     assert_eq!(v["reason"], "signature_mismatch");
     assert_eq!(
         v["diagnosis"],
@@ -741,18 +763,21 @@ fn exactly_tolerance_old_on_the_real_clock_is_refused() {
     }
     let t = i64::try_from(now.as_secs()).unwrap() - 300;
     let h = header(t, PAYLOAD.as_bytes());
-    let out = run(cmd_in(dir.path()).args([
-        "verify",
-        "--json",
-        "-s",
-        SECRET,
-        "--signature",
-        &h,
-        "payload.json",
-    ]));
-    assert_eq!(out.status, 1, "{}", out.stdout);
-    assert_eq!(out.stderr, "");
-    let v = json(&out.stdout);
+    let v = Test::in_dir(dir.path())
+        .args([
+            "verify",
+            "--json",
+            "-s",
+            SECRET,
+            "--signature",
+            &h,
+            "payload.json",
+        ])
+        .status(1)
+        .stdout_json()
+        .stderr("")
+        .run()
+        .json();
     assert_eq!(v["valid"], false);
     assert_eq!(v["reason"], "timestamp_out_of_tolerance");
     assert_eq!(v["matched_secret"], 0);
@@ -772,34 +797,18 @@ fn exactly_tolerance_old_on_the_real_clock_is_refused() {
     );
 
     // With --now, a whole second: both SDKs accept exactly 300 s there.
-    let out = run(cmd_in(dir.path()).args([
-        "verify",
-        "--json",
-        "-s",
-        SECRET,
-        "--signature",
-        &h,
-        "--now",
-        &(t + 300).to_string(),
-        "payload.json",
-    ]));
-    assert_eq!(out.status, 0, "{}", out.stdout);
-    assert_eq!(out.stderr, "");
-    assert_eq!(json(&out.stdout)["age_seconds"], 300);
-    let out = run(cmd_in(dir.path()).args([
-        "verify",
-        "--json",
-        "-s",
-        SECRET,
-        "--signature",
-        &h,
-        "--now",
-        &(t + 301).to_string(),
-        "payload.json",
-    ]));
-    assert_eq!(out.status, 1);
-    assert_eq!(out.stderr, "");
-    assert_eq!(json(&out.stdout)["reason"], "timestamp_out_of_tolerance");
+    let at = |now: i64, status: i32| {
+        Test::in_dir(dir.path())
+            .args(["verify", "--json", "-s", SECRET, "--signature", &h])
+            .args(["--now", &now.to_string(), "payload.json"])
+            .status(status)
+            .stdout_json()
+            .stderr("")
+            .run()
+            .json()
+    };
+    assert_eq!(at(t + 300, 0)["age_seconds"], 300);
+    assert_eq!(at(t + 301, 1)["reason"], "timestamp_out_of_tolerance");
 }
 
 /// Only an object with `"object": "event"` (or a thin event) is labelled an
@@ -808,7 +817,7 @@ fn exactly_tolerance_old_on_the_real_clock_is_refused() {
 fn a_signed_object_that_is_no_event_is_not_labelled_one() {
     let account = r#"{"id": "acct_1IuH", "object": "account", "type": "custom"}"#;
     let (dir, h) = setup(account.as_bytes());
-    let out = run(cmd_in(dir.path()).args([
+    let base = [
         "verify",
         "-s",
         SECRET,
@@ -816,25 +825,18 @@ fn a_signed_object_that_is_no_event_is_not_labelled_one() {
         &h,
         "--now",
         "1767225600",
-        "payload.json",
-    ]));
-    assert_eq!(out.status, 0);
-    assert_eq!(
-        out.stdout,
-        "valid signature matches secret #1 (t=1767225590, 10 s old)\n"
-    );
-    assert_eq!(out.stderr, "");
-    let out = run(cmd_in(dir.path()).args([
-        "verify",
-        "-s",
-        SECRET,
-        "--signature",
-        &h,
-        "--now",
-        "1767225600",
-        "--json",
-        "payload.json",
-    ]));
-    assert_eq!(out.status, 0);
-    assert_eq!(json(&out.stdout)["event"], serde_json::Value::Null);
+    ];
+    Test::in_dir(dir.path())
+        .args(base)
+        .arg("payload.json")
+        .stdout("valid signature matches secret #1 (t=1767225590, 10 s old)\n")
+        .stderr("")
+        .run();
+    let v = Test::in_dir(dir.path())
+        .args(base)
+        .args(["--json", "payload.json"])
+        .stdout_json()
+        .run()
+        .json();
+    assert_eq!(v["event"], serde_json::Value::Null);
 }
