@@ -26,7 +26,7 @@ end
 
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
-complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -l json -d 'Machine output: exactly one JSON document on stdout'
@@ -50,7 +50,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l toler
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l now -d 'Judge the age as of this unix time instead of the clock' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l json -d 'Machine output: exactly one JSON document on stdout'
@@ -63,7 +63,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s s -l se
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l timestamp -d 'Unix timestamp to sign with [default: now]' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l json -d 'Machine output: exactly one JSON document on stdout'
@@ -87,7 +87,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l max-r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l dry-run -d 'Route and resolve only; write nothing, send nothing; the summary says what a real run would do (would sync)'
@@ -114,7 +114,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l max-r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l all -d 'Backfill every customer and subscription; resumes an interrupted backfill'
@@ -147,7 +147,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l max-rp
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l live -d 'Sync routed customers from the Stripe API instead of from the events'
@@ -171,7 +171,7 @@ none\t''
 deleted\t''"
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l unmapped -d 'Only customers with no user id'
@@ -204,7 +204,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l max-rp
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l live -d 'Resync the audited users from the API first (as resync --user, paced)'
@@ -219,7 +219,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -s h -l h
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -s V -l version -d 'Print version'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l db -d 'The SQLite store (created with mode 0600 on first write)' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l color -d 'When to use colour (NO_COLOR also turns it off)' -r -f -a "auto\t''
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l json -d 'Machine output: exactly one JSON document on stdout'

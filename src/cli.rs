@@ -51,7 +51,7 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// When to use colour (NO_COLOR also turns it off)
+    /// When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 

@@ -93,7 +93,14 @@ pub(crate) fn run(
         Ok(Some((pass, status)))
     };
     if !args.follow {
-        let polled = poll(since, &mut syncer, None)?;
+        let polled = match poll(since, &mut syncer, None) {
+            Ok(polled) => polled,
+            Err(e) => {
+                // A first catch-up that stored nothing leaves no store.
+                syncer.close_failed();
+                return Err(e.into());
+            }
+        };
         syncer.close();
         return Ok(polled.map_or(Status::Ok, |(_, status)| status));
     }
@@ -115,7 +122,7 @@ pub(crate) fn run(
         "following Stripe's event log every {} s (SIGTERM or Ctrl-C stops)",
         args.interval
     ));
-    Follower {
+    let followed = Follower {
         rt: &rt,
         interval: Duration::from_secs(args.interval),
         waiting: Waiting::new(args.interval, unit),
@@ -132,7 +139,11 @@ pub(crate) fn run(
             })
         },
         |news| say(printer, &news),
-    )?;
+    );
+    if let Err(e) = followed {
+        syncer.close_failed();
+        return Err(e.into());
+    }
     syncer.close();
     Ok(Status::Ok)
 }

@@ -480,6 +480,20 @@ fn a_first_resync_that_fetches_nothing_leaves_no_store() {
     );
     let entries: Vec<_> = std::fs::read_dir(d).unwrap().collect();
     assert!(entries.is_empty(), "no side files either: {entries:?}");
+    // The same for a first catch-up from the event log, once or following.
+    for follow in [&[][..], &["--follow", "--interval", "1"][..]] {
+        Test::in_dir(d)
+            .args(["resync", "--events", "--since", "7d"])
+            .args(["--api-base", fake.url().as_str()])
+            .args(["--api-key", "sk_test_wrong_key_000"])
+            .args(follow)
+            .status(2)
+            .stdout("")
+            .stderr_has("401")
+            .run();
+        let entries: Vec<_> = std::fs::read_dir(d).unwrap().collect();
+        assert!(entries.is_empty(), "{follow:?}: no store: {entries:?}");
+    }
 
     // A store that existed before the failure is kept.
     Test::in_dir(d)
