@@ -396,7 +396,7 @@ fn not_events(name: &str, container: &str, n: usize, kinds: &[String]) -> String
 
 /// Text from the input, for a message: control characters escaped, cut
 /// at 60 characters.
-fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     let mut out: String = s
         .chars()
         .take(60)

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::event::Event;
+use crate::event::{Event, shown as quoted};
 use crate::objects::{Expandable, Metadata, Oddity, metadata_oddity, metadata_str};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -277,21 +277,6 @@ pub fn metadata_notes(ev: &Event, cfg: &Config) -> Vec<String> {
         }
     }
     notes
-}
-
-/// Text from an event, for a message: control characters escaped, cut at
-/// 60 characters.
-fn quoted(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(60)
-        .collect::<String>()
-        .escape_debug()
-        .collect();
-    if s.chars().nth(60).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]

@@ -6,37 +6,12 @@ use std::path::Path;
 
 use serde_json::json;
 
+use crate::common::redact_times;
 use crate::common::tempdir;
 use crate::harness::{Output, Test};
 use crate::support::fake_stripe::{Account, FakeStripe};
 
 const WIDTHS: [u16; 2] = [80, 120];
-
-/// Elapsed times vary from run to run: `11 ms` and `0.4 s` become `[t] ms`
-/// and `[t] s`; whole seconds (`300 s`, a tolerance) are not elapsed times.
-fn redact_times(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let words: Vec<&str> = line.split(' ').collect();
-        for (i, w) in words.iter().enumerate() {
-            if i > 0 {
-                out.push(' ');
-            }
-            let next = words.get(i + 1).copied().unwrap_or("");
-            let (lead, num) = w.split_at(w.len() - w.trim_start_matches('(').len());
-            let numeric = !num.is_empty() && num.chars().all(|c| c.is_ascii_digit() || c == '.');
-            let ms = next.starts_with("ms");
-            let secs = num.contains('.') && next.trim_end_matches(['\n', ')', ';', ',']) == "s";
-            if numeric && (ms || secs) {
-                out.push_str(lead);
-                out.push_str("[t]");
-            } else {
-                out.push_str(w);
-            }
-        }
-    }
-    out
-}
 
 fn check_fits(text: &str, width: usize) {
     for line in text.lines() {

@@ -43,37 +43,6 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Elapsed times vary from run to run: `11 ms` and `0.4 s` become `[t] ms`
-/// and `[t] s`; whole seconds (`300 s`, a tolerance) are not elapsed times.
-fn redact_times(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for (n, line) in text.lines().enumerate() {
-        if n > 0 {
-            out.push('\n');
-        }
-        let words: Vec<&str> = line.split(' ').collect();
-        for (i, w) in words.iter().enumerate() {
-            if i > 0 {
-                out.push(' ');
-            }
-            let next = words.get(i + 1).copied().unwrap_or("");
-            let (lead, num) = w.split_at(w.len() - w.trim_start_matches('(').len());
-            let numeric = !num.is_empty() && num.chars().all(|c| c.is_ascii_digit() || c == '.');
-            let ms = next.starts_with("ms");
-            let secs = num.contains('.') && next.trim_end_matches([')', ';', ',']) == "s";
-            match numeric && (ms || secs) {
-                true => {
-                    out.push_str(lead);
-                    out.push_str("[t]");
-                }
-                false => out.push_str(w),
-            }
-        }
-    }
-    out.push('\n');
-    out
-}
-
 /// The screen a run left, checked to fit, as a snapshot's text.
 fn fitted(out: &Output) -> String {
     let screen = out.screen.as_ref().expect("a terminal");
@@ -81,7 +50,7 @@ fn fitted(out: &Output) -> String {
     for row in &screen.rows {
         assert!(!row.contains('\u{1b}'), "a raw escape on screen: {row:?}");
     }
-    redact_times(&screen.text())
+    crate::common::redact_times(&screen.text())
 }
 
 /// A store made by replaying the quick start's fixtures (as the README does).
