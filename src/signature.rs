@@ -716,7 +716,9 @@ fn signing_keys(secrets: &[Secret]) -> Vec<SigningKey> {
 }
 
 /// [`verify`] for a fixed set of secrets and tolerance, each secret keyed
-/// once: what a receiver that checks delivery after delivery holds.
+/// once: what a receiver that checks delivery after delivery holds. `serve`
+/// makes one at start and `verify` one per call, so both run this path (and
+/// `benches/verify.rs` measures it).
 #[derive(Debug, Clone)]
 pub struct Verifier {
     secrets: Vec<Secret>,
@@ -731,6 +733,11 @@ impl Verifier {
             keys: signing_keys(secrets),
             tolerance,
         }
+    }
+
+    /// The secrets, in the order verdicts number them (`matched_secret`).
+    pub fn secrets(&self) -> &[Secret] {
+        &self.secrets
     }
 
     /// The same verdict as [`verify`] with these secrets and tolerance.

@@ -2,7 +2,7 @@
 
 use crate::Status;
 use crate::cli::{GlobalArgs, InspectArgs};
-use crate::output::inspect::{CsvRows, JsonRows, RowSink};
+use crate::output::inspect::{CsvRows, JsonRows, RowSink, TableRows};
 use crate::output::{self, Printer};
 use crate::store::{self, DuplicateFinder, Filter, Store};
 
@@ -40,24 +40,16 @@ pub fn run(args: &InspectArgs, global: &GlobalArgs, printer: &Printer) -> anyhow
             db.display()
         ));
     }
-    // JSON and CSV stream, so a million customers start at once and take
-    // no memory; a table needs every row to size its columns.
+    // Every form streams, so a million customers start at once in little
+    // memory: the table sizes its columns from its first rows.
+    let out = printer.stdout_writer();
     let shown = if printer.json {
-        stream(
-            &store,
-            &filter,
-            JsonRows::new(printer.stdout_writer())?,
-            printer,
-        )?
+        stream(&store, &filter, JsonRows::new(out)?, printer)?
     } else if args.csv {
-        stream(
-            &store,
-            &filter,
-            CsvRows::new(printer.stdout_writer())?,
-            printer,
-        )?
+        stream(&store, &filter, CsvRows::new(out)?, printer)?
     } else {
-        table(&store, &filter, printer)?
+        let none = filtered.then_some("no customer matches the filter");
+        stream(&store, &filter, TableRows::new(out, printer, none), printer)?
     };
     Ok(Status::from_problems(shown == 0 && filtered))
 }
@@ -78,18 +70,4 @@ fn stream(
     sink.finish()?;
     output::inspect::warn_duplicate_customers(&dups.finish(), printer);
     Ok(shown)
-}
-
-/// The rows as a table, after the duplicate-customer warning.
-fn table(store: &Store, filter: &Filter, printer: &Printer) -> anyhow::Result<u64> {
-    let rows = store.mapping(filter)?;
-    let mut dups = DuplicateFinder::new(output::inspect::DUPLICATES_NAMED);
-    rows.iter().for_each(|r| dups.see(r));
-    output::inspect::warn_duplicate_customers(&dups.finish(), printer);
-    if rows.is_empty() && !filter.is_empty() {
-        printer.info("no customer matches the filter");
-    } else {
-        printer.out(&output::inspect::table(&rows, printer))?;
-    }
-    Ok(rows.len() as u64)
 }

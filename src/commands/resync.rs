@@ -59,7 +59,10 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         }
     };
     // A backfill's report is read from the store's journal as it is
-    // printed: a million customers are never all in memory.
+    // printed: a million customers are never all in memory. Its time (-v)
+    // counts from here: counting the run's customers and indexing the
+    // journal are the report's.
+    let reporting = Instant::now();
     let (total, reports): (u64, Box<dyn Iterator<Item = _>>) = match targeted {
         Ok(reports) => (reports.len() as u64, Box::new(reports.into_iter().map(Ok))),
         Err(run) => {
@@ -68,7 +71,6 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
         }
     };
     let tally = std::cell::Cell::new(Tally::default());
-    let reporting = Instant::now();
     let mut reports = reports.inspect(|r| {
         if let Ok(r) = r {
             tally.set(tally.get().see(r));

@@ -75,8 +75,7 @@ pub fn run(args: &ServeArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
     let settings = Settings {
         listen,
         path: args.path.clone(),
-        secrets: args.secrets.clone(),
-        tolerance: args.tolerance,
+        verifier: crate::signature::Verifier::new(&args.secrets, args.tolerance),
         record: args.record.clone(),
         max_body: args.max_body,
         read_timeout: Duration::from_secs(args.read_timeout.max(1)),

@@ -1,5 +1,5 @@
-//! Rendering `inspect`: the mapping as a table that fits the terminal, or
-//! streamed as JSON or CSV; and the duplicate-customer warning, grouped.
+//! Rendering `inspect`: the mapping streamed as a table that fits the
+//! terminal, as JSON or as CSV; and the duplicate-customer warning, grouped.
 
 use std::borrow::Cow;
 use std::io::{self, Write};
@@ -79,56 +79,88 @@ pub(crate) fn status_style(status: &str) -> Option<Style> {
     }
 }
 
-pub(crate) fn table(rows: &[MappingRow], printer: &Printer) -> String {
+/// One row of the table.
+fn cells(r: &MappingRow) -> Vec<Cell> {
     let esc = |s: &Option<String>| {
         s.as_deref()
             .map(|v| escape_text(v).into_owned())
             .unwrap_or_else(|| "-".into())
     };
-    let cells: Vec<Vec<Cell>> = rows
-        .iter()
-        .map(|r| {
-            let period = if r.current_period_start.is_some() || r.current_period_end.is_some() {
-                format!(
-                    "{} → {}",
-                    date(r.current_period_start),
-                    date(r.current_period_end)
-                )
-            } else {
-                "-".into()
-            };
-            vec![
-                Cell::from(esc(&r.user_id)),
-                Cell::from(r.customer_id.clone()),
-                Cell::styled(r.status.clone(), status_style(&r.status)),
-                Cell::from(period),
-                Cell::from(escape_text(&card(r)).into_owned()),
-                Cell::from(if r.cancel_at_period_end {
-                    "at period end"
-                } else {
-                    "-"
-                }),
-                Cell::from(esc(&r.email)),
-                Cell::from(esc(&r.price_id)),
-                Cell::from(r.source.clone()),
-            ]
-        })
-        .collect();
-    let (mut out, layout) = table::render(&COLS, &cells, printer.width(), printer.color_out());
-    let hidden = layout.hidden(&COLS);
-    if !hidden.is_empty() {
-        printer.info(&format!(
-            "{} not shown at this width: widen the terminal, or use --json or --csv",
-            hidden.join(", ")
-        ));
-    }
-    if out.ends_with('\n') && rows.is_empty() {
-        out.truncate(out.len());
-    }
-    out
+    let period = if r.current_period_start.is_some() || r.current_period_end.is_some() {
+        format!(
+            "{} → {}",
+            date(r.current_period_start),
+            date(r.current_period_end)
+        )
+    } else {
+        "-".into()
+    };
+    vec![
+        Cell::from(esc(&r.user_id)),
+        Cell::from(r.customer_id.clone()),
+        Cell::styled(r.status.clone(), status_style(&r.status)),
+        Cell::from(period),
+        Cell::from(escape_text(&card(r)).into_owned()),
+        Cell::from(if r.cancel_at_period_end {
+            "at period end"
+        } else {
+            "-"
+        }),
+        Cell::from(esc(&r.email)),
+        Cell::from(esc(&r.price_id)),
+        Cell::from(r.source.clone()),
+    ]
 }
 
-/// Where `inspect --json` and `--csv` write rows as the store yields them.
+/// `inspect`'s table, streamed (see [`table::Streamed`]): its columns are
+/// sized from the first [`table::SIZED_FROM`] rows, on a terminal fitted
+/// to its width (what does not fit is said on stderr, before the table).
+pub(crate) struct TableRows<'p, W: Write> {
+    table: table::Streamed<'p, W>,
+    printer: &'p Printer,
+    /// Said instead of an empty table (a filter that matches nothing).
+    none_note: Option<&'static str>,
+    rows: u64,
+}
+
+impl<'p, W: Write> TableRows<'p, W> {
+    pub(crate) fn new(out: W, printer: &'p Printer, none_note: Option<&'static str>) -> Self {
+        let announce = move |layout: &table::Layout| {
+            let hidden = layout.hidden(&COLS);
+            if !hidden.is_empty() {
+                printer.info(&format!(
+                    "{} not shown at this width: widen the terminal, or use --json or --csv",
+                    hidden.join(", ")
+                ));
+            }
+        };
+        TableRows {
+            table: table::Streamed::new(&COLS, printer.width(), printer.color_out(), out, announce),
+            printer,
+            none_note,
+            rows: 0,
+        }
+    }
+}
+
+impl<W: Write> RowSink for TableRows<'_, W> {
+    fn row(&mut self, r: &MappingRow) -> io::Result<()> {
+        self.rows += 1;
+        self.table.row(cells(r))
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        match (self.rows, self.none_note) {
+            (0, Some(note)) => {
+                self.printer.info(note);
+                Ok(())
+            }
+            _ => self.table.finish(),
+        }
+    }
+}
+
+/// Where `inspect`'s table, `--json` and `--csv` write rows as the store yields them.
 pub(crate) trait RowSink {
     fn row(&mut self, r: &MappingRow) -> io::Result<()>;
     /// After the last row: close the document and flush.

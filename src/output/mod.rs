@@ -306,15 +306,21 @@ impl DebugSink {
 /// stripped by the stream; one write, so lines from concurrent tasks never
 /// mix.
 fn err_line(colors: anstream::ColorChoice, msg: &str) {
+    // Styled (or stripped) into one buffer, then one write: stderr is
+    // unbuffered, and a stripping stream writes each unstyled piece on its
+    // own (three writes a line for `serve`'s log, per request).
+    let mut text = AutoStream::new(Vec::with_capacity(msg.len() + 8), colors);
+    let _ = text.write_all(msg.as_bytes());
+    let _ = text.write_all(b"\n");
+    let text = text.into_inner();
     let mut lock = io::stderr().lock();
     // After Ctrl-C, on a terminal: back to the row's start, erasing the
     // echoed `^C` (no style: written whatever the colours).
     if CTRL_C_ECHOED.swap(false, std::sync::atomic::Ordering::Relaxed) && lock.is_terminal() {
         let _ = lock.write_all(b"\r\x1b[K");
     }
-    let mut err = AutoStream::new(lock, colors);
-    let _ = err.write_all(format!("{msg}\n").as_bytes());
-    let _ = err.flush();
+    let _ = lock.write_all(&text);
+    let _ = lock.flush();
 }
 
 /// `--color` for one stream: `auto` asks anstream (a terminal, `NO_COLOR`,

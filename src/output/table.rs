@@ -3,6 +3,8 @@
 //! widths are measured in terminal cells (unicode-aware), and no line ends
 //! in a space. Without a width (stdout is not a terminal) nothing is cut.
 
+use std::io::{self, Write};
+
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::{Style, paint};
@@ -352,31 +354,153 @@ pub(crate) fn render(
     limit: Option<usize>,
     color: bool,
 ) -> (String, Layout) {
+    let layout = Layout::fit(cols, &natural(cols, rows), limit);
+    let mut out = String::new();
+    push_header(&layout, cols, &mut out);
+    for (i, row) in rows.iter().enumerate() {
+        push_row(&layout, cols, row, color, i == 0, &mut out);
+    }
+    (out, layout)
+}
+
+/// The widths the values of `rows` (and the headers) need.
+fn natural(cols: &[Col], rows: &[Vec<Cell>]) -> Vec<usize> {
     let mut natural: Vec<usize> = cols.iter().map(|c| width(c.header)).collect();
     for row in rows {
         for (n, cell) in natural.iter_mut().zip(row) {
             *n = (*n).max(width(&cell.text));
         }
     }
-    let layout = Layout::fit(cols, &natural, limit);
-    let mut out = String::new();
-    if layout.blocks() {
-        for (i, row) in rows.iter().enumerate() {
-            if i > 0 {
-                out.push('\n');
-            }
-            out.push_str(&layout.record(cols, row, color));
-            out.push('\n');
-        }
-        return (out, layout);
-    }
-    out.push_str(&layout.header(cols));
-    out.push('\n');
-    for row in rows {
-        out.push_str(&layout.line(cols, row, color));
+    natural
+}
+
+/// The header line and its line break (nothing in blocks).
+fn push_header(layout: &Layout, cols: &[Col], out: &mut String) {
+    if !layout.blocks() {
+        out.push_str(&layout.header(cols));
         out.push('\n');
     }
-    (out, layout)
+}
+
+/// One row and its line break; in blocks, a blank line before every
+/// block but the `first`.
+fn push_row(
+    layout: &Layout,
+    cols: &[Col],
+    row: &[Cell],
+    color: bool,
+    first: bool,
+    out: &mut String,
+) {
+    if layout.blocks() && !first {
+        out.push('\n');
+    }
+    out.push_str(&layout.line(cols, row, color));
+    out.push('\n');
+}
+
+/// What a [`Streamed`] table calls with its layout, once fixed.
+type Announce<'a> = Box<dyn FnOnce(&Layout) + 'a>;
+
+/// How many rows a [`Streamed`] table sizes its columns from.
+pub(crate) const SIZED_FROM: usize = 1000;
+
+/// A table written as its rows come, in bounded memory: the first
+/// [`SIZED_FROM`] rows are held to size the columns (fitted to `limit` as
+/// [`render`] fits them), then every row is written at once. Without a
+/// limit nothing is cut, so a later, wider value pushes the rest of its
+/// line right; with one, later values are cut to the columns' widths.
+/// A table of at most [`SIZED_FROM`] rows is [`render`]'s, byte for byte.
+pub(crate) struct Streamed<'a, W: Write> {
+    cols: &'a [Col],
+    limit: Option<usize>,
+    color: bool,
+    out: W,
+    /// Told the layout once it is fixed, before any line is written.
+    announce: Option<Announce<'a>>,
+    /// The rows read before the layout is fixed.
+    held: Vec<Vec<Cell>>,
+    layout: Option<Layout>,
+    rows: u64,
+    /// The line being written (reused).
+    line: String,
+}
+
+impl<'a, W: Write> Streamed<'a, W> {
+    pub(crate) fn new(
+        cols: &'a [Col],
+        limit: Option<usize>,
+        color: bool,
+        out: W,
+        announce: impl FnOnce(&Layout) + 'a,
+    ) -> Self {
+        Streamed {
+            cols,
+            limit,
+            color,
+            out,
+            announce: Some(Box::new(announce)),
+            held: Vec::new(),
+            layout: None,
+            rows: 0,
+            line: String::with_capacity(256),
+        }
+    }
+
+    pub(crate) fn row(&mut self, cells: Vec<Cell>) -> io::Result<()> {
+        match &self.layout {
+            Some(_) => self.write(&cells),
+            None => {
+                self.held.push(cells);
+                match self.held.len() >= SIZED_FROM {
+                    true => self.fix(),
+                    false => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// After the last row: a table of fewer rows than [`SIZED_FROM`] (or
+    /// of none: the header alone) is sized and written now. Flushes.
+    pub(crate) fn finish(&mut self) -> io::Result<()> {
+        if self.layout.is_none() {
+            self.fix()?;
+        }
+        self.out.flush()
+    }
+
+    /// Size the columns from the rows held, then write them.
+    fn fix(&mut self) -> io::Result<()> {
+        let layout = Layout::fit(self.cols, &natural(self.cols, &self.held), self.limit);
+        if let Some(announce) = self.announce.take() {
+            announce(&layout);
+        }
+        self.line.clear();
+        push_header(&layout, self.cols, &mut self.line);
+        self.out.write_all(self.line.as_bytes())?;
+        self.layout = Some(layout);
+        for cells in std::mem::take(&mut self.held) {
+            self.write(&cells)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, cells: &[Cell]) -> io::Result<()> {
+        let Some(layout) = &self.layout else {
+            return Ok(());
+        };
+        self.line.clear();
+        push_row(
+            layout,
+            self.cols,
+            cells,
+            self.color,
+            self.rows == 0,
+            &mut self.line,
+        );
+        self.rows += 1;
+        self.out.write_all(self.line.as_bytes())
+    }
 }
 
 /// `text` after `prefix`, wrapped at `limit` cells (continuation lines
@@ -630,5 +754,66 @@ mod tests {
         // At 40: DRIFT down to 6 (24 given), then TYPE gives the rest (10).
         let layout = Layout::fit(&cols, &[20, 20, 30], Some(46));
         assert_eq!(layout.widths, [Some(20), Some(16), Some(6)]);
+    }
+
+    /// The table streamed through `Streamed`, and what it announced.
+    fn streamed(cols: &[Col], rows: &[Vec<Cell>], limit: Option<usize>) -> (String, Layout) {
+        let announced = std::cell::RefCell::new(None);
+        let mut out = Vec::new();
+        let mut table = Streamed::new(cols, limit, false, &mut out, |l: &Layout| {
+            *announced.borrow_mut() = Some(l.clone());
+        });
+        for row in rows {
+            table.row(row.clone()).unwrap();
+        }
+        table.finish().unwrap();
+        let held = table.held.len();
+        drop(table);
+        assert_eq!(held, 0);
+        let layout = announced.into_inner().expect("the layout was announced");
+        (String::from_utf8(out).unwrap(), layout)
+    }
+
+    #[test]
+    fn a_streamed_table_of_few_rows_is_the_whole_table() {
+        let wide = "fixtures/2026-04-billing/03-initech-invoice-paid.json";
+        for n in [0, 1, 2, 7, SIZED_FROM] {
+            let rows: Vec<Vec<Cell>> = (0..n)
+                .map(|i| row(&format!("cus_{i}"), &wide[..i % wide.len()], "note"))
+                .collect();
+            for limit in [None, Some(12), Some(30), Some(80)] {
+                let (want, want_layout) = render(&COLS, &rows, limit, false);
+                let (got, layout) = streamed(&COLS, &rows, limit);
+                assert_eq!(got, want, "{n} rows at {limit:?}");
+                assert_eq!(layout.widths, want_layout.widths);
+            }
+        }
+    }
+
+    /// After the first rows the columns stay as they were sized: on a pipe a
+    /// wider value pushes the rest of its line, on a terminal it is cut.
+    #[test]
+    fn later_rows_keep_the_widths_of_the_first() {
+        let mut rows: Vec<Vec<Cell>> = (0..SIZED_FROM + 5)
+            .map(|i| row(&format!("cus_{i:04}"), "p", "n"))
+            .collect();
+        let long = "cus_a_much_longer_identifier_than_the_first_rows";
+        rows[SIZED_FROM + 2] = row(long, "p", "n");
+        let (out, _) = streamed(&COLS, &rows, None);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1 + rows.len());
+        assert_eq!(lines[0], "ID        PATH  NOTE");
+        assert_eq!(lines[1], "cus_0000  p     n");
+        assert_eq!(lines[SIZED_FROM + 3], format!("{long}  p     n"));
+        assert_eq!(lines[SIZED_FROM + 4], "cus_1003  p     n");
+
+        let (out, layout) = streamed(&COLS, &rows, Some(20));
+        assert!(layout.hidden(&COLS).is_empty());
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1 + rows.len());
+        assert_eq!(lines[SIZED_FROM + 3], "cus_…ows  p     n");
+        for line in lines {
+            assert!(width(line) <= 20, "{line:?}");
+        }
     }
 }

@@ -44,15 +44,14 @@ use serde::Serialize;
 use crate::output::RequestSink;
 use crate::replay::Decision;
 use crate::runtime::Runtime;
-use crate::secret::Secret;
 use crate::signature;
 
 /// How the server was asked to run.
 pub(crate) struct Settings {
     pub listen: SocketAddr,
     pub path: String,
-    pub secrets: Vec<Secret>,
-    pub tolerance: u64,
+    /// The secrets and tolerance, each secret keyed once at start.
+    pub verifier: signature::Verifier,
     pub record: Option<PathBuf>,
     pub max_body: usize,
     pub read_timeout: Duration,
@@ -739,7 +738,7 @@ async fn webhook(
     deadline: tokio::time::Instant,
 ) -> Result<Answer, Closed> {
     let s = &state.settings;
-    if s.secrets.is_empty() {
+    if s.verifier.secrets().is_empty() {
         let mut a = Answer::text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Webhook secret not configured.",
@@ -843,13 +842,9 @@ async fn verified_event(
     let s = &state.settings;
     // The sub-second clock, as `verify`: nothing passes that stripe-python refuses.
     let now = crate::commands::precise_now();
-    let verdict = signature::verify_at(
-        &body,
-        signature::strip_header_name(raw_header),
-        &s.secrets,
-        s.tolerance,
-        now,
-    );
+    let verdict = s
+        .verifier
+        .verify_at(&body, signature::strip_header_name(raw_header), now);
     if !verdict.valid {
         keep_rejected(state, now.secs, n, body, raw_header).await;
         return Err(refused(&verdict));

@@ -590,7 +590,9 @@ impl Store {
         Ok(found >= limit)
     }
 
-    /// The rows a filter shows, in order, all at once.
+    /// The rows a filter shows, in order, all at once (tests: the commands
+    /// stream them).
+    #[cfg(test)]
     pub fn mapping(&self, f: &Filter) -> anyhow::Result<Vec<MappingRow>> {
         let mut rows = Vec::new();
         self.for_each_mapping(f, |r| {

@@ -514,3 +514,78 @@ fn a_closed_pipe_ends_quietly() {
             .run();
     }
 }
+
+/// `inspect`'s table streams: its columns are sized from the first 1,000
+/// rows (`output::table::SIZED_FROM`), and a later row with a wider value
+/// pushes the rest of its own line on a pipe, and is cut on a terminal.
+#[test]
+fn the_table_is_sized_from_its_first_rows() {
+    let dir = tempdir();
+    let db = dir.path().join("stripe-sync.db");
+    make_store(&db, 1_500, 3);
+    // Mapped rows come in user order: this user's comes last of them.
+    let wide_user = format!("user_zz{}", "w".repeat(60));
+    let wide_email = format!("{}@example.com", "long".repeat(15));
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "INSERT INTO customers (id, user_id, user_key, email, deleted, source, synced_at)
+             VALUES ('cus_wide', ?1, 'k', ?2, 0, 'events', '2026-01-02T00:00:00Z')",
+            [&wide_user, &wide_email],
+        )
+        .unwrap();
+    let csv = Test::in_dir(dir.path())
+        .args(["inspect", "--csv"])
+        .stdout_has("cus_wide")
+        .stderr_with("only warnings", only_warnings)
+        .run();
+    let customers: Vec<String> = csv::Reader::from_reader(csv.stdout.as_bytes())
+        .records()
+        .map(|r| r.unwrap()[1].to_owned())
+        .collect();
+    assert_eq!(customers.len(), 1_501);
+    let wide_at = customers.iter().position(|c| c == "cus_wide").unwrap();
+    assert!(wide_at > 1_000, "the wide row comes after the first 1,000");
+
+    // On a pipe: every row, in the store's order, nothing cut; the columns
+    // align on the header's except on the wide row.
+    let pipe = Test::in_dir(dir.path())
+        .arg("inspect")
+        .stdout_has(&wide_user)
+        .stdout_has(&wide_email)
+        .stderr_with("only warnings", only_warnings)
+        .run();
+    let lines: Vec<&str> = pipe.stdout.lines().collect();
+    assert_eq!(lines.len(), 1 + customers.len());
+    assert!(!pipe.stdout.contains('…'));
+    let at = lines[0].find("CUSTOMER").unwrap();
+    for (n, (line, customer)) in lines[1..].iter().zip(&customers).enumerate() {
+        let found = line.find(customer.as_str());
+        match n == wide_at {
+            true => assert!(found > Some(at), "{line}"),
+            false => assert_eq!(found, Some(at), "row {n}: {line}"),
+        }
+    }
+
+    // On a terminal: the same rows, each line fitted to the width (the
+    // screen keeps 2,000 lines: the whole table, then the warnings).
+    let term = Test::in_dir(dir.path())
+        .arg("inspect")
+        .terminal(100)
+        .stdout_has("user_zzwww")
+        .run();
+    let screen = term.screen.as_ref().unwrap();
+    screen.assert_fits();
+    let header = screen
+        .rows
+        .iter()
+        .position(|l| l.starts_with("USER"))
+        .unwrap();
+    let table = &screen.rows[header + 1..header + 1 + customers.len()];
+    let wide = &table[wide_at];
+    assert!(wide.starts_with("user_zzw") && wide.contains('…'), "{wide}");
+    assert!(wide.contains("cus_wide"), "{wide}");
+    for (line, customer) in table.iter().zip(&customers) {
+        assert!(line.contains(customer.as_str()), "{customer}: {line}");
+    }
+}
