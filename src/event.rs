@@ -154,16 +154,24 @@ pub fn for_each_item(
     let name: Arc<str> = Arc::from(input.display());
     match input {
         Input::Stdin => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut buf)
-                .map_err(|e| format!("-: cannot read stdin: {e}"))?;
-            split_document(&name, &buf, f)
+            let mut stdin = std::io::stdin().lock();
+            match sniff_stdin(&mut stdin)? {
+                Stdin::Whole(buf) => split_document(&name, &buf, f),
+                Stdin::Lines(start) => read_chunks_from(
+                    &name,
+                    &mut stdin,
+                    start,
+                    &mut || None,
+                    &mut |first, chunk| {
+                        for_each_line(&name, first, &chunk, LineTrim::Document, f);
+                        true
+                    },
+                ),
+            }
         }
         Input::File(path) if is_ndjson(path) => {
             read_chunks(&name, path, &mut || None, &mut |first, chunk| {
-                for_each_line(&name, first, &chunk, f);
+                for_each_line(&name, first, &chunk, LineTrim::File, f);
                 true
             })
         }
@@ -182,8 +190,9 @@ pub(crate) fn is_ndjson(path: &Path) -> bool {
     )
 }
 
-/// Bytes read from an NDJSON file at a time.
-const CHUNK: usize = 1 << 20;
+/// Bytes read from an NDJSON file at a time: with the chunks in flight
+/// (see `parallel`), a few MB, and each still holds ~180 events.
+const CHUNK: usize = 1 << 19;
 
 /// Read an NDJSON file in large chunks of whole lines: `f` gets the number
 /// of the chunk's first line (1-based) and the chunk, and returns whether
@@ -196,9 +205,21 @@ pub(crate) fn read_chunks(
     f: &mut dyn FnMut(usize, Vec<u8>) -> bool,
 ) -> Result<(), String> {
     let mut file = std::fs::File::open(path).map_err(|e| format!("{name}: cannot open: {e}"))?;
+    read_chunks_from(name, &mut file, Vec::new(), spare, f)
+}
+
+/// [`read_chunks`] of any reader, `start` holding what was read of it
+/// already (from its first line on).
+pub(crate) fn read_chunks_from(
+    name: &str,
+    file: &mut dyn Read,
+    start: Vec<u8>,
+    spare: &mut dyn FnMut() -> Option<Vec<u8>>,
+    f: &mut dyn FnMut(usize, Vec<u8>) -> bool,
+) -> Result<(), String> {
     let mut line = 1usize;
     // The start of a line the last chunk cut; `long`: a whole chunk of it.
-    let mut carry: Vec<u8> = Vec::new();
+    let mut carry: Vec<u8> = start;
     let mut long = false;
     loop {
         let mut buf = if long {
@@ -210,8 +231,8 @@ pub(crate) fn read_chunks(
             carry.clear();
             buf
         };
-        let got = fill(&mut file, &mut buf, CHUNK)
-            .map_err(|e| format!("{name}:{line}: cannot read: {e}"))?;
+        let got =
+            fill(file, &mut buf, CHUNK).map_err(|e| format!("{name}:{line}: cannot read: {e}"))?;
         if got == 0 {
             if !buf.is_empty() {
                 f(line, buf);
@@ -238,9 +259,82 @@ pub(crate) fn read_chunks(
 
 /// Append up to `want` bytes of `file` to `buf`; 0 at the end of the file.
 /// (`read_to_end` fills the spare capacity without zeroing it first.)
-fn fill(file: &mut std::fs::File, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
+fn fill(file: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
     buf.reserve(want);
-    Read::by_ref(file).take(want as u64).read_to_end(buf)
+    file.take(want as u64).read_to_end(buf)
+}
+
+/// Standard input, as far as it had to be read to know how to split it.
+pub(crate) enum Stdin {
+    /// One JSON document (an event, an array, a list object; or text that
+    /// is none of these, for `split_document` to say so): all of it.
+    Whole(Vec<u8>),
+    /// NDJSON: its start (from line 1, byte-order mark removed); the rest
+    /// is still to read, in chunks of lines (see [`read_chunks_from`]).
+    Lines(Vec<u8>),
+}
+
+/// Read the start of stdin and tell NDJSON, which streams, from a single
+/// document, which is read whole, by `split_document`'s own rule: the
+/// input is NDJSON when its first line is a JSON value on its own and more
+/// than whitespace follows it. Deciding takes the first line and the first
+/// non-blank byte after it, so a million events are never held at once.
+pub(crate) fn sniff_stdin(input: &mut dyn Read) -> Result<Stdin, String> {
+    const BOM: &[u8] = b"\xef\xbb\xbf";
+    let cannot = |e: std::io::Error| format!("-: cannot read stdin: {e}");
+    let mut buf: Vec<u8> = Vec::new();
+    // Where the first line ends (its newline), once it has been read.
+    let first_line = loop {
+        let at_end = fill(input, &mut buf, CHUNK).map_err(cannot)? == 0;
+        // A byte-order mark needs its 3 bytes to be told from text.
+        if !at_end && buf.len() < BOM.len() && BOM.starts_with(&buf) {
+            continue;
+        }
+        let body = buf.strip_prefix(BOM).unwrap_or(&buf);
+        let skip = buf.len() - body.len();
+        let (start, newline) = match body.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(start) => (start, memchr::memchr(b'\n', &body[start..])),
+            None => (0, None),
+        };
+        match newline {
+            _ if body.get(start) == Some(&b'[') => break None,
+            Some(n) => {
+                let alone = std::str::from_utf8(&body[start..start + n])
+                    .is_ok_and(|l| serde_json::from_str::<&RawValue>(l).is_ok());
+                break alone.then_some(skip + start + n);
+            }
+            None if at_end => return Ok(Stdin::Whole(buf)),
+            None => {}
+        }
+    };
+    // Not NDJSON: the rest of the document, whole.
+    let Some(mut seen) = first_line else {
+        input.read_to_end(&mut buf).map_err(cannot)?;
+        return Ok(Stdin::Whole(buf));
+    };
+    // NDJSON if anything but whitespace follows the first line.
+    loop {
+        if buf[seen..].iter().any(|b| !b.is_ascii_whitespace()) {
+            if buf.starts_with(BOM) {
+                buf.drain(..BOM.len());
+            }
+            return Ok(Stdin::Lines(buf));
+        }
+        seen = buf.len();
+        if fill(input, &mut buf, CHUNK).map_err(cannot)? == 0 {
+            return Ok(Stdin::Whole(buf));
+        }
+    }
+}
+
+/// How the lines of NDJSON are trimmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LineTrim {
+    /// A `.ndjson` or `.jsonl` file: ASCII whitespace and a byte-order mark.
+    File,
+    /// Lines of a document that turned out to be NDJSON (stdin, or a file
+    /// named `.json`): Unicode whitespace, as `split_document` trims them.
+    Document,
 }
 
 /// Visit the lines of an NDJSON chunk whose first line is number `first`:
@@ -250,27 +344,34 @@ pub(crate) fn for_each_line(
     name: &Arc<str>,
     first: usize,
     chunk: &[u8],
+    trim: LineTrim,
     f: &mut dyn FnMut(Source, Result<&str, String>),
 ) {
     let mut start = 0;
     let ends = memchr::memchr_iter(b'\n', chunk).chain(std::iter::once(chunk.len()));
     for (i, end) in ends.enumerate() {
-        let bytes = trim_ascii(&chunk[start..end]);
+        let line = &chunk[start..end];
         start = end + 1;
-        if bytes.is_empty() {
-            continue;
-        }
-        let n = first + i;
+        let text = match trim {
+            LineTrim::File => match trim_ascii(line) {
+                [] => continue,
+                bytes => std::str::from_utf8(bytes),
+            },
+            LineTrim::Document => match std::str::from_utf8(line).map(str::trim) {
+                Ok("") => continue,
+                text => text,
+            },
+        };
         let source = Source {
             file: name.clone(),
-            pos: Pos::Line(n),
+            pos: Pos::Line(first + i),
         };
         // The decision names the file and line (see `Source`): the message
         // says only what is wrong with the line.
-        let text = std::str::from_utf8(bytes)
-            .map(unwrap_eventbridge)
-            .map_err(|e| not_utf8(&e));
-        f(source, text);
+        f(
+            source,
+            text.map(unwrap_eventbridge).map_err(|e| not_utf8(&e)),
+        );
     }
 }
 
@@ -765,13 +866,78 @@ mod tests {
         );
     }
 
+    /// What `replay -` reads of `text`, streamed (see `sniff_stdin`).
+    fn via_stdin(text: &[u8]) -> Result<Items, String> {
+        let name: Arc<str> = Arc::from("-");
+        let mut out = Vec::new();
+        let mut push =
+            |s: Source, r: Result<&str, String>| out.push((s.to_string(), r.map(str::to_owned)));
+        let mut input = text;
+        match sniff_stdin(&mut input)? {
+            Stdin::Whole(buf) => split_document(&name, &buf, &mut push)?,
+            Stdin::Lines(start) => read_chunks_from(
+                &name,
+                &mut input,
+                start,
+                &mut || None,
+                &mut |first, chunk| {
+                    for_each_line(&name, first, &chunk, LineTrim::Document, &mut push);
+                    true
+                },
+            )?,
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn stdin_streams_ndjson_and_splits_the_rest_as_a_document_would() {
+        let long = format!("{{\"pad\":\"{}\"}}", "z".repeat(CHUNK + 3));
+        let cases: Vec<String> = vec![
+            format!("{EVENT}\n{EVENT}\n"),
+            format!("\n\n  {EVENT}\r\n\r\n{EVENT}\n\n"),
+            format!("\u{feff}{EVENT}\n{EVENT}"),
+            format!("\u{feff}\n{EVENT}\n5\n"),
+            format!("{EVENT}\n\u{a0}{EVENT}\u{2003}\n\u{a0}\n\u{b}{EVENT}\u{b}\n"),
+            format!("{EVENT}\n{{bad}}\n\n{EVENT}x\n"),
+            format!("{EVENT}\n \n\t\n"),
+            format!(" {EVENT}"),
+            format!("[{EVENT},\n{EVENT}]\n"),
+            format!("{{\"object\":\"list\",\"data\":[{EVENT}]}}\n\n"),
+            "{\n  \"id\": \"evt_1\"\n}\n".into(),
+            "{bad}\n{\"id\":1}\n".into(),
+            "\n\n{\"id\": 1,\n  nul}".into(),
+            "  \n".into(),
+            String::new(),
+            "\u{feff}".into(),
+            format!("{long}\n{EVENT}\n{long}\n"),
+            format!("{EVENT}\n{}\n{EVENT}", "y".repeat(2 * CHUNK)),
+        ];
+        for text in &cases {
+            let want = collect("-", text);
+            assert_eq!(via_stdin(text.as_bytes()), want, "{:?}", shown(text));
+        }
+        // Text that is not UTF-8: a document's error, or (NDJSON, which
+        // streams) the line's own.
+        let bad = b"{\"a\":1}\n\xff\n{\"b\":2}\n";
+        let got = via_stdin(bad).unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[1].0, "-:2");
+        assert!(got[1].1.as_ref().unwrap_err().starts_with("not UTF-8"));
+        let e = via_stdin(b"\xff\xfe{}").unwrap_err();
+        assert!(e.starts_with("-: not UTF-8"), "{e}");
+    }
+
     #[test]
     fn ndjson_lines_stream_with_numbers() {
         let text = "{\"a\":1}\n\r\n{\"b\":2}\r\n";
         let mut seen = Vec::new();
-        for_each_line(&Arc::from("x.ndjson"), 1, text.as_bytes(), &mut |s, r| {
-            seen.push((s.to_string(), r.unwrap().to_string()))
-        });
+        for_each_line(
+            &Arc::from("x.ndjson"),
+            1,
+            text.as_bytes(),
+            LineTrim::File,
+            &mut |s, r| seen.push((s.to_string(), r.unwrap().to_string())),
+        );
         assert_eq!(
             seen,
             [
@@ -808,7 +974,7 @@ mod tests {
         let mut got = Vec::new();
         let mut spares = vec![Vec::with_capacity(16)];
         read_chunks(&name, &path, &mut || spares.pop(), &mut |first, chunk| {
-            for_each_line(&name, first, &chunk, &mut |s, r| {
+            for_each_line(&name, first, &chunk, LineTrim::File, &mut |s, r| {
                 got.push((s.to_string(), r.unwrap().len()))
             });
             true
@@ -859,9 +1025,13 @@ mod tests {
         assert_eq!(arr[0].1, Ok(EVENT.to_string()));
         let mut lines = Vec::new();
         let text = format!("{wrapped}\n{wrapped}\n");
-        for_each_line(&Arc::from("eb.ndjson"), 1, text.as_bytes(), &mut |s, r| {
-            lines.push((s.to_string(), r.map(str::to_owned)))
-        });
+        for_each_line(
+            &Arc::from("eb.ndjson"),
+            1,
+            text.as_bytes(),
+            LineTrim::File,
+            &mut |s, r| lines.push((s.to_string(), r.map(str::to_owned))),
+        );
         assert_eq!(lines[1], ("eb.ndjson:2".to_string(), Ok(EVENT.to_string())));
         // parse_event reads one too (a body that was not split).
         assert_eq!(parse_event(&wrapped).unwrap().id, "evt_1");
