@@ -25,6 +25,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fake_stripe::{Account, FakeStripe};
+use inspect_probe::thousands;
 
 fn run(dir: &std::path::Path, fake: &FakeStripe, args: &[&str]) -> (serde_json::Value, Duration) {
     let t = Instant::now();
@@ -226,19 +227,6 @@ fn other_paths(fake: &FakeStripe) -> Vec<(String, usize)> {
 fn result(measure: &str, this: &str, baseline: &str, ratio: &str, goal: &str, met: bool) {
     let verdict = if met { "met" } else { "missed" };
     println!("result\t{measure}\t{this}\t{baseline}\t{ratio}\t{goal}\t{verdict}");
-}
-
-/// `1,000,000`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Issue 11: 200 customers changed behind the store's back (about 600
