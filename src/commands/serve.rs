@@ -86,7 +86,12 @@ pub fn run(args: &ServeArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
         answer_bound,
         live: fetching,
     };
-    let writer = Writer { syncer, cfg, live };
+    let writer = Writer {
+        syncer,
+        cfg,
+        live,
+        sink,
+    };
     let path = args.path.clone();
     let (stop, tally) = serve::run(settings, writer, &rt, sink, &halt, |addr| {
         printer.info(&format!("listening on http://{addr}{path}"));

@@ -41,6 +41,8 @@ pub(crate) struct Writer {
     /// `--live`: the client of the batch's API source, which answers from
     /// what the requests fetched and never calls it.
     pub live: Option<crate::stripe::Client>,
+    /// Where odd metadata in the events is said (as `replay` says it).
+    pub sink: crate::output::RequestSink,
 }
 
 impl Writer {
@@ -123,6 +125,18 @@ impl Writer {
             customers: indicatif::ProgressBar::hidden(),
         };
         let mut finished = replay::run(plan, &mut self.syncer, rt, &progress)?;
+        // Padded, blank or non-string metadata: kept as written, and said
+        // (the first few of a batch).
+        for note in &finished.notes.kept {
+            self.sink.warn(note);
+        }
+        let more = finished.notes.total - finished.notes.kept.len() as u64;
+        if more > 0 {
+            self.sink.warn(&format!(
+                "{} more about metadata values (whitespace around them, blank, not strings)",
+                crate::output::fmt::plural(more, "warning")
+            ));
+        }
         let ambiguous: std::collections::HashSet<String> = finished
             .ambiguous
             .iter()

@@ -3638,3 +3638,32 @@ fn sigterm_right_after_listening_is_a_clean_stop() {
         run.finish_within(Duration::from_secs(30));
     }
 }
+
+/// A padded user id is kept as written (as the app keeps it) and said in
+/// serve's log, as `replay` says it.
+#[test]
+fn padded_metadata_is_kept_and_warned_about_in_the_log() {
+    let dir = tempdir();
+    let d = dir.path();
+    let mut s = serve(d)
+        .secret()
+        .stderr_has(
+            "warning: evt_padded: `clerkUserId` in subscription sub_ss's metadata is \
+             \" user_ss \", with whitespace around it: kept as written, as the app keeps it \
+             (not \"user_ss\")",
+        )
+        .stderr_has("served 1 request: 1 × 200")
+        .start();
+    let mut body: Value = serde_json::from_slice(&same_second_event(
+        "evt_padded",
+        "customer.subscription.created",
+        "active",
+        None,
+    ))
+    .unwrap();
+    body["data"]["object"]["metadata"]["clerkUserId"] = json!(" user_ss ");
+    let r = s.post_signed(&serde_json::to_vec(&body).unwrap());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["user_id"], " user_ss ", "{}", r.text());
+    s.stop("TERM");
+}
