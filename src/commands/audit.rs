@@ -27,32 +27,14 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
     let spec = spec(args, &cfg)?;
     let access = Rules::access(&args.access).map_err(crate::usage)?;
     let fail_on = Kind::counted(&args.fail_on).map_err(crate::usage)?;
-    let forward = match (&args.repair_via, args.dry_run) {
-        (Some(url), false) => Some(repair_settings(args, url, printer)?),
-        (Some(url), true) => {
-            forward::check_url_of("--repair-via", url, args.allow_remote).map_err(crate::usage)?;
-            None
-        }
-        (None, _) => None,
-    };
+    let forward = repair_target(args, printer)?;
     let db = store::db_path(global.db.as_deref());
     let rt = Runtime::new()?;
 
     let app = AppSide::read(&spec)?;
     render::tell_empty(&app.read.label, app.read.records, printer);
     if args.live {
-        let (client, _) = super::api_client(&args.api, &cfg, printer)?;
-        let bar = printer.bar(0, "customers");
-        let users = app.users();
-        let done = live::resync(&rt, &client, &db, &cfg.user_key, &users, &bar);
-        bar.finish_and_clear();
-        let done = done?;
-        done.warnings.iter().for_each(|w| printer.warn(w));
-        printer.info(&format!(
-            "--live: resynced {} of {} from the API",
-            fmt::plural(done.customers as u64, "customer"),
-            fmt::plural(users.len() as u64, "user")
-        ));
+        resync_live(args, &cfg, &rt, &db, &app, printer)?;
     }
     let Some(store) = Store::open_read_only(&db)? else {
         return Err(anyhow::anyhow!(
@@ -69,44 +51,20 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
     };
     let report = engine::hold(&store, app, &rules)?;
     render::tell_problems(&report, printer);
-
-    let mut repairs: Option<Vec<Repair>> = None;
-    if args.repair_via.is_some() {
-        let mut planned = repair::plan(
-            &store,
-            &report,
-            &cfg.user_key,
-            &cfg.api_version,
-            super::unix_now(),
-        )?;
-        if let Some(settings) = forward {
-            repair::send(
-                &mut planned,
-                forward::Forwarder::new(settings, rt.handle().clone())?,
-            );
-        }
-        repairs = Some(planned);
-    }
+    let repairs = match args.repair_via {
+        Some(_) => Some(repairs(&store, &report, &cfg, &rt, forward)?),
+        None => None,
+    };
     // A person sees the findings and the repairs before the wait.
     let human = !printer.json && !args.csv;
     if human {
-        printer.out(&render::first_part(
-            &report,
-            repairs.as_deref(),
-            args.dry_run,
-            printer,
-        ))?;
+        let first = render::first_part(&report, repairs.as_deref(), args.dry_run, printer);
+        printer.out(&first)?;
     }
     let recheck = match args.recheck {
-        Some(secs) => {
-            if human {
-                printer.info(&format!("rechecking in {secs} s (Ctrl-C stops)"));
-            }
-            // The timer is made inside the runtime (a `sleep()` made out
-            // here panics: no reactor).
-            let waited =
-                rt.block_on(async move { tokio::time::sleep(Duration::from_secs(secs)).await });
-            if waited.is_err() {
+        Some(secs) => match recheck(secs, human, &rt, &store, &spec, access, printer)? {
+            Some(again) => Some((secs, again)),
+            None => {
                 if printer.json {
                     printer.out_json(&render::json(&report, repairs.as_deref(), None))?;
                 }
@@ -115,11 +73,7 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
                 );
                 return Ok(Status::Interrupted);
             }
-            let (read, report) = engine::again(&store, &spec, access)?;
-            render::tell_empty(&read.label, read.records, printer);
-            render::tell_problems(&report, printer);
-            Some((secs, report))
-        }
+        },
         None => None,
     };
 
@@ -138,6 +92,86 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
         return Ok(Status::Failure);
     }
     Ok(Status::from_problems(last.fails(&fail_on)))
+}
+
+/// Where repairs go: `--repair-via`'s settings, checked before anything is
+/// read (`None` without it, or with `--dry-run`, which only lists them).
+fn repair_target(args: &AuditArgs, printer: &Printer) -> anyhow::Result<Option<forward::Settings>> {
+    match (&args.repair_via, args.dry_run) {
+        (Some(url), false) => Ok(Some(repair_settings(args, url, printer)?)),
+        (Some(url), true) => {
+            forward::check_url_of("--repair-via", url, args.allow_remote).map_err(crate::usage)?;
+            Ok(None)
+        }
+        (None, _) => Ok(None),
+    }
+}
+
+/// `--live`: the audited users resynced from the API first.
+fn resync_live(
+    args: &AuditArgs,
+    cfg: &crate::config::Config,
+    rt: &Runtime,
+    db: &std::path::Path,
+    app: &AppSide,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let (client, _) = super::api_client(&args.api, cfg, printer)?;
+    let bar = printer.bar(0, "customers");
+    let users = app.users();
+    let done = live::resync(rt, &client, db, &cfg.user_key, &users, &bar);
+    bar.finish_and_clear();
+    let done = done?;
+    done.warnings.iter().for_each(|w| printer.warn(w));
+    printer.info(&format!(
+        "--live: resynced {} of {} from the API",
+        fmt::plural(done.customers as u64, "customer"),
+        fmt::plural(users.len() as u64, "user")
+    ));
+    Ok(())
+}
+
+/// One repair event per drifted user, sent when there is a target.
+fn repairs(
+    store: &Store,
+    report: &engine::Report,
+    cfg: &crate::config::Config,
+    rt: &Runtime,
+    target: Option<forward::Settings>,
+) -> anyhow::Result<Vec<Repair>> {
+    let now = super::unix_now();
+    let mut planned = repair::plan(store, report, &cfg.user_key, &cfg.api_version, now)?;
+    if let Some(settings) = target {
+        let forwarder = forward::Forwarder::new(settings, rt.handle().clone())?;
+        repair::send(&mut planned, forwarder);
+    }
+    Ok(planned)
+}
+
+/// `--recheck SECONDS`: the source read and held again after the wait;
+/// `None` when Ctrl-C ended the wait.
+fn recheck(
+    secs: u64,
+    human: bool,
+    rt: &Runtime,
+    store: &Store,
+    spec: &source::Spec,
+    access: Vec<String>,
+    printer: &Printer,
+) -> anyhow::Result<Option<engine::Report>> {
+    if human {
+        printer.info(&format!("rechecking in {secs} s (Ctrl-C stops)"));
+    }
+    // The timer is made inside the runtime (a `sleep()` made out here
+    // panics: no reactor).
+    let waited = rt.block_on(async move { tokio::time::sleep(Duration::from_secs(secs)).await });
+    if waited.is_err() {
+        return Ok(None);
+    }
+    let (read, report) = engine::again(store, spec, access)?;
+    render::tell_empty(&read.label, read.records, printer);
+    render::tell_problems(&report, printer);
+    Ok(Some(report))
 }
 
 /// The source as the arguments describe it.

@@ -972,6 +972,7 @@ mod tests {
 }
 
 pub(crate) mod audit;
+pub(crate) mod catchup;
 pub(crate) mod fmt;
 pub(crate) mod inspect;
 pub(crate) mod replay;

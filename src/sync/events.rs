@@ -38,6 +38,22 @@ pub(crate) const TEST_FOLLOW_UNIT_ENV: &str = "STRIPE_SYNC_TEST_FOLLOW_UNIT_MS";
 /// SIGTERM, for a follower: `true` once received.
 pub(crate) type Terminate = tokio::sync::watch::Receiver<bool>;
 
+/// A [`Terminate`] that turns true at the first SIGTERM (a follower then
+/// ends after the poll in flight, with status 0).
+pub(crate) fn on_sigterm(rt: &crate::runtime::Runtime) -> std::io::Result<Terminate> {
+    let (tx, term) = tokio::sync::watch::channel(false);
+    let mut sigterm = {
+        let _inside = rt.handle().enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?
+    };
+    rt.handle().spawn(async move {
+        if sigterm.recv().await.is_some() {
+            let _ = tx.send(true);
+        }
+    });
+    Ok(term)
+}
+
 /// One catch-up pass.
 #[derive(Debug, Default)]
 pub(crate) struct Pass {
