@@ -341,51 +341,10 @@ fn labelled(label: &str, style: Style, msg: &str, width: Option<usize>) -> Strin
 }
 
 /// `text` wrapped at words to `width` (continuation lines indented), a word
-/// wider than the width split where it must; unchanged without a width.
-/// No trailing newline.
+/// wider than the width split where it must (textwrap's `break_words`);
+/// unchanged without a width. No trailing newline.
 fn fit(text: &str, width: Option<usize>) -> String {
-    let wrapped = table::wrap_lines(text, width);
-    let wrapped = wrapped.trim_end_matches('\n');
-    let Some(width) = width else {
-        return wrapped.to_owned();
-    };
-    let mut out = String::with_capacity(wrapped.len() + 8);
-    for (i, line) in wrapped.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        split_wide(line, width, &mut out);
-    }
-    out
-}
-
-/// `line` in rows of at most `width` cells (a long URL or id that no word
-/// break can fit), continuation rows indented by two; a style's escape
-/// sequence takes no cell and is never split.
-fn split_wide(line: &str, width: usize, out: &mut String) {
-    use unicode_width::UnicodeWidthChar;
-    let mut used = 0;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            out.push(c);
-            // CSI: `ESC [`, parameters, then a final byte in `@`..=`~`.
-            for c in chars.by_ref() {
-                out.push(c);
-                if c != '[' && ('@'..='~').contains(&c) {
-                    break;
-                }
-            }
-            continue;
-        }
-        let w = c.width().unwrap_or(0);
-        if used + w > width && used > 2 {
-            out.push_str("\n  ");
-            used = 2;
-        }
-        out.push(c);
-        used += w;
-    }
+    table::wrap_lines(text, width).trim_end_matches('\n').to_owned()
 }
 
 /// A request's log line at `stamp` (UTC hour, minute, second), wrapped to
