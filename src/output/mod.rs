@@ -344,7 +344,9 @@ fn labelled(label: &str, style: Style, msg: &str, width: Option<usize>) -> Strin
 /// wider than the width split where it must (textwrap's `break_words`);
 /// unchanged without a width. No trailing newline.
 fn fit(text: &str, width: Option<usize>) -> String {
-    table::wrap_lines(text, width).trim_end_matches('\n').to_owned()
+    table::wrap_lines(text, width)
+        .trim_end_matches('\n')
+        .to_owned()
 }
 
 /// A request's log line at `stamp` (UTC hour, minute, second), wrapped to
