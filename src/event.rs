@@ -191,8 +191,8 @@ pub(crate) fn is_ndjson(path: &Path) -> bool {
 }
 
 /// Bytes read from an NDJSON file at a time: with the chunks in flight
-/// (see `parallel`), a few MB, and each still holds ~180 events.
-const CHUNK: usize = 1 << 19;
+/// (see `parallel`), a few MB, and each still holds ~90 events.
+const CHUNK: usize = 1 << 18;
 
 /// Read an NDJSON file in large chunks of whole lines: `f` gets the number
 /// of the chunk's first line (1-based) and the chunk, and returns whether

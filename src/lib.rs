@@ -21,6 +21,7 @@ pub(crate) mod routing;
 pub(crate) mod runtime;
 pub mod secret;
 pub(crate) mod serve;
+pub(crate) mod spill;
 pub mod signature;
 pub(crate) mod store;
 pub(crate) mod stripe;

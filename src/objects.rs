@@ -221,7 +221,7 @@ impl StripeObject {
 }
 
 /// The stored summary of one subscription.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SubscriptionRecord {
     pub id: String,
     pub customer_id: String,

@@ -34,11 +34,17 @@ enum Raw {
     FileError(String, String),
 }
 
-/// Events a batch of a JSON document; an NDJSON batch is one 512 KiB chunk.
+/// Events a batch of a JSON document; an NDJSON batch is one 256 KiB chunk.
 const BATCH: usize = 256;
 /// Batches in flight each way: enough to keep both cores fed (4 measured
 /// no faster on 2 cores), few enough that the chunks waiting stay a few MB.
 const DEPTH: usize = 2;
+/// Batches between the reader and the consumer at most, parsed or not.
+/// The channels alone do not bound them: while one parsing thread is slow
+/// (descheduled on a busy machine, or on a chunk of huge events) the others
+/// go on, and their batches wait to be put back in order. Unbounded, that
+/// wait held 60 MB more at a million events on a loaded machine.
+const WINDOW: usize = 2 * DEPTH + 3;
 
 /// Parse every input and digest each event; the iterator yields units in
 /// input order.
@@ -61,8 +67,14 @@ where
     // Chunks go back to the reader once parsed: a handful of buffers serve
     // the whole input.
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+    // One ticket a batch: the reader takes one before sending a batch, the
+    // consumer gives it back when the batch is consumed in order.
+    let (ticket_tx, ticket_rx) = mpsc::sync_channel::<()>(WINDOW);
+    for _ in 0..WINDOW {
+        let _ = ticket_tx.send(());
+    }
 
-    thread::spawn(move || read_all(&inputs, &raw_tx, &spare_rx));
+    thread::spawn(move || read_all(&inputs, &raw_tx, &spare_rx, &ticket_rx));
 
     let digest = Arc::new(digest);
     for _ in 0..workers {
@@ -93,6 +105,7 @@ where
 
     InOrder {
         rx: done_rx,
+        tickets: ticket_tx,
         next: 0,
         waiting: BTreeMap::new(),
         current: Vec::new().into_iter(),
@@ -104,9 +117,11 @@ fn read_all(
     inputs: &[Input],
     raw_tx: &mpsc::SyncSender<(u64, Vec<Raw>)>,
     spare: &mpsc::Receiver<Vec<u8>>,
+    tickets: &mpsc::Receiver<()>,
 ) {
     let mut out = Batches {
         tx: raw_tx,
+        tickets,
         batch: Vec::with_capacity(BATCH),
         idx: 0,
         alive: true,
@@ -159,6 +174,7 @@ fn read_all(
 /// The reader's batches on their way to the parsing threads.
 struct Batches<'a> {
     tx: &'a mpsc::SyncSender<(u64, Vec<Raw>)>,
+    tickets: &'a mpsc::Receiver<()>,
     batch: Vec<Raw>,
     idx: u64,
     /// The consumer is still there.
@@ -168,7 +184,8 @@ struct Batches<'a> {
 impl Batches<'_> {
     fn send(&mut self) {
         let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        self.alive = self.tx.send((self.idx, full)).is_ok();
+        // No ticket: the consumer is gone.
+        self.alive = self.tickets.recv().is_ok() && self.tx.send((self.idx, full)).is_ok();
         self.idx += 1;
     }
 
@@ -243,6 +260,7 @@ fn parse_raw<T>(
 /// Reorders parsed batches by their index.
 struct InOrder<T> {
     rx: mpsc::Receiver<(u64, Vec<Unit<T>>)>,
+    tickets: mpsc::SyncSender<()>,
     next: u64,
     waiting: BTreeMap<u64, Vec<Unit<T>>>,
     current: std::vec::IntoIter<Unit<T>>,
@@ -259,6 +277,9 @@ impl<T> Iterator for InOrder<T> {
             if let Some(batch) = self.waiting.remove(&self.next) {
                 self.next += 1;
                 self.current = batch.into_iter();
+                // The batch is out of the window (its units are taken one
+                // by one from here: at most one batch more).
+                let _ = self.tickets.try_send(());
                 continue;
             }
             match self.rx.recv() {
@@ -268,5 +289,52 @@ impl<T> Iterator for InOrder<T> {
                 Err(_) => return None,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A parsing thread stuck on one chunk does not let the others run
+    /// ahead without bound: at most [`WINDOW`] batches are in flight.
+    #[test]
+    fn a_slow_chunk_holds_back_the_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let pad = "x".repeat(2000);
+        // About 125 events a 256 KiB chunk, 80 chunks.
+        for i in 0..10_000 {
+            writeln!(
+                file,
+                r#"{{"id":"evt_{i}","object":"event","type":"charge.succeeded","created":1,"data":{{"object":{{"id":"ch_1","object":"charge","description":"{pad}"}}}}}}"#
+            )
+            .unwrap();
+        }
+        drop(file);
+        let digested = Arc::new(AtomicUsize::new(0));
+        let counter = digested.clone();
+        let inputs = [Input::File(path)];
+        let mut units = parse_inputs(&inputs, false, move |ev: Event| {
+            if ev.id == "evt_0" {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        assert!(units.next().is_some());
+        let workers = thread::available_parallelism().map_or(1, |n| n.get());
+        let per_chunk = (1 << 18) / 2100 + 1;
+        // The window and the chunk being taken apart; of the 80 chunks.
+        const { assert!(WINDOW + 1 < 20) };
+        let at_most = 20 * per_chunk;
+        let seen = digested.load(Ordering::SeqCst);
+        assert!(
+            workers == 1 || seen <= at_most,
+            "{seen} events digested while the first chunk was slow, at most {at_most}"
+        );
+        assert_eq!(units.count(), 9_999);
     }
 }

@@ -9,11 +9,13 @@
 
 pub(crate) mod decision;
 mod digest;
+mod facts;
 mod log;
 mod seen;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -141,25 +143,13 @@ pub(crate) enum Line {
 /// why none was.
 pub(crate) type Settled = Result<(String, Via), String>;
 
-/// Every customer to sync, with its plan.
-type Plans = foldhash::HashMap<String, CustomerPlan>;
-
-/// Per-customer plan: the routing's newest user for it.
-#[derive(Debug, Default)]
-struct CustomerPlan {
-    /// (user, event created, input sequence)
-    user_hint: Option<(String, i64, u64)>,
-}
-
-/// Decisions that wait for the whole input: 12 bytes a decision (its spool
-/// line and its customer's number), whatever the number of events.
+/// Decisions that wait for the whole input: their spool lines and their
+/// customers' numbers.
 #[derive(Default)]
 struct Pending {
-    /// (spool line, customer number), in line order.
-    lines: Vec<(u64, u32)>,
-    /// The waiting customers, numbered.
-    customers: Vec<String>,
-    numbers: foldhash::HashMap<String, u32>,
+    lines: WaitingLines,
+    /// The waiting customers, numbered in the order first met.
+    numbers: foldhash::HashMap<Box<str>, u32>,
 }
 
 impl Pending {
@@ -167,23 +157,73 @@ impl Pending {
         let n = match self.numbers.get(customer) {
             Some(n) => *n,
             None => {
-                let n = self.customers.len() as u32;
-                self.customers.push(customer.to_owned());
-                self.numbers.insert(customer.to_owned(), n);
+                let n = self.numbers.len() as u32;
+                self.numbers.insert(customer.into(), n);
                 n
             }
         };
-        self.lines.push((line, n));
+        self.lines.push(line, n);
+    }
+}
+
+/// (spool line, customer number) pairs in line order, as varints of the
+/// line's distance from the previous one and the number: 2 to 5 bytes a
+/// waiting decision, where a vector of pairs took 16 (a million events
+/// may leave half of them waiting).
+#[derive(Default)]
+struct WaitingLines {
+    bytes: Vec<u8>,
+    last: u64,
+}
+
+impl WaitingLines {
+    fn push(&mut self, line: u64, n: u32) {
+        put_varint(&mut self.bytes, line - self.last);
+        put_varint(&mut self.bytes, u64::from(n));
+        self.last = line;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        let mut at = 0;
+        let mut line = 0;
+        std::iter::from_fn(move || {
+            if at >= self.bytes.len() {
+                return None;
+            }
+            line += get_varint(&self.bytes, &mut at);
+            let n = get_varint(&self.bytes, &mut at) as u32;
+            Some((line, n))
+        })
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &[u8], at: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = bytes[*at];
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return v;
+        }
+        shift += 7;
     }
 }
 
 /// How each waiting decision was settled: one outcome a customer.
 #[derive(Default)]
 pub(crate) struct Settlements {
-    lines: Vec<(u64, u32)>,
+    lines: WaitingLines,
     outcomes: Vec<Settled>,
-    /// Customers whose user the API could not be asked for (not a verdict).
-    failures: Vec<SyncFailure>,
 }
 
 /// The routing pass over every input.
@@ -195,8 +235,7 @@ struct Pass<'a> {
     /// Whether the store holds customers to look users up in.
     lookups: bool,
     seen: seen::SeenIds,
-    snapshots: EventSnapshots,
-    plans: Plans,
+    facts: facts::FactLog,
     pending: Pending,
     spool: Spool,
     lines: u64,
@@ -243,18 +282,6 @@ impl Pass<'_> {
             }
         }
         Ok(())
-    }
-
-    /// Plan the customer's sync with the routing's newest user for it.
-    fn plan_user(&mut self, customer: String, user: &str, created: i64, seq: u64) {
-        let plan = self.plans.entry(customer).or_default();
-        if plan
-            .user_hint
-            .as_ref()
-            .is_none_or(|(_, c, s)| (created, seq) >= (*c, *s))
-        {
-            plan.user_hint = Some((user.to_owned(), created, seq));
-        }
     }
 
     fn emit(&mut self, d: &Decision) -> anyhow::Result<()> {
@@ -325,8 +352,8 @@ impl Pass<'_> {
             seq,
             event_id: std::sync::Arc::from(id),
         };
-        self.snapshots
-            .take(ev.facts, d.kind.as_deref().unwrap_or_default(), &arrival);
+        self.facts
+            .take(ev.facts, d.kind.as_deref().unwrap_or_default(), &arrival)?;
         match ev.routed {
             Routed::Ignored => {
                 d.reason = Some("type not in sync_events".into());
@@ -351,15 +378,15 @@ impl Pass<'_> {
                     d.user_id = Some(user.clone());
                     d.customer_id = Some(customer.clone());
                     d.resolved_via = Some(via);
-                    self.plan_user(customer, &user, ev.created, seq);
+                    self.facts.hint(&customer, &user, ev.created, seq)?;
                 }
                 Resolution::SyncUser { user, customers } => {
                     d.route = Route::Sync;
                     d.user_id = Some(user.clone());
                     d.customer_id = customers.first().cloned();
                     d.resolved_via = Some(Via::StoreUser);
-                    for customer in customers {
-                        self.plan_user(customer, &user, ev.created, seq);
+                    for customer in &customers {
+                        self.facts.hint(customer, &user, ev.created, seq)?;
                     }
                 }
                 Resolution::Pending { customer } => {
@@ -367,7 +394,7 @@ impl Pass<'_> {
                     d.route = Route::Unresolved;
                     d.customer_id = Some(customer.clone());
                     self.pending.push(self.lines, &customer);
-                    self.plans.entry(customer).or_default();
+                    self.facts.plan(&customer)?;
                 }
                 Resolution::Unresolved { customer, reason } => {
                     d.route = Route::Unresolved;
@@ -399,6 +426,12 @@ impl Laps {
         self.timings.push((name, self.clock.elapsed()));
         self.clock = std::time::Instant::now();
     }
+
+    /// The phase `name` took `took`, in pieces (phases that interleave).
+    fn add(&mut self, name: &'static str, took: Duration) {
+        self.timings.push((name, took));
+        self.clock = std::time::Instant::now();
+    }
 }
 
 impl Spool {
@@ -428,8 +461,7 @@ impl<'a> Pass<'a> {
             store_has_events: store.has_events()?,
             lookups: store.has_customers()?,
             seen: seen::SeenIds::default(),
-            snapshots: EventSnapshots::default(),
-            plans: Plans::default(),
+            facts: facts::FactLog::new(),
             pending: Pending::default(),
             spool,
             lines: 0,
@@ -440,6 +472,10 @@ impl<'a> Pass<'a> {
         })
     }
 }
+
+/// Customers whose snapshots are built, settled and synced at once: one
+/// transaction of the offline source.
+const CHUNK: usize = 1000;
 
 /// Run a replay through `syncer` (a dry run's syncer works on a copy).
 pub(crate) fn run(
@@ -474,8 +510,7 @@ pub(crate) fn run(
     laps.lap("routing");
 
     let Pass {
-        mut plans,
-        snapshots,
+        facts,
         spool,
         mut summary,
         pending,
@@ -485,58 +520,80 @@ pub(crate) fn run(
     } = pass;
     // The ids seen (about 11 bytes an event) are not needed past the routing.
     drop(seen);
+    let customers_to_sync = facts.customers();
+    let mut facts = facts.finish()?;
     let mut api = live.map(|client| api_source(client, rt, cfg, interruptible, fetched));
-    let mut settled = settle_pending(
-        pending,
-        &snapshots,
-        syncer.store(),
-        api.as_mut(),
-        cfg,
-        &mut plans,
-        &mut summary,
-    )?;
-    let lookup_failures = std::mem::take(&mut settled.failures);
-
-    plan_described(&snapshots, &mut plans);
-    laps.lap("resolving");
-
     let deliveries = finish_deliveries(forwarder, &mut summary);
     summary.dry_run = syncer.mode() == Mode::DryRun;
-    let jobs = jobs_of(plans);
-    progress.customers.set_length(jobs.len() as u64);
+    progress.customers.set_length(customers_to_sync as u64);
     // Forwarding tests the endpoint: nothing is synced here. A live dry run
     // attempts no sync (unless asked to fetch): it says what would be synced.
     let said_only = api.is_some() && summary.dry_run && !dry_run_fetches;
-    if said_only && !forwarding {
-        summary.customers_synced = jobs.len() as u64;
-    }
-    let results = match forwarding || said_only {
-        true => Ok(Vec::new()),
-        false => {
-            let mut offline = Offline {
-                snapshots: &snapshots,
-                user_key: &cfg.user_key,
-            };
-            let source: &mut dyn crate::sync::Source = match api.as_mut() {
-                Some(api) => api,
-                None => &mut offline,
-            };
-            let rt = interruptible.then_some(rt);
-            syncer.sync(source, jobs, rt, &progress.customers)
-        }
-    };
-    progress.customers.finish_and_clear();
-    laps.lap("syncing");
-    let results = results?;
     // Offline, the state comes from the inputs' order; live, from the API.
     let offline = api.is_none() && !forwarding;
-    let ambiguous = if offline {
-        ambiguities(&snapshots, &results)
-    } else {
-        Vec::new()
-    };
-    let (customers, mut failures) = tally(results, &mut summary, trace);
-    failures.extend(lookup_failures);
+    let mut settler = Settler::new(pending);
+    let mut ambiguous = Vec::new();
+    let mut customers = Vec::new();
+    let mut failures = Vec::new();
+    let (mut resolving, mut syncing) = (Duration::ZERO, Duration::ZERO);
+    // A chunk of customers at a time (one transaction of the offline
+    // source): their snapshots, their settlement, their sync.
+    loop {
+        let clock = Instant::now();
+        let (mut chunk, snapshots) = facts.next_jobs(CHUNK)?;
+        if chunk.is_empty() {
+            break;
+        }
+        if said_only && !forwarding {
+            summary.customers_synced += chunk.len() as u64;
+        }
+        for job in &mut chunk {
+            settler.settle(
+                job,
+                snapshots,
+                syncer.store(),
+                api.as_mut(),
+                cfg,
+                &mut summary,
+            )?;
+        }
+        resolving += clock.elapsed();
+        if forwarding || said_only {
+            continue;
+        }
+        let clock = Instant::now();
+        let mut offline_source = Offline {
+            snapshots,
+            user_key: &cfg.user_key,
+        };
+        let source: &mut dyn crate::sync::Source = match api.as_mut() {
+            Some(api) => api,
+            None => &mut offline_source,
+        };
+        let results = syncer.sync(
+            source,
+            chunk,
+            interruptible.then_some(rt),
+            &progress.customers,
+        );
+        syncing += clock.elapsed();
+        let results = match results {
+            Ok(results) => results,
+            Err(e) => {
+                progress.customers.finish_and_clear();
+                return Err(e);
+            }
+        };
+        if offline {
+            ambiguous.extend(ambiguities(snapshots, &results));
+        }
+        tally(results, &mut summary, trace, &mut customers, &mut failures);
+    }
+    progress.customers.finish_and_clear();
+    laps.add("resolving", resolving);
+    laps.add("syncing", syncing);
+    sort_ambiguities(&mut ambiguous);
+    let settled = settler.finish(&mut summary, &mut failures);
     summary.api_requests = live.map_or(0, |c| c.stats().requests);
     Ok(Finished {
         summary,
@@ -582,8 +639,11 @@ fn ambiguities(snapshots: &EventSnapshots, results: &[crate::sync::Synced]) -> V
             event_ids,
         });
     }
-    out.sort_by(|a, b| (&a.customer_id, &a.object_id).cmp(&(&b.customer_id, &b.object_id)));
     out
+}
+
+fn sort_ambiguities(all: &mut [Ambiguity]) {
+    all.sort_by(|a, b| (&a.customer_id, &a.object_id).cmp(&(&b.customer_id, &b.object_id)));
 }
 
 /// The API source of `--live`; a server's requests are not abandoned at
@@ -603,16 +663,6 @@ fn api_source<'a>(
     api
 }
 
-/// Customers the inputs describe, even without a routed event: what the
-/// store learns of them (user mapping, unmapped customers) is kept.
-fn plan_described(snapshots: &EventSnapshots, plans: &mut Plans) {
-    for c in snapshots.customer_ids() {
-        if !plans.contains_key(c) {
-            plans.insert(c.clone(), CustomerPlan::default());
-        }
-    }
-}
-
 /// Wait for every `--forward-to` delivery and count them into the summary.
 fn finish_deliveries(
     forwarder: Option<forward::Forwarder>,
@@ -626,29 +676,15 @@ fn finish_deliveries(
     deliveries
 }
 
-/// One job per planned customer, with the routing's newest user for it,
-/// in customer id order.
-fn jobs_of(plans: Plans) -> Vec<Job> {
-    let mut jobs: Vec<Job> = plans
-        .into_iter()
-        .map(|(customer_id, plan)| Job {
-            customer_id,
-            user_hint: plan.user_hint.map(|(u, _, _)| u),
-        })
-        .collect();
-    jobs.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
-    jobs
-}
-
 /// Count each customer's result into the summary; keep the failures, and
 /// (with `trace`) every outcome.
 fn tally(
     results: Vec<crate::sync::Synced>,
     summary: &mut Summary,
     trace: bool,
-) -> (Vec<(String, crate::store::WriteOutcome)>, Vec<SyncFailure>) {
-    let mut customers = Vec::new();
-    let mut failures = Vec::new();
+    customers: &mut Vec<(String, crate::store::WriteOutcome)>,
+    failures: &mut Vec<SyncFailure>,
+) {
     for s in results {
         match s.result {
             Ok(o) => {
@@ -667,25 +703,45 @@ fn tally(
             }
         }
     }
-    (customers, failures)
 }
 
-/// Resolve what waited for the whole input: customer objects anywhere in
-/// it, else (`--live`) the customer fetched from the API, once per customer.
-fn settle_pending(
+/// Resolves what waited for the whole input: customer objects anywhere in
+/// it, else (`--live`) the customer fetched from the API, once per customer,
+/// as each customer's turn comes.
+struct Settler {
     pending: Pending,
-    snapshots: &EventSnapshots,
-    store: &crate::store::Store,
-    mut api: Option<&mut ApiSource<'_>>,
-    cfg: &Config,
-    plans: &mut Plans,
-    summary: &mut Summary,
-) -> Result<Settlements, SyncError> {
-    let mut outcomes = Vec::with_capacity(pending.customers.len());
-    let mut failures = Vec::new();
-    for customer in &pending.customers {
+    /// One outcome per waiting customer (by its number), once settled.
+    outcomes: Vec<Option<Settled>>,
+    /// Customers whose user the API could not be asked for, by number.
+    failures: Vec<(u32, SyncFailure)>,
+}
+
+impl Settler {
+    fn new(pending: Pending) -> Settler {
+        Settler {
+            outcomes: vec![None; pending.numbers.len()],
+            pending,
+            failures: Vec::new(),
+        }
+    }
+
+    /// Settle the job's customer if decisions wait for it; a user found
+    /// fills the job's blank hint.
+    fn settle(
+        &mut self,
+        job: &mut Job,
+        snapshots: &EventSnapshots,
+        store: &crate::store::Store,
+        api: Option<&mut ApiSource<'_>>,
+        cfg: &Config,
+        summary: &mut Summary,
+    ) -> Result<(), SyncError> {
+        let customer = job.customer_id.as_str();
+        let Some(&n) = self.pending.numbers.get(customer) else {
+            return Ok(());
+        };
         let mut outcome = resolve::resolve_later(customer, snapshots, store, &cfg.user_key);
-        if let (Err(_), Some(api)) = (&outcome, api.as_deref_mut())
+        if let (Err(_), Some(api)) = (&outcome, api)
             && !snapshots.describes(customer)
         {
             outcome = match fetch_user(api, customer, &cfg.user_key)? {
@@ -694,33 +750,46 @@ fn settle_pending(
                 // events fail (a server answers 500, Stripe retries).
                 Lookup::Failed(error) => {
                     summary.sync_failures += 1;
-                    failures.push(SyncFailure {
-                        customer_id: customer.clone(),
+                    let failure = SyncFailure {
+                        customer_id: customer.to_owned(),
                         error: error.clone(),
-                    });
+                    };
+                    self.failures.push((n, failure));
                     Err(error)
                 }
             };
         }
-        if let Ok((user, _)) = &outcome {
-            let plan = plans.entry(customer.clone()).or_default();
-            if plan.user_hint.is_none() {
-                plan.user_hint = Some((user.clone(), i64::MIN, 0));
+        if let Ok((user, _)) = &outcome
+            && job.user_hint.is_none()
+        {
+            job.user_hint = Some(user.clone());
+        }
+        self.outcomes[n as usize] = Some(outcome);
+        Ok(())
+    }
+
+    /// Every waiting decision's outcome, counted into the summary; the
+    /// failures to ask the API join `failures`, in the order the customers
+    /// were first met.
+    fn finish(mut self, summary: &mut Summary, failures: &mut Vec<SyncFailure>) -> Settlements {
+        let outcomes: Vec<Settled> = self
+            .outcomes
+            .into_iter()
+            .map(|o| o.expect("every waiting customer has a job"))
+            .collect();
+        for (_, n) in self.pending.lines.iter() {
+            if outcomes[n as usize].is_ok() {
+                summary.unresolved -= 1;
+                summary.sync += 1;
             }
         }
-        outcomes.push(outcome);
-    }
-    for (_, n) in &pending.lines {
-        if outcomes[*n as usize].is_ok() {
-            summary.unresolved -= 1;
-            summary.sync += 1;
+        self.failures.sort_by_key(|(n, _)| *n);
+        failures.extend(self.failures.into_iter().map(|(_, f)| f));
+        Settlements {
+            lines: self.pending.lines,
+            outcomes,
         }
     }
-    Ok(Settlements {
-        lines: pending.lines,
-        outcomes,
-        failures,
-    })
 }
 
 /// What the API said of a customer's user: a verdict, or a failure to ask.
@@ -824,7 +893,7 @@ impl Finished {
             .enumerate()
             .map(|(i, mut d)| {
                 if let Some((_, n)) = waiting.next_if(|(l, _)| *l == i as u64) {
-                    d.settle(&self.settled.outcomes[*n as usize]);
+                    d.settle(&self.settled.outcomes[n as usize]);
                 }
                 if let Some(delivery) = self.deliveries.get(&(i as u64)) {
                     d.forward = Some(delivery.clone());
@@ -860,7 +929,7 @@ impl Finished {
             let line = line.context("cannot read back the decisions")?;
             let settled = waiting
                 .next_if(|(l, _)| *l == i as u64)
-                .map(|(_, n)| &self.settled.outcomes[*n as usize]);
+                .map(|(_, n)| &self.settled.outcomes[n as usize]);
             let delivery = self.deliveries.get(&(i as u64));
             if settled.is_none() && delivery.is_none() {
                 if let Some(log) = log.as_mut() {
@@ -882,5 +951,29 @@ impl Finished {
             out(Line::Settled(Box::new(d)))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WaitingLines;
+
+    #[test]
+    fn waiting_lines_read_back_as_pushed() {
+        let pairs: Vec<(u64, u32)> = vec![
+            (0, 0),
+            (1, 0),
+            (127, 1),
+            (128, 70_000),
+            (300_000, u32::MAX),
+            (u64::MAX / 2, 3),
+        ];
+        let mut lines = WaitingLines::default();
+        for &(line, n) in &pairs {
+            lines.push(line, n);
+        }
+        assert_eq!(lines.iter().collect::<Vec<_>>(), pairs);
+        assert!(lines.bytes.len() < pairs.len() * 8);
+        assert_eq!(WaitingLines::default().iter().count(), 0);
     }
 }

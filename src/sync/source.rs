@@ -39,7 +39,7 @@ pub(crate) fn customer_info(
 
 /// One thing an event's object tells about the account, with what the
 /// model weighs to order it (see [`crate::truth`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Fact {
     Customer(String, CustomerInfo, Stage, Option<Previous>),
     Subscription(SubscriptionRecord, Option<Previous>),
@@ -168,57 +168,81 @@ impl EventSnapshots {
     }
 
     /// Take what one event (of type `kind`) told (see [`facts`]), in order.
+    #[cfg(test)]
     pub fn take(&mut self, facts: Vec<Fact>, kind: &str, at: &Arrival) {
         for fact in facts {
-            match fact {
-                Fact::Customer(id, info, _, prev) if info.deleted => {
-                    // Rule 3: a deletion is final, kept apart from the
-                    // customer's user. A stub says nothing of the user; the
-                    // object of a `customer.deleted` event is the customer
-                    // as it was deleted: its user is the last one.
-                    if info.user_id.is_some() || info.email.is_some() {
-                        let last = CustomerInfo {
-                            deleted: false,
-                            ..info
-                        };
-                        let stamp = at.stamp(Stage::Final);
-                        match self.customers.get_mut(&id) {
-                            Some(n) => n.offer(last, stamp, prev),
-                            None => {
-                                self.customers
-                                    .insert(id.clone(), Newest::new(last, stamp, prev));
-                            }
-                        }
-                    }
-                    self.deletions
-                        .entry(id)
-                        .or_insert_with(|| at.stamp(Stage::Final));
-                }
-                Fact::Customer(id, info, stage, prev) => {
-                    let stamp = at.stamp(stage);
+            self.take_fact(fact, kind, at);
+        }
+    }
+
+    /// No object yet but these cards.
+    pub(crate) fn with_cards(cards: FastMap<String, Card>) -> EventSnapshots {
+        EventSnapshots {
+            cards,
+            ..EventSnapshots::default()
+        }
+    }
+
+    /// Forget every object but the cards (which are keyed by payment
+    /// method, not customer): the next customers' facts come next.
+    pub(crate) fn clear_customers(&mut self) {
+        let cards = std::mem::take(&mut self.cards);
+        *self = EventSnapshots {
+            cards,
+            ..EventSnapshots::default()
+        };
+    }
+
+    /// Take one fact of an event of type `kind`.
+    pub(crate) fn take_fact(&mut self, fact: Fact, kind: &str, at: &Arrival) {
+        match fact {
+            Fact::Customer(id, info, _, prev) if info.deleted => {
+                // Rule 3: a deletion is final, kept apart from the
+                // customer's user. A stub says nothing of the user; the
+                // object of a `customer.deleted` event is the customer
+                // as it was deleted: its user is the last one.
+                if info.user_id.is_some() || info.email.is_some() {
+                    let last = CustomerInfo {
+                        deleted: false,
+                        ..info
+                    };
+                    let stamp = at.stamp(Stage::Final);
                     match self.customers.get_mut(&id) {
-                        Some(n) => n.offer(info, stamp, prev),
+                        Some(n) => n.offer(last, stamp, prev),
                         None => {
-                            self.customers.insert(id, Newest::new(info, stamp, prev));
+                            self.customers
+                                .insert(id.clone(), Newest::new(last, stamp, prev));
                         }
                     }
                 }
-                Fact::Card(id, card) => {
-                    self.cards.insert(id, card);
-                }
-                Fact::Subscription(rec, prev) => {
-                    let stamp = at.stamp(Stage::of(kind, Some(&rec.status)));
-                    if kind.ends_with(".created") && !self.born.contains_key(&rec.id) {
-                        self.born.insert(rec.id.clone(), stamp.clone());
+                self.deletions
+                    .entry(id)
+                    .or_insert_with(|| at.stamp(Stage::Final));
+            }
+            Fact::Customer(id, info, stage, prev) => {
+                let stamp = at.stamp(stage);
+                match self.customers.get_mut(&id) {
+                    Some(n) => n.offer(info, stamp, prev),
+                    None => {
+                        self.customers.insert(id, Newest::new(info, stamp, prev));
                     }
-                    match self.subscriptions.get_mut(&rec.id) {
-                        Some(n) => n.offer(rec, stamp, prev),
-                        None => {
-                            let ids = self.by_customer.entry(rec.customer_id.clone()).or_default();
-                            ids.push(rec.id.clone());
-                            self.subscriptions
-                                .insert(rec.id.clone(), Newest::new(rec, stamp, prev));
-                        }
+                }
+            }
+            Fact::Card(id, card) => {
+                self.cards.insert(id, card);
+            }
+            Fact::Subscription(rec, prev) => {
+                let stamp = at.stamp(Stage::of(kind, Some(&rec.status)));
+                if kind.ends_with(".created") && !self.born.contains_key(&rec.id) {
+                    self.born.insert(rec.id.clone(), stamp.clone());
+                }
+                match self.subscriptions.get_mut(&rec.id) {
+                    Some(n) => n.offer(rec, stamp, prev),
+                    None => {
+                        let ids = self.by_customer.entry(rec.customer_id.clone()).or_default();
+                        ids.push(rec.id.clone());
+                        self.subscriptions
+                            .insert(rec.id.clone(), Newest::new(rec, stamp, prev));
                     }
                 }
             }
@@ -232,6 +256,7 @@ impl EventSnapshots {
 
     /// Customers that have a customer object (or a deletion) or a
     /// subscription in the inputs.
+    #[cfg(test)]
     pub fn customer_ids(&self) -> impl Iterator<Item = &String> {
         self.customers
             .keys()
@@ -300,7 +325,7 @@ impl EventSnapshots {
             .collect()
     }
 
-    fn subscriptions_of(&self, customer_id: &str) -> Vec<(SubscriptionRecord, i64)> {
+    pub(crate) fn subscriptions_of(&self, customer_id: &str) -> Vec<(SubscriptionRecord, i64)> {
         let mut subscriptions = Vec::new();
         for id in self.by_customer.get(customer_id).into_iter().flatten() {
             if let Some(n) = self.subscriptions.get(id) {

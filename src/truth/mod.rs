@@ -36,7 +36,9 @@ use std::sync::Arc;
 use crate::objects::{StripeObject, SubscriptionRecord, metadata_str};
 
 /// Where an event stands in its lifecycle: evidence of order within a second.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub(crate) enum Stage {
     /// `*.created`: before anything else of its object.
     Created,
