@@ -118,7 +118,7 @@ fn resync_live(
 ) -> anyhow::Result<()> {
     let (client, _) = super::api_client(&args.api, cfg, printer)?;
     let bar = printer.bar(0, "customers");
-    let users = app.users();
+    let users = app.users()?;
     let done = live::resync(rt, &client, db, &cfg.user_key, &users, &bar);
     bar.finish_and_clear();
     let done = done?;

@@ -8,32 +8,25 @@ use super::Store;
 use crate::objects::{Card, SubscriptionRecord};
 
 impl Store {
-    /// How many subscriptions whose status `bills` each customer has (the
-    /// customers with none are left out): one pass over the table in its
-    /// own order, no sort, no index, so the audit's walk of the mapping
-    /// can sum them per user.
-    pub(crate) fn billing_subscriptions(
+    /// The customer of each subscription whose status `bills`, handed to
+    /// `each` one at a time: one pass over the table in its own order, no
+    /// sort, no index, nothing held, so the audit keeps only what it needs
+    /// to sum them per user in its walk of the mapping.
+    pub(crate) fn for_each_billing_customer(
         &self,
         bills: impl Fn(&str) -> bool,
-    ) -> anyhow::Result<foldhash::HashMap<Box<str>, u32>> {
+        mut each: impl FnMut(&str),
+    ) -> anyhow::Result<()> {
         let mut st = self
             .conn
             .prepare("SELECT customer_id, status FROM subscriptions")?;
         let mut rows = st.query([])?;
-        let mut out = foldhash::HashMap::default();
         while let Some(r) = rows.next()? {
-            let status = r.get_ref(1)?.as_str()?;
-            if bills(status) {
-                let customer = r.get_ref(0)?.as_str()?;
-                match out.get_mut(customer) {
-                    Some(n) => *n += 1,
-                    None => {
-                        out.insert(Box::from(customer), 1);
-                    }
-                }
+            if bills(r.get_ref(1)?.as_str()?) {
+                each(r.get_ref(0)?.as_str()?);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The subscriptions whose status `bills` of the user's customers that

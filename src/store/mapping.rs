@@ -420,11 +420,12 @@ impl Store {
         self.for_each_mapping_in_ranges(f, readers, RANGE_ROWS, each)
     }
 
-    /// Give each reader of a walk of the whole mapping a page cache of
-    /// `kib` KiB (SQLite's default is 2 MiB): a walk in user order visits
-    /// the customers' and subscriptions' pages in no order, and with the
-    /// default nearly every row is a read from the file. `audit` spends
-    /// the memory (two readers, 16 MiB each) for a third of its time.
+    /// Give the readers of a walk of the whole mapping a page cache of
+    /// `kib` KiB between them, each an equal share (SQLite's default is
+    /// 2 MiB each): a walk in user order visits the subscriptions' pages
+    /// in no order, and a cache that holds the upper levels of the trees
+    /// saves most reads from the file. A total, so that the memory does
+    /// not grow with the number of cores.
     pub(crate) fn cache_readers(&self, kib: i64) {
         self.reader_cache_kib.set(Some(kib));
     }
@@ -552,7 +553,10 @@ impl Store {
             match Store::open_read_only(Path::new(file))? {
                 Some(reader) => {
                     if let Some(kib) = self.reader_cache_kib.get() {
-                        reader.conn.pragma_update(None, "cache_size", -kib)?;
+                        let share = kib / i64::try_from(n).unwrap_or(i64::MAX);
+                        reader
+                            .conn
+                            .pragma_update(None, "cache_size", -share.max(1))?;
                     }
                     readers.push(reader)
                 }
