@@ -112,7 +112,12 @@ impl FactLog {
             .context("cannot encode an event's facts")?;
         self.sorter
             .push(customer.as_bytes(), &self.buf)
-            .context("cannot write a temporary file for the events' facts")
+            .with_context(|| {
+                format!(
+                    "cannot write a temporary file for the events' facts in {} (set TMPDIR to a writable directory with room)",
+                    std::env::temp_dir().display()
+                )
+            })
     }
 
     /// The routing sent an event (of `created`, at input position `seq`)

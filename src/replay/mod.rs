@@ -442,7 +442,12 @@ impl Spool {
             Feed::Events(events) => Spool::Memory(Vec::with_capacity(events.len())),
             Feed::Inputs(_) => Spool::File(BufWriter::with_capacity(
                 256 * 1024,
-                tempfile::tempfile().context("cannot create a temporary file for decisions")?,
+                tempfile::tempfile().with_context(|| {
+                    format!(
+                        "cannot create a temporary file for decisions in {} (set TMPDIR to a writable directory)",
+                        std::env::temp_dir().display()
+                    )
+                })?,
             )),
         })
     }
