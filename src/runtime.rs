@@ -20,8 +20,21 @@ impl Runtime {
             .enable_all()
             .build()?;
         let (tx, stop) = tokio::sync::watch::channel(false);
+        // The handler is in place before this returns: `ctrl_c()` would
+        // only install it when its task is first polled, and a Ctrl-C
+        // before that (a busy machine, right after `serve` says it is
+        // listening) killed the process instead of stopping it.
+        #[cfg(unix)]
+        let interrupted = {
+            let _context = rt.enter();
+            let mut interrupt =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+            async move { interrupt.recv().await.is_some() }
+        };
+        #[cfg(not(unix))]
+        let interrupted = async { tokio::signal::ctrl_c().await.is_ok() };
         rt.spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupted.await {
                 crate::output::ctrl_c_pressed();
                 let _ = tx.send(true);
             }

@@ -83,9 +83,17 @@ pub fn redact_times(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let words: Vec<&str> = line.split(' ').collect();
+        // A duration's unit follows its number: a slow run's `1.2 s` reads
+        // `[t] ms` as a quick run's `83 ms` does.
+        let mut seconds_unit = false;
         for (i, w) in words.iter().enumerate() {
             if i > 0 {
                 out.push(' ');
+            }
+            if std::mem::take(&mut seconds_unit) {
+                out.push_str("ms");
+                out.push_str(&w[1..]);
+                continue;
             }
             let next = words.get(i + 1).copied().unwrap_or("");
             let (lead, num) = w.split_at(w.len() - w.trim_start_matches('(').len());
@@ -95,6 +103,7 @@ pub fn redact_times(text: &str) -> String {
             if numeric && (ms || secs) {
                 out.push_str(lead);
                 out.push_str("[t]");
+                seconds_unit = secs;
             } else {
                 out.push_str(w);
             }
