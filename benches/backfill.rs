@@ -14,6 +14,11 @@
 //! pages at 25 requests/s; at scale, the report phase's time and its
 //! resident memory (sampled from /proc from the pass's last `-v` line to
 //! the exit), and the bench exits 1 when that exceeds 50 MB.
+//! The report's CPU time and what its peak RSS is made of (SQLite's heap,
+//! Rust's, the binary) are printed too. `BACKFILL_BENCH_RUNS=1` runs the
+//! first backfill alone (no second, no `inspect`); `BACKFILL_BENCH_BIN=PATH`
+//! measures another build; `BACKFILL_BENCH_RSS_LOG=PATH` writes the RSS
+//! and its parts every 200 ms.
 #![allow(clippy::print_stdout)]
 
 #[path = "../tests/support/fake_stripe.rs"]
@@ -300,10 +305,19 @@ fn at_scale(n: usize) {
     let goal_requests = 2 * n.div_ceil(100);
     let mut memory_exceeded = false;
 
+    // BACKFILL_BENCH_RUNS=1: the first backfill alone (no second, no
+    // `inspect`), for a quicker look at one change.
+    let runs = std::env::var("BACKFILL_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(2);
     for (label, what) in [
         ("first backfill", "into an empty store"),
         ("second backfill", "nothing changed"),
-    ] {
+    ]
+    .into_iter()
+    .take(runs)
+    {
         fake.reset_counters();
         let run = measured(dir.path(), &fake, &["--all", "--max-rps", "10000", "-v"]);
         let requests = fake.request_count();
@@ -380,16 +394,37 @@ fn at_scale(n: usize) {
             &format!("<= {} MB", REPORT_RSS_GOAL_BYTES / 1_000_000),
             within,
         );
+        if let Some(cpu) = run.report_cpu {
+            println!(
+                "    report's CPU (stripe-sync's user + system time): {:.2} s",
+                cpu.as_secs_f64()
+            );
+        }
+        if let Some(p) = run.report_parts {
+            let mb =
+                |b: Option<u64>| b.map_or("?".to_owned(), |b| format!("{:.1}", b as f64 / 1e6));
+            println!(
+                "    report's peak RSS: {} MB anonymous ({} MB glibc's heap: SQLite's; {} MB anonymous mappings: mimalloc's, Rust's), {} MB of files (the binary, the WAL index)",
+                mb(Some(p.anon)),
+                mb(p.heap),
+                mb(p.mapped),
+                mb(Some(p.file)),
+            );
+        }
         memory_exceeded |= !within;
     }
 
     // Another helper's probe of `inspect` (issue 12), on the store just made.
-    let user = any_user(&db);
-    for line in inspect_probe::measure(&stripe_sync(), &db, &user) {
-        println!("  {line}");
+    if runs >= 2 {
+        let user = any_user(&db);
+        for line in inspect_probe::measure(&stripe_sync(), &db, &user) {
+            println!("  {line}");
+        }
     }
     if memory_exceeded {
         println!("the backfill's report exceeded its memory bound (or was not measured)");
+        // `exit` runs no destructor: the store (half a GB) goes first.
+        drop(dir);
         std::process::exit(1);
     }
 }
@@ -405,6 +440,11 @@ struct Measured {
     /// Its largest RSS sampled during the report phase (after the pass's
     /// last `-v` line), in bytes.
     report_rss: Option<u64>,
+    /// That sample's parts (see [`Resident`]).
+    report_parts: Option<Resident>,
+    /// Its CPU time during the report phase (user and system; on a busy
+    /// machine its wall time says little).
+    report_cpu: Option<Duration>,
     /// The summary line it printed.
     summary: String,
     /// Its `-v` lines.
@@ -463,22 +503,61 @@ fn measured(dir: &std::path::Path, fake: &FakeStripe, args: &[&str]) -> Measured
     let reporting = AtomicBool::new(false);
     let exited = AtomicBool::new(false);
     let report_rss = AtomicU64::new(0);
+    let report_parts = std::sync::Mutex::new(None);
+    // stripe-sync's CPU time (clock ticks) when the report began, and last seen.
+    let report_cpu = std::sync::Mutex::new((None::<u64>, 0u64));
     let (stdout, stderr, status) = std::thread::scope(|scope| {
         let mut out = child.stdout.take().expect("stdout");
         let err = child.stderr.take().expect("stderr");
         let outer = child.id();
-        let (reporting, exited, report_rss) = (&reporting, &exited, &report_rss);
+        let (reporting, exited, report_rss, report_parts, report_cpu) =
+            (&reporting, &exited, &report_rss, &report_parts, &report_cpu);
         scope.spawn(move || {
             let mut pid = None;
+            // BACKFILL_BENCH_RSS_LOG=PATH: the resident set every 200 ms,
+            // with glibc's heap and the anonymous mappings, for a look at
+            // where the memory goes.
+            let mut log = std::env::var_os("BACKFILL_BENCH_RSS_LOG")
+                .and_then(|p| std::fs::File::create(p).ok());
+            let mut next_log = Instant::now();
             while !exited.load(Ordering::Acquire) {
+                if let (Some(file), Some(p)) = (log.as_mut(), pid)
+                    && next_log.elapsed() >= Duration::from_millis(200)
+                    && let Some(rss) = resident(p).map(|r| with_regions(p, r))
+                {
+                    use std::io::Write;
+                    next_log = Instant::now();
+                    let _ = writeln!(
+                        file,
+                        "{:.1}\t{}\t{:.1}\t{:.1}\t{:.1}",
+                        t.elapsed().as_secs_f64(),
+                        if reporting.load(Ordering::Acquire) {
+                            "report"
+                        } else {
+                            "pass"
+                        },
+                        rss.total as f64 / 1e6,
+                        rss.heap.unwrap_or(0) as f64 / 1e6,
+                        rss.mapped.unwrap_or(0) as f64 / 1e6
+                    );
+                }
                 pid = pid.or_else(|| match timed {
                     true => first_child(outer),
                     false => Some(outer),
                 });
                 if reporting.load(Ordering::Acquire)
                     && let Some(rss) = pid.and_then(resident)
+                    && report_rss.fetch_max(rss.total, Ordering::AcqRel) < rss.total
+                    && let Ok(mut parts) = report_parts.lock()
                 {
-                    report_rss.fetch_max(rss, Ordering::AcqRel);
+                    *parts = Some(pid.map_or(rss, |p| with_regions(p, rss)));
+                }
+                if reporting.load(Ordering::Acquire)
+                    && let Some(ticks) = pid.and_then(cpu_ticks)
+                    && let Ok(mut cpu) = report_cpu.lock()
+                {
+                    cpu.0.get_or_insert(ticks);
+                    cpu.1 = ticks;
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -516,6 +595,13 @@ fn measured(dir: &std::path::Path, fake: &FakeStripe, args: &[&str]) -> Measured
         cpu: (cpu > 0.0).then(|| Duration::from_secs_f64(cpu)),
         peak_rss,
         report_rss: (report_rss > 0).then_some(report_rss),
+        report_parts: report_parts.into_inner().ok().flatten(),
+        report_cpu: match report_cpu.into_inner() {
+            Ok((Some(first), last)) => Some(Duration::from_secs_f64(
+                last.saturating_sub(first) as f64 / CLOCK_TICKS,
+            )),
+            _ => None,
+        },
         summary: stdout
             .lines()
             .find(|l| l.contains(" customers: "))
@@ -531,12 +617,82 @@ fn first_child(pid: u32) -> Option<u32> {
     children.split_whitespace().next()?.parse().ok()
 }
 
-/// A process's resident set now, in bytes (VmRSS).
-fn resident(pid: u32) -> Option<u64> {
+/// Clock ticks a second in /proc/PID/stat (`getconf CLK_TCK`: 100 on Linux).
+const CLOCK_TICKS: f64 = 100.0;
+
+/// A process's CPU time so far (user + system), in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count from its `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// A process's resident set, in bytes: the whole (VmRSS), its anonymous
+/// memory and its pages of mapped files (the binary, SQLite's WAL index).
+#[derive(Debug, Clone, Copy)]
+struct Resident {
+    total: u64,
+    anon: u64,
+    file: u64,
+    /// Of `anon`: glibc's main heap (`[heap]` in smaps: SQLite's memory,
+    /// which runs on the main thread) and anonymous mappings (mimalloc's
+    /// arena: Rust's memory; and glibc's largest blocks), when read.
+    heap: Option<u64>,
+    mapped: Option<u64>,
+}
+
+/// A process's resident set now (Linux's /proc/PID/status).
+fn resident(pid: u32) -> Option<Resident> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some(Resident {
+        total: field("VmRSS:")?,
+        anon: field("RssAnon:").unwrap_or(0),
+        file: field("RssFile:").unwrap_or(0),
+        heap: None,
+        mapped: None,
+    })
+}
+
+/// `rss` with its heap and anonymous mappings read from /proc/PID/smaps.
+fn with_regions(pid: u32, mut rss: Resident) -> Resident {
+    let Ok(smaps) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return rss;
+    };
+    let (mut heap, mut mapped, mut region) = (0, 0, "");
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some(w) if w.contains('-') && !w.ends_with(':') => {
+                // `start-end perms offset dev inode [path]`
+                region = match words.nth(4) {
+                    Some("[heap]") => "heap",
+                    None => "anon",
+                    Some(_) => "",
+                };
+            }
+            Some("Rss:") => {
+                let kib: u64 = words.next().and_then(|k| k.parse().ok()).unwrap_or(0);
+                match region {
+                    "heap" => heap += kib * 1024,
+                    "anon" => mapped += kib * 1024,
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    rss.heap = Some(heap);
+    rss.mapped = Some(mapped);
+    rss
 }
 
 /// `850 ms`, `2.4 s`, `1 min 05 s`, `1 h 02 min` (stripe-sync's own format).

@@ -103,13 +103,14 @@ pub(crate) fn diff(before: Option<&MappingRow>, after: Option<&MappingRow>) -> O
     (!out.is_empty()).then_some(Value::Object(out))
 }
 
-/// Journaled customers read per query.
-const REPORT_PAGE: usize = 1_000;
+/// Customers read per query: a page is about 1.5 KB a customer while it
+/// is reported, and the report must fit in 50 MB (issue 21).
+const REPORT_PAGE: usize = 256;
 
 /// The report of a backfill run, one customer at a time in customer id
 /// order, read from the store (the customers the run marked, and their
-/// mappings from before it) a page at a time: the account's size does not
-/// matter.
+/// mappings from before it; see `store::write::run_page`) a page at a
+/// time: the account's size does not matter.
 pub(crate) struct PassReports<'a> {
     store: &'a Store,
     run: i64,
