@@ -495,7 +495,7 @@ _stripe__sync() {
             return 0
             ;;
         stripe__subcmd__sync__subcmd__resync)
-            opts="-q -v -h -V --user --customer --all --restart --check --yes --all-rows --events --since --follow --interval --user-key --api-key --api-key-file --api-base --api-version --max-rps --max-retries --db --config --json --quiet --verbose --color --no-input --help --version"
+            opts="-q -v -h -V --user --customer --all --no-wait --restart --check --yes --all-rows --events --since --follow --interval --user-key --api-key --api-key-file --api-base --api-version --max-rps --max-retries --db --config --json --quiet --verbose --color --no-input --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

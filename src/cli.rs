@@ -31,8 +31,8 @@ pub type Cli = Root<Command>;
 /// Options accepted before or after the command name.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
-    /// The SQLite store (created with mode 0600 on first write)
-    #[arg(long, global = true, env = "STRIPE_SYNC_DB", value_name = "PATH")]
+    /// The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or postgres://USER:PASSWORD@HOST/DB for one shared by a team
+    #[arg(long, global = true, env = "STRIPE_SYNC_DB", value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
 
     /// Routing config [default: stripe-sync.toml in the current directory, if present]
@@ -386,6 +386,10 @@ pub struct ResyncArgs {
     // requirement as met when it conflicts with a flag given (`--all
     // --follow` ran a backfill, `--customer X --restart` ignored --restart).
     // So each mode's own flags name the modes they cannot be used with.
+    /// With --all on a shared (PostgreSQL) store: when another backfill holds the store, exit 2 instead of waiting for it
+    #[arg(long, requires = "all", conflicts_with_all = ["users", "customers", "events"])]
+    pub no_wait: bool,
+
     /// With --all: start over instead of resuming
     #[arg(long, requires = "all", conflicts_with_all = ["users", "customers", "events"])]
     pub restart: bool,

@@ -15,6 +15,7 @@ pub(crate) mod forward;
 pub mod objects;
 pub(crate) mod output;
 pub(crate) mod parallel;
+pub(crate) mod pg;
 pub(crate) mod replay;
 pub(crate) mod resolve;
 pub(crate) mod routing;

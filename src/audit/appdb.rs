@@ -8,11 +8,12 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Map, Number, Value};
+
+pub(crate) use crate::pg::shown;
 
 /// Where the rows of a query go: the column names first, then each row
 /// (1-based) as a JSON object keyed by column name.
@@ -31,7 +32,7 @@ pub(crate) fn read_rows(url: &str, query: &str, sink: &mut dyn RowSink) -> anyho
     if let Some(path) = sqlite_path(url) {
         return sqlite::read_rows(path, query, sink);
     }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if crate::pg::is_url(url) {
         return postgres::read_rows(url, query, sink);
     }
     Err(crate::usage(format!(
@@ -39,47 +40,6 @@ pub(crate) fn read_rows(url: &str, query: &str, sink: &mut dyn RowSink) -> anyho
          (or postgresql://...) for PostgreSQL, or sqlite:PATH for a SQLite file",
         shown(url)
     )))
-}
-
-/// `url` as it may be shown: without its password.
-///
-/// Everything between the first `:` of the user part and the last `@` is
-/// masked (a password with an unencoded `@`, `/` or `?` is still hidden),
-/// and so is the value of any `password=` / `sslpassword=` parameter.
-pub(crate) fn shown(url: &str) -> String {
-    mask_params(&mask_userinfo(url))
-}
-
-fn mask_userinfo(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[start..];
-    let Some(at) = rest.rfind('@') else {
-        return url.to_owned();
-    };
-    match rest[..at].find(':') {
-        Some(colon) => format!("{}{}:***{}", &url[..start], &rest[..colon], &rest[at..]),
-        None => url.to_owned(),
-    }
-}
-
-fn mask_params(text: &str) -> String {
-    const KEY: &str = "password=";
-    let lower = text.to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len());
-    let mut from = 0;
-    while let Some(found) = lower[from..].find(KEY) {
-        let value_start = from + found + KEY.len();
-        let value_end = text[value_start..]
-            .find(|c: char| c == '&' || c.is_whitespace())
-            .map_or(text.len(), |i| value_start + i);
-        out.push_str(&text[from..value_start]);
-        out.push_str("***");
-        from = value_end;
-    }
-    out.push_str(&text[from..]);
-    out
 }
 
 /// The file of `sqlite:PATH` (`sqlite://PATH` too, as sqlx writes it).
@@ -188,24 +148,21 @@ mod sqlite {
 }
 
 mod postgres {
-    use tokio_postgres::config::{Host, SslMode};
     use tokio_postgres::error::SqlState;
     use tokio_postgres::types::Type;
-    use tokio_postgres::{Config, SimpleQueryMessage};
-    use tokio_postgres_rustls::MakeRustlsConnect;
+    use tokio_postgres::{Client, SimpleQueryMessage};
 
     use super::*;
+    use crate::pg::{self, Target};
 
     /// Rows per `FETCH`: enough to keep round trips negligible, few enough
     /// that a batch of wide rows stays small.
     const BATCH: usize = 2000;
     const CURSOR: &str = "stripe_sync_audit";
-    /// libpq's `connect_timeout` when the URL gives none; it also bounds TLS
-    /// and authentication, so a server that accepts and then stays silent fails too.
-    const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
     pub(super) fn read_rows(url: &str, query: &str, sink: &mut dyn RowSink) -> anyhow::Result<()> {
-        let target = Target::parse(url)?;
+        let target =
+            Target::parse(url, "--app-db", "stripe-sync audit")?.called("the app database");
         if tokio::runtime::Handle::try_current().is_ok() {
             bail!("internal error: --app-db read from inside a tokio runtime; please report this");
         }
@@ -213,253 +170,122 @@ mod postgres {
             .enable_all()
             .build()
             .context("cannot start the runtime that reads --app-db")?;
-        runtime.block_on(target.read(query, sink))
+        runtime.block_on(read(&target, query, sink))
     }
 
-    /// Everything about one `--app-db postgres://` that is known before connecting.
-    struct Target {
-        config: Config,
-        tls: Tls,
-        /// The URL without its password.
-        shown: String,
-        /// `host:port` as the messages name it.
-        place: String,
-        deadline: Duration,
+    async fn read(target: &Target, query: &str, sink: &mut dyn RowSink) -> anyhow::Result<()> {
+        let client = target.connect().await?;
+        let result = stream(target, &client, query, sink).await;
+        drop(client);
+        // The connection ends once the client is gone (it sends Terminate):
+        // give it a second. It is the only task of this runtime.
+        let tasks = tokio::runtime::Handle::current().metrics();
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while tasks.num_alive_tasks() > 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        result
     }
 
-    impl Target {
-        fn parse(url: &str) -> anyhow::Result<Target> {
-            let shown = shown(url);
-            let (rest, tls) =
-                Tls::split(url).map_err(|why| crate::usage(format!("--app-db {shown}: {why}")))?;
-            let mut config: Config = rest.parse().map_err(|e: tokio_postgres::Error| {
-                crate::usage(format!(
-                    "--app-db {shown} is not a valid PostgreSQL URL ({}); the form is \
-                     postgres://USER:PASSWORD@HOST:PORT/DB",
-                    chain(&e)
-                ))
-            })?;
-            config.ssl_mode(match tls.mode {
-                Mode::Disable => SslMode::Disable,
-                Mode::Prefer => SslMode::Prefer,
-                Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
-            });
-            if config.get_application_name().is_none() {
-                config.application_name("stripe-sync audit");
-            }
-            let deadline = config
-                .get_connect_timeout()
-                .copied()
-                .unwrap_or(CONNECT_TIMEOUT);
-            config.connect_timeout(deadline);
-            let ports = config.get_ports();
-            let place = config
-                .get_hosts()
-                .iter()
-                .enumerate()
-                .map(|(i, host)| {
-                    let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-                    match host {
-                        Host::Tcp(name) if name.contains(':') => format!("[{name}]:{port}"),
-                        Host::Tcp(name) => format!("{name}:{port}"),
-                        Host::Unix(dir) => format!("{}:{port}", dir.display()),
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(",");
-            Ok(Target {
-                config,
-                tls,
-                shown,
-                place,
-                deadline,
-            })
-        }
-
-        async fn read(self, query: &str, sink: &mut dyn RowSink) -> anyhow::Result<()> {
-            let connector = self.tls.connector()?;
-            let (client, connection) =
-                match tokio::time::timeout(self.deadline, self.config.connect(connector)).await {
-                    Ok(Ok(pair)) => pair,
-                    Ok(Err(e)) => return Err(self.connect_failed(&e)),
-                    Err(_) => bail!(
-                        "cannot reach the app database at {}: no answer within {} s; check that \
-                         the server runs and accepts connections from here, and the host and \
-                         port in --app-db {}",
-                        self.place,
-                        self.deadline.as_secs(),
-                        self.shown
-                    ),
-                };
-            let connection = tokio::spawn(connection);
-            let result = self.stream(&client, query, sink).await;
-            drop(client);
-            // The connection ends once the client is gone (it sends Terminate).
-            let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
-            result
-        }
-
-        /// The query as a cursor inside a read-only transaction, fetched in
-        /// batches in the text protocol.
-        ///
-        /// Why a cursor and the text protocol: the extended protocol
-        /// (`query_raw`) returns binary values that need a decoder per type,
-        /// and types without one (numeric, enums, domains, arrays...) would
-        /// have no text form; the text protocol gives every value as the
-        /// server prints it, and the column types from `prepare` say which
-        /// to turn into numbers, booleans or JSON. `simple_query` collects
-        /// all rows of a statement, so the rows come through `FETCH` in
-        /// batches of `BATCH`. `DECLARE ... CURSOR FOR` also accepts only
-        /// SELECT, VALUES and WITH ... SELECT.
-        async fn stream(
-            &self,
-            client: &tokio_postgres::Client,
-            query: &str,
-            sink: &mut dyn RowSink,
-        ) -> anyhow::Result<()> {
-            let failed = |e: tokio_postgres::Error| self.query_failed(&e);
-            // SET LOCAL, not SET: behind a transaction-pooling PgBouncer a
-            // session setting would outlive this transaction. UTC and ISO
-            // make timestamps read `2026-01-05 10:00:00+00`; a cursor is
-            // planned for its first rows unless told it will be read through.
-            client
-                .batch_execute(
-                    "BEGIN READ ONLY; SET LOCAL TimeZone = 'UTC'; \
-                     SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL cursor_tuple_fraction = 1.0",
-                )
-                .await
-                .map_err(failed)?;
-            // `prepare` takes one statement only: a `; COMMIT; ...` after the
-            // query cannot end the read-only transaction. It also gives the types.
-            let statement = client.prepare(query).await.map_err(failed)?;
-            let names: Vec<String> = statement
-                .columns()
-                .iter()
-                .map(|c| c.name().to_owned())
-                .collect();
-            let kinds: Vec<Kind> = statement
-                .columns()
-                .iter()
-                .map(|c| Kind::of(c.type_()))
-                .collect();
-            check_names(&names)?;
-            sink.columns(&names)?;
-            client
-                .batch_execute(&format!("DECLARE {CURSOR} NO SCROLL CURSOR FOR {query}"))
-                .await
-                .map_err(|e| {
-                    let error = self.query_failed(&e);
-                    // The query itself parsed in `prepare`: what a cursor
-                    // refuses is a statement that is not a query.
-                    if e.code() == Some(&SqlState::SYNTAX_ERROR) {
-                        anyhow!(
-                            "{error}; --query must be one SELECT, VALUES or WITH ... SELECT \
-                             statement"
-                        )
-                    } else {
-                        error
-                    }
-                })?;
-            let fetch = format!("FETCH {BATCH} FROM {CURSOR}");
-            let mut n = 0;
-            loop {
-                let messages = client.simple_query(&fetch).await.map_err(failed)?;
-                let mut fetched = 0;
-                for message in messages {
-                    let SimpleQueryMessage::Row(row) = message else {
-                        continue;
-                    };
-                    fetched += 1;
-                    n += 1;
-                    let mut map = Map::with_capacity(names.len());
-                    for (i, (name, kind)) in names.iter().zip(&kinds).enumerate() {
-                        let value = row
-                            .try_get(i)
-                            .map_err(failed)?
-                            .map_or(Value::Null, |t| kind.json(t));
-                        map.insert(name.clone(), value);
-                    }
-                    sink.row(n, map)?;
-                }
-                if fetched < BATCH {
-                    return Ok(());
-                }
-            }
-        }
-
-        fn connect_failed(&self, e: &tokio_postgres::Error) -> anyhow::Error {
-            let (place, shown) = (&self.place, &self.shown);
-            if let Some(db) = e.as_db_error() {
-                let code = db.code();
-                if *code == SqlState::INVALID_PASSWORD
-                    || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-                {
-                    let user = self.config.get_user().unwrap_or("(none)");
-                    return anyhow!(
-                        "authentication failed at {place} for user `{user}`: {}; check the user \
-                         and password in --app-db {shown}",
-                        db.message()
-                    );
-                }
-                return anyhow!(
-                    "the app database at {place} refused the connection: {}; check --app-db {shown}",
-                    with_detail(db)
-                );
-            }
-            let what = chain(e);
-            if what.contains("password missing") {
-                return anyhow!(
-                    "authentication failed at {place}: the server asks for a password and \
-                     --app-db {shown} has none; give postgres://USER:PASSWORD@..."
-                );
-            }
-            if what.contains("TLS") || what.contains("tls") {
-                return anyhow!(
-                    "TLS with the app database at {place} failed: {what}; check sslmode in \
-                     --app-db {shown}"
-                );
-            }
-            anyhow!(
-                "cannot reach the app database at {place}: {what}; check that the server runs and \
-                 the host and port in --app-db {shown}"
+    /// The query as a cursor inside a read-only transaction, fetched in
+    /// batches in the text protocol.
+    ///
+    /// Why a cursor and the text protocol: the extended protocol
+    /// (`query_raw`) returns binary values that need a decoder per type,
+    /// and types without one (numeric, enums, domains, arrays...) would
+    /// have no text form; the text protocol gives every value as the
+    /// server prints it, and the column types from `prepare` say which
+    /// to turn into numbers, booleans or JSON. `simple_query` collects
+    /// all rows of a statement, so the rows come through `FETCH` in
+    /// batches of `BATCH`. `DECLARE ... CURSOR FOR` also accepts only
+    /// SELECT, VALUES and WITH ... SELECT.
+    async fn stream(
+        target: &Target,
+        client: &Client,
+        query: &str,
+        sink: &mut dyn RowSink,
+    ) -> anyhow::Result<()> {
+        let failed = |e: tokio_postgres::Error| query_failed(target, &e);
+        // SET LOCAL, not SET: behind a transaction-pooling PgBouncer a
+        // session setting would outlive this transaction. UTC and ISO
+        // make timestamps read `2026-01-05 10:00:00+00`; a cursor is
+        // planned for its first rows unless told it will be read through.
+        client
+            .batch_execute(
+                "BEGIN READ ONLY; SET LOCAL TimeZone = 'UTC'; \
+                 SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL cursor_tuple_fraction = 1.0",
             )
-        }
-
-        fn query_failed(&self, e: &tokio_postgres::Error) -> anyhow::Error {
-            match e.as_db_error() {
-                Some(db) => anyhow!("--query failed: {}", with_detail(db)),
-                None => anyhow!(
-                    "--query failed: the connection to {} broke ({}); run the audit again",
-                    self.place,
-                    chain(e)
-                ),
+            .await
+            .map_err(failed)?;
+        // `prepare` takes one statement only: a `; COMMIT; ...` after the
+        // query cannot end the read-only transaction. It also gives the types.
+        let statement = client.prepare(query).await.map_err(failed)?;
+        let names: Vec<String> = statement
+            .columns()
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect();
+        let kinds: Vec<Kind> = statement
+            .columns()
+            .iter()
+            .map(|c| Kind::of(c.type_()))
+            .collect();
+        check_names(&names)?;
+        sink.columns(&names)?;
+        client
+            .batch_execute(&format!("DECLARE {CURSOR} NO SCROLL CURSOR FOR {query}"))
+            .await
+            .map_err(|e| {
+                let error = query_failed(target, &e);
+                // The query itself parsed in `prepare`: what a cursor
+                // refuses is a statement that is not a query.
+                if e.code() == Some(&SqlState::SYNTAX_ERROR) {
+                    anyhow!(
+                        "{error}; --query must be one SELECT, VALUES or WITH ... SELECT \
+                         statement"
+                    )
+                } else {
+                    error
+                }
+            })?;
+        let fetch = format!("FETCH {BATCH} FROM {CURSOR}");
+        let mut n = 0;
+        loop {
+            let messages = client.simple_query(&fetch).await.map_err(failed)?;
+            let mut fetched = 0;
+            for message in messages {
+                let SimpleQueryMessage::Row(row) = message else {
+                    continue;
+                };
+                fetched += 1;
+                n += 1;
+                let mut map = Map::with_capacity(names.len());
+                for (i, (name, kind)) in names.iter().zip(&kinds).enumerate() {
+                    let value = row
+                        .try_get(i)
+                        .map_err(failed)?
+                        .map_or(Value::Null, |t| kind.json(t));
+                    map.insert(name.clone(), value);
+                }
+                sink.row(n, map)?;
+            }
+            if fetched < BATCH {
+                return Ok(());
             }
         }
     }
 
-    /// PostgreSQL's message, with its detail and hint when it gives them.
-    fn with_detail(db: &tokio_postgres::error::DbError) -> String {
-        let mut text = db.message().to_owned();
-        if let Some(detail) = db.detail() {
-            text.push_str(&format!(" (detail: {detail})"));
+    fn query_failed(target: &Target, e: &tokio_postgres::Error) -> anyhow::Error {
+        match e.as_db_error() {
+            Some(db) => anyhow!("--query failed: {}", pg::with_detail(db)),
+            None => anyhow!(
+                "--query failed: the connection to {} broke ({}); run the audit again",
+                target.place(),
+                pg::chain(e)
+            ),
         }
-        if let Some(hint) = db.hint() {
-            text.push_str(&format!(" (hint: {hint})"));
-        }
-        text
-    }
-
-    /// tokio-postgres's Display names only the kind ("error connecting to
-    /// server"); the cause is in `source()`. Neither ever holds the password.
-    fn chain(e: &tokio_postgres::Error) -> String {
-        let mut text = e.to_string();
-        let mut cause = std::error::Error::source(e);
-        while let Some(c) = cause {
-            text.push_str(": ");
-            text.push_str(&c.to_string());
-            cause = c.source();
-        }
-        text
     }
 
     /// What a column's text becomes in JSON, decided once from its type.
@@ -513,373 +339,9 @@ mod postgres {
             }
         }
     }
-
-    /// libpq's `sslmode`. tokio-postgres knows only disable, prefer and
-    /// require, so the URL's `sslmode` and `sslrootcert` are read here and
-    /// taken out before its parser sees the URL.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    enum Mode {
-        /// No TLS.
-        Disable,
-        /// TLS if the server offers it, else plain; no certificate check.
-        Prefer,
-        /// TLS, no certificate check (unless `sslrootcert` is given: then as verify-ca).
-        Require,
-        /// TLS, the certificate chains to a trusted root; any host name.
-        VerifyCa,
-        /// TLS, the certificate chains to a trusted root and names the host.
-        VerifyFull,
-    }
-
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    struct Tls {
-        mode: Mode,
-        /// `sslrootcert`: a PEM file of trusted roots, or `system`.
-        root_cert: Option<String>,
-    }
-
-    impl Tls {
-        /// The URL without `sslmode` and `sslrootcert`, and what they said.
-        fn split(url: &str) -> Result<(String, Tls), String> {
-            let mut tls = Tls {
-                mode: Mode::Prefer,
-                root_cert: None,
-            };
-            let Some((base, params)) = url.split_once('?') else {
-                return Ok((url.to_owned(), tls));
-            };
-            let mut kept = Vec::new();
-            for param in params.split('&').filter(|p| !p.is_empty()) {
-                let (key, value) = param.split_once('=').unwrap_or((param, ""));
-                match key {
-                    "sslmode" => {
-                        tls.mode = match percent_decode(value).as_str() {
-                            "disable" => Mode::Disable,
-                            "prefer" => Mode::Prefer,
-                            "require" => Mode::Require,
-                            "verify-ca" => Mode::VerifyCa,
-                            "verify-full" => Mode::VerifyFull,
-                            other => {
-                                return Err(format!(
-                                    "sslmode={other} is not supported; give disable, prefer, \
-                                     require, verify-ca or verify-full"
-                                ));
-                            }
-                        }
-                    }
-                    "sslrootcert" => tls.root_cert = Some(percent_decode(value)),
-                    _ => kept.push(param),
-                }
-            }
-            let rest = if kept.is_empty() {
-                base.to_owned()
-            } else {
-                format!("{base}?{}", kept.join("&"))
-            };
-            Ok((rest, tls))
-        }
-
-        /// libpq's `require` with a root certificate behaves as verify-ca.
-        fn effective_mode(&self) -> Mode {
-            match (self.mode, &self.root_cert) {
-                (Mode::Require, Some(_)) => Mode::VerifyCa,
-                (mode, _) => mode,
-            }
-        }
-
-        fn connector(&self) -> anyhow::Result<MakeRustlsConnect> {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .context("cannot set up TLS for --app-db")?;
-            let config = match self.effective_mode() {
-                Mode::Disable | Mode::Prefer | Mode::Require => builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(verify::Nothing(provider)))
-                    .with_no_client_auth(),
-                Mode::VerifyCa => {
-                    let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                        Arc::new(self.roots()?),
-                        provider,
-                    )
-                    .build()
-                    .context("cannot set up certificate checks for --app-db")?;
-                    builder
-                        .dangerous()
-                        .with_custom_certificate_verifier(Arc::new(verify::ChainOnly(chain)))
-                        .with_no_client_auth()
-                }
-                Mode::VerifyFull => builder
-                    .with_root_certificates(self.roots()?)
-                    .with_no_client_auth(),
-            };
-            Ok(MakeRustlsConnect::new(config))
-        }
-
-        /// The roots a certificate must chain to: the `sslrootcert` file
-        /// alone when given (as libpq), else the Mozilla roots.
-        fn roots(&self) -> anyhow::Result<rustls::RootCertStore> {
-            use rustls::pki_types::CertificateDer;
-            use rustls::pki_types::pem::PemObject;
-
-            let path = match self.root_cert.as_deref() {
-                None | Some("system") => {
-                    return Ok(rustls::RootCertStore {
-                        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                    });
-                }
-                Some(path) => path,
-            };
-            let mut roots = rustls::RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    anyhow!(
-                        "sslrootcert {path}: cannot read certificates from it ({e}); give a PEM \
-                         file of the CA that signed the server's certificate"
-                    )
-                })?;
-            let (_, rejected) = roots.add_parsable_certificates(certs);
-            if roots.is_empty() {
-                bail!(
-                    "sslrootcert {path}: no usable certificate in it ({rejected} rejected); give \
-                     a PEM file of the CA that signed the server's certificate"
-                );
-            }
-            Ok(roots)
-        }
-    }
-
-    fn percent_decode(text: &str) -> String {
-        let bytes = text.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
-            match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-                (b'%', Some(byte)) => {
-                    out.push(byte);
-                    i += 3;
-                }
-                (byte, _) => {
-                    out.push(byte);
-                    i += 1;
-                }
-            }
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-
-    /// Certificate checks for the modes that libpq defines with less than full verification.
-    mod verify {
-        use rustls::client::WebPkiServerVerifier;
-        use rustls::client::danger::{
-            HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
-        };
-        use rustls::crypto::CryptoProvider;
-        use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-        use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
-
-        use super::Arc;
-
-        /// prefer / require: encrypted, but any certificate (libpq's meaning).
-        #[derive(Debug)]
-        pub(super) struct Nothing(pub(super) Arc<CryptoProvider>);
-
-        impl ServerCertVerifier for Nothing {
-            fn verify_server_cert(
-                &self,
-                _end_entity: &CertificateDer<'_>,
-                _intermediates: &[CertificateDer<'_>],
-                _server_name: &ServerName<'_>,
-                _ocsp_response: &[u8],
-                _now: UnixTime,
-            ) -> Result<ServerCertVerified, rustls::Error> {
-                Ok(ServerCertVerified::assertion())
-            }
-
-            fn verify_tls12_signature(
-                &self,
-                message: &[u8],
-                cert: &CertificateDer<'_>,
-                dss: &DigitallySignedStruct,
-            ) -> Result<HandshakeSignatureValid, rustls::Error> {
-                let algorithms = &self.0.signature_verification_algorithms;
-                rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
-            }
-
-            fn verify_tls13_signature(
-                &self,
-                message: &[u8],
-                cert: &CertificateDer<'_>,
-                dss: &DigitallySignedStruct,
-            ) -> Result<HandshakeSignatureValid, rustls::Error> {
-                let algorithms = &self.0.signature_verification_algorithms;
-                rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
-            }
-
-            fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-                self.0.signature_verification_algorithms.supported_schemes()
-            }
-        }
-
-        /// verify-ca: the chain is checked, the host name is not.
-        #[derive(Debug)]
-        pub(super) struct ChainOnly(pub(super) Arc<WebPkiServerVerifier>);
-
-        impl ServerCertVerifier for ChainOnly {
-            fn verify_server_cert(
-                &self,
-                end_entity: &CertificateDer<'_>,
-                intermediates: &[CertificateDer<'_>],
-                server_name: &ServerName<'_>,
-                ocsp_response: &[u8],
-                now: UnixTime,
-            ) -> Result<ServerCertVerified, rustls::Error> {
-                // The name is checked only after the chain has passed.
-                match self.0.verify_server_cert(
-                    end_entity,
-                    intermediates,
-                    server_name,
-                    ocsp_response,
-                    now,
-                ) {
-                    Err(rustls::Error::InvalidCertificate(
-                        CertificateError::NotValidForName
-                        | CertificateError::NotValidForNameContext { .. },
-                    )) => Ok(ServerCertVerified::assertion()),
-                    other => other,
-                }
-            }
-
-            fn verify_tls12_signature(
-                &self,
-                message: &[u8],
-                cert: &CertificateDer<'_>,
-                dss: &DigitallySignedStruct,
-            ) -> Result<HandshakeSignatureValid, rustls::Error> {
-                self.0.verify_tls12_signature(message, cert, dss)
-            }
-
-            fn verify_tls13_signature(
-                &self,
-                message: &[u8],
-                cert: &CertificateDer<'_>,
-                dss: &DigitallySignedStruct,
-            ) -> Result<HandshakeSignatureValid, rustls::Error> {
-                self.0.verify_tls13_signature(message, cert, dss)
-            }
-
-            fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-                self.0.supported_verify_schemes()
-            }
-        }
-    }
-
     #[cfg(test)]
     mod tests {
         use super::*;
-
-        fn split(url: &str) -> (String, Tls) {
-            Tls::split(url).unwrap()
-        }
-
-        #[test]
-        fn sslmode_defaults_to_prefer_and_leaves_the_url_alone() {
-            let (rest, tls) = split("postgres://app:pw@db:5432/app");
-            assert_eq!(rest, "postgres://app:pw@db:5432/app");
-            assert_eq!(
-                tls,
-                Tls {
-                    mode: Mode::Prefer,
-                    root_cert: None
-                }
-            );
-        }
-
-        #[test]
-        fn sslmode_and_sslrootcert_are_taken_out_of_the_url() {
-            let (rest, tls) = split(
-                "postgres://app:pw@db/app?application_name=x&sslmode=verify-full\
-                 &sslrootcert=%2Fetc%2Fca.pem&connect_timeout=3",
-            );
-            assert_eq!(
-                rest,
-                "postgres://app:pw@db/app?application_name=x&connect_timeout=3"
-            );
-            assert_eq!(tls.mode, Mode::VerifyFull);
-            assert_eq!(tls.root_cert.as_deref(), Some("/etc/ca.pem"));
-            let (rest, tls) = split("postgresql://db/app?sslmode=verify-ca");
-            assert_eq!(
-                (rest.as_str(), tls.mode),
-                ("postgresql://db/app", Mode::VerifyCa)
-            );
-        }
-
-        #[test]
-        fn every_libpq_sslmode_but_allow_is_read() {
-            for (name, mode) in [
-                ("disable", Mode::Disable),
-                ("prefer", Mode::Prefer),
-                ("require", Mode::Require),
-                ("verify-ca", Mode::VerifyCa),
-                ("verify-full", Mode::VerifyFull),
-            ] {
-                let (_, tls) = split(&format!("postgres://db/app?sslmode={name}"));
-                assert_eq!(tls.mode, mode, "{name}");
-                assert_eq!(tls.effective_mode(), mode, "{name}");
-                tls.connector().unwrap();
-            }
-            let err = Tls::split("postgres://db/app?sslmode=allow").unwrap_err();
-            assert!(err.contains("sslmode=allow is not supported"), "{err}");
-            assert!(err.contains("verify-full"), "{err}");
-        }
-
-        #[test]
-        fn require_with_a_root_certificate_is_verify_ca_as_in_libpq() {
-            let (_, tls) = split("postgres://db/app?sslmode=require&sslrootcert=/x.pem");
-            assert_eq!(tls.effective_mode(), Mode::VerifyCa);
-        }
-
-        #[test]
-        fn a_missing_root_certificate_file_is_named() {
-            let (_, tls) = split("postgres://db/app?sslmode=verify-full&sslrootcert=/no/such.pem");
-            let err = tls.connector().err().unwrap().to_string();
-            assert!(
-                err.starts_with("sslrootcert /no/such.pem: cannot read"),
-                "{err}"
-            );
-        }
-
-        #[test]
-        fn the_url_parser_sees_no_ssl_parameter_it_cannot_read() {
-            let target =
-                Target::parse("postgres://app:pw@db.internal:6543/app?sslmode=verify-full")
-                    .unwrap();
-            assert_eq!(target.place, "db.internal:6543");
-            assert_eq!(target.deadline, CONNECT_TIMEOUT);
-            let target = Target::parse("postgres://app@db/app?connect_timeout=2").unwrap();
-            assert_eq!(
-                (target.place.as_str(), target.deadline),
-                ("db:5432", Duration::from_secs(2))
-            );
-        }
-
-        #[test]
-        fn a_bad_url_is_a_usage_error_without_the_password() {
-            let err = Target::parse("postgres://app:hunter2@db/app?port=x")
-                .err()
-                .unwrap();
-            let text = format!("{err:#}");
-            assert!(text.contains("is not a valid PostgreSQL URL"), "{text}");
-            assert!(!text.contains("hunter2"), "{text}");
-            assert!(matches!(
-                err.downcast_ref::<crate::Fatal>(),
-                Some(crate::Fatal::Usage(_))
-            ));
-        }
 
         #[test]
         fn text_values_become_json_by_type() {
@@ -1107,44 +569,6 @@ mod tests {
                 err.downcast_ref::<crate::Fatal>(),
                 Some(crate::Fatal::Usage(_))
             ));
-        }
-    }
-
-    #[test]
-    fn shown_hides_passwords() {
-        for (url, want) in [
-            (
-                "postgres://app:hunter2@127.0.0.1:5432/db",
-                "postgres://app:***@127.0.0.1:5432/db",
-            ),
-            ("postgresql://app@db/app", "postgresql://app@db/app"),
-            (
-                "postgres://db/app?sslmode=require",
-                "postgres://db/app?sslmode=require",
-            ),
-            (
-                "postgres://app:p@ss/w?rd@db/app",
-                "postgres://app:***@db/app",
-            ),
-            (
-                "postgres://app:p%40ss@db/app?sslmode=disable",
-                "postgres://app:***@db/app?sslmode=disable",
-            ),
-            (
-                "postgres://db/app?user=app&password=hunter2&sslmode=disable",
-                "postgres://db/app?user=app&password=***&sslmode=disable",
-            ),
-            (
-                "postgres://db/app?sslpassword=hunter2",
-                "postgres://db/app?sslpassword=***",
-            ),
-            (
-                "host=db PASSWORD=hunter2 dbname=app",
-                "host=db PASSWORD=*** dbname=app",
-            ),
-            ("sqlite:/var/app.db", "sqlite:/var/app.db"),
-        ] {
-            assert_eq!(shown(url), want, "{url}");
         }
     }
 

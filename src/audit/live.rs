@@ -2,8 +2,6 @@
 //! `resync --user` does (the same [`Lookup::resync`]), so the app is held
 //! to the truth of now rather than of the store's last sync.
 
-use std::path::Path;
-
 use crate::runtime::Runtime;
 use crate::stripe::Client;
 use crate::sync::targeted::Lookup;
@@ -22,7 +20,7 @@ pub(crate) struct Resynced {
 pub(crate) fn resync(
     rt: &Runtime,
     client: &Client,
-    db: &Path,
+    db: &crate::store::Location,
     user_key: &str,
     users: &[String],
     bar: &indicatif::ProgressBar,

@@ -28,7 +28,7 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
     let access = Rules::access(&args.access).map_err(crate::usage)?;
     let fail_on = Kind::counted(&args.fail_on).map_err(crate::usage)?;
     let forward = repair_target(args, printer)?;
-    let db = store::db_path(global.db.as_deref());
+    let db = store::Location::from_flag(global.db.as_deref());
     let rt = Runtime::new()?;
 
     let app = AppSide::read(&spec)?;
@@ -39,7 +39,7 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
     let Some(store) = Store::open_read_only(&db)? else {
         return Err(anyhow::anyhow!(
             "no store at {}: build one with `stripe-sync resync --all` (or pass --live, or --db)",
-            db.display()
+            db
         ));
     };
     if !args.live {
@@ -112,7 +112,7 @@ fn resync_live(
     args: &AuditArgs,
     cfg: &crate::config::Config,
     rt: &Runtime,
-    db: &std::path::Path,
+    db: &store::Location,
     app: &AppSide,
     printer: &Printer,
 ) -> anyhow::Result<()> {

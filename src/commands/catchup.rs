@@ -32,7 +32,7 @@ pub(crate) fn run(
     } else {
         Mode::Write
     };
-    let mut syncer = Syncer::open(&store::db_path(global.db.as_deref()), mode)?;
+    let mut syncer = Syncer::open(&store::Location::from_flag(global.db.as_deref()), mode)?;
     if since.is_none() && syncer.store().events_checkpoint()?.is_none() {
         return Err(crate::usage(
             "no events checkpoint in the store: run `stripe-sync resync --all` first (it sets one), or pass --since (e.g. --since 7d)",

@@ -12,11 +12,11 @@ pub fn run(args: &InspectArgs, global: &GlobalArgs, printer: &Printer) -> anyhow
             "--csv and --json exclude each other: pick one output format",
         ));
     }
-    let db = store::db_path(global.db.as_deref());
+    let db = store::Location::from_flag(global.db.as_deref());
     let Some(store) = Store::open_read_only(&db)? else {
         return Err(anyhow::anyhow!(
             "no store at {}: build one with `stripe-sync replay <events>` or `stripe-sync resync`, or pass --db",
-            db.display()
+            db
         ));
     };
     let filter = Filter {
@@ -37,7 +37,7 @@ pub fn run(args: &InspectArgs, global: &GlobalArgs, printer: &Printer) -> anyhow
     if !filtered && !store.has_customers()? {
         printer.info(&format!(
             "the store {} holds no customers yet: run `stripe-sync replay fixtures/` or `stripe-sync resync --all`",
-            db.display()
+            db
         ));
     }
     // Every form streams, so a million customers start at once in little

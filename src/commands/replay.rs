@@ -40,8 +40,14 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     let forwarding = forwarder.is_some();
     let mut syncer = match (forwarding, args.dry_run) {
         (true, _) => Syncer::detached()?,
-        (false, true) => Syncer::open(&store::db_path(global.db.as_deref()), Mode::DryRun)?,
-        (false, false) => Syncer::open(&store::db_path(global.db.as_deref()), Mode::Write)?,
+        (false, true) => Syncer::open(
+            &store::Location::from_flag(global.db.as_deref()),
+            Mode::DryRun,
+        )?,
+        (false, false) => Syncer::open(
+            &store::Location::from_flag(global.db.as_deref()),
+            Mode::Write,
+        )?,
     };
     let plan = Plan {
         cfg: &cfg,
@@ -62,7 +68,7 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     let mut finished = replay::run(plan, &mut syncer, &rt, &progress)?;
     report_notes(printer, &finished.notes);
     report_run(printer, &finished);
-    let db = store::db_path(global.db.as_deref());
+    let db = store::Location::from_flag(global.db.as_deref());
     render(printer, &mut finished, &mut syncer, &db, started.elapsed())?;
     if let Some(w) = output::replay::ambiguity_warning(&finished.ambiguous) {
         printer.warn(&w);
@@ -156,7 +162,7 @@ fn render(
     printer: &Printer,
     finished: &mut replay::Finished,
     syncer: &mut Syncer,
-    db: &std::path::Path,
+    db: &store::Location,
     elapsed: std::time::Duration,
 ) -> anyhow::Result<()> {
     let mut render = output::replay::Render::begin(printer)?;
@@ -171,7 +177,7 @@ fn render(
              (what is committed stays; its events are processed again and logged)"
         ));
         finished.errors.push(InputError {
-            source: db.display().to_string(),
+            source: db.to_string(),
             message: format!("{e:#}"),
         });
         e

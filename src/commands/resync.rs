@@ -35,7 +35,7 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     } else {
         Mode::Write
     };
-    let mut syncer = Syncer::open(&store::db_path(global.db.as_deref()), mode)?;
+    let mut syncer = Syncer::open(&store::Location::from_flag(global.db.as_deref()), mode)?;
     let rt = Runtime::new()?;
     let now = super::unix_now();
 
@@ -154,9 +154,35 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Wait (or, with `--no-wait`, refuse) while another process's
+    /// backfill holds the store: two passes at once would each settle
+    /// what the other had not listed yet.
+    fn hold_backfill_lock(&self, args: &ResyncArgs, syncer: &Syncer) -> anyhow::Result<()> {
+        let mut told = false;
+        while let Some(holder) = syncer.store().try_backfill_lock()? {
+            if args.no_wait {
+                anyhow::bail!(
+                    "another backfill is running on this store: {holder}; run again when it \
+                     ends (or without --no-wait, to wait for it)"
+                );
+            }
+            if !told {
+                self.printer.info(&format!(
+                    "another backfill is running on this store: {holder}; waiting for it to \
+                     end (Ctrl-C to stop, --no-wait to exit instead)"
+                ));
+                told = true;
+            }
+            self.rt
+                .block_on(tokio::time::sleep(std::time::Duration::from_millis(500)))?;
+        }
+        Ok(())
+    }
+
     /// `--all`: the backfill, resumed when one was interrupted; the run's
     /// number, whose report is read from the store (see [`PassReports`]).
     fn backfill(&self, args: &ResyncArgs, syncer: &mut Syncer) -> anyhow::Result<i64> {
+        self.hold_backfill_lock(args, syncer)?;
         let started = Instant::now();
         // A pass that fetched nothing (a bad key, a dead API) left only its
         // start: running again is no resumption worth announcing.

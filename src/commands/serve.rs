@@ -36,7 +36,7 @@ pub fn run(args: &ServeArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
     if let Some(dir) = &args.record {
         check_record_dir(dir)?;
     }
-    let db = store::db_path(global.db.as_deref());
+    let db = store::Location::from_flag(global.db.as_deref());
     let syncer = Syncer::open(&db, Mode::Write)?;
     syncer.store().check_writable()?;
     syncer.store().sync_every_commit()?;
@@ -48,9 +48,8 @@ pub fn run(args: &ServeArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
     // With `--live`, requests read the store to know what to fetch.
     let fetching = match &live {
         Some(client) => {
-            let reader = store::Store::open_read_only(&db)?.ok_or_else(|| {
-                anyhow::anyhow!("store {}: disappeared as it was opened", db.display())
-            })?;
+            let reader = store::Store::open_read_only(&db)?
+                .ok_or_else(|| anyhow::anyhow!("store {}: disappeared as it was opened", db))?;
             Some(serve::Live::new(client.clone(), cfg.clone(), reader))
         }
         None => None,

@@ -4,10 +4,10 @@
 
 use rusqlite::OptionalExtension;
 
-use super::Store;
+use super::SqliteStore;
 use crate::objects::{Card, SubscriptionRecord};
 
-impl Store {
+impl SqliteStore {
     /// The customer of each subscription whose status `bills`, handed to
     /// `each` one at a time: one pass over the table in its own order, no
     /// sort, no index, nothing held, so the audit keeps only what it needs

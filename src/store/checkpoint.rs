@@ -1,7 +1,7 @@
 //! Typed checkpoints kept in the store's `sync_state` table: where an
 //! interrupted backfill resumes. The key strings live here and nowhere else.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::sql::{self, Db, args};
 
 /// Where one of the backfill's two listings stands.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -50,76 +50,82 @@ const SUBSCRIPTIONS: (&str, &str) = (
     "backfill.subscriptions_done",
 );
 
-fn get(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT value FROM sync_state WHERE key = ?1", [key], |r| {
-        r.get(0)
-    })
-    .optional()
+fn get(db: &mut (impl Db + ?Sized), key: &str) -> anyhow::Result<Option<String>> {
+    Ok(sql::one(
+        db,
+        "SELECT value FROM sync_state WHERE key = ?1",
+        &args![key],
+        |r| r.string(0),
+    )?
+    .flatten())
 }
 
-fn put(conn: &Connection, key: &str, value: Option<&str>) -> rusqlite::Result<()> {
+fn put(db: &mut (impl Db + ?Sized), key: &str, value: Option<&str>) -> anyhow::Result<()> {
     match value {
-        Some(v) => conn.execute(
+        Some(v) => db.exec(
             "INSERT INTO sync_state(key, value) VALUES (?1, ?2)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![key, v],
+            &args![key, v],
         )?,
-        None => conn.execute("DELETE FROM sync_state WHERE key = ?1", [key])?,
+        None => db.exec("DELETE FROM sync_state WHERE key = ?1", &args![key])?,
     };
     Ok(())
 }
 
-fn cursor(conn: &Connection, (cursor_key, done_key): (&str, &str)) -> rusqlite::Result<Cursor> {
-    if get(conn, done_key)?.is_some() {
+fn cursor(
+    db: &mut (impl Db + ?Sized),
+    (cursor_key, done_key): (&str, &str),
+) -> anyhow::Result<Cursor> {
+    if get(db, done_key)?.is_some() {
         return Ok(Cursor::Done);
     }
-    Ok(match get(conn, cursor_key)? {
+    Ok(match get(db, cursor_key)? {
         Some(after) => Cursor::After(after),
         None => Cursor::Start,
     })
 }
 
 fn put_cursor(
-    conn: &Connection,
+    db: &mut (impl Db + ?Sized),
     (cursor_key, done_key): (&str, &str),
     c: &Cursor,
-) -> rusqlite::Result<()> {
+) -> anyhow::Result<()> {
     match c {
         Cursor::Start => {
-            put(conn, cursor_key, None)?;
-            put(conn, done_key, None)
+            put(db, cursor_key, None)?;
+            put(db, done_key, None)
         }
         Cursor::After(id) => {
-            put(conn, cursor_key, Some(id))?;
-            put(conn, done_key, None)
+            put(db, cursor_key, Some(id))?;
+            put(db, done_key, None)
         }
-        Cursor::Done => put(conn, done_key, Some("1")),
+        Cursor::Done => put(db, done_key, Some("1")),
     }
 }
 
 /// The backfill in progress, if any.
-pub(crate) fn load_backfill(conn: &Connection) -> rusqlite::Result<Option<Backfill>> {
-    let Some(started) = get(conn, STARTED)? else {
+pub(crate) fn load_backfill(db: &mut (impl Db + ?Sized)) -> anyhow::Result<Option<Backfill>> {
+    let Some(started) = get(db, STARTED)? else {
         return Ok(None);
     };
     Ok(Some(Backfill {
         started_at: started.parse().unwrap_or(0),
-        pass: get(conn, PASS)?.and_then(|p| p.parse().ok()).unwrap_or(0),
-        customers: cursor(conn, CUSTOMERS)?,
-        subscriptions: cursor(conn, SUBSCRIPTIONS)?,
+        pass: get(db, PASS)?.and_then(|p| p.parse().ok()).unwrap_or(0),
+        customers: cursor(db, CUSTOMERS)?,
+        subscriptions: cursor(db, SUBSCRIPTIONS)?,
     }))
 }
 
 /// Record the backfill's progress (inside the caller's transaction).
-pub(crate) fn save_backfill(conn: &Connection, b: &Backfill) -> rusqlite::Result<()> {
-    put(conn, STARTED, Some(&b.started_at.to_string()))?;
-    put(conn, PASS, Some(&b.pass.to_string()))?;
-    put_cursor(conn, CUSTOMERS, &b.customers)?;
-    put_cursor(conn, SUBSCRIPTIONS, &b.subscriptions)
+pub(crate) fn save_backfill(db: &mut (impl Db + ?Sized), b: &Backfill) -> anyhow::Result<()> {
+    put(db, STARTED, Some(&b.started_at.to_string()))?;
+    put(db, PASS, Some(&b.pass.to_string()))?;
+    put_cursor(db, CUSTOMERS, &b.customers)?;
+    put_cursor(db, SUBSCRIPTIONS, &b.subscriptions)
 }
 
 /// Forget the backfill (it finished, or `--restart`).
-pub(crate) fn clear_backfill(conn: &Connection) -> rusqlite::Result<()> {
+pub(crate) fn clear_backfill(db: &mut (impl Db + ?Sized)) -> anyhow::Result<()> {
     for key in [
         STARTED,
         PASS,
@@ -128,16 +134,16 @@ pub(crate) fn clear_backfill(conn: &Connection) -> rusqlite::Result<()> {
         SUBSCRIPTIONS.0,
         SUBSCRIPTIONS.1,
     ] {
-        put(conn, key, None)?;
+        put(db, key, None)?;
     }
     Ok(())
 }
 
 /// A new number for a backfill pass or run, never handed out before in
 /// this store (inside the caller's transaction).
-pub(crate) fn next_serial(conn: &Connection) -> rusqlite::Result<i64> {
-    let last: i64 = get(conn, SERIAL)?.and_then(|s| s.parse().ok()).unwrap_or(0);
-    put(conn, SERIAL, Some(&(last + 1).to_string()))?;
+pub(crate) fn next_serial(db: &mut (impl Db + ?Sized)) -> anyhow::Result<i64> {
+    let last: i64 = get(db, SERIAL)?.and_then(|s| s.parse().ok()).unwrap_or(0);
+    put(db, SERIAL, Some(&(last + 1).to_string()))?;
     Ok(last + 1)
 }
 
@@ -153,19 +159,19 @@ pub(crate) struct Events {
 const EVENTS_CREATED: &str = "events.created";
 const EVENTS_ID: &str = "events.id";
 
-pub(crate) fn load_events(conn: &Connection) -> rusqlite::Result<Option<Events>> {
-    let Some(created) = get(conn, EVENTS_CREATED)?.and_then(|c| c.parse().ok()) else {
+pub(crate) fn load_events(db: &mut (impl Db + ?Sized)) -> anyhow::Result<Option<Events>> {
+    let Some(created) = get(db, EVENTS_CREATED)?.and_then(|c| c.parse().ok()) else {
         return Ok(None);
     };
     Ok(Some(Events {
         created,
-        id: get(conn, EVENTS_ID)?,
+        id: get(db, EVENTS_ID)?,
     }))
 }
 
-pub(crate) fn save_events(conn: &Connection, e: &Events) -> rusqlite::Result<()> {
-    put(conn, EVENTS_CREATED, Some(&e.created.to_string()))?;
-    put(conn, EVENTS_ID, e.id.as_deref())
+pub(crate) fn save_events(db: &mut (impl Db + ?Sized), e: &Events) -> anyhow::Result<()> {
+    put(db, EVENTS_CREATED, Some(&e.created.to_string()))?;
+    put(db, EVENTS_ID, e.id.as_deref())
 }
 
 /// When the store last took in the whole account: a backfill that ended
@@ -173,12 +179,12 @@ pub(crate) fn save_events(conn: &Connection, e: &Events) -> rusqlite::Result<()>
 /// seconds). `audit` warns when it is old.
 const CAUGHT_UP: &str = "caught_up_at";
 
-pub(crate) fn load_caught_up(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    Ok(get(conn, CAUGHT_UP)?.and_then(|v| v.parse().ok()))
+pub(crate) fn load_caught_up(db: &mut (impl Db + ?Sized)) -> anyhow::Result<Option<i64>> {
+    Ok(get(db, CAUGHT_UP)?.and_then(|v| v.parse().ok()))
 }
 
-pub(crate) fn save_caught_up(conn: &Connection, at: i64) -> rusqlite::Result<()> {
-    put(conn, CAUGHT_UP, Some(&at.to_string()))
+pub(crate) fn save_caught_up(db: &mut (impl Db + ?Sized), at: i64) -> anyhow::Result<()> {
+    put(db, CAUGHT_UP, Some(&at.to_string()))
 }
 
 #[cfg(test)]
@@ -187,37 +193,38 @@ mod tests {
 
     #[test]
     fn round_trips_every_cursor_state() {
-        let mut conn = Connection::open_in_memory().unwrap();
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         crate::store::schema::migrate(&mut conn).unwrap();
-        assert_eq!(load_backfill(&conn).unwrap(), None);
+        let conn = &mut crate::store::sql::Sqlite::new(&conn);
+        assert_eq!(load_backfill(conn).unwrap(), None);
         let b = Backfill {
             started_at: 42,
             pass: 7,
             customers: Cursor::After("cus_9".into()),
             subscriptions: Cursor::Done,
         };
-        save_backfill(&conn, &b).unwrap();
-        assert_eq!(load_backfill(&conn).unwrap(), Some(b));
+        save_backfill(conn, &b).unwrap();
+        assert_eq!(load_backfill(conn).unwrap(), Some(b));
         let b2 = Backfill::new(43, 8);
-        save_backfill(&conn, &b2).unwrap();
-        assert_eq!(load_backfill(&conn).unwrap(), Some(b2));
-        clear_backfill(&conn).unwrap();
-        assert_eq!(load_backfill(&conn).unwrap(), None);
-        assert_eq!(next_serial(&conn).unwrap(), 1);
-        assert_eq!(next_serial(&conn).unwrap(), 2);
+        save_backfill(conn, &b2).unwrap();
+        assert_eq!(load_backfill(conn).unwrap(), Some(b2));
+        clear_backfill(conn).unwrap();
+        assert_eq!(load_backfill(conn).unwrap(), None);
+        assert_eq!(next_serial(conn).unwrap(), 1);
+        assert_eq!(next_serial(conn).unwrap(), 2);
 
-        assert_eq!(load_events(&conn).unwrap(), None);
+        assert_eq!(load_events(conn).unwrap(), None);
         let e = Events {
             created: 7,
             id: Some("evt_1".into()),
         };
-        save_events(&conn, &e).unwrap();
-        assert_eq!(load_events(&conn).unwrap(), Some(e));
+        save_events(conn, &e).unwrap();
+        assert_eq!(load_events(conn).unwrap(), Some(e));
         let e = Events {
             created: 9,
             id: None,
         };
-        save_events(&conn, &e).unwrap();
-        assert_eq!(load_events(&conn).unwrap(), Some(e));
+        save_events(conn, &e).unwrap();
+        assert_eq!(load_events(conn).unwrap(), Some(e));
     }
 }

@@ -9,10 +9,11 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::mpsc;
 
-use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use rusqlite::{Connection, params_from_iter};
 use serde::Serialize;
 
-use super::Store;
+use super::SqliteStore;
+use super::sql::{self, Arg, Db, Row, SqliteRow};
 use crate::objects::Card;
 
 /// One row of the user -> customer -> subscription mapping.
@@ -85,7 +86,7 @@ macro_rules! status_sql {
 
 pub(super) const FROM: &str = "
 FROM customers c
-LEFT JOIN subscriptions s ON s.id = c.subscription_id AND c.deleted = 0";
+LEFT JOIN subscriptions s ON s.id = c.subscription_id AND NOT c.deleted";
 
 pub(super) const MAPPING_SELECT: &str = concat!(
     "
@@ -97,40 +98,35 @@ SELECT c.user_id, c.id, c.email, s.id, ",
        COALESCE(s.synced_at, c.synced_at), COALESCE(s.source, c.source), c.deleted"
 );
 
+#[cfg(test)]
 pub(super) fn mapping_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MappingRow> {
     let mut row = MappingRow::default();
     read_row(r, &mut row)?;
     Ok(row)
 }
 
+/// [`read_mapping`] of an SQLite row, in rusqlite's error.
+fn read_row(r: &rusqlite::Row<'_>, row: &mut MappingRow) -> rusqlite::Result<()> {
+    read_mapping(&SqliteRow(r), row).map_err(sql::sqlite_error)
+}
+
 /// A row of [`MAPPING_SELECT`] into `row`, reusing its strings: a walk
 /// through a million rows allocates next to nothing.
-fn read_row(r: &rusqlite::Row<'_>, row: &mut MappingRow) -> rusqlite::Result<()> {
-    let text = |i: usize| -> rusqlite::Result<Option<&str>> {
-        let v = r.get_ref(i)?;
-        v.as_str_or_null()
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e)))
+pub(super) fn read_mapping(r: &dyn Row, row: &mut MappingRow) -> anyhow::Result<()> {
+    let required = |i: usize| -> anyhow::Result<&str> {
+        r.text(i)?
+            .ok_or_else(|| anyhow::anyhow!("column {i} of the mapping is NULL"))
     };
-    let number = |i: usize| -> rusqlite::Result<Option<i64>> {
-        let v = r.get_ref(i)?;
-        v.as_i64_or_null()
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e)))
-    };
-    let required = |i: usize| -> rusqlite::Result<&str> {
-        let v = r.get_ref(i)?;
-        v.as_str()
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e)))
-    };
-    set(&mut row.user_id, text(0)?);
+    set(&mut row.user_id, r.text(0)?);
     set_text(&mut row.customer_id, required(1)?);
-    set(&mut row.email, text(2)?);
-    set(&mut row.subscription_id, text(3)?);
+    set(&mut row.email, r.text(2)?);
+    set(&mut row.subscription_id, r.text(3)?);
     set_text(&mut row.status, required(4)?);
-    set(&mut row.price_id, text(5)?);
-    row.current_period_start = number(6)?;
-    row.current_period_end = number(7)?;
-    row.cancel_at_period_end = number(8)?.is_some_and(|v| v != 0);
-    let (brand, last4) = (text(9)?, text(10)?);
+    set(&mut row.price_id, r.text(5)?);
+    row.current_period_start = r.int(6)?;
+    row.current_period_end = r.int(7)?;
+    row.cancel_at_period_end = r.flag(8)?;
+    let (brand, last4) = (r.text(9)?, r.text(10)?);
     if brand.is_none() && last4.is_none() {
         row.payment_method = None;
     } else {
@@ -143,7 +139,7 @@ fn read_row(r: &rusqlite::Row<'_>, row: &mut MappingRow) -> rusqlite::Result<()>
     }
     set_text(&mut row.synced_at, required(11)?);
     set_text(&mut row.source, required(12)?);
-    row.deleted = number(13)?.is_some_and(|v| v != 0);
+    row.deleted = r.flag(13)?;
     Ok(())
 }
 
@@ -160,13 +156,20 @@ fn set(into: &mut Option<String>, value: Option<&str>) {
     }
 }
 
+/// One customer's mapping row ([`MAPPING_SELECT`] of one customer).
+pub(super) static MAPPING_FOR: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{MAPPING_SELECT}{FROM} WHERE c.id = ?1"));
+
 /// One customer's row (the write path compares it before and after).
 pub(super) fn mapping_for(
-    conn: &Connection,
+    db: &mut (impl Db + ?Sized),
     customer_id: &str,
 ) -> anyhow::Result<Option<MappingRow>> {
-    let mut st = conn.prepare_cached(&format!("{MAPPING_SELECT}{FROM} WHERE c.id = ?1"))?;
-    Ok(st.query_row([customer_id], mapping_row).optional()?)
+    sql::one(db, MAPPING_FOR.as_str(), &[Arg::Text(customer_id)], |r| {
+        let mut row = MappingRow::default();
+        read_mapping(r, &mut row)?;
+        Ok(row)
+    })
 }
 
 /// The two halves of the mapping's order, each one index range: users'
@@ -292,6 +295,21 @@ impl Range {
     }
 }
 
+/// The queries of the mapping under a filter, one for each half it shows,
+/// in order, each with its values (a reader that reads it whole).
+pub(super) fn whole_queries(f: &Filter) -> Vec<(String, Vec<&str>)> {
+    Half::of(f)
+        .iter()
+        .map(|&half| {
+            let (cond, values) = where_clause(f, half);
+            (
+                format!("{MAPPING_SELECT}{FROM}{cond} ORDER BY {}", half.order()),
+                values,
+            )
+        })
+        .collect()
+}
+
 /// The SQL of one range of the mapping under a filter, and its values
 /// (the tests read its query plan).
 fn mapping_query<'a>(f: &'a Filter, half: Half, range: &'a Range) -> (String, Vec<&'a str>) {
@@ -376,7 +394,7 @@ impl Cuts {
 /// first reader's start and the last one's, as `watch`'s data version
 /// tells. A few tries, for a store that is being written; `false` if the
 /// writes never paused.
-fn begin_together(watch: &Connection, readers: &[Store]) -> anyhow::Result<bool> {
+fn begin_together(watch: &Connection, readers: &[SqliteStore]) -> anyhow::Result<bool> {
     let version =
         || -> rusqlite::Result<i64> { watch.query_row("PRAGMA data_version", [], |r| r.get(0)) };
     for _ in 0..3 {
@@ -400,7 +418,7 @@ fn begin_together(watch: &Connection, readers: &[Store]) -> anyhow::Result<bool>
     Ok(false)
 }
 
-impl Store {
+impl SqliteStore {
     /// The rows a filter shows, in order, one at a time: memory stays flat
     /// however large the store. `each` may stop the walk by returning an
     /// error, which is passed on. Returns how many rows were shown.
@@ -544,13 +562,13 @@ impl Store {
 
     /// `n` more connections to this store's file, begun on one snapshot;
     /// `None` for an in-memory store (or copy), which has no file to share.
-    fn open_readers(&self, n: usize) -> anyhow::Result<Option<Vec<Store>>> {
+    fn open_readers(&self, n: usize) -> anyhow::Result<Option<Vec<SqliteStore>>> {
         let Some(file) = self.conn.path().filter(|p| !p.is_empty()) else {
             return Ok(None);
         };
         let mut readers = Vec::with_capacity(n);
         for _ in 0..n {
-            match Store::open_read_only(Path::new(file))? {
+            match SqliteStore::open_read_only(Path::new(file))? {
                 Some(reader) => {
                     if let Some(kib) = self.reader_cache_kib.get() {
                         let share = kib / i64::try_from(n).unwrap_or(i64::MAX);
@@ -608,7 +626,7 @@ impl Store {
 
     /// One customer's row, if the store knows the customer.
     pub fn mapping_of(&self, customer_id: &str) -> anyhow::Result<Option<MappingRow>> {
-        mapping_for(&self.conn, customer_id)
+        mapping_for(&mut sql::Sqlite::new(&self.conn), customer_id)
     }
 
     /// Whether the store holds any customer.
@@ -695,7 +713,7 @@ mod tests {
 
     #[test]
     fn user_filter_searches_the_index_without_sorting() {
-        let s = Store::in_memory().unwrap();
+        let s = SqliteStore::in_memory().unwrap();
         let f = Filter {
             users: vec!["user_1".into()],
             ..Filter::default()
@@ -718,7 +736,7 @@ mod tests {
 
     #[test]
     fn the_whole_mapping_streams_in_index_order() {
-        let s = Store::in_memory().unwrap();
+        let s = SqliteStore::in_memory().unwrap();
         let all = Filter::default();
         for half in [Half::Mapped, Half::Unmapped] {
             let whole = Range::whole(half);
@@ -734,7 +752,7 @@ mod tests {
 
     #[test]
     fn ranges_search_the_index_without_sorting() {
-        let s = Store::in_memory().unwrap();
+        let s = SqliteStore::in_memory().unwrap();
         let key = |user: Option<&str>, customer: &str| Key {
             user_id: user.map(str::to_owned),
             customer_id: customer.into(),
@@ -773,7 +791,7 @@ mod tests {
             .unwrap();
         let want = s.mapping(&Filter::default()).unwrap();
         drop(s);
-        let indexes = |s: &Store| -> Vec<String> {
+        let indexes = |s: &SqliteStore| -> Vec<String> {
             let mut st = s
                 .conn
                 .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'customers' AND sql IS NOT NULL ORDER BY name")
@@ -784,21 +802,21 @@ mod tests {
                 .collect()
         };
 
-        let old = Store::open_read_only(&path).unwrap().unwrap();
+        let old = SqliteStore::open_read_only(&path).unwrap().unwrap();
         assert_eq!(indexes(&old), ["customers_user"]);
         assert_eq!(old.mapping(&Filter::default()).unwrap(), want);
         drop(old);
 
-        let s = Store::open(&path).unwrap();
+        let s = SqliteStore::open(&path).unwrap();
         assert_eq!(indexes(&s), ["customers_mapping"]);
         assert_eq!(s.mapping(&Filter::default()).unwrap(), want);
     }
 
     /// A store file with `n` customers: some unmapped, some sharing a
     /// user, with and without subscriptions of several statuses.
-    fn store_of(n: usize) -> (tempfile::TempDir, Store) {
+    fn store_of(n: usize) -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("s.db")).unwrap();
+        let s = SqliteStore::open(&dir.path().join("s.db")).unwrap();
         let statuses = ["active", "trialing", "canceled", "past_due"];
         for i in 0..n {
             let user = match i % 10 {
@@ -843,7 +861,12 @@ mod tests {
         (dir, s)
     }
 
-    fn collect(s: &Store, f: &Filter, readers: usize, range_rows: usize) -> (u64, Vec<MappingRow>) {
+    fn collect(
+        s: &SqliteStore,
+        f: &Filter,
+        readers: usize,
+        range_rows: usize,
+    ) -> (u64, Vec<MappingRow>) {
         let mut rows = Vec::new();
         let shown = s
             .for_each_mapping_in_ranges(f, readers, range_rows, |r| {
@@ -916,7 +939,7 @@ mod tests {
         let (shown, _) = collect(&s, &Filter::default(), 3, 7);
         assert_eq!(shown, 500);
         // An in-memory copy is read by its own connection, not the file's.
-        let copy = Store::open_copy(&dir.path().join("s.db")).unwrap();
+        let copy = SqliteStore::open_copy(&dir.path().join("s.db")).unwrap();
         copy.conn
             .execute("DELETE FROM customers WHERE user_id IS NULL", [])
             .unwrap();
@@ -958,9 +981,9 @@ mod tests {
     #[test]
     fn readers_begun_together_share_a_snapshot() {
         let (dir, s) = store_of(20);
-        let readers: Vec<Store> = (0..3)
+        let readers: Vec<SqliteStore> = (0..3)
             .map(|_| {
-                Store::open_read_only(&dir.path().join("s.db"))
+                SqliteStore::open_read_only(&dir.path().join("s.db"))
                     .unwrap()
                     .unwrap()
             })

@@ -3,11 +3,16 @@
 //! never leaves half a customer; an older snapshot never overwrites a newer.
 
 mod audit;
+mod backend;
 pub(crate) mod checkpoint;
 mod mapping;
+mod postgres;
 pub mod schema;
+pub(crate) mod sql;
 mod write;
 
+pub(crate) use backend::PassWrites;
+pub use backend::{Location, Store};
 pub use mapping::{DuplicateFinder, Duplicates, Filter, MappingRow};
 
 use std::path::{Path, PathBuf};
@@ -15,6 +20,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
+use sql::Db;
 
 use crate::objects::SubscriptionRecord;
 
@@ -121,7 +127,8 @@ pub struct LoggedEvent<'a> {
     pub customer_id: Option<&'a str>,
 }
 
-pub struct Store {
+/// The SQLite store (see [`Store`] for the interface both backends share).
+pub(crate) struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     /// The files a store opened for writing holds open (none for a
@@ -256,9 +263,9 @@ fn not_a_directory(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-impl Store {
+impl SqliteStore {
     /// Open for writing, creating (mode 0600) and migrating as needed.
-    pub fn open(path: &Path) -> anyhow::Result<Store> {
+    pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         not_a_directory(path)?;
         let created = !path.exists();
         if created {
@@ -272,7 +279,7 @@ impl Store {
         configure(&conn).map_err(|e| describe(path, unusable_schema(&e)))?;
         schema::migrate(&mut conn).map_err(|e| describe(path, unusable_schema(&e)))?;
         let identity = Identity::of(&conn, path);
-        Ok(Store {
+        Ok(SqliteStore {
             conn,
             path: path.to_path_buf(),
             identity,
@@ -286,7 +293,7 @@ impl Store {
     /// an empty one). Works on a read-only file or directory: when SQLite
     /// cannot create the WAL's shared-memory file there, the store is read
     /// as immutable (nobody can be writing to it either).
-    pub fn open_read_only(path: &Path) -> anyhow::Result<Option<Store>> {
+    pub fn open_read_only(path: &Path) -> anyhow::Result<Option<SqliteStore>> {
         not_a_directory(path)?;
         if !path.exists() {
             return Ok(None);
@@ -334,7 +341,7 @@ impl Store {
             // An empty file: nothing stored yet.
             return Ok(None);
         }
-        Ok(Some(Store {
+        Ok(Some(SqliteStore {
             conn,
             path: path.to_path_buf(),
             identity: None,
@@ -350,17 +357,17 @@ impl Store {
     /// temporary database (an unnamed file, deleted when closed): it pages
     /// through a bounded cache, so checking a store of a million customers
     /// does not hold it all in memory.
-    pub fn open_copy(path: &Path) -> anyhow::Result<Store> {
+    pub fn open_copy(path: &Path) -> anyhow::Result<SqliteStore> {
         let mut conn = Connection::open("").map_err(|e| describe(path, unusable(&e)))?;
         cache_statements(&conn);
         conn.execute_batch("PRAGMA synchronous = OFF; PRAGMA cache_size = -8192;")?;
-        if let Some(file) = Store::open_read_only(path)? {
+        if let Some(file) = SqliteStore::open_read_only(path)? {
             rusqlite::backup::Backup::new(&file.conn, &mut conn)
                 .and_then(|b| b.run_to_completion(1024, Duration::ZERO, None))
                 .map_err(|e| describe(path, unusable(&e)))?;
         }
         schema::migrate(&mut conn).map_err(|e| describe(path, unusable_schema(&e)))?;
-        Ok(Store {
+        Ok(SqliteStore {
             conn,
             path: path.to_path_buf(),
             identity: None,
@@ -372,11 +379,11 @@ impl Store {
 
     /// An empty in-memory store: tests, and runs that must not read the
     /// store at all (`replay --forward-to`).
-    pub fn in_memory() -> anyhow::Result<Store> {
+    pub fn in_memory() -> anyhow::Result<SqliteStore> {
         let mut conn = Connection::open_in_memory()?;
         cache_statements(&conn);
         schema::migrate(&mut conn)?;
-        Ok(Store {
+        Ok(SqliteStore {
             conn,
             path: PathBuf::from(":memory:"),
             identity: None,
@@ -609,7 +616,7 @@ impl Store {
 
     /// The backfill in progress, if any.
     pub(crate) fn backfill(&self) -> anyhow::Result<Option<checkpoint::Backfill>> {
-        Ok(checkpoint::load_backfill(&self.conn)?)
+        checkpoint::load_backfill(&mut sql::Sqlite::new(&self.conn))
     }
 
     /// Start a fresh backfill pass, snapshot time `started_at`: a new pass
@@ -619,20 +626,24 @@ impl Store {
         started_at: i64,
     ) -> anyhow::Result<checkpoint::Backfill> {
         let path = self.path.clone();
-        let run = |conn: &mut Connection| -> rusqlite::Result<checkpoint::Backfill> {
+        let run = |conn: &mut Connection| -> anyhow::Result<checkpoint::Backfill> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let b = checkpoint::Backfill::new(started_at, checkpoint::next_serial(&tx)?);
-            checkpoint::clear_backfill(&tx)?;
-            checkpoint::save_backfill(&tx, &b)?;
+            let b = {
+                let db = &mut sql::Sqlite::new(&tx);
+                let b = checkpoint::Backfill::new(started_at, checkpoint::next_serial(db)?);
+                checkpoint::clear_backfill(db)?;
+                checkpoint::save_backfill(db, &b)?;
+                b
+            };
             tx.commit()?;
             Ok(b)
         };
-        run(&mut self.conn).map_err(|e| describe(&path, unusable(&e)))
+        run(&mut self.conn).map_err(|e| name_store_error(&path, e))
     }
 
     /// Where `resync --events` resumes, if anywhere.
     pub(crate) fn events_checkpoint(&self) -> anyhow::Result<Option<checkpoint::Events>> {
-        Ok(checkpoint::load_events(&self.conn)?)
+        checkpoint::load_events(&mut sql::Sqlite::new(&self.conn))
     }
 
     /// Move the events checkpoint forward (never back).
@@ -641,29 +652,32 @@ impl Store {
         e: &checkpoint::Events,
     ) -> anyhow::Result<()> {
         let path = self.path.clone();
-        let current = checkpoint::load_events(&self.conn)?;
+        let db = &mut sql::Sqlite::new(&self.conn);
+        let current = checkpoint::load_events(db)?;
         if current.is_some_and(|c| (c.created, c.id.is_some()) > (e.created, e.id.is_some())) {
             return Ok(());
         }
-        checkpoint::save_events(&self.conn, e).map_err(|err| describe(&path, unusable(&err)))
+        checkpoint::save_events(db, e).map_err(|err| name_store_error(&path, err))
     }
 
     /// When the store last took in the whole account (see
     /// [`checkpoint::save_caught_up`]), if ever.
     pub(crate) fn caught_up_at(&self) -> anyhow::Result<Option<i64>> {
-        Ok(checkpoint::load_caught_up(&self.conn)?)
+        checkpoint::load_caught_up(&mut sql::Sqlite::new(&self.conn))
     }
 
     /// The store has just taken in the whole account, as of `at`.
     pub(crate) fn mark_caught_up(&mut self, at: i64) -> anyhow::Result<()> {
         let path = self.path.clone();
-        checkpoint::save_caught_up(&self.conn, at).map_err(|e| describe(&path, unusable(&e)))
+        checkpoint::save_caught_up(&mut sql::Sqlite::new(&self.conn), at)
+            .map_err(|e| name_store_error(&path, e))
     }
 
     /// The backfill finished: forget its checkpoint.
     pub(crate) fn end_backfill(&mut self) -> anyhow::Result<()> {
         let path = self.path.clone();
-        checkpoint::clear_backfill(&self.conn).map_err(|e| describe(&path, unusable(&e)))
+        checkpoint::clear_backfill(&mut sql::Sqlite::new(&self.conn))
+            .map_err(|e| name_store_error(&path, e))
     }
 
     /// After the complete pass `pass`, what it proves (see [`Unlisted`])
@@ -718,7 +732,7 @@ impl Store {
     pub(crate) fn pass_writes<T, E: From<anyhow::Error>>(
         &mut self,
         marks: PassMarks,
-        f: impl FnOnce(&mut PassWrites<'_>) -> Result<T, E>,
+        f: impl FnOnce(&mut SqlitePassWrites<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let pragma = |name: &str| -> anyhow::Result<i64> {
             Ok(self
@@ -731,7 +745,7 @@ impl Store {
                 "PRAGMA cache_size = {PASS_CACHE_KIB}; PRAGMA wal_autocheckpoint = {PASS_AUTOCHECKPOINT};"
             ))
             .map_err(anyhow::Error::from)?;
-        let mut writes = PassWrites {
+        let mut writes = SqlitePassWrites {
             conn: &self.conn,
             path: &self.path,
             writer: write::Writer::new(&self.conn, ""),
@@ -753,14 +767,14 @@ impl Store {
     /// mappings it changes (see [`PassWrites`]).
     pub(crate) fn begin_run(&mut self) -> anyhow::Result<i64> {
         let path = self.path.clone();
-        let run = |conn: &mut Connection| -> rusqlite::Result<i64> {
+        let run = |conn: &mut Connection| -> anyhow::Result<i64> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let run = checkpoint::next_serial(&tx)?;
+            let run = checkpoint::next_serial(&mut sql::Sqlite::new(&tx))?;
             tx.commit()?;
             write::begin_journal(conn)?;
             Ok(run)
         };
-        run(&mut self.conn).map_err(|e| describe(&path, unusable(&e)))
+        run(&mut self.conn).map_err(|e| name_store_error(&path, e))
     }
 
     /// Make the indexes [`PassWrites::defer_indexes`] dropped again, with
@@ -831,7 +845,7 @@ impl Store {
         &mut self,
         f: impl FnOnce(&mut EventLogger<'_>) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        self.in_transaction(|tx, now| f(&mut EventLogger { tx, now }))
+        self.in_transaction(|tx, now| f(&mut EventLogger::Sqlite { tx, now }))
     }
 }
 
@@ -866,15 +880,15 @@ const PASS_AUTOCHECKPOINT: i64 = 100_000;
 /// marked with the run that wrote it, and its mapping from before the
 /// run's first write of it kept in the run's journal (see
 /// [`Store::begin_run`]), rather than answering an outcome.
-pub(crate) struct PassWrites<'c> {
+pub(crate) struct SqlitePassWrites<'c> {
     conn: &'c Connection,
     path: &'c Path,
-    writer: write::Writer<'c>,
+    writer: write::Writer<sql::Sqlite<'c>>,
     marks: PassMarks,
     open: bool,
 }
 
-impl PassWrites<'_> {
+impl SqlitePassWrites<'_> {
     /// Write a page into the open transaction (opening one if needed). On
     /// failure the transaction is rolled back: the store keeps the last
     /// commit.
@@ -892,7 +906,7 @@ impl PassWrites<'_> {
             .iter()
             .try_for_each(|w| self.writer.apply_journaled(w, marks, page.listed))
             .and_then(|()| match page.checkpoint {
-                Some(b) => Ok(checkpoint::save_backfill(self.conn, b)?),
+                Some(b) => checkpoint::save_backfill(&mut sql::Sqlite::new(self.conn), b),
                 None => Ok(()),
             });
         if let Err(e) = written {
@@ -926,7 +940,7 @@ impl PassWrites<'_> {
     }
 }
 
-impl Drop for PassWrites<'_> {
+impl Drop for SqlitePassWrites<'_> {
     fn drop(&mut self) {
         if self.open {
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -1269,36 +1283,52 @@ fn unusable_schema(e: &schema::SchemaError) -> String {
     }
 }
 
+/// Log one processed event (a second mark of the same id is ignored).
+const LOG_EVENT: &str =
+    "INSERT INTO events (id, type, created, route, user_id, customer_id, processed_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING";
+
 /// The event log's writer inside [`Store::logging`]'s transaction.
-pub(crate) struct EventLogger<'a> {
-    tx: &'a Connection,
-    now: &'a str,
+pub(crate) enum EventLogger<'a> {
+    /// Written as found, in the open transaction.
+    Sqlite { tx: &'a Connection, now: &'a str },
+    /// Kept, and written sorted by id at the end of the transaction (see
+    /// [`postgres`]: two writers never wait on each other's rows in
+    /// opposite orders).
+    Postgres(Vec<postgres::Logged>),
 }
 
 impl EventLogger<'_> {
     /// Mark one event processed (a second mark of the same id is ignored).
     pub(crate) fn log(&mut self, e: &LoggedEvent<'_>) -> anyhow::Result<()> {
-        self.tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO events (id, type, created, route, user_id, customer_id, processed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![e.id, e.kind, e.created, e.route, e.user_id, e.customer_id, self.now])?;
+        match self {
+            EventLogger::Sqlite { tx, now } => {
+                sql::Sqlite::new(tx).exec(
+                    LOG_EVENT,
+                    &sql::args![
+                        e.id,
+                        e.kind,
+                        e.created,
+                        e.route,
+                        e.user_id,
+                        e.customer_id,
+                        *now
+                    ],
+                )?;
+            }
+            EventLogger::Postgres(kept) => kept.push(postgres::Logged::of(e)),
+        }
         Ok(())
     }
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("path", &self.path).finish()
     }
 }
 
 /// Resolve the store path from `--db`.
-pub fn db_path(flag: Option<&Path>) -> PathBuf {
-    flag.map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("stripe-sync.db"))
-}
 
 #[cfg(test)]
 mod tests;

@@ -55,7 +55,7 @@ fn migrates_from_empty_and_reopens() {
     drop(s);
     let s = Store::open(&path).unwrap();
     let v: i64 = s
-        .conn
+        .sqlite().conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, schema::VERSION);
@@ -188,12 +188,12 @@ fn an_identical_write_touches_nothing() {
     let w = write(vec![(sub("sub_1", "active", 1), 5)], Some("u"), Some(5));
     put(&mut s, &w).unwrap();
     let before: i64 = s
-        .conn
+        .sqlite().conn
         .query_row("SELECT total_changes()", [], |r| r.get(0))
         .unwrap();
     let out = put(&mut s, &w).unwrap();
     let after: i64 = s
-        .conn
+        .sqlite().conn
         .query_row("SELECT total_changes()", [], |r| r.get(0))
         .unwrap();
     assert!(!out.changed);
@@ -302,7 +302,7 @@ fn events_are_logged_idempotently() {
     assert!(s.event_seen("evt_1").unwrap());
     assert!(!s.event_seen("evt_2").unwrap());
     let n: i64 = s
-        .conn
+        .sqlite().conn
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 1);
@@ -312,7 +312,7 @@ fn events_are_logged_idempotently() {
 fn a_failed_write_leaves_no_half_customer() {
     let mut s = Store::in_memory().unwrap();
     // A subscription row that violates NOT NULL (status) fails mid-transaction.
-    s.conn.execute_batch("CREATE TRIGGER boom BEFORE INSERT ON subscriptions WHEN NEW.id = 'sub_bad' BEGIN SELECT RAISE(ABORT, 'boom'); END;").unwrap();
+    s.sqlite().conn.execute_batch("CREATE TRIGGER boom BEFORE INSERT ON subscriptions WHEN NEW.id = 'sub_bad' BEGIN SELECT RAISE(ABORT, 'boom'); END;").unwrap();
     let w = write(
         vec![
             (sub("sub_ok", "active", 1), 1),
@@ -324,7 +324,7 @@ fn a_failed_write_leaves_no_half_customer() {
     assert!(put(&mut s, &w).is_err());
     assert!(s.mapping_of("cus_1").unwrap().is_none());
     let subs: i64 = s
-        .conn
+        .sqlite().conn
         .query_row("SELECT count(*) FROM subscriptions", [], |r| r.get(0))
         .unwrap();
     assert_eq!(subs, 0);
@@ -378,10 +378,10 @@ fn full_disk_is_a_clear_error_and_writes_nothing() {
     .unwrap();
     // Simulate a full disk: the file may not grow past its current size.
     let pages: i64 = s
-        .conn
+        .sqlite().conn
         .query_row("PRAGMA page_count", [], |r| r.get(0))
         .unwrap();
-    s.conn
+    s.sqlite().conn
         .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
         .unwrap();
     let many: Vec<CustomerWrite> = (0..2000)
@@ -399,7 +399,7 @@ fn full_disk_is_a_clear_error_and_writes_nothing() {
     );
     // Nothing of the failed batch landed; the earlier customer is intact.
     let n: i64 = s
-        .conn
+        .sqlite().conn
         .query_row("SELECT count(*) FROM customers", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 1);
@@ -444,7 +444,7 @@ fn a_pass_begun_before_v4_resumes_with_what_it_had_seen() {
         ]
     );
     let tables: i64 = s
-        .conn
+        .sqlite().conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name LIKE 'backfill%seen'",
             [],
@@ -512,7 +512,7 @@ fn a_large_pass_drops_the_readers_indexes_and_makes_them_again() {
     let mut s = Store::in_memory().unwrap();
     let indexes = |s: &Store| -> Vec<String> {
         let mut st = s
-            .conn
+            .sqlite().conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
             .unwrap();
         st.query_map([], |r| r.get(0))
@@ -538,7 +538,7 @@ fn a_large_pass_drops_the_readers_indexes_and_makes_them_again() {
     };
     s.pass_writes(marks, |out| out.defer_indexes()).unwrap();
     assert!(indexes(&s).is_empty());
-    schema::migrate(&mut s.conn).unwrap();
+    schema::migrate(&mut s.sqlite_mut().conn).unwrap();
     assert_eq!(indexes(&s), all);
 }
 
@@ -551,13 +551,13 @@ fn the_v5_event_log_keeps_every_logged_event_and_still_refuses_a_second_mark() {
     );
     let mut s = Store::open(&path).unwrap();
     let version: i64 = s
-        .conn
+        .sqlite().conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, schema::VERSION);
     let rows: Vec<(String, String, Option<String>)> = {
         let mut st = s
-            .conn
+            .sqlite().conn
             .prepare("SELECT id, route, user_id FROM events ORDER BY id")
             .unwrap();
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -590,7 +590,7 @@ fn the_v5_event_log_keeps_every_logged_event_and_still_refuses_a_second_mark() {
     .unwrap();
     let routes: Vec<String> = {
         let mut st = s
-            .conn
+            .sqlite().conn
             .prepare("SELECT route FROM events ORDER BY id")
             .unwrap();
         st.query_map([], |r| r.get(0))
@@ -659,7 +659,7 @@ fn serve_connection_syncs_every_commit_others_at_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(&dir.path().join("s.db")).unwrap();
     let sync = |s: &Store| -> i64 {
-        s.conn
+        s.sqlite().conn
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap()
     };

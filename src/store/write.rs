@@ -9,9 +9,10 @@
 //! The run's report streams from those, so nothing per customer stays in
 //! memory however large the account.
 
-use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::mapping::{MAPPING_SELECT, mapping_for, mapping_row};
+use super::mapping::{MAPPING_SELECT, mapping_for};
+use super::sql::{self, Arg, Db, Sqlite, args};
 use super::{
     Current, CustomerInfo, CustomerWrite, MappingRow, PassMarks, RecordSource, WriteOutcome,
     same_mapping,
@@ -49,8 +50,6 @@ enum Sql {
     Mark,
     Journal,
 }
-
-const STATEMENTS: usize = Sql::Journal as usize + 1;
 
 impl Sql {
     fn text(self) -> &'static str {
@@ -97,21 +96,22 @@ const CUSTOMER_SNAPSHOT: &str =
        user_key = excluded.user_key,
        deleted = CASE WHEN excluded.source = 'events' THEN (customers.deleted OR excluded.deleted)
                       ELSE excluded.deleted END,
-       snapshot_at = max(COALESCE(customers.snapshot_at, excluded.snapshot_at), excluded.snapshot_at),
+       snapshot_at = CASE WHEN customers.snapshot_at > excluded.snapshot_at
+                          THEN customers.snapshot_at ELSE excluded.snapshot_at END,
        source = excluded.source, synced_at = excluded.synced_at,
        written_run = COALESCE(excluded.written_run, customers.written_run),
        listed_pass = COALESCE(excluded.listed_pass, customers.listed_pass),
        first_sub_pass = COALESCE(excluded.first_sub_pass, customers.first_sub_pass)
      WHERE (customers.snapshot_at IS NULL OR customers.snapshot_at <= excluded.snapshot_at
             OR (excluded.deleted AND NOT customers.deleted))
-       AND (customers.deleted IS NOT excluded.deleted
-            OR customers.snapshot_at IS NOT excluded.snapshot_at
-            OR customers.user_key IS NOT excluded.user_key
-            OR customers.snapshot_event IS NOT excluded.snapshot_event
-            OR (excluded.user_id IS NOT NULL AND customers.user_id IS NOT excluded.user_id)
-            OR (excluded.email IS NOT NULL AND customers.email IS NOT excluded.email)
-            OR (NOT excluded.deleted AND (customers.user_id IS NOT excluded.user_id
-                                          OR customers.email IS NOT excluded.email)))";
+       AND (customers.deleted IS DISTINCT FROM excluded.deleted
+            OR customers.snapshot_at IS DISTINCT FROM excluded.snapshot_at
+            OR customers.user_key IS DISTINCT FROM excluded.user_key
+            OR customers.snapshot_event IS DISTINCT FROM excluded.snapshot_event
+            OR (excluded.user_id IS NOT NULL AND customers.user_id IS DISTINCT FROM excluded.user_id)
+            OR (excluded.email IS NOT NULL AND customers.email IS DISTINCT FROM excluded.email)
+            OR (NOT excluded.deleted AND (customers.user_id IS DISTINCT FROM excluded.user_id
+                                          OR customers.email IS DISTINCT FROM excluded.email)))";
 
 /// Only an inferred user id: fill blanks, keep what is known.
 /// A deletion from events with no customer object: final too.
@@ -145,28 +145,28 @@ const SUBSCRIPTION: &str = "INSERT INTO subscriptions (id, customer_id, status, 
         current_period_end = excluded.current_period_end,
         cancel_at_period_end = excluded.cancel_at_period_end,
         payment_method_id = excluded.payment_method_id,
-        card_brand = CASE WHEN excluded.payment_method_id IS subscriptions.payment_method_id
+        card_brand = CASE WHEN excluded.payment_method_id IS NOT DISTINCT FROM subscriptions.payment_method_id
                           AND excluded.card_brand IS NULL AND excluded.card_last4 IS NULL
                      THEN subscriptions.card_brand ELSE excluded.card_brand END,
-        card_last4 = CASE WHEN excluded.payment_method_id IS subscriptions.payment_method_id
+        card_last4 = CASE WHEN excluded.payment_method_id IS NOT DISTINCT FROM subscriptions.payment_method_id
                           AND excluded.card_brand IS NULL AND excluded.card_last4 IS NULL
                      THEN subscriptions.card_last4 ELSE excluded.card_last4 END,
         created = excluded.created, snapshot_at = excluded.snapshot_at,
         source = excluded.source, synced_at = excluded.synced_at
      WHERE subscriptions.snapshot_at <= excluded.snapshot_at
-       AND (subscriptions.snapshot_at IS NOT excluded.snapshot_at
-            OR subscriptions.customer_id IS NOT excluded.customer_id
-            OR subscriptions.status IS NOT excluded.status
-            OR subscriptions.price_id IS NOT excluded.price_id
-            OR subscriptions.current_period_start IS NOT excluded.current_period_start
-            OR subscriptions.current_period_end IS NOT excluded.current_period_end
-            OR subscriptions.cancel_at_period_end IS NOT excluded.cancel_at_period_end
-            OR subscriptions.payment_method_id IS NOT excluded.payment_method_id
-            OR (excluded.card_brand IS NOT NULL AND subscriptions.card_brand IS NOT excluded.card_brand)
-            OR (excluded.card_last4 IS NOT NULL AND subscriptions.card_last4 IS NOT excluded.card_last4)
-            OR subscriptions.created IS NOT excluded.created
-            OR subscriptions.source IS NOT excluded.source
-            OR subscriptions.snapshot_event IS NOT excluded.snapshot_event)";
+       AND (subscriptions.snapshot_at IS DISTINCT FROM excluded.snapshot_at
+            OR subscriptions.customer_id IS DISTINCT FROM excluded.customer_id
+            OR subscriptions.status IS DISTINCT FROM excluded.status
+            OR subscriptions.price_id IS DISTINCT FROM excluded.price_id
+            OR subscriptions.current_period_start IS DISTINCT FROM excluded.current_period_start
+            OR subscriptions.current_period_end IS DISTINCT FROM excluded.current_period_end
+            OR subscriptions.cancel_at_period_end IS DISTINCT FROM excluded.cancel_at_period_end
+            OR subscriptions.payment_method_id IS DISTINCT FROM excluded.payment_method_id
+            OR (excluded.card_brand IS NOT NULL AND subscriptions.card_brand IS DISTINCT FROM excluded.card_brand)
+            OR (excluded.card_last4 IS NOT NULL AND subscriptions.card_last4 IS DISTINCT FROM excluded.card_last4)
+            OR subscriptions.created IS DISTINCT FROM excluded.created
+            OR subscriptions.source IS DISTINCT FROM excluded.source
+            OR subscriptions.snapshot_event IS DISTINCT FROM excluded.snapshot_event)";
 
 const STORED_CUSTOMER: &str =
     "SELECT snapshot_at, user_id, email, snapshot_event, snapshot_stage, snapshot_previous
@@ -179,8 +179,8 @@ const STORED_SNAPSHOT: &str =
      FROM subscriptions WHERE id = ?1";
 
 const POINT: &str = "UPDATE customers SET subscription_id = ?2, current_at = ?3, synced_at = ?4
-     WHERE id = ?1 AND (current_at IS NULL OR ?3 IS NULL OR current_at <= ?3)
-       AND subscription_id IS NOT ?2";
+     WHERE id = ?1 AND (current_at IS NULL OR CAST(?3 AS BIGINT) IS NULL OR current_at <= ?3)
+       AND subscription_id IS DISTINCT FROM ?2";
 
 const CURRENT_OF: &str = "SELECT subscription_id FROM customers WHERE id = ?1";
 
@@ -200,7 +200,7 @@ const POINT_MARKED: &str =
 const MARK: &str = "UPDATE customers SET written_run = ?2, listed_pass = ?3, first_sub_pass = ?4
      WHERE id = ?1";
 
-const JOURNAL_ROW: &str = "INSERT INTO temp.pass_journal (customer_id, user_id, email,
+const JOURNAL_ROW: &str = "INSERT INTO pass_journal (customer_id, user_id, email,
         subscription_id, status, price_id, current_period_start, current_period_end,
         cancel_at_period_end, card_brand, card_last4, synced_at, source, deleted)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
@@ -395,7 +395,7 @@ pub(super) fn run_page(
     let mut rows = Vec::new();
     for (customer, read, elsewhere) in page(true).or_else(|_| page(false))? {
         let read = match elsewhere {
-            true => outcome(read.before, mapping_for(conn, &customer)?),
+            true => outcome(read.before, mapping_for(&mut Sqlite::new(conn), &customer)?),
             false => read,
         };
         rows.push((customer, read));
@@ -405,34 +405,42 @@ pub(super) fn run_page(
 
 /// A row of the report (see [`report_page_sql`]).
 fn report_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, WriteOutcome)> {
-    let after = mapping_row(r)?;
-    let existed: Option<String> = r.get(14)?;
-    let before = match existed {
+    read_report(&sql::SqliteRow(r)).map_err(sql::sqlite_error)
+}
+
+/// A row of a backfill run's report, either engine's: the mapping now
+/// (columns 0 to 13, as [`MAPPING_SELECT`] reads them), then as journaled
+/// before the run (14 to 27; 14 is NULL for a customer new to the store).
+pub(super) fn read_report(r: &dyn sql::Row) -> anyhow::Result<(String, WriteOutcome)> {
+    let mut after = MappingRow::default();
+    super::mapping::read_mapping(r, &mut after)?;
+    let before = match r.text(14)? {
         None => None,
         Some(_) => {
-            let (brand, last4): (Option<String>, Option<String>) = (r.get(23)?, r.get(24)?);
+            let (brand, last4) = (r.string(23)?, r.string(24)?);
             Some(MappingRow {
-                user_id: r.get(15)?,
+                user_id: r.string(15)?,
                 customer_id: after.customer_id.clone(),
-                email: r.get(16)?,
-                subscription_id: r.get(17)?,
-                status: r.get(18)?,
-                price_id: r.get(19)?,
-                current_period_start: r.get(20)?,
-                current_period_end: r.get(21)?,
-                cancel_at_period_end: r.get(22)?,
+                email: r.string(16)?,
+                subscription_id: r.string(17)?,
+                status: required(r.string(18)?)?,
+                price_id: r.string(19)?,
+                current_period_start: r.int(20)?,
+                current_period_end: r.int(21)?,
+                cancel_at_period_end: r.flag(22)?,
                 payment_method: (brand.is_some() || last4.is_some())
                     .then_some(Card { brand, last4 }),
-                synced_at: r.get(25)?,
-                source: r.get(26)?,
-                deleted: r.get(27)?,
+                synced_at: required(r.string(25)?)?,
+                source: required(r.string(26)?)?,
+                deleted: r.flag(27)?,
             })
         }
     };
     Ok((after.customer_id.clone(), outcome(before, Some(after))))
 }
 
-fn outcome(before: Option<MappingRow>, after: Option<MappingRow>) -> WriteOutcome {
+/// The outcome of a write, from the mapping before and after it.
+pub(super) fn outcome(before: Option<MappingRow>, after: Option<MappingRow>) -> WriteOutcome {
     let changed = match (&before, &after) {
         (Some(b), Some(a)) => !same_mapping(b, a),
         _ => true,
@@ -464,37 +472,31 @@ struct PassState {
     current_at: Option<i64>,
 }
 
-/// The writes of one transaction; the caller owns the transaction.
-pub(super) struct Writer<'c> {
+/// A column the schema holds NOT NULL.
+fn required<T>(v: Option<T>) -> anyhow::Result<T> {
+    v.ok_or_else(|| anyhow::anyhow!("a NOT NULL column of the store read as NULL"))
+}
+
+/// The writes of one transaction; the caller owns the transaction. The
+/// rules are this code's; the database is either engine's (see [`Db`]).
+pub(super) struct Writer<D> {
     /// `synced_at` of what this transaction writes.
     now: String,
-    statements: Statements<'c>,
+    db: D,
 }
 
-/// Each statement prepared at its first use.
-struct Statements<'c> {
-    conn: &'c Connection,
-    prepared: [Option<CachedStatement<'c>>; STATEMENTS],
-}
-
-impl<'c> Statements<'c> {
-    fn get(&mut self, sql: Sql) -> rusqlite::Result<&mut CachedStatement<'c>> {
-        let slot = &mut self.prepared[sql as usize];
-        Ok(match slot {
-            Some(st) => st,
-            None => slot.insert(self.conn.prepare_cached(sql.text())?),
-        })
+impl<'c> Writer<Sqlite<'c>> {
+    /// A writer on an SQLite connection.
+    pub(super) fn new(conn: &'c Connection, now: &str) -> Writer<Sqlite<'c>> {
+        Writer::on(Sqlite::new(conn), now)
     }
 }
 
-impl<'c> Writer<'c> {
-    pub(super) fn new(conn: &'c Connection, now: &str) -> Writer<'c> {
+impl<D: Db> Writer<D> {
+    pub(super) fn on(db: D, now: &str) -> Writer<D> {
         Writer {
             now: now.to_owned(),
-            statements: Statements {
-                conn,
-                prepared: Default::default(),
-            },
+            db,
         }
     }
 
@@ -503,15 +505,15 @@ impl<'c> Writer<'c> {
         self.now = now;
     }
 
-    fn st(&mut self, sql: Sql) -> rusqlite::Result<&mut CachedStatement<'c>> {
-        self.statements.get(sql)
+    fn exec(&mut self, sql: Sql, args: &[Arg<'_>]) -> anyhow::Result<u64> {
+        self.db.exec(sql.text(), args)
     }
 
     /// One customer, answering its mapping before and after.
     pub(super) fn apply(&mut self, w: &CustomerWrite) -> anyhow::Result<WriteOutcome> {
-        let before = mapping_for(self.statements.conn, &w.customer_id)?;
+        let before = mapping_for(&mut self.db, &w.customer_id)?;
         let Written { tied, unordered } = self.write(w, before.is_some())?;
-        let after = mapping_for(self.statements.conn, &w.customer_id)?;
+        let after = mapping_for(&mut self.db, &w.customer_id)?;
         Ok(WriteOutcome {
             tied,
             unordered,
@@ -530,20 +532,18 @@ impl<'c> Writer<'c> {
         listed: bool,
     ) -> anyhow::Result<()> {
         let id = w.customer_id.as_str();
-        let state: Option<PassState> = self
-            .st(Sql::PassState)?
-            .query_row([id], |r| {
+        let state: Option<PassState> =
+            sql::one(&mut self.db, Sql::PassState.text(), &args![id], |r| {
                 Ok(PassState {
                     marks: Marks {
-                        run: r.get(0)?,
-                        listed: r.get(1)?,
-                        first_sub: r.get(2)?,
+                        run: r.int(0)?,
+                        listed: r.int(1)?,
+                        first_sub: r.int(2)?,
                     },
-                    subscription_id: r.get(3)?,
-                    current_at: r.get(4)?,
+                    subscription_id: r.string(3)?,
+                    current_at: r.int(4)?,
                 })
-            })
-            .optional()?;
+            })?;
         let has = state.clone().unwrap_or_default();
         if state.is_some() && has.marks.run != Some(pass.run) {
             self.journal(id)?;
@@ -587,15 +587,10 @@ impl<'c> Writer<'c> {
                 let newer = has.current_at.is_none_or(|c| c <= at);
                 if newer && has.subscription_id.as_deref() != Some(sub) {
                     let now = self.now.as_str();
-                    self.statements.get(Sql::PointMarked)?.execute(params![
-                        id,
-                        sub,
-                        at,
-                        now,
-                        marks.run,
-                        marks.listed,
-                        marks.first_sub
-                    ])?;
+                    self.db.exec(
+                        Sql::PointMarked.text(),
+                        &args![id, sub, at, now, marks.run, marks.listed, marks.first_sub],
+                    )?;
                     marked = true;
                 }
             }
@@ -604,34 +599,39 @@ impl<'c> Writer<'c> {
             }
         }
         if !marked && has.marks != marks {
-            self.st(Sql::Mark)?
-                .execute(params![id, marks.run, marks.listed, marks.first_sub])?;
+            self.exec(
+                Sql::Mark,
+                &args![id, marks.run, marks.listed, marks.first_sub],
+            )?;
         }
         Ok(())
     }
 
     /// Keep the customer's mapping as it is before the run changes it.
     fn journal(&mut self, customer_id: &str) -> anyhow::Result<()> {
-        let Some(b) = mapping_for(self.statements.conn, customer_id)? else {
+        let Some(b) = mapping_for(&mut self.db, customer_id)? else {
             return Ok(());
         };
         let card = b.payment_method.as_ref();
-        self.st(Sql::Journal)?.execute(params![
-            customer_id,
-            b.user_id,
-            b.email,
-            b.subscription_id,
-            b.status,
-            b.price_id,
-            b.current_period_start,
-            b.current_period_end,
-            b.cancel_at_period_end,
-            card.and_then(|c| c.brand.as_deref()),
-            card.and_then(|c| c.last4.as_deref()),
-            b.synced_at,
-            b.source,
-            b.deleted,
-        ])?;
+        self.exec(
+            Sql::Journal,
+            &args![
+                customer_id,
+                &b.user_id,
+                &b.email,
+                &b.subscription_id,
+                &b.status,
+                &b.price_id,
+                b.current_period_start,
+                b.current_period_end,
+                b.cancel_at_period_end,
+                card.and_then(|c| c.brand.as_deref()),
+                card.and_then(|c| c.last4.as_deref()),
+                &b.synced_at,
+                &b.source,
+                b.deleted,
+            ],
+        )?;
         Ok(())
     }
 
@@ -688,11 +688,12 @@ impl<'c> Writer<'c> {
 
     /// The user and email the store shows for a customer.
     fn stored_user(&mut self, id: &str) -> anyhow::Result<(Option<String>, Option<String>)> {
-        Ok(self
-            .st(Sql::StoredCustomer)?
-            .query_row([id], |r| Ok((r.get(1)?, r.get(2)?)))
-            .optional()?
-            .unwrap_or_default())
+        Ok(
+            sql::one(&mut self.db, Sql::StoredCustomer.text(), &args![id], |r| {
+                Ok((r.string(1)?, r.string(2)?))
+            })?
+            .unwrap_or_default(),
+        )
     }
 
     /// Rule 1 between a customer object from events and the one the store
@@ -705,22 +706,20 @@ impl<'c> Writer<'c> {
         let Some(at) = w.info.snapshot_at else {
             return Ok(Against::Newer);
         };
-        let stored = self
-            .st(Sql::StoredCustomer)?
-            .query_row([&w.customer_id], |r| {
-                let snapshot_at: Option<i64> = r.get(0)?;
+        let stored = sql::one(
+            &mut self.db,
+            Sql::StoredCustomer.text(),
+            &args![&w.customer_id],
+            |r| {
                 let info = CustomerInfo {
-                    user_id: r.get(1)?,
-                    email: r.get(2)?,
+                    user_id: r.string(1)?,
+                    email: r.string(2)?,
                     deleted: false,
-                    snapshot_at,
+                    snapshot_at: r.int(0)?,
                 };
-                let event: Option<String> = r.get(3)?;
-                let stage: Option<i64> = r.get(4)?;
-                let previous: Option<String> = r.get(5)?;
-                Ok((info, event, stage, previous))
-            })
-            .optional()?;
+                Ok((info, r.string(3)?, r.int(4)?, r.string(5)?))
+            },
+        )?;
         let Some((info, event, stage, previous)) = stored else {
             return Ok(Against::Newer);
         };
@@ -793,28 +792,27 @@ impl<'c> Writer<'c> {
         snapshot_at: i64,
         order: &SnapshotOrder,
     ) -> anyhow::Result<Against> {
-        let stored = self
-            .st(Sql::StoredSnapshot)?
-            .query_row([&sub.id], |r| {
-                let at: i64 = r.get(0)?;
+        let stored = sql::one(
+            &mut self.db,
+            Sql::StoredSnapshot.text(),
+            &args![&sub.id],
+            |r| {
                 let record = SubscriptionRecord {
                     id: sub.id.clone(),
-                    customer_id: r.get(1)?,
-                    status: r.get(2)?,
-                    price_id: r.get(3)?,
-                    current_period_start: r.get(4)?,
-                    current_period_end: r.get(5)?,
-                    cancel_at_period_end: r.get(6)?,
-                    payment_method_id: r.get(7)?,
+                    customer_id: required(r.string(1)?)?,
+                    status: required(r.string(2)?)?,
+                    price_id: r.string(3)?,
+                    current_period_start: r.int(4)?,
+                    current_period_end: r.int(5)?,
+                    cancel_at_period_end: r.flag(6)?,
+                    payment_method_id: r.string(7)?,
                     card: None,
-                    created: r.get(8)?,
+                    created: required(r.int(8)?)?,
                 };
-                let event: Option<String> = r.get(9)?;
-                let stage: Option<i64> = r.get(10)?;
-                let previous: Option<String> = r.get(11)?;
-                Ok((at, record, event, stage, previous))
-            })
-            .optional()?;
+                let at = required(r.int(0)?)?;
+                Ok((at, record, r.string(9)?, r.int(10)?, r.string(11)?))
+            },
+        )?;
         let Some((at, record, event, stage, previous)) = stored else {
             return Ok(Against::Newer);
         };
@@ -840,41 +838,48 @@ impl<'c> Writer<'c> {
     /// with `marks` if given: see [`Marks`]).
     fn upsert_customer(&mut self, w: &CustomerWrite, marks: Marks) -> anyhow::Result<bool> {
         let (info, now) = (&w.info, self.now.as_str());
-        let st = &mut self.statements;
+        let db = &mut self.db;
         let changed = match info.snapshot_at {
             Some(at) => {
                 let order = w.customer_evidence.as_ref();
-                st.get(Sql::CustomerSnapshot)?.execute(params![
-                    w.customer_id,
-                    info.user_id,
-                    w.user_key,
-                    info.email,
-                    info.deleted,
-                    at,
+                let previous = order
+                    .and_then(|o| o.previous.as_ref())
+                    .and_then(|p| serde_json::to_string(p).ok());
+                db.exec(
+                    Sql::CustomerSnapshot.text(),
+                    &args![
+                        &w.customer_id,
+                        &info.user_id,
+                        &w.user_key,
+                        &info.email,
+                        info.deleted,
+                        at,
+                        w.source.as_str(),
+                        now,
+                        marks.run,
+                        marks.listed,
+                        marks.first_sub,
+                        order.map(|o| &*o.stamp.event_id),
+                        order.map(|o| o.stamp.stage.number()),
+                        previous.as_deref(),
+                    ],
+                )?
+            }
+            None => db.exec(
+                Sql::CustomerHint.text(),
+                &args![
+                    &w.customer_id,
+                    &info.user_id,
+                    &w.user_key,
+                    &info.email,
                     w.source.as_str(),
                     now,
                     marks.run,
                     marks.listed,
                     marks.first_sub,
-                    order.map(|o| &*o.stamp.event_id),
-                    order.map(|o| o.stamp.stage.number()),
-                    order
-                        .and_then(|o| o.previous.as_ref())
-                        .and_then(|p| serde_json::to_string(p).ok()),
-                ])?
-            }
-            None => st.get(Sql::CustomerHint)?.execute(params![
-                w.customer_id,
-                info.user_id,
-                w.user_key,
-                info.email,
-                w.source.as_str(),
-                now,
-                marks.run,
-                marks.listed,
-                marks.first_sub,
-                info.deleted,
-            ])?,
+                    info.deleted,
+                ],
+            )?,
         };
         Ok(changed > 0)
     }
@@ -896,25 +901,28 @@ impl<'c> Writer<'c> {
             None => (None, None),
         };
         let now = self.now.as_str();
-        self.statements.get(Sql::Subscription)?.execute(params![
-            s.id,
-            s.customer_id,
-            s.status,
-            s.price_id,
-            s.current_period_start,
-            s.current_period_end,
-            s.cancel_at_period_end,
-            s.payment_method_id,
-            brand,
-            last4,
-            s.created,
-            snapshot_at,
-            source.as_str(),
-            now,
-            event,
-            stage,
-            previous
-        ])?;
+        self.db.exec(
+            Sql::Subscription.text(),
+            &args![
+                &s.id,
+                &s.customer_id,
+                &s.status,
+                &s.price_id,
+                s.current_period_start,
+                s.current_period_end,
+                s.cancel_at_period_end,
+                &s.payment_method_id,
+                brand,
+                last4,
+                s.created,
+                snapshot_at,
+                source.as_str(),
+                now,
+                event,
+                stage,
+                previous.as_deref(),
+            ],
+        )?;
         Ok(())
     }
 
@@ -925,9 +933,8 @@ impl<'c> Writer<'c> {
         at: Option<i64>,
     ) -> anyhow::Result<()> {
         let now = self.now.as_str();
-        self.statements
-            .get(Sql::Point)?
-            .execute(params![customer_id, sub, at, now])?;
+        self.db
+            .exec(Sql::Point.text(), &args![customer_id, sub, at, now])?;
         Ok(())
     }
 
@@ -943,15 +950,16 @@ impl<'c> Writer<'c> {
             // the subscription points at itself.
             Current::FirstInPass(sub, at) => self.point(id, Some(sub), Some(*at))?,
             Current::Newest(born) => {
-                let shown: Option<String> = self
-                    .st(Sql::CurrentOf)?
-                    .query_row([id], |r| r.get(0))
-                    .optional()?
+                let shown: Option<String> =
+                    sql::one(&mut self.db, Sql::CurrentOf.text(), &args![id], |r| {
+                        r.string(0)
+                    })?
                     .flatten();
-                let newest: Vec<(String, i64)> = self
-                    .st(Sql::Newest)?
-                    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<_, _>>()?;
+                let mut newest: Vec<(String, i64)> = Vec::new();
+                self.db.each(Sql::Newest.text(), &args![id], &mut |r| {
+                    newest.push((required(r.string(0)?)?, required(r.int(1)?)?));
+                    Ok(true)
+                })?;
                 let candidates: Vec<crate::truth::Candidate<'_>> = newest
                     .iter()
                     .map(|(sub, created)| crate::truth::Candidate {
@@ -975,7 +983,7 @@ impl<'c> Writer<'c> {
 mod tests {
     use super::*;
     use crate::store::mapping::FROM;
-    use crate::store::{PassPage, Store};
+    use crate::store::{PassPage, SqliteStore};
 
     fn sub(id: &str, customer: &str, status: &str, created: i64) -> SubscriptionRecord {
         SubscriptionRecord {
@@ -1031,7 +1039,7 @@ mod tests {
 
     /// The report as it was first read: the store's tables and the
     /// journal joined in customer id order, a row at a time.
-    fn joined(s: &Store, run: i64) -> Vec<(String, WriteOutcome)> {
+    fn joined(s: &SqliteStore, run: i64) -> Vec<(String, WriteOutcome)> {
         s.conn
             .execute_batch("CREATE INDEX temp.joined ON pass_journal(customer_id)")
             .unwrap();
@@ -1050,7 +1058,7 @@ mod tests {
             .unwrap()
     }
 
-    fn report(s: &Store, run: i64, page: usize) -> Vec<(String, WriteOutcome)> {
+    fn report(s: &SqliteStore, run: i64, page: usize) -> Vec<(String, WriteOutcome)> {
         let mut all: Vec<(String, WriteOutcome)> = Vec::new();
         loop {
             let after = all.last().map(|(c, _)| c.clone());
@@ -1072,7 +1080,7 @@ mod tests {
 
     #[test]
     fn the_report_read_in_order_is_the_report_joined_at_random() {
-        let mut s = Store::in_memory().unwrap();
+        let mut s = SqliteStore::in_memory().unwrap();
         let listed = |s: &str, c: &str, status: &str| sub(s, c, status, 5);
         let current = |id: &str| Current::Listed(Some(id.into()), 10);
         // Before the run, at 10.

@@ -243,7 +243,7 @@ impl Backfiller<'_> {
     fn next_pages(
         &self,
         rx: &mut Receiver<Result<Listed, ApiError>>,
-        out: &mut PassWrites<'_>,
+        out: &mut PassWrites<'_, '_>,
         pass: &mut Pass,
     ) -> Result<Option<Vec<Result<Listed, ApiError>>>, SyncError> {
         let waited = Instant::now();
@@ -299,7 +299,7 @@ impl Pass {
     /// commit if the last commit is `BUSY_COMMIT` old.
     fn write(
         &mut self,
-        out: &mut PassWrites<'_>,
+        out: &mut PassWrites<'_, '_>,
         pages: Vec<Result<Listed, ApiError>>,
     ) -> Result<(), SyncError> {
         let written = Instant::now();

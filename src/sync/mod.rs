@@ -16,8 +16,6 @@ pub(crate) mod report;
 pub(crate) mod source;
 pub(crate) mod targeted;
 
-use std::path::Path;
-
 use crate::Fatal;
 use crate::runtime::Runtime;
 use crate::store::{CustomerWrite, PassMarks, PassWrites, Store, WriteOutcome};
@@ -99,7 +97,7 @@ pub(crate) struct Syncer {
 impl Syncer {
     /// The store at `db`, or a private copy of it for a dry run (an empty
     /// one when there is no file yet).
-    pub(crate) fn open(db: &Path, mode: Mode) -> anyhow::Result<Syncer> {
+    pub(crate) fn open(db: &crate::store::Location, mode: Mode) -> anyhow::Result<Syncer> {
         let store = match mode {
             Mode::Write => Store::open(db)?,
             Mode::DryRun => Store::open_copy(db)?,
@@ -196,7 +194,7 @@ impl Syncer {
     pub(crate) fn pass_writes<T>(
         &mut self,
         marks: PassMarks,
-        f: impl FnOnce(&mut PassWrites<'_>) -> Result<T, SyncError>,
+        f: impl FnOnce(&mut PassWrites<'_, '_>) -> Result<T, SyncError>,
     ) -> Result<T, SyncError> {
         self.store.pass_writes(marks, f)
     }
