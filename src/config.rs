@@ -38,6 +38,8 @@ pub struct Config {
     /// `[audit.fields]`: the app record's field for each of audit's names
     /// (`user = "subject"`, `status = "subscription.status"`).
     pub audit_fields: Vec<(String, String)>,
+    /// `db`: the store, when neither `--db` nor `STRIPE_SYNC_DB` names one.
+    pub db: Option<String>,
     /// Where it was read from, for messages.
     pub path: Option<PathBuf>,
 }
@@ -50,6 +52,7 @@ impl Default for Config {
             sync_events: DEFAULT_SYNC_EVENTS.iter().map(|s| s.to_string()).collect(),
             api_version: DEFAULT_API_VERSION.into(),
             audit_fields: Vec::new(),
+            db: None,
             path: None,
         }
     }
@@ -62,6 +65,7 @@ struct File {
     checkout_required_metadata: Option<Vec<String>>,
     sync_events: Option<Vec<String>>,
     api_version: Option<String>,
+    db: Option<String>,
     audit: Option<AuditFile>,
 }
 
@@ -129,6 +133,14 @@ impl Config {
                 anyhow::bail!("`api_version` is empty");
             }
             c.api_version = v;
+        }
+        if let Some(db) = file.db {
+            if db.trim().is_empty() {
+                anyhow::bail!(
+                    "`db` is empty: give the store's path or postgres:// URL, or drop the line for ./stripe-sync.db"
+                );
+            }
+            c.db = Some(db);
         }
         for (name, path) in file.audit.and_then(|a| a.fields).unwrap_or_default() {
             let Some(path) = path.as_str() else {

@@ -28,7 +28,7 @@ pub fn run(args: &AuditArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
     let access = Rules::access(&args.access).map_err(crate::usage)?;
     let fail_on = Kind::counted(&args.fail_on).map_err(crate::usage)?;
     let forward = repair_target(args, printer)?;
-    let db = store::Location::from_flag(global.db.as_deref());
+    let db = super::store_location(global, &cfg);
     let rt = Runtime::new()?;
 
     let app = AppSide::read(&spec)?;

@@ -8,7 +8,6 @@ use crate::cli::{GlobalArgs, ResyncArgs};
 use crate::output::Printer;
 use crate::output::catchup::{render, say};
 use crate::runtime::Runtime;
-use crate::store;
 use crate::sync::events::{
     CatchUp, Follower, Pass, Polled, TEST_FOLLOW_UNIT_ENV, Terminate, Waiting, follow_unit,
     on_sigterm, parse_since,
@@ -32,7 +31,7 @@ pub(crate) fn run(
     } else {
         Mode::Write
     };
-    let mut syncer = Syncer::open(&store::Location::from_flag(global.db.as_deref()), mode)?;
+    let mut syncer = Syncer::open(&super::store_location(global, &cfg), mode)?;
     if since.is_none() && syncer.store().events_checkpoint()?.is_none() {
         return Err(crate::usage(
             "no events checkpoint in the store: run `stripe-sync resync --all` first (it sets one), or pass --since (e.g. --since 7d)",

@@ -4,7 +4,7 @@ use crate::Status;
 use crate::cli::{GlobalArgs, InspectArgs};
 use crate::output::inspect::{CsvRows, JsonRows, RowSink, TableRows};
 use crate::output::{self, Printer};
-use crate::store::{self, DuplicateFinder, Filter, Store};
+use crate::store::{DuplicateFinder, Filter, Store};
 
 pub fn run(args: &InspectArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::Result<Status> {
     if args.csv && printer.json {
@@ -12,7 +12,8 @@ pub fn run(args: &InspectArgs, global: &GlobalArgs, printer: &Printer) -> anyhow
             "--csv and --json exclude each other: pick one output format",
         ));
     }
-    let db = store::Location::from_flag(global.db.as_deref());
+    let cfg = crate::config::Config::load(global.config.as_deref())?;
+    let db = super::store_location(global, &cfg);
     let Some(store) = Store::open_read_only(&db)? else {
         return Err(anyhow::anyhow!(
             "no store at {}: build one with `stripe-sync replay <events>` or `stripe-sync resync`, or pass --db",

@@ -49,6 +49,18 @@ pub fn load_config(
     Ok(cfg)
 }
 
+/// The store: `--db` (or `STRIPE_SYNC_DB`), else the config's `db`, else
+/// `./stripe-sync.db`.
+pub fn store_location(
+    global: &crate::cli::GlobalArgs,
+    cfg: &crate::config::Config,
+) -> crate::store::Location {
+    match (&global.db, &cfg.db) {
+        (None, Some(db)) => crate::store::Location::from_flag(Some(std::path::Path::new(db))),
+        (flag, _) => crate::store::Location::from_flag(flag.as_deref()),
+    }
+}
+
 /// Seconds since the epoch, by the system clock.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

@@ -40,14 +40,8 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     let forwarding = forwarder.is_some();
     let mut syncer = match (forwarding, args.dry_run) {
         (true, _) => Syncer::detached()?,
-        (false, true) => Syncer::open(
-            &store::Location::from_flag(global.db.as_deref()),
-            Mode::DryRun,
-        )?,
-        (false, false) => Syncer::open(
-            &store::Location::from_flag(global.db.as_deref()),
-            Mode::Write,
-        )?,
+        (false, true) => Syncer::open(&super::store_location(global, &cfg), Mode::DryRun)?,
+        (false, false) => Syncer::open(&super::store_location(global, &cfg), Mode::Write)?,
     };
     let plan = Plan {
         cfg: &cfg,
@@ -68,7 +62,7 @@ pub fn run(args: &ReplayArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     let mut finished = replay::run(plan, &mut syncer, &rt, &progress)?;
     report_notes(printer, &finished.notes);
     report_run(printer, &finished);
-    let db = store::Location::from_flag(global.db.as_deref());
+    let db = super::store_location(global, &cfg);
     render(printer, &mut finished, &mut syncer, &db, started.elapsed())?;
     if let Some(w) = output::replay::ambiguity_warning(&finished.ambiguous) {
         printer.warn(&w);

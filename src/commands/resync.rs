@@ -8,7 +8,6 @@ use crate::cli::{GlobalArgs, ResyncArgs};
 use crate::output::resync::{Listing, Summary, human_listed, json_stream, summary_counts_line};
 use crate::output::{Printer, fmt};
 use crate::runtime::Runtime;
-use crate::store;
 use crate::stripe::KeyMode;
 use crate::sync::backfill::Backfiller;
 use crate::sync::report::{CustomerReport, PassReports};
@@ -35,7 +34,7 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     } else {
         Mode::Write
     };
-    let mut syncer = Syncer::open(&store::Location::from_flag(global.db.as_deref()), mode)?;
+    let mut syncer = Syncer::open(&super::store_location(global, &cfg), mode)?;
     let rt = Runtime::new()?;
     let now = super::unix_now();
 
@@ -173,8 +172,9 @@ impl Ctx<'_> {
                 ));
                 told = true;
             }
-            self.rt
-                .block_on(tokio::time::sleep(std::time::Duration::from_millis(500)))?;
+            self.rt.block_on(async {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            })?;
         }
         Ok(())
     }

@@ -36,7 +36,7 @@ pub fn run(args: &ServeArgs, global: &GlobalArgs, printer: &Printer) -> anyhow::
     if let Some(dir) = &args.record {
         check_record_dir(dir)?;
     }
-    let db = store::Location::from_flag(global.db.as_deref());
+    let db = super::store_location(global, &cfg);
     let syncer = Syncer::open(&db, Mode::Write)?;
     syncer.store().check_writable()?;
     syncer.store().sync_every_commit()?;

@@ -236,7 +236,8 @@ mod tests {
     fn the_log_thread_commits_every_sent_event_only_when_the_pour_completes() {
         let dir = tempfile::tempdir().unwrap();
         let open = |name: &str| {
-            crate::sync::Syncer::open(&(&dir.path().join(name)).into(), crate::sync::Mode::Write).unwrap()
+            crate::sync::Syncer::open(&(&dir.path().join(name)).into(), crate::sync::Mode::Write)
+                .unwrap()
         };
         let mut store = open("a.db");
         let failed: HashSet<String> = ["cus_failed".to_owned()].into();

@@ -412,3 +412,67 @@ impl PassWrites<'_, '_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_names_a_file_or_a_database() {
+        let at = |s: &str| Location::from_flag(Some(Path::new(s)));
+        assert_eq!(
+            Location::from_flag(None),
+            Location::Sqlite(PathBuf::from("stripe-sync.db"))
+        );
+        assert_eq!(at("team.db"), Location::Sqlite(PathBuf::from("team.db")));
+        assert_eq!(
+            at("sqlite:/var/lib/s.db"),
+            Location::Sqlite(PathBuf::from("/var/lib/s.db"))
+        );
+        for url in [
+            "postgres://u:pw@h/db",
+            "postgresql://u:pw@h:5433/db?sslmode=require",
+        ] {
+            assert_eq!(at(url), Location::Postgres(url.to_owned()));
+        }
+        // A file whose name merely starts like a scheme is a file.
+        assert_eq!(
+            at("postgres.db"),
+            Location::Sqlite(PathBuf::from("postgres.db"))
+        );
+    }
+
+    #[test]
+    fn a_location_is_shown_without_its_password() {
+        let at = Location::from_flag(Some(Path::new(
+            "postgres://sync:s3cr3t@db.internal:5432/app?sslmode=verify-full",
+        )));
+        let shown = at.to_string();
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert_eq!(
+            shown,
+            "postgres://sync:***@db.internal:5432/app?sslmode=verify-full"
+        );
+    }
+
+    #[test]
+    fn the_flag_beats_the_config() {
+        use clap::Parser;
+        let cfg = crate::config::Config::parse("db = \"postgres://u@h/from_config\"").unwrap();
+        let global = |args: &[&str]| {
+            let mut argv = vec!["stripe-sync"];
+            argv.extend_from_slice(args);
+            argv.extend_from_slice(&["inspect"]);
+            crate::cli::Cli::try_parse_from(argv).unwrap().global
+        };
+        assert_eq!(
+            crate::commands::store_location(&global(&[]), &cfg),
+            Location::Postgres("postgres://u@h/from_config".into())
+        );
+        assert_eq!(
+            crate::commands::store_location(&global(&["--db", "mine.db"]), &cfg),
+            Location::Sqlite(PathBuf::from("mine.db"))
+        );
+        assert!(crate::config::Config::parse("db = \"\"").is_err());
+    }
+}

@@ -297,9 +297,19 @@ impl PgStore {
                 return Err(self.too_new(v));
             }
             if found.is_none() {
+                // A schema made beforehand (by an administrator, for a role
+                // that may not create schemas) is used as it is.
+                let made = sql::one(
+                    &mut PgDb(self),
+                    "SELECT 1 FROM pg_namespace WHERE nspname = ?1",
+                    &[Arg::Text(SCHEMA)],
+                    |_| Ok(()),
+                )?;
+                if made.is_none() {
+                    self.batch(&format!("CREATE SCHEMA {SCHEMA}"))?;
+                }
                 self.batch(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {SCHEMA};
-                     CREATE TABLE {SCHEMA}.schema_version (version BIGINT NOT NULL)"
+                    "CREATE TABLE {SCHEMA}.schema_version (version BIGINT NOT NULL)"
                 ))?;
             }
             let found = found.unwrap_or(0);
@@ -318,11 +328,22 @@ impl PgStore {
             .inspect_err(|_| {
                 let _ = self.batch("ROLLBACK");
             })
-            .map_err(|e| match e.downcast_ref::<tokio_postgres::Error>() {
-                Some(_) => self
-                    .failed(e)
-                    .context(format!("cannot make the store's schema {SCHEMA}")),
-                None => e,
+            .map_err(|e| {
+                let denied = e
+                    .downcast_ref::<tokio_postgres::Error>()
+                    .and_then(tokio_postgres::Error::as_db_error)
+                    .filter(|db| {
+                        *db.code() == tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE
+                    });
+                match denied {
+                    Some(db) => self.describe(format!(
+                        "this role may not make the store's schema {SCHEMA} ({}): grant it \
+                         CREATE on the database, or have an administrator make the schema for \
+                         it first (CREATE SCHEMA {SCHEMA} AUTHORIZATION <role>)",
+                        db.message()
+                    )),
+                    None => self.failed(e),
+                }
             })
     }
 
@@ -920,8 +941,7 @@ impl PgStore {
             return Ok(None);
         }
         let holder = self.value(
-            "SELECT a.pid, COALESCE(NULLIF(a.application_name, ''), 'a client'),
-                    COALESCE(host(a.client_addr), 'this host'),
+            "SELECT a.pid, NULLIF(a.application_name, ''), host(a.client_addr),
                     to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
              WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
@@ -929,13 +949,20 @@ impl PgStore {
              LIMIT 1",
             &[Arg::Int(LOCK_SPACE.into()), Arg::Int(Lock::Backfill as i64)],
             |r| {
-                Ok(format!(
-                    "server process {} ({}, from {}, connected {} UTC)",
-                    r.int(0)?.unwrap_or(0),
-                    r.text(1)?.unwrap_or("a client"),
-                    r.text(2)?.unwrap_or("this host"),
-                    r.text(3)?.unwrap_or("?"),
-                ))
+                // What a role may not see of another role's session reads NULL.
+                let mut who = format!("server process {}", r.int(0)?.unwrap_or(0));
+                let known: Vec<String> = [
+                    r.text(1)?.map(|a| format!("`{a}`")),
+                    r.text(2)?.map(|h| format!("from {h}")),
+                    r.text(3)?.map(|t| format!("connected {t} UTC")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                if !known.is_empty() {
+                    who.push_str(&format!(" ({})", known.join(", ")));
+                }
+                Ok(who)
             },
         )?;
         Ok(Some(holder.unwrap_or_else(|| "another session".to_owned())))

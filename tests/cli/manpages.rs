@@ -46,7 +46,12 @@ fn committed_man_pages_are_current() {
     assert!(replay.contains("--user-key <KEY>"), "{replay}");
     for (name, text) in &pages[1..] {
         let text = plain(text);
-        for global in ["--db <PATH|URL>", "--config <PATH>", "--json", "--color <WHEN>"] {
+        for global in [
+            "--db <PATH|URL>",
+            "--config <PATH>",
+            "--json",
+            "--color <WHEN>",
+        ] {
             assert!(text.contains(global), "{name} lacks {global}");
         }
     }
