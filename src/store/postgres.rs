@@ -156,7 +156,12 @@ pub(crate) struct PgStore {
     /// Runs the client's futures: the store's interface is blocking, as
     /// SQLite's is, and is called outside any async task.
     rt: tokio::runtime::Runtime,
-    client: Client,
+    /// Where to connect again when the connection is lost (see
+    /// [`PgStore::client`]).
+    target: crate::pg::Target,
+    client: RefCell<Client>,
+    /// The session's settings, made again on a new connection.
+    session: RefCell<Vec<String>>,
     /// The URL without its password: how messages name the store.
     shown: String,
     prepared: RefCell<HashMap<String, Statement>>,
@@ -188,8 +193,10 @@ impl PgStore {
         let client = rt.block_on(target.connect())?;
         Ok(PgStore {
             rt,
-            client,
+            client: RefCell::new(client),
+            session: RefCell::new(Vec::new()),
             shown: target.shown().to_owned(),
+            target,
             prepared: RefCell::new(HashMap::new()),
             server_wait: Cell::new(None),
         })
@@ -199,7 +206,7 @@ impl PgStore {
     pub(crate) fn open(url: &str) -> anyhow::Result<PgStore> {
         let store = PgStore::connect(url)?;
         store.migrate()?;
-        store.batch(&format!("SET search_path TO {SCHEMA}"))?;
+        store.set(format!("SET search_path TO {SCHEMA}"))?;
         Ok(store)
     }
 
@@ -211,7 +218,7 @@ impl PgStore {
             Some(v) if v > VERSION => return Err(store.too_new(v)),
             Some(_) => {}
         }
-        store.batch(&format!(
+        store.set(format!(
             "SET search_path TO {SCHEMA}; SET default_transaction_read_only = on"
         ))?;
         Ok(Some(store))
@@ -265,7 +272,8 @@ impl PgStore {
 
     /// The version of the store in this database, if there is one.
     fn version(&self) -> anyhow::Result<Option<i64>> {
-        let has = self.block(self.client.query_one(
+        let client = self.client()?;
+        let has = self.block(client.query_one(
             "SELECT to_regclass($1) IS NOT NULL",
             &[&format!("{SCHEMA}.schema_version")],
         ));
@@ -273,7 +281,7 @@ impl PgStore {
             return Ok(None);
         }
         let row = self
-            .block(self.client.query_opt(
+            .block(client.query_opt(
                 &format!("SELECT max(version) FROM {SCHEMA}.schema_version"),
                 &[],
             ))
@@ -351,12 +359,37 @@ impl PgStore {
         self.rt.block_on(f)
     }
 
+    /// The connection; a new one when the last was lost (the server
+    /// restarted, a proxy cut it): what was in flight failed with it (and
+    /// a `serve` request answered 500, which Stripe retries), and the next
+    /// statement runs on a new connection with the session's settings.
+    fn client(&self) -> anyhow::Result<std::cell::Ref<'_, Client>> {
+        if self.client.borrow().is_closed() {
+            let client = self.block(self.target.connect())?;
+            for setting in self.session.borrow().iter() {
+                self.block(client.batch_execute(setting))?;
+            }
+            self.prepared.borrow_mut().clear();
+            *self.client.borrow_mut() = client;
+        }
+        Ok(self.client.borrow())
+    }
+
+    /// Change a setting of the session, kept for a new connection.
+    fn set(&self, setting: String) -> anyhow::Result<()> {
+        self.batch(&setting)?;
+        self.session.borrow_mut().push(setting);
+        Ok(())
+    }
+
     /// A statement, prepared once per connection.
     fn statement(&self, sql: &str) -> anyhow::Result<Statement> {
+        // First the connection: a new one forgets the old one's statements.
+        let client = self.client()?;
         if let Some(st) = self.prepared.borrow().get(sql) {
             return Ok(st.clone());
         }
-        let st = self.block(self.client.prepare(&sql::numbered(sql)))?;
+        let st = self.block(client.prepare(&sql::numbered(sql)))?;
         self.prepared
             .borrow_mut()
             .insert(sql.to_owned(), st.clone());
@@ -365,7 +398,7 @@ impl PgStore {
 
     /// Statements without parameters or results (`BEGIN`, schema steps).
     pub(super) fn batch(&self, sql: &str) -> anyhow::Result<()> {
-        Ok(self.block(self.client.batch_execute(sql))?)
+        Ok(self.block(self.client()?.batch_execute(sql))?)
     }
 
     /// Run a statement of any text; how many rows it changed.
@@ -374,7 +407,7 @@ impl PgStore {
         let params: Vec<PgArg<'_>> = args.iter().map(|a| PgArg(*a)).collect();
         let refs: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        Ok(self.block(self.client.execute(&st, &refs))?)
+        Ok(self.block(self.client()?.execute(&st, &refs))?)
     }
 
     /// Each row of a query of any text, streamed, until `f` answers false.
@@ -387,8 +420,9 @@ impl PgStore {
         use futures_util::StreamExt;
         let st = self.statement(sql)?;
         let params: Vec<PgArg<'_>> = args.iter().map(|a| PgArg(*a)).collect();
+        let client = self.client()?;
         self.block(async {
-            let rows = self.client.query_raw(&st, params.iter()).await?;
+            let rows = client.query_raw(&st, params.iter()).await?;
             let mut rows = std::pin::pin!(rows);
             while let Some(row) = rows.next().await {
                 if !f(&PgRow(row?))? {
@@ -450,7 +484,7 @@ impl PgStore {
 
     /// `serve`'s writes wait at most `wait` for another writer's lock.
     pub(crate) fn serve_lock_wait(&self, wait: Duration) -> anyhow::Result<()> {
-        self.batch(&format!("SET lock_timeout = {}", wait.as_millis().max(1)))
+        self.set(format!("SET lock_timeout = {}", wait.as_millis().max(1)))
             .map_err(|e| self.failed(e))?;
         self.server_wait.set(Some(wait));
         Ok(())
@@ -458,7 +492,7 @@ impl PgStore {
 
     /// `serve`'s durability: each commit is on disk when it returns.
     pub(crate) fn sync_every_commit(&self) -> anyhow::Result<()> {
-        self.batch("SET synchronous_commit = on")
+        self.set("SET synchronous_commit = on".to_owned())
             .map_err(|e| self.failed(e))
     }
 
