@@ -1080,15 +1080,17 @@ impl PgStore {
             .map_err(|e| self.failed(e))?;
         let copied = (|| -> anyhow::Result<()> {
             for (table, columns) in COPIED {
-                let select: &'static str =
-                    Box::leak(format!("SELECT {columns} FROM {table} ORDER BY 1").into_boxed_str());
+                // Customers in the order they were written, as SQLite's
+                // rowid keeps them (the settling of a pass walks that order).
+                let order = if *table == "customers" { "rowid" } else { "1" };
+                let select = format!("SELECT {columns} FROM {table} ORDER BY {order}");
                 let n = columns.split(',').count();
                 let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
                 let mut insert = tx.prepare(&format!(
                     "INSERT INTO {table} ({columns}) VALUES ({})",
                     marks.join(", ")
                 ))?;
-                self.each_dyn(select, &[], &mut |r| {
+                self.each_dyn(&select, &[], &mut |r| {
                     let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(n);
                     for i in 0..n {
                         values.push(match r.int(i) {
