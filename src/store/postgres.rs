@@ -44,6 +44,10 @@ use super::{
 };
 use crate::objects::{Card, SubscriptionRecord};
 
+/// Statements sent at once, at most, by [`PgStore::exec_pipelined`]'s
+/// callers: a run's event log may hold a million.
+const PIPELINE: usize = 1_000;
+
 /// The schema that holds the store's tables.
 pub(super) const SCHEMA: &str = "stripe_sync";
 
@@ -408,6 +412,31 @@ impl PgStore {
         let refs: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         Ok(self.block(self.client()?.execute(&st, &refs))?)
+    }
+
+    /// Run one statement once for each row of `args`, all sent before the
+    /// first answer is read (tokio-postgres pipelines the requests of one
+    /// connection): one round trip for the lot, not one each. The server
+    /// runs them in order.
+    pub(super) fn exec_pipelined<const N: usize>(
+        &self,
+        sql: &str,
+        args: &[[Arg<'_>; N]],
+    ) -> anyhow::Result<u64> {
+        let st = self.statement(sql)?;
+        let client = self.client()?;
+        let params: Vec<Vec<PgArg<'_>>> = args
+            .iter()
+            .map(|row| row.iter().map(|a| PgArg(*a)).collect())
+            .collect();
+        let runs = params.iter().map(|row| {
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                row.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            let (client, st) = (&client, &st);
+            async move { client.execute(st, &refs).await }
+        });
+        let counts = self.block(futures_util::future::try_join_all(runs))?;
+        Ok(counts.iter().sum())
     }
 
     /// Each row of a query of any text, streamed, until `f` answers false.
@@ -855,19 +884,22 @@ impl PgStore {
         kept.sort_by(|a, b| a.id.cmp(&b.id));
         let now = super::now_rfc3339();
         self.transaction(&[], |db| {
-            for e in &kept {
-                db.exec(
-                    super::LOG_EVENT,
-                    &args![
-                        &e.id,
-                        &e.kind,
-                        e.created,
-                        e.route,
-                        &e.user_id,
-                        &e.customer_id,
-                        now.as_str()
-                    ],
-                )?;
+            for chunk in kept.chunks(PIPELINE) {
+                let rows: Vec<[Arg<'_>; 7]> = chunk
+                    .iter()
+                    .map(|e| {
+                        args![
+                            &e.id,
+                            &e.kind,
+                            e.created,
+                            e.route,
+                            &e.user_id,
+                            &e.customer_id,
+                            now.as_str()
+                        ]
+                    })
+                    .collect();
+                db.0.exec_pipelined(super::LOG_EVENT, &rows)?;
             }
             Ok(())
         })?;
