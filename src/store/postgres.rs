@@ -159,13 +159,16 @@ pub(super) fn customer_key(id: &str) -> i32 {
 pub(crate) struct PgStore {
     /// Runs the client's futures: the store's interface is blocking, as
     /// SQLite's is, and is called outside any async task.
-    rt: tokio::runtime::Runtime,
+    /// (Always there: taken only by `Drop`.)
+    rt: Option<tokio::runtime::Runtime>,
     /// Where to connect again when the connection is lost (see
     /// [`PgStore::client`]).
     target: crate::pg::Target,
     client: RefCell<Client>,
     /// The session's settings, made again on a new connection.
     session: RefCell<Vec<String>>,
+    /// Statements held by [`Db::exec_later`], sent with the next one.
+    held: RefCell<Vec<(&'static str, Vec<Held>)>>,
     /// The URL without its password: how messages name the store.
     shown: String,
     prepared: RefCell<HashMap<String, Statement>>,
@@ -196,9 +199,10 @@ impl PgStore {
             .context("cannot start the runtime that talks to the store's database")?;
         let client = rt.block_on(target.connect())?;
         Ok(PgStore {
-            rt,
+            rt: Some(rt),
             client: RefCell::new(client),
             session: RefCell::new(Vec::new()),
+            held: RefCell::new(Vec::new()),
             shown: target.shown().to_owned(),
             target,
             prepared: RefCell::new(HashMap::new()),
@@ -338,7 +342,7 @@ impl PgStore {
         };
         run()
             .inspect_err(|_| {
-                let _ = self.batch("ROLLBACK");
+                self.rollback();
             })
             .map_err(|e| {
                 let denied = e
@@ -360,7 +364,10 @@ impl PgStore {
     }
 
     pub(super) fn block<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+        match &self.rt {
+            Some(rt) => rt.block_on(f),
+            None => unreachable!("the runtime is taken only by drop"),
+        }
     }
 
     /// The connection; a new one when the last was lost (the server
@@ -402,11 +409,53 @@ impl PgStore {
 
     /// Statements without parameters or results (`BEGIN`, schema steps).
     pub(super) fn batch(&self, sql: &str) -> anyhow::Result<()> {
+        self.send_held()?;
         Ok(self.block(self.client()?.batch_execute(sql))?)
+    }
+
+    /// Send the held statements (see [`Db::exec_later`]), pipelined, and
+    /// wait for them all.
+    fn send_held(&self) -> anyhow::Result<()> {
+        let held = std::mem::take(&mut *self.held.borrow_mut());
+        if held.is_empty() {
+            return Ok(());
+        }
+        let mut statements = Vec::with_capacity(held.len());
+        for (sql, _) in &held {
+            statements.push(self.statement(sql)?);
+        }
+        let client = self.client()?;
+        let params: Vec<Vec<PgArg<'_>>> = held
+            .iter()
+            .map(|(_, args)| args.iter().map(|a| PgArg(a.arg())).collect())
+            .collect();
+        let runs = params.iter().zip(&statements).map(|(row, st)| {
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                row.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            let client = &client;
+            async move { client.execute(st, &refs).await }
+        });
+        self.block(futures_util::future::try_join_all(runs))?;
+        Ok(())
+    }
+
+    /// Forget the held statements: their transaction is rolled back.
+    fn drop_held(&self) {
+        self.held.borrow_mut().clear();
+    }
+
+    pub(super) fn rollback(&self) {
+        self.drop_held();
+        // A lost connection rolled its transaction back already.
+        let client = self.client.borrow();
+        if !client.is_closed() {
+            let _ = self.block(client.batch_execute("ROLLBACK"));
+        }
     }
 
     /// Run a statement of any text; how many rows it changed.
     pub(super) fn exec_dyn(&self, sql: &str, args: &[Arg<'_>]) -> anyhow::Result<u64> {
+        self.send_held()?;
         let st = self.statement(sql)?;
         let params: Vec<PgArg<'_>> = args.iter().map(|a| PgArg(*a)).collect();
         let refs: Vec<&(dyn ToSql + Sync)> =
@@ -423,6 +472,7 @@ impl PgStore {
         sql: &str,
         args: &[[Arg<'_>; N]],
     ) -> anyhow::Result<u64> {
+        self.send_held()?;
         let st = self.statement(sql)?;
         let client = self.client()?;
         let params: Vec<Vec<PgArg<'_>>> = args
@@ -447,6 +497,7 @@ impl PgStore {
         f: &mut dyn FnMut(&dyn sql::Row) -> anyhow::Result<bool>,
     ) -> anyhow::Result<()> {
         use futures_util::StreamExt;
+        self.send_held()?;
         let st = self.statement(sql)?;
         let params: Vec<PgArg<'_>> = args.iter().map(|a| PgArg(*a)).collect();
         let client = self.client()?;
@@ -478,7 +529,7 @@ impl PgStore {
             Ok(out)
         };
         run().map_err(|e| {
-            let _ = self.batch("ROLLBACK");
+            self.rollback();
             self.failed(e)
         })
     }
@@ -550,6 +601,18 @@ impl PgStore {
     }
 }
 
+/// A store may be dropped anywhere, even in an async task (`serve`
+/// closing its `--live` reader), where tokio refuses to drop a runtime the
+/// blocking way: this one is let go without waiting. The connection's task
+/// goes with it; the server ends the session when the socket closes.
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// The store's connection as the write path's [`Db`], inside a
 /// transaction [`PgStore::transaction`] opened.
 pub(crate) struct PgDb<'s>(pub(super) &'s PgStore);
@@ -559,6 +622,12 @@ impl Db for PgDb<'_> {
         self.0.exec_dyn(sql, args)
     }
 
+    fn exec_later(&mut self, sql: &'static str, args: &[Arg<'_>]) -> anyhow::Result<()> {
+        let args = args.iter().map(Held::of).collect();
+        self.0.held.borrow_mut().push((sql, args));
+        Ok(())
+    }
+
     fn each(
         &mut self,
         sql: &'static str,
@@ -566,6 +635,35 @@ impl Db for PgDb<'_> {
         f: &mut dyn FnMut(&dyn sql::Row) -> anyhow::Result<bool>,
     ) -> anyhow::Result<()> {
         self.0.each_dyn(sql, args, f)
+    }
+}
+
+/// An [`Arg`] of a held statement, owned until it is sent.
+#[derive(Debug, Clone)]
+enum Held {
+    Null,
+    Int(i64),
+    Text(String),
+    Bool(bool),
+}
+
+impl Held {
+    fn of(a: &Arg<'_>) -> Held {
+        match *a {
+            Arg::Null => Held::Null,
+            Arg::Int(v) => Held::Int(v),
+            Arg::Text(t) => Held::Text(t.to_owned()),
+            Arg::Bool(b) => Held::Bool(b),
+        }
+    }
+
+    fn arg(&self) -> Arg<'_> {
+        match self {
+            Held::Null => Arg::Null,
+            Held::Int(v) => Arg::Int(*v),
+            Held::Text(t) => Arg::Text(t),
+            Held::Bool(b) => Arg::Bool(*b),
+        }
     }
 }
 
@@ -773,11 +871,11 @@ impl PgStore {
         };
         let walked = walk();
         if let Some(e) = stopped {
-            let _ = self.batch("ROLLBACK");
+            self.rollback();
             return Err(e);
         }
         walked.map_err(|e| {
-            let _ = self.batch("ROLLBACK");
+            self.rollback();
             self.failed(e)
         })?;
         Ok(shown)
@@ -1242,7 +1340,7 @@ impl PgPassWrites<'_> {
         })();
         if let Err(e) = written {
             self.open = false;
-            let _ = store.batch("ROLLBACK");
+            store.rollback();
             return Err(store.failed(e));
         }
         Ok(())
@@ -1262,7 +1360,7 @@ impl PgPassWrites<'_> {
 impl Drop for PgPassWrites<'_> {
     fn drop(&mut self) {
         if self.open {
-            let _ = self.store.batch("ROLLBACK");
+            self.store.rollback();
         }
     }
 }

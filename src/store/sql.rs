@@ -114,6 +114,15 @@ pub(crate) trait Db {
     /// Run a statement; how many rows it changed.
     fn exec(&mut self, sql: &'static str, args: &[Arg<'_>]) -> anyhow::Result<u64>;
 
+    /// Run a statement whose count nobody reads: an engine with round
+    /// trips may hold it and send it with the next statement (PostgreSQL:
+    /// pipelined), which the server runs after it, in order. An error of
+    /// it then surfaces there, or at the commit; the transaction fails
+    /// either way.
+    fn exec_later(&mut self, sql: &'static str, args: &[Arg<'_>]) -> anyhow::Result<()> {
+        self.exec(sql, args).map(|_| ())
+    }
+
     /// Each row of a query, until `f` answers false.
     fn each(
         &mut self,

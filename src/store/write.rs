@@ -472,6 +472,13 @@ struct PassState {
     current_at: Option<i64>,
 }
 
+/// Whether a write's count of changed rows is read (see [`Db::exec_later`]).
+#[derive(Debug, Clone, Copy)]
+enum Count {
+    Read,
+    Unread,
+}
+
 /// A column the schema holds NOT NULL.
 fn required<T>(v: Option<T>) -> anyhow::Result<T> {
     v.ok_or_else(|| anyhow::anyhow!("a NOT NULL column of the store read as NULL"))
@@ -503,10 +510,6 @@ impl<D: Db> Writer<D> {
     /// A new transaction writes as of `now`.
     pub(super) fn set_now(&mut self, now: String) {
         self.now = now;
-    }
-
-    fn exec(&mut self, sql: Sql, args: &[Arg<'_>]) -> anyhow::Result<u64> {
-        self.db.exec(sql.text(), args)
     }
 
     /// One customer, answering its mapping before and after.
@@ -574,7 +577,7 @@ impl<D: Db> Writer<D> {
         let nothing_to_fill =
             w.info.snapshot_at.is_none() && w.info.user_id.is_none() && w.info.email.is_none();
         if state.is_none() || !nothing_to_fill {
-            marked |= self.upsert_customer(w, marks)?;
+            marked |= self.upsert_customer(w, marks, Count::Read)?;
         }
         for (sub, snapshot_at) in &w.subscriptions {
             self.upsert_subscription(sub, *snapshot_at, w.source, None)?;
@@ -587,7 +590,7 @@ impl<D: Db> Writer<D> {
                 let newer = has.current_at.is_none_or(|c| c <= at);
                 if newer && has.subscription_id.as_deref() != Some(sub) {
                     let now = self.now.as_str();
-                    self.db.exec(
+                    self.db.exec_later(
                         Sql::PointMarked.text(),
                         &args![id, sub, at, now, marks.run, marks.listed, marks.first_sub],
                     )?;
@@ -599,8 +602,8 @@ impl<D: Db> Writer<D> {
             }
         }
         if !marked && has.marks != marks {
-            self.exec(
-                Sql::Mark,
+            self.db.exec_later(
+                Sql::Mark.text(),
                 &args![id, marks.run, marks.listed, marks.first_sub],
             )?;
         }
@@ -613,8 +616,8 @@ impl<D: Db> Writer<D> {
             return Ok(());
         };
         let card = b.payment_method.as_ref();
-        self.exec(
-            Sql::Journal,
+        self.db.exec_later(
+            Sql::Journal.text(),
             &args![
                 customer_id,
                 &b.user_id,
@@ -651,18 +654,18 @@ impl<D: Db> Writer<D> {
                     older.info.user_id = user_id;
                     older.info.email = email;
                     older.customer_evidence = None;
-                    self.upsert_customer(&older, Marks::default())?;
+                    self.upsert_customer(&older, Marks::default(), Count::Unread)?;
                 }
                 Against::Newer => {
-                    self.upsert_customer(w, Marks::default())?;
+                    self.upsert_customer(w, Marks::default(), Count::Unread)?;
                 }
                 Against::Unordered(events) => {
                     unordered.push((w.customer_id.clone(), events));
-                    self.upsert_customer(w, Marks::default())?;
+                    self.upsert_customer(w, Marks::default(), Count::Unread)?;
                 }
             },
             None => {
-                self.upsert_customer(w, Marks::default())?;
+                self.upsert_customer(w, Marks::default(), Count::Unread)?;
             }
         }
         for (sub, snapshot_at) in &w.subscriptions {
@@ -836,17 +839,29 @@ impl<D: Db> Writer<D> {
 
     /// The customer's row; whether it was written (inserted, or updated
     /// with `marks` if given: see [`Marks`]).
-    fn upsert_customer(&mut self, w: &CustomerWrite, marks: Marks) -> anyhow::Result<bool> {
+    fn upsert_customer(
+        &mut self,
+        w: &CustomerWrite,
+        marks: Marks,
+        count: Count,
+    ) -> anyhow::Result<bool> {
         let (info, now) = (&w.info, self.now.as_str());
         let db = &mut self.db;
+        let run = |db: &mut D, sql: Sql, args: &[Arg<'_>]| -> anyhow::Result<u64> {
+            match count {
+                Count::Read => db.exec(sql.text(), args),
+                Count::Unread => db.exec_later(sql.text(), args).map(|()| 0),
+            }
+        };
         let changed = match info.snapshot_at {
             Some(at) => {
                 let order = w.customer_evidence.as_ref();
                 let previous = order
                     .and_then(|o| o.previous.as_ref())
                     .and_then(|p| serde_json::to_string(p).ok());
-                db.exec(
-                    Sql::CustomerSnapshot.text(),
+                run(
+                    db,
+                    Sql::CustomerSnapshot,
                     &args![
                         &w.customer_id,
                         &info.user_id,
@@ -865,8 +880,9 @@ impl<D: Db> Writer<D> {
                     ],
                 )?
             }
-            None => db.exec(
-                Sql::CustomerHint.text(),
+            None => run(
+                db,
+                Sql::CustomerHint,
                 &args![
                     &w.customer_id,
                     &info.user_id,
@@ -901,7 +917,7 @@ impl<D: Db> Writer<D> {
             None => (None, None),
         };
         let now = self.now.as_str();
-        self.db.exec(
+        self.db.exec_later(
             Sql::Subscription.text(),
             &args![
                 &s.id,
@@ -934,7 +950,7 @@ impl<D: Db> Writer<D> {
     ) -> anyhow::Result<()> {
         let now = self.now.as_str();
         self.db
-            .exec(Sql::Point.text(), &args![customer_id, sub, at, now])?;
+            .exec_later(Sql::Point.text(), &args![customer_id, sub, at, now])?;
         Ok(())
     }
 

@@ -109,6 +109,8 @@ pub struct Test {
     stated: (bool, bool),
     terminal: Option<u16>,
     hang_up: Option<usize>,
+    /// Texts neither stream may contain (see [`Test::hides`]).
+    hidden: Vec<String>,
 }
 
 /// The unprivileged user `unprivileged` runs as (when the tests run as root,
@@ -198,6 +200,7 @@ impl Test {
             stated: (false, false),
             terminal: None,
             hang_up: None,
+            hidden: Vec::new(),
         }
     }
 
@@ -349,6 +352,16 @@ impl Test {
         self
     }
 
+    /// Neither stdout nor stderr may contain `secret` (a password, a key),
+    /// on top of whatever the test states about them: unlike
+    /// [`Test::stdout_lacks`], this leaves the expectations as they are (an
+    /// unstated stream must still be empty). Checked by [`Test::run`] and
+    /// [`Running::finish`]; may be given several times.
+    pub fn hides(mut self, secret: impl Into<String>) -> Test {
+        self.hidden.push(secret.into());
+        self
+    }
+
     /// Runs on a pseudo-terminal `cols` wide (stdin, stdout and stderr all
     /// on it, as in a shell). What the binary drew is [`Output::screen`] and,
     /// as plain text, `stdout`; stderr is then always empty.
@@ -387,6 +400,7 @@ impl Test {
             stderr,
             terminal,
             hang_up,
+            hidden,
             ..
         } = self;
         let mut out = match (terminal, hang_up) {
@@ -395,6 +409,7 @@ impl Test {
             (None, None) => run_piped(&mut cmd, stdin.as_deref()),
         };
         check(&out, status.unwrap_or(0), &stdout, &stderr);
+        check_hidden(&out, &hidden);
         if let Dir::Own(t) = dir {
             out.dir = Some(t);
         }
@@ -547,6 +562,7 @@ impl Running {
             &self.test.stdout,
             &self.test.stderr,
         );
+        check_hidden(&out, &self.test.hidden);
         out
     }
 
@@ -691,6 +707,20 @@ fn check(out: &Output, status: i32, stdout: &Expect, stderr: &Expect) {
         show(out)
     );
     assert!(wrong.is_empty(), "{}\n\n{}", wrong.join("\n"), show(out));
+}
+
+/// Neither stream holds any of the `hidden` texts (see [`Test::hides`]);
+/// the failure names the stream, not the text.
+fn check_hidden(out: &Output, hidden: &[String]) {
+    for (i, secret) in hidden.iter().enumerate() {
+        for (name, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{name} shows hidden text #{i} (a password or a key)\n\n{}",
+                show(out)
+            );
+        }
+    }
 }
 
 /// What the binary drew on a terminal, read back through a vt100 screen.

@@ -29,6 +29,7 @@ mod sign;
 mod snapshots;
 #[path = "../support/mod.rs"]
 mod support;
+mod team_store;
 mod terminal;
 mod terminal_serve;
 mod truth;

@@ -8,6 +8,13 @@
 //! `STRIPE_SYNC_TEST_BACKOFF_MS=0` (the client then skips real backoff
 //! sleeps), each run stating its status, stdout and stderr; API commands
 //! talk to the fake Stripe in `tests/support/`.
+//!
+//! Every test runs twice from the same body, once per store backend
+//! (`truth::sqlite::NAME`, `truth::postgres::NAME`): an SQLite file, or a
+//! fresh database of the test PostgreSQL server (`tests/support/pg.rs`)
+//! named by `--db postgres://...`, whose password no run may print.
+//! "Writes nothing" is checked on the file's bytes, or on every row of the
+//! schema `stripe_sync` with the transaction that wrote it (`xmin`).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -19,15 +26,148 @@ use serde_json::{Value, json};
 use crate::common::tempdir;
 use crate::harness::{Output, Test, show};
 use crate::support::fake_stripe::{Account, FakeStripe};
+use crate::support::pg::PgServer;
+
+// ---------------------------------------------------------------------------
+// The backends: every contract test runs once on each
+// ---------------------------------------------------------------------------
+
+/// Where a test's stores are: SQLite files (the default store of each run's
+/// dir), or PostgreSQL databases of the test server (`--db postgres://...`),
+/// a fresh database for each store.
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres(&'static PgServer),
+}
+
+impl Backend {
+    /// A fresh temp dir and an empty store for the runs in it.
+    fn site(self) -> Site {
+        let tmp = tempdir();
+        let dir = tmp.path().to_path_buf();
+        let mut site = self.site_in(&dir);
+        site._tmp = Some(tmp);
+        site
+    }
+
+    /// An empty store for runs in `dir` (which the test keeps).
+    fn site_in(self, dir: &Path) -> Site {
+        let store = match self {
+            Backend::Sqlite => Store::Sqlite(dir.join("stripe-sync.db")),
+            Backend::Postgres(pg) => Store::Postgres {
+                pg,
+                db: pg.create_database(),
+            },
+        };
+        Site {
+            _tmp: None,
+            dir: dir.to_path_buf(),
+            store,
+        }
+    }
+}
+
+/// Each contract test (a function taking the [`Backend`]) as two tests:
+/// `truth::sqlite::NAME` and `truth::postgres::NAME`, so a failure names
+/// its backend. The PostgreSQL ones print `SKIPPED` and pass when the
+/// server's binaries are missing, unless `STRIPE_SYNC_REQUIRE_PG=1`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::Backend::Sqlite)
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(pg) = crate::support::pg::server() {
+                        super::$name(super::Backend::Postgres(pg))
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    tie_on_created_every_path_takes_the_apis_first_subscription,
+    generated_account_backfill_checks_and_user_resyncs_agree,
+    customer_deleted_in_stripe_is_drift_then_marked_deleted,
+    dry_runs_write_nothing_and_say_so,
+    unreachable_api_stops_the_run_with_status_2,
+    refused_key_stops_the_run_with_status_2,
+    missing_customer_fails_only_that_customer,
+    read_only_store_can_be_inspected_and_checked,
+    second_replay_of_the_same_inputs_writes_nothing,
+    concurrent_replays_on_one_store_both_succeed,
+    thin_event_is_ignored_with_a_reason,
+);
+
+/// A store.
+enum Store {
+    /// A file, the default store of the runs' dir.
+    Sqlite(PathBuf),
+    /// A database of the test server, given to every run as `--db URL`.
+    Postgres { pg: &'static PgServer, db: String },
+}
+
+impl Store {
+    /// Whether the store exists: the file, or the schema `stripe_sync`.
+    fn exists(&self) -> bool {
+        match self {
+            Store::Sqlite(path) => path.exists(),
+            Store::Postgres { pg, db } => {
+                pg.query_one(
+                    db,
+                    "SELECT count(*) FROM pg_namespace WHERE nspname = 'stripe_sync'",
+                ) != "0"
+            }
+        }
+    }
+
+    /// What the store holds, to compare before and after a run that must
+    /// write nothing. Taken between runs, when no process has it open.
+    fn snapshot(&self) -> Snapshot {
+        match self {
+            Store::Sqlite(path) => file_snapshot(path),
+            Store::Postgres { pg, db } => Snapshot::Rows(pg.query_one(db, &rows_snapshot_sql())),
+        }
+    }
+}
+
+/// A dir the runs happen in, and their store.
+struct Site {
+    /// The temp dir, when the site made it.
+    _tmp: Option<tempfile::TempDir>,
+    dir: PathBuf,
+    store: Store,
+}
+
+impl Site {
+    fn path(&self) -> &Path {
+        &self.dir
+    }
+}
 
 // ---------------------------------------------------------------------------
 // Running the binary
 // ---------------------------------------------------------------------------
 
-/// `stripe-sync` with `dir` as its working directory (so the default store
-/// is `dir/stripe-sync.db`).
-fn sync(dir: &Path) -> Test {
-    Test::in_dir(dir)
+/// `stripe-sync` in the site's dir, on its store: the dir's default store
+/// (SQLite), or `--db URL` (PostgreSQL; the password never printed).
+fn sync(site: &Site) -> Test {
+    let t = Test::in_dir(&site.dir);
+    match &site.store {
+        Store::Sqlite(path) if *path == site.dir.join("stripe-sync.db") => t,
+        Store::Sqlite(path) => t.arg("--db").arg(path),
+        Store::Postgres { pg, db } => t.args(["--db", &pg.url(db)]).hides(pg.password()),
+    }
 }
 
 /// Lines on stderr that report a problem.
@@ -68,8 +208,8 @@ fn single_error(out: &Output) -> String {
 /// `resync ARGS --json` against the fake: one JSON document on stdout, the
 /// summary (`N customers: ..., F failed; ...`) on stderr (the test states
 /// the status and what else stderr holds).
-fn resync(dir: &Path, fake: &FakeStripe, args: &[&str]) -> Test {
-    sync(dir)
+fn resync(site: &Site, fake: &FakeStripe, args: &[&str]) -> Test {
+    sync(site)
         .arg("resync")
         .args(args)
         .arg("--json")
@@ -79,10 +219,10 @@ fn resync(dir: &Path, fake: &FakeStripe, args: &[&str]) -> Test {
 }
 
 /// `resync ARGS --check --json`: no drift, no failure, nothing on stderr.
-fn assert_no_drift(dir: &Path, fake: &FakeStripe, args: &[&str]) {
+fn assert_no_drift(site: &Site, fake: &FakeStripe, args: &[&str]) {
     let mut all = args.to_vec();
     all.push("--check");
-    let out = resync(dir, fake, &all)
+    let out = resync(site, fake, &all)
         .stderr_has(" 0 failed; ")
         .stderr_with("no error or warning line", no_problems)
         .run();
@@ -102,13 +242,9 @@ fn assert_no_drift(dir: &Path, fake: &FakeStripe, args: &[&str]) {
 // The store
 // ---------------------------------------------------------------------------
 
-fn db(dir: &Path) -> PathBuf {
-    dir.join("stripe-sync.db")
-}
-
 /// `inspect --json FILTERS`: the rows (exit 0 expected: the filter matches).
-fn rows(dir: &Path, filters: &[&str]) -> Vec<Value> {
-    let out = sync(dir)
+fn rows(site: &Site, filters: &[&str]) -> Vec<Value> {
+    let out = sync(site)
         .args(["inspect", "--json"])
         .args(filters)
         .stdout_json()
@@ -125,19 +261,24 @@ fn timeless(mut rows: Vec<Value>) -> Vec<Value> {
     rows
 }
 
-fn row(dir: &Path, customer: &str) -> Value {
-    let mut rs = timeless(rows(dir, &["--customer", customer]));
+fn row(site: &Site, customer: &str) -> Value {
+    let mut rs = timeless(rows(site, &["--customer", customer]));
     assert_eq!(rs.len(), 1, "{rs:?}");
     rs.remove(0)
 }
 
-/// The store's bytes and modification times: the main file and, if present
-/// and not empty, the WAL (not `-shm`, which readers may touch). Taken
-/// between runs, when no process has the store open.
+/// What a store holds. SQLite: the bytes and modification times of the
+/// main file and, if present and not empty, the WAL (not `-shm`, which
+/// readers may touch). PostgreSQL: every row of the store's tables, each
+/// with its `xmin` (the transaction that wrote that version of it), so a
+/// row written again with the same values counts as a write too.
 #[derive(PartialEq)]
-struct Snapshot(Vec<(PathBuf, Vec<u8>, SystemTime)>);
+enum Snapshot {
+    Files(Vec<(PathBuf, Vec<u8>, SystemTime)>),
+    Rows(String),
+}
 
-fn snapshot(db: &Path) -> Snapshot {
+fn file_snapshot(db: &Path) -> Snapshot {
     let mut files = Vec::new();
     for p in [
         db.to_path_buf(),
@@ -152,20 +293,71 @@ fn snapshot(db: &Path) -> Snapshot {
         }
     }
     assert!(!files.is_empty(), "no store at {}", db.display());
-    Snapshot(files)
+    Snapshot::Files(files)
+}
+
+/// One text of every row of the PostgreSQL store's tables, in key order,
+/// each with its `xmin` (fails when there is no store).
+fn rows_snapshot_sql() -> String {
+    let tables = [
+        ("schema_version", "version"),
+        ("customers", "id"),
+        ("subscriptions", "id"),
+        ("events", "id"),
+        ("sync_state", "key"),
+    ];
+    let parts: Vec<String> = tables
+        .iter()
+        .map(|(table, key)| {
+            format!(
+                "'{table}:' || coalesce((SELECT string_agg(t::text || ' xmin=' || t.xmin::text, \
+                 E'\\n' ORDER BY t.{key}) FROM stripe_sync.{table} t), '')"
+            )
+        })
+        .collect();
+    format!("SELECT concat_ws(E'\\n', {})", parts.join(", "))
+}
+
+impl Snapshot {
+    /// What differs from `other`, for a message.
+    fn describe_change(&self, other: &Snapshot) -> String {
+        match (self, other) {
+            (Snapshot::Files(a), Snapshot::Files(b)) => {
+                let describe = |s: &Vec<(PathBuf, Vec<u8>, SystemTime)>| -> Vec<String> {
+                    s.iter()
+                        .map(|(p, b, t)| {
+                            format!("{} ({} bytes, mtime {t:?})", p.display(), b.len())
+                        })
+                        .collect()
+                };
+                format!("{:?} -> {:?}", describe(a), describe(b))
+            }
+            (Snapshot::Rows(a), Snapshot::Rows(b)) => {
+                let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+                let gone: Vec<&&str> = a.iter().filter(|l| !b.contains(l)).collect();
+                let new: Vec<&&str> = b.iter().filter(|l| !a.contains(l)).collect();
+                format!("rows before, not after: {gone:#?}\nrows after, not before: {new:#?}")
+            }
+            _ => "a different backend".to_owned(),
+        }
+    }
+
+    /// The same contents (SQLite: the same bytes, whatever the times).
+    fn same_contents(&self, other: &Snapshot) -> bool {
+        match (self, other) {
+            (Snapshot::Files(a), Snapshot::Files(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 == y.0 && x.1 == y.1)
+            }
+            (a, b) => a == b,
+        }
+    }
 }
 
 fn assert_unchanged(before: &Snapshot, after: &Snapshot, what: &str) {
-    let describe = |s: &Snapshot| -> Vec<String> {
-        s.0.iter()
-            .map(|(p, b, t)| format!("{} ({} bytes, mtime {t:?})", p.display(), b.len()))
-            .collect()
-    };
     assert!(
         before == after,
-        "{what} changed the store: {:?} -> {:?}",
-        describe(before),
-        describe(after)
+        "{what} changed the store: {}",
+        before.describe_change(after)
     );
 }
 
@@ -236,8 +428,7 @@ fn tie_account() -> Account {
             "current_period_start": T0 + 100, "current_period_end": T0 + 100 + 31 * 86_400}))
 }
 
-#[test]
-fn tie_on_created_every_path_takes_the_apis_first_subscription() {
+fn tie_on_created_every_path_takes_the_apis_first_subscription(b: Backend) {
     let fake = FakeStripe::start(tie_account());
     let listed: Vec<Value> = fake
         .subscriptions()
@@ -259,10 +450,9 @@ fn tie_on_created_every_path_takes_the_apis_first_subscription() {
     ];
     let mut seen: Vec<(&str, Value)> = Vec::new();
     for (name, args) in paths {
-        let dir = tempdir();
-        let d = dir.path();
-        write_events(d, "e.ndjson", std::slice::from_ref(&event));
-        let run = sync(d)
+        let site = b.site();
+        write_events(site.path(), "e.ndjson", std::slice::from_ref(&event));
+        let run = sync(&site)
             .args(args)
             .args(["--json"])
             .fake(&fake)
@@ -289,16 +479,16 @@ fn tie_on_created_every_path_takes_the_apis_first_subscription() {
         }
         assert!(!out.stdout.contains(fake.api_key()) && !out.stderr.contains(fake.api_key()));
 
-        let r = row(d, TIE_CUSTOMER);
+        let r = row(&site, TIE_CUSTOMER);
         assert_eq!(r["status"], "active", "{name}: {r}");
         assert_eq!(r["subscription_id"], SUB_A, "{name}: {r}");
         assert_eq!(r["user_id"], TIE_USER, "{name}: {r}");
         assert_eq!(r["deleted"], false, "{name}: {r}");
         seen.push((name, r));
 
-        assert_no_drift(d, &fake, &["--all"]);
-        assert_no_drift(d, &fake, &["--user", TIE_USER]);
-        assert_no_drift(d, &fake, &["--customer", TIE_CUSTOMER]);
+        assert_no_drift(&site, &fake, &["--all"]);
+        assert_no_drift(&site, &fake, &["--user", TIE_USER]);
+        assert_no_drift(&site, &fake, &["--customer", TIE_CUSTOMER]);
     }
     for (name, r) in &seen[1..] {
         assert_eq!(r, &seen[0].1, "{name} and {} disagree", seen[0].0);
@@ -309,8 +499,7 @@ fn tie_on_created_every_path_takes_the_apis_first_subscription() {
 // b. A generated account: backfill, checks and per-user resyncs agree
 // ---------------------------------------------------------------------------
 
-#[test]
-fn generated_account_backfill_checks_and_user_resyncs_agree() {
+fn generated_account_backfill_checks_and_user_resyncs_agree(b: Backend) {
     let fake = FakeStripe::start(Account::generate_at(80, 110, 17, T0));
     let subs = fake.subscriptions();
     let n_subs = |cus: &str| subs.iter().filter(|s| s["customer"] == cus).count();
@@ -366,32 +555,32 @@ fn generated_account_backfill_checks_and_user_resyncs_agree() {
         assert_eq!(first["id"], id, "the fake lists the later-added first");
     }
 
-    let all = tempdir();
-    let out = resync(all.path(), &fake, &["--all"])
+    let all = b.site();
+    let out = resync(&all, &fake, &["--all"])
         .stderr_with("no error or warning line", no_problems)
         .run();
     let v = out.json();
     assert_eq!(v["summary"]["customers"], 80);
     assert_eq!(v["summary"]["failed"], 0);
     for (cus, user, id, status) in ties {
-        let r = row(all.path(), cus);
+        let r = row(&all, cus);
         assert_eq!(r["subscription_id"], id, "{r}");
         assert_eq!(r["status"], status, "{r}");
         assert_eq!(r["user_id"], user.as_str(), "{r}");
     }
-    assert_no_drift(all.path(), &fake, &["--all"]);
+    assert_no_drift(&all, &fake, &["--all"]);
 
     for user in [&tie_user, &many_user, &one_user, &none_user] {
-        assert_no_drift(all.path(), &fake, &["--user", user]);
-        let fresh = tempdir();
-        let out = resync(fresh.path(), &fake, &["--user", user])
+        assert_no_drift(&all, &fake, &["--user", user]);
+        let fresh = b.site();
+        let out = resync(&fresh, &fake, &["--user", user])
             .stderr_with("no error or warning line", no_problems)
             .run();
         let v = out.json();
         assert_eq!(v["summary"]["failed"], 0, "{user}");
         assert_eq!(
-            timeless(rows(fresh.path(), &["--user", user])),
-            timeless(rows(all.path(), &["--user", user])),
+            timeless(rows(&fresh, &["--user", user])),
+            timeless(rows(&all, &["--user", user])),
             "resync --user {user} on a fresh store vs resync --all"
         );
     }
@@ -401,8 +590,7 @@ fn generated_account_backfill_checks_and_user_resyncs_agree() {
 // c. A customer deleted in Stripe: drift under --check, then marked
 // ---------------------------------------------------------------------------
 
-#[test]
-fn customer_deleted_in_stripe_is_drift_then_marked_deleted() {
+fn customer_deleted_in_stripe_is_drift_then_marked_deleted(b: Backend) {
     let mut account = Account::new();
     for (cus, status) in [
         ("cus_Active000001", "active"),
@@ -417,21 +605,20 @@ fn customer_deleted_in_stripe_is_drift_then_marked_deleted() {
     }
     let gone = "cus_Gone00000001";
     let fake = FakeStripe::start(account);
-    let dir = tempdir();
-    let d = dir.path();
-    resync(d, &fake, &["--all"])
+    let site = b.site();
+    resync(&site, &fake, &["--all"])
         .stderr_with("no error or warning line", no_problems)
         .run();
 
     fake.delete_customer(gone);
-    let before = snapshot(&db(d));
-    let out = resync(d, &fake, &["--all", "--check"])
+    let before = site.store.snapshot();
+    let out = resync(&site, &fake, &["--all", "--check"])
         .status(1)
         .stderr_with("no error or warning line", no_problems)
         .run();
     let v = out.json();
     // Drift is data, not an error: no problem on stderr (stated above).
-    assert_unchanged(&before, &snapshot(&db(d)), "resync --all --check");
+    assert_unchanged(&before, &site.store.snapshot(), "resync --all --check");
     assert_eq!(v["summary"]["changed"], 1, "{v}");
     for c in v["customers"].as_array().unwrap() {
         if c["customer_id"] == gone {
@@ -451,38 +638,36 @@ fn customer_deleted_in_stripe_is_drift_then_marked_deleted() {
         "the deleted customer is reported: {v}"
     );
 
-    let out = resync(d, &fake, &["--all"])
+    let out = resync(&site, &fake, &["--all"])
         .stderr_with("no error or warning line", no_problems)
         .run();
     let v = out.json();
     assert_eq!(v["summary"]["changed"], 1, "{v}");
-    let r = row(d, gone);
+    let r = row(&site, gone);
     assert_eq!(r["status"], "deleted", "{r}");
     assert_eq!(r["deleted"], true, "{r}");
     for status in ["active", "trialing", "past_due"] {
-        let listed = rows(d, &["--status", status]);
+        let listed = rows(&site, &["--status", status]);
         assert_eq!(listed.len(), 1, "--status {status}: {listed:?}");
         assert!(
             listed.iter().all(|r| r["customer_id"] != gone),
             "--status {status}"
         );
     }
-    let listed = rows(d, &["--status", "deleted"]);
+    let listed = rows(&site, &["--status", "deleted"]);
     let ids: Vec<&Value> = listed.iter().map(|r| &r["customer_id"]).collect();
     assert_eq!(ids, [gone]);
-    assert_no_drift(d, &fake, &["--all"]);
+    assert_no_drift(&site, &fake, &["--all"]);
 }
 
 // ---------------------------------------------------------------------------
 // d. Dry runs write nothing
 // ---------------------------------------------------------------------------
 
-#[test]
-fn dry_runs_write_nothing_and_say_so() {
-    let dir = tempdir();
-    let d = dir.path();
+fn dry_runs_write_nothing_and_say_so(b: Backend) {
+    let site = b.site();
     // One rejected checkout: status 1.
-    sync(d)
+    sync(&site)
         .args(["replay"])
         .arg(fixtures())
         .status(1)
@@ -491,8 +676,8 @@ fn dry_runs_write_nothing_and_say_so() {
         .stderr_has("1 rejected")
         .run();
 
-    let before = snapshot(&db(d));
-    let v = sync(d)
+    let before = site.store.snapshot();
+    let v = sync(&site)
         .args(["replay", "--dry-run", "--json"])
         .arg(fixtures())
         .status(1)
@@ -503,7 +688,7 @@ fn dry_runs_write_nothing_and_say_so() {
         .run()
         .json();
     assert_eq!(v["summary"]["dry_run"], true, "{}", v["summary"]);
-    let out = sync(d)
+    let out = sync(&site)
         .args(["replay", "--dry-run"])
         .arg(fixtures())
         .status(1)
@@ -514,18 +699,17 @@ fn dry_runs_write_nothing_and_say_so() {
         .run();
     let last = out.stdout.trim_end().lines().last().unwrap_or("");
     assert!(last.contains("would sync"), "summary line: {last:?}");
-    assert_unchanged(&before, &snapshot(&db(d)), "replay --dry-run");
+    assert_unchanged(&before, &site.store.snapshot(), "replay --dry-run");
 
     // --live --dry-run: resolving may read a customer, syncing is not attempted.
     let fake = FakeStripe::start(tie_account());
-    let live = tempdir();
-    let l = live.path();
+    let live = b.site();
     write_events(
-        l,
+        live.path(),
         "e.ndjson",
         &[invoice_paid("evt_dry_1", TIE_CUSTOMER, None)],
     );
-    let v = sync(l)
+    let v = sync(&live)
         .args(["replay", "--live", "--dry-run", "--json", "e.ndjson"])
         .fake(&fake)
         .stdout_json()
@@ -537,9 +721,9 @@ fn dry_runs_write_nothing_and_say_so() {
     assert_eq!(v["summary"]["dry_run"], true);
     assert_eq!(v["events"][0]["route"], "sync", "{v}");
     assert_eq!(fake.count_path("/v1/subscriptions"), 0, "no sync request");
-    assert!(!db(l).exists(), "a dry run creates no store");
+    assert!(!live.store.exists(), "a dry run creates no store");
 
-    let v = sync(l)
+    let v = sync(&live)
         .args(["replay", "--live", "--json", "e.ndjson"])
         .fake(&fake)
         .stdout_json()
@@ -551,6 +735,7 @@ fn dry_runs_write_nothing_and_say_so() {
     assert_eq!(v["summary"]["dry_run"], false);
     assert_eq!(v["summary"]["customers_synced"], 1);
     assert_eq!(fake.count_path("/v1/subscriptions"), 1);
+    assert!(live.store.exists(), "the real run made the store");
 }
 
 // ---------------------------------------------------------------------------
@@ -602,15 +787,13 @@ fn stopped_stdout(stdout: &str) -> bool {
     stdout.trim().is_empty() || serde_json::from_str::<Value>(stdout).is_ok()
 }
 
-#[test]
-fn unreachable_api_stops_the_run_with_status_2() {
-    let dir = tempdir();
-    let d = dir.path();
+fn unreachable_api_stops_the_run_with_status_2(b: Backend) {
+    let site = b.site();
     let base = closed_port_url();
     let key = "sk_test_unreachable_77";
-    for (name, args) in api_runs(d) {
+    for (name, args) in api_runs(site.path()) {
         let t = Instant::now();
-        let out = sync(d)
+        let out = sync(&site)
             .args(&args)
             .api(&base, key)
             .status(2)
@@ -626,16 +809,14 @@ fn unreachable_api_stops_the_run_with_status_2() {
     }
 }
 
-#[test]
-fn refused_key_stops_the_run_with_status_2() {
+fn refused_key_stops_the_run_with_status_2(b: Backend) {
     let fake = FakeStripe::start(tie_account());
-    let dir = tempdir();
-    let d = dir.path();
+    let site = b.site();
     let wrong = "sk_test_refused_key_4401";
-    for (name, args) in api_runs(d) {
+    for (name, args) in api_runs(site.path()) {
         fake.reset_counters();
         // The key is never printed.
-        let out = sync(d)
+        let out = sync(&site)
             .args(&args)
             .api(&fake.url(), wrong)
             .status(2)
@@ -654,11 +835,10 @@ fn refused_key_stops_the_run_with_status_2() {
     }
 }
 
-#[test]
-fn missing_customer_fails_only_that_customer() {
+fn missing_customer_fails_only_that_customer(b: Backend) {
     let fake = FakeStripe::start(tie_account());
-    let dir = tempdir();
-    let out = resync(dir.path(), &fake, &["--customer", "cus_doesnotexist"])
+    let site = b.site();
+    let out = resync(&site, &fake, &["--customer", "cus_doesnotexist"])
         .status(1)
         .stderr_has("cus_doesnotexist")
         .run();
@@ -690,11 +870,11 @@ fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
-/// `sync(dir)`, as the unprivileged user when `unprivileged`.
+/// `stripe-sync` in `dir`, as the unprivileged user when `unprivileged`.
 fn ro_sync(dir: &Path, unprivileged: bool) -> Test {
     match unprivileged {
-        true => sync(dir).unprivileged(),
-        false => sync(dir),
+        true => Test::in_dir(dir).unprivileged(),
+        false => Test::in_dir(dir),
     }
 }
 
@@ -702,74 +882,109 @@ fn chmod(p: &Path, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-#[test]
-fn read_only_store_can_be_inspected_and_checked() {
+/// A store its reader may not write: an SQLite file (and dir) without
+/// write permission, or a PostgreSQL role with only `USAGE` on the schema
+/// and `SELECT` on its tables. Either can be inspected and checked, and
+/// stays as it was.
+fn read_only_store_can_be_inspected_and_checked(b: Backend) {
     let fake = FakeStripe::start(tie_account());
     let tmp = tempdir();
     chmod(tmp.path(), 0o755);
     let ro = tmp.path().join("ro");
     fs::create_dir(&ro).unwrap();
+    let site = b.site_in(&ro);
     write_events(
         &ro,
         "e.ndjson",
         &[invoice_paid("evt_ro_1", TIE_CUSTOMER, None)],
     );
-    sync(&ro)
+    sync(&site)
         .args(["replay", "--live", "--json", "e.ndjson"])
         .fake(&fake)
         .stdout_json()
         .stderr_has("1 customer synced")
         .stderr_with("no error or warning line", no_problems)
         .run();
-    let store = db(&ro);
-    for side in ["", "-wal", "-shm"] {
-        let p = PathBuf::from(format!("{}{side}", store.display()));
-        if p.exists() {
-            chmod(&p, 0o444);
-        }
-    }
-    chmod(&ro, 0o555);
-    let before = snapshot(&store);
+    let written = rows(&site, &[]);
 
-    // Root ignores permissions: run as nobody then.
-    let unprivileged = running_as_root();
-    let db_arg = store.display().to_string();
-    let v = ro_sync(&ro, unprivileged)
-        .args(["inspect", "--json", "--db", &db_arg])
-        .stdout_json()
-        .run()
-        .json();
+    // `stripe-sync ARGS --db STORE` as the reader.
+    let reader: Box<dyn Fn(&[&str]) -> Test> = match &site.store {
+        Store::Sqlite(store) => {
+            for side in ["", "-wal", "-shm"] {
+                let p = PathBuf::from(format!("{}{side}", store.display()));
+                if p.exists() {
+                    chmod(&p, 0o444);
+                }
+            }
+            chmod(&ro, 0o555);
+            // Root ignores permissions: run as nobody then.
+            let unprivileged = running_as_root();
+            let db_arg = store.display().to_string();
+            let ro = ro.clone();
+            Box::new(move |args| {
+                ro_sync(&ro, unprivileged)
+                    .args(args)
+                    .args(["--db", &db_arg])
+            })
+        }
+        Store::Postgres { pg, db } => {
+            let role = crate::team_store::read_only_role(pg, db);
+            let ro = ro.clone();
+            Box::new(move |args| {
+                Test::in_dir(&ro)
+                    .args(args)
+                    .args(["--db", &role.url])
+                    .hides(pg.password())
+                    .hides(&role.password)
+            })
+        }
+    };
+    let before = site.store.snapshot();
+
+    let v = reader(&["inspect", "--json"]).stdout_json().run().json();
     assert_eq!(v[0]["customer_id"], TIE_CUSTOMER, "{v}");
     assert_eq!(v[0]["subscription_id"], SUB_A, "{v}");
+    assert_eq!(
+        v.as_array().unwrap(),
+        &written,
+        "the reader sees what was written"
+    );
 
-    let v = ro_sync(&ro, unprivileged)
-        .args([
-            "resync",
-            "--customer",
-            TIE_CUSTOMER,
-            "--check",
-            "--json",
-            "--db",
-            &db_arg,
-        ])
+    let v = reader(&["resync", "--customer", TIE_CUSTOMER, "--check", "--json"])
         .fake(&fake)
         .stdout_json()
         .stderr_has("1 customer: 0 drifted (0 new), 0 failed; ")
         .run()
         .json();
     assert_eq!(v["summary"]["changed"], 0, "{v}");
-    assert_unchanged(&before, &snapshot(&store), "reading a read-only store");
+    assert_unchanged(&before, &site.store.snapshot(), "reading a read-only store");
     chmod(&ro, 0o755);
 
-    // A directory is not a store.
-    let out = sync(tmp.path())
-        .args(["inspect", "--json", "--db"])
-        .arg(tmp.path())
-        .status(2)
-        .stderr_has("is a directory")
-        .run();
-    let err = single_error(&out);
-    assert!(err.contains("is a directory"), "{err}");
+    match b {
+        Backend::Sqlite => {
+            // A directory is not a store.
+            let out = Test::in_dir(tmp.path())
+                .args(["inspect", "--json", "--db"])
+                .arg(tmp.path())
+                .status(2)
+                .stderr_has("is a directory")
+                .run();
+            let err = single_error(&out);
+            assert!(err.contains("is a directory"), "{err}");
+        }
+        Backend::Postgres(_) => {
+            // A database without the store's schema holds no store.
+            let empty = b.site();
+            let out = sync(&empty)
+                .args(["inspect", "--json"])
+                .status(2)
+                .stderr_has("no store at")
+                .run();
+            let err = single_error(&out);
+            assert!(err.contains("no store at"), "{err}");
+            assert!(!empty.store.exists(), "inspect made no store");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -799,8 +1014,8 @@ fn assert_initech_known(v: &Value) {
 
 /// `replay --json fixtures/`: status 1 (one rejected checkout), no
 /// problem on stderr; the document.
-fn replay_fixtures(dir: &Path) -> Value {
-    sync(dir)
+fn replay_fixtures(site: &Site) -> Value {
+    sync(site)
         .args(["replay", "--json"])
         .arg(fixtures())
         .status(1)
@@ -811,44 +1026,61 @@ fn replay_fixtures(dir: &Path) -> Value {
         .json()
 }
 
-#[test]
-fn second_replay_of_the_same_inputs_writes_nothing() {
-    let dir = tempdir();
-    let d = dir.path();
-    let v = replay_fixtures(d);
+fn second_replay_of_the_same_inputs_writes_nothing(b: Backend) {
+    let site = b.site();
+    let v = replay_fixtures(&site);
     assert_initech_known(&v);
-    let before = snapshot(&db(d));
-    let rows_before = rows(d, &[]);
+    let before = site.store.snapshot();
+    let rows_before = rows(&site, &[]);
 
-    let v = replay_fixtures(d);
+    let v = replay_fixtures(&site);
     assert_eq!(v["summary"]["sync"], 0, "{}", v["summary"]);
     assert_initech_known(&v);
-    let after = snapshot(&db(d));
-    assert_eq!(before.0.len(), after.0.len(), "same store files");
-    for ((p, a, _), (_, b, _)) in before.0.iter().zip(&after.0) {
-        assert!(
-            a == b,
-            "{} changed ({} -> {} bytes)",
-            p.display(),
-            a.len(),
-            b.len()
-        );
-    }
-    assert_eq!(rows(d, &[]), rows_before, "same rows, synced_at included");
+    let after = site.store.snapshot();
+    assert!(
+        before.same_contents(&after),
+        "the second replay changed the store: {}",
+        before.describe_change(&after)
+    );
+    assert_eq!(
+        rows(&site, &[]),
+        rows_before,
+        "same rows, synced_at included"
+    );
+
+    // The snapshot sees a write: one new event changes it.
+    write_events(
+        site.path(),
+        "more.ndjson",
+        &[invoice_paid(
+            "evt_more_1",
+            "cus_More00000001",
+            Some("user_more"),
+        )],
+    );
+    sync(&site)
+        .args(["replay", "more.ndjson"])
+        .stdout_has("evt_more_1")
+        .stderr_has("1 customer synced")
+        .stderr_with("no error or warning line", no_problems)
+        .run();
+    assert!(
+        !after.same_contents(&site.store.snapshot()),
+        "a replay that writes changes the snapshot"
+    );
 }
 
 // ---------------------------------------------------------------------------
 // h. Two replays at once on one store
 // ---------------------------------------------------------------------------
 
-#[test]
-fn concurrent_replays_on_one_store_both_succeed() {
+fn concurrent_replays_on_one_store_both_succeed(b: Backend) {
     let ada = fixtures().join("2026-03-onboarding/03-ada-subscription-created.json");
     let grace = fixtures().join("2026-03-onboarding/05-grace-events-export.json");
     let expected_customers = ["cus_1gIHnbN8OoIW0c", "cus_iRVVPNjHoKAHeU"];
     // Each file syncs its customer (status 0), alone or with the other.
-    let replay = |d: &Path, file: &PathBuf, customer: &str| {
-        sync(d)
+    let replay = |site: &Site, file: &PathBuf, customer: &str| {
+        sync(site)
             .arg("replay")
             .arg(file)
             .stdout_has(customer)
@@ -861,17 +1093,15 @@ fn concurrent_replays_on_one_store_both_succeed() {
         (&grace, expected_customers[1]),
     ];
     for (file, customer) in files {
-        let dir = tempdir();
-        replay(dir.path(), file, customer).run();
+        replay(&b.site(), file, customer).run();
     }
     for round in 0..50 {
-        let dir = tempdir();
-        let d = dir.path();
-        let a = replay(d, &ada, expected_customers[0]).spawn();
-        let b = replay(d, &grace, expected_customers[1]).spawn();
-        a.finish();
-        b.finish();
-        let listed = rows(d, &[]);
+        let site = b.site();
+        let one = replay(&site, &ada, expected_customers[0]).spawn();
+        let two = replay(&site, &grace, expected_customers[1]).spawn();
+        one.finish();
+        two.finish();
+        let listed = rows(&site, &[]);
         for c in expected_customers {
             assert!(
                 listed.iter().any(|r| r["customer_id"] == c),
@@ -885,10 +1115,8 @@ fn concurrent_replays_on_one_store_both_succeed() {
 // i. Thin (v2) events are ignored, not invalid
 // ---------------------------------------------------------------------------
 
-#[test]
-fn thin_event_is_ignored_with_a_reason() {
-    let dir = tempdir();
-    let d = dir.path();
+fn thin_event_is_ignored_with_a_reason(b: Backend) {
+    let site = b.site();
     let thin = json!({
         "id": "evt_thin_1", "object": "v2.core.event",
         "type": "v1.billing.meter.error_report_triggered",
@@ -897,8 +1125,8 @@ fn thin_event_is_ignored_with_a_reason() {
         "related_object": {"id": "mtr_123", "type": "billing.meter", "url": "/v1/billing/meters/mtr_123"},
     });
     let routed = invoice_paid("evt_thin_neighbour", "cus_Thin00000001", Some("user_thin"));
-    write_events(d, "mixed.ndjson", &[thin, routed]);
-    let v = sync(d)
+    write_events(site.path(), "mixed.ndjson", &[thin, routed]);
+    let v = sync(&site)
         .args(["replay", "--json", "mixed.ndjson"])
         .stdout_json()
         .stderr_has("2 events: 1 sync, 1 ignored")
