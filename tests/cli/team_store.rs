@@ -1097,3 +1097,66 @@ fn one_receiver_ends_the_same_whether_events_come_together_or_alone() {
         );
     }
 }
+
+/// `resync --all` on a shared store holds its lock for the whole run: a
+/// second one with `--no-wait` exits 2 naming who holds it; without, it
+/// says it waits, and runs once the first has ended. Neither shows the
+/// password.
+#[test]
+fn a_second_backfill_waits_for_the_first_or_exits_2_with_no_wait() {
+    let Some(pg) = pg::server() else { return };
+    let db = pg.create_database();
+    let url = pg.url(&db);
+    // 200 customers and subscriptions: 2 + 2 list pages (the two listings
+    // side by side), each a second late, so the first backfill holds the
+    // lock for 2 s or more: time for the other two to start.
+    let fake = FakeStripe::builder()
+        .account(Account::generate_at(200, 200, 5, T0))
+        .latency(Duration::from_secs(1))
+        .start();
+    let dir = tempdir();
+    let backfill = |extra: &[&str]| {
+        Test::in_dir(dir.path())
+            .args(["resync", "--all", "--db", &url])
+            .args(extra)
+            .fake(&fake)
+            .hides(pg.password())
+    };
+    let held = || {
+        pg.query_one(
+            &db,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND objsubid = 2 AND classid = 1398035289 AND objid = 3",
+        ) == "1"
+    };
+    let mut first = backfill(&[])
+        .status(0)
+        .stdout_has("200 customers")
+        .stderr_lacks("waiting")
+        .spawn();
+    first.wait_until(
+        "the first backfill to hold the lock",
+        Duration::from_secs(20),
+        |_| held(),
+    );
+
+    let refused = backfill(&["--no-wait"])
+        .status(2)
+        .stderr_has("another backfill is running on this store: server process")
+        .stderr_has("run again when it ends")
+        .run();
+    assert!(!refused.stderr.contains("waiting"), "{}", show(&refused));
+
+    let second = backfill(&[])
+        .status(0)
+        .stdout_has("200 customers")
+        .stderr_has("waiting for it to end")
+        .spawn();
+    first.finish_within(Duration::from_secs(60));
+    let second = second.finish_within(Duration::from_secs(60));
+    assert!(
+        !held(),
+        "the lock is let go when the backfill ends\n{}",
+        show(&second)
+    );
+}
