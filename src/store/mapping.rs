@@ -631,9 +631,7 @@ impl SqliteStore {
 
     /// Whether the store holds any customer.
     pub fn has_customers(&self) -> anyhow::Result<bool> {
-        Ok(self
-            .conn
-            .query_row("SELECT EXISTS(SELECT 1 FROM customers)", [], |r| r.get(0))?)
+        super::reads::has_customers(&mut sql::Sqlite::new(&self.conn))
     }
 }
 

@@ -7,6 +7,7 @@ mod backend;
 pub(crate) mod checkpoint;
 mod mapping;
 mod postgres;
+mod reads;
 pub mod schema;
 pub(crate) mod sql;
 mod write;
@@ -18,7 +19,7 @@ pub use mapping::{DuplicateFinder, Duplicates, Filter, MappingRow};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use serde::Serialize;
 use sql::Db;
 
@@ -560,58 +561,32 @@ impl SqliteStore {
     }
 
     pub fn event_seen(&self, id: &str) -> anyhow::Result<bool> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?;
-        Ok(st.exists([id])?)
+        reads::event_seen(&mut sql::Sqlite::new(&self.conn), id)
     }
 
     /// Events in the log, for tests.
     #[cfg(test)]
     pub(crate) fn count_events(&self) -> anyhow::Result<i64> {
-        Ok(self
-            .conn
-            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?)
+        reads::count_events(&mut sql::Sqlite::new(&self.conn))
     }
 
     /// Whether any event has been logged yet.
     pub fn has_events(&self) -> anyhow::Result<bool> {
-        Ok(self
-            .conn
-            .query_row("SELECT EXISTS(SELECT 1 FROM events)", [], |r| r.get(0))?)
+        reads::has_events(&mut sql::Sqlite::new(&self.conn))
     }
 
     /// What the store knows of a customer's user.
     pub(crate) fn customer_user(&self, customer_id: &str) -> anyhow::Result<Known> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT user_id FROM customers WHERE id = ?1")?;
-        Ok(
-            match st
-                .query_row([customer_id], |r| r.get::<_, Option<String>>(0))
-                .optional()?
-            {
-                None => Known::Unknown,
-                Some(None) => Known::Unmapped,
-                Some(Some(u)) => Known::User(u),
-            },
-        )
+        reads::customer_user(&mut sql::Sqlite::new(&self.conn), customer_id)
     }
 
     pub fn customer_known(&self, customer_id: &str) -> anyhow::Result<bool> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT 1 FROM customers WHERE id = ?1")?;
-        Ok(st.exists([customer_id])?)
+        reads::customer_known(&mut sql::Sqlite::new(&self.conn), customer_id)
     }
 
     /// Customers the store maps to a user.
     pub fn customers_of_user(&self, user_id: &str) -> anyhow::Result<Vec<String>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id FROM customers WHERE user_id = ?1 ORDER BY id")?;
-        let rows = st.query_map([user_id], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        reads::customers_of_user(&mut sql::Sqlite::new(&self.conn), user_id)
     }
 
     /// The backfill in progress, if any.

@@ -36,13 +36,14 @@ use anyhow::{Context, anyhow};
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Statement};
 
+use super::reads;
 use super::sql::{self, Arg, Db, args};
 use super::write::Writer;
 use super::{
     CustomerWrite, EventLogger, Filter, MappingRow, PassMarks, PassPage, SqliteStore, Unlisted,
     WriteOutcome, checkpoint,
 };
-use crate::objects::{Card, SubscriptionRecord};
+use crate::objects::SubscriptionRecord;
 
 /// Statements sent at once, at most, by [`PgStore::exec_pipelined`]'s
 /// callers: a run's event log may hold a million.
@@ -767,72 +768,32 @@ impl PgStore {
     }
 
     pub(crate) fn event_seen(&self, id: &str) -> anyhow::Result<bool> {
-        Ok(self
-            .value(
-                "SELECT 1 FROM events WHERE id = ?1",
-                &[Arg::Text(id)],
-                |_| Ok(()),
-            )?
-            .is_some())
+        reads::event_seen(&mut PgDb(self), id).map_err(|e| self.failed(e))
     }
 
     #[cfg(test)]
     pub(crate) fn count_events(&self) -> anyhow::Result<i64> {
-        Ok(self
-            .value("SELECT count(*) FROM events", &[], |r| r.int(0))?
-            .flatten()
-            .unwrap_or(0))
+        reads::count_events(&mut PgDb(self)).map_err(|e| self.failed(e))
     }
 
     pub(crate) fn has_events(&self) -> anyhow::Result<bool> {
-        Ok(self
-            .value("SELECT EXISTS(SELECT 1 FROM events)", &[], |r| r.flag(0))?
-            .unwrap_or(false))
+        reads::has_events(&mut PgDb(self)).map_err(|e| self.failed(e))
     }
 
     pub(crate) fn has_customers(&self) -> anyhow::Result<bool> {
-        Ok(self
-            .value("SELECT EXISTS(SELECT 1 FROM customers)", &[], |r| r.flag(0))?
-            .unwrap_or(false))
+        reads::has_customers(&mut PgDb(self)).map_err(|e| self.failed(e))
     }
 
     pub(crate) fn customer_user(&self, customer_id: &str) -> anyhow::Result<super::Known> {
-        use super::Known;
-        Ok(
-            match self.value(
-                "SELECT user_id FROM customers WHERE id = ?1",
-                &[Arg::Text(customer_id)],
-                |r| r.string(0),
-            )? {
-                None => Known::Unknown,
-                Some(None) => Known::Unmapped,
-                Some(Some(u)) => Known::User(u),
-            },
-        )
+        reads::customer_user(&mut PgDb(self), customer_id).map_err(|e| self.failed(e))
     }
 
     pub(crate) fn customer_known(&self, customer_id: &str) -> anyhow::Result<bool> {
-        Ok(self
-            .value(
-                "SELECT 1 FROM customers WHERE id = ?1",
-                &[Arg::Text(customer_id)],
-                |_| Ok(()),
-            )?
-            .is_some())
+        reads::customer_known(&mut PgDb(self), customer_id).map_err(|e| self.failed(e))
     }
 
     pub(crate) fn customers_of_user(&self, user_id: &str) -> anyhow::Result<Vec<String>> {
-        let mut out = Vec::new();
-        self.each_dyn(
-            "SELECT id FROM customers WHERE user_id = ?1 ORDER BY id",
-            &[Arg::Text(user_id)],
-            &mut |r| {
-                out.extend(r.string(0)?);
-                Ok(true)
-            },
-        )
-        .map_err(|e| self.failed(e))?;
-        Ok(out)
+        reads::customers_of_user(&mut PgDb(self), user_id).map_err(|e| self.failed(e))
     }
 
     pub(crate) fn mapping_of(&self, customer_id: &str) -> anyhow::Result<Option<MappingRow>> {
@@ -881,23 +842,12 @@ impl PgStore {
         Ok(shown)
     }
 
-    /// Every customer of a subscription whose status `bills`, streamed.
     pub(crate) fn for_each_billing_customer(
         &self,
         bills: impl Fn(&str) -> bool,
-        mut each: impl FnMut(&str),
+        each: impl FnMut(&str),
     ) -> anyhow::Result<()> {
-        self.each_dyn(
-            "SELECT customer_id, status FROM subscriptions",
-            &[],
-            &mut |r| {
-                if bills(r.text(1)?.unwrap_or_default()) {
-                    each(r.text(0)?.unwrap_or_default());
-                }
-                Ok(true)
-            },
-        )
-        .map_err(|e| self.failed(e))
+        reads::for_each_billing_customer(&mut PgDb(self), bills, each).map_err(|e| self.failed(e))
     }
 
     pub(crate) fn billing_subscriptions_of(
@@ -905,57 +855,14 @@ impl PgStore {
         user_id: &str,
         bills: impl Fn(&str) -> bool,
     ) -> anyhow::Result<Vec<String>> {
-        let mut out = Vec::new();
-        self.each_dyn(
-            "SELECT s.id, s.status FROM subscriptions s
-             JOIN customers c ON c.id = s.customer_id
-             WHERE c.user_id = ?1 AND NOT c.deleted
-             ORDER BY s.created DESC, s.id DESC",
-            &[Arg::Text(user_id)],
-            &mut |r| {
-                if bills(r.text(1)?.unwrap_or_default()) {
-                    out.extend(r.string(0)?);
-                }
-                Ok(true)
-            },
-        )
-        .map_err(|e| self.failed(e))?;
-        Ok(out)
+        reads::billing_subscriptions_of(&mut PgDb(self), user_id, bills).map_err(|e| self.failed(e))
     }
 
     pub(crate) fn last_subscription(
         &self,
         customer_id: &str,
     ) -> anyhow::Result<Option<(SubscriptionRecord, bool)>> {
-        self.value(
-            "SELECT s.id, s.customer_id, s.status, s.price_id, s.current_period_start,
-                    s.current_period_end, s.cancel_at_period_end, s.payment_method_id,
-                    s.card_brand, s.card_last4, s.created, c.deleted
-             FROM subscriptions s JOIN customers c ON c.id = s.customer_id
-             WHERE s.customer_id = ?1
-             ORDER BY s.id = c.subscription_id DESC, s.created DESC, s.id DESC
-             LIMIT 1",
-            &[Arg::Text(customer_id)],
-            |r| {
-                let (brand, last4) = (r.string(8)?, r.string(9)?);
-                let text = |i| -> anyhow::Result<String> {
-                    r.string(i)?.ok_or_else(|| anyhow!("column {i} is NULL"))
-                };
-                let sub = SubscriptionRecord {
-                    id: text(0)?,
-                    customer_id: text(1)?,
-                    status: text(2)?,
-                    price_id: r.string(3)?,
-                    current_period_start: r.int(4)?,
-                    current_period_end: r.int(5)?,
-                    cancel_at_period_end: r.flag(6)?,
-                    payment_method_id: r.string(7)?,
-                    card: (brand.is_some() || last4.is_some()).then_some(Card { brand, last4 }),
-                    created: r.int(10)?.unwrap_or(0),
-                };
-                Ok((sub, r.flag(11)?))
-            },
-        )
+        reads::last_subscription(&mut PgDb(self), customer_id).map_err(|e| self.failed(e))
     }
 
     /// Write whole customers in one transaction, each under its lock.
