@@ -1,14 +1,37 @@
 //! `audit` against the fake Stripe: every file source, the findings, the
 //! exit statuses, and bad sources.
+//!
+//! Every test runs once per store backend from the same body
+//! (`audit::sqlite::NAME`, `audit::postgres::NAME`; see `backends.rs`);
+//! `--app-db` is the app's own database, an SQLite file here.
 
 use std::io::Write;
 use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::common::tempdir;
+use crate::backends::{Backend, Site};
 use crate::harness::Test;
 use crate::support::fake_stripe::{Account, FakeStripe};
+
+crate::backends::on_both_backends!(
+    a_csv_source_is_held_to_the_store_user_by_user,
+    the_human_report_fits_80_columns_and_says_what_was_compared,
+    fail_on_narrows_what_counts_for_the_exit_status,
+    an_ndjson_source_with_nested_fields_and_millisecond_times,
+    a_t3_kv_dump_is_read_by_its_keys,
+    a_convex_export_is_read_from_its_table,
+    a_json_array_from_stdin_and_an_object_keyed_by_user,
+    two_records_for_one_user_are_reported_and_left_out,
+    a_source_without_a_user_field_names_its_keys_and_the_flag_to_add,
+    bad_sources_are_errors_that_name_the_file,
+    a_store_that_never_caught_up_gets_a_warning_naming_resync_events,
+    a_sqlite_app_database_is_queried_read_only,
+    a_kv_dump_as_key_value_lines_is_read_like_the_object,
+    ci_catches_up_from_the_event_log_then_fails_on_wrong_access_only,
+    a_customer_deleted_before_the_store_saw_it_is_held_to_through_the_apps_link,
+    csv_output_lists_the_findings_with_control_characters_escaped,
+);
 
 const START: i64 = 1_767_225_600; // 2026-01-01
 const END: i64 = START + 30 * 86_400;
@@ -52,9 +75,19 @@ pub(crate) fn synced_store(dir: &Path, fake: &FakeStripe) {
         .run();
 }
 
-/// `audit ARGS` in `dir`.
-fn audit(dir: &Path, args: &[&str]) -> Test {
-    Test::in_dir(dir).arg("audit").args(args)
+/// The same on the site's store.
+fn synced_at(site: &Site, fake: &FakeStripe) {
+    site.sync()
+        .env("STRIPE_API_KEY", fake.api_key())
+        .args(["resync", "--all", "--api-base", &fake.url(), "--json"])
+        .stdout_json()
+        .stderr_has(" failed; ")
+        .run();
+}
+
+/// `audit ARGS` in the site's dir, on its store.
+fn audit_at(site: &Site, args: &[&str]) -> Test {
+    site.sync().arg("audit").args(args)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -104,13 +137,12 @@ user_d,cus_d,,
 user_z,,active,
 ";
 
-#[test]
-fn a_csv_source_is_held_to_the_store_user_by_user() {
+fn a_csv_source_is_held_to_the_store_user_by_user(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    synced_store(dir.path(), &fake);
-    let src = write(dir.path(), "billing.csv", CSV);
-    let doc = audit(dir.path(), &[&src, "--json"])
+    let site = b.site();
+    synced_at(&site, &fake);
+    let src = write(site.path(), "billing.csv", CSV);
+    let doc = audit_at(&site, &[&src, "--json"])
         .status(1)
         .stdout_json()
         .stderr("")
@@ -130,14 +162,13 @@ fn a_csv_source_is_held_to_the_store_user_by_user() {
     assert_eq!(b["stripe"], "canceled");
 }
 
-#[test]
-fn the_human_report_fits_80_columns_and_says_what_was_compared() {
+fn the_human_report_fits_80_columns_and_says_what_was_compared(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    synced_store(dir.path(), &fake);
-    let src = write(dir.path(), "billing.csv", CSV);
+    let site = b.site();
+    synced_at(&site, &fake);
+    let src = write(site.path(), "billing.csv", CSV);
     // On a terminal 80 columns wide (stderr shows on it too).
-    let out = audit(dir.path(), &[&src])
+    let out = audit_at(&site, &[&src])
         .terminal(80)
         .status(1)
         .stdout_has("unpaid_access")
@@ -168,19 +199,18 @@ fn the_human_report_fits_80_columns_and_says_what_was_compared() {
     assert!(out.stdout.lines().all(|l| l.chars().count() <= 80));
 }
 
-#[test]
-fn fail_on_narrows_what_counts_for_the_exit_status() {
+fn fail_on_narrows_what_counts_for_the_exit_status(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    synced_store(dir.path(), &fake);
+    let site = b.site();
+    synced_at(&site, &fake);
     let src = write(
-        dir.path(),
+        site.path(),
         "billing.csv",
         "user_id,status,price_id\nuser_a,active,price_old\n",
     );
     // Only the price is wrong in the app; users c and e are missing from it,
     // which counts as paid without access.
-    let out = audit(dir.path(), &[&src, "--json", "--fail-on", "unpaid_access"])
+    let out = audit_at(&site, &[&src, "--json", "--fail-on", "unpaid_access"])
         .stdout_json()
         .run();
     assert_eq!(
@@ -192,24 +222,23 @@ fn fail_on_narrows_what_counts_for_the_exit_status() {
         ])
     );
     for finding in ["paid_no_access", "price"] {
-        audit(dir.path(), &[&src, "--fail-on", finding])
+        audit_at(&site, &[&src, "--fail-on", finding])
             .status(1)
             .stdout_has("missing_in_app")
             .stdout_has("price")
             .stderr("3 users: 0 in sync, 3 drifted (2 missing in the app, 1 price)\n")
             .run();
     }
-    audit(dir.path(), &[&src, "--fail-on", "prices"])
+    audit_at(&site, &[&src, "--fail-on", "prices"])
         .status(2)
         .stderr_has("`prices` is not a finding; findings are unpaid_access, paid_no_access")
         .run();
 }
 
-#[test]
-fn an_ndjson_source_with_nested_fields_and_millisecond_times() {
+fn an_ndjson_source_with_nested_fields_and_millisecond_times(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    synced_store(dir.path(), &fake);
+    let site = b.site();
+    synced_at(&site, &fake);
     let ms = |t: i64| t * 1000;
     let lines = [
         json!({"userId": "user_a", "stripeCustomerId": "cus_a", "subscription": {"status": "active", "end": ms(END)}}),
@@ -217,9 +246,9 @@ fn an_ndjson_source_with_nested_fields_and_millisecond_times() {
         json!({"userId": "user_e", "stripeCustomerId": "cus_e", "subscription": {"status": "active", "end": ms(END)}}),
     ];
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    let src = write(dir.path(), "users.jsonl", &text);
-    let out = audit(
-        dir.path(),
+    let src = write(site.path(), "users.jsonl", &text);
+    let out = audit_at(
+        &site,
         &[
             &src,
             "--json",
@@ -247,11 +276,10 @@ fn an_ndjson_source_with_nested_fields_and_millisecond_times() {
 
 /// The T3 layout: `stripe:user:<user>` -> customer id, and
 /// `stripe:customer:<customer>` -> the record, as Redis keeps it (a string).
-#[test]
-fn a_t3_kv_dump_is_read_by_its_keys() {
+fn a_t3_kv_dump_is_read_by_its_keys(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    synced_store(dir.path(), &fake);
+    let site = b.site();
+    synced_at(&site, &fake);
     let record = |status: &str, price: &str| {
         json!({"subscriptionId": "sub_x", "status": status, "priceId": price,
                "currentPeriodStart": START, "currentPeriodEnd": END, "cancelAtPeriodEnd": false,
@@ -274,9 +302,9 @@ fn a_t3_kv_dump_is_read_by_its_keys() {
         "stripe:customer:cus_e": json!({"subscriptionId": "sub_e", "status": "active", "priceId": "price_pro",
             "currentPeriodStart": START, "currentPeriodEnd": END, "cancelAtPeriodEnd": false, "paymentMethod": null}).to_string(),
     });
-    let src = write(dir.path(), "kv.json", &dump.to_string());
-    let out = audit(
-        dir.path(),
+    let src = write(site.path(), "kv.json", &dump.to_string());
+    let out = audit_at(
+        &site,
         &[&src, "--json", "--fail-on", "unpaid_access,paid_no_access"],
     )
     .status(1)
@@ -295,17 +323,16 @@ fn a_t3_kv_dump_is_read_by_its_keys() {
 }
 
 /// `npx convex export --path snapshot.zip`: `<table>/documents.jsonl`.
-#[test]
-fn a_convex_export_is_read_from_its_table() {
+fn a_convex_export_is_read_from_its_table(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    synced_store(dir.path(), &fake);
+    let site = b.site();
+    synced_at(&site, &fake);
     let docs = [
         json!({"_id": "k1", "_creationTime": 1_767_000_000_123.5_f64, "subject": "user_a", "stripeCustomerId": "cus_a", "subscriptionStatus": "active", "currentPeriodEnd": (END * 1000) as f64}),
         json!({"_id": "k2", "_creationTime": 1_767_000_000_456.0_f64, "subject": "user_c", "stripeCustomerId": "cus_c", "subscriptionStatus": "trialing", "currentPeriodEnd": (END * 1000) as f64}),
         json!({"_id": "k3", "_creationTime": 1_767_000_000_789.0_f64, "subject": "user_e", "stripeCustomerId": "cus_e", "subscriptionStatus": "canceled", "currentPeriodEnd": (END * 1000) as f64}),
     ];
-    let path = dir.path().join("snapshot.zip");
+    let path = site.path().join("snapshot.zip");
     {
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
         let opts = zip::write::SimpleFileOptions::default()
@@ -322,7 +349,7 @@ fn a_convex_export_is_read_from_its_table() {
         zip.write_all(b"{}\n").unwrap();
         zip.finish().unwrap();
     }
-    let out = audit(dir.path(), &["snapshot.zip", "--table", "users", "--json"])
+    let out = audit_at(&site, &["snapshot.zip", "--table", "users", "--json"])
         .status(1)
         .stdout_json()
         .run();
@@ -331,24 +358,23 @@ fn a_convex_export_is_read_from_its_table() {
         own(&[("user_e", "paid_no_access", json!("status"))])
     );
     // Without --table, the error lists the tables.
-    audit(dir.path(), &["snapshot.zip"])
+    audit_at(&site, &["snapshot.zip"])
         .status(2)
         .stderr_has("users")
         .stderr_has("--table")
         .run();
 }
 
-#[test]
-fn a_json_array_from_stdin_and_an_object_keyed_by_user() {
+fn a_json_array_from_stdin_and_an_object_keyed_by_user(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    synced_store(dir.path(), &fake);
+    let site = b.site();
+    synced_at(&site, &fake);
     let array = json!([
         {"clerkUserId": "user_a", "status": "active"},
         {"clerkUserId": "user_c", "status": "trialing"},
         {"clerkUserId": "user_e", "status": "active"},
     ]);
-    let doc = audit(dir.path(), &["-", "--json"])
+    let doc = audit_at(&site, &["-", "--json"])
         .stdin(array.to_string())
         .stdout_json()
         .run()
@@ -360,8 +386,8 @@ fn a_json_array_from_stdin_and_an_object_keyed_by_user() {
         "user_c": {"status": "canceled"},
         "user_e": {"status": "active"},
     });
-    let src = write(dir.path(), "by-user.json", &keyed.to_string());
-    let out = audit(dir.path(), &[&src, "--json"])
+    let src = write(site.path(), "by-user.json", &keyed.to_string());
+    let out = audit_at(&site, &[&src, "--json"])
         .status(1)
         .stdout_json()
         .run();
@@ -371,17 +397,16 @@ fn a_json_array_from_stdin_and_an_object_keyed_by_user() {
     );
 }
 
-#[test]
-fn two_records_for_one_user_are_reported_and_left_out() {
+fn two_records_for_one_user_are_reported_and_left_out(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    synced_store(dir.path(), &fake);
+    let site = b.site();
+    synced_at(&site, &fake);
     let src = write(
-        dir.path(),
+        site.path(),
         "dup.csv",
         "user_id,status\nuser_a,active\nuser_b,active\nuser_b,canceled\nuser_c,trialing\nuser_e,active\n",
     );
-    let doc = audit(dir.path(), &[&src, "--json"])
+    let doc = audit_at(&site, &[&src, "--json"])
         .status(2)
         .stdout_json()
         .stderr_has("user user_b has 2 records")
@@ -393,13 +418,12 @@ fn two_records_for_one_user_are_reported_and_left_out() {
     assert_eq!(doc["problems"][0]["field"], "user");
 }
 
-#[test]
-fn a_source_without_a_user_field_names_its_keys_and_the_flag_to_add() {
+fn a_source_without_a_user_field_names_its_keys_and_the_flag_to_add(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    synced_store(dir.path(), &fake);
-    let src = write(dir.path(), "orders.csv", "account,plan\nuser_a,active\n");
-    audit(dir.path(), &[&src])
+    let site = b.site();
+    synced_at(&site, &fake);
+    let src = write(site.path(), "orders.csv", "account,plan\nuser_a,active\n");
+    audit_at(&site, &[&src])
         .status(2)
         .stdout("")
         .stderr_has("orders.csv")
@@ -407,8 +431,8 @@ fn a_source_without_a_user_field_names_its_keys_and_the_flag_to_add() {
         .stderr_has("--field user=")
         .run();
     // The flag it names works.
-    audit(
-        dir.path(),
+    audit_at(
+        &site,
         &[
             &src,
             "--field",
@@ -423,45 +447,43 @@ fn a_source_without_a_user_field_names_its_keys_and_the_flag_to_add() {
     .run();
 }
 
-#[test]
-fn bad_sources_are_errors_that_name_the_file() {
-    let dir = tempdir();
-    audit(dir.path(), &["missing.csv"])
+fn bad_sources_are_errors_that_name_the_file(b: Backend) {
+    let site = b.site();
+    audit_at(&site, &["missing.csv"])
         .status(2)
         .stderr_has("missing.csv")
         .run();
-    audit(dir.path(), &[])
+    audit_at(&site, &[])
         .status(2)
         .stderr_has("nothing to audit")
         .run();
     let src = write(
-        dir.path(),
+        site.path(),
         "broken.json",
         "[{\"user_id\": \"u\"},\n {\"user_id\": ",
     );
-    audit(dir.path(), &[&src])
+    audit_at(&site, &[&src])
         .status(2)
         .stderr_has("broken.json")
         .run();
 }
 
-#[test]
-fn a_store_that_never_caught_up_gets_a_warning_naming_resync_events() {
+fn a_store_that_never_caught_up_gets_a_warning_naming_resync_events(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    Test::in_dir(dir.path())
+    let site = b.site();
+    site.sync()
         .env("STRIPE_API_KEY", fake.api_key())
         .args(["resync", "--user", "user_a", "--api-base", &fake.url()])
         .stdout_has("cus_a")
         .stderr_has("1 customer: ")
         .run();
-    let src = write(dir.path(), "a.csv", "user_id,status\nuser_a,active\n");
-    audit(dir.path(), &[&src])
+    let src = write(site.path(), "a.csv", "user_id,status\nuser_a,active\n");
+    audit_at(&site, &[&src])
         .stdout_has("1 user")
         .stderr_has("resync --events")
         .run();
     // --live resyncs the audited users first, and needs no warning.
-    audit(dir.path(), &[&src, "--live", "--api-base", &fake.url()])
+    audit_at(&site, &[&src, "--live", "--api-base", &fake.url()])
         .env("STRIPE_API_KEY", fake.api_key())
         .stdout_has("1 user")
         .stderr_lacks("resync --events")
@@ -469,12 +491,11 @@ fn a_store_that_never_caught_up_gets_a_warning_naming_resync_events() {
         .run();
 }
 
-#[test]
-fn a_sqlite_app_database_is_queried_read_only() {
+fn a_sqlite_app_database_is_queried_read_only(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    synced_store(dir.path(), &fake);
-    let app = dir.path().join("app.db");
+    let site = b.site();
+    synced_at(&site, &fake);
+    let app = site.path().join("app.db");
     let conn = rusqlite::Connection::open(&app).unwrap();
     conn.execute_batch(&format!(
         "CREATE TABLE billing (user_id TEXT, status TEXT, cancel_at_period_end INTEGER, current_period_end TEXT);
@@ -485,8 +506,8 @@ fn a_sqlite_app_database_is_queried_read_only() {
     .unwrap();
     drop(conn);
     let url = format!("sqlite:{}", app.display());
-    let out = audit(
-        dir.path(),
+    let out = audit_at(
+        &site,
         &[
             "--app-db",
             &url,
@@ -506,23 +527,19 @@ fn a_sqlite_app_database_is_queried_read_only() {
             json!("cancel_at_period_end")
         )])
     );
-    audit(
-        dir.path(),
-        &["--app-db", &url, "--query", "SELECT * FROM nope"],
-    )
-    .status(2)
-    .stderr_has("--query failed")
-    .stderr_has("no such table: nope")
-    .run();
+    audit_at(&site, &["--app-db", &url, "--query", "SELECT * FROM nope"])
+        .status(2)
+        .stderr_has("--query failed")
+        .stderr_has("no such table: nope")
+        .run();
 }
 
 /// The README's KV recipe: `redis-cli --scan` piped into `{"key", "value"}`
 /// lines, the values as Redis keeps them (JSON strings).
-#[test]
-fn a_kv_dump_as_key_value_lines_is_read_like_the_object() {
+fn a_kv_dump_as_key_value_lines_is_read_like_the_object(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    synced_store(dir.path(), &fake);
+    let site = b.site();
+    synced_at(&site, &fake);
     let pairs = [
         json!({"key": "stripe:user:user_a", "value": "cus_a"}),
         json!({"key": "stripe:customer:cus_a", "value": json!({"status": "active", "priceId": "price_pro"}).to_string()}),
@@ -532,8 +549,8 @@ fn a_kv_dump_as_key_value_lines_is_read_like_the_object() {
         json!({"key": "stripe:customer:cus_e", "value": json!({"status": "active", "priceId": "price_pro"}).to_string()}),
     ];
     let text: String = pairs.iter().map(|p| format!("{p}\n")).collect();
-    let src = write(dir.path(), "kv.ndjson", &text);
-    let doc = audit(dir.path(), &[&src, "--json"])
+    let src = write(site.path(), "kv.ndjson", &text);
+    let doc = audit_at(&site, &[&src, "--json"])
         .status(1)
         .stdout_json()
         .run()
@@ -551,12 +568,11 @@ fn a_kv_dump_as_key_value_lines_is_read_like_the_object() {
 
 /// The README's CI recipe: catch up from the event log, then fail only on
 /// access that is wrong.
-#[test]
-fn ci_catches_up_from_the_event_log_then_fails_on_wrong_access_only() {
+fn ci_catches_up_from_the_event_log_then_fails_on_wrong_access_only(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    synced_store(dir.path(), &fake);
-    let app = dir.path().join("app.db");
+    let site = b.site();
+    synced_at(&site, &fake);
+    let app = site.path().join("app.db");
     let conn = rusqlite::Connection::open(&app).unwrap();
     conn.execute_batch(
         "CREATE TABLE billing (user_id TEXT, status TEXT, price_id TEXT);
@@ -571,14 +587,14 @@ fn ci_catches_up_from_the_event_log_then_fails_on_wrong_access_only() {
     // --app-db URL --query 'SELECT * FROM billing' --fail-on ...`: the catch-up
     // must succeed (`&&`), then the audit's status is the job's.
     let job = |status: i32| {
-        Test::in_dir(dir.path())
+        site.sync()
             .env("STRIPE_API_KEY", fake.api_key())
             .args(["resync", "--events", "--api-base", &fake.url()])
             .stdout_has(" listed: ")
             .stdout_has(" failed; ")
             .run();
-        audit(
-            dir.path(),
+        audit_at(
+            &site,
             &[
                 "--app-db",
                 &url,
@@ -616,8 +632,7 @@ fn ci_catches_up_from_the_event_log_then_fails_on_wrong_access_only() {
 /// only its id (Stripe lists no deleted customer), so the store cannot map
 /// it to a user. The app's record naming it is the link, and access it
 /// still grants is unpaid (found with localstripe, scripts/localstripe_audit.sh).
-#[test]
-fn a_customer_deleted_before_the_store_saw_it_is_held_to_through_the_apps_link() {
+fn a_customer_deleted_before_the_store_saw_it_is_held_to_through_the_apps_link(b: Backend) {
     let mut a = account();
     a.add_customer(json!({"id": "cus_gone", "metadata": {"clerkUserId": "user_gone"}, "created": 1_700_000_009}));
     a.add_subscription(
@@ -626,9 +641,10 @@ fn a_customer_deleted_before_the_store_saw_it_is_held_to_through_the_apps_link()
     );
     let fake = FakeStripe::start(a);
     fake.delete_customer("cus_gone");
-    let dir = tempdir();
-    synced_store(dir.path(), &fake);
-    let row = Test::in_dir(dir.path())
+    let site = b.site();
+    synced_at(&site, &fake);
+    let row = site
+        .sync()
         .args(["inspect", "--customer", "cus_gone", "--json"])
         .stdout_json()
         .run();
@@ -639,12 +655,12 @@ fn a_customer_deleted_before_the_store_saw_it_is_held_to_through_the_apps_link()
         row.stdout
     );
     let src = write(
-        dir.path(),
+        site.path(),
         "app.csv",
         "user_id,stripe_customer_id,status\nuser_a,cus_a,active\nuser_c,cus_c,trialing\nuser_e,cus_e,active\nuser_gone,cus_gone,active\n",
     );
-    let out = audit(
-        dir.path(),
+    let out = audit_at(
+        &site,
         &[&src, "--json", "--fail-on", "unpaid_access,paid_no_access"],
     )
     .status(1)
@@ -658,8 +674,8 @@ fn a_customer_deleted_before_the_store_saw_it_is_held_to_through_the_apps_link()
     assert_eq!(doc["findings"][0]["customer_id"], "cus_gone");
     assert_eq!(doc["findings"][0]["stripe"], "deleted");
     // And the repair has something to send: the subscription's end.
-    let out = audit(
-        dir.path(),
+    let out = audit_at(
+        &site,
         &[
             &src,
             "--json",
@@ -679,26 +695,25 @@ fn a_customer_deleted_before_the_store_saw_it_is_held_to_through_the_apps_link()
     assert_eq!(doc["repairs"][0]["subscription_id"], "sub_gone");
 }
 
-#[test]
-fn csv_output_lists_the_findings_with_control_characters_escaped() {
+fn csv_output_lists_the_findings_with_control_characters_escaped(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    synced_store(dir.path(), &fake);
+    let site = b.site();
+    synced_at(&site, &fake);
     let src = write(
-        dir.path(),
+        site.path(),
         "app.ndjson",
         "{\"user_id\": \"user_a\", \"status\": \"active\", \"price_id\": \"price_\\u001b]0;pwned\\u0007\"}\n\
          {\"user_id\": \"user_c\", \"status\": \"trialing\", \"price_id\": \"price_pro\"}\n\
          {\"user_id\": \"user_e\", \"status\": \"active\", \"price_id\": \"price_pro\"}\n",
     );
-    audit(dir.path(), &[&src, "--csv"])
+    audit_at(&site, &[&src, "--csv"])
         .status(1)
         .stdout(
             "user_id,customer_id,finding,field,app,stripe\n\
              user_a,cus_a,price,price,price_\\u{1b}]0;pwned\\u{7},price_pro\n",
         )
         .run();
-    audit(dir.path(), &[&src, "--csv", "--json"])
+    audit_at(&site, &[&src, "--csv", "--json"])
         .status(2)
         .stderr_has("--csv and --json exclude each other")
         .run();

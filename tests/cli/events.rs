@@ -1,5 +1,8 @@
 //! `resync --events`: catching up from Stripe's event log, against the fake
 //! Stripe's own event log (tests/support/fake_stripe.rs).
+//!
+//! Every test runs once per store backend from the same body
+//! (`events::sqlite::NAME`, `events::postgres::NAME`; see `backends.rs`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -7,31 +10,59 @@ use std::time::{Duration, Instant};
 use rustix::process::Signal;
 use serde_json::{Value, json};
 
-use crate::common::{json, tempdir};
+use crate::backends::{Backend, Site, assert_unchanged};
+use crate::common::json;
 use crate::harness::Test;
 use crate::support::fake_stripe::{Account, FakeStripe, Fault};
+
+crate::backends::on_both_backends!(
+    events_bring_the_store_to_what_a_fresh_backfill_says_within_the_bound,
+    events_in_the_same_second_as_the_checkpoint_are_neither_lost_nor_repeated,
+    no_checkpoint_is_a_usage_error_and_since_starts_anyway,
+    a_start_beyond_stripes_retention_is_a_gap,
+    events_replayed_from_files_are_duplicates_and_check_writes_nothing,
+    check_reports_drift_since_the_checkpoint,
+    follow_picks_up_a_change_and_stops_on_sigterm,
+    follow_waits_out_an_api_that_goes_away_and_picks_up_what_happened_meanwhile,
+    follow_waits_for_an_api_unreachable_at_start_and_quiet_polls_print_nothing,
+    follow_waits_out_5xx_saying_so_once_and_a_refused_key_stops_it,
+    a_key_refused_at_start_stops_a_follower_at_once,
+    sigterm_and_ctrl_c_end_a_follower_that_is_waiting,
+    sigterm_ends_a_follower_whose_request_hangs,
+    follow_from_since_without_a_checkpoint_starts_each_poll_where_the_last_ended,
+    customer_events_are_always_asked_for_including_customer_deleted,
+);
 
 /// `stripe-sync resync ARGS` against the fake, the key in `STRIPE_API_KEY`
 /// (also `order.rs`'s); the test states what it prints.
 pub(crate) fn resync(dir: &Path, fake: &FakeStripe, args: &[&str]) -> Test {
-    Test::in_dir(dir)
-        .env("STRIPE_API_KEY", fake.api_key())
+    resync_with(Test::in_dir(dir), fake, args)
+}
+
+/// The same on the site's store.
+fn resync_at(site: &Site, fake: &FakeStripe, args: &[&str]) -> Test {
+    resync_with(site.sync(), fake, args)
+}
+
+fn resync_with(t: Test, fake: &FakeStripe, args: &[&str]) -> Test {
+    t.env("STRIPE_API_KEY", fake.api_key())
         .args(["resync", "--max-rps", "100", "--api-base", &fake.url()])
         .args(args)
 }
 
 /// `resync --all` (the backfill that sets the checkpoint): status 0.
-fn backfill(dir: &Path, fake: &FakeStripe) {
-    resync(dir, fake, &["--all"])
+fn backfill(site: &Site, fake: &FakeStripe) {
+    resync_at(site, fake, &["--all"])
         .stdout_has("cus_a")
         .stderr_has("3 customers: 3 changed (3 new), 0 failed; ")
         .run();
 }
 
 /// `inspect --json` as comparable rows (without the sync time and source).
-fn rows(dir: &Path) -> Vec<Value> {
+fn rows(site: &Site) -> Vec<Value> {
     // A follower's store may have no customer yet: inspect then says so.
-    let out = Test::in_dir(dir)
+    let out = site
+        .sync()
         .args(["inspect", "--json"])
         .stdout_json()
         .stderr_with("nothing, or that the store holds no customers yet", |s| {
@@ -79,11 +110,10 @@ fn change(fake: &FakeStripe) {
     fake.delete_customer("cus_c");
 }
 
-#[test]
-fn events_bring_the_store_to_what_a_fresh_backfill_says_within_the_bound() {
+fn events_bring_the_store_to_what_a_fresh_backfill_says_within_the_bound(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    resync(dir.path(), &fake, &["--all", "--json"])
+    let site = b.site();
+    resync_at(&site, &fake, &["--all", "--json"])
         .stdout_json()
         .stderr_has(" failed; ")
         .run();
@@ -95,7 +125,7 @@ fn events_bring_the_store_to_what_a_fresh_backfill_says_within_the_bound() {
     assert_eq!(listed_events, 5);
 
     fake.reset_counters();
-    let out = resync(dir.path(), &fake, &["--events", "--json"])
+    let out = resync_at(&site, &fake, &["--events", "--json"])
         .stdout_json()
         .run();
     assert!(!out.stderr.contains("error:"), "{}", out.stderr);
@@ -123,8 +153,8 @@ fn events_bring_the_store_to_what_a_fresh_backfill_says_within_the_bound() {
     assert_eq!(listing.query_param("types[]"), None, "unfiltered");
 
     // The store now says what a fresh backfill says.
-    let fresh = tempdir();
-    resync(fresh.path(), &fake, &["--all", "--json"])
+    let fresh = b.site();
+    resync_at(&fresh, &fake, &["--all", "--json"])
         .stdout_json()
         .stderr_has(" failed; ")
         .run();
@@ -139,8 +169,8 @@ fn events_bring_the_store_to_what_a_fresh_backfill_says_within_the_bound() {
         }
         v
     };
-    assert_eq!(forget(rows(dir.path())), forget(rows(fresh.path())));
-    let by_id = rows(dir.path());
+    assert_eq!(forget(rows(&site)), forget(rows(&fresh)));
+    let by_id = rows(&site);
     let row = |id: &str| {
         by_id
             .iter()
@@ -155,7 +185,7 @@ fn events_bring_the_store_to_what_a_fresh_backfill_says_within_the_bound() {
 
     // A second catch-up finds nothing new: 0 customers, 1 request.
     fake.reset_counters();
-    let out = resync(dir.path(), &fake, &["--events", "--json"])
+    let out = resync_at(&site, &fake, &["--events", "--json"])
         .stdout_json()
         .run();
     let v = out.json();
@@ -164,16 +194,15 @@ fn events_bring_the_store_to_what_a_fresh_backfill_says_within_the_bound() {
     assert_eq!(fake.request_count(), 1);
 }
 
-#[test]
-fn events_in_the_same_second_as_the_checkpoint_are_neither_lost_nor_repeated() {
+fn events_in_the_same_second_as_the_checkpoint_are_neither_lost_nor_repeated(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    backfill(dir.path(), &fake);
+    let site = b.site();
+    backfill(&site, &fake);
     // Every change from here on happens in one second.
     let second = real_now() + 2;
     fake.set_clock(Some(second));
     fake.cancel_subscription("sub_a");
-    let out = resync(dir.path(), &fake, &["--events", "--json"])
+    let out = resync_at(&site, &fake, &["--events", "--json"])
         .stdout_json()
         .run();
     let v = out.json();
@@ -181,7 +210,7 @@ fn events_in_the_same_second_as_the_checkpoint_are_neither_lost_nor_repeated() {
     assert_eq!(v["events"]["checkpoint"]["created"], second);
     // Same second, a later event.
     fake.cancel_subscription("sub_b");
-    let out = resync(dir.path(), &fake, &["--events", "--json"])
+    let out = resync_at(&site, &fake, &["--events", "--json"])
         .stdout_json()
         .run();
     let v = out.json();
@@ -191,41 +220,39 @@ fn events_in_the_same_second_as_the_checkpoint_are_neither_lost_nor_repeated() {
         "the first is not processed twice: {v}"
     );
     assert_eq!(v["events"]["sync"], 1, "the second is not lost: {v}");
-    let r = rows(dir.path());
+    let r = rows(&site);
     assert_eq!(
         r.iter().find(|x| x["customer_id"] == "cus_b").unwrap()["status"],
         "canceled"
     );
 }
 
-#[test]
-fn no_checkpoint_is_a_usage_error_and_since_starts_anyway() {
+fn no_checkpoint_is_a_usage_error_and_since_starts_anyway(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    resync(dir.path(), &fake, &["--events"])
+    let site = b.site();
+    resync_at(&site, &fake, &["--events"])
         .status(2)
         .stderr_has("run `stripe-sync resync --all` first")
         .stderr_has("--since")
         .run();
     assert_eq!(fake.request_count(), 0, "refused before any request");
 
-    resync(dir.path(), &fake, &["--events", "--since", "yesterday"])
+    resync_at(&site, &fake, &["--events", "--since", "yesterday"])
         .status(2)
         .stderr_has("--since")
         .run();
 
     fake.cancel_subscription("sub_b");
-    let out = resync(dir.path(), &fake, &["--events", "--since", "1h", "--json"])
+    let out = resync_at(&site, &fake, &["--events", "--since", "1h", "--json"])
         .stdout_json()
         .run();
     assert_eq!(out.json()["events"]["sync"], 1);
 }
 
-#[test]
-fn a_start_beyond_stripes_retention_is_a_gap() {
+fn a_start_beyond_stripes_retention_is_a_gap(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    let out = resync(dir.path(), &fake, &["--events", "--since", "40d", "--json"])
+    let site = b.site();
+    let out = resync_at(&site, &fake, &["--events", "--since", "40d", "--json"])
         .status(1)
         .stdout_json()
         .stderr_has("events may be missing")
@@ -236,39 +263,33 @@ fn a_start_beyond_stripes_retention_is_a_gap() {
     assert!(v["events"]["gap_span"].is_array());
 }
 
-#[test]
-fn events_replayed_from_files_are_duplicates_and_check_writes_nothing() {
+fn events_replayed_from_files_are_duplicates_and_check_writes_nothing(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    backfill(dir.path(), &fake);
+    let site = b.site();
+    backfill(&site, &fake);
     fake.cancel_subscription("sub_b");
     // The same events, saved as a file and replayed first.
     let list = json!({"object": "list", "data": fake.events(), "has_more": false});
-    std::fs::write(dir.path().join("events.json"), list.to_string()).unwrap();
-    Test::in_dir(dir.path())
+    std::fs::write(site.path().join("events.json"), list.to_string()).unwrap();
+    site.sync()
         .args(["replay", "events.json", "--json"])
         .stdout_json()
         .stderr_has("1 customer synced")
         .run();
 
     // --check: the drift since the checkpoint, nothing written.
-    let db = dir.path().join("stripe-sync.db");
-    let before = std::fs::read(&db).unwrap();
-    let out = resync(dir.path(), &fake, &["--events", "--check", "--json"])
+    let before = site.store.snapshot();
+    let out = resync_at(&site, &fake, &["--events", "--check", "--json"])
         .stdout_json()
         .run();
-    assert_eq!(
-        std::fs::read(&db).unwrap(),
-        before,
-        "--check writes nothing"
-    );
+    assert_unchanged(&before, &site.store.snapshot(), "--check");
     let v = out.json();
     assert_eq!(
         v["events"]["duplicate"], 1,
         "already replayed from the file: {v}"
     );
 
-    let out = resync(dir.path(), &fake, &["--events", "--json"])
+    let out = resync_at(&site, &fake, &["--events", "--json"])
         .stdout_json()
         .run();
     let v = out.json();
@@ -276,14 +297,13 @@ fn events_replayed_from_files_are_duplicates_and_check_writes_nothing() {
     assert_eq!(v["summary"]["customers"], 0, "{v}");
 }
 
-#[test]
-fn check_reports_drift_since_the_checkpoint() {
+fn check_reports_drift_since_the_checkpoint(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    backfill(dir.path(), &fake);
+    let site = b.site();
+    backfill(&site, &fake);
     fake.cancel_subscription("sub_b");
     // Drift: status 1.
-    let out = resync(dir.path(), &fake, &["--events", "--check", "--json"])
+    let out = resync_at(&site, &fake, &["--events", "--check", "--json"])
         .status(1)
         .stdout_json()
         .run();
@@ -302,15 +322,15 @@ fn check_reports_drift_since_the_checkpoint() {
 /// How long a test waits for a follower to do something.
 const WAIT: Duration = Duration::from_secs(20);
 
-#[test]
-fn follow_picks_up_a_change_and_stops_on_sigterm() {
+fn follow_picks_up_a_change_and_stops_on_sigterm(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    backfill(dir.path(), &fake);
+    let site = b.site();
+    backfill(&site, &fake);
     // One JSON document per poll that found something, one per line: the
     // change. Quiet polls (nothing listed, or only the checkpoint's own
     // second again) print nothing.
-    let mut f = Test::in_dir(dir.path())
+    let mut f = site
+        .sync()
         .env("STRIPE_API_KEY", fake.api_key())
         .args([
             "resync",
@@ -332,7 +352,7 @@ fn follow_picks_up_a_change_and_stops_on_sigterm() {
     f.wait_until(
         "the change picked up: cus_c canceled in the store",
         WAIT,
-        |_| status_of(dir.path(), "cus_c").as_deref() == Some("canceled"),
+        |_| status_of(&site, "cus_c").as_deref() == Some("canceled"),
     );
     f.signal(Signal::TERM);
     let out = f.finish();
@@ -351,8 +371,8 @@ fn follow_picks_up_a_change_and_stops_on_sigterm() {
 /// it prints and start: one second of the follower's backoff lasts
 /// `unit_ms` (see `STRIPE_SYNC_TEST_FOLLOW_UNIT_MS`); the client retries at
 /// once.
-fn follower(dir: &Path, base: &str, key: &str, unit_ms: u32, args: &[&str]) -> Test {
-    Test::in_dir(dir)
+fn follower(site: &Site, base: &str, key: &str, unit_ms: u32, args: &[&str]) -> Test {
+    site.sync()
         .env("STRIPE_API_KEY", key)
         .env("STRIPE_SYNC_TEST_FOLLOW_UNIT_MS", unit_ms.to_string())
         .args(["resync", "--events", "--follow", "--interval", "1"])
@@ -376,22 +396,21 @@ fn assert_lines(stderr: &str, starts: &[&str]) {
     }
 }
 
-fn status_of(dir: &Path, customer: &str) -> Option<String> {
-    rows(dir)
+fn status_of(site: &Site, customer: &str) -> Option<String> {
+    rows(site)
         .iter()
         .find(|r| r["customer_id"] == customer)
         .and_then(|r| r["status"].as_str().map(str::to_owned))
 }
 
-#[test]
-fn follow_waits_out_an_api_that_goes_away_and_picks_up_what_happened_meanwhile() {
+fn follow_waits_out_an_api_that_goes_away_and_picks_up_what_happened_meanwhile(b: Backend) {
     let mut fake = FakeStripe::start(account());
-    let dir = tempdir();
-    backfill(dir.path(), &fake);
+    let site = b.site();
+    backfill(&site, &fake);
     let base = fake.url();
     // One document: the poll that found the change; the polls before and
     // after it found nothing new and printed nothing.
-    let mut f = follower(dir.path(), &base, fake.api_key(), 20, &["--json"])
+    let mut f = follower(&site, &base, fake.api_key(), 20, &["--json"])
         .stdout_ndjson()
         .stderr_has(FOLLOWING)
         .stderr_has(WAITING)
@@ -415,7 +434,7 @@ fn follow_waits_out_an_api_that_goes_away_and_picks_up_what_happened_meanwhile()
     fake.come_back();
     f.wait_for_stderr(BACK, WAIT);
     f.wait_until("cus_c canceled in the store", WAIT, |_| {
-        status_of(dir.path(), "cus_c").as_deref() == Some("canceled")
+        status_of(&site, "cus_c").as_deref() == Some("canceled")
     });
     f.signal(Signal::TERM);
     let out = f.finish_within(Duration::from_secs(10));
@@ -427,15 +446,15 @@ fn follow_waits_out_an_api_that_goes_away_and_picks_up_what_happened_meanwhile()
     assert_eq!(docs[0]["customers"][0]["customer_id"], "cus_c");
 }
 
-#[test]
-fn follow_waits_for_an_api_unreachable_at_start_and_quiet_polls_print_nothing() {
+fn follow_waits_for_an_api_unreachable_at_start_and_quiet_polls_print_nothing(b: Backend) {
     let mut fake = FakeStripe::start(account());
-    let dir = tempdir();
-    backfill(dir.path(), &fake);
+    let site = b.site();
+    backfill(&site, &fake);
     let base = fake.url();
     fake.go_away();
     // Without --follow an unreachable API is still status 2 at once.
-    let out = Test::in_dir(dir.path())
+    let out = site
+        .sync()
         .env("STRIPE_API_KEY", fake.api_key())
         .args(["resync", "--events", "--api-base", &base])
         .status(2)
@@ -450,7 +469,7 @@ fn follow_waits_for_an_api_unreachable_at_start_and_quiet_polls_print_nothing() 
     );
 
     // A follower waits, in human mode too; quiet polls print nothing.
-    let mut f = follower(dir.path(), &base, fake.api_key(), 20, &[])
+    let mut f = follower(&site, &base, fake.api_key(), 20, &[])
         .stderr_has(FOLLOWING)
         .stderr_has(WAITING)
         .stderr_has("connection refused")
@@ -468,14 +487,13 @@ fn follow_waits_for_an_api_unreachable_at_start_and_quiet_polls_print_nothing() 
     assert_lines(&out.stderr, &[FOLLOWING, WAITING, BACK]);
 }
 
-#[test]
-fn follow_waits_out_5xx_saying_so_once_and_a_refused_key_stops_it() {
+fn follow_waits_out_5xx_saying_so_once_and_a_refused_key_stops_it(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    backfill(dir.path(), &fake);
+    let site = b.site();
+    backfill(&site, &fake);
     fake.push_fault(Fault::status(500).on_path("/v1/events").forever());
     // Human output: the one poll that found something.
-    let mut f = follower(dir.path(), &fake.url(), fake.api_key(), 20, &[])
+    let mut f = follower(&site, &fake.url(), fake.api_key(), 20, &[])
         .status(2)
         .stdout_has("1 event listed: 1 sync")
         .stdout_has("cus_a")
@@ -494,7 +512,7 @@ fn follow_waits_out_5xx_saying_so_once_and_a_refused_key_stops_it() {
     f.wait_for_stderr(BACK, WAIT);
     fake.cancel_subscription("sub_a");
     f.wait_until("cus_a canceled in the store", WAIT, |_| {
-        status_of(dir.path(), "cus_a").as_deref() == Some("canceled")
+        status_of(&site, "cus_a").as_deref() == Some("canceled")
     });
     // The key is revoked: that is not waited out.
     fake.push_fault(Fault::status(401).forever());
@@ -515,14 +533,13 @@ fn follow_waits_out_5xx_saying_so_once_and_a_refused_key_stops_it() {
     );
 }
 
-#[test]
-fn a_key_refused_at_start_stops_a_follower_at_once() {
+fn a_key_refused_at_start_stops_a_follower_at_once(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    backfill(dir.path(), &fake);
+    let site = b.site();
+    backfill(&site, &fake);
     // 403: a restricted key without the permission to list events.
     fake.push_fault(Fault::status(403).forever());
-    let f = follower(dir.path(), &fake.url(), fake.api_key(), 20, &[])
+    let f = follower(&site, &fake.url(), fake.api_key(), 20, &[])
         .status(2)
         .stderr_has(FOLLOWING)
         .stderr_has("error: Stripe answered HTTP 403")
@@ -532,16 +549,15 @@ fn a_key_refused_at_start_stops_a_follower_at_once() {
     assert_eq!(fake.count_path("/v1/events"), 1, "not retried");
 }
 
-#[test]
-fn sigterm_and_ctrl_c_end_a_follower_that_is_waiting() {
+fn sigterm_and_ctrl_c_end_a_follower_that_is_waiting(b: Backend) {
     let mut fake = FakeStripe::start(account());
-    let dir = tempdir();
-    backfill(dir.path(), &fake);
+    let site = b.site();
+    backfill(&site, &fake);
     let base = fake.url();
     fake.go_away();
     // Real seconds of backoff: the signal comes while it sleeps.
     for (signal, status) in [(Signal::TERM, 0), (Signal::INT, 130)] {
-        let mut f = follower(dir.path(), &base, fake.api_key(), 1000, &["--json"])
+        let mut f = follower(&site, &base, fake.api_key(), 1000, &["--json"])
             .status(status)
             .stderr_has(FOLLOWING)
             .stderr_has(WAITING)
@@ -565,18 +581,17 @@ fn sigterm_and_ctrl_c_end_a_follower_that_is_waiting() {
     }
 }
 
-#[test]
-fn sigterm_ends_a_follower_whose_request_hangs() {
+fn sigterm_ends_a_follower_whose_request_hangs(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
-    backfill(dir.path(), &fake);
+    let site = b.site();
+    backfill(&site, &fake);
     // Longer than the client's 30 s timeout, and retried: minutes in all.
     fake.push_fault(
         Fault::Timeout(Duration::from_secs(120))
             .on_path("/v1/events")
             .forever(),
     );
-    let mut f = follower(dir.path(), &fake.url(), fake.api_key(), 20, &[])
+    let mut f = follower(&site, &fake.url(), fake.api_key(), 20, &[])
         .stderr(format!("{FOLLOWING}\n"))
         .spawn();
     // The fake records a request before it holds it: once counted, the
@@ -591,14 +606,13 @@ fn sigterm_ends_a_follower_whose_request_hangs() {
     assert_lines(&out.stderr, &[FOLLOWING]);
 }
 
-#[test]
-fn follow_from_since_without_a_checkpoint_starts_each_poll_where_the_last_ended() {
+fn follow_from_since_without_a_checkpoint_starts_each_poll_where_the_last_ended(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
+    let site = b.site();
     let since = real_now() - 1;
     let since_arg = since.to_string();
     let mut f = follower(
-        dir.path(),
+        &site,
         &fake.url(),
         fake.api_key(),
         20,
@@ -611,7 +625,7 @@ fn follow_from_since_without_a_checkpoint_starts_each_poll_where_the_last_ended(
     f.wait_until("three polls", WAIT, |_| fake.count_path("/v1/events") >= 3);
     fake.cancel_subscription("sub_b");
     f.wait_until("cus_b canceled in the store", WAIT, |_| {
-        status_of(dir.path(), "cus_b").as_deref() == Some("canceled")
+        status_of(&site, "cus_b").as_deref() == Some("canceled")
     });
     let polls_then = fake.count_path("/v1/events");
     f.wait_until("a poll after the change", WAIT, |_| {
@@ -645,20 +659,19 @@ fn follow_from_since_without_a_checkpoint_starts_each_poll_where_the_last_ended(
     );
 }
 
-#[test]
-fn customer_events_are_always_asked_for_including_customer_deleted() {
+fn customer_events_are_always_asked_for_including_customer_deleted(b: Backend) {
     let fake = FakeStripe::start(account());
-    let dir = tempdir();
+    let site = b.site();
     // Few enough types for Stripe's filter: the customer events are added.
     std::fs::write(
-        dir.path().join("stripe-sync.toml"),
+        site.path().join("stripe-sync.toml"),
         "sync_events = [\"customer.subscription.deleted\", \"invoice.paid\"]\n",
     )
     .unwrap();
-    backfill(dir.path(), &fake);
+    backfill(&site, &fake);
     fake.delete_customer("cus_c");
     fake.reset_counters();
-    let out = resync(dir.path(), &fake, &["--events", "--json"])
+    let out = resync_at(&site, &fake, &["--events", "--json"])
         .stdout_json()
         .run();
     assert_eq!(out.stderr, "");

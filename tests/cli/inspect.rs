@@ -3,26 +3,39 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::common::tempdir;
+use crate::backends::{Backend, Site, Store};
 use crate::harness::Test;
 
-fn replayed() -> tempfile::TempDir {
-    let dir = tempdir();
-    Test::in_dir(dir.path())
+// Every test runs once per store backend from the same body
+// (`inspect::sqlite::NAME`, `inspect::postgres::NAME`; see `backends.rs`).
+crate::backends::on_both_backends!(
+    table_csv_json_and_filters,
+    no_match_is_status_1_and_missing_store_2,
+    duplicate_customers_warn_and_text_is_escaped,
+    empty_store_without_a_filter_is_status_0_with_a_hint,
+    empty_store_with_a_filter_is_still_status_1,
+    unknown_status_is_a_usage_error_naming_the_valid_ones,
+    deleted_customers_filter_and_show_once_as_deleted,
+    a_closed_stdout_ends_json_output_quietly,
+);
+
+fn replayed(b: Backend) -> Site {
+    let site = b.site();
+    site.sync()
         .arg("replay")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"))
         .status(1)
         .stdout_has("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate")
         .stderr_has("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate")
         .run();
-    dir
+    site
 }
 
-#[test]
-fn table_csv_json_and_filters() {
-    let dir = replayed();
-    let d = dir.path();
-    let out = Test::in_dir(d)
+fn table_csv_json_and_filters(b: Backend) {
+    let site = replayed(b);
+    let d = &site;
+    let out = d
+        .sync()
         .args(["inspect"])
         .stdout_has("mastercard •••• 4444")
         .stdout_has("2026-04-02 → 2026-05-02")
@@ -61,20 +74,23 @@ fn table_csv_json_and_filters() {
     assert_eq!(rows.as_array().unwrap().len(), 1);
     assert_eq!(rows[0]["status"], "past_due");
 
-    let v = Test::in_dir(d)
+    let v = d
+        .sync()
         .args(["--json", "inspect", "--customer", "cus_njhAmuZQRSZSmF"])
         .stdout_json()
         .run()
         .json();
     assert_eq!(v[0]["user_id"], serde_json::Value::Null);
-    let v = Test::in_dir(d)
+    let v = d
+        .sync()
         .args(["inspect", "--unmapped", "--json"])
         .stdout_json()
         .run()
         .json();
     assert_eq!(v.as_array().unwrap().len(), 1);
 
-    let out = Test::in_dir(d)
+    let out = d
+        .sync()
         .args(["inspect", "--csv", "--customer", "cus_1gIHnbN8OoIW0c"])
         .stdout_has("user_id,customer_id,")
         .run();
@@ -87,8 +103,8 @@ fn table_csv_json_and_filters() {
 }
 
 /// `inspect --json ARGS` in `d` with nothing on stderr: the rows.
-fn inspect_json(d: &Path, args: &[&str], status: i32) -> serde_json::Value {
-    Test::in_dir(d)
+fn inspect_json(d: &Site, args: &[&str], status: i32) -> serde_json::Value {
+    d.sync()
         .args(["inspect", "--json"])
         .args(args)
         .status(status)
@@ -97,29 +113,26 @@ fn inspect_json(d: &Path, args: &[&str], status: i32) -> serde_json::Value {
         .json()
 }
 
-#[test]
-fn no_match_is_status_1_and_missing_store_2() {
-    let dir = replayed();
-    assert_eq!(
-        inspect_json(dir.path(), &["--status", "canceled"], 1),
-        json!([])
-    );
-    Test::new()
+fn no_match_is_status_1_and_missing_store_2(b: Backend) {
+    let site = replayed(b);
+    assert_eq!(inspect_json(&site, &["--status", "canceled"], 1), json!([]));
+    // No store: for PostgreSQL, a database without the schema.
+    let none = b.site();
+    none.sync()
         .args(["inspect"])
         .status(2)
-        .stderr_has("no store at stripe-sync.db")
+        .stderr_has(format!("no store at {}", none.shown()))
         .run();
-    Test::in_dir(dir.path())
+    site.sync()
         .args(["inspect", "--csv", "--json"])
         .status(2)
         .stderr_has("error: ")
         .run();
 }
 
-#[test]
-fn duplicate_customers_warn_and_text_is_escaped() {
-    let dir = tempdir();
-    let d = dir.path();
+fn duplicate_customers_warn_and_text_is_escaped(b: Backend) {
+    let site = b.site();
+    let d = &site;
     let mk = |evt: &str, cus: &str, email: &str| {
         json!({"id": evt, "object": "event", "type": "customer.created", "created": 1,
         "data": {"object": {"id": cus, "object": "customer", "email": email, "metadata": {"clerkUserId": "user_dup"}}}})
@@ -129,7 +142,7 @@ fn duplicate_customers_warn_and_text_is_escaped() {
         mk("evt_b", "cus_b", "rtl\u{202e}@x.io"),
     ];
     fs::write(
-        d.join("c.ndjson"),
+        d.path().join("c.ndjson"),
         lines
             .iter()
             .map(|l| l.to_string())
@@ -137,12 +150,13 @@ fn duplicate_customers_warn_and_text_is_escaped() {
             .join("\n"),
     )
     .unwrap();
-    Test::in_dir(d)
+    d.sync()
         .args(["replay", "c.ndjson"])
         .stdout_has("2 events: 2 ignored\n2 customers synced (2 changed)")
         .stderr_has("2 events: 2 ignored; 2 customers synced (2 changed)")
         .run();
-    let out = Test::in_dir(d)
+    let out = d
+        .sync()
         .args(["inspect"])
         .stdout_has("cus_a")
         .stderr_has("user user_dup maps to 2 customers (cus_a, cus_b)")
@@ -154,7 +168,7 @@ fn duplicate_customers_warn_and_text_is_escaped() {
     );
     assert!(out.stdout.contains("evil\\u{1b}[2J@x.io"), "{}", out.stdout);
     // --quiet hides the warning.
-    Test::in_dir(d)
+    d.sync()
         .args(["-q", "inspect"])
         .stdout_has("cus_a")
         .stderr("")
@@ -163,36 +177,42 @@ fn duplicate_customers_warn_and_text_is_escaped() {
 
 /// A store with its schema but no customer: one replayed event of a type the
 /// routing ignores is logged, and nothing else is written.
-fn empty_store() -> tempfile::TempDir {
-    let dir = tempdir();
-    let d = dir.path();
+fn empty_store(b: Backend) -> Site {
+    let site = b.site();
+    let d = &site;
     fs::write(
-        d.join("e.json"),
+        d.path().join("e.json"),
         json!({"id": "evt_ignored", "object": "event", "type": "charge.succeeded", "created": 1,
                "data": {"object": {"id": "ch_1", "object": "charge"}}})
         .to_string(),
     )
     .unwrap();
-    Test::in_dir(d)
+    d.sync()
         .args(["replay", "e.json"])
         .stdout_has("1 event: 1 ignored")
         .stderr_has("1 event: 1 ignored")
         .run();
-    assert!(d.join("stripe-sync.db").exists(), "the store was created");
-    dir
+    assert!(d.store.exists(), "the store was created");
+    site
+}
+
+/// The hint for an empty store, naming the store read (`stripe-sync.db`,
+/// or the URL without its password).
+fn empty_hint(site: &Site) -> String {
+    EMPTY_HINT.replace("stripe-sync.db", &site.shown())
 }
 
 const EMPTY_HINT: &str = "the store stripe-sync.db holds no customers yet: run `stripe-sync replay fixtures/` or `stripe-sync resync --all`\n";
 
-#[test]
-fn empty_store_without_a_filter_is_status_0_with_a_hint() {
-    let dir = empty_store();
-    let d = dir.path();
+fn empty_store_without_a_filter_is_status_0_with_a_hint(b: Backend) {
+    let site = empty_store(b);
+    let d = &site;
 
-    let out = Test::in_dir(d)
+    let out = d
+        .sync()
         .args(["inspect"])
         .stdout_has("USER")
-        .stderr(EMPTY_HINT)
+        .stderr(empty_hint(d))
         .run();
     assert_eq!(
         out.stdout.lines().count(),
@@ -208,37 +228,46 @@ fn empty_store_without_a_filter_is_status_0_with_a_hint() {
         ]
     );
 
-    let out = Test::in_dir(d)
+    let out = d
+        .sync()
         .args(["inspect", "--json"])
         .stdout_json()
-        .stderr(EMPTY_HINT)
+        .stderr(empty_hint(d))
         .run();
     assert_eq!(out.json(), json!([]));
 
-    Test::in_dir(d)
+    d.sync()
         .args(["inspect", "--csv"])
         .stdout("user_id,customer_id,email,subscription_id,status,price_id,current_period_start,current_period_end,cancel_at_period_end,card_brand,card_last4,synced_at,source\n")
-        .stderr(EMPTY_HINT)
+        .stderr(empty_hint(d))
         .run();
 
-    // The hint names the store actually read, and --quiet hides it.
-    fs::rename(d.join("stripe-sync.db"), d.join("other.db")).unwrap();
-    Test::in_dir(d)
-        .args(["--db", "other.db", "inspect", "--json"])
-        .stdout("[]\n")
-        .stderr(EMPTY_HINT.replace("stripe-sync.db", "other.db"))
-        .run();
-    Test::in_dir(d)
-        .args(["--db", "other.db", "-q", "inspect"])
+    // --quiet hides the hint.
+    d.sync()
+        .args(["-q", "inspect"])
         .stdout_has("USER")
         .stderr("")
         .run();
+
+    // The hint names the store actually read: another file.
+    if let Store::Sqlite(_) = d.store {
+        fs::rename(d.path().join("stripe-sync.db"), d.path().join("other.db")).unwrap();
+        Test::in_dir(d.path())
+            .args(["--db", "other.db", "inspect", "--json"])
+            .stdout("[]\n")
+            .stderr(EMPTY_HINT.replace("stripe-sync.db", "other.db"))
+            .run();
+        Test::in_dir(d.path())
+            .args(["--db", "other.db", "-q", "inspect"])
+            .stdout_has("USER")
+            .stderr("")
+            .run();
+    }
 }
 
-#[test]
-fn empty_store_with_a_filter_is_still_status_1() {
-    let dir = empty_store();
-    let d = dir.path();
+fn empty_store_with_a_filter_is_still_status_1(b: Backend) {
+    let site = empty_store(b);
+    let d = &site;
     let filters: [&[&str]; 4] = [
         &["--status", "active"],
         &["--user", "user_1"],
@@ -246,7 +275,7 @@ fn empty_store_with_a_filter_is_still_status_1() {
         &["--unmapped"],
     ];
     for filter in filters {
-        Test::in_dir(d)
+        d.sync()
             .args(["inspect"])
             .args(filter)
             .status(1)
@@ -258,12 +287,11 @@ fn empty_store_with_a_filter_is_still_status_1() {
     }
 }
 
-#[test]
-fn unknown_status_is_a_usage_error_naming_the_valid_ones() {
-    let dir = empty_store();
-    let d = dir.path();
+fn unknown_status_is_a_usage_error_naming_the_valid_ones(b: Backend) {
+    let site = empty_store(b);
+    let d = &site;
     for value in ["pastdue", "active,pastdue", "active,", "ACTIVE"] {
-        let out = Test::in_dir(d)
+        let out = d.sync()
             .args(["inspect", "--json", "--status", value])
             .status(2)
             .stdout("")
@@ -274,7 +302,8 @@ fn unknown_status_is_a_usage_error_naming_the_valid_ones() {
             .run();
         assert!(out.stderr.starts_with("error: "), "{value}: {}", out.stderr);
     }
-    let out = Test::in_dir(d)
+    let out = d
+        .sync()
         .args(["inspect", "--status", "pastdue"])
         .status(2)
         .stderr_has("tip: a similar value exists: 'past_due'")
@@ -308,10 +337,9 @@ fn unknown_status_is_a_usage_error_naming_the_valid_ones() {
     }
 }
 
-#[test]
-fn deleted_customers_filter_and_show_once_as_deleted() {
-    let dir = tempdir();
-    let d = dir.path();
+fn deleted_customers_filter_and_show_once_as_deleted(b: Backend) {
+    let site = b.site();
+    let d = &site;
     let customer = json!({"id": "cus_gone", "object": "customer", "email": "gone@x.io",
                           "metadata": {"clerkUserId": "user_gone"}});
     let mut deleted = customer.clone();
@@ -322,14 +350,19 @@ fn deleted_customers_filter_and_show_once_as_deleted() {
         json!({"id": "evt_d", "object": "event", "type": "customer.deleted", "created": 2,
                "data": {"object": deleted}}),
     ];
-    fs::write(d.join("c.ndjson"), lines.map(|l| l.to_string()).join("\n")).unwrap();
-    Test::in_dir(d)
+    fs::write(
+        d.path().join("c.ndjson"),
+        lines.map(|l| l.to_string()).join("\n"),
+    )
+    .unwrap();
+    d.sync()
         .args(["replay", "c.ndjson"])
         .stdout_has("2 events: 2 ignored\n1 customer synced (1 changed)")
         .stderr_has("2 events: 2 ignored; 1 customer synced (1 changed)")
         .run();
 
-    let out = Test::in_dir(d)
+    let out = d
+        .sync()
         .args(["inspect", "--status", "deleted"])
         .stdout_has("cus_gone")
         .stderr("")
@@ -361,9 +394,8 @@ fn deleted_customers_filter_and_show_once_as_deleted() {
 /// A reader that stops early (`| head`) ends JSON output quietly: no
 /// "Broken pipe" error, status 0, for the streamed `inspect` and for the
 /// one-document `--json` of the other commands.
-#[test]
-fn a_closed_stdout_ends_json_output_quietly() {
-    let dir = replayed();
+fn a_closed_stdout_ends_json_output_quietly(b: Backend) {
+    let site = replayed(b);
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let fixtures = fixtures.to_str().unwrap();
     for args in [
@@ -373,7 +405,7 @@ fn a_closed_stdout_ends_json_output_quietly() {
         // Larger than the output buffer: the error comes from serde_json.
         &["completions", "bash", "--json"][..],
     ] {
-        Test::in_dir(dir.path())
+        site.sync()
             .args(args)
             .hang_up_after(0)
             .stderr_lacks("Broken pipe")

@@ -1,6 +1,7 @@
 //! Tests of the `stripe-sync` binary: status, stdout and stderr together.
 
 mod audit;
+mod backends;
 mod audit_repair;
 mod chaos;
 mod common;

@@ -3,8 +3,23 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use crate::backends::{Backend, Site};
 use crate::common::tempdir;
 use crate::harness::Test;
+
+// The tests that write or read the store run once per store backend from
+// the same body (`replay::sqlite::NAME`, `replay::postgres::NAME`; see
+// `backends.rs`); the others (dry runs, inputs, SQLite files) on SQLite.
+crate::backends::on_both_backends!(
+    fixtures_route_as_documented,
+    second_run_sees_duplicates_and_changes_nothing,
+    dry_run_creates_no_store,
+    bad_inputs_are_named_and_good_ones_still_run,
+    store_resolution_on_a_later_run,
+    two_replays_on_one_store_at_once,
+    closed_pipe_is_status_0_and_the_event_log_is_complete,
+    a_large_replay_logs_on_its_own_thread_with_the_same_outcome,
+);
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -67,6 +82,20 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// `inspect --json` on the site's store, without the per-run `synced_at`.
+pub fn mapping_on(site: &Site) -> Value {
+    let mut v = site
+        .sync()
+        .args(["inspect", "--json"])
+        .stdout_json()
+        .run()
+        .json();
+    for row in v.as_array_mut().unwrap() {
+        row.as_object_mut().unwrap().remove("synced_at");
+    }
+    v
+}
+
 /// `inspect --json` without the per-run `synced_at`.
 pub fn mapping(dir: &Path, db: &str) -> Value {
     let mut v = Test::in_dir(dir)
@@ -80,11 +109,10 @@ pub fn mapping(dir: &Path, db: &str) -> Value {
     v
 }
 
-#[test]
-fn fixtures_route_as_documented() {
-    let dir = tempdir();
+fn fixtures_route_as_documented(b: Backend) {
+    let site = b.site();
     // One rejected checkout: status 1.
-    let out = Test::in_dir(dir.path())
+    let out = site.sync()
         .args(["replay", "--json"])
         .arg(fixtures())
         .status(1)
@@ -160,7 +188,7 @@ fn fixtures_route_as_documented() {
     );
 
     // The store's mapping: fixtures/README.md, "Expected final state".
-    let m = mapping(dir.path(), "stripe-sync.db");
+    let m = mapping_on(&site);
     let row = |c: &str| {
         m.as_array()
             .unwrap()
@@ -202,18 +230,18 @@ fn fixtures_route_as_documented() {
     assert_eq!(initech["user_id"], Value::Null, "kept, unmapped");
 }
 
-#[test]
-fn second_run_sees_duplicates_and_changes_nothing() {
-    let dir = tempdir();
-    Test::in_dir(dir.path())
+fn second_run_sees_duplicates_and_changes_nothing(b: Backend) {
+    let site = b.site();
+    site.sync()
         .arg("replay")
         .arg(fixtures())
         .status(1)
         .stdout_has("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate")
         .stderr_has("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate")
         .run();
-    let before = mapping(dir.path(), "stripe-sync.db");
-    let v = Test::in_dir(dir.path())
+    let before = mapping_on(&site);
+    let v = site
+        .sync()
         .args(["replay", "--json"])
         .arg(fixtures())
         .status(1)
@@ -224,22 +252,22 @@ fn second_run_sees_duplicates_and_changes_nothing() {
     assert_eq!(v["summary"]["sync"], 0);
     // 29 synced + 11 ignored logged in the first run; the redelivery is a duplicate again.
     assert_eq!(v["summary"]["duplicate"], 41);
-    assert_eq!(mapping(dir.path(), "stripe-sync.db"), before);
+    assert_eq!(mapping_on(&site), before);
 }
 
-#[test]
-fn dry_run_creates_no_store() {
-    let dir = tempdir();
-    Test::in_dir(dir.path())
+fn dry_run_creates_no_store(b: Backend) {
+    let site = b.site();
+    site.sync()
         .args(["replay", "--dry-run"])
         .arg(fixtures())
         .status(1)
         .stdout_has("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate\nwould sync 6 customers (6 would change); nothing written")
         .stderr_has("45 events: 29 sync, 11 ignored, 1 rejected, 3 unresolved, 1 duplicate; would sync 6 customers (6 would change); nothing written")
         .run();
-    assert!(!dir.path().join("stripe-sync.db").exists());
+    assert!(!site.path().join("stripe-sync.db").exists());
+    assert!(!site.store.exists(), "a dry run creates no store");
     assert!(
-        fs::read_dir(dir.path()).unwrap().next().is_none(),
+        fs::read_dir(site.path()).unwrap().next().is_none(),
         "nothing written to the working dir"
     );
 }
@@ -265,19 +293,23 @@ fn human_table_has_a_row_per_event() {
     assert!(lines[2].contains("09-edsger-signup.json[1]"));
 }
 
-#[test]
-fn bad_inputs_are_named_and_good_ones_still_run() {
-    let dir = tempdir();
-    let d = dir.path();
+fn bad_inputs_are_named_and_good_ones_still_run(b: Backend) {
+    let site = b.site();
+    let d = &site;
     let good = fixtures().join("2026-04-billing/02-alan-seats-applied.json");
-    fs::write(d.join("empty.json"), "").unwrap();
-    fs::write(d.join("truncated.json"), "{\"id\": \"evt_1\", \"type\":").unwrap();
-    fs::write(d.join("binary.json"), b"\x00\x01\xff\xfe").unwrap();
-    fs::write(d.join("mixed.json"), "[5, {\"id\":\"evt_x\",\"object\":\"event\",\"type\":\"invoice.paid\",\"created\":\"yesterday\",\"data\":{\"object\":{}}}]").unwrap();
-    fs::write(d.join("lines.ndjson"), "{\"id\":\"evt_ok\",\"object\":\"event\",\"type\":\"product.created\",\"created\":1,\"data\":{\"object\":{}}}\n{not json\n").unwrap();
+    fs::write(d.path().join("empty.json"), "").unwrap();
+    fs::write(
+        d.path().join("truncated.json"),
+        "{\"id\": \"evt_1\", \"type\":",
+    )
+    .unwrap();
+    fs::write(d.path().join("binary.json"), b"\x00\x01\xff\xfe").unwrap();
+    fs::write(d.path().join("mixed.json"), "[5, {\"id\":\"evt_x\",\"object\":\"event\",\"type\":\"invoice.paid\",\"created\":\"yesterday\",\"data\":{\"object\":{}}}]").unwrap();
+    fs::write(d.path().join("lines.ndjson"), "{\"id\":\"evt_ok\",\"object\":\"event\",\"type\":\"product.created\",\"created\":1,\"data\":{\"object\":{}}}\n{not json\n").unwrap();
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    fs::write(d.join("deep.json"), deep).unwrap();
-    let out = Test::in_dir(d)
+    fs::write(d.path().join("deep.json"), deep).unwrap();
+    let out = d
+        .sync()
         .args([
             "replay",
             "--json",
@@ -440,22 +472,22 @@ fn user_key_flag_and_config() {
     assert_eq!(dry_run(&[])["events"][0]["resolved_via"], "object_metadata");
 }
 
-#[test]
-fn store_resolution_on_a_later_run() {
-    let dir = tempdir();
-    let d = dir.path();
+fn store_resolution_on_a_later_run(b: Backend) {
+    let site = b.site();
+    let d = &site;
     let cust = json!({"id": "evt_c", "object": "event", "type": "customer.created", "created": 1,
         "data": {"object": {"id": "cus_s", "object": "customer", "metadata": {"clerkUserId": "user_s"}}}});
     let inv = json!({"id": "evt_i", "object": "event", "type": "invoice.paid", "created": 2,
         "data": {"object": {"id": "in_s", "object": "invoice", "customer": "cus_s", "metadata": {}}}});
-    fs::write(d.join("c.json"), cust.to_string()).unwrap();
-    fs::write(d.join("i.json"), inv.to_string()).unwrap();
-    Test::in_dir(d)
+    fs::write(d.path().join("c.json"), cust.to_string()).unwrap();
+    fs::write(d.path().join("i.json"), inv.to_string()).unwrap();
+    d.sync()
         .args(["replay", "c.json"])
         .stdout_has("1 event: 1 ignored\n1 customer synced (1 changed)")
         .stderr_has("1 event: 1 ignored; 1 customer synced (1 changed)")
         .run();
-    let v = Test::in_dir(d)
+    let v = d
+        .sync()
         .args(["replay", "--json", "i.json"])
         .stdout_json()
         .stderr_has("1 event: 1 sync")
@@ -495,16 +527,15 @@ fn unusable_stores_are_status_2() {
         .run();
 }
 
-#[test]
-fn two_replays_on_one_store_at_once() {
-    let dir = tempdir();
-    let d = dir.path();
+fn two_replays_on_one_store_at_once(b: Backend) {
+    let site = b.site();
+    let d = &site;
     let events = fixture_events();
-    fs::write(d.join("a.ndjson"), events[..25].join("\n")).unwrap();
-    fs::write(d.join("b.ndjson"), events[20..].join("\n")).unwrap();
+    fs::write(d.path().join("a.ndjson"), events[..25].join("\n")).unwrap();
+    fs::write(d.path().join("b.ndjson"), events[20..].join("\n")).unwrap();
     // Both files hold the rejected checkout (event 22): status 1 each.
     let spawn = |f: &str| {
-        Test::in_dir(d)
+        d.sync()
             .args(["replay", "--json", f])
             .status(1)
             .stdout_json()
@@ -512,51 +543,47 @@ fn two_replays_on_one_store_at_once() {
             .stderr_lacks("locked")
             .spawn()
     };
-    let (a, b) = (spawn("a.ndjson"), spawn("b.ndjson"));
-    for child in [a, b] {
+    let (one, two) = (spawn("a.ndjson"), spawn("b.ndjson"));
+    for child in [one, two] {
         child.finish();
     }
     // Same mapping as one run over everything.
-    let single = tempdir();
+    let single = b.site();
     fs::write(single.path().join("all.ndjson"), events.join("\n")).unwrap();
-    Test::in_dir(single.path())
+    single
+        .sync()
         .args(["replay", "all.ndjson"])
         .status(1)
         .stdout_has("45 events: ")
         .stderr_has("45 events: ")
         .run();
-    Test::in_dir(d)
+    d.sync()
         .args(["replay", "a.ndjson", "b.ndjson"])
         .status(1)
         .stdout_has("50 events: ")
         .stderr_has("50 events: ")
         .run();
-    assert_eq!(
-        mapping(d, "stripe-sync.db"),
-        mapping(single.path(), "stripe-sync.db")
-    );
+    assert_eq!(mapping_on(d), mapping_on(&single));
 }
 
-#[test]
-fn closed_pipe_is_status_0_and_the_event_log_is_complete() {
-    closed_pipe_case(40);
+fn closed_pipe_is_status_0_and_the_event_log_is_complete(b: Backend) {
+    closed_pipe_case(b, 40);
 }
 
 /// Above 10,000 events to log, the log is written on its own thread while
 /// the decisions stream out: the same outcome, and the log still lands
 /// whole (the second run logs nothing new and counts every event as seen).
-#[test]
-fn a_large_replay_logs_on_its_own_thread_with_the_same_outcome() {
-    let dir = closed_pipe_case(300);
-    let v = replay_many(dir.path());
+fn a_large_replay_logs_on_its_own_thread_with_the_same_outcome(b: Backend) {
+    let site = closed_pipe_case(b, 300);
+    let v = replay_many(&site);
     // Each line has its own event id here: the 41 of every 45 that are
     // synced or ignored were logged, and come back as duplicates (12,300 of
     // them, above the 10,000 from which the log has its own thread).
     assert_eq!(v["summary"]["duplicate"], 41 * 300, "{}", v["summary"]);
 }
 
-fn closed_pipe_case(copies: usize) -> tempfile::TempDir {
-    let dir = tempdir();
+fn closed_pipe_case(b: Backend, copies: usize) -> Site {
+    let site = b.site();
     // Output far larger than a pipe buffer, so the writer does hit the hang-up.
     let mut lines = Vec::new();
     for (k, line) in fixture_events()
@@ -567,15 +594,16 @@ fn closed_pipe_case(copies: usize) -> tempfile::TempDir {
     {
         lines.push(line.replacen("\"evt_", &format!("\"evt_{k}x"), 1));
     }
-    fs::write(dir.path().join("many.ndjson"), lines.join("\n")).unwrap();
+    fs::write(site.path().join("many.ndjson"), lines.join("\n")).unwrap();
     // Read a few bytes, then hang up, as `| head -c 10` does.
-    let out = Test::in_dir(dir.path())
+    let out = site
+        .sync()
         .args(["replay", "--json", "many.ndjson"])
         .hang_up_after(10)
         .stdout_with("the first 10 bytes", |s| s.len() == 10)
         .run();
     assert!(out.stdout.starts_with('{'), "{}", out.stdout);
-    let v = replay_many(dir.path());
+    let v = replay_many(&site);
     assert_eq!(
         v["summary"]["sync"], 0,
         "every routed event was logged before exiting"
@@ -584,13 +612,13 @@ fn closed_pipe_case(copies: usize) -> tempfile::TempDir {
         v["summary"]["ignored"], 0,
         "every ignored event was logged too"
     );
-    dir
+    site
 }
 
 /// `replay --json many.ndjson` again, on the store a first run left: every
 /// line a duplicate or the one rejected, unresolved or invalid it was.
-fn replay_many(dir: &Path) -> Value {
-    Test::in_dir(dir)
+fn replay_many(site: &Site) -> Value {
+    site.sync()
         .args(["replay", "--json", "many.ndjson"])
         .status(1)
         .stdout_json()

@@ -25,9 +25,10 @@ use serde_json::{Value, json};
 use stripe_sync::secret::Secret;
 use stripe_sync::signature;
 
+use crate::backends::{Backend, Site, Store};
 use crate::common::{integrity, tempdir};
 use crate::harness::{Output, Running, Test, show};
-use crate::replay::{fixture_events, mapping};
+use crate::replay::{fixture_events, mapping, mapping_on};
 use crate::support::fake_stripe::{Account, FakeStripe, Fault};
 
 const SECRET: &str = "whsec_serve_test_8d41c0a7e2";
@@ -476,6 +477,9 @@ trait ServeTest {
     fn start(self) -> Server;
     /// The same, with the store at `db`.
     fn start_with_db(self, db: PathBuf) -> Server;
+    /// The same, on the site's store (PostgreSQL: `db` is the URL as
+    /// messages show it; the test reads the store through the site).
+    fn start_on(self, site: &Site) -> Server;
 }
 
 impl ServeTest for Test {
@@ -490,6 +494,13 @@ impl ServeTest for Test {
     fn start(self) -> Server {
         let db = self.path().join("stripe-sync.db");
         self.start_with_db(db)
+    }
+
+    fn start_on(self, site: &Site) -> Server {
+        match &site.store {
+            Store::Sqlite(db) => self.start_with_db(db.clone()),
+            Store::Postgres { .. } => self.start_with_db(PathBuf::from(site.shown())),
+        }
     }
 
     fn start_with_db(self, db: PathBuf) -> Server {
@@ -804,6 +815,79 @@ fn rows_of(dir: &Path, db: &Path, customer: &str) -> Vec<Value> {
 }
 
 // ---------------------------------------------------------------------------
+// The store, on either backend (the tests that run on both, from the same
+// body: `serve::sqlite::NAME`, `serve::postgres::NAME`; see `backends.rs`)
+// ---------------------------------------------------------------------------
+
+crate::backends::on_both_backends!(
+    a_valid_event_is_committed_before_its_200_and_every_route_is_200,
+    concurrent_shuffled_delivery_builds_the_store_of_an_ordered_replay,
+    a_failed_live_sync_is_500_and_its_retry_is_processed,
+    a_failed_customer_lookup_is_500_not_unresolved,
+    a_redelivery_in_the_batch_of_a_failed_first_delivery_is_500_too,
+);
+
+/// `stripe-sync serve --listen 127.0.0.1:0` in the site's dir, on its store.
+fn serve_on(site: &Site) -> Test {
+    site.sync()
+        .arg("serve")
+        .stderr_has("listening on http://")
+        .args(["--listen", "127.0.0.1:0"])
+}
+
+/// The store's event log: id -> route (empty without a store).
+fn logged_in(store: &Store) -> HashMap<String, String> {
+    match store {
+        Store::Sqlite(db) => logged(db),
+        Store::Postgres { .. } => store
+            .pairs("SELECT id, route FROM events", "events")
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// One column of one row, as text (None: no such row); `?1` is `key`.
+fn cell_in(store: &Store, sql: &str, key: &str) -> Option<String> {
+    match store {
+        Store::Sqlite(db) => cell(db, sql, key),
+        Store::Postgres { .. } => store.value(sql, key),
+    }
+}
+
+/// [`integrity`] on either backend: no half-written customer.
+fn integrity_in(store: &Store) {
+    match store {
+        Store::Sqlite(db) => integrity(db),
+        Store::Postgres { .. } => {
+            let orphans = store.value(
+                "SELECT (SELECT count(*) FROM subscriptions s
+                         WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = s.customer_id))
+                      + (SELECT count(*) FROM events e
+                         WHERE e.route = 'sync' AND e.customer_id IS NOT NULL
+                           AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = e.customer_id))",
+                "",
+            );
+            assert_eq!(
+                orphans.as_deref().unwrap_or("0"),
+                "0",
+                "half-written customers"
+            );
+        }
+    }
+}
+
+/// `inspect --json` rows (without `synced_at`) for one customer.
+fn rows_on(site: &Site, customer: &str) -> Vec<Value> {
+    mapping_on(site)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["customer_id"] == customer)
+        .cloned()
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
 // Concurrent clients
 // ---------------------------------------------------------------------------
 
@@ -982,16 +1066,17 @@ fn bad_signatures_are_400_with_the_reason_and_write_nothing() {
     assert_eq!(s.stop("TERM").status, 0);
 }
 
-#[test]
-fn a_valid_event_is_committed_before_its_200_and_every_route_is_200() {
-    let dir = tempdir();
-    let d = dir.path();
-    let mut s = serve_after(d, &["--db", "served.db"])
+fn a_valid_event_is_committed_before_its_200_and_every_route_is_200(b: Backend) {
+    let site = b.site_named("served.db");
+    let st = &site.store;
+    let mut s = serve_on(&site)
         .secret()
         .stderr_has("evt_1a4yoBRkT3sQ8vLmXZ8cZWO2")
         .stderr_has("served 14 requests")
-        .start_with_db(d.join("served.db"));
-    assert_eq!(s.db, d.join("served.db"));
+        .start_on(&site);
+    if let Store::Sqlite(db) = st {
+        assert_eq!(*db, site.path().join("served.db"));
+    }
 
     // sync: the decision is the body, and the store already has it.
     let ada = fixture_bytes("2026-03-onboarding/03-ada-subscription-created.json");
@@ -1014,27 +1099,27 @@ fn a_valid_event_is_committed_before_its_200_and_every_route_is_200() {
     assert_eq!(v["resolved_via"], "object_metadata");
     // Committed before the answer: read right after the 200, while it runs.
     assert_eq!(
-        logged(&s.db)
+        logged_in(st)
             .get("evt_1a4yoBRkT3sQ8vLmXZ8cZWO2")
             .map(String::as_str),
         Some("sync"),
         "the event is logged before the 200"
     );
-    let rows = rows_of(d, &s.db, "cus_1gIHnbN8OoIW0c");
+    let rows = rows_on(&site, "cus_1gIHnbN8OoIW0c");
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["user_id"], "user_23q4rvzWDYkqJ0g9tlqhv8lWozr");
     assert_eq!(rows[0]["subscription_id"], "sub_1ImifjRkT3sQ8vLmmGj8uznS");
     assert_eq!(rows[0]["status"], "active");
 
     // duplicate: 200, writes nothing.
-    let processed_at = |id: &str| cell(&s.db, "SELECT processed_at FROM events WHERE id = ?1", id);
-    let synced_at = |id: &str| cell(&s.db, "SELECT synced_at FROM customers WHERE id = ?1", id);
+    let processed_at = |id: &str| cell_in(st, "SELECT processed_at FROM events WHERE id = ?1", id);
+    let synced_at = |id: &str| cell_in(st, "SELECT synced_at FROM customers WHERE id = ?1", id);
     let (p0, c0) = (
         processed_at("evt_1a4yoBRkT3sQ8vLmXZ8cZWO2"),
         synced_at("cus_1gIHnbN8OoIW0c"),
     );
     assert!(p0.is_some() && c0.is_some(), "{p0:?} {c0:?}");
-    let count = || logged(&s.db).len();
+    let count = || logged_in(st).len();
     let n0 = count();
     // A rewrite would change the times: wait for the next second.
     let second = now();
@@ -1095,7 +1180,7 @@ fn a_valid_event_is_committed_before_its_200_and_every_route_is_200() {
         "{}",
         r.text()
     );
-    let log = logged(&s.db);
+    let log = logged_in(st);
     assert_eq!(
         log.get("evt_1YE59yRkT3sQ8vLmowi9hyek").map(String::as_str),
         Some("ignored")
@@ -1123,7 +1208,7 @@ fn a_valid_event_is_committed_before_its_200_and_every_route_is_200() {
 
     let out = s.stop("TERM");
     assert_eq!(out.status, 0, "{}", show(&out));
-    integrity(&s.db);
+    integrity_in(st);
 }
 
 #[test]
@@ -1592,10 +1677,10 @@ fn secrets_never_reach_the_output_the_record_or_the_store() {
 // 4. Concurrency and crashes
 // ---------------------------------------------------------------------------
 
-#[test]
-fn concurrent_shuffled_delivery_builds_the_store_of_an_ordered_replay() {
-    let reference = tempdir();
-    let out = Test::in_dir(reference.path())
+fn concurrent_shuffled_delivery_builds_the_store_of_an_ordered_replay(b: Backend) {
+    let reference = b.site();
+    let out = reference
+        .sync()
         .arg("replay")
         .arg(fixtures())
         .status(1)
@@ -1603,18 +1688,18 @@ fn concurrent_shuffled_delivery_builds_the_store_of_an_ordered_replay() {
         .stderr_has("45 events: ")
         .run();
     assert_eq!(out.status, 1, "{}", out.stderr);
-    let want = mapping(reference.path(), "stripe-sync.db");
+    let want = mapping_on(&reference);
     let events: Vec<Vec<u8>> = fixture_events()
         .into_iter()
         .map(String::into_bytes)
         .collect();
     let twice = "evt_1TXUcrRkT3sQ8vLmgAwVDbaL";
     for seed in [0x5eed_0001_u64, 0x0dd_ba11, 0xc0ff_ee00_1234] {
-        let dir = tempdir();
-        let mut s = serve(dir.path())
+        let site = b.site();
+        let mut s = serve_on(&site)
             .secret()
             .stderr_has("served 45 requests: 45 × 200")
-            .start();
+            .start_on(&site);
         let mut bodies = events.clone();
         Rng(seed).shuffle(&mut bodies);
         let bodies = Arc::new(bodies);
@@ -1646,7 +1731,7 @@ fn concurrent_shuffled_delivery_builds_the_store_of_an_ordered_replay() {
             1,
             "seed {seed:#x}"
         );
-        let log = logged(&s.db);
+        let log = logged_in(&site.store);
         for (id, rs) in &routes {
             for r in rs.iter().filter(|r| *r == "sync" || *r == "ignored") {
                 assert_eq!(log.get(id), Some(r), "seed {seed:#x}: {id} answered {r}");
@@ -1654,8 +1739,8 @@ fn concurrent_shuffled_delivery_builds_the_store_of_an_ordered_replay() {
         }
         let out = s.stop("TERM");
         assert_eq!(out.status, 0, "{}", show(&out));
-        integrity(&s.db);
-        let got = mapping(dir.path(), "stripe-sync.db");
+        integrity_in(&site.store);
+        let got = mapping_on(&site);
         assert_eq!(
             got, want,
             "seed {seed:#x}: shuffled concurrent delivery differs from `replay fixtures/`"
@@ -1886,33 +1971,33 @@ fn closed_port_url() -> String {
     format!("http://{addr}")
 }
 
-#[test]
-fn a_failed_live_sync_is_500_and_its_retry_is_processed() {
+fn a_failed_live_sync_is_500_and_its_retry_is_processed(b: Backend) {
     // The API answers 500 to everything: the event is not acknowledged.
     let fake = FakeStripe::start(live_account());
     fake.push_fault(Fault::status(500).forever());
-    let dir = tempdir();
-    let d = dir.path();
-    let mut s = serve(d)
+    let site = b.site();
+    let mut s = serve_on(&site)
         .secret()
         .live(&fake.url(), fake.api_key())
         .stderr_has("evt_live_retry_1")
         .stderr_has("served 2 requests: 1 × 200, 1 × 500")
-        .start();
+        .start_on(&site);
     let e = invoice_paid("evt_live_retry_1", LIVE_CUSTOMER, Some(LIVE_USER));
     let r = one_log_line(&s, || s.post_signed(&e));
     assert_eq!(r.status, 500, "{}", r.text());
-    assert!(!logged(&s.db).contains_key("evt_live_retry_1"));
+    assert!(!logged_in(&site.store).contains_key("evt_live_retry_1"));
     // Stripe retries once the API is back: processed, not a duplicate.
     fake.clear_faults();
     let r = s.post_signed(&e);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.route(), "sync");
     assert_eq!(
-        logged(&s.db).get("evt_live_retry_1").map(String::as_str),
+        logged_in(&site.store)
+            .get("evt_live_retry_1")
+            .map(String::as_str),
         Some("sync")
     );
-    let rows = rows_of(d, &s.db, LIVE_CUSTOMER);
+    let rows = rows_on(&site, LIVE_CUSTOMER);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["source"], "api");
     assert_eq!(rows[0]["status"], "active");
@@ -1920,21 +2005,21 @@ fn a_failed_live_sync_is_500_and_its_retry_is_processed() {
 
     // Nothing listens where the API should be.
     drop(fake);
-    let dir = tempdir();
-    let mut s = serve(dir.path())
+    let site = b.site();
+    let mut s = serve_on(&site)
         .secret()
         .live(&closed_port_url(), "sk_test_unreachable_serve_1")
         .stderr_has("could not be synced: cannot reach the Stripe API")
         .stderr_has("served 3 requests: 1 × 200, 2 × 500")
         .stderr_lacks("sk_test_unreachable_serve_1")
-        .start();
+        .start_on(&site);
     let e = invoice_paid("evt_live_down_1", LIVE_CUSTOMER, Some(LIVE_USER));
     for attempt in 0..2 {
         let t = Instant::now();
         let r = s.post_signed(&e);
         assert_eq!(r.status, 500, "attempt {attempt}: {}", r.text());
         assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
-        assert!(!logged(&s.db).contains_key("evt_live_down_1"));
+        assert!(!logged_in(&site.store).contains_key("evt_live_down_1"));
     }
     assert_eq!(s.get("/healthz").status, 200, "still serving");
     let out = s.stop("TERM");
@@ -2259,31 +2344,31 @@ fn same_second_events_newest_first_end_in_the_newest_state_and_the_recording_agr
 // An API failure is never acknowledged (issue 18, items 1 and 2)
 // ---------------------------------------------------------------------------
 
-#[test]
-fn a_failed_customer_lookup_is_500_not_unresolved() {
+fn a_failed_customer_lookup_is_500_not_unresolved(b: Backend) {
     // The user is only on the customer, and reading the customer fails.
     let fake = FakeStripe::start(live_account());
     fake.push_fault(Fault::status(500).on_path("/v1/customers/").forever());
-    let dir = tempdir();
-    let d = dir.path();
-    let mut s = serve(d)
+    let site = b.site();
+    let mut s = serve_on(&site)
         .secret()
         .live(&fake.url(), fake.api_key())
         .stderr_has("evt_lookup_1")
         .stderr_has("served 2 requests: 1 × 200, 1 × 500")
-        .start();
+        .start_on(&site);
     let e = invoice_paid("evt_lookup_1", LIVE_CUSTOMER, None);
     let r = s.post_signed(&e);
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(r.text().contains(LIVE_CUSTOMER), "{}", r.text());
-    assert!(!logged(&s.db).contains_key("evt_lookup_1"));
+    assert!(!logged_in(&site.store).contains_key("evt_lookup_1"));
     // Back: the retry is looked up, routed and synced.
     fake.clear_faults();
     let r = s.post_signed(&e);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.route(), "sync");
     assert_eq!(
-        logged(&s.db).get("evt_lookup_1").map(String::as_str),
+        logged_in(&site.store)
+            .get("evt_lookup_1")
+            .map(String::as_str),
         Some("sync")
     );
     let out = s.stop("TERM");
@@ -2291,9 +2376,10 @@ fn a_failed_customer_lookup_is_500_not_unresolved() {
 
     // `replay --live`: the same failure is a sync failure (1), not a verdict.
     fake.push_fault(Fault::status(500).on_path("/v1/customers/").forever());
-    let dir = tempdir();
-    std::fs::write(dir.path().join("e.json"), &e).unwrap();
-    let out = Test::in_dir(dir.path())
+    let site = b.site();
+    std::fs::write(site.path().join("e.json"), &e).unwrap();
+    let out = site
+        .sync()
         .env("STRIPE_SYNC_TEST_BACKOFF_MS", "0")
         .args([
             "replay",
@@ -2314,8 +2400,7 @@ fn a_failed_customer_lookup_is_500_not_unresolved() {
     assert_eq!(v["sync_failures"][0]["customer_id"], LIVE_CUSTOMER);
 }
 
-#[test]
-fn a_redelivery_in_the_batch_of_a_failed_first_delivery_is_500_too() {
+fn a_redelivery_in_the_batch_of_a_failed_first_delivery_is_500_too(b: Backend) {
     // A slow API keeps the writer busy with a first event while two copies
     // of a second one (whose lookup fails) queue into one batch.
     let fake = FakeStripe::builder()
@@ -2327,14 +2412,13 @@ fn a_redelivery_in_the_batch_of_a_failed_first_delivery_is_500_too() {
             .on_path("/v1/customers/cus_other")
             .forever(),
     );
-    let dir = tempdir();
-    let d = dir.path();
-    let mut s = serve(d)
+    let site = b.site();
+    let mut s = serve_on(&site)
         .secret()
         .live(&fake.url(), fake.api_key())
         .stderr_has("evt_busy_1")
         .stderr_has("served 3 requests: 1 × 200, 2 × 500")
-        .start();
+        .start_on(&site);
     let busy = invoice_paid("evt_busy_1", LIVE_CUSTOMER, Some(LIVE_USER));
     let twice = invoice_paid("evt_twice_1", "cus_other", None);
     let (addr, path) = (s.addr, s.path.clone());
@@ -2368,7 +2452,7 @@ fn a_redelivery_in_the_batch_of_a_failed_first_delivery_is_500_too() {
             r.text()
         );
     }
-    assert!(!logged(&s.db).contains_key("evt_twice_1"));
+    assert!(!logged_in(&site.store).contains_key("evt_twice_1"));
     let out = s.stop("TERM");
     assert_eq!(out.status, 0, "{}", show(&out));
 }

@@ -10,7 +10,7 @@
 //! talk to the fake Stripe in `tests/support/`.
 //!
 //! Every test runs twice from the same body, once per store backend
-//! (`truth::sqlite::NAME`, `truth::postgres::NAME`): an SQLite file, or a
+//! (`truth::sqlite::NAME`, `truth::postgres::NAME`; see `backends.rs`): an SQLite file, or a
 //! fresh database of the test PostgreSQL server (`tests/support/pg.rs`)
 //! named by `--db postgres://...`, whose password no run may print.
 //! "Writes nothing" is checked on the file's bytes, or on every row of the
@@ -19,83 +19,20 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::backends::{Backend, Site, Store, assert_unchanged, sync};
 use crate::common::tempdir;
 use crate::harness::{Output, Test, show};
 use crate::support::fake_stripe::{Account, FakeStripe};
-use crate::support::pg::PgServer;
 
 // ---------------------------------------------------------------------------
 // The backends: every contract test runs once on each
 // ---------------------------------------------------------------------------
 
-/// Where a test's stores are: SQLite files (the default store of each run's
-/// dir), or PostgreSQL databases of the test server (`--db postgres://...`),
-/// a fresh database for each store.
-#[derive(Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres(&'static PgServer),
-}
-
-impl Backend {
-    /// A fresh temp dir and an empty store for the runs in it.
-    fn site(self) -> Site {
-        let tmp = tempdir();
-        let dir = tmp.path().to_path_buf();
-        let mut site = self.site_in(&dir);
-        site._tmp = Some(tmp);
-        site
-    }
-
-    /// An empty store for runs in `dir` (which the test keeps).
-    fn site_in(self, dir: &Path) -> Site {
-        let store = match self {
-            Backend::Sqlite => Store::Sqlite(dir.join("stripe-sync.db")),
-            Backend::Postgres(pg) => Store::Postgres {
-                pg,
-                db: pg.create_database(),
-            },
-        };
-        Site {
-            _tmp: None,
-            dir: dir.to_path_buf(),
-            store,
-        }
-    }
-}
-
-/// Each contract test (a function taking the [`Backend`]) as two tests:
-/// `truth::sqlite::NAME` and `truth::postgres::NAME`, so a failure names
-/// its backend. The PostgreSQL ones print `SKIPPED` and pass when the
-/// server's binaries are missing, unless `STRIPE_SYNC_REQUIRE_PG=1`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(super::Backend::Sqlite)
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(pg) = crate::support::pg::server() {
-                        super::$name(super::Backend::Postgres(pg))
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+crate::backends::on_both_backends!(
     tie_on_created_every_path_takes_the_apis_first_subscription,
     generated_account_backfill_checks_and_user_resyncs_agree,
     customer_deleted_in_stripe_is_drift_then_marked_deleted,
@@ -109,66 +46,9 @@ on_both_backends!(
     thin_event_is_ignored_with_a_reason,
 );
 
-/// A store.
-enum Store {
-    /// A file, the default store of the runs' dir.
-    Sqlite(PathBuf),
-    /// A database of the test server, given to every run as `--db URL`.
-    Postgres { pg: &'static PgServer, db: String },
-}
-
-impl Store {
-    /// Whether the store exists: the file, or the schema `stripe_sync`.
-    fn exists(&self) -> bool {
-        match self {
-            Store::Sqlite(path) => path.exists(),
-            Store::Postgres { pg, db } => {
-                pg.query_one(
-                    db,
-                    "SELECT count(*) FROM pg_namespace WHERE nspname = 'stripe_sync'",
-                ) != "0"
-            }
-        }
-    }
-
-    /// What the store holds, to compare before and after a run that must
-    /// write nothing. Taken between runs, when no process has it open.
-    fn snapshot(&self) -> Snapshot {
-        match self {
-            Store::Sqlite(path) => file_snapshot(path),
-            Store::Postgres { pg, db } => Snapshot::Rows(pg.query_one(db, &rows_snapshot_sql())),
-        }
-    }
-}
-
-/// A dir the runs happen in, and their store.
-struct Site {
-    /// The temp dir, when the site made it.
-    _tmp: Option<tempfile::TempDir>,
-    dir: PathBuf,
-    store: Store,
-}
-
-impl Site {
-    fn path(&self) -> &Path {
-        &self.dir
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Running the binary
 // ---------------------------------------------------------------------------
-
-/// `stripe-sync` in the site's dir, on its store: the dir's default store
-/// (SQLite), or `--db URL` (PostgreSQL; the password never printed).
-fn sync(site: &Site) -> Test {
-    let t = Test::in_dir(&site.dir);
-    match &site.store {
-        Store::Sqlite(path) if *path == site.dir.join("stripe-sync.db") => t,
-        Store::Sqlite(path) => t.arg("--db").arg(path),
-        Store::Postgres { pg, db } => t.args(["--db", &pg.url(db)]).hides(pg.password()),
-    }
-}
 
 /// Lines on stderr that report a problem.
 fn problem_lines(stderr: &str) -> Vec<&str> {
@@ -265,100 +145,6 @@ fn row(site: &Site, customer: &str) -> Value {
     let mut rs = timeless(rows(site, &["--customer", customer]));
     assert_eq!(rs.len(), 1, "{rs:?}");
     rs.remove(0)
-}
-
-/// What a store holds. SQLite: the bytes and modification times of the
-/// main file and, if present and not empty, the WAL (not `-shm`, which
-/// readers may touch). PostgreSQL: every row of the store's tables, each
-/// with its `xmin` (the transaction that wrote that version of it), so a
-/// row written again with the same values counts as a write too.
-#[derive(PartialEq)]
-enum Snapshot {
-    Files(Vec<(PathBuf, Vec<u8>, SystemTime)>),
-    Rows(String),
-}
-
-fn file_snapshot(db: &Path) -> Snapshot {
-    let mut files = Vec::new();
-    for p in [
-        db.to_path_buf(),
-        PathBuf::from(format!("{}-wal", db.display())),
-    ] {
-        // An empty WAL (left by a reader) holds nothing: the same as none.
-        if let Ok(bytes) = fs::read(&p)
-            && !(bytes.is_empty() && p != db)
-        {
-            let mtime = fs::metadata(&p).and_then(|m| m.modified()).unwrap();
-            files.push((p, bytes, mtime));
-        }
-    }
-    assert!(!files.is_empty(), "no store at {}", db.display());
-    Snapshot::Files(files)
-}
-
-/// One text of every row of the PostgreSQL store's tables, in key order,
-/// each with its `xmin` (fails when there is no store).
-fn rows_snapshot_sql() -> String {
-    let tables = [
-        ("schema_version", "version"),
-        ("customers", "id"),
-        ("subscriptions", "id"),
-        ("events", "id"),
-        ("sync_state", "key"),
-    ];
-    let parts: Vec<String> = tables
-        .iter()
-        .map(|(table, key)| {
-            format!(
-                "'{table}:' || coalesce((SELECT string_agg(t::text || ' xmin=' || t.xmin::text, \
-                 E'\\n' ORDER BY t.{key}) FROM stripe_sync.{table} t), '')"
-            )
-        })
-        .collect();
-    format!("SELECT concat_ws(E'\\n', {})", parts.join(", "))
-}
-
-impl Snapshot {
-    /// What differs from `other`, for a message.
-    fn describe_change(&self, other: &Snapshot) -> String {
-        match (self, other) {
-            (Snapshot::Files(a), Snapshot::Files(b)) => {
-                let describe = |s: &Vec<(PathBuf, Vec<u8>, SystemTime)>| -> Vec<String> {
-                    s.iter()
-                        .map(|(p, b, t)| {
-                            format!("{} ({} bytes, mtime {t:?})", p.display(), b.len())
-                        })
-                        .collect()
-                };
-                format!("{:?} -> {:?}", describe(a), describe(b))
-            }
-            (Snapshot::Rows(a), Snapshot::Rows(b)) => {
-                let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
-                let gone: Vec<&&str> = a.iter().filter(|l| !b.contains(l)).collect();
-                let new: Vec<&&str> = b.iter().filter(|l| !a.contains(l)).collect();
-                format!("rows before, not after: {gone:#?}\nrows after, not before: {new:#?}")
-            }
-            _ => "a different backend".to_owned(),
-        }
-    }
-
-    /// The same contents (SQLite: the same bytes, whatever the times).
-    fn same_contents(&self, other: &Snapshot) -> bool {
-        match (self, other) {
-            (Snapshot::Files(a), Snapshot::Files(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 == y.0 && x.1 == y.1)
-            }
-            (a, b) => a == b,
-        }
-    }
-}
-
-fn assert_unchanged(before: &Snapshot, after: &Snapshot, what: &str) {
-    assert!(
-        before == after,
-        "{what} changed the store: {}",
-        before.describe_change(after)
-    );
 }
 
 // ---------------------------------------------------------------------------
