@@ -206,7 +206,7 @@ fn start() -> Result<Option<PgServer>, String> {
     check("initdb", initdb, None)?;
     let settings = format!(
         "\n# stripe-sync tests\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
-         fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 40\n\
+         fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 100\n\
          shared_buffers = 16MB\n",
         dir.display()
     );
