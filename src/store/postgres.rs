@@ -545,13 +545,30 @@ impl PgStore {
             return Ok(());
         }
         let keys: Vec<String> = keys.iter().map(i32::to_string).collect();
-        // One round trip for the page, the locks taken in key order.
-        self.exec_dyn(
+        // One statement for them all, the locks taken in key order; held
+        // and sent with the transaction's first read (see
+        // `Db::exec_later`): the server runs it first, and the read's
+        // snapshot is taken after the locks are.
+        PgDb(self).exec_later(
             "SELECT count(pg_advisory_xact_lock(?1, k))
              FROM (SELECT k FROM unnest(string_to_array(?2, ',')::int4[]) AS k ORDER BY k) AS keys",
             &[Arg::Int(LOCK_SPACE.into()), Arg::Text(&keys.join(","))],
-        )?;
-        Ok(())
+        )
+    }
+
+    /// Take a customer's lock for the transaction if nobody holds it; false
+    /// when another transaction does.
+    fn try_lock_customer(&self, customer: &str) -> anyhow::Result<bool> {
+        Ok(sql::one(
+            &mut PgDb(self),
+            "SELECT pg_try_advisory_xact_lock(?1, ?2)",
+            &[
+                Arg::Int(LOCK_SPACE.into()),
+                Arg::Int(customer_key(customer).into()),
+            ],
+            |r| r.flag(0),
+        )?
+        .unwrap_or(false))
     }
 
     /// Take one of the store's own locks for the transaction.
@@ -1226,9 +1243,16 @@ pub(crate) struct PgPassWrites<'c> {
 }
 
 impl PgPassWrites<'_> {
+    /// Write a page into the open transaction (opening one if needed).
+    /// Each customer is written under its lock; a lock another writer
+    /// holds (a `serve` beside the backfill) is waited for only after
+    /// committing what this transaction wrote, so the pass never waits
+    /// while holding locks: it can be in no deadlock, and is never the
+    /// transaction PostgreSQL aborts to end one. (The commit is early, not
+    /// wrong: every write is whole, and a resume writes again what its
+    /// checkpoint had not reached.)
     pub(crate) fn write(&mut self, page: &PassPage<'_>) -> anyhow::Result<()> {
         let store = self.store;
-        let ids: Vec<&str> = page.writes.iter().map(|w| w.customer_id.as_str()).collect();
         let marks = self.marks;
         let written = (|| -> anyhow::Result<()> {
             if !self.open {
@@ -1236,8 +1260,11 @@ impl PgPassWrites<'_> {
                 self.open = true;
                 self.writer.set_now(super::now_rfc3339());
             }
-            store.lock_customers(&ids)?;
             for w in page.writes {
+                if !store.try_lock_customer(&w.customer_id)? {
+                    store.batch("COMMIT; BEGIN")?;
+                    store.lock_customers(&[&w.customer_id])?;
+                }
                 self.writer.apply_journaled(w, marks, page.listed)?;
             }
             if let Some(b) = page.checkpoint {

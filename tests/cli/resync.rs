@@ -1,4 +1,10 @@
 //! resync and replay --live against the fake Stripe in tests/support.
+//!
+//! The tests of what resync writes to the store or reads back from it run
+//! twice from the same body, once per store backend
+//! (`resync::sqlite::NAME`, `resync::postgres::NAME`; see `backends.rs`);
+//! those of the HTTP client (retries, pacing, credentials, refusals) do
+//! not depend on the store and run on SQLite only.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -8,9 +14,21 @@ use serde_json::{Value, json};
 
 use rustix::process::Signal;
 
+use crate::backends::{Backend, Site, assert_unchanged};
 use crate::common::tempdir;
 use crate::harness::Test;
 use crate::support::fake_stripe::{Account, FakeStripe, Fault, FaultRule};
+
+crate::backends::on_both_backends!(
+    customer_with_unknown_then_known_store,
+    user_via_store_search_and_scan,
+    pre_basil_api_version_reads_periods_from_the_subscription,
+    backfill_pages_everything_in_few_requests,
+    check_reports_exactly_the_drift_and_writes_nothing,
+    interrupted_backfill_resumes_with_fewer_requests,
+    replay_live_resolves_and_syncs_through_the_api,
+    a_backfill_that_fetched_nothing_is_not_resumed_in_words,
+);
 
 /// `resync --api-base FAKE ARGS` in `dir`, the fake's key in the
 /// environment: a run that ends with its summary on stderr
@@ -21,8 +39,23 @@ fn resync(dir: &Path, fake: &FakeStripe, args: &[&str]) -> Test {
 
 /// The same run, refused before any summary.
 fn refused(dir: &Path, fake: &FakeStripe, args: &[&str]) -> Test {
-    Test::in_dir(dir)
-        .env("STRIPE_API_KEY", fake.api_key())
+    against(Test::in_dir(dir), fake, args)
+}
+
+/// [`resync`] in the site's dir, on its store.
+fn resync_on(site: &Site, fake: &FakeStripe, args: &[&str]) -> Test {
+    refused_on(site, fake, args).stderr_has(" failed; ")
+}
+
+/// [`refused`] in the site's dir, on its store.
+fn refused_on(site: &Site, fake: &FakeStripe, args: &[&str]) -> Test {
+    against(site.sync(), fake, args)
+}
+
+/// `resync --api-base FAKE ARGS` on top of `t`, the fake's key in the
+/// environment.
+fn against(t: Test, fake: &FakeStripe, args: &[&str]) -> Test {
+    t.env("STRIPE_API_KEY", fake.api_key())
         .args(["resync", "--api-base", &fake.url()])
         .args(args)
 }
@@ -32,10 +65,9 @@ fn only_warnings(stderr: &str) -> bool {
     stderr.lines().all(|l| l.starts_with("warning: "))
 }
 
-/// `inspect --json`: the store's rows by customer id.
-fn inspect_json(dir: &Path, args: &[&str]) -> Value {
-    Test::in_dir(dir)
-        .args(["inspect", "--json"])
+/// `inspect --json ARGS` on top of `t`.
+fn inspect_json_with(t: Test, args: &[&str]) -> Value {
+    t.args(["inspect", "--json"])
         .args(args)
         .stdout_json()
         .stderr_with("only warnings", only_warnings)
@@ -43,13 +75,28 @@ fn inspect_json(dir: &Path, args: &[&str]) -> Value {
         .json()
 }
 
-fn rows(dir: &Path) -> HashMap<String, Value> {
-    inspect_json(dir, &[])
-        .as_array()
+/// `inspect --json ARGS` in the site's dir, on its store.
+fn inspect_json_on(site: &Site, args: &[&str]) -> Value {
+    inspect_json_with(site.sync(), args)
+}
+
+/// `inspect --json`'s rows by customer id.
+fn by_customer(v: Value) -> HashMap<String, Value> {
+    v.as_array()
         .unwrap()
         .iter()
         .map(|r| (r["customer_id"].as_str().unwrap().to_owned(), r.clone()))
         .collect()
+}
+
+/// The store's rows by customer id.
+fn rows(dir: &Path) -> HashMap<String, Value> {
+    by_customer(inspect_json_with(Test::in_dir(dir), &[]))
+}
+
+/// The same, on the site's store.
+fn rows_on(site: &Site) -> HashMap<String, Value> {
+    by_customer(inspect_json_on(site, &[]))
 }
 
 /// What the mapping must say, computed from the fake's own objects.
@@ -84,7 +131,14 @@ fn truth(fake: &FakeStripe) -> HashMap<String, (Option<String>, String)> {
 }
 
 fn assert_matches_truth(dir: &Path, fake: &FakeStripe) {
-    let got = rows(dir);
+    rows_match_truth(rows(dir), fake);
+}
+
+fn assert_matches_truth_on(site: &Site, fake: &FakeStripe) {
+    rows_match_truth(rows_on(site), fake);
+}
+
+fn rows_match_truth(got: HashMap<String, Value>, fake: &FakeStripe) {
     let want = truth(fake);
     assert_eq!(got.len(), want.len(), "customer count");
     for (id, (user, status)) in want {
@@ -108,11 +162,10 @@ fn small_account() -> Account {
         .subscription(json!({"id": "sub_b", "customer": "cus_b", "status": "past_due", "created": 1_700_000_110, "price": "price_pro"}))
 }
 
-#[test]
-fn customer_with_unknown_then_known_store() {
+fn customer_with_unknown_then_known_store(b: Backend) {
     let fake = FakeStripe::start(small_account());
-    let dir = tempdir();
-    let v = resync(dir.path(), &fake, &["--customer", "cus_a", "--json"])
+    let site = b.site();
+    let v = resync_on(&site, &fake, &["--customer", "cus_a", "--json"])
         .stdout_json()
         .run()
         .json();
@@ -152,7 +205,7 @@ fn customer_with_unknown_then_known_store() {
         assert!(q.contains(&(k.to_owned(), val.to_owned())), "{k} in {q:?}");
     }
     assert_eq!(sub_req.stripe_version.as_deref(), Some("2025-06-30.basil"));
-    let row = &rows(dir.path())["cus_a"];
+    let row = &rows_on(&site)["cus_a"];
     assert_eq!(
         row["payment_method"],
         json!({"brand": "visa", "last4": "4242"})
@@ -161,7 +214,7 @@ fn customer_with_unknown_then_known_store() {
     assert_eq!(row["subscription_id"], "sub_a");
 
     fake.reset_counters();
-    let out = resync(dir.path(), &fake, &["--customer", "cus_a", "--json"])
+    let out = resync_on(&site, &fake, &["--customer", "cus_a", "--json"])
         .stdout_json()
         .run();
     let v = out.json();
@@ -173,17 +226,16 @@ fn customer_with_unknown_then_known_store() {
     assert!(!out.stdout.contains(fake.api_key()) && !out.stderr.contains(fake.api_key()));
 }
 
-#[test]
-fn user_via_store_search_and_scan() {
+fn user_via_store_search_and_scan(b: Backend) {
     let fake = FakeStripe::start(small_account());
-    let dir = tempdir();
-    let v = resync(dir.path(), &fake, &["--user", "user_a", "--json"])
+    let site = b.site();
+    let v = resync_on(&site, &fake, &["--user", "user_a", "--json"])
         .stdout_json()
         .run()
         .json();
     assert_eq!(v["summary"]["api_requests"], 2, "search + subscriptions");
     fake.reset_counters();
-    let v = resync(dir.path(), &fake, &["--user", "user_a", "--json"])
+    let v = resync_on(&site, &fake, &["--user", "user_a", "--json"])
         .stdout_json()
         .run()
         .json();
@@ -193,26 +245,26 @@ fn user_via_store_search_and_scan() {
     );
 
     // Duplicate customers: both synced, with a warning.
-    let v = resync(dir.path(), &fake, &["--user", "user_b", "--json"])
+    let v = resync_on(&site, &fake, &["--user", "user_b", "--json"])
         .stdout_json()
         .stderr_has("user user_b has 2 customers (cus_b, cus_b2)")
         .run()
         .json();
     assert_eq!(v["customers"].as_array().unwrap().len(), 2);
-    assert_eq!(rows(dir.path())["cus_b2"]["status"], "none");
+    assert_eq!(rows_on(&site)["cus_b2"]["status"], "none");
 
     // Search unavailable: a paged scan, with a warning.
     fake.set_search_enabled(false);
-    let other = tempdir();
-    resync(other.path(), &fake, &["--user", "user_a", "--json"])
+    let other = b.site();
+    resync_on(&other, &fake, &["--user", "user_a", "--json"])
         .stdout_json()
         .stderr_has("scanning all customers")
         .run();
-    assert_eq!(rows(other.path())["cus_a"]["status"], "active");
+    assert_eq!(rows_on(&other)["cus_a"]["status"], "active");
 
     // Nobody: status 1 and a clear message.
     fake.set_search_enabled(true);
-    let v = resync(dir.path(), &fake, &["--user", "user_nobody", "--json"])
+    let v = resync_on(&site, &fake, &["--user", "user_nobody", "--json"])
         .status(1)
         .stdout_json()
         .stderr_has("no customer for user user_nobody")
@@ -384,12 +436,11 @@ fn faults_are_retried_and_counted() {
     assert_eq!(rows(dir.path())["cus_none"]["status"], "none");
 }
 
-#[test]
-fn pre_basil_api_version_reads_periods_from_the_subscription() {
+fn pre_basil_api_version_reads_periods_from_the_subscription(b: Backend) {
     let fake = FakeStripe::start(small_account());
-    let dir = tempdir();
-    resync(
-        dir.path(),
+    let site = b.site();
+    resync_on(
+        &site,
         &fake,
         &["--customer", "cus_a", "--api-version", "2024-06-20"],
     )
@@ -399,24 +450,20 @@ fn pre_basil_api_version_reads_periods_from_the_subscription() {
         fake.requests()[0].stripe_version.as_deref(),
         Some("2024-06-20")
     );
-    assert_eq!(
-        rows(dir.path())["cus_a"]["current_period_end"],
-        1_702_592_020
-    );
+    assert_eq!(rows_on(&site)["cus_a"]["current_period_end"], 1_702_592_020);
 }
 
-#[test]
-fn backfill_pages_everything_in_few_requests() {
+fn backfill_pages_everything_in_few_requests(b: Backend) {
     let fake = FakeStripe::start(Account::generate(250, 320, 11));
-    let dir = tempdir();
-    let v = resync(dir.path(), &fake, &["--all", "--json"])
+    let site = b.site();
+    let v = resync_on(&site, &fake, &["--all", "--json"])
         .stdout_json()
         .run()
         .json();
     // ceil(250/100) + ceil(320/100)
     assert_eq!(v["summary"]["api_requests"], 3 + 4);
     assert_eq!(v["summary"]["customers"], 250);
-    assert_matches_truth(dir.path(), &fake);
+    assert_matches_truth_on(&site, &fake);
     let subs_req = fake
         .requests()
         .into_iter()
@@ -429,24 +476,23 @@ fn backfill_pages_everything_in_few_requests() {
     let gone = fake.customers()[5]["id"].as_str().unwrap().to_owned();
     fake.delete_customer(&gone);
     fake.purge(&gone);
-    resync(dir.path(), &fake, &["--all", "--json"])
+    resync_on(&site, &fake, &["--all", "--json"])
         .stdout_json()
         .run();
     assert_eq!(
-        inspect_json(dir.path(), &["--customer", &gone])[0]["deleted"],
+        inspect_json_on(&site, &["--customer", &gone])[0]["deleted"],
         true
     );
 }
 
-#[test]
-fn check_reports_exactly_the_drift_and_writes_nothing() {
+fn check_reports_exactly_the_drift_and_writes_nothing(b: Backend) {
     let fake = FakeStripe::start(Account::generate(60, 70, 5));
-    let dir = tempdir();
-    resync(dir.path(), &fake, &["--all"])
+    let site = b.site();
+    resync_on(&site, &fake, &["--all"])
         .stdout_has("60 customers")
         .run();
     // No drift yet: status 0.
-    resync(dir.path(), &fake, &["--all", "--check", "--json"])
+    resync_on(&site, &fake, &["--all", "--check", "--json"])
         .stdout_json()
         .run();
 
@@ -463,8 +509,8 @@ fn check_reports_exactly_the_drift_and_writes_nothing() {
     fake.upsert_subscription(
         json!({"id": newest["id"], "status": "past_due", "cancel_at_period_end": true}),
     );
-    let before = std::fs::read(dir.path().join("stripe-sync.db")).unwrap();
-    let v = resync(dir.path(), &fake, &["--all", "--check", "--json"])
+    let before = site.store.snapshot();
+    let v = resync_on(&site, &fake, &["--all", "--check", "--json"])
         .status(1)
         .stdout_json()
         .run()
@@ -480,13 +526,9 @@ fn check_reports_exactly_the_drift_and_writes_nothing() {
     assert_eq!(drifted[0]["diff"]["status"]["store"], newest["status"]);
     assert_eq!(drifted[0]["diff"]["status"]["stripe"], "past_due");
     assert_eq!(drifted[0]["diff"]["cancel_at_period_end"]["stripe"], true);
-    assert_eq!(
-        std::fs::read(dir.path().join("stripe-sync.db")).unwrap(),
-        before,
-        "--check writes nothing"
-    );
+    assert_unchanged(&before, &site.store.snapshot(), "--check");
 
-    resync(dir.path(), &fake, &["--customer", &customer, "--check"])
+    resync_on(&site, &fake, &["--customer", &customer, "--check"])
         .status(1)
         .stdout_has("status")
         .run();
@@ -545,48 +587,53 @@ fn rate_limited_backfill_retries_without_losing_data() {
     assert_matches_truth(dir.path(), &fake);
 }
 
-#[test]
-fn interrupted_backfill_resumes_with_fewer_requests() {
+fn interrupted_backfill_resumes_with_fewer_requests(b: Backend) {
+    // 1,500 customers and subscriptions: 15 + 15 list pages.
     let fake = FakeStripe::builder()
-        .account(Account::generate(900, 900, 21))
+        .account(Account::generate(1500, 1500, 21))
         .latency(Duration::from_millis(60))
         .start();
-    let dir = tempdir();
-    let mut child = refused(dir.path(), &fake, &["--all", "--max-rps", "100"]).spawn();
-    // Let a few pages land, then kill -9.
-    child.wait_until("6 requests at the fake", Duration::from_secs(20), |_| {
-        fake.request_count() >= 6
-    });
+    let site = b.site();
+    let mut child = refused_on(&site, &fake, &["--all", "--max-rps", "100"]).spawn();
+    // Let a few pages land and a checkpoint be committed (when depends on
+    // the store's speed, not on the requests: PostgreSQL's round trips make
+    // its first commit later on a busy machine), then kill -9.
+    let committed = "SELECT count(*) FROM sync_state WHERE key LIKE 'backfill.%cursor'";
+    child.wait_until(
+        "6 requests at the fake and a checkpoint committed",
+        Duration::from_secs(30),
+        |_| fake.request_count() >= 6 && site.store.value(committed, "").is_some_and(|n| n != "0"),
+    );
     let killed = child.kill();
     assert_eq!(killed.status, -1, "killed by a signal");
     let first = fake.request_count();
-    assert!(first < 18, "killed mid-run ({first} requests)");
+    assert!(first < 30, "killed mid-run ({first} requests)");
     fake.reset_counters();
-    resync(dir.path(), &fake, &["--all", "--json", "--max-rps", "100"])
+    resync_on(&site, &fake, &["--all", "--json", "--max-rps", "100"])
         .stdout_json()
         .stderr_has("resuming")
         .run();
     let resumed = fake.request_count();
     assert!(
-        resumed < 18,
-        "resume fetched {resumed} pages, a restart needs 18"
+        resumed < 30,
+        "resume fetched {resumed} pages, a restart needs 30"
     );
-    assert_matches_truth(dir.path(), &fake);
+    assert_matches_truth_on(&site, &fake);
     // The same store as an uninterrupted run: no drift, status 0.
-    resync(dir.path(), &fake, &["--all", "--check"])
-        .stdout_has("900 customers")
+    resync_on(&site, &fake, &["--all", "--check"])
+        .stdout_has("1,500 customers")
         .run();
 }
 
-#[test]
-fn replay_live_resolves_and_syncs_through_the_api() {
+fn replay_live_resolves_and_syncs_through_the_api(b: Backend) {
     let fake = FakeStripe::start(small_account());
-    let dir = tempdir();
-    let d = dir.path();
+    let site = b.site();
+    let d = site.path();
     let ev = json!({"id": "evt_live", "object": "event", "type": "invoice.paid", "created": 1_700_000_500,
         "data": {"object": {"id": "in_1", "object": "invoice", "customer": "cus_a", "metadata": {}}}});
     std::fs::write(d.join("e.json"), ev.to_string()).unwrap();
-    let v = Test::in_dir(d)
+    let v = site
+        .sync()
         .env("STRIPE_API_KEY", fake.api_key())
         .args([
             "replay",
@@ -607,7 +654,7 @@ fn replay_live_resolves_and_syncs_through_the_api() {
         v["summary"]["api_requests"], 2,
         "the customer once, then its subscription"
     );
-    let row = &rows(d)["cus_a"];
+    let row = &rows_on(&site)["cus_a"];
     assert_eq!(row["source"], "api");
     assert_eq!(row["status"], "active");
 }
@@ -756,15 +803,14 @@ fn contradictory_mode_flags_are_usage_errors_naming_both() {
 
 /// A first backfill that fetched nothing (a dead API) left only its start:
 /// the next run is no resumption, and does not say it is one.
-#[test]
-fn a_backfill_that_fetched_nothing_is_not_resumed_in_words() {
+fn a_backfill_that_fetched_nothing_is_not_resumed_in_words(b: Backend) {
     let fake = FakeStripe::start(small_account());
-    let dir = tempdir();
+    let site = b.site();
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    Test::in_dir(dir.path())
+    site.sync()
         .env("STRIPE_API_KEY", fake.api_key())
         .args([
             "resync",
@@ -777,9 +823,9 @@ fn a_backfill_that_fetched_nothing_is_not_resumed_in_words() {
         .status(2)
         .stderr_has("cannot reach")
         .run();
-    resync(dir.path(), &fake, &["--all"])
+    resync_on(&site, &fake, &["--all"])
         .stdout_has("customers")
         .stderr_lacks("resuming")
         .run();
-    assert_matches_truth(dir.path(), &fake);
+    assert_matches_truth_on(&site, &fake);
 }

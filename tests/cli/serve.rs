@@ -825,14 +825,47 @@ crate::backends::on_both_backends!(
     a_failed_live_sync_is_500_and_its_retry_is_processed,
     a_failed_customer_lookup_is_500_not_unresolved,
     a_redelivery_in_the_batch_of_a_failed_first_delivery_is_500_too,
+    json_prints_one_object_per_request,
+    secrets_never_reach_the_output_the_record_or_the_store,
+    kill_9_under_load_loses_no_acknowledged_event,
+    sigterm_finishes_in_flight_requests_and_exits_0,
+    sigint_finishes_in_flight_requests_and_exits_130,
+    padded_metadata_is_kept_and_warned_about_in_the_log,
 );
 
 /// `stripe-sync serve --listen 127.0.0.1:0` in the site's dir, on its store.
 fn serve_on(site: &Site) -> Test {
+    serve_on_after(site, &[])
+}
+
+/// The same with global options before `serve` (`--json`, `-vv`).
+fn serve_on_after(site: &Site, global: &[&str]) -> Test {
     site.sync()
+        .args(global)
         .arg("serve")
         .stderr_has("listening on http://")
         .args(["--listen", "127.0.0.1:0"])
+}
+
+/// Every value of every column of every table of the PostgreSQL store's
+/// schema `stripe_sync`, as text, one `table.column=value` a line.
+fn pg_store_dump(store: &Store) -> String {
+    let Store::Postgres { pg, db } = store else {
+        panic!("not a PostgreSQL store")
+    };
+    let selects = pg.query_one(
+        db,
+        "SELECT coalesce(string_agg(format( \
+            'SELECT %L || coalesce(%I::text, '''') FROM stripe_sync.%I', \
+            table_name || '.' || column_name || '=', column_name, table_name), \
+            ' UNION ALL ' ORDER BY table_name, ordinal_position), '') \
+         FROM information_schema.columns WHERE table_schema = 'stripe_sync'",
+    );
+    assert!(!selects.is_empty(), "no table in schema stripe_sync");
+    pg.query_one(
+        db,
+        &format!("SELECT coalesce(string_agg(v, E'\\n'), '') FROM ({selects}) AS q(v)"),
+    )
 }
 
 /// The store's event log: id -> route (empty without a store).
@@ -1269,15 +1302,14 @@ fn bodies_over_max_body_are_413() {
     assert_eq!(s.stop("TERM").status, 0);
 }
 
-#[test]
-fn json_prints_one_object_per_request() {
-    let dir = tempdir();
-    let mut s = serve_after(dir.path(), &["--json"])
+fn json_prints_one_object_per_request(b: Backend) {
+    let site = b.site();
+    let mut s = serve_on_after(&site, &["--json"])
         .secret()
         .stdout_ndjson()
         .stdout_has("\"evt_1a4yoBRkT3sQ8vLmXZ8cZWO2\"")
         .stderr_has("served 5 requests")
-        .start();
+        .start_on(&site);
     let ada = fixture_bytes("2026-03-onboarding/03-ada-subscription-created.json");
     let sent: Vec<u16> = vec![
         one_log_line(&s, || s.post_signed(&ada)).status,
@@ -1327,6 +1359,14 @@ fn json_prints_one_object_per_request() {
         "{}",
         lines[2]
     );
+    assert_eq!(
+        logged_in(&site.store)
+            .get("evt_1a4yoBRkT3sQ8vLmXZ8cZWO2")
+            .map(String::as_str),
+        Some("sync"),
+        "the event printed as synced is in the store"
+    );
+    assert_eq!(logged_in(&site.store).len(), 1, "only the one event");
 }
 
 #[test]
@@ -1615,17 +1655,16 @@ fn rotation_accepts_any_configured_secret() {
     assert_eq!(s.stop("TERM").status, 0);
 }
 
-#[test]
-fn secrets_never_reach_the_output_the_record_or_the_store() {
+fn secrets_never_reach_the_output_the_record_or_the_store(b: Backend) {
     const FLAG: &str = "whsec_flag_secret_c0ffee11";
     const ENV_A: &str = "whsec_env_secret_a_beef22";
     const ENV_B: &str = "whsec_env_secret_b_f00d33";
     const KEY: &str = "sk_test_serve_leak_check_4d5e6f";
     let fake = FakeStripe::start(live_account().with_api_key(KEY));
     for (n, with_flag) in [(1, true), (2, false)] {
-        let dir = tempdir();
-        let d = dir.path();
-        let mut l = serve_after(d, &["--json", "-vv"])
+        let site = b.site();
+        let d = site.path();
+        let mut l = serve_on_after(&site, &["--json", "-vv"])
             .args(["--record", "rec", "--live", "--api-base", &fake.url()])
             .env("STRIPE_WEBHOOK_SECRET", format!("{ENV_A},{ENV_B}"))
             .stdout_ndjson()
@@ -1635,7 +1674,7 @@ fn secrets_never_reach_the_output_the_record_or_the_store() {
             true => l.args(["--secret", FLAG]).env("STRIPE_API_KEY", KEY),
             false => l.args(["--api-key", KEY]),
         };
-        let mut s = l.start();
+        let mut s = l.start_on(&site);
         let good = if with_flag { FLAG } else { ENV_B };
         let e = invoice_paid(&format!("evt_leak_{n}"), LIVE_CUSTOMER, Some(LIVE_USER));
         let r = s.post(&e, Some(&sign(&e, good)));
@@ -1661,8 +1700,20 @@ fn secrets_never_reach_the_output_the_record_or_the_store() {
             let bytes = std::fs::read(&f).unwrap();
             places.push((f.display().to_string(), bytes));
         }
+        let mut secrets = vec![FLAG, ENV_A, ENV_B, KEY];
+        if let Store::Postgres { pg, .. } = &site.store {
+            // Every text of every table of the store, and the password
+            // of the URL that named it.
+            let dump = pg_store_dump(&site.store);
+            assert!(
+                dump.contains(&format!("events.id=evt_leak_{n}")),
+                "run {n}: the dump holds the event: {dump}"
+            );
+            places.push(("the PostgreSQL store".into(), dump.into_bytes()));
+            secrets.push(pg.password());
+        }
         for (what, bytes) in &places {
-            for secret in [FLAG, ENV_A, ENV_B, KEY] {
+            for secret in &secrets {
                 let needle = secret.as_bytes();
                 assert!(
                     !bytes.windows(needle.len()).any(|w| w == needle),
@@ -1748,11 +1799,9 @@ fn concurrent_shuffled_delivery_builds_the_store_of_an_ordered_replay(b: Backend
     }
 }
 
-#[test]
-fn kill_9_under_load_loses_no_acknowledged_event() {
-    let dir = tempdir();
-    let d = dir.path();
-    let db = d.join("stripe-sync.db");
+fn kill_9_under_load_loses_no_acknowledged_event(b: Backend) {
+    let site = b.site();
+    let st = &site.store;
     const ROUNDS: usize = 4;
     const COPIES_PER_ROUND: usize = 8;
     let all = many_events(ROUNDS * COPIES_PER_ROUND);
@@ -1761,7 +1810,7 @@ fn kill_9_under_load_loses_no_acknowledged_event() {
     let mut acknowledged: HashMap<String, String> = HashMap::new();
     for round in 0..ROUNDS {
         // Killed mid-load: only its start can be expected.
-        let mut s = serve(d).secret().start();
+        let mut s = serve_on(&site).secret().start_on(&site);
         assert_eq!(
             s.get("/healthz").status,
             200,
@@ -1792,8 +1841,8 @@ fn kill_9_under_load_loses_no_acknowledged_event() {
             answered_ok < chunk.len(),
             "round {round}: the kill landed after the load ({answered_ok} answers)"
         );
-        integrity(&db);
-        let log = logged(&db);
+        integrity_in(st);
+        let log = logged_in(st);
         let mut acked_now = 0;
         for (i, r) in &answers {
             let Ok(r) = r else { continue };
@@ -1817,10 +1866,10 @@ fn kill_9_under_load_loses_no_acknowledged_event() {
     }
     // A restarted server takes everything again: the acknowledged events
     // are duplicates now, the rest are processed.
-    let mut s = serve(d)
+    let mut s = serve_on(&site)
         .secret()
         .stderr_has("served 1,440 requests: 1,440 × 200")
-        .start();
+        .start_on(&site);
     let all = Arc::new(all);
     let (answers, threads) = pump(s.addr, &s.path, Arc::clone(&all), 8);
     for t in threads {
@@ -1842,7 +1891,7 @@ fn kill_9_under_load_loses_no_acknowledged_event() {
     }
     let out = s.stop("TERM");
     assert_eq!(out.status, 0, "{}", show(&out));
-    integrity(&db);
+    integrity_in(st);
 }
 
 // ---------------------------------------------------------------------------
@@ -1872,19 +1921,19 @@ fn live_account() -> Account {
 /// A request in flight (its sync waits on a slow API) when `sig` arrives:
 /// it is answered 200 and committed, nothing new is taken, a summary is
 /// printed, and the process ends with `status`.
-fn signal_finishes_the_work_in_flight(sig: &str, status: i32) {
+fn signal_finishes_the_work_in_flight(b: Backend, sig: &str, status: i32) {
     let fake = FakeStripe::builder()
         .account(live_account())
         .latency(Duration::from_millis(700))
         .start();
-    let dir = tempdir();
-    let mut s = serve(dir.path())
+    let site = b.site();
+    let mut s = serve_on(&site)
         .secret()
         .live(&fake.url(), fake.api_key())
         .status(status)
         .stderr_has("evt_inflight_1")
         .stderr_has("served 3 requests")
-        .start();
+        .start_on(&site);
     assert_eq!(s.post(b"{}", Some("t=1,v1=00")).status, 400);
     assert_eq!(s.request("POST", "/elsewhere", &[], b"{}").status, 404);
 
@@ -1943,20 +1992,18 @@ fn signal_finishes_the_work_in_flight(sig: &str, status: i32) {
         );
     }
     assert!(!out.stderr.contains("panicked"), "{}", show(&out));
-    integrity(&s.db);
-    let log = logged(&s.db);
+    integrity_in(&site.store);
+    let log = logged_in(&site.store);
     assert_eq!(log.get("evt_inflight_1").map(String::as_str), Some("sync"));
     assert!(!log.contains_key("evt_late_1"));
 }
 
-#[test]
-fn sigterm_finishes_in_flight_requests_and_exits_0() {
-    signal_finishes_the_work_in_flight("TERM", 0);
+fn sigterm_finishes_in_flight_requests_and_exits_0(b: Backend) {
+    signal_finishes_the_work_in_flight(b, "TERM", 0);
 }
 
-#[test]
-fn sigint_finishes_in_flight_requests_and_exits_130() {
-    signal_finishes_the_work_in_flight("INT", 130);
+fn sigint_finishes_in_flight_requests_and_exits_130(b: Backend) {
+    signal_finishes_the_work_in_flight(b, "INT", 130);
 }
 
 // ---------------------------------------------------------------------------
@@ -3725,11 +3772,9 @@ fn sigterm_right_after_listening_is_a_clean_stop() {
 
 /// A padded user id is kept as written (as the app keeps it) and said in
 /// serve's log, as `replay` says it.
-#[test]
-fn padded_metadata_is_kept_and_warned_about_in_the_log() {
-    let dir = tempdir();
-    let d = dir.path();
-    let mut s = serve(d)
+fn padded_metadata_is_kept_and_warned_about_in_the_log(b: Backend) {
+    let site = b.site();
+    let mut s = serve_on(&site)
         .secret()
         .stderr_has(
             "warning: evt_padded: `clerkUserId` in subscription sub_ss's metadata is \
@@ -3737,7 +3782,7 @@ fn padded_metadata_is_kept_and_warned_about_in_the_log() {
              (not \"user_ss\")",
         )
         .stderr_has("served 1 request: 1 × 200")
-        .start();
+        .start_on(&site);
     let mut body: Value = serde_json::from_slice(&same_second_event(
         "evt_padded",
         "customer.subscription.created",
@@ -3749,5 +3794,25 @@ fn padded_metadata_is_kept_and_warned_about_in_the_log() {
     let r = s.post_signed(&serde_json::to_vec(&body).unwrap());
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["user_id"], " user_ss ", "{}", r.text());
-    s.stop("TERM");
+    let out = s.stop("TERM");
+    assert_eq!(out.status, 0, "{}", show(&out));
+    // Kept as written in the store too: the customer's row and the log.
+    assert_eq!(
+        cell_in(
+            &site.store,
+            "SELECT user_id FROM customers WHERE id = ?1",
+            "cus_ss"
+        )
+        .as_deref(),
+        Some(" user_ss ")
+    );
+    assert_eq!(
+        cell_in(
+            &site.store,
+            "SELECT user_id FROM events WHERE id = ?1",
+            "evt_padded"
+        )
+        .as_deref(),
+        Some(" user_ss ")
+    );
 }
