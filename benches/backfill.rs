@@ -19,12 +19,35 @@
 //! first backfill alone (no second, no `inspect`); `BACKFILL_BENCH_BIN=PATH`
 //! measures another build; `BACKFILL_BENCH_RSS_LOG=PATH` writes the RSS
 //! and its parts every 200 ms.
+//!
+//! Into PostgreSQL (issue 22): `BACKFILL_BENCH_POSTGRES=1 cargo bench
+//! --bench backfill` runs the at-scale backfill (`resync --all`, the fake
+//! answering at once, pacing off) of 100,000 customers and as many
+//! subscriptions (`BACKFILL_BENCH_CUSTOMERS` sets another number) into a
+//! fresh SQLite file and into a fresh PostgreSQL database, side by side on
+//! the same fake, `BACKFILL_BENCH_ROUNDS` times (default 2: SQLite,
+//! PostgreSQL, then PostgreSQL, SQLite), and prints for each run its wall
+//! time, customers/s, stripe-sync's CPU time and peak RSS, and the
+//! PostgreSQL server's CPU time (its own processes: not in stripe-sync's
+//! RSS), then two `result` rows (customers/s, peak RSS) with SQLite as the
+//! baseline and no goal (`-`). The server is the tests' with PostgreSQL's
+//! default durability (see `benches/support/pg_bench.rs`: fsync on;
+//! `BENCH_PG_FSYNC=off` without; `BENCH_PG_STATEMENTS=1` prints the
+//! statements it ran per customer). Without PostgreSQL's binaries the
+//! rows say SKIPPED (`STRIPE_SYNC_REQUIRE_PG=1`: the bench fails instead).
+//! A minute or two at 100,000.
 #![allow(clippy::print_stdout)]
 
 #[path = "../tests/support/fake_stripe.rs"]
 mod fake_stripe;
 #[path = "support/inspect_probe.rs"]
 mod inspect_probe;
+#[allow(dead_code)]
+#[path = "../tests/support/pg.rs"]
+mod pg;
+#[allow(dead_code)]
+#[path = "support/pg_bench.rs"]
+mod pg_bench;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -51,10 +74,14 @@ fn run(dir: &std::path::Path, fake: &FakeStripe, args: &[&str]) -> (serde_json::
 }
 
 fn main() {
-    if let Some(n) = std::env::var("BACKFILL_BENCH_CUSTOMERS")
+    let customers = std::env::var("BACKFILL_BENCH_CUSTOMERS")
         .ok()
-        .and_then(|v| v.replace(['_', ','], "").parse::<usize>().ok())
-    {
+        .and_then(|v| v.replace(['_', ','], "").parse::<usize>().ok());
+    if std::env::var_os("BACKFILL_BENCH_POSTGRES").is_some_and(|v| v == "1") {
+        postgres_beside_sqlite(customers.unwrap_or(100_000));
+        return;
+    }
+    if let Some(n) = customers {
         at_scale(n);
         return;
     }
@@ -319,7 +346,13 @@ fn at_scale(n: usize) {
     .take(runs)
     {
         fake.reset_counters();
-        let run = measured(dir.path(), &fake, &["--all", "--max-rps", "10000", "-v"]);
+        let run = measured(
+            dir.path(),
+            &fake,
+            &["--all", "--max-rps", "10000", "-v"],
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let requests = fake.request_count();
         let customers = stored_customers(&db);
         let wall = run.wall.as_secs_f64();
@@ -429,6 +462,247 @@ fn at_scale(n: usize) {
     }
 }
 
+/// The stores the PostgreSQL comparison writes.
+#[derive(Clone, Copy, PartialEq)]
+enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Issue 22: [`at_scale`]'s first backfill of `n` customers (and as many
+/// subscriptions) into a fresh SQLite store and into a fresh PostgreSQL
+/// database, on the same fake, alternating, `BACKFILL_BENCH_ROUNDS` times.
+fn postgres_beside_sqlite(n: usize) {
+    let rounds = std::env::var("BACKFILL_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(2)
+        .max(1);
+    let load = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "?".into())
+    };
+    println!(
+        "backfill into PostgreSQL beside SQLite: {} customers / {} subscriptions, fake at 0 ms \
+         latency, pacing off (--max-rps 10000), {rounds} round(s) alternating the engines; \
+         load average {}",
+        thousands(n as u64),
+        thousands(n as u64),
+        load()
+    );
+    let measure = |what: &str, short: &str| {
+        format!(
+            "backfill {} customers into {short} (resync --all, fake at 0 ms), {what}",
+            thousands(n as u64)
+        )
+    };
+    let bpg = match pg_bench::start() {
+        Ok(b) => b,
+        Err(why) => {
+            println!("  PostgreSQL SKIPPED: {why}");
+            for what in ["customers/s", "peak RSS"] {
+                let m = measure(what, "PostgreSQL");
+                println!("result\t{m}\tSKIPPED: {why}\t-\t-\t-\tSKIPPED");
+            }
+            return;
+        }
+    };
+    println!("  {}", bpg.settings);
+    let t = Instant::now();
+    let fake = FakeStripe::builder().generated(n, n, 1).start();
+    println!(
+        "  fake: {:.1} s to generate and start",
+        t.elapsed().as_secs_f64()
+    );
+    let goal_requests = 2 * n.div_ceil(100);
+    // Per engine: (wall s, customers/s, peak RSS bytes) of each run.
+    let mut figures: Vec<(Engine, f64, f64, Option<u64>)> = Vec::new();
+    // Runs that failed: the engine and why.
+    let mut failures: Vec<(Engine, String)> = Vec::new();
+    for round in 0..rounds {
+        let order = match round % 2 {
+            0 => [Engine::Sqlite, Engine::Postgres],
+            _ => [Engine::Postgres, Engine::Sqlite],
+        };
+        for engine in order {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let target = (engine == Engine::Postgres).then(|| bpg.fresh_url());
+            fake.reset_counters();
+            let pg_cpu0 = bpg.cpu();
+            let run = measured(
+                dir.path(),
+                &fake,
+                &["--all", "--max-rps", "10000", "-v"],
+                target.as_ref().map(|(_, url)| url.as_str()),
+            );
+            let pg_cpu = match (pg_cpu0, bpg.cpu()) {
+                (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                _ => None,
+            };
+            let name = match engine {
+                Engine::Sqlite => "SQLite",
+                Engine::Postgres => "PostgreSQL",
+            };
+            let run = match run {
+                Ok(run) => run,
+                Err(why) => {
+                    println!("  round {} {name}: FAILED: {why}", round + 1);
+                    failures.push((engine, why));
+                    continue;
+                }
+            };
+            let requests = fake.request_count();
+            let customers = match &target {
+                Some((db, _)) => bpg.count(db, "customers").unwrap_or(0),
+                None => stored_customers(&dir.path().join("stripe-sync.db")),
+            };
+            let wall = run.wall.as_secs_f64();
+            let rate = customers as f64 / wall;
+            println!(
+                "  round {} {name}: wall {wall:.2} s, {} customers stored ({}/s){}; it says: {}",
+                round + 1,
+                thousands(customers),
+                thousands(rate.round() as u64),
+                if customers as usize == n {
+                    ""
+                } else {
+                    " (MISMATCH: not every customer listed)"
+                },
+                run.summary
+            );
+            let cpu = |d: Option<Duration>| {
+                d.map_or("?".to_owned(), |d| format!("{:.2} s", d.as_secs_f64()))
+            };
+            println!(
+                "    CPU: stripe-sync {}{}; peak RSS of stripe-sync {}; requests {requests} (goal {goal_requests}) {}",
+                cpu(run.cpu),
+                match engine {
+                    Engine::Postgres => format!(", the PostgreSQL server {}", cpu(pg_cpu)),
+                    Engine::Sqlite => String::new(),
+                },
+                run.peak_rss
+                    .map_or("not measured (no /usr/bin/time)".to_owned(), mib),
+                verdict(requests == goal_requests)
+            );
+            let phases: Vec<String> = ["listing", "writing", "settling", "indexing", "report"]
+                .iter()
+                .filter_map(|p| {
+                    run.phase(p)
+                        .map(|d| format!("{p} {:.2} s", d.as_secs_f64()))
+                })
+                .collect();
+            println!("    phases (-v): {}", phases.join(", "));
+            if let Some((db, _)) = &target {
+                for l in bpg.statements(db, customers, "customer") {
+                    println!("    {l}");
+                }
+            }
+            figures.push((engine, wall, rate, run.peak_rss));
+        }
+    }
+    println!("  load average after: {}", load());
+    // Each engine's median run, with the range when there are several.
+    let of = |engine: Engine| -> (f64, f64, String, Option<u64>, String) {
+        let runs: Vec<&(Engine, f64, f64, Option<u64>)> =
+            figures.iter().filter(|f| f.0 == engine).collect();
+        let mut walls: Vec<f64> = runs.iter().map(|f| f.1).collect();
+        let mut rates: Vec<f64> = runs.iter().map(|f| f.2).collect();
+        let mut rss: Vec<u64> = runs.iter().filter_map(|f| f.3).collect();
+        walls.sort_by(f64::total_cmp);
+        rates.sort_by(f64::total_cmp);
+        rss.sort_unstable();
+        let wall = median(&walls);
+        let rate = median(&rates);
+        let rate_text = if rates.len() > 1 {
+            format!(
+                "{wall:.2} s, {}/s (runs {}-{}/s)",
+                thousands(rate.round() as u64),
+                thousands(rates[0].round() as u64),
+                thousands(rates[rates.len() - 1].round() as u64)
+            )
+        } else {
+            format!("{wall:.2} s, {}/s", thousands(rate.round() as u64))
+        };
+        let peak = rss.last().copied();
+        let rss_text = match (rss.first(), rss.last()) {
+            (Some(a), Some(b)) if a != b => format!(
+                "{:.1} MB (runs {:.1}-{:.1})",
+                *b as f64 / 1e6,
+                *a as f64 / 1e6,
+                *b as f64 / 1e6
+            ),
+            (Some(a), _) => format!("{:.1} MB", *a as f64 / 1e6),
+            _ => "not measured".to_owned(),
+        };
+        (wall, rate, rate_text, peak, rss_text)
+    };
+    let (_, sqlite_rate, sqlite_text, sqlite_rss, sqlite_rss_text) = of(Engine::Sqlite);
+    let (_, pg_rate, pg_text, pg_rss, pg_rss_text) = of(Engine::Postgres);
+    let ratio = |a: f64, b: f64| {
+        let r = a / b;
+        if r.is_finite() {
+            format!("{r:.2}")
+        } else {
+            "-".to_owned()
+        }
+    };
+    let runs = if rounds > 1 {
+        format!(", median of {rounds}")
+    } else {
+        String::new()
+    };
+    // A failed run is no figure: the rows say so (with the first line of
+    // its error) and the bench exits 1.
+    let failed = |engine: Engine| -> Option<String> {
+        let why: Vec<&String> = failures
+            .iter()
+            .filter(|f| f.0 == engine)
+            .map(|f| &f.1)
+            .collect();
+        let first = why.first()?.lines().next().unwrap_or("").trim();
+        Some(format!("FAILED in {} of {rounds} runs: {first}", why.len()))
+    };
+    let (pg_failed, sqlite_failed) = (failed(Engine::Postgres), failed(Engine::Sqlite));
+    let verdict = if pg_failed.is_some() || sqlite_failed.is_some() {
+        "FAILED"
+    } else {
+        "-"
+    };
+    let sqlite_text = sqlite_failed.clone().unwrap_or(sqlite_text);
+    let sqlite_rss_text = sqlite_failed.clone().unwrap_or(sqlite_rss_text);
+    let pg_text = pg_failed.clone().unwrap_or(pg_text);
+    let pg_rss_text = pg_failed.clone().unwrap_or(pg_rss_text);
+    println!(
+        "result\t{}\t{pg_text}\tSQLite {sqlite_text}\t{}\t-\t{verdict}",
+        measure(&format!("customers/s{runs}"), &bpg.short),
+        ratio(pg_rate, sqlite_rate)
+    );
+    println!(
+        "result\t{}\t{pg_rss_text}\tSQLite {sqlite_rss_text}\t{}\t-\t{verdict}",
+        measure(
+            &format!("peak RSS of stripe-sync (the server's own not counted), largest of {rounds}"),
+            &bpg.short
+        ),
+        match (pg_rss, sqlite_rss) {
+            (Some(a), Some(b)) => ratio(a as f64, b as f64),
+            _ => "-".to_owned(),
+        }
+    );
+    if verdict == "FAILED" {
+        std::process::exit(1);
+    }
+}
+
+/// The median of sorted values.
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
 /// One measured `stripe-sync resync` run.
 struct Measured {
     wall: Duration,
@@ -471,7 +745,15 @@ fn stripe_sync() -> std::path::PathBuf {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_stripe-sync").into())
 }
 
-fn measured(dir: &std::path::Path, fake: &FakeStripe, args: &[&str]) -> Measured {
+/// `stripe-sync resync ARGS` in `dir`, measured; on the store at `url`
+/// (given in the environment: it holds a password) or, without, on
+/// `dir/stripe-sync.db`. A failed run: its status and what it printed.
+fn measured(
+    dir: &std::path::Path,
+    fake: &FakeStripe,
+    args: &[&str],
+    url: Option<&str>,
+) -> Result<Measured, String> {
     use std::io::{BufRead, Read};
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -486,6 +768,10 @@ fn measured(dir: &std::path::Path, fake: &FakeStripe, args: &[&str]) -> Measured
             c
         }
         false => Command::new(stripe_sync()),
+    };
+    match url {
+        Some(url) => cmd.env("STRIPE_SYNC_DB", url),
+        None => cmd.env_remove("STRIPE_SYNC_DB"),
     };
     let t = Instant::now();
     let mut child = cmd
@@ -580,7 +866,29 @@ fn measured(dir: &std::path::Path, fake: &FakeStripe, args: &[&str]) -> Measured
         (stdout, stderr.join().expect("stderr reader"), status)
     });
     let wall = t.elapsed();
-    assert!(status.success(), "{stdout}{stderr}");
+    if !status.success() {
+        // Its error first (the table shows the first line), then the rest.
+        let error = stderr
+            .lines()
+            .find(|l| l.starts_with("error"))
+            .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()))
+            .unwrap_or("")
+            .trim();
+        return Err(format!(
+            "stripe-sync resync {status} after {:.2} s: {error}{}{}",
+            wall.as_secs_f64(),
+            stdout
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| format!("\n    {l}"))
+                .collect::<String>(),
+            stderr
+                .lines()
+                .filter(|l| !l.trim().is_empty() && l.trim() != error)
+                .map(|l| format!("\n    {l}"))
+                .collect::<String>()
+        ));
+    }
     // `%M %U %S`: peak RSS in KiB, user and system CPU seconds.
     let rusage = std::fs::read_to_string(&rusage_file).unwrap_or_default();
     let mut rusage = rusage.split_whitespace();
@@ -590,7 +898,7 @@ fn measured(dir: &std::path::Path, fake: &FakeStripe, args: &[&str]) -> Measured
         .map(|kib| kib * 1024);
     let cpu = rusage.map_while(|s| s.parse::<f64>().ok()).sum::<f64>();
     let report_rss = report_rss.into_inner();
-    Measured {
+    Ok(Measured {
         wall,
         cpu: (cpu > 0.0).then(|| Duration::from_secs_f64(cpu)),
         peak_rss,
@@ -608,7 +916,7 @@ fn measured(dir: &std::path::Path, fake: &FakeStripe, args: &[&str]) -> Measured
             .unwrap_or("")
             .to_owned(),
         stderr,
-    }
+    })
 }
 
 /// The first child of `pid` (stripe-sync under /usr/bin/time).

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """The table of benches/all.sh: every `result` line a benchmark printed
-(tab-separated: measure, this tool, baseline(s), ratio, goal, met|missed),
-in the order printed, as one Markdown table.
+(tab-separated: measure, this tool, baseline(s), ratio, goal, verdict),
+in the order printed, as one Markdown table. The verdict is `met` or
+`missed` against a goal; `-` for a figure without a goal (issue 22's
+PostgreSQL rows, beside SQLite); `SKIPPED` when it could not run here (no
+PostgreSQL); `FAILED` when the run failed.
 
     benches/results_table.py LOG > TABLE.md
 """
@@ -19,10 +22,24 @@ def main() -> int:
     print("| measure | this tool | baseline(s) | ratio | goal | |")
     print("| --- | ---: | --- | ---: | --- | --- |")
     for measure, tool, base, ratio, goal, verdict in rows:
-        mark = {"met": "met", "missed": "**missed**"}.get(verdict, verdict)
+        mark = {"met": "met", "missed": "**missed**", "FAILED": "**FAILED**"}.get(
+            verdict, verdict
+        )
         print(f"| {measure} | {tool} | {base} | {ratio} | {goal} | {mark} |")
-    missed = sum(1 for r in rows if r[5] == "missed")
-    print(f"\n{len(rows)} goals measured, {len(rows) - missed} met, {missed} missed.")
+    def count(verdict: str) -> int:
+        return sum(1 for r in rows if r[5] == verdict)
+
+    met, missed = count("met"), count("missed")
+    summary = f"\n{met + missed} goals measured, {met} met, {missed} missed"
+    others = [
+        (count("-"), "figures without a goal"),
+        (count("SKIPPED"), "SKIPPED"),
+        (count("FAILED"), "FAILED"),
+    ]
+    for n, what in others:
+        if n:
+            summary += f"; {n} {what}"
+    print(summary + ".")
     return 0
 
 

@@ -5,6 +5,21 @@
 //! Targets (each started as its own process, each answering `POST /stripe`):
 //! - `serve`: `stripe-sync serve`, every event verified, routed, synced and
 //!   committed to SQLite before its 200.
+//! - `serve-pg` (issue 22): the same `serve` on a PostgreSQL store (a fresh
+//!   database of a local server, `--db postgres://...`), every 200 after
+//!   its commit (synchronous_commit on).
+//! - `serve-pg2` (issue 22): two `serve` processes on one PostgreSQL store,
+//!   each on its own port, the connections spread over the two (connection
+//!   `i` to receiver `i % 2`: 16 each of 32).
+//!   The PostgreSQL server is the tests' (`tests/support/pg.rs`) set back to
+//!   PostgreSQL's defaults: fsync, synchronous_commit and full_page_writes
+//!   on, shared_buffers 128MB, max_connections 100 (see
+//!   `benches/support/pg_bench.rs`; `BENCH_PG_FSYNC=off` to see the figures
+//!   without fsync). Its processes run on the same 2 cores as everything
+//!   else, and talk with `serve` over TCP on 127.0.0.1. The results
+//!   compare each with `serve` on SQLite from the same run (no goal set:
+//!   `-` in the goal and verdict columns). Without PostgreSQL's binaries
+//!   their rows say SKIPPED; `STRIPE_SYNC_REQUIRE_PG=1` fails instead.
 //! - `bare`: a bare hyper server (this benchmark's binary run as
 //!   `--bare-hyper-server`): reads the body, answers 200 with a
 //!   decision-sized JSON. Same hyper builder, runtime (2 workers) and
@@ -18,14 +33,21 @@
 //!   Node's own ceiling.
 //! - `strace` (only when named): `serve` again under the same load with
 //!   `strace -c -w -f` attached over the measured window: where its time goes.
-//!   Slows `serve` down; never part of the figures.
+//!   Slows `serve` down; never part of the figures. `strace-pg`, `strace-pg2`:
+//!   the same for `serve` on PostgreSQL (one receiver; the first of two).
+//!
+//! Every `serve` target also prints the CPU time each process spent in the
+//! measured window (serve, the PostgreSQL server's processes, this process
+//! as the load generator), per event answered 200; `BENCH_PG_STATEMENTS=1`
+//! adds what the PostgreSQL server ran per event.
 //!
 //! Same socket options everywhere: the generator sets TCP_NODELAY on its
 //! own sockets; no server sets it on accepted sockets, as `serve` does not
 //! (`server.js` passes `noDelay: false`, overriding Node's default).
 //!
-//! Run: cargo bench --bench serve_load              (about 2.5 min: 4 x (3 s warm-up + 30 s))
+//! Run: cargo bench --bench serve_load              (about 3.5 min: 6 x (3 s warm-up + 30 s))
 //!      cargo bench --bench serve_load -- serve node (only those targets)
+//!      cargo bench --bench serve_load -- serve serve-pg serve-pg2  (SQLite beside PostgreSQL)
 //!      cargo bench --bench serve_load -- strace     (the syscall profile of serve)
 //! Without `--bench` (as `cargo test --benches` runs it) each target runs
 //! for 1 s as a smoke test, Node only if already installed, and no result
@@ -33,6 +55,7 @@
 //!
 //! Prints one line per target, then one tab-separated line per goal:
 //!   result  MEASURE  THIS-TOOL  BASELINE(S)  RATIO  GOAL  met|missed
+//! and one per PostgreSQL target (goal and verdict `-`, or SKIPPED).
 //!
 //! Settings (environment):
 //!   SERVE_BENCH_SECS       measured seconds per target (default 30)
@@ -42,6 +65,11 @@
 //!   SERVE_BENCH_BIN        the binary (default: the one cargo bench builds, target/release/stripe-sync)
 //!   SERVE_BENCH_ARGS       extra `serve` arguments, split on spaces (e.g. `--record /tmp/rec`)
 //!   SERVE_BENCH_NODE       the node binary (default `node` on PATH)
+//!   BENCH_PG_FSYNC=off     the PostgreSQL server without fsync (default: on)
+//!   BENCH_PG_MAX_LOCKS=N   its max_locks_per_transaction (default 64, PostgreSQL's)
+//!   BENCH_PG_STATEMENTS=1  load pg_stat_statements and print, per PostgreSQL target, the
+//!                          statements the server ran per event (a profile, not a figure)
+//!   STRIPE_SYNC_PG_BINDIR  PostgreSQL's binaries, when not found (tests/support/pg.rs)
 //!
 //! Each request is a distinct `customer.subscription.updated` event of about
 //! 3.5 KB (a fixture subscription event with fresh event, subscription,
@@ -69,6 +97,13 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use stripe_sync::secret::Secret;
+
+#[allow(dead_code)]
+#[path = "../tests/support/pg.rs"]
+mod pg;
+#[allow(dead_code)]
+#[path = "support/pg_bench.rs"]
+mod pg_bench;
 
 // The bare hyper server runs in this binary: the same allocator as
 // `stripe-sync` (src/main.rs), so the two differ only in the work done.
@@ -360,7 +395,9 @@ impl Window {
     }
 }
 
-fn drive(addr: SocketAddr, path: &str, events: &Arc<Gen>, s: &Settings, w: Window) -> Outcome {
+/// The load over `s.conns` connections, spread over `addrs` (connection
+/// `i` to `addrs[i % n]`): one server, or several receivers of one store.
+fn drive(addrs: &[SocketAddr], path: &str, events: &Arc<Gen>, s: &Settings, w: Window) -> Outcome {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("load")
@@ -370,9 +407,9 @@ fn drive(addr: SocketAddr, path: &str, events: &Arc<Gen>, s: &Settings, w: Windo
     let path: Arc<str> = Arc::from(path);
     let stats = rt.block_on(async {
         let tasks: Vec<_> = (0..s.conns)
-            .map(|_| {
+            .map(|i| {
                 tokio::spawn(connection(
-                    addr,
+                    addrs[i % addrs.len()],
                     Arc::clone(&path),
                     Arc::clone(events),
                     Arc::clone(&next),
@@ -506,10 +543,23 @@ fn stop(mut server: Server) -> (Option<i32>, String) {
 }
 
 // ---------------------------------------------------------------------------
-// (a) stripe-sync serve
+// (a) stripe-sync serve, on SQLite and on PostgreSQL
 // ---------------------------------------------------------------------------
 
-fn serve_command(s: &Settings, dir: &Path) -> Command {
+/// The store a `serve` target writes.
+#[derive(Clone, Copy)]
+enum Store {
+    /// A fresh SQLite file in the target's temp dir.
+    Sqlite,
+    /// A fresh database of the benchmarks' PostgreSQL server, shared by
+    /// this many receivers (`serve` processes), the connections spread
+    /// over them.
+    Postgres(&'static pg_bench::BenchPg, usize),
+}
+
+/// `serve` on `url` (given in the environment: it holds a password), or
+/// on `dir/bench.db`.
+fn serve_command(s: &Settings, dir: &Path, url: Option<&str>) -> Command {
     let mut cmd = Command::new(&s.bin);
     for v in [
         "STRIPE_WEBHOOK_SECRET",
@@ -521,67 +571,217 @@ fn serve_command(s: &Settings, dir: &Path) -> Command {
     ] {
         cmd.env_remove(v);
     }
-    cmd.arg("--db")
-        .arg(dir.join("bench.db"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--secret", SECRET])
+    match url {
+        Some(url) => {
+            cmd.env("STRIPE_SYNC_DB", url);
+        }
+        None => {
+            cmd.arg("--db").arg(dir.join("bench.db"));
+        }
+    }
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--secret", SECRET])
         .args(&s.extra);
     cmd
 }
 
-fn logged_events(db: &Path) -> Option<i64> {
+fn logged_events(db: &Path) -> Option<u64> {
     let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .ok()?;
-    c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+    c.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
         .ok()
+        .map(|n| n as u64)
 }
 
-fn run_serve(s: &Settings, events: &Arc<Gen>) -> Outcome {
+/// Started `serve` processes on one store, and how to count its events.
+struct Receivers {
+    servers: Vec<Server>,
+    /// The PostgreSQL database, when that is the store.
+    pg: Option<(&'static pg_bench::BenchPg, String)>,
+    dir: tempfile::TempDir,
+}
+
+fn start_receivers(s: &Settings, store: Store) -> Receivers {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = launch("serve", serve_command(s, dir.path()), dir.path());
-    let r = drive(
-        server.addr,
-        &server.path.clone(),
-        events,
-        s,
-        Window::starting_now(s),
-    );
-    let (status, tail) = stop(server);
-    check_store(dir.path(), status, &tail, &r);
-    r
+    match store {
+        Store::Sqlite => Receivers {
+            servers: vec![launch(
+                "serve",
+                serve_command(s, dir.path(), None),
+                dir.path(),
+            )],
+            pg: None,
+            dir,
+        },
+        Store::Postgres(bpg, n) => {
+            let (db, url) = bpg.fresh_url();
+            // One after the other: the first makes the schema.
+            let servers = (1..=n)
+                .map(|i| {
+                    launch(
+                        &format!("serve-pg-{i}"),
+                        serve_command(s, dir.path(), Some(&url)),
+                        dir.path(),
+                    )
+                })
+                .collect();
+            Receivers {
+                servers,
+                pg: Some((bpg, db)),
+                dir,
+            }
+        }
+    }
 }
 
-/// Says whether every acknowledged event is in the store, and prints the
-/// end of serve's log (its summary).
-fn check_store(dir: &Path, status: Option<i32>, tail: &str, r: &Outcome) {
-    let logged = logged_events(&dir.join("bench.db"));
-    println!(
-        "  serve stopped with status {status:?}; store: {} events logged for {} answered 200{}",
-        logged.map_or("?".into(), |n| n.to_string()),
-        r.ok_total,
-        match logged {
-            Some(n) if n as u64 == r.ok_total => " (every acknowledged event is there)",
-            _ => " (MISMATCH: every 200 here is a distinct sync event)",
-        }
-    );
-    let summary: Vec<&str> = tail.lines().rev().take(6).collect();
-    for l in summary.into_iter().rev() {
-        println!("  | {l}");
+impl Receivers {
+    fn addrs(&self) -> Vec<SocketAddr> {
+        self.servers.iter().map(|s| s.addr).collect()
     }
+
+    fn path(&self) -> String {
+        self.servers[0].path.clone()
+    }
+
+    /// What to read the CPU time of over the window: each receiver, the
+    /// PostgreSQL server, this process (the load generator).
+    fn cpu_probes(&self) -> Vec<(String, Probe)> {
+        let mut probes: Vec<(String, Probe)> = Vec::new();
+        let many = self.servers.len() > 1;
+        for (i, server) in self.servers.iter().enumerate() {
+            let pid = server.child.id();
+            let name = if many {
+                format!("serve #{}", i + 1)
+            } else {
+                "serve".to_owned()
+            };
+            probes.push((name, Box::new(move || pg_bench::cpu_of(pid))));
+        }
+        if let Some((bpg, _)) = &self.pg {
+            let bpg = *bpg;
+            probes.push((
+                "postgres (all its processes)".into(),
+                Box::new(|| bpg.cpu()),
+            ));
+        }
+        let me = std::process::id();
+        probes.push((
+            "load generator (this process)".into(),
+            Box::new(move || pg_bench::cpu_of(me)),
+        ));
+        probes
+    }
+
+    /// Stops every receiver, says how each ended and whether every
+    /// acknowledged event is in the store.
+    fn stop_and_check(self, r: &Outcome) {
+        let many = self.servers.len() > 1;
+        let ended: Vec<(Option<i32>, String)> = self.servers.into_iter().map(stop).collect();
+        let logged = match &self.pg {
+            None => logged_events(&self.dir.path().join("bench.db")),
+            Some((bpg, db)) => bpg.count(db, "events"),
+        };
+        println!(
+            "  store: {} events logged for {} answered 200{}",
+            logged.map_or("?".into(), |n| n.to_string()),
+            r.ok_total,
+            match logged {
+                Some(n) if n == r.ok_total => " (every acknowledged event is there)",
+                _ => " (MISMATCH: every 200 here is a distinct sync event)",
+            }
+        );
+        if let Some((bpg, db)) = &self.pg {
+            for l in bpg.statements(db, r.ok_total, "event") {
+                println!("  {l}");
+            }
+        }
+        for (i, (status, tail)) in ended.into_iter().enumerate() {
+            let name = if many {
+                format!("serve #{}", i + 1)
+            } else {
+                "serve".to_owned()
+            };
+            println!("  {name} stopped with status {status:?}");
+            let summary: Vec<&str> = tail.lines().rev().take(6).collect();
+            for l in summary.into_iter().rev() {
+                println!("  | {l}");
+            }
+        }
+    }
+}
+
+type Probe = Box<dyn Fn() -> Option<Duration> + Send>;
+
+/// Reads each probe at the start and the end of the window, on a thread
+/// of its own; joined, the CPU time each spent in the window.
+fn cpu_over(
+    w: Window,
+    probes: Vec<(String, Probe)>,
+) -> std::thread::JoinHandle<Vec<(String, Option<Duration>)>> {
+    std::thread::spawn(move || {
+        std::thread::sleep(w.from.saturating_duration_since(Instant::now()));
+        let first: Vec<Option<Duration>> = probes.iter().map(|(_, p)| p()).collect();
+        std::thread::sleep(w.end.saturating_duration_since(Instant::now()));
+        probes
+            .into_iter()
+            .zip(first)
+            .map(|((name, p), a)| {
+                let d = match (a, p()) {
+                    (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                    _ => None,
+                };
+                (name, d)
+            })
+            .collect()
+    })
+}
+
+fn report_cpu(s: &Settings, r: &Outcome, cpu: &[(String, Option<Duration>)]) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts: Vec<String> = cpu
+        .iter()
+        .map(|(name, d)| match d {
+            Some(d) => format!(
+                "{name} {:.1} s ({:.0} us/event)",
+                d.as_secs_f64(),
+                d.as_secs_f64() * 1e6 / r.ok_in_window.max(1) as f64
+            ),
+            None => format!("{name} ?"),
+        })
+        .collect();
+    println!(
+        "  CPU in the {} s window (of {} s on {cores} cores): {}",
+        s.secs,
+        s.secs * cores as u64,
+        parts.join(", ")
+    );
+}
+
+/// `serve` on `store` under the load: its figures, its CPU time and that
+/// of the PostgreSQL server over the window, and the store's check.
+fn run_serve(s: &Settings, events: &Arc<Gen>, store: Store) -> Outcome {
+    let receivers = start_receivers(s, store);
+    let w = Window::starting_now(s);
+    let cpu = cpu_over(w, receivers.cpu_probes());
+    let r = drive(&receivers.addrs(), &receivers.path(), events, s, w);
+    let cpu = cpu.join().unwrap_or_default();
+    receivers.stop_and_check(&r);
+    report_cpu(s, &r, &cpu);
+    r
 }
 
 /// `serve` under the same load with `strace -c -w -f` attached over the
 /// measured window: the syscalls its time goes to (fsync per group commit,
-/// reads and writes per request, futex hand-offs to the writer thread).
-fn run_strace(s: &Settings, events: &Arc<Gen>) -> Option<Outcome> {
+/// reads and writes per request, futex hand-offs to the writer thread; on
+/// PostgreSQL, the round trips to the server).
+fn run_strace(s: &Settings, events: &Arc<Gen>, store: Store) -> Option<Outcome> {
     if Command::new("strace").arg("-V").output().is_err() {
         println!("  strace: not installed, no profile");
         return None;
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let server = launch("serve", serve_command(s, dir.path()), dir.path());
+    let receivers = start_receivers(s, store);
     let w = Window::starting_now(s);
-    let pid = server.child.id();
-    let out = dir.path().join("strace.txt");
+    let pid = receivers.servers[0].child.id();
+    let out = receivers.dir.path().join("strace.txt");
     let tracer = {
         let out = out.clone();
         std::thread::spawn(move || {
@@ -602,12 +802,15 @@ fn run_strace(s: &Settings, events: &Arc<Gen>) -> Option<Outcome> {
             Some(String::from_utf8_lossy(&done.stderr).into_owned())
         })
     };
-    let r = drive(server.addr, &server.path.clone(), events, s, w);
+    let cpu = cpu_over(w, receivers.cpu_probes());
+    let r = drive(&receivers.addrs(), &receivers.path(), events, s, w);
     let tracer_err = tracer.join().ok().flatten();
-    let (status, tail) = stop(server);
-    check_store(dir.path(), status, &tail, &r);
-    match std::fs::read_to_string(&out) {
-        Ok(table) if !table.trim().is_empty() => {
+    let cpu = cpu.join().unwrap_or_default();
+    let table = std::fs::read_to_string(&out).ok();
+    receivers.stop_and_check(&r);
+    report_cpu(s, &r, &cpu);
+    match table {
+        Some(table) if !table.trim().is_empty() => {
             println!(
                 "  strace -c -w -f -p <serve> over the {} s window (all threads; time is \
                  wall-clock time inside each call, waits included):",
@@ -681,7 +884,7 @@ fn run_bare(s: &Settings, events: &Arc<Gen>) -> Outcome {
     cmd.arg(BARE_SERVER_ARG);
     let server = launch("bare", cmd, dir.path());
     let r = drive(
-        server.addr,
+        &[server.addr],
         &server.path.clone(),
         events,
         s,
@@ -751,7 +954,7 @@ fn run_node(s: &Settings, events: &Arc<Gen>, mode: &str) -> Outcome {
         .env_remove("NODE_OPTIONS");
     let server = launch(&format!("node-{mode}"), cmd, dir.path());
     let r = drive(
-        server.addr,
+        &[server.addr],
         &server.path.clone(),
         events,
         s,
@@ -823,6 +1026,22 @@ fn result_line(measure: &str, tool: &str, baseline: &str, ratio: f64, goal: &str
     );
 }
 
+/// A row without a goal (issue 22 sets none): the figure beside its
+/// baseline, `-` for the goal and the verdict.
+fn info_line(measure: &str, tool: &str, baseline: &str, ratio: f64) {
+    let ratio = if ratio.is_finite() {
+        format!("{ratio:.2}")
+    } else {
+        "-".to_owned()
+    };
+    println!("result\t{measure}\t{tool}\t{baseline}\t{ratio}\t-\t-");
+}
+
+/// A row that could not be measured here, and why.
+fn skipped_line(measure: &str, why: &str) {
+    println!("result\t{measure}\tSKIPPED: {why}\t-\t-\t-\tSKIPPED");
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -840,7 +1059,17 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    const TARGETS: [&str; 5] = ["bare", "serve", "node", "node-bare", "strace"];
+    const TARGETS: [&str; 9] = [
+        "bare",
+        "serve",
+        "serve-pg",
+        "serve-pg2",
+        "node",
+        "node-bare",
+        "strace",
+        "strace-pg",
+        "strace-pg2",
+    ];
     if !only.is_empty() && !only.iter().any(|w| TARGETS.contains(&w.as_str())) {
         // A filter meant for another benchmark (`cargo bench FILTER`).
         println!(
@@ -849,10 +1078,10 @@ fn main() {
         );
         return;
     }
-    // `strace` only when named: it slows serve down.
+    // The strace targets only when named: they slow serve down.
     let wants = |t: &str| {
         if only.is_empty() {
-            t != "strace"
+            !t.starts_with("strace")
         } else {
             only.iter().any(|a| a == t)
         }
@@ -914,12 +1143,41 @@ fn main() {
         report("bare hyper (reads the body, answers 200)", &r);
         r
     });
-    let serve = wants("serve").then(|| {
+    if wants("serve") || wants("serve-pg") || wants("serve-pg2") {
         println!("  stripe-sync serve: {}", s.bin.display());
-        let r = run_serve(&s, &events);
-        report("stripe-sync serve", &r);
+    }
+    let serve = wants("serve").then(|| {
+        let r = run_serve(&s, &events, Store::Sqlite);
+        report("stripe-sync serve (SQLite)", &r);
         r
     });
+    // The PostgreSQL server, when a target needs it: `Err(why)` when
+    // there is none (its rows say SKIPPED).
+    let pg = ["serve-pg", "serve-pg2", "strace-pg", "strace-pg2"]
+        .iter()
+        .any(|t| wants(t))
+        .then(|| {
+            let pg = pg_bench::start();
+            match &pg {
+                Ok(b) => println!("  {}", b.settings),
+                Err(why) => println!("  PostgreSQL targets SKIPPED: {why}"),
+            }
+            pg
+        });
+    let on_pg = |receivers: usize| -> Result<Outcome, String> {
+        let bpg = pg.clone().expect("PostgreSQL looked for")?;
+        let r = run_serve(&s, &events, Store::Postgres(bpg, receivers));
+        report(
+            &match receivers {
+                1 => "stripe-sync serve (PostgreSQL)".to_owned(),
+                n => format!("stripe-sync serve (PostgreSQL, {n} receivers)"),
+            },
+            &r,
+        );
+        Ok(r)
+    };
+    let serve_pg = wants("serve-pg").then(|| on_pg(1));
+    let serve_pg2 = wants("serve-pg2").then(|| on_pg(2));
     let app = match (&node, wants("node")) {
         (Some(v), true) => match ensure_stripe_node(&s) {
             Ok(stripe) => {
@@ -944,28 +1202,103 @@ fn main() {
     });
     if wants("strace") {
         println!("  stripe-sync serve under strace (not a figure):");
-        if let Some(r) = run_strace(&s, &events) {
+        if let Some(r) = run_strace(&s, &events, Store::Sqlite) {
             report("stripe-sync serve, traced", &r);
         }
     }
+    for (target, receivers) in [("strace-pg", 1), ("strace-pg2", 2)] {
+        if !wants(target) {
+            continue;
+        }
+        match pg.clone().expect("PostgreSQL looked for") {
+            Ok(bpg) => {
+                println!(
+                    "  stripe-sync serve on PostgreSQL ({receivers} receiver(s), the first \
+                     traced) under strace (not a figure):"
+                );
+                if let Some(r) = run_strace(&s, &events, Store::Postgres(bpg, receivers)) {
+                    report(
+                        &format!("stripe-sync serve (PostgreSQL, {receivers}), traced"),
+                        &r,
+                    );
+                }
+            }
+            Err(why) => println!("  {target} SKIPPED: {why}"),
+        }
+    }
     println!("  load average after: {}", loadavg());
-    if let Some(serve) = &serve {
-        let clean = serve.other.is_empty() && serve.errors == 0;
-        println!(
-            "  serve answered every request 200: {}",
-            if clean { "yes" } else { "NO" }
-        );
+    for (name, r) in [
+        ("serve", serve.as_ref()),
+        (
+            "serve (PostgreSQL)",
+            serve_pg.as_ref().and_then(|r| r.as_ref().ok()),
+        ),
+        (
+            "serve (PostgreSQL, 2 receivers)",
+            serve_pg2.as_ref().and_then(|r| r.as_ref().ok()),
+        ),
+    ] {
+        if let Some(r) = r {
+            let clean = r.other.is_empty() && r.errors == 0;
+            println!(
+                "  {name} answered every request 200: {}",
+                if clean { "yes" } else { "NO" }
+            );
+        }
     }
     if !measure {
         println!("  (smoke run: no result lines; `cargo bench --bench serve_load` measures)");
         return;
     }
-    let Some(serve) = &serve else { return };
     let load = format!("{kb} signed, {} conns", s.conns);
-    let ceiling = node_bare
-        .as_ref()
-        .map_or(String::new(), |b| format!("; bare Node {}", figure(b)));
-    if let Some(app) = &app {
+    if let Some(serve) = &serve {
+        goals(
+            serve,
+            app.as_ref(),
+            bare.as_ref(),
+            node_bare.as_ref(),
+            &load,
+        );
+    }
+    // Issue 22: serve on PostgreSQL beside serve on SQLite (no goal set).
+    for (receivers, r) in [(1, &serve_pg), (2, &serve_pg2)] {
+        let Some(r) = r else { continue };
+        let short = pg
+            .as_ref()
+            .and_then(|p| p.as_ref().ok())
+            .map_or("PostgreSQL", |b| b.short.as_str());
+        let measure = match receivers {
+            1 => format!("serve events/s on {short}, one receiver ({load})"),
+            n => format!(
+                "serve events/s on {short}, {n} receivers on one store ({load} spread over them)"
+            ),
+        };
+        match r {
+            Ok(r) => info_line(
+                &measure,
+                &figure(r),
+                &serve
+                    .as_ref()
+                    .map_or("serve on SQLite not measured".into(), |b| {
+                        format!("serve on SQLite {}", figure(b))
+                    }),
+                serve.as_ref().map_or(f64::NAN, |b| r.rate / b.rate),
+            ),
+            Err(why) => skipped_line(&measure, why),
+        }
+    }
+}
+
+/// Issue 21's goals for `serve` (on SQLite), against the baselines run.
+fn goals(
+    serve: &Outcome,
+    app: Option<&Outcome>,
+    bare: Option<&Outcome>,
+    node_bare: Option<&Outcome>,
+    load: &str,
+) {
+    let ceiling = node_bare.map_or(String::new(), |b| format!("; bare Node {}", figure(b)));
+    if let Some(app) = app {
         let ratio = serve.rate / app.rate;
         result_line(
             &format!("serve events/s ({load})"),
@@ -979,15 +1312,14 @@ fn main() {
     result_line(
         &format!("serve p99 latency ({load})"),
         &format!("{:.1} ms", serve.p99_ms),
-        &app.as_ref()
-            .map_or("app's Node endpoint not measured".into(), |a| {
-                format!("app's Node endpoint p99 {:.1} ms", a.p99_ms)
-            }),
-        app.as_ref().map_or(f64::NAN, |a| serve.p99_ms / a.p99_ms),
+        &app.map_or("app's Node endpoint not measured".into(), |a| {
+            format!("app's Node endpoint p99 {:.1} ms", a.p99_ms)
+        }),
+        app.map_or(f64::NAN, |a| serve.p99_ms / a.p99_ms),
         &format!("<= {GOAL_P99_MS} ms"),
         serve.p99_ms <= GOAL_P99_MS,
     );
-    if let Some(bare) = &bare {
+    if let Some(bare) = bare {
         let ratio = serve.rate / bare.rate;
         result_line(
             &format!("serve events/s vs bare hyper, both out of process ({load})"),

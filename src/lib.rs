@@ -27,6 +27,12 @@ pub(crate) mod spill;
 pub(crate) mod store;
 pub(crate) mod stripe;
 pub(crate) mod sync;
+/// The throwaway PostgreSQL server of the tests (`tests/support/pg.rs`),
+/// one per test process, for the unit tests that need one.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../tests/support/pg.rs"]
+pub(crate) mod test_pg;
 pub(crate) mod truth;
 
 use std::process::ExitCode;

@@ -377,9 +377,7 @@ mod postgres {
 
 // The test PostgreSQL server of the integration tests, shared as is.
 #[cfg(test)]
-#[allow(dead_code)]
-#[path = "../../tests/support/pg.rs"]
-mod pg_support;
+use crate::test_pg as pg_support;
 
 #[cfg(test)]
 mod tests {

@@ -73,6 +73,10 @@ impl From<&Location> for Location {
 pub struct Store(Backend);
 
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a process holds one or two stores: their size does not matter"
+)]
 enum Backend {
     Sqlite(SqliteStore),
     Postgres(PgStore),

@@ -807,12 +807,6 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Log processed events, in one transaction.
-    #[cfg(test)]
-    pub(crate) fn log_events(&mut self, events: &[LoggedEvent<'_>]) -> anyhow::Result<()> {
-        self.logging(|log| events.iter().try_for_each(|e| log.log(e)))
-    }
-
     /// Log processed events as `f` finds them, all in one transaction that
     /// commits when `f` returns `Ok`: a run's log lands whole or not at all,
     /// and each page of the log is written once, not once per batch.
@@ -1302,8 +1296,6 @@ impl std::fmt::Debug for SqliteStore {
         f.debug_struct("Store").field("path", &self.path).finish()
     }
 }
-
-/// Resolve the store path from `--db`.
 
 #[cfg(test)]
 mod tests;

@@ -602,7 +602,7 @@ impl PgStore {
                 &mut PgDb(self),
                 "SELECT has_table_privilege(?1, 'INSERT, UPDATE')",
                 &[Arg::Text(&format!("{SCHEMA}.{table}"))],
-                |r| Ok(r.flag(0)?),
+                |r| r.flag(0),
             )?;
             if may != Some(true) {
                 missing.push(table);
@@ -1079,6 +1079,7 @@ impl PgStore {
             writer: Writer::on(PgDb(self), ""),
             marks,
             open: false,
+            locked: 0,
         };
         let out = f(&mut writes);
         let committed = writes.commit();
@@ -1240,7 +1241,16 @@ pub(crate) struct PgPassWrites<'c> {
     writer: Writer<PgDb<'c>>,
     marks: PassMarks,
     open: bool,
+    /// Customers' locks the open transaction holds (see [`LOCKS_PER_COMMIT`]).
+    locked: usize,
 }
+
+/// The most customers' locks a backfill's transaction holds before it
+/// commits. Advisory locks live in the server's shared lock table (about
+/// 6,400 entries at PostgreSQL's defaults, for every session at once), and
+/// a pass that committed only when the backfill decides (every few
+/// seconds) took thousands: "out of shared memory" on a fast machine.
+const LOCKS_PER_COMMIT: usize = 256;
 
 impl PgPassWrites<'_> {
     /// Write a page into the open transaction (opening one if needed).
@@ -1261,10 +1271,16 @@ impl PgPassWrites<'_> {
                 self.writer.set_now(super::now_rfc3339());
             }
             for w in page.writes {
+                if self.locked >= LOCKS_PER_COMMIT {
+                    store.batch("COMMIT; BEGIN")?;
+                    self.locked = 0;
+                }
                 if !store.try_lock_customer(&w.customer_id)? {
                     store.batch("COMMIT; BEGIN")?;
                     store.lock_customers(&[&w.customer_id])?;
+                    self.locked = 0;
                 }
+                self.locked += 1;
                 self.writer.apply_journaled(w, marks, page.listed)?;
             }
             if let Some(b) = page.checkpoint {
@@ -1274,6 +1290,7 @@ impl PgPassWrites<'_> {
         })();
         if let Err(e) = written {
             self.open = false;
+            self.locked = 0;
             store.rollback();
             return Err(store.failed(e));
         }
@@ -1281,6 +1298,7 @@ impl PgPassWrites<'_> {
     }
 
     pub(crate) fn commit(&mut self) -> anyhow::Result<()> {
+        self.locked = 0;
         if self.open {
             self.open = false;
             self.store

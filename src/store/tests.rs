@@ -2,9 +2,7 @@ use super::*;
 use crate::objects::Card;
 
 // The throwaway PostgreSQL server of the integration tests (read its header).
-#[allow(dead_code)]
-#[path = "../../tests/support/pg.rs"]
-mod pg;
+use crate::test_pg as pg;
 
 fn sub(id: &str, status: &str, created: i64) -> SubscriptionRecord {
     SubscriptionRecord {

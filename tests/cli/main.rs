@@ -1,8 +1,8 @@
 //! Tests of the `stripe-sync` binary: status, stdout and stderr together.
 
 mod audit;
-mod backends;
 mod audit_repair;
+mod backends;
 mod chaos;
 mod common;
 mod completions;

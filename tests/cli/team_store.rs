@@ -154,7 +154,7 @@ fn history_with(
     let tick = || fake.advance_clock(1);
     let cus = |i: usize| format!("cus_Team{i:04}");
     let user = |i: usize| format!("user_team_{i:04}");
-    let on_customer = |i: usize| user_on_customer || i % 3 != 0;
+    let on_customer = |i: usize| user_on_customer || !i.is_multiple_of(3);
     let sub_meta = |i: usize| match i % 3 {
         0 => json!({ "clerkUserId": user(i) }),
         _ => json!({}),

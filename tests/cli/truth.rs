@@ -668,6 +668,9 @@ fn chmod(p: &Path, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// A command run as the store's reader.
+type Reader<'a> = dyn Fn(&[&str]) -> Test + 'a;
+
 /// A store its reader may not write: an SQLite file (and dir) without
 /// write permission, or a PostgreSQL role with only `USAGE` on the schema
 /// and `SELECT` on its tables. Either can be inspected and checked, and
@@ -694,7 +697,7 @@ fn read_only_store_can_be_inspected_and_checked(b: Backend) {
     let written = rows(&site, &[]);
 
     // `stripe-sync ARGS --db STORE` as the reader.
-    let reader: Box<dyn Fn(&[&str]) -> Test> = match &site.store {
+    let reader: Box<Reader<'_>> = match &site.store {
         Store::Sqlite(store) => {
             for side in ["", "-wal", "-shm"] {
                 let p = PathBuf::from(format!("{}{side}", store.display()));
