@@ -24,7 +24,7 @@ function __fish_stripe_sync_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or postgres://USER:PASSWORD@HOST/DB for one shared by a team' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or a postgres:// URL for one shared by a team' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_needs_command" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
@@ -48,7 +48,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -s s -l 
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l signature -d 'The Stripe-Signature header value (a leading "Stripe-Signature:" is dropped)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l tolerance -d 'Maximum age of the timestamp in seconds; 0 disables the age check' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l now -d 'Judge the age as of this unix time instead of the clock' -r
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or postgres://USER:PASSWORD@HOST/DB for one shared by a team' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or a postgres:// URL for one shared by a team' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
@@ -61,7 +61,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -s h -l 
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand verify" -s V -l version -d 'Print version'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -s s -l secret -d 'Webhook signing secret (whsec_...); repeat it, or comma-separate the env var, for one v1= each (rotation: new one first)' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l timestamp -d 'Unix timestamp to sign with [default: now]' -r
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or postgres://USER:PASSWORD@HOST/DB for one shared by a team' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or a postgres:// URL for one shared by a team' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand sign" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
@@ -85,7 +85,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l api-b
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l api-version -d 'Stripe-Version header [default: from config, else 2025-06-30.basil]' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l max-rps -d 'Request rate ceiling, requests per second (> 0) [default: 20 for test keys, 80 for live keys]' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)' -r
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or postgres://USER:PASSWORD@HOST/DB for one shared by a team' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or a postgres:// URL for one shared by a team' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand replay" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
@@ -112,7 +112,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l api-b
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l api-version -d 'Stripe-Version header [default: from config, else 2025-06-30.basil]' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l max-rps -d 'Request rate ceiling, requests per second (> 0) [default: 20 for test keys, 80 for live keys]' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)' -r
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or postgres://USER:PASSWORD@HOST/DB for one shared by a team' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or a postgres:// URL for one shared by a team' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand resync" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
@@ -146,7 +146,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l api-ba
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l api-version -d 'Stripe-Version header [default: from config, else 2025-06-30.basil]' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l max-rps -d 'Request rate ceiling, requests per second (> 0) [default: 20 for test keys, 80 for live keys]' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)' -r
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or postgres://USER:PASSWORD@HOST/DB for one shared by a team' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or a postgres:// URL for one shared by a team' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand serve" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
@@ -170,7 +170,7 @@ unpaid\t''
 paused\t''
 none\t''
 deleted\t''"
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or postgres://USER:PASSWORD@HOST/DB for one shared by a team' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or a postgres:// URL for one shared by a team' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand inspect" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
@@ -203,7 +203,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l api-ba
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l api-version -d 'Stripe-Version header [default: from config, else 2025-06-30.basil]' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l max-rps -d 'Request rate ceiling, requests per second (> 0) [default: 20 for test keys, 80 for live keys]' -r
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l max-retries -d 'Retries of network errors, timeouts, 409, 429 and 5xx (0 to 20)' -r
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or postgres://USER:PASSWORD@HOST/DB for one shared by a team' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or a postgres:// URL for one shared by a team' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''
@@ -218,7 +218,7 @@ complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -s v -l v
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -l no-input -d 'Never prompt (implied by CI, or when stdin or stderr is not a terminal)'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -s h -l help -d 'Print help'
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand audit" -s V -l version -d 'Print version'
-complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or postgres://USER:PASSWORD@HOST/DB for one shared by a team' -r -F
+complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l db -d 'The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or a postgres:// URL for one shared by a team' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l config -d 'Routing config [default: stripe-sync.toml in the current directory, if present]' -r -F
 complete -c stripe-sync -n "__fish_stripe_sync_using_subcommand completions" -l color -d 'When to use colour (auto: NO_COLOR turns it off, CLICOLOR_FORCE on)' -r -f -a "auto\t''
 always\t''

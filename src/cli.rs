@@ -31,7 +31,7 @@ pub type Cli = Root<Command>;
 /// Options accepted before or after the command name.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
-    /// The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or postgres://USER:PASSWORD@HOST/DB for one shared by a team
+    /// The store: a file (PATH or sqlite:PATH, created with mode 0600 on first write), or a postgres:// URL for one shared by a team
     #[arg(long, global = true, env = "STRIPE_SYNC_DB", value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
 
