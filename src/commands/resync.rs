@@ -10,7 +10,7 @@ use crate::output::{Printer, fmt};
 use crate::runtime::Runtime;
 use crate::stripe::KeyMode;
 use crate::sync::backfill::Backfiller;
-use crate::sync::report::{CustomerReport, PassReports};
+use crate::sync::report::{CustomerReport, PassReports, Tally};
 use crate::sync::targeted::Lookup;
 use crate::sync::{Mode, Syncer};
 
@@ -123,26 +123,6 @@ pub fn run(args: &ResyncArgs, global: &GlobalArgs, printer: &Printer) -> anyhow:
     Ok(Status::from_problems(s.failed > 0 || drift))
 }
 
-/// What the reports add up to, counted as they are printed.
-#[derive(Debug, Default, Clone, Copy)]
-struct Tally {
-    customers: u64,
-    changed: u64,
-    failed: u64,
-    new: u64,
-}
-
-impl Tally {
-    fn see(self, r: &CustomerReport) -> Tally {
-        Tally {
-            customers: self.customers + u64::from(r.customer_id.is_some()),
-            changed: self.changed + u64::from(r.changed),
-            failed: self.failed + u64::from(r.error.is_some()),
-            new: self.new + u64::from(r.new),
-        }
-    }
-}
-
 /// What both kinds of resync need.
 struct Ctx<'a> {
     rt: &'a Runtime,
@@ -153,36 +133,15 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Wait (or, with `--no-wait`, refuse) while another process's
-    /// backfill holds the store: two passes at once would each settle
-    /// what the other had not listed yet.
-    fn hold_backfill_lock(&self, args: &ResyncArgs, syncer: &Syncer) -> anyhow::Result<()> {
-        let mut told = false;
-        while let Some(holder) = syncer.store().try_backfill_lock()? {
-            if args.no_wait {
-                anyhow::bail!(
-                    "another backfill is running on this store: {holder}; run again when it \
-                     ends (or without --no-wait, to wait for it)"
-                );
-            }
-            if !told {
-                self.printer.info(&format!(
-                    "another backfill is running on this store: {holder}; waiting for it to \
-                     end (Ctrl-C to stop, --no-wait to exit instead)"
-                ));
-                told = true;
-            }
-            self.rt.block_on(async {
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            })?;
-        }
-        Ok(())
-    }
-
     /// `--all`: the backfill, resumed when one was interrupted; the run's
     /// number, whose report is read from the store (see [`PassReports`]).
     fn backfill(&self, args: &ResyncArgs, syncer: &mut Syncer) -> anyhow::Result<i64> {
-        self.hold_backfill_lock(args, syncer)?;
+        crate::sync::backfill::hold_lock(syncer, self.rt, args.no_wait, |holder| {
+            self.printer.info(&format!(
+                "another backfill is running on this store: {holder}; waiting for it to \
+                 end (Ctrl-C to stop, --no-wait to exit instead)"
+            ));
+        })?;
         let started = Instant::now();
         // A pass that fetched nothing (a bad key, a dead API) left only its
         // start: running again is no resumption worth announcing.

@@ -482,7 +482,9 @@ impl<'a> Pass<'a> {
 /// transaction of the offline source.
 const CHUNK: usize = 1000;
 
-/// Run a replay through `syncer` (a dry run's syncer works on a copy).
+/// Run a replay through `syncer` (a dry run's syncer works on a copy):
+/// route every event, then settle and sync the routed customers a chunk
+/// at a time.
 pub(crate) fn run(
     plan: Plan<'_>,
     syncer: &mut Syncer,
@@ -500,17 +502,18 @@ pub(crate) fn run(
         interruptible,
         dry_run_fetches,
     } = plan;
-    let check = |rt: &Runtime| if interruptible { rt.check() } else { Ok(()) };
     let mut laps = Laps::start();
     let mut errors = input_errors;
+    let forwarding = forwarder.is_some();
     let mut pass = Pass::new(
         cfg,
         syncer.store(),
         Spool::for_feed(&feed)?,
         &progress.events,
     )?;
-    let forwarding = forwarder.is_some();
-    pass.route_all(feed, forwarder.as_mut(), &mut errors, || check(rt))?;
+    pass.route_all(feed, forwarder.as_mut(), &mut errors, || {
+        if interruptible { rt.check() } else { Ok(()) }
+    })?;
     progress.events.finish_and_clear();
     laps.lap("routing");
 
@@ -527,74 +530,43 @@ pub(crate) fn run(
     drop(seen);
     let customers_to_sync = facts.customers();
     let mut facts = facts.finish()?;
-    let mut api = live.map(|client| api_source(client, rt, cfg, interruptible, fetched));
+    let api = live.map(|client| api_source(client, rt, cfg, interruptible, fetched));
     let deliveries = finish_deliveries(forwarder, &mut summary);
     summary.dry_run = syncer.mode() == Mode::DryRun;
     progress.customers.set_length(customers_to_sync as u64);
     // Forwarding tests the endpoint: nothing is synced here. A live dry run
     // attempts no sync (unless asked to fetch): it says what would be synced.
     let said_only = api.is_some() && summary.dry_run && !dry_run_fetches;
-    // Offline, the state comes from the inputs' order; live, from the API.
-    let offline = api.is_none() && !forwarding;
-    let mut settler = Settler::new(pending);
-    let mut ambiguous = Vec::new();
-    let mut customers = Vec::new();
-    let mut failures = Vec::new();
-    let (mut resolving, mut syncing) = (Duration::ZERO, Duration::ZERO);
-    // A chunk of customers at a time (one transaction of the offline
-    // source): their snapshots, their settlement, their sync.
-    loop {
-        let clock = Instant::now();
-        let (mut chunk, snapshots) = facts.next_jobs(CHUNK)?;
-        if chunk.is_empty() {
-            break;
-        }
-        if said_only && !forwarding {
-            summary.customers_synced += chunk.len() as u64;
-        }
-        for job in &mut chunk {
-            settler.settle(
-                job,
-                snapshots,
-                syncer.store(),
-                api.as_mut(),
-                cfg,
-                &mut summary,
-            )?;
-        }
-        resolving += clock.elapsed();
-        if forwarding || said_only {
-            continue;
-        }
-        let clock = Instant::now();
-        let mut offline_source = Offline {
-            snapshots,
-            user_key: &cfg.user_key,
-        };
-        let source: &mut dyn crate::sync::Source = match api.as_mut() {
-            Some(api) => api,
-            None => &mut offline_source,
-        };
-        let results = syncer.sync(
-            source,
-            chunk,
-            interruptible.then_some(rt),
-            &progress.customers,
-        );
-        syncing += clock.elapsed();
-        let results = match results {
-            Ok(results) => results,
-            Err(e) => {
-                progress.customers.finish_and_clear();
-                return Err(e);
-            }
-        };
-        if offline {
-            ambiguous.extend(ambiguities(snapshots, &results));
-        }
-        tally(results, &mut summary, trace, &mut customers, &mut failures);
-    }
+    let mut chunks = Chunks {
+        syncer,
+        rt,
+        cfg,
+        progress,
+        trace,
+        interruptible,
+        forwarding,
+        said_only,
+        // Offline, the state comes from the inputs' order; live, from the API.
+        offline: api.is_none() && !forwarding,
+        api,
+        settler: Settler::new(pending),
+        synced: SyncedChunks::default(),
+    };
+    let all = chunks.sync_all(&mut facts, &mut summary);
     progress.customers.finish_and_clear();
+    all?;
+    let Chunks {
+        settler,
+        synced:
+            SyncedChunks {
+                customers,
+                mut failures,
+                mut ambiguous,
+                resolving,
+                syncing,
+            },
+        ..
+    } = chunks;
     laps.add("resolving", resolving);
     laps.add("syncing", syncing);
     sort_ambiguities(&mut ambiguous);
@@ -613,6 +585,121 @@ pub(crate) fn run(
         deliveries,
         log_events: !forwarding && syncer.mode() == Mode::Write,
     })
+}
+
+/// The routed customers' sync, a chunk at a time (one transaction of the
+/// offline source): each chunk's snapshots, its settlement, its sync.
+struct Chunks<'s, 'a> {
+    syncer: &'s mut Syncer,
+    rt: &'a Runtime,
+    cfg: &'a Config,
+    progress: &'a Progress,
+    trace: bool,
+    interruptible: bool,
+    /// `--forward-to`: nothing is synced.
+    forwarding: bool,
+    /// A live dry run: what would be synced is said, not attempted.
+    said_only: bool,
+    /// The state comes from the inputs (not the API).
+    offline: bool,
+    api: Option<ApiSource<'a>>,
+    settler: Settler,
+    synced: SyncedChunks,
+}
+
+/// What the chunks' syncs found.
+#[derive(Default)]
+struct SyncedChunks {
+    customers: Vec<(String, crate::store::WriteOutcome)>,
+    failures: Vec<SyncFailure>,
+    ambiguous: Vec<Ambiguity>,
+    resolving: Duration,
+    syncing: Duration,
+}
+
+impl Chunks<'_, '_> {
+    fn sync_all(
+        &mut self,
+        facts: &mut facts::Facts,
+        summary: &mut Summary,
+    ) -> Result<(), SyncError> {
+        loop {
+            let clock = Instant::now();
+            let (mut chunk, snapshots) = facts.next_jobs(CHUNK)?;
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            self.settle(&mut chunk, snapshots, summary)?;
+            self.synced.resolving += clock.elapsed();
+            if !self.forwarding && !self.said_only {
+                self.sync(chunk, snapshots, summary)?;
+            }
+        }
+    }
+
+    /// Settle what waited for the chunk's customers.
+    fn settle(
+        &mut self,
+        chunk: &mut [Job],
+        snapshots: &EventSnapshots,
+        summary: &mut Summary,
+    ) -> Result<(), SyncError> {
+        if self.said_only && !self.forwarding {
+            summary.customers_synced += chunk.len() as u64;
+        }
+        for job in chunk {
+            self.settler.settle(
+                job,
+                snapshots,
+                self.syncer.store(),
+                self.api.as_mut(),
+                self.cfg,
+                summary,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Sync the chunk's customers, from the inputs or the API, and count
+    /// what came of them.
+    fn sync(
+        &mut self,
+        chunk: Vec<Job>,
+        snapshots: &EventSnapshots,
+        summary: &mut Summary,
+    ) -> Result<(), SyncError> {
+        let clock = Instant::now();
+        let mut offline_source = Offline {
+            snapshots,
+            user_key: &self.cfg.user_key,
+        };
+        let source: &mut dyn crate::sync::Source = match self.api.as_mut() {
+            Some(api) => api,
+            None => &mut offline_source,
+        };
+        let results = self.syncer.sync(
+            source,
+            chunk,
+            self.interruptible.then_some(self.rt),
+            &self.progress.customers,
+        );
+        self.synced.syncing += clock.elapsed();
+        let results = results?;
+        if self.offline {
+            self.synced
+                .ambiguous
+                .extend(ambiguities(snapshots, &results));
+        }
+        let synced = &mut self.synced;
+        tally(
+            results,
+            summary,
+            self.trace,
+            &mut synced.customers,
+            &mut synced.failures,
+        );
+        Ok(())
+    }
 }
 
 /// Rule 1's ambiguities among the inputs, and rule 2's among each synced

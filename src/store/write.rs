@@ -1097,6 +1097,65 @@ mod tests {
     #[test]
     fn the_report_read_in_order_is_the_report_joined_at_random() {
         let mut s = SqliteStore::in_memory().unwrap();
+        store_before_the_run(&mut s);
+        let b = s.begin_backfill(50).unwrap();
+        let marks = PassMarks {
+            pass: b.pass,
+            run: s.begin_run().unwrap(),
+        };
+        let (customers, subs) = the_runs_writes();
+        s.pass_writes(marks, |out| -> anyhow::Result<()> {
+            out.write(&PassPage {
+                writes: &customers,
+                listed: true,
+                checkpoint: None,
+            })?;
+            out.write(&PassPage {
+                writes: &subs,
+                listed: false,
+                checkpoint: Some(&b),
+            })
+        })
+        .unwrap();
+
+        let joined = joined(&s, marks.run);
+        assert_eq!(
+            joined.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+            [
+                "cus_b_changes",
+                "cus_c_new",
+                "cus_d_loses_its_own",
+                "cus_f_deleted",
+                "cus_g_points_elsewhere",
+                "cus_h_same",
+                "cus_i_new_without",
+            ]
+        );
+        assert_each_outcome(&joined);
+
+        assert_eq!(run_len(&s.conn, marks.run).unwrap(), 7);
+        for page in [1, 2, 3, 7, 100] {
+            assert_eq!(
+                outcomes(&report(&s, marks.run, page)),
+                outcomes(&joined),
+                "pages of {page}"
+            );
+        }
+        // Without `subscriptions_customer`, by the subscription's id alone.
+        s.conn
+            .execute_batch("DROP INDEX subscriptions_customer")
+            .unwrap();
+        assert_eq!(outcomes(&report(&s, marks.run, 3)), outcomes(&joined));
+        // The next run reports only what it writes.
+        let again = s.begin_run().unwrap();
+        assert_eq!(run_len(&s.conn, again).unwrap(), 0);
+        assert!(report(&s, again, 10).is_empty());
+    }
+
+    /// The store before the run, at 10: customers that the run leaves the
+    /// same, changes, deletes, takes their subscription from, does not
+    /// write, or shows a subscription now kept under another customer.
+    fn store_before_the_run(s: &mut SqliteStore) {
         let listed = |s: &str, c: &str, status: &str| sub(s, c, status, 5);
         let current = |id: &str| Current::Listed(Some(id.into()), 10);
         // Before the run, at 10.
@@ -1126,12 +1185,12 @@ mod tests {
             11,
         ));
         s.apply(&before).unwrap();
+    }
 
-        let b = s.begin_backfill(50).unwrap();
-        let marks = PassMarks {
-            pass: b.pass,
-            run: s.begin_run().unwrap(),
-        };
+    /// The run's writes at 50: its customers listing, then its
+    /// subscriptions listing (and what settling writes).
+    fn the_runs_writes() -> (Vec<CustomerWrite>, Vec<CustomerWrite>) {
+        let listed = |s: &str, c: &str, status: &str| sub(s, c, status, 5);
         let customers: Vec<CustomerWrite> = [
             "cus_h_same",
             "cus_b_changes",
@@ -1183,33 +1242,11 @@ mod tests {
                 50,
             ),
         ];
-        s.pass_writes(marks, |out| -> anyhow::Result<()> {
-            out.write(&PassPage {
-                writes: &customers,
-                listed: true,
-                checkpoint: None,
-            })?;
-            out.write(&PassPage {
-                writes: &subs,
-                listed: false,
-                checkpoint: Some(&b),
-            })
-        })
-        .unwrap();
+        (customers, subs)
+    }
 
-        let joined = joined(&s, marks.run);
-        assert_eq!(
-            joined.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
-            [
-                "cus_b_changes",
-                "cus_c_new",
-                "cus_d_loses_its_own",
-                "cus_f_deleted",
-                "cus_g_points_elsewhere",
-                "cus_h_same",
-                "cus_i_new_without",
-            ]
-        );
+    /// Each customer's mapping before and after the run, as joined.
+    fn assert_each_outcome(joined: &[(String, WriteOutcome)]) {
         let status = |c: &str| {
             let (_, o) = joined.iter().find(|(id, _)| id == c).unwrap();
             (
@@ -1243,23 +1280,5 @@ mod tests {
             status("cus_i_new_without"),
             (None, Some("none".into()), true)
         );
-
-        assert_eq!(run_len(&s.conn, marks.run).unwrap(), 7);
-        for page in [1, 2, 3, 7, 100] {
-            assert_eq!(
-                outcomes(&report(&s, marks.run, page)),
-                outcomes(&joined),
-                "pages of {page}"
-            );
-        }
-        // Without `subscriptions_customer`, by the subscription's id alone.
-        s.conn
-            .execute_batch("DROP INDEX subscriptions_customer")
-            .unwrap();
-        assert_eq!(outcomes(&report(&s, marks.run, 3)), outcomes(&joined));
-        // The next run reports only what it writes.
-        let again = s.begin_run().unwrap();
-        assert_eq!(run_len(&s.conn, again).unwrap(), 0);
-        assert!(report(&s, again, 10).is_empty());
     }
 }

@@ -38,6 +38,35 @@ enum Listing {
     Subscriptions,
 }
 
+/// Hold the store's backfill lock for this run (see
+/// `Store::try_backfill_lock`): two passes at once would each settle what
+/// the other had not listed yet. While another process holds it, `waiting`
+/// is told once who does and the run waits (Ctrl-C stops it); with
+/// `no_wait`, it refuses instead.
+pub(crate) fn hold_lock(
+    syncer: &Syncer,
+    rt: &Runtime,
+    no_wait: bool,
+    waiting: impl FnOnce(&str),
+) -> anyhow::Result<()> {
+    let mut waiting = Some(waiting);
+    while let Some(holder) = syncer.store().try_backfill_lock()? {
+        if no_wait {
+            anyhow::bail!(
+                "another backfill is running on this store: {holder}; run again when it \
+                 ends (or without --no-wait, to wait for it)"
+            );
+        }
+        if let Some(tell) = waiting.take() {
+            tell(&holder);
+        }
+        rt.block_on(async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        })?;
+    }
+    Ok(())
+}
+
 /// One page of a listing, as it waits to be written: what the writes need
 /// of its objects, read where it was fetched (see [`Page`]).
 struct Listed {

@@ -165,3 +165,23 @@ impl Iterator for PassReports<'_> {
         }
     }
 }
+
+/// What a resync's reports add up to, counted as they are printed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tally {
+    pub customers: u64,
+    pub changed: u64,
+    pub failed: u64,
+    pub new: u64,
+}
+
+impl Tally {
+    pub(crate) fn see(self, r: &CustomerReport) -> Tally {
+        Tally {
+            customers: self.customers + u64::from(r.customer_id.is_some()),
+            changed: self.changed + u64::from(r.changed),
+            failed: self.failed + u64::from(r.error.is_some()),
+            new: self.new + u64::from(r.new),
+        }
+    }
+}
